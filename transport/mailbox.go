@@ -1,0 +1,669 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults for the zero fields of Mux.
+const (
+	DefaultNameTimeout = 10 * time.Second
+	DefaultMaxPending  = 256
+)
+
+// MaxNameLen is the longest mailbox name, in bytes.
+const MaxNameLen = 64
+
+const (
+	// mailboxQueueLen bounds the conns waiting in one mailbox for its
+	// owner's Accept; further ones are refused as busy.
+	mailboxQueueLen = 16
+	// nameBufSize is what the server reads at once during the name
+	// exchange; bytes past the CRLF are handed to the mailbox's owner.
+	nameBufSize = 512
+	// maxReplyLen bounds the server's reply line read by a client.
+	maxReplyLen = 512
+	// maxHelpLen bounds the HELP listing read by ListMailboxes.
+	maxHelpLen = 64 << 10
+)
+
+// Reasons sent in "-reason" replies.
+const (
+	reasonUnknown = "unknown mailbox"
+	reasonBusy    = "mailbox busy"
+	reasonBadName = "invalid mailbox name"
+)
+
+var (
+	errBadName     = errors.New("transport: invalid mailbox name")
+	errNameTooLong = errors.New("transport: mailbox name too long")
+)
+
+// A MailboxError is a server's refusal of a mailbox ("-reason" reply),
+// for example for an unknown name.
+type MailboxError struct {
+	Name   string // the requested name
+	Reason string // the server's text, non-printable bytes escaped
+}
+
+func (e *MailboxError) Error() string {
+	return fmt.Sprintf("transport: mailbox %q refused: %s", e.Name, e.Reason)
+}
+
+// ValidMailboxName reports whether name can name a mailbox: 1 to
+// MaxNameLen bytes of printable ASCII without spaces.
+func ValidMailboxName(name string) bool {
+	if name == "" || len(name) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !isNameByte(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isNameByte(b byte) bool { return b > ' ' && b < 0x7f }
+
+// A Mux serves named mailboxes on one listener with the TCPMUX convention
+// of RFC 1078: a client sends a mailbox name and CRLF; the Mux answers
+// "+" CRLF and hands the conn to that mailbox's listener, or "-reason" CRLF
+// and closes it. Names are case-insensitive. The name HELP lists the
+// announced mailboxes, one per CRLF-terminated line, and closes.
+//
+// Set the fields before calling Serve and do not change them afterwards.
+type Mux struct {
+	// NameTimeout bounds the whole name exchange of one conn, so a silent
+	// peer cannot hold a slot; 0 means DefaultNameTimeout.
+	NameTimeout time.Duration
+	// MaxPending caps the conns in the name exchange at once; a conn
+	// accepted beyond it is closed at once. 0 means DefaultMaxPending.
+	MaxPending int
+	// Logger, if set, receives refused and failed exchanges.
+	Logger *slog.Logger
+
+	l net.Listener
+
+	mu      sync.Mutex
+	closed  bool
+	closeCh chan struct{}         // closed by Close
+	boxes   map[string]*mailbox   // by lower-case name
+	pending map[net.Conn]struct{} // conns in the name exchange
+	wg      sync.WaitGroup        // exchange goroutines
+	err     error                 // result of l.Close
+}
+
+// NewMux returns a Mux serving mailboxes on l. The Mux owns l: Close
+// closes it.
+func NewMux(l net.Listener) *Mux {
+	return &Mux{
+		l:       l,
+		closeCh: make(chan struct{}),
+		boxes:   make(map[string]*mailbox),
+		pending: make(map[net.Conn]struct{}),
+	}
+}
+
+func (m *Mux) logger() *slog.Logger {
+	if m.Logger != nil {
+		return m.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Announce opens the mailbox name (see ValidMailboxName; "HELP" is
+// reserved) and returns its listener. Conns accepted from it have passed
+// the name exchange; bytes the client sent after its CRLF come out of them
+// first. Close of the listener withdraws the name and closes conns that
+// were not accepted yet. Addr of the listener is the Mux's address.
+func (m *Mux) Announce(name string) (net.Listener, error) {
+	if !ValidMailboxName(name) || strings.EqualFold(name, "help") {
+		return nil, fmt.Errorf("transport: announce %q: %w", name, errBadName)
+	}
+	key := strings.ToLower(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("transport: announce %q: %w", name, net.ErrClosed)
+	}
+	if _, ok := m.boxes[key]; ok {
+		return nil, fmt.Errorf("transport: announce %q: mailbox already announced", name)
+	}
+	b := &mailbox{
+		mux:   m,
+		name:  name,
+		key:   key,
+		queue: make(chan net.Conn, mailboxQueueLen),
+		done:  make(chan struct{}),
+	}
+	m.boxes[key] = b
+	return b, nil
+}
+
+// Serve accepts conns on the Mux's listener and runs the name exchange of
+// each in its own goroutine, until Close. It keeps serving while peers
+// stall: each exchange has a deadline (NameTimeout) and at most MaxPending
+// run at once. After Close it returns an error matching net.ErrClosed.
+func (m *Mux) Serve() error {
+	var delay time.Duration // backoff after a temporary Accept error
+	for {
+		c, err := m.l.Accept()
+		if err != nil {
+			select {
+			case <-m.closeCh:
+				return fmt.Errorf("transport: mux: %w", net.ErrClosed)
+			default:
+			}
+			if !temporaryAcceptError(err) {
+				return fmt.Errorf("transport: mux: %w", err)
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			m.logger().Warn("transport: accept", "err", err, "retry", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-m.closeCh:
+				t.Stop()
+			}
+			continue
+		}
+		delay = 0
+		m.start(c)
+	}
+}
+
+// temporaryAcceptError reports whether Accept may succeed later: the
+// process or system ran out of descriptors or memory.
+func temporaryAcceptError(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// start runs the name exchange of c in a goroutine, unless the Mux is
+// closed or MaxPending exchanges run already: then it closes c.
+func (m *Mux) start(c net.Conn) {
+	maxPending := m.MaxPending
+	if maxPending <= 0 {
+		maxPending = DefaultMaxPending
+	}
+	m.mu.Lock()
+	if m.closed || len(m.pending) >= maxPending {
+		closed := m.closed
+		m.mu.Unlock()
+		if !closed {
+			m.logger().Debug("transport: too many pending name exchanges", "peer", c.RemoteAddr().String())
+		}
+		_ = c.Close()
+		return
+	}
+	m.pending[c] = struct{}{}
+	m.wg.Add(1) // under mu, so never concurrent with Close's Wait at zero
+	m.mu.Unlock()
+	go m.exchange(c)
+}
+
+// exchange reads the mailbox name from c and answers it. Afterwards c is
+// either closed or handed to a mailbox, and the Mux never touches it again.
+func (m *Mux) exchange(c net.Conn) {
+	defer m.wg.Done()
+	handed := false
+	defer func() {
+		m.mu.Lock()
+		delete(m.pending, c)
+		m.mu.Unlock()
+		if !handed {
+			_ = c.Close()
+		}
+	}()
+	timeout := m.NameTimeout
+	if timeout <= 0 {
+		timeout = DefaultNameTimeout
+	}
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return
+	}
+	log := m.logger().With("peer", c.RemoteAddr().String())
+	name, rest, err := readName(c)
+	if err != nil {
+		log.Debug("transport: mailbox name exchange failed", "err", err)
+		if errors.Is(err, errBadName) || errors.Is(err, errNameTooLong) {
+			_, _ = io.WriteString(c, "-"+reasonBadName+"\r\n")
+		}
+		return
+	}
+	if strings.EqualFold(name, "help") {
+		_, _ = c.Write(m.helpText())
+		return
+	}
+	m.mu.Lock()
+	b := m.boxes[strings.ToLower(name)]
+	m.mu.Unlock()
+	if b == nil {
+		log.Debug("transport: unknown mailbox", "name", name)
+		_, _ = io.WriteString(c, "-"+reasonUnknown+"\r\n")
+		return
+	}
+	if reason := b.reserve(); reason != "" {
+		log.Debug("transport: mailbox refused", "name", name, "reason", reason)
+		_, _ = io.WriteString(c, "-"+reason+"\r\n")
+		return
+	}
+	if _, err := io.WriteString(c, "+\r\n"); err != nil {
+		b.release()
+		return
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		b.release()
+		return
+	}
+	m.mu.Lock()
+	delete(m.pending, c) // from now on Mux.Close reaches c through b
+	m.mu.Unlock()
+	handed = b.deliver(&mailboxConn{Conn: c, rest: rest})
+}
+
+// helpText lists the announced names, one per CRLF-terminated line.
+func (m *Mux) helpText() []byte {
+	m.mu.Lock()
+	names := make([]string, 0, len(m.boxes))
+	for _, key := range slices.Sorted(maps.Keys(m.boxes)) {
+		names = append(names, m.boxes[key].name)
+	}
+	m.mu.Unlock()
+	var buf bytes.Buffer
+	for _, n := range names {
+		buf.WriteString(n)
+		buf.WriteString("\r\n")
+	}
+	return buf.Bytes()
+}
+
+// Close closes the Mux's listener, every mailbox listener (their Accept
+// returns an error matching net.ErrClosed, and conns not accepted yet are
+// closed) and every conn still in the name exchange, then waits for the
+// goroutines Serve started. Close is idempotent; it returns the error of
+// closing the listener.
+func (m *Mux) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		m.wg.Wait()
+		return m.err
+	}
+	m.closed = true
+	close(m.closeCh)
+	m.err = m.l.Close()
+	boxes := slices.Collect(maps.Values(m.boxes))
+	clear(m.boxes)
+	for c := range m.pending {
+		_ = c.Close() // unblocks its exchange, which then exits
+	}
+	m.mu.Unlock()
+	for _, b := range boxes {
+		b.close()
+	}
+	m.wg.Wait()
+	return m.err
+}
+
+// readName reads "name CRLF" from r without losing bytes: it returns the
+// name and the bytes read past the CRLF. It reads in big chunks, not byte
+// by byte.
+func readName(r io.Reader) (name string, rest []byte, err error) {
+	buf := make([]byte, nameBufSize)
+	n := 0
+	for {
+		m, rerr := r.Read(buf[n:])
+		n += m
+		name, rest, done, err := scanName(buf[:n])
+		if done || err != nil {
+			return name, rest, err
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return "", nil, fmt.Errorf("transport: reading mailbox name: %w", rerr)
+		}
+	}
+}
+
+// scanName parses "name CRLF" at the start of b. done is false (and err
+// nil) while b is a valid but incomplete prefix, which is never longer
+// than MaxNameLen+1 bytes.
+func scanName(b []byte) (name string, rest []byte, done bool, err error) {
+	for i, c := range b {
+		if c == '\r' {
+			switch {
+			case i+1 == len(b):
+				return "", nil, false, nil
+			case b[i+1] != '\n' || i == 0:
+				return "", nil, false, errBadName
+			}
+			return string(b[:i]), bytes.Clone(b[i+2:]), true, nil
+		}
+		if i == MaxNameLen {
+			return "", nil, false, errNameTooLong
+		}
+		if !isNameByte(c) {
+			return "", nil, false, errBadName
+		}
+	}
+	return "", nil, false, nil
+}
+
+// A mailbox is the listener of one announced name.
+type mailbox struct {
+	mux   *Mux
+	name  string // as announced
+	key   string // lower case
+	queue chan net.Conn
+	done  chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	reserved int // conns answered "+" and not yet in queue
+}
+
+// reserve claims a place in the queue for a conn about to be answered
+// "+"; it returns a refusal reason if there is none.
+func (b *mailbox) reserve() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed:
+		return reasonUnknown
+	case b.reserved+len(b.queue) >= cap(b.queue):
+		return reasonBusy
+	}
+	b.reserved++
+	return ""
+}
+
+func (b *mailbox) release() {
+	b.mu.Lock()
+	b.reserved--
+	b.mu.Unlock()
+}
+
+// deliver puts c, which holds a reservation, in the queue and reports
+// whether it did; it does not if the mailbox was closed meanwhile.
+func (b *mailbox) deliver(c net.Conn) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reserved--
+	if b.closed {
+		return false
+	}
+	b.queue <- c // never blocks: the reservation kept a place
+	return true
+}
+
+// Accept waits for the next conn that asked for this mailbox.
+func (b *mailbox) Accept() (net.Conn, error) {
+	select {
+	case c := <-b.queue:
+		return c, nil
+	case <-b.done:
+		return nil, fmt.Errorf("transport: mailbox %q: %w", b.name, net.ErrClosed)
+	}
+}
+
+// Close withdraws the name and closes the conns not accepted yet.
+func (b *mailbox) Close() error {
+	if !b.close() {
+		return fmt.Errorf("transport: mailbox %q: %w", b.name, net.ErrClosed)
+	}
+	m := b.mux
+	m.mu.Lock()
+	if m.boxes[b.key] == b {
+		delete(m.boxes, b.key)
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// close closes the mailbox; it reports false if it was closed already.
+func (b *mailbox) close() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.closed = true
+	close(b.done)
+	for {
+		select {
+		case c := <-b.queue:
+			_ = c.Close() // never accepted: nobody else owns it
+		default:
+			return true
+		}
+	}
+}
+
+// Addr returns the address of the Mux's listener: dial it with
+// DialMailbox and this mailbox's name.
+func (b *mailbox) Addr() net.Addr { return b.mux.l.Addr() }
+
+// A mailboxConn is a conn handed out by a mailbox: its first Reads return
+// the bytes the Mux read past the name's CRLF.
+type mailboxConn struct {
+	net.Conn
+	mu   sync.Mutex
+	rest []byte
+}
+
+func (c *mailboxConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if len(c.rest) > 0 {
+		n := copy(p, c.rest)
+		c.rest = c.rest[n:]
+		c.mu.Unlock()
+		return n, nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+// Close drops bytes not read yet and closes the conn.
+func (c *mailboxConn) Close() error {
+	c.mu.Lock()
+	c.rest = nil
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes the underlying conn (TCP or Unix).
+func (c *mailboxConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("transport: CloseWrite: %w", errors.ErrUnsupported)
+}
+
+// DialMailbox dials address (see Dial for its forms) and asks for the
+// mailbox name. On failure it closes the conn; a refusal by the server is
+// a *MailboxError.
+func DialMailbox(ctx context.Context, address, name string) (net.Conn, error) {
+	if err := checkRequestName(name); err != nil {
+		return nil, err
+	}
+	c, err := Dial(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	if err := RequestMailbox(ctx, c, name); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func checkRequestName(name string) error {
+	if !ValidMailboxName(name) || strings.EqualFold(name, "help") {
+		return fmt.Errorf("transport: request %q: %w", name, errBadName)
+	}
+	return nil
+}
+
+// RequestMailbox runs the client half of the name exchange on conn: it
+// sends name and CRLF and reads the reply. A refusal is a *MailboxError.
+// It reads no byte past the reply, so whatever the mailbox's owner sends
+// next stays in conn. ctx bounds the exchange; RequestMailbox clears the
+// conn's deadline when it returns. It does not close conn.
+func RequestMailbox(ctx context.Context, conn net.Conn, name string) error {
+	if err := checkRequestName(name); err != nil {
+		return err
+	}
+	err := withContext(ctx, conn, func() error {
+		if _, err := io.WriteString(conn, name+"\r\n"); err != nil {
+			return err
+		}
+		line, err := readReply(conn)
+		if err != nil {
+			return err
+		}
+		switch {
+		case strings.HasPrefix(line, "+"):
+			return nil
+		case strings.HasPrefix(line, "-"):
+			return &MailboxError{Name: name, Reason: printable(line[1:])}
+		}
+		return fmt.Errorf("bad reply %q", line)
+	})
+	var me *MailboxError
+	if err != nil && !errors.As(err, &me) {
+		err = fmt.Errorf("transport: request mailbox %q: %w", name, err)
+	}
+	return err
+}
+
+// readReply reads one CRLF-terminated line, without its CRLF, and not one
+// byte more: each read asks for no more than the shortest possible rest of
+// the line, so "+" CRLF takes one read.
+func readReply(r io.Reader) (string, error) {
+	buf := make([]byte, maxReplyLen)
+	n := 0
+	want := 3 // "+" CRLF
+	for {
+		m, err := r.Read(buf[n : n+want])
+		n += m
+		if n >= 2 && buf[n-2] == '\r' && buf[n-1] == '\n' {
+			return string(buf[:n-2]), nil
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+		want = 2
+		if n > 0 && buf[n-1] == '\r' {
+			want = 1
+		}
+		if n+want > len(buf) {
+			return "", errors.New("reply too long")
+		}
+	}
+}
+
+// printable escapes bytes of s that are not printable ASCII, so a peer's
+// text cannot drive a terminal.
+func printable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= ' ' && c < 0x7f {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	return b.String()
+}
+
+// ListMailboxes asks the Mux at address (see Dial for its forms) for the
+// names of its mailboxes (HELP).
+func ListMailboxes(ctx context.Context, address string) ([]string, error) {
+	c, err := Dial(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var names []string
+	err = withContext(ctx, c, func() error {
+		if _, err := io.WriteString(c, "HELP\r\n"); err != nil {
+			return err
+		}
+		data, err := io.ReadAll(io.LimitReader(c, maxHelpLen+1))
+		if err != nil {
+			return err
+		}
+		if len(data) > maxHelpLen {
+			return errors.New("listing too long")
+		}
+		for line := range strings.Lines(string(data)) {
+			if name := strings.TrimRight(line, "\r\n"); name != "" {
+				names = append(names, printable(name))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("transport: list mailboxes: %w", err)
+	}
+	return names, nil
+}
+
+// withContext runs f, which does I/O on c, so that ctx's deadline and
+// cancellation interrupt it; afterwards c has no deadline.
+func withContext(ctx context.Context, c net.Conn, f func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		if err := c.SetDeadline(d); err != nil {
+			return err
+		}
+	}
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.SetDeadline(time.Unix(1, 0)) // in the past: pending I/O fails
+		close(interrupted)
+	})
+	err := f()
+	if !stop() {
+		<-interrupted
+		return ctx.Err()
+	}
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		// c may see ctx's deadline pass a moment before ctx does.
+		if d, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(d) {
+			return context.DeadlineExceeded
+		}
+	}
+	if derr := c.SetDeadline(time.Time{}); err == nil && derr != nil {
+		err = derr
+	}
+	return err
+}

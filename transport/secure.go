@@ -1,0 +1,312 @@
+package transport
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultHandshakeTimeout bounds a TLS handshake when
+// SecureConfig.HandshakeTimeout is 0.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// A SecureConfig configures one end of a secure stream.
+type SecureConfig struct {
+	// Key is this end's key (required). Its public half is sent to the
+	// peer in a self-signed certificate.
+	Key ed25519.PrivateKey
+	// HandshakeTimeout bounds the handshake; 0 means
+	// DefaultHandshakeTimeout. The ctx given to Client or Server bounds
+	// it too.
+	HandshakeTimeout time.Duration
+	// VerifyPeer, if set, is called during the handshake with the key the
+	// peer presented; an error aborts the handshake. (The handshake goes
+	// on to check that the peer holds the private half, so a key seen by
+	// VerifyPeer is trusted only once Client or Server succeeds.) Pin keys
+	// here: there are no certificate authorities, so without VerifyPeer
+	// any ed25519 key is accepted.
+	VerifyPeer func(ed25519.PublicKey) error
+}
+
+// A SecureConn is a TLS 1.3 stream whose ends are identified by ed25519
+// keys. It implements net.Conn; multiple goroutines may call its methods
+// simultaneously.
+type SecureConn struct {
+	conn *tls.Conn
+	raw  *recordConn // under conn
+	peer ed25519.PublicKey
+}
+
+// Client runs the client side of a TLS 1.3 handshake on conn, presenting
+// cfg.Key, and checks the server's key with cfg.VerifyPeer. The
+// SecureConn owns conn; on failure Client closes conn.
+//
+// With TLS 1.3 the client finishes its handshake before the server has
+// checked the client's key: a server that refuses the key makes the
+// client's first Read fail ("tls: bad certificate"), not Client.
+func Client(ctx context.Context, conn net.Conn, cfg *SecureConfig) (*SecureConn, error) {
+	return handshake(ctx, conn, cfg, false)
+}
+
+// Server runs the server side of a TLS 1.3 handshake on conn, presenting
+// cfg.Key. It requires the client to present an ed25519 key and checks it
+// with cfg.VerifyPeer. The SecureConn owns conn; on failure Server closes
+// conn.
+func Server(ctx context.Context, conn net.Conn, cfg *SecureConfig) (*SecureConn, error) {
+	return handshake(ctx, conn, cfg, true)
+}
+
+func handshake(ctx context.Context, conn net.Conn, cfg *SecureConfig, server bool) (*SecureConn, error) {
+	tc, peer, err := secureConfig(cfg)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	raw := &recordConn{Conn: conn}
+	var c *tls.Conn
+	if server {
+		c = tls.Server(raw, tc)
+	} else {
+		c = tls.Client(raw, tc)
+	}
+	timeout := cfg.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := c.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("transport: tls handshake: %w", err)
+	}
+	return &SecureConn{conn: c, raw: raw, peer: *peer}, nil
+}
+
+// secureConfig returns the tls.Config of one handshake and where its
+// verification stores the peer's key.
+func secureConfig(cfg *SecureConfig) (*tls.Config, *ed25519.PublicKey, error) {
+	if cfg == nil || len(cfg.Key) != ed25519.PrivateKeySize {
+		return nil, nil, errors.New("transport: SecureConfig needs an ed25519 Key")
+	}
+	cert, err := selfSigned(cfg.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	peer := new(ed25519.PublicKey)
+	tc := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		MaxVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &cert, nil
+		},
+		ClientAuth: tls.RequireAnyClientCert,
+		// There are no certificate authorities: the chain check is
+		// replaced by VerifyPeerCertificate.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			pub, err := peerKey(raw)
+			if err != nil {
+				return err
+			}
+			if cfg.VerifyPeer != nil {
+				if err := cfg.VerifyPeer(pub); err != nil {
+					return fmt.Errorf("transport: peer key refused: %w", err)
+				}
+			}
+			*peer = pub
+			return nil
+		},
+		SessionTicketsDisabled: true, // every connection checks its peer's key
+	}
+	return tc, peer, nil
+}
+
+// selfSigned makes a certificate for key's public half, signed by key.
+func selfSigned(key ed25519.PrivateKey) (tls.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("transport: certificate serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "rlogin"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(100 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("transport: certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// peerKey checks that raw is exactly one ed25519 certificate signed by its
+// own key, and returns that key. (The handshake itself then checks that
+// the peer holds the private half: TLS CertificateVerify.)
+func peerKey(raw [][]byte) (ed25519.PublicKey, error) {
+	if len(raw) != 1 {
+		return nil, fmt.Errorf("transport: peer sent %d certificates, want 1", len(raw))
+	}
+	cert, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return nil, fmt.Errorf("transport: peer certificate: %w", err)
+	}
+	pub, ok := cert.PublicKey.(ed25519.PublicKey)
+	if !ok || cert.SignatureAlgorithm != x509.PureEd25519 {
+		return nil, errors.New("transport: peer certificate is not ed25519")
+	}
+	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
+		return nil, fmt.Errorf("transport: peer certificate: %w", err)
+	}
+	return pub, nil
+}
+
+// PeerKey returns the key the peer presented in the handshake.
+func (c *SecureConn) PeerKey() ed25519.PublicKey { return c.peer }
+
+// PeerKey returns the peer's key of c if c is a *SecureConn.
+func PeerKey(c net.Conn) (ed25519.PublicKey, bool) {
+	sc, ok := c.(*SecureConn)
+	if !ok {
+		return nil, false
+	}
+	return sc.peer, true
+}
+
+// Read reads data; it returns io.EOF after the peer's CloseWrite or Close.
+func (c *SecureConn) Read(b []byte) (int, error) { return c.conn.Read(b) }
+
+// Write sends b in TLS records as large as the protocol allows. A write
+// deadline that passes does not break the conn: Write returns the timeout
+// error, and the record it interrupted is finished by the next write.
+func (c *SecureConn) Write(b []byte) (int, error) {
+	if c.raw.writeDeadlinePassed() {
+		return 0, &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(),
+			Addr: c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
+	}
+	n := 0
+	for {
+		// In chunks, so a timeout leaves at most one chunk in memory.
+		m, err := c.conn.Write(b[:min(len(b), writeChunk)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if err := c.raw.takeTimeout(); err != nil {
+			return n, err
+		}
+		b = b[m:]
+		if len(b) == 0 {
+			return n, nil
+		}
+	}
+}
+
+// Close sends close_notify (bounded by the write deadline) and closes the
+// underlying conn.
+func (c *SecureConn) Close() error { return c.conn.Close() }
+
+// CloseWrite ends the stream in this direction (TLS close_notify): the
+// peer's Read returns io.EOF while it can still write to this end.
+func (c *SecureConn) CloseWrite() error { return c.conn.CloseWrite() }
+
+func (c *SecureConn) LocalAddr() net.Addr                { return c.conn.LocalAddr() }
+func (c *SecureConn) RemoteAddr() net.Addr               { return c.conn.RemoteAddr() }
+func (c *SecureConn) SetDeadline(t time.Time) error      { return c.conn.SetDeadline(t) }
+func (c *SecureConn) SetReadDeadline(t time.Time) error  { return c.conn.SetReadDeadline(t) }
+func (c *SecureConn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+
+// ConnectionState returns details of the TLS connection.
+func (c *SecureConn) ConnectionState() tls.ConnectionState { return c.conn.ConnectionState() }
+
+// writeChunk is the most a SecureConn passes to tls.Conn.Write at once: a
+// multiple of the largest TLS record (16 KiB).
+const writeChunk = 64 << 10
+
+// A recordConn is the conn under a SecureConn's tls.Conn. tls.Conn treats
+// any failed write as fatal, since part of a record may be on the wire; so
+// when a write times out, recordConn keeps the unwritten bytes, reports
+// success to tls.Conn and the timeout to SecureConn.Write, and sends the
+// kept bytes before anything else on the next write. The TLS stream stays
+// intact and a write deadline works as on a plain net.Conn.
+type recordConn struct {
+	net.Conn
+	writeDeadline atomic.Int64          // Unix ns; 0 = none
+	timeout       atomic.Pointer[error] // a write timed out
+	mu            sync.Mutex            // guards pending
+	pending       []byte                // written to tls.Conn, not yet to Conn
+}
+
+func (c *recordConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) > 0 {
+		n, err := c.Conn.Write(c.pending)
+		c.pending = c.pending[n:]
+		if err != nil {
+			return c.keep(p, err)
+		}
+		c.pending = nil
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		return c.keep(p[n:], err)
+	}
+	return n, nil
+}
+
+// keep keeps the unwritten p if err is a timeout.
+func (c *recordConn) keep(p []byte, err error) (int, error) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, err // fatal for tls.Conn, as it should be
+	}
+	c.pending = append(c.pending, p...)
+	c.timeout.Store(&err)
+	return len(p), nil
+}
+
+// takeTimeout returns and clears the timeout of a write.
+func (c *recordConn) takeTimeout() error {
+	if err := c.timeout.Swap(nil); err != nil {
+		return *err
+	}
+	return nil
+}
+
+func (c *recordConn) writeDeadlinePassed() bool {
+	d := c.writeDeadline.Load()
+	return d != 0 && time.Now().UnixNano() >= d
+}
+
+func (c *recordConn) setWriteDeadline(t time.Time) {
+	if t.IsZero() {
+		c.writeDeadline.Store(0)
+	} else {
+		c.writeDeadline.Store(t.UnixNano())
+	}
+}
+
+func (c *recordConn) SetDeadline(t time.Time) error {
+	c.setWriteDeadline(t)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *recordConn) SetWriteDeadline(t time.Time) error {
+	c.setWriteDeadline(t)
+	return c.Conn.SetWriteDeadline(t)
+}

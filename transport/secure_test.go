@@ -1,0 +1,437 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/nettest"
+)
+
+func newKey(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// tcpPair returns two connected loopback TCP conns.
+func tcpPair(t testing.TB) (server, client net.Conn) {
+	t.Helper()
+	l, err := Listen(testCtx(t), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	server, client, err = connPair(l, func(ctx context.Context) (net.Conn, error) {
+		return Dial(ctx, l.Addr().String())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return server, client
+}
+
+type handshakeResult struct {
+	c   *SecureConn
+	err error
+}
+
+// handshakePair runs Server on srv and Client on cli at the same time.
+func handshakePair(ctx context.Context, srv, cli net.Conn, scfg, ccfg *SecureConfig) (s, c handshakeResult) {
+	ch := make(chan handshakeResult, 1)
+	go func() {
+		c, err := Server(ctx, srv, scfg)
+		ch <- handshakeResult{c, err}
+	}()
+	c.c, c.err = Client(ctx, cli, ccfg)
+	return <-ch, c
+}
+
+// securePipe makes pipes of secure conns over loopback TCP.
+func securePipe(t *testing.T) nettest.MakePipe {
+	skey, ckey := newKey(t), newKey(t)
+	return func() (c1, c2 net.Conn, stop func(), err error) {
+		srv, cli := tcpPair(t)
+		s, c := handshakePair(context.Background(), srv, cli, &SecureConfig{Key: skey}, &SecureConfig{Key: ckey})
+		if err := errors.Join(s.err, c.err); err != nil {
+			closeSecure(s.c, c.c)
+			return nil, nil, nil, err
+		}
+		return s.c, c.c, func() { closeSecure(s.c, c.c) }, nil
+	}
+}
+
+func closeSecure(cs ...*SecureConn) {
+	for _, c := range cs {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
+
+func TestConnSecure(t *testing.T) { nettest.TestConn(t, securePipe(t)) }
+
+func TestSecurePeerKeys(t *testing.T) {
+	skey, ckey := newKey(t), newKey(t)
+	var sawClient, sawServer ed25519.PublicKey
+	scfg := &SecureConfig{Key: skey, VerifyPeer: func(k ed25519.PublicKey) error { sawClient = k; return nil }}
+	ccfg := &SecureConfig{Key: ckey, VerifyPeer: func(k ed25519.PublicKey) error { sawServer = k; return nil }}
+	srv, cli := tcpPair(t)
+	s, c := handshakePair(testCtx(t), srv, cli, scfg, ccfg)
+	defer closeSecure(s.c, c.c)
+	if err := errors.Join(s.err, c.err); err != nil {
+		t.Fatal(err)
+	}
+	spub, cpub := skey.Public().(ed25519.PublicKey), ckey.Public().(ed25519.PublicKey)
+	if !s.c.PeerKey().Equal(cpub) || !sawClient.Equal(cpub) {
+		t.Errorf("server sees client key %x (VerifyPeer %x), want %x", s.c.PeerKey(), sawClient, cpub)
+	}
+	if !c.c.PeerKey().Equal(spub) || !sawServer.Equal(spub) {
+		t.Errorf("client sees server key %x (VerifyPeer %x), want %x", c.c.PeerKey(), sawServer, spub)
+	}
+	var conn net.Conn = c.c
+	if k, ok := PeerKey(conn); !ok || !k.Equal(spub) {
+		t.Errorf("PeerKey(client conn) = %x, %v", k, ok)
+	}
+	if _, ok := PeerKey(srv); ok {
+		t.Error("PeerKey of a plain conn reported a key")
+	}
+	if v := c.c.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Errorf("TLS version %x, want 1.3", v)
+	}
+	roundTrip(t, s.c, c.c)
+	roundTrip(t, c.c, s.c)
+}
+
+func TestSecureVerifyPeerRejects(t *testing.T) {
+	skey, ckey, other := newKey(t), newKey(t), newKey(t)
+	pin := func(want ed25519.PrivateKey) func(ed25519.PublicKey) error {
+		return func(k ed25519.PublicKey) error {
+			if !k.Equal(want.Public()) {
+				return errors.New("unexpected key")
+			}
+			return nil
+		}
+	}
+	t.Run("server refuses client", func(t *testing.T) {
+		srv, cli := tcpPair(t)
+		s, c := handshakePair(testCtx(t), srv, cli,
+			&SecureConfig{Key: skey, VerifyPeer: pin(other)},
+			&SecureConfig{Key: ckey, VerifyPeer: pin(skey)})
+		defer closeSecure(s.c, c.c)
+		if s.err == nil || !strings.Contains(s.err.Error(), "unexpected key") {
+			t.Errorf("Server: %v, want the VerifyPeer error", s.err)
+		}
+		if c.err == nil {
+			// TLS 1.3: the client finished first; its first Read fails.
+			_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.c.Read(make([]byte, 1)); err == nil || errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("client Read after refusal: %v, want a TLS alert", err)
+			}
+		}
+	})
+	t.Run("client refuses server", func(t *testing.T) {
+		srv, cli := tcpPair(t)
+		s, c := handshakePair(testCtx(t), srv, cli,
+			&SecureConfig{Key: skey, VerifyPeer: pin(ckey)},
+			&SecureConfig{Key: ckey, VerifyPeer: pin(other)})
+		defer closeSecure(s.c, c.c)
+		if c.err == nil || !strings.Contains(c.err.Error(), "unexpected key") {
+			t.Errorf("Client: %v, want the VerifyPeer error", c.err)
+		}
+		if s.err == nil {
+			t.Error("Server succeeded after the client refused it")
+		}
+	})
+}
+
+// ecdsaCert makes a self-signed ECDSA certificate: the wrong kind of key.
+func ecdsaCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func TestSecureRefusesOtherPeers(t *testing.T) {
+	key := newKey(t)
+	cert := ecdsaCert(t)
+	edCert, err := selfSigned(newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		peer *tls.Config
+	}{
+		{"ecdsa client", &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}},
+		{"client without certificate", &tls.Config{InsecureSkipVerify: true}},
+		{"TLS 1.2 client", &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{edCert}, MaxVersion: tls.VersionTLS12}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, cli := tcpPair(t)
+			tc := tls.Client(cli, tt.peer)
+			defer tc.Close()
+			done := make(chan error, 1)
+			go func() {
+				_ = tc.HandshakeContext(testCtx(t))
+				// With TLS 1.3 the refusal reaches the client on Read.
+				_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err := tc.Read(make([]byte, 1))
+				done <- err
+			}()
+			sc, err := Server(testCtx(t), srv, &SecureConfig{Key: key})
+			if err == nil {
+				_ = sc.Close()
+				t.Fatal("Server accepted the peer")
+			}
+			t.Logf("Server: %v", err)
+			<-done
+		})
+	}
+	t.Run("ecdsa server", func(t *testing.T) {
+		srv, cli := tcpPair(t)
+		ts := tls.Server(srv, &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert})
+		defer ts.Close()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = ts.HandshakeContext(testCtx(t))
+		}()
+		c, err := Client(testCtx(t), cli, &SecureConfig{Key: key})
+		if err == nil {
+			_ = c.Close()
+			t.Fatal("Client accepted an ECDSA server")
+		}
+		t.Logf("Client: %v", err)
+		<-done
+	})
+}
+
+func TestPeerKeyChecks(t *testing.T) {
+	good, err := selfSigned(newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	der := good.Certificate[0]
+	if _, err := peerKey([][]byte{der}); err != nil {
+		t.Errorf("own certificate refused: %v", err)
+	}
+	tampered := bytes.Clone(der)
+	tampered[len(tampered)-1] ^= 1 // in the signature
+	for name, raw := range map[string][][]byte{
+		"none":     nil,
+		"two":      {der, der},
+		"garbage":  {[]byte("not a certificate")},
+		"ecdsa":    {ecdsaCert(t).Certificate[0]},
+		"tampered": {tampered},
+	} {
+		if _, err := peerKey(raw); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestSecureHandshakeTimeout(t *testing.T) {
+	key := newKey(t)
+	for _, side := range []string{"server", "client"} {
+		t.Run(side, func(t *testing.T) {
+			srv, cli := tcpPair(t)
+			defer srv.Close()
+			defer cli.Close()
+			cfg := &SecureConfig{Key: key, HandshakeTimeout: 200 * time.Millisecond}
+			start := time.Now()
+			var err error
+			var c *SecureConn
+			if side == "server" {
+				c, err = Server(testCtx(t), srv, cfg) // cli stays silent
+			} else {
+				c, err = Client(testCtx(t), cli, cfg) // srv never answers
+			}
+			if err == nil {
+				_ = c.Close()
+				t.Fatal("handshake with a silent peer succeeded")
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("error %v, want context.DeadlineExceeded", err)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("gave up after %v", d)
+			}
+		})
+	}
+	t.Run("ctx", func(t *testing.T) {
+		srv, cli := tcpPair(t)
+		defer cli.Close()
+		ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
+		defer cancel()
+		if c, err := Server(ctx, srv, &SecureConfig{Key: key}); !errors.Is(err, context.DeadlineExceeded) {
+			if c != nil {
+				_ = c.Close()
+			}
+			t.Errorf("error %v, want context.DeadlineExceeded", err)
+		}
+	})
+}
+
+func TestSecureCloseWrite(t *testing.T) {
+	srv, cli := tcpPair(t)
+	s, c := handshakePair(testCtx(t), srv, cli, &SecureConfig{Key: newKey(t)}, &SecureConfig{Key: newKey(t)})
+	defer closeSecure(s.c, c.c)
+	if err := errors.Join(s.err, c.err); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.c.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = c.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c.c, "request"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(s.c) // ends at the client's close_notify
+	if err != nil || string(got) != "request" {
+		t.Fatalf("server read %q, %v", got, err)
+	}
+	if _, err := io.WriteString(s.c, "response"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(c.c)
+	if err != nil || string(got) != "response" {
+		t.Fatalf("client read %q, %v after its CloseWrite", got, err)
+	}
+	if _, err := io.WriteString(c.c, "more"); err == nil {
+		t.Error("Write after CloseWrite succeeded")
+	}
+}
+
+func TestSecureConfigNeedsKey(t *testing.T) {
+	for _, cfg := range []*SecureConfig{nil, {}, {Key: ed25519.PrivateKey("short")}} {
+		srv, cli := tcpPair(t)
+		if c, err := Server(testCtx(t), srv, cfg); err == nil {
+			_ = c.Close()
+			t.Fatalf("Server with config %v succeeded", cfg)
+		}
+		// Server closed srv: the peer sees EOF.
+		_ = cli.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := cli.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Errorf("peer read %v, want EOF", err)
+		}
+		_ = cli.Close()
+	}
+}
+
+// TestSecureOverMailbox runs the whole stack of a secure login: a mailbox
+// of a Mux, then TLS on the conns it hands out.
+func TestSecureOverMailbox(t *testing.T) {
+	for _, address := range []string{"127.0.0.1:0", unixAddr(t)} {
+		m, addr := startMux(t, address, nil)
+		box := announce(t, m, "login")
+		srv, cli, err := connPair(box, func(ctx context.Context) (net.Conn, error) {
+			return DialMailbox(ctx, addr, "login")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, c := handshakePair(testCtx(t), srv, cli, &SecureConfig{Key: newKey(t)}, &SecureConfig{Key: newKey(t)})
+		if err := errors.Join(s.err, c.err); err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, c.c, s.c)
+		roundTrip(t, s.c, c.c)
+		closeSecure(s.c, c.c)
+	}
+}
+
+// TestSecureWriteTimeoutRecovers checks that a write deadline passing in
+// the middle of a TLS record does not break the stream.
+func TestSecureWriteTimeoutRecovers(t *testing.T) {
+	srv, cli := tcpPair(t)
+	s, c := handshakePair(testCtx(t), srv, cli, &SecureConfig{Key: newKey(t)}, &SecureConfig{Key: newKey(t)})
+	defer closeSecure(s.c, c.c)
+	if err := errors.Join(s.err, c.err); err != nil {
+		t.Fatal(err)
+	}
+	pattern := func(i int) byte { return byte(i*7 + i/251) }
+	chunk := make([]byte, 50_000) // not a multiple of the record size
+	written := 0
+	// The server does not read: the buffers fill and a write times out.
+	_ = c.c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	for {
+		for i := range chunk {
+			chunk[i] = pattern(written + i)
+		}
+		n, err := c.c.Write(chunk)
+		written += n
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("Write: %v, want a timeout", err)
+			}
+			break
+		}
+		if written > 1<<30 {
+			t.Fatal("no timeout after 1 GiB")
+		}
+	}
+	if n, err := c.c.Write([]byte("x")); n != 0 || err == nil {
+		t.Errorf("Write with a past deadline: %d, %v", n, err)
+	}
+	_ = c.c.SetWriteDeadline(time.Time{})
+
+	readErr := make(chan error, 1)
+	go func() {
+		_ = s.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, written+3)
+		if _, err := io.ReadFull(s.c, buf); err != nil {
+			readErr <- err
+			return
+		}
+		for i := range written {
+			if buf[i] != pattern(i) {
+				readErr <- errors.New("stream corrupted at byte " + strconv.Itoa(i))
+				return
+			}
+		}
+		if string(buf[written:]) != "end" {
+			readErr <- errors.New("tail " + string(buf[written:]))
+			return
+		}
+		readErr <- nil
+	}()
+	if _, err := io.WriteString(c.c, "end"); err != nil {
+		t.Fatalf("Write after the timeout: %v", err)
+	}
+	if err := <-readErr; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bytes intact across the timeout", written)
+}
