@@ -1,0 +1,377 @@
+package pty
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	creack "github.com/creack/pty"
+	"golang.org/x/sys/unix"
+)
+
+// maxDrainAfterExit bounds the output ReadOutput still returns once the child has
+// exited. Everything the child itself wrote fits in the kernel's pty buffers
+// (a few tens of KiB), so this never cuts the shell's last output; it only stops
+// a background process that keeps writing to the terminal from holding the
+// session open forever.
+const maxDrainAfterExit = 1 << 20
+
+// PTY is a command running on a pseudo-terminal; the PTY holds the master side.
+//
+// All methods may be called from any goroutine. Calls to ReadOutput are
+// serialized (one output pump is expected); the other methods may run
+// concurrently with ReadOutput and with each other.
+type PTY struct {
+	cmd    *exec.Cmd
+	pid    int
+	master *os.File        // non-blocking and registered with the netpoller
+	raw    syscall.RawConn // master's, for ioctls and the non-blocking drain
+
+	exited    chan struct{} // closed by watchExit once the child has exited (it is then at least a zombie)
+	watchDone chan struct{} // closed when watchExit has returned
+
+	readMu   sync.Mutex // one ReadOutput at a time; guards the fields below
+	small    [2]byte    // packet buffer for callers passing a 1-byte b
+	drained  int        // bytes read since the child exited
+	finished bool       // io.EOF has been returned
+
+	sigMu  sync.Mutex // orders Hangup against the reap
+	reaped bool       // guarded by sigMu: the child is being or has been reaped
+	hangup sync.Once
+
+	waitOnce sync.Once
+	state    *os.ProcessState
+	waitErr  error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts cmd on a new pseudo-terminal of size sz and returns the PTY holding its master side.
+//
+// The command runs as a session leader (setsid) with the pty as its controlling terminal
+// and as its standard input, output and error; cmd.Stdin, cmd.Stdout and cmd.Stderr must be nil.
+// Other cmd.SysProcAttr fields (credentials, for instance) are kept; its Setsid, Setctty, Ctty,
+// Setpgid, Foreground and Noctty fields are overridden. The window size is set and the master
+// is put into packet mode (TIOCPKT) before the command starts. The master descriptor is
+// close-on-exec, and the parent's copy of the slave is closed once the command has started.
+//
+// The child is reaped by Wait, which the caller must call.
+func Start(cmd *exec.Cmd, sz Size) (*PTY, error) {
+	if cmd.Stdin != nil || cmd.Stdout != nil || cmd.Stderr != nil {
+		return nil, errors.New("pty: start: cmd.Stdin, cmd.Stdout and cmd.Stderr must be nil")
+	}
+	m, tty, err := creack.Open()
+	if err != nil {
+		return nil, fmt.Errorf("pty: open: %w", err)
+	}
+	defer func() { _ = tty.Close() }() // best effort; the child has its own copies
+	master, err := pollable(m)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := master.SyscallConn()
+	if err != nil {
+		_ = master.Close() // best effort
+		return nil, fmt.Errorf("pty: start: %w", err)
+	}
+	err = control(raw, func(fd int) error {
+		ws := unix.Winsize{Row: sz.Rows, Col: sz.Cols, Xpixel: sz.X, Ypixel: sz.Y}
+		if err := unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &ws); err != nil {
+			return fmt.Errorf("set window size: %w", err)
+		}
+		if err := unix.IoctlSetPointerInt(fd, unix.TIOCPKT, 1); err != nil {
+			return fmt.Errorf("set packet mode: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		_ = master.Close() // best effort
+		return nil, fmt.Errorf("pty: start: %w", err)
+	}
+
+	var attr syscall.SysProcAttr
+	if cmd.SysProcAttr != nil {
+		attr = *cmd.SysProcAttr
+	}
+	attr.Setsid = true   // a new session, so that the pty can become its controlling terminal
+	attr.Setctty = true  // TIOCSCTTY on ...
+	attr.Ctty = 0        // ... the child's descriptor 0, the slave
+	attr.Setpgid = false // setsid already made the child a process group leader
+	attr.Foreground = false
+	attr.Noctty = false
+	cmd.SysProcAttr = &attr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	if err := cmd.Start(); err != nil {
+		_ = master.Close() // best effort
+		return nil, fmt.Errorf("pty: start: %w", err)
+	}
+	p := &PTY{
+		cmd:       cmd,
+		pid:       cmd.Process.Pid,
+		master:    master,
+		raw:       raw,
+		exited:    make(chan struct{}),
+		watchDone: make(chan struct{}),
+	}
+	go p.watchExit()
+	return p, nil
+}
+
+// pollable returns a copy of the master m that Go's netpoller manages, and closes m.
+//
+// creack/pty's Open calls m.Fd() for its ioctls, and Fd puts an *os.File into
+// blocking mode for good: a Read then blocks a thread in read(2), read deadlines
+// never fire, and Close does not interrupt a pending Read (the descriptor is only
+// released once that read returns, which for an idle shell is never). A duplicate
+// with O_NONBLOCK set is registered with the netpoller by os.NewFile, so deadlines
+// work and Close unblocks a pending ReadOutput. F_DUPFD_CLOEXEC keeps the master
+// out of the child (os/exec does not close inherited descriptors).
+func pollable(m *os.File) (*os.File, error) {
+	defer func() { _ = m.Close() }() // best effort; the duplicate is used from now on
+	fd, err := unix.FcntlInt(m.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pty: dup master: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd) // best effort
+		return nil, fmt.Errorf("pty: set master non-blocking: %w", err)
+	}
+	return os.NewFile(uintptr(fd), m.Name()), nil
+}
+
+// control runs f on the descriptor behind rc. The descriptor stays valid while f
+// runs, even if Close is called meanwhile.
+func control(rc syscall.RawConn, f func(fd int) error) error {
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		// Control fails only once the file is closed, with an internal error
+		// ("use of closed file") that does not match os.ErrClosed: report that one.
+		return os.ErrClosed
+	}
+	return ferr
+}
+
+// watchExit waits, without reaping, until the child has exited, then wakes up
+// a ReadOutput blocked in the netpoller so that it drains what is left and
+// returns io.EOF even if another process still holds the slave open.
+// Not reaping keeps the child's pid, which is also its process group id,
+// reserved until Wait (see Hangup).
+func (p *PTY) watchExit() {
+	defer close(p.watchDone)
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break // nil, or ECHILD if the child was reaped behind our back: gone either way
+		}
+	}
+	close(p.exited)
+	_ = p.master.SetReadDeadline(time.Now()) // fails only once Close has been called
+}
+
+// Pid returns the child's process id, which is also its session and process group id.
+func (p *PTY) Pid() int { return p.pid }
+
+// ReadOutput reads the child's output into b with one read(2); callers should pass
+// a large buffer (32 KiB). The packet-mode status byte is removed, and status packets
+// that concern only flow control are skipped. flushed reports that the line
+// discipline discarded output that had not been read yet (TIOCPKT_FLUSHWRITE, after
+// an interrupt character such as ^C); such a call returns no bytes, and the bytes
+// later calls return were written after the flush.
+//
+// ReadOutput returns io.EOF when the slave side is closed (read(2) fails with EIO),
+// and also once the child has exited and no output is pending any more, so that a
+// background process that keeps the terminal open cannot keep the session alive.
+// All output the child wrote before it exited is returned before io.EOF.
+// After Close, ReadOutput (even one already blocked) returns an error matching os.ErrClosed.
+func (p *PTY) ReadOutput(b []byte) (n int, flushed bool, err error) {
+	p.readMu.Lock()
+	defer p.readMu.Unlock()
+	if len(b) == 0 {
+		return 0, false, nil
+	}
+	buf := b
+	if len(b) == 1 {
+		buf = p.small[:] // room for the status byte and one byte of data
+	}
+	for {
+		if p.finished {
+			return 0, false, io.EOF
+		}
+		n, err := p.readPacket(buf)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, syscall.EIO) {
+				p.finished = true
+				return 0, false, io.EOF
+			}
+			return 0, false, fmt.Errorf("pty: read output: %w", err)
+		}
+		if n == 0 {
+			p.finished = true // read(2) returned 0: end of file
+			return 0, false, io.EOF
+		}
+		if buf[0] == unix.TIOCPKT_DATA {
+			return copy(b, buf[1:n]), false, nil // copy handles the overlap when buf is b
+		}
+		if buf[0]&unix.TIOCPKT_FLUSHWRITE != 0 {
+			return 0, true, nil
+		}
+		// Another status change (flow control, input flush): nothing for the caller.
+	}
+}
+
+// readPacket does one read(2) of a packet-mode packet into buf: through the netpoller
+// while the child runs, without waiting once it has exited. It returns io.EOF when
+// the child has exited and nothing is pending.
+func (p *PTY) readPacket(buf []byte) (int, error) {
+	select {
+	case <-p.exited:
+		return p.readPending(buf)
+	default:
+	}
+	n, err := p.master.Read(buf)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Only watchExit sets a deadline, after closing p.exited.
+		return p.readPending(buf)
+	}
+	return n, err
+}
+
+// readPending reads output that is already pending, once the child has exited.
+//
+// The child's writes completed before it exited, so its output is in the pty's
+// buffers by now. On Linux a read that finds the line discipline empty first waits
+// for the pty's buffer work to move any queued bytes in (tty_buffer_flush_work in
+// n_tty_read) and only then fails with EAGAIN, so EAGAIN here means that nothing the
+// child wrote is left. The read goes through Control because the netpoller's Read
+// fails at once on the expired deadline without trying read(2).
+func (p *PTY) readPending(buf []byte) (int, error) {
+	if p.drained >= maxDrainAfterExit {
+		return 0, io.EOF
+	}
+	var n int
+	err := control(p.raw, func(fd int) error {
+		for {
+			var err error
+			n, err = unix.Read(fd, buf)
+			if err != unix.EINTR {
+				return err
+			}
+		}
+	})
+	if err == unix.EAGAIN {
+		return 0, io.EOF
+	}
+	if err != nil {
+		return 0, err
+	}
+	p.drained += n
+	return n, nil
+}
+
+// Write writes b, the user's input, to the terminal.
+func (p *PTY) Write(b []byte) (int, error) {
+	n, err := p.master.Write(b)
+	if err != nil {
+		return n, fmt.Errorf("pty: write: %w", err)
+	}
+	return n, nil
+}
+
+// Resize sets the terminal's window size; the kernel sends SIGWINCH to the
+// terminal's foreground process group when the size changes.
+func (p *PTY) Resize(sz Size) error {
+	err := control(p.raw, func(fd int) error {
+		ws := unix.Winsize{Row: sz.Rows, Col: sz.Cols, Xpixel: sz.X, Ypixel: sz.Y}
+		return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &ws)
+	})
+	if err != nil {
+		return fmt.Errorf("pty: resize: %w", err)
+	}
+	return nil
+}
+
+// SendEOF writes the terminal's end-of-file character (VEOF in the terminal's
+// current settings, usually ^D), so that a program reading a line in canonical
+// mode sees end of file. It fails if VEOF is disabled.
+func (p *PTY) SendEOF() error {
+	var veof byte
+	err := control(p.raw, func(fd int) error {
+		t, err := unix.IoctlGetTermios(fd, unix.TCGETS) // the master reports the slave's termios
+		if err != nil {
+			return err
+		}
+		veof = t.Cc[unix.VEOF]
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pty: send EOF: %w", err)
+	}
+	if veof == 0 { // _POSIX_VDISABLE
+		return errors.New("pty: send EOF: the terminal's VEOF character is disabled")
+	}
+	if _, err := p.master.Write([]byte{veof}); err != nil {
+		return fmt.Errorf("pty: send EOF: %w", err)
+	}
+	return nil
+}
+
+// Hangup sends SIGHUP to the child's process group, the first time it is called,
+// and only if the child has not been reaped yet (Wait has not been called).
+func (p *PTY) Hangup() {
+	// Why once: a session has several reasons to hang up (the connection dropped,
+	// the daemon is stopping, the output pump failed) and may see more than one;
+	// the shell must see a single hangup, as it would from a modem line, not a
+	// second SIGHUP that interrupts its own hangup handling (saving history,
+	// hanging up its jobs).
+	// Why not after the reap: the group id is the child's pid, which the system may
+	// give to an unrelated process once the child is reaped. watchExit does not
+	// reap, and Wait marks the child reaped under sigMu before reaping it, so the
+	// SIGHUP is sent while the pid is still ours (the child is running or a zombie).
+	p.hangup.Do(func() {
+		p.sigMu.Lock()
+		defer p.sigMu.Unlock()
+		if !p.reaped {
+			_ = unix.Kill(-p.pid, unix.SIGHUP) // ESRCH: the group is gone already
+		}
+	})
+}
+
+// Wait waits for the child to exit, reaps it and returns its state. It may be called
+// more than once and from several goroutines: the first call does the wait and every
+// call returns the same result. A non-zero exit status or a death by signal is not
+// an error; the error is non-nil only when the wait itself failed.
+func (p *PTY) Wait() (*os.ProcessState, error) {
+	p.waitOnce.Do(func() {
+		<-p.watchDone // the child has exited; its pid stays reserved until the reap below
+		p.sigMu.Lock()
+		p.reaped = true
+		p.sigMu.Unlock()
+		err := p.cmd.Wait()
+		p.state = p.cmd.ProcessState
+		var exitErr *exec.ExitError
+		if err != nil && !(errors.As(err, &exitErr) && p.state != nil) {
+			p.waitErr = fmt.Errorf("pty: wait: %w", err)
+		}
+	})
+	return p.state, p.waitErr
+}
+
+// Close closes the master side of the terminal. A pending ReadOutput or Write
+// returns an error matching os.ErrClosed. The kernel then hangs up the slave side:
+// the child's session gets SIGHUP. Close does not reap the child; call Wait.
+// Close is idempotent: later calls return the first call's result.
+func (p *PTY) Close() error {
+	p.closeOnce.Do(func() {
+		if err := p.master.Close(); err != nil {
+			p.closeErr = fmt.Errorf("pty: close: %w", err)
+		}
+	})
+	return p.closeErr
+}

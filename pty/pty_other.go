@@ -1,0 +1,38 @@
+//go:build !linux
+
+package pty
+
+import (
+	"os"
+	"os/exec"
+)
+
+// PTY is a command running on a pseudo-terminal. This platform is not supported.
+type PTY struct{}
+
+// Start returns ErrUnsupported on this platform.
+func Start(cmd *exec.Cmd, sz Size) (*PTY, error) { return nil, ErrUnsupported }
+
+// ReadOutput returns ErrUnsupported.
+func (p *PTY) ReadOutput(b []byte) (int, bool, error) { return 0, false, ErrUnsupported }
+
+// Write returns ErrUnsupported.
+func (p *PTY) Write(b []byte) (int, error) { return 0, ErrUnsupported }
+
+// Resize returns ErrUnsupported.
+func (p *PTY) Resize(sz Size) error { return ErrUnsupported }
+
+// SendEOF returns ErrUnsupported.
+func (p *PTY) SendEOF() error { return ErrUnsupported }
+
+// Hangup does nothing.
+func (p *PTY) Hangup() {}
+
+// Wait returns ErrUnsupported.
+func (p *PTY) Wait() (*os.ProcessState, error) { return nil, ErrUnsupported }
+
+// Close returns nil.
+func (p *PTY) Close() error { return nil }
+
+// Pid returns -1.
+func (p *PTY) Pid() int { return -1 }

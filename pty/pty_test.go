@@ -1,0 +1,510 @@
+//go:build linux
+
+package pty_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
+
+	"github.com/rlogin-go/rlogin/pty"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// watchdog is how long one child may run before the test gives up on it.
+const watchdog = 30 * time.Second
+
+var size = pty.Size{Rows: 24, Cols: 80}
+
+// child is a command running on a pty under a watchdog.
+type child struct {
+	t    *testing.T
+	p    *pty.PTY
+	cmd  *exec.Cmd
+	once sync.Once
+	stop func()
+}
+
+// startChild starts argv on a pty. If the child outlives the watchdog, the test
+// fails and the pty is closed and the child killed, which unblocks any reader.
+// The caller must call c.finish (startChild registers it with t.Cleanup too).
+func startChild(t *testing.T, sz pty.Size, argv ...string) *child {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "TERM=dumb"}
+	p, err := pty.Start(cmd, sz)
+	if err != nil {
+		t.Fatalf("Start(%q): %v", argv, err)
+	}
+	c := &child{t: t, p: p, cmd: cmd}
+	fired := make(chan struct{})
+	timer := time.AfterFunc(watchdog, func() {
+		defer close(fired)
+		t.Errorf("watchdog: %q still running after %v; closing the pty and killing its process group", argv, watchdog)
+		_ = p.Close()
+		// Kill the whole group: a blocked read on the master ends only when every
+		// process holding the slave is gone. The test has not reaped the child yet
+		// (it is still reading), so the group id is still the child's.
+		_ = unix.Kill(-p.Pid(), unix.SIGKILL)
+		_ = cmd.Process.Kill()
+	})
+	c.stop = func() {
+		if !timer.Stop() {
+			<-fired
+		}
+	}
+	t.Cleanup(c.finish)
+	return c
+}
+
+// finish stops the watchdog, closes the pty and reaps the child, killing it if it
+// does not exit after the hangup that closing the master causes.
+func (c *child) finish() {
+	c.once.Do(func() {
+		c.stop()
+		if err := c.p.Close(); err != nil {
+			c.t.Errorf("Close: %v", err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = c.p.Wait()
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			c.t.Errorf("pid %d did not exit after Close; killing it", c.p.Pid())
+			_ = c.cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
+// readAll reads output until ReadOutput fails; the failure must be io.EOF.
+func (c *child) readAll() (out string, flushes int) {
+	c.t.Helper()
+	var sb strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, flushed, err := c.p.ReadOutput(buf)
+		sb.Write(buf[:n])
+		if flushed {
+			flushes++
+		}
+		if err == io.EOF {
+			return sb.String(), flushes
+		}
+		if err != nil {
+			c.t.Fatalf("ReadOutput after %q: %v", sb.String(), err)
+		}
+	}
+}
+
+// readUntil reads output until it contains want and returns all of it.
+func (c *child) readUntil(want string) string {
+	c.t.Helper()
+	var sb strings.Builder
+	buf := make([]byte, 32<<10)
+	for !strings.Contains(sb.String(), want) {
+		n, _, err := c.p.ReadOutput(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			c.t.Fatalf("ReadOutput waiting for %q, got %q: %v", want, sb.String(), err)
+		}
+	}
+	return sb.String()
+}
+
+func (c *child) write(s string) {
+	c.t.Helper()
+	if n, err := c.p.Write([]byte(s)); n != len(s) || err != nil {
+		c.t.Fatalf("Write(%q) = %d, %v", s, n, err)
+	}
+}
+
+// wait reaps the child and returns its wait status.
+func (c *child) wait() syscall.WaitStatus {
+	c.t.Helper()
+	state, err := c.p.Wait()
+	if err != nil {
+		c.t.Fatalf("Wait: %v", err)
+	}
+	return state.Sys().(syscall.WaitStatus)
+}
+
+func (c *child) wantExit(code int) {
+	c.t.Helper()
+	if ws := c.wait(); !ws.Exited() || ws.ExitStatus() != code {
+		c.t.Errorf("wait status %v, want exit %d", ws, code)
+	}
+}
+
+func (c *child) wantSignal(sig syscall.Signal) {
+	c.t.Helper()
+	if ws := c.wait(); !ws.Signaled() || ws.Signal() != sig {
+		c.t.Errorf("wait status %v, want death by %v", ws, sig)
+	}
+}
+
+func TestOutput(t *testing.T) {
+	c := startChild(t, size, "echo", "hi")
+	if out, _ := c.readAll(); out != "hi\r\n" {
+		t.Errorf("output %q, want %q", out, "hi\r\n")
+	}
+	c.wantExit(0)
+	c.finish()
+}
+
+func TestInputReachesCat(t *testing.T) {
+	c := startChild(t, size, "cat")
+	c.write("hello\n")
+	// The line discipline echoes the line, then cat copies it.
+	c.readUntil("hello\r\nhello\r\n")
+	if err := c.p.SendEOF(); err != nil {
+		t.Fatal(err)
+	}
+	c.readAll()
+	c.wantExit(0)
+}
+
+func TestSendEOF(t *testing.T) {
+	t.Run("cat", func(t *testing.T) {
+		c := startChild(t, size, "cat")
+		if err := c.p.SendEOF(); err != nil {
+			t.Fatal(err)
+		}
+		c.readAll()
+		c.wantExit(0)
+	})
+	t.Run("VEOF changed by the child", func(t *testing.T) {
+		// SendEOF must use the terminal's current VEOF, here ^B.
+		c := startChild(t, size, "sh", "-c", "stty eof ^B && echo ready && cat && echo cat-done")
+		c.readUntil("ready")
+		if err := c.p.SendEOF(); err != nil {
+			t.Fatal(err)
+		}
+		if out, _ := c.readAll(); !strings.Contains(out, "cat-done") {
+			t.Errorf("output %q lacks cat-done", out)
+		}
+		c.wantExit(0)
+	})
+	t.Run("VEOF disabled", func(t *testing.T) {
+		c := startChild(t, size, "sh", "-c", "stty eof undef && echo ready && exec sleep 1000")
+		c.readUntil("ready")
+		if err := c.p.SendEOF(); err == nil {
+			t.Error("SendEOF succeeded with VEOF disabled")
+		}
+	})
+}
+
+func TestSize(t *testing.T) {
+	c := startChild(t, pty.Size{Rows: 33, Cols: 111, X: 800, Y: 600}, "stty", "size")
+	if out, _ := c.readAll(); out != "33 111\r\n" {
+		t.Errorf("initial size: stty printed %q, want %q", out, "33 111\r\n")
+	}
+	c.wantExit(0)
+}
+
+func TestResize(t *testing.T) {
+	c := startChild(t, size, "sh", "-c", "echo ready; read x; stty size")
+	c.readUntil("ready")
+	if err := c.p.Resize(pty.Size{Rows: 30, Cols: 100}); err != nil {
+		t.Fatal(err)
+	}
+	c.write("\n")
+	if out, _ := c.readAll(); !strings.Contains(out, "30 100\r\n") {
+		t.Errorf("output %q lacks the new size 30 100", out)
+	}
+	c.wantExit(0)
+}
+
+func TestResizeSendsSIGWINCH(t *testing.T) {
+	c := startChild(t, size, "sh", "-c",
+		`trap 'stty size; exit 0' WINCH; echo ready; while :; do sleep 0.05; done`)
+	c.readUntil("ready")
+	if err := c.p.Resize(pty.Size{Rows: 40, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := c.readAll(); !strings.Contains(out, "40 120\r\n") {
+		t.Errorf("output %q lacks the size printed by the WINCH trap", out)
+	}
+	c.wantExit(0)
+}
+
+func TestInterruptFlushesOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		argv []string
+	}{
+		{"yes", []string{"yes"}},
+		{"shell running yes", []string{"sh", "-c", "yes; echo after-yes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startChild(t, size, tc.argv...)
+			c.readUntil("y\r\ny\r\n") // yes is running; the pty's output buffer fills up
+			c.write("\x03")           // ^C: SIGINT to the foreground group, pending output discarded
+			out, flushes := c.readAll()
+			if flushes == 0 {
+				t.Error("no ReadOutput reported flushed=true after ^C")
+			}
+			if strings.Contains(out, "after-yes") {
+				t.Error("the shell went on after ^C")
+			}
+			c.wantSignal(syscall.SIGINT)
+		})
+	}
+}
+
+func TestHangup(t *testing.T) {
+	c := startChild(t, size, "sleep", "1000")
+	c.p.Hangup()
+	c.p.Hangup() // no second signal, no panic
+	c.readAll()
+	c.wantSignal(syscall.SIGHUP)
+	c.p.Hangup() // after the reap: nothing is sent
+}
+
+func TestCloseUnblocksReadOutput(t *testing.T) {
+	c := startChild(t, size, "sleep", "1000")
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := c.p.ReadOutput(make([]byte, 32<<10))
+		errc <- err
+	}()
+	if err := c.p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, os.ErrClosed) {
+		t.Errorf("ReadOutput after Close: %v, want an error matching os.ErrClosed", err)
+	}
+	if err := c.p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	// Closing the master hangs up the slave; the session leader gets SIGHUP.
+	c.wantSignal(syscall.SIGHUP)
+}
+
+func TestLastOutputNeverLost(t *testing.T) {
+	const runs = 200
+	for _, tc := range []struct {
+		name, script string
+	}{
+		{"shell alone", "printf last"},
+		// A background process survives the shell and keeps the slave open:
+		// ReadOutput must still deliver everything and then io.EOF.
+		{"background process holds the terminal", `trap "" HUP; sleep 60 & printf last`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range runs {
+				c := startChild(t, size, "sh", "-c", tc.script)
+				out, _ := c.readAll()
+				c.wantExit(0)
+				// The group outlives its leader while the background sleep runs (it dies by itself
+				// within a minute if the test is interrupted), so its id is not reused.
+				_ = unix.Kill(-c.p.Pid(), unix.SIGKILL)
+				c.finish()
+				if out != "last" {
+					t.Fatalf("run %d: output %q, want %q", i, out, "last")
+				}
+				if t.Failed() {
+					t.FailNow() // the watchdog fired: don't wait for it 200 times
+				}
+			}
+		})
+	}
+}
+
+func TestBulkOutput(t *testing.T) {
+	const total = 300000
+	for _, tc := range []struct {
+		name, script string
+	}{
+		{"shell alone", fmt.Sprintf(`head -c %d /dev/zero | tr '\0' x`, total)},
+		{"background process holds the terminal",
+			fmt.Sprintf(`trap "" HUP; sleep 60 & head -c %d /dev/zero | tr '\0' x`, total)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range 10 {
+				c := startChild(t, size, "sh", "-c", tc.script)
+				buf := make([]byte, 32<<10)
+				got, reads, biggest := 0, 0, 0
+				for {
+					n, _, err := c.p.ReadOutput(buf)
+					if strings.Trim(string(buf[:n]), "x") != "" {
+						t.Fatalf("run %d: unexpected output %q", i, buf[:n])
+					}
+					got += n
+					reads++
+					biggest = max(biggest, n)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				c.wantExit(0)
+				_ = unix.Kill(-c.p.Pid(), unix.SIGKILL)
+				c.finish()
+				if got != total {
+					t.Fatalf("run %d: got %d bytes, want %d", i, got, total)
+				}
+				if biggest < 1024 {
+					t.Errorf("run %d: %d reads, largest %d bytes: output is not read in big chunks", i, reads, biggest)
+				}
+				if t.Failed() {
+					t.FailNow()
+				}
+			}
+		})
+	}
+}
+
+func TestSmallBuffer(t *testing.T) {
+	c := startChild(t, size, "printf", "abc")
+	var out []byte
+	b := make([]byte, 1)
+	for {
+		n, _, err := c.p.ReadOutput(b)
+		out = append(out, b[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(out) != "abc" {
+		t.Errorf("output %q, want %q", out, "abc")
+	}
+	if n, _, err := c.p.ReadOutput(nil); n != 0 || err != nil {
+		t.Errorf("ReadOutput(nil) = %d, %v", n, err)
+	}
+	c.wantExit(0)
+}
+
+func TestWaitConcurrent(t *testing.T) {
+	c := startChild(t, size, "sh", "-c", "exit 7")
+	var wg sync.WaitGroup
+	states := make([]*os.ProcessState, 4)
+	for i := range states {
+		wg.Go(func() {
+			s, err := c.p.Wait()
+			if err != nil {
+				t.Error(err)
+			}
+			states[i] = s
+		})
+	}
+	wg.Wait()
+	for _, s := range states {
+		if s != states[0] || s.ExitCode() != 7 {
+			t.Fatalf("states %v: want one state with exit code 7", states)
+		}
+	}
+	if s, err := c.p.Wait(); s != states[0] || err != nil {
+		t.Errorf("Wait again = %v, %v", s, err)
+	}
+}
+
+func TestSessionAndControllingTerminal(t *testing.T) {
+	// ps is not needed: /proc/self/stat has pid, pgrp, session and tty_nr,
+	// and the child's descriptors must all be the slave (no master leaked in).
+	c := startChild(t, size, "sh", "-c",
+		`read pid comm state ppid pgrp sid tty rest </proc/self/stat; echo "pid=$pid pgrp=$pgrp sid=$sid tty=$tty"; ls -l /proc/$$/fd/`)
+	out, _ := c.readAll()
+	c.wantExit(0)
+	pid := c.p.Pid()
+	// $$ is the shell (the child); /proc/self/stat is read by the shell itself (read is a builtin).
+	want := fmt.Sprintf("pid=%d pgrp=%d sid=%d ", pid, pid, pid)
+	if !strings.Contains(out, want) {
+		t.Errorf("output %q lacks %q", out, want)
+	}
+	if strings.Contains(out, "tty=0 ") {
+		t.Errorf("child has no controlling terminal: %q", out)
+	}
+	if strings.Contains(out, "ptmx") {
+		t.Errorf("the child inherited the pty master:\n%s", out)
+	}
+	for _, fd := range []string{" 0 -> /dev/pts/", " 1 -> /dev/pts/", " 2 -> /dev/pts/"} {
+		if !strings.Contains(out, fd) {
+			t.Errorf("child fd listing lacks %q:\n%s", fd, out)
+		}
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	before := openFDs(t)
+	_, err := pty.Start(exec.Command(filepath.Join(t.TempDir(), "no-such-program")), size)
+	if err == nil {
+		t.Error("Start of a missing program succeeded")
+	}
+	cmd := exec.Command("true")
+	cmd.Stdout = io.Discard
+	if _, err := pty.Start(cmd, size); err == nil {
+		t.Error("Start with cmd.Stdout set succeeded")
+	}
+	if after := openFDs(t); len(after) != len(before) {
+		t.Errorf("descriptors leaked by failed starts: before %v, after %v", before, after)
+	}
+}
+
+func TestNoDescriptorLeakNoZombie(t *testing.T) {
+	run := func() int {
+		c := startChild(t, size, "sh", "-c", "echo x; sleep 0.01 & wait")
+		c.readAll()
+		c.wantExit(0)
+		c.finish()
+		return c.p.Pid()
+	}
+	run() // the runtime opens some descriptors (epoll) on first use
+	before := openFDs(t)
+	var pids []int
+	for range 5 {
+		pids = append(pids, run())
+	}
+	if after := openFDs(t); len(after) != len(before) {
+		t.Errorf("descriptors leaked: before %v, after %v", before, after)
+	}
+	for _, pid := range pids {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if err != unix.ECHILD {
+			t.Errorf("pid %d is still a child of the test (waitid: %v)", pid, err)
+		}
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if fields := strings.Fields(string(stat)); len(fields) > 3 && fields[3] == fmt.Sprint(os.Getpid()) {
+				t.Errorf("pid %d still exists as our child: %s", pid, stat)
+			}
+		}
+	}
+}
+
+// openFDs lists this process's open descriptors with what they point to.
+func openFDs(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds []string
+	for _, e := range entries {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		fds = append(fds, e.Name()+"->"+target)
+	}
+	return fds
+}
