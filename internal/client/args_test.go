@@ -1,0 +1,167 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestParseArgs(t *testing.T) {
+	def := func(mod func(*Options)) Options {
+		o := Options{Host: "host", Port: DefaultPort, EscapeChar: '~'}
+		if mod != nil {
+			mod(&o)
+		}
+		return o
+	}
+	for _, tc := range []struct {
+		args []string
+		want Options
+	}{
+		{[]string{"host"}, def(nil)},
+		{[]string{"-l", "bob", "host"}, def(func(o *Options) { o.User = "bob" })},
+		{[]string{"-lbob", "host"}, def(func(o *Options) { o.User = "bob" })},
+		{[]string{"host", "-l", "bob"}, def(func(o *Options) { o.User = "bob" })},
+		{[]string{"bob@host"}, def(func(o *Options) { o.User = "bob" })},
+		{[]string{"a@b@host"}, def(func(o *Options) { o.User = "a@b" })},
+		{[]string{"-l", "alice", "bob@host"}, def(func(o *Options) { o.User = "alice" })},
+		{[]string{"bob@host", "-l", "alice"}, def(func(o *Options) { o.User = "alice" })},
+		{[]string{"-p", "2000", "host"}, def(func(o *Options) { o.Port = 2000 })},
+		{[]string{"-p2000", "host"}, def(func(o *Options) { o.Port = 2000 })},
+		{[]string{"host", "-p", "65535"}, def(func(o *Options) { o.Port = 65535 })},
+		{[]string{"-8", "-K", "-L", "host"}, def(nil)},
+		{[]string{"-8KL", "host"}, def(nil)},
+		{[]string{"-d", "host"}, def(func(o *Options) { o.Debug = true })},
+		{[]string{"-E", "host"}, def(func(o *Options) { o.NoEscape = true })},
+		{[]string{"-E", "-e", "!", "host"}, def(func(o *Options) { o.NoEscape = true; o.EscapeChar = '!' })},
+		{[]string{"-e!", "host"}, def(func(o *Options) { o.EscapeChar = '!' })},
+		{[]string{"-e", "^]", "host"}, def(func(o *Options) { o.EscapeChar = 0x1d })},
+		{[]string{"-e", "^a", "host"}, def(func(o *Options) { o.EscapeChar = 0x01 })},
+		{[]string{"-e", "^?", "host"}, def(func(o *Options) { o.EscapeChar = 0x7f })},
+		{[]string{"-e", "^", "host"}, def(func(o *Options) { o.EscapeChar = '^' })},
+		{[]string{"-e", `\`, "host"}, def(func(o *Options) { o.EscapeChar = '\\' })},
+		{[]string{"-e", `\035`, "host"}, def(func(o *Options) { o.EscapeChar = 0x1d })},
+		{[]string{"-e", `\7`, "host"}, def(func(o *Options) { o.EscapeChar = 7 })},
+		{[]string{"-e", `\377`, "host"}, def(func(o *Options) { o.EscapeChar = 0xff })},
+		{[]string{"-8Ede^]", "host"}, def(func(o *Options) { o.NoEscape = true; o.Debug = true; o.EscapeChar = 0x1d })},
+		{[]string{"-d8l", "bob", "host"}, def(func(o *Options) { o.Debug = true; o.User = "bob" })},
+		{[]string{"host", "-8", "-E", "-d", "-p", "7", "-l", "bob"}, def(func(o *Options) {
+			o.NoEscape, o.Debug, o.Port, o.User = true, true, 7, "bob"
+		})},
+		{[]string{"-p", "7", "host", "-l", "bob"}, def(func(o *Options) { o.Port, o.User = 7, "bob" })},
+		{[]string{"--", "host"}, def(nil)},
+		{[]string{"-l", "bob", "--", "host"}, def(func(o *Options) { o.User = "bob" })},
+		{[]string{"-l", "-froot", "host"}, def(func(o *Options) { o.User = "-froot" })}, // the server must refuse it
+		{[]string{"::1"}, def(func(o *Options) { o.Host = "::1" })},
+		{[]string{"[::1]"}, def(func(o *Options) { o.Host = "::1" })},
+		{[]string{"bob@[fe80::1%eth0]"}, def(func(o *Options) { o.Host = "fe80::1%eth0"; o.User = "bob" })},
+		{[]string{"127.0.0.1"}, def(func(o *Options) { o.Host = "127.0.0.1" })},
+		{[]string{"My-Host_1.example.org"}, def(func(o *Options) { o.Host = "My-Host_1.example.org" })},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			got, err := ParseArgs(tc.args)
+			if err != nil {
+				t.Fatalf("ParseArgs(%q): %v", tc.args, err)
+			}
+			if got != tc.want {
+				t.Fatalf("ParseArgs(%q)\n got %+v\nwant %+v", tc.args, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseArgsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // in the message
+	}{
+		{nil, "no host"},
+		{[]string{}, "no host"},
+		{[]string{"-l", "bob"}, "no host"},
+		{[]string{"-8"}, "no host"},
+		{[]string{"host", "other"}, `unexpected argument "other"`},
+		{[]string{"host", "-l", "bob", "cmd"}, `unexpected argument "cmd"`},
+		{[]string{"-x", "host"}, "unknown option -- x"},
+		{[]string{"-k", "realm", "host"}, "unknown option -- k"},
+		{[]string{"-8q", "host"}, "unknown option -- q"},
+		{[]string{"-\x1b", "host"}, `unknown option -- "\x1b"`},
+		{[]string{"host", "-l"}, "option requires an argument -- l"},
+		{[]string{"host", "-p"}, "option requires an argument -- p"},
+		{[]string{"host", "-e"}, "option requires an argument -- e"},
+		{[]string{"-p", "0", "host"}, "bad port"},
+		{[]string{"-p", "65536", "host"}, "bad port"},
+		{[]string{"-p", "ssh", "host"}, "bad port"},
+		{[]string{"-p", "-1", "host"}, "bad port"},
+		{[]string{"-e", "ab", "host"}, "bad escape character"},
+		{[]string{"-e", "", "host"}, "bad escape character"},
+		{[]string{"-e", "^1", "host"}, "bad escape character"},
+		{[]string{"-e", `\400`, "host"}, "bad escape character"},
+		{[]string{"-e", `\9`, "host"}, "bad escape character"},
+		{[]string{"-e", `\1234`, "host"}, "bad escape character"},
+		{[]string{"@host"}, "empty user name"},
+		{[]string{"-l", "", "host"}, "empty user name"},
+		{[]string{"bob@"}, "empty host name"},
+		{[]string{"-"}, "starts with '-'"},
+		{[]string{"--", "-host"}, "starts with '-'"},
+		{[]string{"host name"}, "bad character"},
+		{[]string{"host\n"}, "bad character"},
+		{[]string{"a,b"}, "bad character"},
+		{[]string{"*"}, "bad character"},
+		{[]string{"[host"}, "bad character"},
+		{[]string{"-l", "bo\nb", "host"}, "bad character"},
+		{[]string{strings.Repeat("h", 256)}, "too long"},
+	} {
+		t.Run(fmt.Sprintf("%q", tc.args), func(t *testing.T) {
+			_, err := ParseArgs(tc.args)
+			var ue *UsageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("ParseArgs(%q) = %v, want a *UsageError", tc.args, err)
+			}
+			if !strings.Contains(ue.Msg, tc.want) {
+				t.Fatalf("ParseArgs(%q): %q does not say %q", tc.args, ue.Msg, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "client: ") {
+				t.Fatalf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
+func TestParseArgsHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"host", "-h"}, {"-8h", "host"}} {
+		if _, err := ParseArgs(args); !errors.Is(err, ErrHelp) {
+			t.Errorf("ParseArgs(%q) = %v, want ErrHelp", args, err)
+		}
+	}
+}
+
+func TestUsageTextDocumentsExitStatus(t *testing.T) {
+	for _, want := range []string{UsageLine, "255", "~.", "128+n", "-E", "-e char", "-l user", "-p port"} {
+		if !strings.Contains(usageText, want) {
+			t.Errorf("usage text does not mention %q", want)
+		}
+	}
+}
+
+func ExampleParseArgs() {
+	opts, err := ParseArgs([]string{"bob@example.net", "-p", "2222", "-e", "^]"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("user=%s host=%s port=%d escape=%#x\n", opts.User, opts.Host, opts.Port, opts.EscapeChar)
+	// Output: user=bob host=example.net port=2222 escape=0x1d
+}
+
+func ExampleParseEscapeChar() {
+	for _, s := range []string{"~", "^]", `\035`, "!"} {
+		c, _ := ParseEscapeChar(s)
+		fmt.Printf("%q -> %#02x\n", s, c)
+	}
+	// Output:
+	// "~" -> 0x7e
+	// "^]" -> 0x1d
+	// "\\035" -> 0x1d
+	// "!" -> 0x21
+}

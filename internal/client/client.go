@@ -1,0 +1,661 @@
+// Package client is rlogin, the remote-login client: BSD rlogin's command line, escapes and
+// terminal handling over a connection secured like ssh's (TLS 1.3 with ed25519 keys on both ends,
+// the server's key pinned in ~/.rlogin/known_hosts on first use).
+//
+// Typical usage, the whole of cmd/rlogin:
+//
+//	func main() {
+//		os.Exit(client.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+//	}
+//
+// Tests and other callers set up a Config instead, to choose the home directory, the streams and
+// how the host-key question is asked:
+//
+//	cfg := &client.Config{Stdin: in, Stdout: out, Stderr: errs, Home: dir, Prompt: answers}
+//	status := cfg.Run(ctx, []string{"-p", "5513", "bob@example.net"})
+//
+// What a run does: parse the arguments (ParseArgs); load or create the user's key
+// ~/.rlogin/id_ed25519; dial host:port and ask for the "login" mailbox; secure the connection,
+// checking the server's key against ~/.rlogin/known_hosts (ssh's questions and warnings); ask for a
+// session as the user with TERM, the window size, LANG and LC_*; then, when standard input is a
+// terminal, put it in raw mode and handle the escapes (~. ~^Z ~? ~~) and window size changes,
+// until the remote shell exits. The terminal is put back as it was on every way out.
+//
+// Exit status: the remote shell's (128+n if a signal n killed it); 0 after ~.; 128+n when rlogin
+// itself is ended by signal n; 255 for usage errors and for failures to connect, verify the host
+// key or log in, and when the connection is lost.
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/transport"
+)
+
+// DefaultConnectTimeout bounds dialing and the mailbox exchange, and separately the login request,
+// when Config.ConnectTimeout is 0.
+const DefaultConnectTimeout = 20 * time.Second
+
+// ExitFailure is the exit status for usage errors and failed or lost connections (as ssh's).
+const ExitFailure = 255
+
+// inputBufferSize is how much typed or piped input one read takes; one read becomes one write to
+// the session (one frame), so a keystroke leaves at once and a paste or a pipe moves in big chunks.
+const inputBufferSize = 32 << 10
+
+// Config is one rlogin run's surroundings. The zero value is rlogin as a user runs it, with
+// nothing to read on standard input and output discarded: set at least Stdin, Stdout and Stderr.
+type Config struct {
+	Stdin  io.Reader // typed or piped input; raw mode and escapes when it is a terminal (*os.File)
+	Stdout io.Writer // the remote session's output
+	Stderr io.Writer // rlogin's own messages
+
+	// Home holds .rlogin/ (id_ed25519, known_hosts); "" means os.UserHomeDir(), that is $HOME.
+	Home string
+	// LocalUser is the remote user name when none is given; "" means the current user's name.
+	LocalUser string
+	// Environ is where TERM, LANG and LC_* come from; nil means os.Environ().
+	Environ []string
+	// Prompt asks whether to trust an unknown host key; nil means TTYPrompter{} (/dev/tty).
+	Prompt Prompter
+	// ConnectTimeout bounds the dial and mailbox exchange, and the login request; 0 means
+	// DefaultConnectTimeout. The TLS handshake has the transport's own timeout.
+	ConnectTimeout time.Duration
+}
+
+// Main runs rlogin with the process's command-line arguments (without the program name) and
+// returns the exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &Config{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	return c.Run(context.Background(), args)
+}
+
+// Run parses args, logs in and runs the session until it ends, and returns rlogin's exit status.
+// Cancelling ctx ends the session (status 255).
+//
+// Standard input is read by a goroutine that Run waits for: when Stdin has a file descriptor
+// (an *os.File) that goroutine is interrupted when the session ends; any other reader must return
+// from Read (for example at its end) for Run to return.
+//
+// While the session runs, Run handles SIGHUP, SIGINT, SIGQUIT and SIGTERM unless they were ignored
+// at start (puts the terminal back, ends the session, status 128+n), SIGWINCH (sends the new window
+// size) and SIGPIPE (failed writes report EPIPE instead of killing the process).
+func (c *Config) Run(ctx context.Context, args []string) int {
+	stderr := c.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	opts, err := ParseArgs(args)
+	if errors.Is(err, ErrHelp) {
+		fmt.Fprint(stderr, usageText)
+		return ExitFailure
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "rlogin: %s\n%s\n", sanitize.Text(ue.Msg), UsageLine)
+		return ExitFailure
+	}
+	if err != nil { // not reached: ParseArgs returns only the errors above
+		fmt.Fprintf(stderr, "rlogin: %s\n", sanitize.Text(err.Error()))
+		return ExitFailure
+	}
+	r := newRunner(c, opts, stderr)
+	return r.run(ctx)
+}
+
+// runner is the state of one run.
+type runner struct {
+	cfg     *Config
+	opts    Options
+	stdin   io.Reader
+	stdout  *outputWriter
+	stderr  io.Writer
+	environ []string
+
+	inFd, outFd   int // -1 when not a file
+	inTTY, outTTY bool
+
+	tty  *rawTerminal // nil when standard input is not a terminal
+	sess *session.Client
+
+	disconnected atomic.Bool  // the user typed ~.
+	signaled     atomic.Int32 // the signal that ended the session, if one did
+	canceled     atomic.Bool  // ctx ended the session
+}
+
+func newRunner(c *Config, opts Options, stderr io.Writer) *runner {
+	r := &runner{cfg: c, opts: opts, stderr: stderr, stdin: c.Stdin, environ: c.Environ, inFd: -1, outFd: -1}
+	if r.stdin == nil {
+		r.stdin = strings.NewReader("")
+	}
+	out := c.Stdout
+	if out == nil {
+		out = io.Discard
+	}
+	r.stdout = &outputWriter{w: out}
+	if r.environ == nil {
+		r.environ = os.Environ()
+	}
+	r.inFd, r.inTTY = ttyFd(r.stdin)
+	r.outFd, r.outTTY = ttyFd(out)
+	if !r.inTTY {
+		r.opts.NoEscape = true // escapes only make sense for a user typing at a terminal
+	}
+	return r
+}
+
+func (r *runner) run(ctx context.Context) int {
+	home, shownHome, err := r.home()
+	if err != nil {
+		return r.fail(err)
+	}
+	keyPath := filepath.Join(home, ".rlogin", "id_ed25519")
+	key, created, err := keys.LoadOrCreate(keyPath)
+	if err != nil {
+		return r.fail(&connectError{msg: fmt.Sprintf("cannot load your key %s: %v", shownPath(keyPath, home, shownHome), err), err: err})
+	}
+	if created {
+		fmt.Fprintf(r.stderr, "rlogin: created your key %s (%s)\n",
+			shownPath(keyPath, home, shownHome), keys.Fingerprint(key.Public().(ed25519.PublicKey)))
+	}
+	user := r.opts.User
+	if user == "" {
+		if user, err = r.localUser(); err != nil {
+			return r.fail(err)
+		}
+	}
+	knownPath := filepath.Join(home, ".rlogin", "known_hosts")
+	sess, stdinPipe, err := r.connect(ctx, key, user, knownPath, shownPath(knownPath, home, shownHome))
+	if err != nil {
+		return r.fail(err)
+	}
+	r.sess = sess
+	return r.interact(ctx, stdinPipe)
+}
+
+// interact runs the started session: raw mode, the input pump and the signal handler, until the
+// session ends; then it puts the terminal back and reports how the session ended.
+func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
+	if r.inTTY {
+		r.tty = newRawTerminal(r.inFd)
+	}
+	defer r.restoreTerminal()
+	defer func() {
+		if p := recover(); p != nil {
+			r.restoreTerminal()
+			panic(p)
+		}
+	}()
+	// The handlers go in before raw mode, so no signal can end rlogin with the terminal raw.
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	termC := make(chan os.Signal, 1)
+	otherC := make(chan os.Signal, 4)
+	for _, sig := range []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM} {
+		if !signal.Ignored(sig) { // as netkit's setsignal: one ignored at start (nohup, &) stays so
+			signal.Notify(termC, sig)
+		}
+	}
+	signal.Notify(otherC, unix.SIGPIPE)
+	if r.inTTY || r.outTTY {
+		signal.Notify(otherC, unix.SIGWINCH)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.handleSignals(ctx, termC, otherC, done)
+	}()
+	if r.tty != nil {
+		if err := r.tty.enter(); err != nil {
+			fmt.Fprintf(r.stderr, "rlogin: %s\n", strings.TrimPrefix(err.Error(), "client: "))
+		}
+	}
+
+	reader := r.stdin
+	var fr *fdReader
+	if r.inFd >= 0 {
+		var err error
+		if fr, err = newFdReader(r.inFd); err != nil {
+			r.debugf("reading standard input directly: %v", err)
+		} else {
+			reader = fr
+		}
+	}
+	pumpDone := make(chan struct{})
+	go func() {
+		defer close(pumpDone)
+		r.pumpInput(reader, stdinPipe, newEscaper(r.opts.EscapeChar, !r.opts.NoEscape))
+	}()
+
+	waitErr := r.sess.Wait()
+
+	signal.Stop(termC)
+	signal.Stop(otherC)
+	close(done)
+	wg.Wait()
+	if fr != nil {
+		fr.stop()
+		<-pumpDone
+		fr.close()
+	} else {
+		<-pumpDone
+	}
+	r.restoreTerminal()
+	return r.ended(waitErr)
+}
+
+// restoreTerminal gives the terminal back as rlogin found it; only the first call does anything.
+func (r *runner) restoreTerminal() {
+	if r.tty != nil {
+		r.tty.restore()
+	}
+}
+
+// handleSignals is the goroutine that turns signals into actions while the session runs.
+func (r *runner) handleSignals(ctx context.Context, termC chan os.Signal, otherC <-chan os.Signal, done <-chan struct{}) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.restoreTerminal()
+			panic(p)
+		}
+	}()
+	ctxDone := ctx.Done()
+	termRecv := (<-chan os.Signal)(termC)
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-otherC:
+			if s == unix.SIGWINCH {
+				_ = r.sess.Resize(r.windowSize()) // fails only once the session is ending
+			}
+			// SIGPIPE: the write that caused it fails with EPIPE, which ends the session.
+		case s := <-termRecv:
+			// Put the terminal back first, then end the session; Run returns 128+n. A second
+			// such signal finds no handler and kills rlogin the default way.
+			signal.Stop(termC)
+			termRecv = nil
+			if sig, ok := s.(syscall.Signal); ok {
+				r.signaled.Store(int32(sig))
+			}
+			r.restoreTerminal()
+			_ = r.sess.Close()
+		case <-ctxDone:
+			ctxDone = nil
+			r.canceled.Store(true)
+			_ = r.sess.Close()
+		}
+	}
+}
+
+// pumpInput is the goroutine that copies standard input to the session: one read, escapes taken
+// out, one write. At the end of input it half-closes the session's input.
+func (r *runner) pumpInput(in io.Reader, w io.WriteCloser, esc *escaper) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.restoreTerminal()
+			panic(p)
+		}
+	}()
+	buf := make([]byte, inputBufferSize)
+	var out []byte
+	for {
+		n, err := in.Read(buf)
+		if n > 0 && !r.forward(buf[:n], w, esc, &out) {
+			return
+		}
+		if err != nil {
+			if !errors.Is(err, errInputStopped) {
+				r.debugf("end of input (%v): closing the session's input", err)
+				_ = w.Close()
+			}
+			return
+		}
+	}
+}
+
+// forward sends p to the session, carrying out the escapes in it. It reports false when the pump
+// should stop (the user disconnected or the session is gone).
+func (r *runner) forward(p []byte, w io.Writer, esc *escaper, out *[]byte) bool {
+	if !esc.enabled {
+		_, err := w.Write(p)
+		return err == nil
+	}
+	for len(p) > 0 {
+		var cmd escapeCmd
+		var n int
+		*out, cmd, n = esc.scan((*out)[:0], p)
+		p = p[n:]
+		if len(*out) > 0 {
+			if _, err := w.Write(*out); err != nil {
+				return false
+			}
+		}
+		switch cmd {
+		case escDisconnect:
+			r.disconnected.Store(true)
+			_ = r.sess.Close()
+			return false
+		case escSuspend:
+			r.suspend()
+		case escHelp:
+			r.stdout.writeLocal(r.stderr, escapeHelp(r.opts.EscapeChar))
+		}
+	}
+	return true
+}
+
+// suspend stops rlogin as ~^Z asks: terminal back to normal, SIGTSTP to itself; once continued,
+// raw mode again and the window size, which may have changed meanwhile.
+func (r *runner) suspend() {
+	r.stdout.writeLocal(r.stderr, escapeName(r.opts.EscapeChar)+"^Z [suspend rlogin]\r\n")
+	r.tty.leave()
+	if err := stopSelf(); err != nil {
+		r.debugf("suspend: %v", err)
+	}
+	if err := r.tty.enter(); err != nil {
+		r.debugf("%v", err)
+	}
+	_ = r.sess.Resize(r.windowSize())
+}
+
+// stopSelf stops rlogin with SIGTSTP, for which it has no handler, and returns once it has been
+// continued (at once if its process group is orphaned: the kernel then discards the stop). The
+// signal goes to the calling thread, so the stop takes effect before the call returns: with kill(2)
+// another thread could go on, and enter raw mode again, before the whole process stops.
+func stopSelf() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := unix.Tgkill(unix.Getpid(), unix.Gettid(), unix.SIGTSTP); err != nil {
+		return fmt.Errorf("client: stopping: %w", err)
+	}
+	return nil
+}
+
+// ended reports how the session ended, on stderr when it is a failure, and returns the status.
+func (r *runner) ended(waitErr error) int {
+	host := r.opts.Host
+	var exit *session.ExitError
+	switch {
+	case r.disconnected.Load():
+		r.toLineStart()
+		fmt.Fprintf(r.stderr, "Connection to %s closed.\n", host)
+		return 0
+	case r.signaled.Load() != 0:
+		sig := syscall.Signal(r.signaled.Load())
+		r.toLineStart()
+		fmt.Fprintf(r.stderr, "rlogin: killed by signal %d (%s)\n", int(sig), unix.SignalName(sig))
+		return 128 + int(sig)
+	case r.canceled.Load():
+		r.toLineStart()
+		fmt.Fprintf(r.stderr, "rlogin: session canceled\n")
+		return ExitFailure
+	case waitErr == nil:
+		return 0
+	case errors.As(waitErr, &exit):
+		return exit.ExitCode()
+	}
+	var closed *session.ClosedError
+	if errors.As(waitErr, &closed) {
+		return r.fail(&connectError{msg: fmt.Sprintf("connection closed by %s: %s", host, closed.Reason), err: waitErr})
+	}
+	cause := strings.TrimPrefix(strings.TrimPrefix(waitErr.Error(), "session: "), "connection lost: ")
+	if errors.Is(waitErr, io.EOF) || errors.Is(waitErr, io.ErrUnexpectedEOF) {
+		cause = "the connection closed without an exit status"
+	}
+	return r.fail(&connectError{msg: fmt.Sprintf("connection to %s lost: %s", host, cause), err: waitErr})
+}
+
+// fail prints the one-line reason for err, at the start of a line, and returns ExitFailure.
+func (r *runner) fail(err error) int {
+	r.restoreTerminal()
+	r.toLineStart()
+	fmt.Fprintf(r.stderr, "rlogin: %s\n", sanitize.Text(userMessage(err)))
+	return ExitFailure
+}
+
+// toLineStart moves to column 0 when remote output in raw mode left the cursor elsewhere.
+func (r *runner) toLineStart() {
+	if r.tty != nil && r.tty.usedRaw() && !r.stdout.atLineStart() {
+		_, _ = io.WriteString(r.stderr, "\r\n")
+	}
+}
+
+// debugf prints a progress message for -d.
+func (r *runner) debugf(format string, args ...any) {
+	if !r.opts.Debug {
+		return
+	}
+	end := "\n"
+	if r.tty != nil && r.tty.usedRaw() {
+		end = "\r\n"
+	}
+	fmt.Fprintf(r.stderr, "rlogin: debug: %s%s", sanitize.Text(fmt.Sprintf(format, args...)), end)
+}
+
+// connectError is a failure worded for the user, with the error it comes from.
+type connectError struct {
+	msg string
+	err error
+}
+
+func (e *connectError) Error() string { return "client: " + e.msg }
+func (e *connectError) Unwrap() error { return e.err }
+
+// userMessage is err as rlogin shows it: without the package prefix.
+func userMessage(err error) string {
+	var ce *connectError
+	if errors.As(err, &ce) {
+		return ce.msg
+	}
+	return strings.TrimPrefix(err.Error(), "client: ")
+}
+
+// connect dials, secures and logs in. When the user accepted a new host key but the attempt then
+// failed (the server may have given up on a handshake while the question was on the screen), it
+// tries once more: the key is known now, so nothing is asked again.
+func (r *runner) connect(ctx context.Context, key ed25519.PrivateKey, user, knownPath, shownKnown string) (*session.Client, io.WriteCloser, error) {
+	for attempt := 1; ; attempt++ {
+		check := &hostKeyCheck{
+			known:       &keys.KnownHosts{Path: knownPath},
+			hostport:    net.JoinHostPort(r.opts.Host, strconv.Itoa(r.opts.Port)),
+			displayPath: shownKnown,
+			prompt:      r.cfg.Prompt,
+			stderr:      r.stderr,
+		}
+		if check.prompt == nil {
+			check.prompt = TTYPrompter{}
+		}
+		sess, in, err := r.login(ctx, key, user, check)
+		if err == nil {
+			return sess, in, nil
+		}
+		var refused *session.RefusedError
+		if attempt == 1 && check.added && ctx.Err() == nil &&
+			!errors.As(err, &refused) && !errors.Is(err, ErrHostKeyVerification) {
+			r.debugf("trying again after accepting the host key: %v", err)
+			continue
+		}
+		return nil, nil, err
+	}
+}
+
+// login makes one attempt: dial, mailbox, TLS with the host key check, login request.
+func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string, check *hostKeyCheck) (*session.Client, io.WriteCloser, error) {
+	host, port := r.opts.Host, r.opts.Port
+	timeout := r.cfg.ConnectTimeout
+	if timeout <= 0 {
+		timeout = DefaultConnectTimeout
+	}
+	r.debugf("connecting to %s", check.hostport)
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	conn, err := transport.DialMailbox(dctx, check.hostport, "login")
+	cancel()
+	if err != nil {
+		return nil, nil, &connectError{msg: dialMessage(host, port, err), err: err}
+	}
+	r.debugf("connected to %s; securing the connection", conn.RemoteAddr())
+	sc, err := transport.Client(ctx, conn, &transport.SecureConfig{Key: key, VerifyPeer: check.verify})
+	if err != nil {
+		if check.err != nil {
+			return nil, nil, check.err
+		}
+		return nil, nil, &connectError{msg: fmt.Sprintf("secure connection to %s failed: %v", check.hostport, err), err: err}
+	}
+	r.debugf("host key %s verified; logging in as %s", keys.Fingerprint(sc.PeerKey()), user)
+
+	req := session.Request{
+		User:   user,
+		Term:   r.getenv("TERM"),
+		Window: r.windowSize(),
+		Env:    r.localeEnv(),
+	}
+	if req.Term == "" {
+		req.Term = "dumb"
+	}
+	sess := session.NewClient(sc, req)
+	sess.Stdout = r.stdout
+	if r.outTTY {
+		fd := r.outFd
+		sess.OnFlush = func() { flushOutput(fd) }
+	}
+	stdinPipe, err := sess.StdinPipe()
+	if err != nil {
+		_ = sess.Close()
+		return nil, nil, fmt.Errorf("client: %w", err)
+	}
+	// Start has no deadline of its own: a server that accepts the connection and then says nothing
+	// must not hang rlogin.
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(timeout, func() {
+		timedOut.Store(true)
+		_ = sess.Close()
+	})
+	err = sess.Start()
+	timer.Stop()
+	if err != nil {
+		var refused *session.RefusedError
+		switch {
+		case errors.As(err, &refused):
+			return nil, nil, &connectError{msg: fmt.Sprintf("%s refused the login: %s", host, refused.Reason), err: err}
+		case timedOut.Load():
+			return nil, nil, &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: err}
+		}
+		return nil, nil, &connectError{msg: fmt.Sprintf("login to %s failed: %v", host, err), err: err}
+	}
+	if timedOut.Load() { // the timer fired just as Start returned: the session is closed
+		return nil, nil, &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: context.DeadlineExceeded}
+	}
+	r.debugf("logged in")
+	return sess, stdinPipe, nil
+}
+
+// dialMessage words a failure to reach the login mailbox like ssh does.
+func dialMessage(host string, port int, err error) string {
+	where := fmt.Sprintf("connect to host %s port %d", host, port)
+	var mailbox *transport.MailboxError
+	var dns *net.DNSError
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &mailbox):
+		return fmt.Sprintf("%s: no login service: %s", where, mailbox.Reason)
+	case errors.As(err, &dns):
+		return fmt.Sprintf("could not resolve hostname %s: %s", host, dns.Err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return where + ": connection timed out"
+	case errors.As(err, &errno):
+		return fmt.Sprintf("%s: %s", where, errno.Error())
+	}
+	return fmt.Sprintf("%s: %v", where, err)
+}
+
+// home returns the home directory and how to show it ("~" when it comes from $HOME).
+func (r *runner) home() (dir, shown string, err error) {
+	if r.cfg.Home != "" {
+		return r.cfg.Home, r.cfg.Home, nil
+	}
+	dir, err = os.UserHomeDir()
+	if err != nil {
+		return "", "", &connectError{msg: fmt.Sprintf("no home directory: %v", err), err: err}
+	}
+	return dir, "~", nil
+}
+
+// shownPath shows path with the home directory as shown.
+func shownPath(path, home, shownHome string) string {
+	if rel, err := filepath.Rel(home, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return shownHome + "/" + rel
+	}
+	return path
+}
+
+// localUser is the default remote user name: the local one.
+func (r *runner) localUser() (string, error) {
+	if r.cfg.LocalUser != "" {
+		return r.cfg.LocalUser, nil
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username, nil
+	}
+	for _, name := range []string{"USER", "LOGNAME"} {
+		if v := r.getenv(name); v != "" {
+			return v, nil
+		}
+	}
+	return "", &connectError{msg: "cannot tell your user name; give one with -l user"}
+}
+
+// getenv looks name up in the run's environment.
+func (r *runner) getenv(name string) string {
+	for i := len(r.environ) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(r.environ[i], name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// localeEnv is LANG and LC_* from the environment: what ssh sends by default.
+func (r *runner) localeEnv() []string {
+	var env []string
+	for _, kv := range r.environ {
+		name, _, ok := strings.Cut(kv, "=")
+		if ok && (name == "LANG" || strings.HasPrefix(name, "LC_")) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// windowSize is the terminal's size: standard input's, else standard output's, else 24x80.
+func (r *runner) windowSize() session.WindowSize {
+	var fds []int
+	if r.inTTY {
+		fds = append(fds, r.inFd)
+	}
+	if r.outTTY {
+		fds = append(fds, r.outFd)
+	}
+	return windowSize(fds)
+}

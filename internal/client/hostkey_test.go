@@ -1,0 +1,207 @@
+package client
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/keys"
+)
+
+// fakePrompt answers questions from a list and records them; past the list it answers io.EOF.
+type fakePrompt struct {
+	answers   []string
+	questions []string
+}
+
+func (p *fakePrompt) Prompt(q string) (string, error) {
+	p.questions = append(p.questions, q)
+	if len(p.answers) == 0 {
+		return "", io.EOF
+	}
+	a := p.answers[0]
+	p.answers = p.answers[1:]
+	return a, nil
+}
+
+func newPub(t *testing.T) ed25519.PublicKey {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
+func newCheck(t *testing.T, answers ...string) (*hostKeyCheck, *fakePrompt, *bytes.Buffer) {
+	t.Helper()
+	p := &fakePrompt{answers: answers}
+	var stderr bytes.Buffer
+	path := filepath.Join(t.TempDir(), ".rlogin", "known_hosts")
+	return &hostKeyCheck{
+		known:       &keys.KnownHosts{Path: path},
+		hostport:    "example.net:5513",
+		displayPath: "~/.rlogin/known_hosts",
+		prompt:      p,
+		stderr:      &stderr,
+	}, p, &stderr
+}
+
+func TestHostKeyUnknownYes(t *testing.T) {
+	for _, yes := range []string{"yes", "YES", " yes "} {
+		h, p, stderr := newCheck(t, yes)
+		pub := newPub(t)
+		if err := h.verify(pub); err != nil {
+			t.Fatalf("answer %q: %v", yes, err)
+		}
+		want := "The authenticity of host '[example.net]:5513' can't be established.\n" +
+			"ED25519 key fingerprint is " + keys.Fingerprint(pub) + ".\n" +
+			"Are you sure you want to continue connecting (yes/no)? "
+		if len(p.questions) != 1 || p.questions[0] != want {
+			t.Fatalf("questions %q, want [%q]", p.questions, want)
+		}
+		if got := stderr.String(); got != "Warning: Permanently added '[example.net]:5513' (ED25519) to the list of known hosts.\n" {
+			t.Fatalf("stderr %q", got)
+		}
+		if !h.added {
+			t.Fatal("added not set")
+		}
+		// Known now: no question the next time.
+		h2, p2, stderr2 := newCheck(t)
+		h2.known = h.known
+		if err := h2.verify(pub); err != nil || len(p2.questions) != 0 || stderr2.Len() != 0 {
+			t.Fatalf("second check: %v, questions %q, stderr %q", err, p2.questions, stderr2)
+		}
+	}
+}
+
+func TestHostKeyUnknownNo(t *testing.T) {
+	h, p, stderr := newCheck(t, "maybe", "", "no")
+	pub := newPub(t)
+	err := h.verify(pub)
+	if !errors.Is(err, ErrHostKeyVerification) {
+		t.Fatalf("verify = %v, want ErrHostKeyVerification", err)
+	}
+	if len(p.questions) != 3 || p.questions[1] != "Please type 'yes' or 'no': " || p.questions[2] != p.questions[1] {
+		t.Fatalf("questions %q", p.questions)
+	}
+	if stderr.Len() != 0 || h.added {
+		t.Fatalf("stderr %q, added %v", stderr, h.added)
+	}
+	if _, err := os.Stat(h.known.Path); !os.IsNotExist(err) {
+		t.Fatalf("known_hosts written after no: %v", err)
+	}
+	if !strings.Contains(userMessage(err), "host key verification failed") {
+		t.Fatalf("message %q", userMessage(err))
+	}
+}
+
+func TestHostKeyNoTerminal(t *testing.T) {
+	h, _, _ := newCheck(t)
+	h.prompt = TTYPrompter{Path: filepath.Join(t.TempDir(), "no-such-tty")}
+	pub := newPub(t)
+	err := h.verify(pub)
+	if !errors.Is(err, ErrHostKeyVerification) {
+		t.Fatalf("verify = %v, want ErrHostKeyVerification", err)
+	}
+	msg := userMessage(err)
+	for _, want := range []string{"host key verification failed", keys.Fingerprint(pub), "[example.net]:5513"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q does not say %q", msg, want)
+		}
+	}
+}
+
+func TestHostKeyEOFAfterGarbage(t *testing.T) {
+	h, p, _ := newCheck(t, "y")
+	if err := h.verify(newPub(t)); !errors.Is(err, ErrHostKeyVerification) {
+		t.Fatalf("verify = %v, want ErrHostKeyVerification", err)
+	}
+	if len(p.questions) != 2 {
+		t.Fatalf("questions %q", p.questions)
+	}
+}
+
+func TestHostKeyChanged(t *testing.T) {
+	h, p, stderr := newCheck(t)
+	old := newPub(t)
+	if err := h.known.Add(h.hostport, newPub(t)); err != nil { // some other host's line first
+		t.Fatal(err)
+	}
+	h.hostport = "example.org:5513"
+	if err := h.known.Add(h.hostport, old); err != nil {
+		t.Fatal(err)
+	}
+	pub := newPub(t)
+	err := h.verify(pub)
+	if !errors.Is(err, ErrHostKeyVerification) {
+		t.Fatalf("verify = %v, want ErrHostKeyVerification", err)
+	}
+	if len(p.questions) != 0 {
+		t.Fatalf("asked %q about a changed key", p.questions)
+	}
+	out := stderr.String()
+	for _, want := range []string{
+		"@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @",
+		"IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!",
+		keys.Fingerprint(pub) + ".\n",
+		"Offending key in ~/.rlogin/known_hosts:2\n",
+		"remove the line with: ssh-keygen -R '[example.org]:5513' -f ~/.rlogin/known_hosts\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("warning does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, keys.Fingerprint(old)) {
+		t.Errorf("warning shows the old key's fingerprint as the new one:\n%s", out)
+	}
+	// The file is unchanged: still the old key.
+	if err := h.known.Check(h.hostport, old); err != nil {
+		t.Fatalf("old key no longer known: %v", err)
+	}
+}
+
+func TestShellPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"~/.rlogin/known_hosts":     "~/.rlogin/known_hosts",
+		"/tmp/x y/known_hosts":      "'/tmp/x y/known_hosts'",
+		"~/it's/known_hosts":        `~/'it'\''s/known_hosts'`,
+		"/home/bob/.rlogin/known_h": "/home/bob/.rlogin/known_h",
+	} {
+		if got := shellPath(in); got != want {
+			t.Errorf("shellPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestTTYPrompter asks on a real pty, as rlogin asks on /dev/tty.
+func TestTTYPrompter(t *testing.T) {
+	term := openTerminal(t)
+	type result struct {
+		answer string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		a, err := TTYPrompter{Path: term.slave.Name()}.Prompt("Continue (yes/no)? ")
+		done <- result{a, err}
+	}()
+	term.expect(regexp.QuoteMeta("Continue (yes/no)? ")) // the question shows on the terminal; then the user types
+	term.send("yes\r")
+	select {
+	case r := <-done:
+		if r.err != nil || r.answer != "yes" {
+			t.Fatalf("Prompt = %q, %v; want yes", r.answer, r.err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Prompt did not return")
+	}
+}

@@ -1,0 +1,150 @@
+package client
+
+import (
+	"fmt"
+	"io"
+	"sync"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/rlogin-go/rlogin/session"
+)
+
+// ttyFd returns the file descriptor behind v and whether it is a terminal.
+func ttyFd(v any) (int, bool) {
+	f, ok := v.(interface{ Fd() uintptr })
+	if !ok {
+		return -1, false
+	}
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
+}
+
+// rawTerminal puts a terminal in raw mode and gives it back as it found it. restore is final and
+// runs once, whichever way out calls it first (logout, lost connection, signal, panic); a
+// suspend leaves raw mode for a while and enters it again.
+type rawTerminal struct {
+	fd   int
+	once sync.Once
+
+	mu     sync.Mutex
+	saved  *term.State // the state before the first enter
+	raw    bool        // raw mode is on now
+	wasRaw bool        // raw mode was ever on
+	final  bool        // restore ran: never enter raw mode again
+}
+
+func newRawTerminal(fd int) *rawTerminal { return &rawTerminal{fd: fd} }
+
+// enter puts the terminal in raw mode (no echo, no signals from keys, no output processing).
+func (t *rawTerminal) enter() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.final || t.raw {
+		return nil
+	}
+	st, err := term.MakeRaw(t.fd)
+	if err != nil {
+		return fmt.Errorf("client: raw mode: %w", err)
+	}
+	if t.saved == nil {
+		t.saved = st
+	}
+	t.raw, t.wasRaw = true, true
+	return nil
+}
+
+// leave puts the terminal back as it was before enter, for a while (a suspend).
+func (t *rawTerminal) leave() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.leaveLocked()
+}
+
+func (t *rawTerminal) leaveLocked() {
+	if t.raw {
+		_ = term.Restore(t.fd, t.saved) // best effort: nothing better to do on a terminal that is gone
+		t.raw = false
+	}
+}
+
+// restore puts the terminal back as it was, for good. Safe to call any number of times, from any
+// goroutine.
+func (t *rawTerminal) restore() {
+	t.once.Do(func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.final = true
+		t.leaveLocked()
+	})
+}
+
+// usedRaw reports whether raw mode was ever on.
+func (t *rawTerminal) usedRaw() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.wasRaw
+}
+
+// windowSize reads the window size of the first terminal among fds, or 24x80 if none has one.
+func windowSize(fds []int) session.WindowSize {
+	for _, fd := range fds {
+		ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
+		if err == nil && ws.Row > 0 && ws.Col > 0 {
+			return session.WindowSize{Rows: ws.Row, Cols: ws.Col, XPixel: ws.Xpixel, YPixel: ws.Ypixel}
+		}
+	}
+	return session.WindowSize{Rows: 24, Cols: 80}
+}
+
+// flushOutput discards what the terminal has not yet shown (tcflush TCOFLUSH), after the remote side
+// discarded its own pending output (Ctrl-C during a flood).
+func flushOutput(fd int) {
+	_ = unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCOFLUSH) // best effort
+}
+
+// outputWriter writes the remote output to the user's standard output, and local messages (the
+// escape help) in turn with it, and remembers whether the cursor is at the start of a line, so a
+// closing message starts there.
+type outputWriter struct {
+	mu    sync.Mutex
+	w     io.Writer
+	wrote bool
+	last  [2]byte // the last two bytes written
+}
+
+func (o *outputWriter) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.writeLocked(o.w, p)
+}
+
+// writeLocal writes a local message (the escape help) to w, usually stderr on the same terminal,
+// in turn with the remote output.
+func (o *outputWriter) writeLocal(w io.Writer, s string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, _ = o.writeLocked(w, []byte(s)) // best effort: a message for the user
+}
+
+func (o *outputWriter) writeLocked(w io.Writer, p []byte) (int, error) {
+	n, err := w.Write(p)
+	if n > 0 {
+		o.wrote = true
+		if n >= 2 {
+			o.last = [2]byte{p[n-2], p[n-1]}
+		} else {
+			o.last = [2]byte{o.last[1], p[0]}
+		}
+	}
+	return n, err
+}
+
+// atLineStart reports whether nothing was written or the output ends at column 0 of a raw
+// terminal: with "\r" or "\r\n".
+func (o *outputWriter) atLineStart() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return !o.wrote || o.last[1] == '\r' || o.last == [2]byte{'\r', '\n'}
+}

@@ -1,0 +1,204 @@
+package client
+
+import (
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestRawTerminal(t *testing.T) {
+	tt := openTerminal(t)
+	before := tt.termios()
+	fd := int(tt.slave.Fd())
+	rt := newRawTerminal(fd)
+	if rt.usedRaw() {
+		t.Fatal("usedRaw before enter")
+	}
+	if err := rt.enter(); err != nil {
+		t.Fatal(err)
+	}
+	if !isRaw(tt.termios()) || !rt.usedRaw() {
+		t.Fatalf("not raw after enter: %+v", tt.termios())
+	}
+	if err := rt.enter(); err != nil { // again: no change, the saved state stays the first one
+		t.Fatal(err)
+	}
+	rt.leave() // a suspend
+	if got := tt.termios(); got != before {
+		t.Fatalf("leave did not give the state back:\nbefore %+v\nafter  %+v", before, got)
+	}
+	if err := rt.enter(); err != nil { // the resume
+		t.Fatal(err)
+	}
+	rt.restore()
+	if got := tt.termios(); got != before {
+		t.Fatalf("restore did not give the state back:\nbefore %+v\nafter  %+v", before, got)
+	}
+	// After restore nothing enters raw mode again, and more restores change nothing.
+	if err := rt.enter(); err != nil {
+		t.Fatal(err)
+	}
+	rt.restore()
+	if got := tt.termios(); got != before {
+		t.Fatalf("enter after restore changed the terminal: %+v", got)
+	}
+}
+
+// TestRawTerminalRestoreOnPanic checks the pattern interact uses: a panic restores, then goes on.
+func TestRawTerminalRestoreOnPanic(t *testing.T) {
+	tt := openTerminal(t)
+	before := tt.termios()
+	rt := newRawTerminal(int(tt.slave.Fd()))
+	func() {
+		defer func() {
+			if p := recover(); p == nil || p != "boom" {
+				t.Fatalf("recovered %v, want the re-panic", p)
+			}
+		}()
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					rt.restore()
+					panic(p)
+				}
+			}()
+			if err := rt.enter(); err != nil {
+				t.Fatal(err)
+			}
+			panic("boom")
+		}()
+	}()
+	if got := tt.termios(); got != before {
+		t.Fatalf("terminal not restored after a panic:\nbefore %+v\nafter  %+v", before, got)
+	}
+}
+
+func TestWindowSize(t *testing.T) {
+	tt := openTerminal(t)
+	fd := int(tt.slave.Fd())
+	if got := windowSize([]int{fd}); got.Rows != 24 || got.Cols != 80 {
+		t.Fatalf("window %+v, want 24x80", got)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	// Not a terminal first: the next one counts; none: 24x80.
+	if err := unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: 50, Col: 132}); err != nil {
+		t.Fatal(err)
+	}
+	if got := windowSize([]int{int(r.Fd()), fd}); got.Rows != 50 || got.Cols != 132 {
+		t.Fatalf("window %+v, want 50x132", got)
+	}
+	if got := windowSize([]int{int(r.Fd())}); got.Rows != 24 || got.Cols != 80 {
+		t.Fatalf("window %+v, want the 24x80 default", got)
+	}
+	if _, ok := ttyFd(r); ok {
+		t.Fatal("a pipe is not a terminal")
+	}
+	if _, ok := ttyFd(strings.NewReader("")); ok {
+		t.Fatal("a strings.Reader is not a terminal")
+	}
+	if fd2, ok := ttyFd(tt.slave); !ok || fd2 != fd {
+		t.Fatal("the pty slave is a terminal")
+	}
+}
+
+func TestOutputWriterLineStart(t *testing.T) {
+	for _, tc := range []struct {
+		writes []string
+		want   bool
+	}{
+		{nil, true},
+		{[]string{"$ "}, false},
+		{[]string{"done\r\n"}, true},
+		{[]string{"done\n"}, false}, // raw terminal: \n alone does not return the carriage
+		{[]string{"x\r"}, true},
+		{[]string{"x\r", "\n"}, true},
+		{[]string{"x", "\r", "\n"}, true},
+		{[]string{"x\r\n", "$"}, false},
+		{[]string{"\n"}, false},
+	} {
+		o := &outputWriter{w: io.Discard}
+		for _, s := range tc.writes {
+			if _, err := o.Write([]byte(s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := o.atLineStart(); got != tc.want {
+			t.Errorf("after %q: atLineStart %v, want %v", tc.writes, got, tc.want)
+		}
+	}
+}
+
+func TestFdReader(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	fr, err := newFdReader(int(r.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fr.close()
+
+	if _, err := w.WriteString("typed"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	n, err := fr.Read(buf)
+	if err != nil || string(buf[:n]) != "typed" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+
+	// stop interrupts a Read that waits for input.
+	done := make(chan error, 1)
+	go func() {
+		_, err := fr.Read(buf)
+		done <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // usually in poll by now; either way the result is the same
+	fr.stop()
+	fr.stop()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errInputStopped) {
+			t.Fatalf("Read after stop = %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("stop did not interrupt Read")
+	}
+	if _, err := fr.Read(buf); !errors.Is(err, errInputStopped) {
+		t.Fatalf("second Read after stop = %v", err)
+	}
+}
+
+func TestFdReaderEOF(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fr, err := newFdReader(int(r.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fr.close()
+	if _, err := w.WriteString("last"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	data, err := io.ReadAll(fr)
+	if err != nil || string(data) != "last" {
+		t.Fatalf("ReadAll = %q, %v", data, err)
+	}
+}
