@@ -1,11 +1,14 @@
 package pty
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -322,25 +325,81 @@ func (p *PTY) SendEOF() error {
 	return nil
 }
 
-// Hangup sends SIGHUP to the child's process group, the first time it is called,
-// and only if the child has not been reaped yet (Wait has not been called).
+// Hangup hangs up the session, the first time it is called, and only if the child
+// has not been reaped yet (Wait has not been called): SIGHUP goes to the child's
+// process group and to every other process of its session (its jobs), each followed
+// by SIGCONT so that stopped jobs see it, as when a terminal line drops.
 func (p *PTY) Hangup() {
 	// Why once: a session has several reasons to hang up (the connection dropped,
 	// the daemon is stopping, the output pump failed) and may see more than one;
 	// the shell must see a single hangup, as it would from a modem line, not a
 	// second SIGHUP that interrupts its own hangup handling (saving history,
 	// hanging up its jobs).
-	// Why not after the reap: the group id is the child's pid, which the system may
-	// give to an unrelated process once the child is reaped. watchExit does not
-	// reap, and Wait marks the child reaped under sigMu before reaping it, so the
-	// SIGHUP is sent while the pid is still ours (the child is running or a zombie).
+	// Why not after the reap: the group and session id is the child's pid, which the
+	// system may give to an unrelated process once the child is reaped. watchExit does
+	// not reap, and Wait marks the child reaped under sigMu before reaping it, so the
+	// signals are sent while the pid is still ours (the child is running or a zombie).
+	// Why the whole session: a shell passes its SIGHUP on to its jobs, but not
+	// reliably (a job being started as the hangup arrives escapes it, seen with bash),
+	// and a process left behind by a dropped connection is a leak.
 	p.hangup.Do(func() {
 		p.sigMu.Lock()
 		defer p.sigMu.Unlock()
 		if !p.reaped {
 			_ = unix.Kill(-p.pid, unix.SIGHUP) // ESRCH: the group is gone already
+			hangupSession(p.pid)
+			_ = unix.Kill(-p.pid, unix.SIGCONT)
 		}
 	})
+}
+
+// hangupSession sends SIGHUP then SIGCONT to every process of session sid except the
+// leader's group. Each process is pinned with a pidfd and its session checked again
+// after the pin, so a pid reused between the scan and the signal is never signalled.
+func hangupSession(sid int) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == sid {
+			continue
+		}
+		if s, pgid, ok := sessionOf(pid); !ok || s != sid || pgid == sid {
+			continue
+		}
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // gone
+		}
+		if s, _, ok := sessionOf(pid); ok && s == sid {
+			_ = unix.PidfdSendSignal(fd, unix.SIGHUP, nil, 0)
+			_ = unix.PidfdSendSignal(fd, unix.SIGCONT, nil, 0)
+		}
+		_ = unix.Close(fd)
+	}
+}
+
+// sessionOf reads the session and process group ids of pid from /proc/PID/stat.
+func sessionOf(pid int) (sid, pgid int, ok bool) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command name is in parentheses and may hold anything; the fields after
+	// it are: state ppid pgrp session ...
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 4 {
+		return 0, 0, false
+	}
+	pgid, err1 := strconv.Atoi(f[2])
+	sid, err2 := strconv.Atoi(f[3])
+	return sid, pgid, err1 == nil && err2 == nil
 }
 
 // Wait waits for the child to exit, reaps it and returns its state. It may be called

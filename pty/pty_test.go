@@ -278,6 +278,35 @@ func TestHangup(t *testing.T) {
 	c.p.Hangup() // after the reap: nothing is sent
 }
 
+// TestHangupReachesJobs checks that a hangup reaches the shell's jobs in other process groups
+// even when the shell does not pass it on (dash, unlike bash, does not).
+func TestHangupReachesJobs(t *testing.T) {
+	c := startChild(t, size, "sh", "-c", `set -m; sleep 1000 & echo "job=$!"; wait`)
+	out := c.readUntil("\n")
+	var job int
+	if _, err := fmt.Sscanf(out[strings.Index(out, "job="):], "job=%d", &job); err != nil {
+		t.Fatalf("no job pid in %q: %v", out, err)
+	}
+	if pgid, err := unix.Getpgid(job); err != nil || pgid == c.p.Pid() {
+		t.Fatalf("job %d is in process group %d (%v); the test needs it in its own group", job, pgid, err)
+	}
+	c.p.Hangup()
+	c.readAll()
+	c.wantSignal(syscall.SIGHUP)
+	deadline := time.Now().Add(watchdog)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", job))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return // gone, or dead and waiting for init to reap it
+		}
+		if time.Now().After(deadline) {
+			_ = unix.Kill(job, unix.SIGKILL)
+			t.Fatalf("job %d survived the hangup: %s", job, stat)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
 func TestCloseUnblocksReadOutput(t *testing.T) {
 	c := startChild(t, size, "sleep", "1000")
 	errc := make(chan error, 1)

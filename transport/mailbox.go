@@ -499,6 +499,12 @@ func (c *mailboxConn) CloseWrite() error {
 	return fmt.Errorf("transport: CloseWrite: %w", errors.ErrUnsupported)
 }
 
+// NetConn returns the conn the mailbox conn wraps, as tls.Conn.NetConn
+// does, so that a server can find what it put under the Mux (for example
+// to learn when the conn was accepted). Reading from it directly skips the
+// bytes the Mux read past the name.
+func (c *mailboxConn) NetConn() net.Conn { return c.Conn }
+
 // DialMailbox dials address (see Dial for its forms) and asks for the
 // mailbox name. On failure it closes the conn; a refusal by the server is
 // a *MailboxError.
