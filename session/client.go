@@ -1,0 +1,549 @@
+package session
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"sync"
+)
+
+// Client is the client side of a session, shaped like os/exec.Cmd: set Stdin (or call StdinPipe)
+// and Stdout, then Start and Wait, or Run.
+//
+// Two goroutines move the output: one reads frames from the conn into a queue, one writes the
+// queue to Stdout in big chunks and grants the server credit. A FLUSH from the server drops what
+// is queued (but the newest bytes the server says to keep). Input leaves at once: each StdinPipe Write is one frame in one conn Write.
+type Client struct {
+	Request // what to ask for
+
+	// Stdin, if set, is copied to the server by a goroutine, one frame per Read; its EOF is the
+	// end of input. If Stdin is an *os.File, Wait does not wait for that goroutine (it may stay
+	// blocked in Read); otherwise Wait waits for Read to return, as os/exec does.
+	Stdin io.Reader
+
+	// Stdout receives the remote output, in large chunks; nil discards it.
+	Stdout io.Writer
+
+	// OnFlush, if set, is called when the remote pty discarded output (after the client dropped
+	// its queue), so a terminal client can also discard the local terminal's output queue
+	// (tcflush). It is called from the goroutine that writes Stdout, never during a Stdout Write.
+	OnFlush func()
+
+	conn         net.Conn
+	capabilities []string // what Start offers; none in this version (tests set it)
+	accepted     []string // what the server accepted
+
+	wmu  sync.Mutex // serializes frame writes, so frames never interleave
+	wbuf []byte     // frame being written; under wmu
+
+	mu      sync.Mutex
+	outCond sync.Cond // writeOutput waits for output, a flush or the end
+	inCond  sync.Cond // input writers wait for credit or the end
+	started bool      // Start was called
+	running bool      // the server accepted; pumps run
+	waited  bool      // Wait was called
+	closed  bool      // Close was called
+	pipe    *stdinPipe
+
+	q        []byte // output received, not yet written; q[qoff:] is pending
+	qoff     int
+	flushed  bool // a FLUSH arrived that OnFlush has not yet been told about
+	unacked  int  // output bytes received, not yet credited
+	consumed int  // output bytes written or dropped, not yet credited
+	credit   int  // input bytes we may still send
+	readDone bool // readOutput ended: no more output, credit or frames
+
+	ended    bool  // the session's result is known
+	result   error // what Wait returns
+	stdinErr error // Stdin's read error, returned if the session itself succeeded
+
+	pumps     chan error // results of readOutput and writeOutput
+	stdinDone chan error // result of copyStdin
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewClient returns a client for a session over conn. It never dials; the Client owns conn and
+// closes it when the session ends, Start fails, or Close is called.
+func NewClient(conn net.Conn, req Request) *Client {
+	c := &Client{Request: req, conn: conn, pumps: make(chan error, 2), stdinDone: make(chan error, 1)}
+	c.outCond.L = &c.mu
+	c.inCond.L = &c.mu
+	return c
+}
+
+// StdinPipe returns a pipe to the remote shell's input, to use instead of Stdin; call it before
+// Start. Each Write sends its bytes at once as one DATA frame (split only when it exceeds the frame
+// size or the credit the server granted; it blocks while there is none). Close sends the end of
+// input. Writes before Start fail.
+func (c *Client) StdinPipe() (io.WriteCloser, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.Stdin != nil:
+		return nil, errors.New("session: Stdin already set")
+	case c.started:
+		return nil, errors.New("session: StdinPipe after Start")
+	case c.pipe != nil:
+		return nil, errors.New("session: StdinPipe already called")
+	}
+	c.pipe = &stdinPipe{c: c}
+	return c.pipe, nil
+}
+
+// Start sends the protocol version and the login request, and reads the answer. A refusal is a
+// *RefusedError; so is a server's refusal of this protocol version, with its line as the Reason.
+// On failure Start closes the conn. Start sets no deadlines: set one on the conn
+// first if the server may not answer (and clear it after).
+func (c *Client) Start() error {
+	c.mu.Lock()
+	switch {
+	case c.started:
+		c.mu.Unlock()
+		return errors.New("session: already started")
+	case c.closed:
+		c.mu.Unlock()
+		return fmt.Errorf("session: %w", net.ErrClosed)
+	}
+	c.started = true
+	c.mu.Unlock()
+
+	br, err := c.login()
+	if err != nil {
+		_ = c.closeConn()
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return fmt.Errorf("session: %w", net.ErrClosed)
+	}
+	c.running = true
+	c.credit = window
+	eof := c.pipe != nil && c.pipe.closed
+	c.mu.Unlock()
+	if eof {
+		_ = c.writeFrame(frameEOF, nil) // a failure shows in Wait
+	}
+
+	fr := &frameReader{r: br}
+	go func() { c.pumps <- c.readOutput(fr) }()
+	go func() { c.pumps <- c.writeOutput() }()
+	if c.Stdin != nil {
+		go func() { c.stdinDone <- c.copyStdin() }()
+	}
+	return nil
+}
+
+// login sends the version and the request, and reads the answer.
+func (c *Client) login() (*bufio.Reader, error) {
+	req := c.Request
+	req.Env = localeEnv(req.Env)
+	req.Capabilities = c.capabilities
+	b, err := appendMessage([]byte{version}, &message{typ: frameLogin, req: &req})
+	if err != nil {
+		return nil, fmt.Errorf("session: bad login request: %w", err)
+	}
+	if _, err := c.conn.Write(b); err != nil {
+		return nil, fmt.Errorf("session: sending login request: %w", err)
+	}
+
+	br := bufio.NewReaderSize(c.conn, maxDataFrame+headerLen)
+	v, err := br.ReadByte()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("session: server closed the connection without answering")
+		}
+		return nil, fmt.Errorf("session: reading the server's answer: %w", err)
+	}
+	switch v {
+	case version:
+	case 0:
+		text, err := readVersionRefusal(br)
+		if err != nil {
+			return nil, fmt.Errorf("session: reading the server's refusal: %w", err)
+		}
+		return nil, &RefusedError{Reason: text}
+	default:
+		return nil, fmt.Errorf("session: server answered protocol version %d to version %d (is it a session server?)", v, version)
+	}
+	m, err := (&frameReader{r: br}).readMessage(isAnswerFrame)
+	if err != nil {
+		return nil, fmt.Errorf("session: reading the server's answer: %w", err)
+	}
+	if m.typ == frameRefuse {
+		return nil, &RefusedError{Reason: m.text}
+	}
+	for _, name := range m.caps {
+		if !slices.Contains(req.Capabilities, name) {
+			return nil, fmt.Errorf("session: %w: server accepted capability %s, which was not offered", errProtocol, quote(name))
+		}
+	}
+	c.accepted = m.caps
+	return br, nil
+}
+
+// Resize tells the server the window size changed.
+func (c *Client) Resize(w WindowSize) error {
+	if err := c.checkRunning(); err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = appendWindow(c.wbuf[:0], w)
+	if _, err := c.conn.Write(c.wbuf); err != nil {
+		return fmt.Errorf("session: sending window size: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) checkRunning() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running {
+		return errors.New("session: not started")
+	}
+	return nil
+}
+
+// Wait waits for the session to end and for the remote output to be written to Stdout. It returns
+// nil when the shell exited with status 0, an *ExitError for another status or a signal, a
+// *ClosedError when the server ended the session for another reason, and an error wrapping the
+// cause when the connection was lost ("session: connection lost: ...") or Close was called
+// (net.ErrClosed). Wait closes the conn.
+func (c *Client) Wait() error {
+	c.mu.Lock()
+	switch {
+	case !c.running:
+		c.mu.Unlock()
+		return errors.New("session: not started")
+	case c.waited:
+		c.mu.Unlock()
+		return errors.New("session: Wait was already called")
+	}
+	c.waited = true
+	c.mu.Unlock()
+
+	for range cap(c.pumps) {
+		<-c.pumps
+	}
+	_ = c.closeConn()
+	if _, isFile := c.Stdin.(*os.File); c.Stdin != nil && !isFile {
+		<-c.stdinDone
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.result == nil {
+		return c.stdinErr
+	}
+	return c.result
+}
+
+// Run starts the session and waits for it to end.
+func (c *Client) Run() error {
+	if err := c.Start(); err != nil {
+		return err
+	}
+	return c.Wait()
+}
+
+// Close ends the session: queued output is dropped, the conn is closed, and Wait returns (an error
+// wrapping net.ErrClosed, unless the session had already ended). Close may be called at any time,
+// also during Start, and more than once.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.endLocked(fmt.Errorf("session: %w", net.ErrClosed))
+	c.mu.Unlock()
+	return c.closeConn()
+}
+
+func (c *Client) closeConn() error {
+	c.closeOnce.Do(func() { c.closeErr = c.conn.Close() })
+	return c.closeErr
+}
+
+// endLocked records how the session ended, if that is not known yet, and wakes every waiter.
+func (c *Client) endLocked(result error) {
+	if !c.ended {
+		c.ended = true
+		c.result = result
+	}
+	c.outCond.Broadcast()
+	c.inCond.Broadcast()
+}
+
+func (c *Client) end(result error) {
+	c.mu.Lock()
+	c.endLocked(result)
+	c.mu.Unlock()
+}
+
+// writeFrame sends one frame with a single conn Write.
+func (c *Client) writeFrame(typ frameType, p []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = appendFrame(c.wbuf[:0], typ, p)
+	_, err := c.conn.Write(c.wbuf)
+	return err
+}
+
+// readOutput reads the server's frames until the session ends: output goes to the queue, a FLUSH
+// empties it, CREDIT lets input flow, EXIT and CLOSE end the session. On a broken connection or
+// protocol it closes the conn, and the server hangs up the shell.
+func (c *Client) readOutput(fr *frameReader) error {
+	defer func() {
+		c.mu.Lock()
+		c.readDone = true
+		c.outCond.Broadcast()
+		c.inCond.Broadcast()
+		c.mu.Unlock()
+	}()
+	for {
+		m, err := fr.readMessage(isServerFrame)
+		if err == nil {
+			var last bool
+			if last, err = c.handleOutput(&m); last {
+				_ = c.closeConn() // after the last frame the server waits for this close
+				return nil
+			}
+		}
+		if err != nil {
+			if errors.Is(err, errProtocol) {
+				err = fmt.Errorf("session: %w", err)
+			} else {
+				err = fmt.Errorf("session: connection lost: %w", err)
+			}
+			c.end(err)
+			_ = c.closeConn()
+			return err
+		}
+	}
+}
+
+// handleOutput acts on one frame from the server; last reports EXIT or CLOSE.
+func (c *Client) handleOutput(m *message) (last bool, err error) {
+	switch m.typ {
+	case frameData:
+		return false, c.queueOutput(m.data)
+	case frameFlush:
+		c.mu.Lock()
+		queued := len(c.q) - c.qoff
+		drop := max(0, queued-int(m.keep))
+		c.consumed += drop
+		c.qoff += drop
+		if c.qoff == len(c.q) {
+			c.q, c.qoff = c.q[:0], 0
+		}
+		// OnFlush discards the local terminal's output queue too, unless part of what the server
+		// asked to keep was written already.
+		if int(m.keep) <= queued {
+			c.flushed = true
+			c.outCond.Signal()
+		}
+		n := c.takeCreditLocked()
+		c.mu.Unlock()
+		c.sendCredit(n)
+	case frameCredit:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if int64(m.credit) > int64(window-c.credit) {
+			return false, protocolErrorf("server granted more credit than input was sent")
+		}
+		c.credit += int(m.credit)
+		c.inCond.Broadcast()
+	case frameExit:
+		c.end(waitResult(m.exit))
+		return true, nil
+	case frameClose:
+		c.end(&ClosedError{Reason: m.text})
+		return true, nil
+	}
+	return false, nil
+}
+
+// queueOutput appends DATA to the queue for writeOutput.
+func (c *Client) queueOutput(p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unacked+len(p) > window {
+		return protocolErrorf("server sent more than the credit window of %d bytes", window)
+	}
+	c.unacked += len(p)
+	if c.closed {
+		c.consumed += len(p)
+		return nil
+	}
+	if c.qoff > 0 && len(c.q)+len(p) > cap(c.q) { // reuse the written part instead of growing
+		c.q = c.q[:copy(c.q, c.q[c.qoff:])]
+		c.qoff = 0
+	}
+	c.q = append(c.q, p...)
+	c.outCond.Signal()
+	return nil
+}
+
+// writeOutput writes the queue to Stdout, everything queued in one Write (up to maxDataFrame
+// bytes), and grants credit for what it wrote. After the end it drains the queue, unless Close
+// was called.
+func (c *Client) writeOutput() error {
+	out := c.Stdout
+	if out == nil {
+		out = io.Discard
+	}
+	buf := make([]byte, maxDataFrame)
+	for {
+		c.mu.Lock()
+		for c.qoff == len(c.q) && !c.flushed && !c.readDone && !c.closed {
+			c.outCond.Wait()
+		}
+		if c.closed {
+			c.mu.Unlock()
+			return nil
+		}
+		flushed := c.flushed
+		c.flushed = false
+		n := copy(buf, c.q[c.qoff:])
+		c.qoff += n
+		if c.qoff == len(c.q) {
+			c.q, c.qoff = c.q[:0], 0
+		}
+		c.mu.Unlock()
+
+		if n == 0 && !flushed { // readDone, and the queue is empty
+			return nil
+		}
+		if flushed && c.OnFlush != nil {
+			c.OnFlush()
+		}
+		if n == 0 {
+			continue
+		}
+		if _, err := out.Write(buf[:n]); err != nil {
+			err = fmt.Errorf("session: writing output: %w", err)
+			c.end(err)
+			_ = c.closeConn()
+			return err
+		}
+		c.mu.Lock()
+		c.consumed += n
+		k := c.takeCreditLocked()
+		c.mu.Unlock()
+		c.sendCredit(k)
+	}
+}
+
+// takeCreditLocked returns the credit to grant now (0 until a batch is due) and counts it as
+// granted.
+func (c *Client) takeCreditLocked() int {
+	if c.consumed < creditBatch || c.readDone {
+		return 0
+	}
+	n := c.consumed
+	c.consumed = 0
+	c.unacked -= n
+	return n
+}
+
+func (c *Client) sendCredit(n int) {
+	if n == 0 {
+		return
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = appendCredit(c.wbuf[:0], n)
+	_, _ = c.conn.Write(c.wbuf) // a broken conn shows in readOutput
+}
+
+// sendInput sends p as DATA frames, as credit allows.
+func (c *Client) sendInput(p []byte, pipe *stdinPipe) (int, error) {
+	sent := 0
+	for len(p) > 0 {
+		c.mu.Lock()
+		for c.running && c.credit == 0 && !c.readDone && !c.closed && !(pipe != nil && pipe.closed) {
+			c.inCond.Wait()
+		}
+		var err error
+		switch {
+		case pipe != nil && pipe.closed:
+			err = fmt.Errorf("session: write to closed stdin: %w", os.ErrClosed)
+		case c.readDone || c.closed:
+			err = fmt.Errorf("session: write to stdin after the session ended: %w", io.ErrClosedPipe)
+		case !c.running:
+			err = errors.New("session: write to stdin before Start")
+		}
+		n := min(len(p), c.credit, maxDataFrame)
+		c.credit -= n
+		c.mu.Unlock()
+		if err != nil {
+			return sent, err
+		}
+		if err := c.writeFrame(frameData, p[:n]); err != nil {
+			return sent, fmt.Errorf("session: sending input: %w", err)
+		}
+		sent += n
+		p = p[n:]
+	}
+	return sent, nil
+}
+
+// copyStdin copies Stdin to the server, one frame per Read, then sends the end of input.
+func (c *Client) copyStdin() error {
+	buf := make([]byte, readChunk)
+	for {
+		n, err := c.Stdin.Read(buf)
+		if n > 0 {
+			if _, werr := c.sendInput(buf[:n], nil); werr != nil {
+				return nil // the session ended; Wait reports how
+			}
+		}
+		if err != nil {
+			_ = c.writeFrame(frameEOF, nil)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			err = fmt.Errorf("session: reading Stdin: %w", err)
+			c.mu.Lock()
+			c.stdinErr = err
+			c.mu.Unlock()
+			return err
+		}
+	}
+}
+
+// stdinPipe is the writer StdinPipe returns.
+type stdinPipe struct {
+	c      *Client
+	closed bool // under c.mu
+}
+
+func (p *stdinPipe) Write(b []byte) (int, error) { return p.c.sendInput(b, p) }
+
+// Close sends the end of input (once).
+func (p *stdinPipe) Close() error {
+	c := p.c
+	c.mu.Lock()
+	if p.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	send := c.running && !c.readDone && !c.closed // before Start, Start sends it
+	c.inCond.Broadcast()
+	c.mu.Unlock()
+	if !send {
+		return nil
+	}
+	if err := c.writeFrame(frameEOF, nil); err != nil {
+		return fmt.Errorf("session: sending end of input: %w", err)
+	}
+	return nil
+}

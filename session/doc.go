@@ -1,0 +1,37 @@
+// Package session is the login protocol of rlogin and rlogind: the versioned, framed protocol that
+// runs over a secure stream after the "login" mailbox and the TLS handshake (docs/protocol.md is
+// its byte-by-byte specification). It carries one terminal session: a login request (user,
+// terminal type, window size, locale), the answer, then terminal data both ways with window
+// changes, end of input, output flushes and the shell's exit status.
+//
+// Output flows under a credit window, so a flush on the server (Ctrl-C with the pty in packet
+// mode) reaches the client behind at most a window of data, which the client drops: the prompt
+// comes back at once instead of after the whole backlog.
+//
+// Typical usage, client side (conn is any net.Conn, a TLS stream in production):
+//
+//	c := session.NewClient(conn, session.Request{User: "bob", Term: "xterm", Window: ws, Env: os.Environ()})
+//	c.Stdout = os.Stdout
+//	stdin, err := c.StdinPipe()
+//	...
+//	if err := c.Start(); err != nil {
+//		var refused *session.RefusedError
+//		... // errors.As(err, &refused): refused.Reason says why
+//	}
+//	go copyKeystrokes(stdin) // each stdin.Write leaves at once as one frame; stdin.Close = end of input
+//	err = c.Wait()           // nil, *ExitError, *ClosedError or a lost connection
+//
+// Server side:
+//
+//	s := session.NewServerConn(conn)
+//	req, err := s.ReadRequest() // set a deadline on conn first
+//	...
+//	if !allowed(req) {
+//		s.Refuse("permission denied")
+//		return
+//	}
+//	t := startShell(req) // a Terminal, such as a pty in packet mode
+//	state, err := s.Serve(ctx, t)
+//
+// A Client or ServerConn owns its conn: it closes it when the session ends.
+package session

@@ -1,0 +1,106 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+
+	"github.com/rlogin-go/rlogin/session"
+)
+
+// greeter is a Terminal whose shell prints a greeting and exits with status 3. A real server uses
+// a pty in packet mode.
+type greeter struct {
+	cmd      *exec.Cmd
+	mu       sync.Mutex
+	greeted  bool
+	waitOnce sync.Once
+	state    *os.ProcessState
+}
+
+func (g *greeter) ReadOutput(b []byte) (int, bool, error) {
+	g.mu.Lock()
+	greeted := g.greeted
+	g.greeted = true
+	g.mu.Unlock()
+	if !greeted {
+		return copy(b, "hello, bob\n"), false, nil
+	}
+	_, _ = g.Wait() // the output is over once the shell is reaped
+	return 0, false, io.EOF
+}
+
+func (g *greeter) Write(b []byte) (int, error)     { return len(b), nil }
+func (g *greeter) Resize(session.WindowSize) error { return nil }
+func (g *greeter) SendEOF() error                  { return nil }
+func (g *greeter) Hangup()                         {}
+func (g *greeter) Wait() (*os.ProcessState, error) {
+	g.waitOnce.Do(func() {
+		_ = g.cmd.Wait()
+		g.state = g.cmd.ProcessState
+	})
+	return g.state, nil
+}
+
+// A client and a server over an in-memory connection.
+func Example() {
+	clientConn, serverConn := net.Pipe()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		s := session.NewServerConn(serverConn)
+		req, err := s.ReadRequest()
+		if err != nil {
+			return
+		}
+		if req.User != "bob" {
+			_ = s.Refuse("unknown user")
+			return
+		}
+		cmd := exec.Command("sh", "-c", "exit 3")
+		if err := cmd.Start(); err != nil {
+			_ = s.Refuse("cannot start the shell")
+			return
+		}
+		_, _ = s.Serve(context.Background(), &greeter{cmd: cmd})
+	}()
+
+	c := session.NewClient(clientConn, session.Request{User: "bob", Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
+	c.Stdout = os.Stdout
+	err := c.Run()
+	<-served
+	var exit *session.ExitError
+	if errors.As(err, &exit) {
+		fmt.Println("exit code", exit.ExitCode())
+	}
+	// Output:
+	// hello, bob
+	// exit code 3
+}
+
+// A refused login: the client gets the server's reason.
+func ExampleRefusedError() {
+	clientConn, serverConn := net.Pipe()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		s := session.NewServerConn(serverConn)
+		if _, err := s.ReadRequest(); err == nil {
+			_ = s.Refuse("user mallory may not log in")
+		}
+	}()
+	c := session.NewClient(clientConn, session.Request{User: "mallory"})
+	err := c.Start()
+	<-served
+	var refused *session.RefusedError
+	if errors.As(err, &refused) {
+		fmt.Println("refused:", refused.Reason) // from the peer: show it through sanitize.Text
+	}
+	// Output:
+	// refused: user mallory may not log in
+}

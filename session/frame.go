@@ -1,0 +1,744 @@
+package session
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Protocol constants; docs/protocol.md is the specification.
+const (
+	version = 1 // the protocol version this package speaks
+
+	headerLen  = 4         // frame header: type (1 byte), payload length (3 bytes, big-endian)
+	maxPayload = 128 << 10 // largest payload a parser accepts
+
+	window      = 256 << 10  // credit window: DATA bytes a sender may have outstanding, each way
+	creditBatch = window / 4 // receivers grant credit in batches of at least this many bytes
+
+	maxUser       = 32   // bytes of a user name
+	maxTerm       = 256  // bytes of a terminal type
+	maxEnv        = 64   // environment variables in a login request
+	maxEnvVar     = 1024 // bytes of one "NAME=value"
+	maxCaps       = 32   // capabilities in a list
+	maxCapName    = 64   // bytes of a capability name
+	maxReason     = 1024 // bytes of a REFUSE or CLOSE reason
+	maxSignalName = 32   // bytes of a signal name in EXIT
+	maxRefusal    = 1023 // bytes of the text in a version refusal line, without its LF
+)
+
+// Implementation limits (not protocol): how this package cuts its own data.
+const (
+	maxDataFrame = 64 << 10 // payload of the DATA frames this package sends
+	readChunk    = 32 << 10 // buffer for one Terminal.ReadOutput or Stdin read
+)
+
+// A frameType is the first byte of a frame header. Types with bit 0x80 set are optional: a receiver
+// skips those it does not know. An unknown mandatory type (0x00-0x7f) is a protocol error.
+type frameType byte
+
+const (
+	frameLogin  frameType = 0x01 // client: the login request
+	frameAccept frameType = 0x02 // server: login accepted, with the accepted capabilities
+	frameRefuse frameType = 0x03 // server: login refused, with a reason
+	frameData   frameType = 0x04 // both: terminal bytes (keystrokes or output)
+	frameWindow frameType = 0x05 // client: window size changed
+	frameEOF    frameType = 0x06 // client: end of input
+	frameCredit frameType = 0x07 // both: that many DATA bytes were consumed; send more
+	frameFlush  frameType = 0x08 // server: the remote pty discarded output; drop what is queued but the last bytes
+	frameExit   frameType = 0x09 // server: the shell's exit status; the last frame
+	frameClose  frameType = 0x0a // server: the session ends for another reason
+
+	frameOptional frameType = 0x80 // the bit that makes a type optional
+)
+
+func (t frameType) String() string {
+	switch t {
+	case frameLogin:
+		return "LOGIN"
+	case frameAccept:
+		return "ACCEPT"
+	case frameRefuse:
+		return "REFUSE"
+	case frameData:
+		return "DATA"
+	case frameWindow:
+		return "WINDOW"
+	case frameEOF:
+		return "EOF"
+	case frameCredit:
+		return "CREDIT"
+	case frameFlush:
+		return "FLUSH"
+	case frameExit:
+		return "EXIT"
+	case frameClose:
+		return "CLOSE"
+	}
+	return fmt.Sprintf("type 0x%02x", byte(t))
+}
+
+// known reports whether this version defines t.
+func (t frameType) known() bool { return t >= frameLogin && t <= frameClose }
+
+// Which frames a side may receive, by phase.
+func isLoginFrame(t frameType) bool  { return t == frameLogin }
+func isAnswerFrame(t frameType) bool { return t == frameAccept || t == frameRefuse }
+
+// isClientFrame reports whether a client may send t once the session runs.
+func isClientFrame(t frameType) bool {
+	return t == frameData || t == frameWindow || t == frameEOF || t == frameCredit
+}
+
+// isServerFrame reports whether a server may send t once the session runs.
+func isServerFrame(t frameType) bool {
+	switch t {
+	case frameData, frameCredit, frameFlush, frameExit, frameClose:
+		return true
+	}
+	return false
+}
+
+// errProtocol marks a peer that broke the protocol (as opposed to a broken connection).
+var errProtocol = errors.New("protocol error")
+
+func protocolErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errProtocol, fmt.Sprintf(format, args...))
+}
+
+// A message is one decoded frame. Which field is meaningful depends on typ.
+type message struct {
+	typ    frameType
+	data   []byte     // DATA; aliases the frameReader's buffer
+	req    *Request   // LOGIN
+	caps   []string   // ACCEPT
+	text   string     // REFUSE, CLOSE
+	window WindowSize // WINDOW
+	credit uint32     // CREDIT
+	keep   uint32     // FLUSH
+	exit   ExitError  // EXIT
+}
+
+// frameReader reads frames from a peer. It copes with input split anywhere: it only uses
+// io.ReadFull on r.
+type frameReader struct {
+	r   io.Reader // a *bufio.Reader in practice
+	hdr [headerLen]byte
+	buf []byte
+}
+
+// next reads one frame. The payload is valid until the next call. At a frame boundary a closed
+// stream gives io.EOF; inside a frame, io.ErrUnexpectedEOF.
+func (fr *frameReader) next() (frameType, []byte, error) {
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	typ := frameType(fr.hdr[0])
+	n := int(fr.hdr[1])<<16 | int(fr.hdr[2])<<8 | int(fr.hdr[3])
+	if n > maxPayload {
+		return 0, nil, protocolErrorf("%v frame of %d bytes exceeds the limit of %d", typ, n, maxPayload)
+	}
+	if cap(fr.buf) < n {
+		fr.buf = make([]byte, max(n, min(2*cap(fr.buf), maxPayload)))
+	}
+	p := fr.buf[:n]
+	if _, err := io.ReadFull(fr.r, p); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return typ, p, nil
+}
+
+// readMessage reads and decodes the next frame that allowed accepts, skipping unknown optional
+// frames. Any other frame is a protocol error.
+func (fr *frameReader) readMessage(allowed func(frameType) bool) (message, error) {
+	for {
+		typ, p, err := fr.next()
+		if err != nil {
+			return message{}, err
+		}
+		m, skip, err := decodeFrame(typ, p, allowed)
+		if !skip {
+			return m, err
+		}
+	}
+}
+
+// decodeFrame decodes a frame's payload. skip is true for an unknown optional frame.
+func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m message, skip bool, err error) {
+	if !allowed(typ) {
+		if typ&frameOptional != 0 {
+			return message{}, true, nil // this version knows no optional frames
+		}
+		if typ.known() {
+			return message{}, false, protocolErrorf("unexpected %v frame", typ)
+		}
+		return message{}, false, protocolErrorf("unknown frame %v", typ)
+	}
+	m.typ = typ
+	switch typ {
+	case frameData:
+		m.data = p
+	case frameLogin:
+		m.req, err = decodeRequest(p)
+	case frameAccept:
+		d := decoder{p: p}
+		m.caps = d.capabilities()
+		err = d.finish()
+	case frameRefuse, frameClose:
+		m.text, err = decodeReason(p)
+	case frameWindow:
+		d := decoder{p: p}
+		m.window = d.window()
+		err = d.finish()
+	case frameEOF:
+		if len(p) != 0 {
+			err = fmt.Errorf("%d bytes of payload", len(p))
+		}
+	case frameFlush:
+		d := decoder{p: p}
+		m.keep = d.u32()
+		err = d.finish()
+		if err == nil && m.keep > window {
+			err = fmt.Errorf("keep of %d bytes exceeds the window", m.keep)
+		}
+	case frameCredit:
+		d := decoder{p: p}
+		m.credit = d.u32()
+		err = d.finish()
+		if err == nil && m.credit == 0 {
+			err = errors.New("credit of 0 bytes")
+		}
+	case frameExit:
+		m.exit, err = decodeExit(p)
+	}
+	if err != nil {
+		return message{}, false, fmt.Errorf("%w: bad %v frame: %w", errProtocol, typ, err)
+	}
+	return m, false, nil
+}
+
+// appendHeader appends a frame header for a payload of n bytes (n <= maxPayload).
+func appendHeader(b []byte, typ frameType, n int) []byte {
+	return append(b, byte(typ), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// appendFrame appends a frame with payload p.
+func appendFrame(b []byte, typ frameType, p []byte) []byte {
+	return append(appendHeader(b, typ, len(p)), p...)
+}
+
+// appendCredit appends a CREDIT frame for n bytes.
+func appendCredit(b []byte, n int) []byte {
+	return binary.BigEndian.AppendUint32(appendHeader(b, frameCredit, 4), uint32(n))
+}
+
+// appendFlush appends a FLUSH frame that keeps the last keep bytes sent before it.
+func appendFlush(b []byte, keep int) []byte {
+	return binary.BigEndian.AppendUint32(appendHeader(b, frameFlush, 4), uint32(keep))
+}
+
+// appendWindow appends a WINDOW frame.
+func appendWindow(b []byte, w WindowSize) []byte {
+	b = appendHeader(b, frameWindow, 8)
+	for _, v := range [4]uint16{w.Rows, w.Cols, w.XPixel, w.YPixel} {
+		b = binary.BigEndian.AppendUint16(b, v)
+	}
+	return b
+}
+
+// appendMessage appends m as a frame; it fails if m breaks a bound, so what it writes always
+// decodes to m.
+func appendMessage(b []byte, m *message) ([]byte, error) {
+	start := len(b)
+	b = appendHeader(b, m.typ, 0)
+	var err error
+	switch m.typ {
+	case frameData:
+		b = append(b, m.data...)
+	case frameLogin:
+		b, err = appendRequest(b, m.req)
+	case frameAccept:
+		if err = checkCapabilities(m.caps); err == nil {
+			b = appendCapabilities(b, m.caps)
+		}
+	case frameRefuse, frameClose:
+		if err = checkReason(m.text); err == nil {
+			b = append(b, m.text...)
+		}
+	case frameWindow:
+		b = appendWindow(b[:start], m.window)
+	case frameEOF:
+	case frameFlush:
+		if m.keep > window {
+			err = fmt.Errorf("FLUSH keeping %d bytes", m.keep)
+		}
+		b = binary.BigEndian.AppendUint32(b, m.keep)
+	case frameCredit:
+		if m.credit == 0 {
+			err = errors.New("CREDIT of 0 bytes")
+		}
+		b = binary.BigEndian.AppendUint32(b, m.credit)
+	case frameExit:
+		b, err = appendExit(b, &m.exit)
+	default:
+		err = fmt.Errorf("cannot encode a %v frame", m.typ)
+	}
+	if err != nil {
+		return b[:start], err
+	}
+	n := len(b) - start - headerLen
+	if n > maxPayload {
+		return b[:start], fmt.Errorf("%v frame of %d bytes exceeds the limit of %d", m.typ, n, maxPayload)
+	}
+	appendHeader(b[start:start], m.typ, n)
+	return b, nil
+}
+
+// decoder reads fields from a payload; the first error sticks.
+type decoder struct {
+	p   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if len(d.p) < n {
+		d.fail("payload is too short")
+		return nil
+	}
+	b := d.p[:n]
+	d.p = d.p[n:]
+	return b
+}
+
+func (d *decoder) u8() byte {
+	if b := d.bytes(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+func (d *decoder) u16() uint16 {
+	if b := d.bytes(2); b != nil {
+		return binary.BigEndian.Uint16(b)
+	}
+	return 0
+}
+
+func (d *decoder) u32() uint32 {
+	if b := d.bytes(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+
+// string16 reads a string with a 2-byte length of at most limit.
+func (d *decoder) string16(what string, limit int) string {
+	n := int(d.u16())
+	if n > limit {
+		d.fail("%s of %d bytes exceeds the limit of %d", what, n, limit)
+	}
+	return string(d.bytes(n))
+}
+
+func (d *decoder) window() WindowSize {
+	return WindowSize{Rows: d.u16(), Cols: d.u16(), XPixel: d.u16(), YPixel: d.u16()}
+}
+
+// capabilities reads a capability list: a count byte, then names with a length byte each.
+func (d *decoder) capabilities() []string {
+	n := int(d.u8())
+	if n > maxCaps {
+		d.fail("%d capabilities exceed the limit of %d", n, maxCaps)
+	}
+	var caps []string
+	for i := 0; i < n && d.err == nil; i++ {
+		caps = append(caps, string(d.bytes(int(d.u8()))))
+	}
+	if d.err == nil {
+		if err := checkCapabilities(caps); err != nil {
+			d.fail("%v", err)
+		}
+	}
+	return caps
+}
+
+// finish reports the first error, or trailing bytes.
+func (d *decoder) finish() error {
+	if d.err == nil && len(d.p) != 0 {
+		d.fail("%d unexpected bytes at the end of the payload", len(d.p))
+	}
+	return d.err
+}
+
+func appendString16(b []byte, s string) []byte {
+	return append(binary.BigEndian.AppendUint16(b, uint16(len(s))), s...)
+}
+
+func appendCapabilities(b []byte, caps []string) []byte {
+	b = append(b, byte(len(caps)))
+	for _, c := range caps {
+		b = append(append(b, byte(len(c))), c...)
+	}
+	return b
+}
+
+// appendRequest appends a LOGIN payload.
+func appendRequest(b []byte, r *Request) ([]byte, error) {
+	if err := r.validate(); err != nil {
+		return b, err
+	}
+	b = appendString16(b, r.User)
+	b = appendString16(b, r.Term)
+	for _, v := range [4]uint16{r.Window.Rows, r.Window.Cols, r.Window.XPixel, r.Window.YPixel} {
+		b = binary.BigEndian.AppendUint16(b, v)
+	}
+	b = append(b, byte(len(r.Env)))
+	for _, e := range r.Env {
+		b = appendString16(b, e)
+	}
+	return appendCapabilities(b, r.Capabilities), nil
+}
+
+// decodeRequest decodes a LOGIN payload.
+func decodeRequest(p []byte) (*Request, error) {
+	d := decoder{p: p}
+	r := &Request{
+		User:   d.string16("user name", maxUser),
+		Term:   d.string16("terminal type", maxTerm),
+		Window: d.window(),
+	}
+	n := int(d.u8())
+	if n > maxEnv {
+		d.fail("%d environment variables exceed the limit of %d", n, maxEnv)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		r.Env = append(r.Env, d.string16("environment variable", maxEnvVar))
+	}
+	r.Capabilities = d.capabilities()
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// validate checks the bounds of docs/protocol.md, "LOGIN".
+func (r *Request) validate() error {
+	if err := checkUser(r.User); err != nil {
+		return err
+	}
+	if err := checkTerm(r.Term); err != nil {
+		return err
+	}
+	if len(r.Env) > maxEnv {
+		return fmt.Errorf("%d environment variables exceed the limit of %d", len(r.Env), maxEnv)
+	}
+	for i, e := range r.Env {
+		if err := checkEnv(e); err != nil {
+			return err
+		}
+		name := e[:len(envName(e))+1] // with the '='
+		for _, f := range r.Env[:i] {
+			if len(f) >= len(name) && f[:len(name)] == name {
+				return fmt.Errorf("environment variable %s appears twice", name[:len(name)-1])
+			}
+		}
+	}
+	return checkCapabilities(r.Capabilities)
+}
+
+// checkUser: 1 to 32 bytes of printable ASCII without space; not starting with '-' (so no name can
+// pass for an option of login(1); CVE-1999-0113).
+func checkUser(s string) error {
+	switch {
+	case s == "":
+		return errors.New("empty user name")
+	case len(s) > maxUser:
+		return fmt.Errorf("user name of %d bytes exceeds the limit of %d", len(s), maxUser)
+	case s[0] == '-':
+		return fmt.Errorf("user name %s starts with '-'", quote(s))
+	}
+	if i := indexNotIn(s, "", 0x21, 0x7e); i >= 0 {
+		return fmt.Errorf("user name %s has a forbidden byte 0x%02x", quote(s), s[i])
+	}
+	return nil
+}
+
+// checkTerm: at most 256 bytes of printable ASCII without space or '/' (terminfo looks TERM up as
+// a file name). Empty means the client has no terminal type.
+func checkTerm(s string) error {
+	if len(s) > maxTerm {
+		return fmt.Errorf("terminal type of %d bytes exceeds the limit of %d", len(s), maxTerm)
+	}
+	if i := indexNotIn(s, "/", 0x21, 0x7e); i >= 0 {
+		return fmt.Errorf("terminal type %s has a forbidden byte 0x%02x", quote(s), s[i])
+	}
+	return nil
+}
+
+// checkEnv: "NAME=value" of at most 1 KiB; NAME is LANG or LC_ and capitals or '_'; the value is
+// printable ASCII.
+func checkEnv(e string) error {
+	if len(e) > maxEnvVar {
+		return fmt.Errorf("environment variable of %d bytes exceeds the limit of %d", len(e), maxEnvVar)
+	}
+	name := envName(e)
+	if name == "" || !isLocaleName(name) {
+		return fmt.Errorf("environment variable %s is not LANG or LC_*", quote(e))
+	}
+	if i := indexNotIn(e[len(name)+1:], "", 0x20, 0x7e); i >= 0 {
+		return fmt.Errorf("environment variable %s has a forbidden byte 0x%02x in its value", name, e[len(name)+1+i])
+	}
+	return nil
+}
+
+// envName returns the NAME of "NAME=value", or "" if e has no '='.
+func envName(e string) string {
+	for i := 0; i < len(e); i++ {
+		if e[i] == '=' {
+			return e[:i]
+		}
+	}
+	return ""
+}
+
+// isLocaleName reports whether name is LANG or LC_ followed by capitals or '_' (LC_ALL, LC_CTYPE).
+func isLocaleName(name string) bool {
+	if name == "LANG" {
+		return true
+	}
+	if len(name) < 4 || name[:3] != "LC_" {
+		return false
+	}
+	for i := 3; i < len(name); i++ {
+		if c := name[i]; (c < 'A' || c > 'Z') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// localeEnv returns the entries of env the protocol carries: LANG and LC_*.
+func localeEnv(env []string) []string {
+	var out []string
+	for _, e := range env {
+		if n := envName(e); n != "" && isLocaleName(n) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// checkCapabilities: at most 32 distinct names of 1 to 64 bytes of printable ASCII without space.
+func checkCapabilities(caps []string) error {
+	if len(caps) > maxCaps {
+		return fmt.Errorf("%d capabilities exceed the limit of %d", len(caps), maxCaps)
+	}
+	for i, c := range caps {
+		if c == "" || len(c) > maxCapName {
+			return fmt.Errorf("capability name of %d bytes is not 1 to %d bytes", len(c), maxCapName)
+		}
+		if j := indexNotIn(c, "", 0x21, 0x7e); j >= 0 {
+			return fmt.Errorf("capability name %s has a forbidden byte 0x%02x", quote(c), c[j])
+		}
+		if slices.Contains(caps[:i], c) {
+			return fmt.Errorf("capability %s appears twice", quote(c))
+		}
+	}
+	return nil
+}
+
+// indexNotIn returns the index of the first byte of s outside lo..hi or in except, or -1.
+func indexNotIn(s, except string, lo, hi byte) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < lo || c > hi {
+			return i
+		}
+		for j := 0; j < len(except); j++ {
+			if c == except[j] {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// quote shows a peer's string in an error: Go-quoted, so control bytes are escaped, and cut short.
+func quote(s string) string {
+	const limit = 40
+	if len(s) > limit {
+		return strconv.Quote(s[:limit]) + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// checkReason: valid UTF-8 of at most 1 KiB without control or format characters, so a client
+// may print it (still through sanitize.Text, to be safe).
+func checkReason(s string) error {
+	if len(s) > maxReason {
+		return fmt.Errorf("reason of %d bytes exceeds the limit of %d", len(s), maxReason)
+	}
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || !reasonRune(r) {
+			return fmt.Errorf("reason %s has a forbidden character at byte %d", quote(s), i)
+		}
+		i += size
+	}
+	return nil
+}
+
+// reasonRune reports whether r may appear in a reason.
+func reasonRune(r rune) bool {
+	return r >= 0x20 && r != 0x7f && !(r >= 0x80 && r < 0xa0) && !unicode.Is(unicode.Cf, r) &&
+		r != '\u2028' && r != '\u2029'
+}
+
+// cleanReason makes a reason of ours fit checkReason: forbidden characters become '?', and it is
+// cut to 1 KiB at a character boundary.
+func cleanReason(s string) string {
+	b := make([]byte, 0, min(len(s), maxReason))
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		if r == utf8.RuneError && size == 1 || !reasonRune(r) {
+			r = '?'
+		}
+		if len(b)+utf8.RuneLen(r) > maxReason {
+			break
+		}
+		b = utf8.AppendRune(b, r)
+	}
+	return string(b)
+}
+
+func decodeReason(p []byte) (string, error) {
+	s := string(p)
+	if err := checkReason(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// EXIT payload kinds.
+const (
+	exitStatusKind = 0 // exited: status byte
+	exitSignalKind = 1 // killed: flags byte (bit 0: core dumped), signal name
+)
+
+func appendExit(b []byte, e *ExitError) ([]byte, error) {
+	if e.Signal == "" {
+		if e.Status < 0 || e.Status > 255 || e.CoreDumped {
+			return b, fmt.Errorf("exit status %d (core dumped %v) cannot be sent", e.Status, e.CoreDumped)
+		}
+		return append(b, exitStatusKind, byte(e.Status)), nil
+	}
+	if err := checkSignalName(e.Signal); err != nil || e.Status != 0 {
+		return b, fmt.Errorf("signal %s with status %d cannot be sent", quote(e.Signal), e.Status)
+	}
+	flags := byte(0)
+	if e.CoreDumped {
+		flags = 1
+	}
+	return append(append(b, exitSignalKind, flags), e.Signal...), nil
+}
+
+func decodeExit(p []byte) (ExitError, error) {
+	d := decoder{p: p}
+	var e ExitError
+	switch kind := d.u8(); kind {
+	case exitStatusKind:
+		e.Status = int(d.u8())
+	case exitSignalKind:
+		switch flags := d.u8(); flags {
+		case 0:
+		case 1:
+			e.CoreDumped = true
+		default:
+			d.fail("unknown EXIT flags 0x%02x", flags)
+		}
+		if d.err == nil {
+			e.Signal = string(d.p)
+			d.p = nil
+			if err := checkSignalName(e.Signal); err != nil {
+				d.fail("%v", err)
+			}
+		}
+	default:
+		d.fail("unknown EXIT kind %d", kind)
+	}
+	return e, d.finish()
+}
+
+// checkSignalName: 1 to 32 bytes of capitals, digits and '+' ("INT", "RTMIN+3", or "34" for a
+// signal without a name).
+func checkSignalName(s string) error {
+	if s == "" || len(s) > maxSignalName {
+		return fmt.Errorf("signal name of %d bytes is not 1 to %d bytes", len(s), maxSignalName)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+') {
+			return fmt.Errorf("signal name %s has a forbidden byte 0x%02x", quote(s), c)
+		}
+	}
+	return nil
+}
+
+// appendVersionRefusal appends the answer to a version this server does not speak: a 0x00 byte,
+// one line of printable ASCII (other bytes become '?'; cut to 1023 bytes) and LF. This form is the
+// same in every protocol version.
+func appendVersionRefusal(b []byte, text string) []byte {
+	b = append(b, 0)
+	for i := 0; i < len(text) && i < maxRefusal; i++ {
+		c := text[i]
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return append(b, '\n')
+}
+
+// readVersionRefusal reads the line after a 0x00 answer.
+func readVersionRefusal(r *bufio.Reader) (string, error) {
+	var line []byte
+	for {
+		c, err := r.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+		switch {
+		case c == '\n':
+			return string(line), nil
+		case c < 0x20 || c > 0x7e:
+			return "", protocolErrorf("byte 0x%02x in the refusal line", c)
+		case len(line) == maxRefusal:
+			return "", protocolErrorf("refusal line longer than %d bytes", maxRefusal)
+		}
+		line = append(line, c)
+	}
+}

@@ -1,0 +1,175 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rlogin-go/rlogin/pty"
+)
+
+// ptyTerminal makes a *pty.PTY a Terminal, as rlogind does.
+type ptyTerminal struct{ *pty.PTY }
+
+func (t ptyTerminal) Resize(w WindowSize) error {
+	return t.PTY.Resize(pty.Size{Rows: w.Rows, Cols: w.Cols, X: w.XPixel, Y: w.YPixel})
+}
+
+// slowTerminal is a Stdout that takes time in proportion to the bytes written, like a terminal
+// emulator drawing them, and remembers when a marker first appeared.
+type slowTerminal struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	rate   float64 // bytes per second
+	buf    bytes.Buffer
+	marker []byte
+	seen   time.Time
+	ended  bool // the session ended
+}
+
+func (s *slowTerminal) Write(p []byte) (int, error) {
+	time.Sleep(time.Duration(float64(len(p)) / s.rate * float64(time.Second)))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.Write(p)
+	if s.seen.IsZero() && bytes.Contains(s.buf.Bytes()[max(0, s.buf.Len()-len(p)-len(s.marker)):], s.marker) {
+		s.seen = time.Now()
+	}
+	s.cond.Broadcast()
+	return len(p), nil
+}
+
+// TestFlushRealPTY floods a real pty, types Ctrl-C, and measures how soon the shell's answer
+// shows on a terminal that draws 20 MB/s: the output in flight is dropped, not drawn.
+func TestFlushRealPTY(t *testing.T) {
+	cmd := exec.Command("sh", "-c", `trap 'echo; echo PROMPT; exit 3' INT; yes flood`)
+	p, err := pty.Start(cmd, pty.Size{Rows: 24, Cols: 80})
+	if errors.Is(err, pty.ErrUnsupported) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	out := &slowTerminal{rate: 20e6, marker: []byte("PROMPT")}
+	out.cond.L = &out.mu
+	flushes := 0
+	var stdin io.WriteCloser
+	cl, res := startPTYSession(t, p, func(c *Client) {
+		c.Stdout = out
+		c.OnFlush = func() { flushes++ }
+		stdin, _ = c.StdinPipe()
+	})
+	waited := make(chan error, 1)
+	go func() {
+		err := cl.Wait()
+		out.mu.Lock()
+		out.ended = true
+		out.cond.Broadcast()
+		out.mu.Unlock()
+		waited <- err
+	}()
+
+	// Let the flood fill every buffer on the way, then interrupt it.
+	out.waitFor(t, func() bool { return out.buf.Len() >= 2*window || out.ended })
+	out.mu.Lock()
+	before := out.buf.Len()
+	out.mu.Unlock()
+	start := time.Now()
+	if _, err := stdin.Write([]byte{3}); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, func() bool { return !out.seen.IsZero() || out.ended })
+	out.mu.Lock()
+	latency := out.seen.Sub(start)
+	after := out.buf.Len() - before
+	out.mu.Unlock()
+
+	var err2 error
+	select {
+	case err2 = <-waited:
+	case <-time.After(testTimeout):
+		t.Fatal("timed out waiting for Wait")
+	}
+	if out.seen.IsZero() {
+		t.Fatalf("the session ended (%v) without the prompt; output ends %q", err2, out.buf.Bytes()[max(0, out.buf.Len()-80):])
+	}
+	var exit *ExitError
+	if !errors.As(err2, &exit) || exit.Status != 3 {
+		t.Errorf("Wait: %v, want exit status 3", err2)
+	}
+	srv := waitServed(t, res)
+	if srv.err != nil {
+		t.Errorf("Serve: %v", srv.err)
+	}
+	t.Logf("Ctrl-C to prompt: %v; %d bytes drawn in between; OnFlush called %d times", latency, after, flushes)
+	if flushes == 0 {
+		t.Error("OnFlush was not called")
+	}
+	// Drawing a window of output at 20 MB/s takes 13 ms; without the flush the backlog would be
+	// drawn first. Allow for a loaded machine.
+	if after > window+2*maxDataFrame {
+		t.Errorf("%d bytes were drawn after Ctrl-C: the flush dropped too little", after)
+	}
+	if latency > time.Second {
+		t.Errorf("the prompt took %v after Ctrl-C", latency)
+	}
+}
+
+func (s *slowTerminal) waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	timedOut := false
+	timer := time.AfterFunc(testTimeout, func() {
+		s.mu.Lock()
+		timedOut = true
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer timer.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !cond() {
+		if timedOut {
+			t.Fatalf("timed out; output so far ends %q", s.buf.Bytes()[max(0, s.buf.Len()-80):])
+		}
+		s.cond.Wait()
+	}
+}
+
+// startPTYSession is startSession for a real pty.
+func startPTYSession(t *testing.T, p *pty.PTY, setup func(*Client)) (*Client, chan served) {
+	t.Helper()
+	c, s := tcpPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	srv := NewServerConn(s)
+	res := make(chan served, 1)
+	go func() {
+		defer cancel()
+		if _, err := srv.ReadRequest(); err != nil {
+			_ = srv.Close()
+			p.Hangup()
+			st, _ := p.Wait()
+			res <- served{st, err}
+			return
+		}
+		st, err := srv.Serve(ctx, ptyTerminal{p})
+		res <- served{st, err}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		r := <-res
+		res <- r
+	})
+	cl := NewClient(c, Request{User: "bob", Term: "xterm"})
+	setup(cl)
+	if err := cl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl, res
+}

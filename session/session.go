@@ -1,0 +1,96 @@
+package session
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// WindowSize is a terminal's size in characters and pixels (0 = unknown).
+type WindowSize struct {
+	Rows, Cols, XPixel, YPixel uint16
+}
+
+// Request is a login request. Its bounds (docs/protocol.md, "LOGIN"): User is 1 to 32 bytes of
+// printable ASCII without space and does not start with '-'; Term is at most 256 bytes of printable
+// ASCII without space or '/'; at most 64 LANG and LC_* variables of at most 1 KiB each; at most 32
+// capabilities.
+type Request struct {
+	User   string     // the remote user name
+	Term   string     // terminal type, as in TERM; "" if there is none
+	Window WindowSize // initial window size
+
+	// Env holds "NAME=value" entries. Only LANG and LC_* are carried: a Client drops the other
+	// entries, so Env may be the whole environment; a server accepts no others.
+	Env []string
+
+	// Capabilities lists the optional features the client offers. A Client fills it in itself
+	// (this version offers none); a server ignores names it does not know.
+	Capabilities []string
+}
+
+// ExitError reports a remote shell that did not exit with status 0.
+type ExitError struct {
+	Status     int    // exit status, if Signal is ""
+	Signal     string // the signal that killed the shell, without "SIG" ("INT"); "" if it exited
+	CoreDumped bool   // the killed shell dumped core
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal == "" {
+		return fmt.Sprintf("session: remote shell exited with status %d", e.Status)
+	}
+	s := "session: remote shell killed by signal " + e.Signal
+	if e.CoreDumped {
+		s += " (core dumped)"
+	}
+	return s
+}
+
+// ExitCode returns the status a local shell would report: Status, or 128 plus the signal's number
+// (255 for a signal this system does not know).
+func (e *ExitError) ExitCode() int {
+	if e.Signal == "" {
+		return e.Status
+	}
+	if n := signalNumber(e.Signal); n > 0 {
+		return 128 + n
+	}
+	return 255
+}
+
+// RefusedError reports a login the server refused, with its reason. Reason comes from the peer:
+// show it through sanitize.Text.
+type RefusedError struct {
+	Reason string
+}
+
+func (e *RefusedError) Error() string { return "session: login refused: " + e.Reason }
+
+// ClosedError reports a session the server ended for a reason other than the shell's exit (it is
+// stopping, a protocol error, ...). Reason comes from the peer: show it through sanitize.Text.
+type ClosedError struct {
+	Reason string
+}
+
+func (e *ClosedError) Error() string { return "session: closed by server: " + e.Reason }
+
+// exitStatus converts a reaped process's state for an EXIT frame.
+func exitStatus(st *os.ProcessState) ExitError {
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return ExitError{Signal: signalName(ws.Signal()), CoreDumped: ws.CoreDump()}
+	}
+	code := st.ExitCode()
+	if code < 0 || code > 255 {
+		code = 255
+	}
+	return ExitError{Status: code}
+}
+
+// waitResult is what Client.Wait returns for an EXIT frame.
+func waitResult(e ExitError) error {
+	if e.Signal == "" && e.Status == 0 {
+		return nil
+	}
+	return &e
+}
