@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/transport"
+)
+
+// asDaemonEnv makes the test binary run main, as rlogind.
+const asDaemonEnv = "RLOGIND_TEST_AS_DAEMON"
+
+const shortTimeout = 20 * time.Second
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asDaemonEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// daemonProc is the test binary running as rlogind with its own HOME, listening on a Unix
+// socket there, started through /bin/sh so that wrap can set up its signal state.
+type daemonProc struct {
+	home, sock string
+	cmd        *exec.Cmd
+	log        *lockedBuffer
+	done       chan struct{}
+	err        error
+}
+
+func startDaemon(t *testing.T, wrap string) *daemonProc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	d := &daemonProc{home: home, sock: filepath.Join(home, "sock"), log: &lockedBuffer{}, done: make(chan struct{})}
+	script := "exec \"$0\" -addr \"unix:$1\""
+	if wrap != "" {
+		script = wrap + "; " + script
+	}
+	d.cmd = exec.Command("/bin/sh", "-c", script, exe, d.sock)
+	d.cmd.Env = []string{"HOME=" + home, "PATH=/usr/local/bin:/usr/bin:/bin", asDaemonEnv + "=1"}
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() || os.Getenv("RLOGIND_TEST_LOG") != "" {
+			t.Logf("rlogind log:\n%s", d.log.String())
+		}
+	})
+	deadline := time.Now().Add(shortTimeout)
+	for {
+		if c, err := net.Dial("unix", d.sock); err == nil {
+			_ = c.Close()
+			return d
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("rlogind exited early: %v\n%s", d.err, d.log.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rlogind not listening after %v:\n%s", shortTimeout, d.log.String())
+		}
+	}
+}
+
+func (d *daemonProc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitExit waits for rlogind to exit and fails unless it exited 0.
+func (d *daemonProc) waitExit(t *testing.T) {
+	t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(shortTimeout):
+		t.Fatalf("rlogind still running %v after the signal", shortTimeout)
+	}
+	if d.err != nil {
+		t.Fatalf("rlogind: %v, want exit status 0\n%s", d.err, d.log.String())
+	}
+}
+
+// login logs in with the key rlogind bootstrapped and returns the session with its input and
+// output; the session is closed at the end of the test.
+func (d *daemonProc) login(t *testing.T) (*session.Client, io.WriteCloser, *lockedBuffer, chan error) {
+	t.Helper()
+	userKey, err := keys.Load(filepath.Join(d.home, ".rlogin", "id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostKey, err := keys.Load(filepath.Join(d.home, ".rlogin", "rlogind_host_ed25519_key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
+	defer cancel()
+	conn, err := transport.DialMailbox(ctx, "unix:"+d.sock, "login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := transport.Client(ctx, conn, &transport.SecureConfig{
+		Key: userKey,
+		VerifyPeer: func(pub ed25519.PublicKey) error {
+			if !pub.Equal(hostKey.Public()) {
+				return errors.New("wrong host key")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := session.NewClient(sc, session.Request{User: currentUser(t), Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
+	out := &lockedBuffer{}
+	c.Stdout = out
+	in, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sc.SetDeadline(time.Now().Add(shortTimeout))
+	if err := c.Start(); err != nil {
+		t.Fatalf("login: %v\n%s", err, d.log.String())
+	}
+	_ = sc.SetDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	t.Cleanup(func() {
+		_ = c.Close()
+		<-done
+	})
+	return c, in, out, done
+}
+
+func currentUser(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("id", "-un").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// expect waits until out matches re.
+func expect(t *testing.T, out *lockedBuffer, re string) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(shortTimeout)
+	for {
+		if m := rx.FindStringSubmatch(out.String()); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %q in:\n%q", re, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStopSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			if signal.Ignored(sig) {
+				t.Skipf("%v is ignored in this test process, so rlogind inherits it ignored and rightly keeps ignoring it", sig)
+			}
+			d := startDaemon(t, "")
+			_, in, out, done := d.login(t)
+			if _, err := io.WriteString(in, "echo UP$((1+1))\n"); err != nil {
+				t.Fatal(err)
+			}
+			expect(t, out, `UP2`)
+			d.signal(t, sig)
+			d.waitExit(t)
+			var ce *session.ClosedError
+			if err := <-done; !errors.As(err, &ce) || ce.Reason != "service stopping" {
+				t.Fatalf("session ended with %v, want \"service stopping\"", err)
+			}
+			done <- nil // for the cleanup
+		})
+	}
+}
+
+// TestIgnoredSIGINT starts rlogind as `&` in a script would (SIGINT and SIGQUIT ignored) and as
+// nohup would (SIGHUP ignored): those signals do not stop it, yet the user's shell gets default
+// dispositions and an empty mask.
+func TestIgnoredSIGINT(t *testing.T) {
+	d := startDaemon(t, "trap '' INT QUIT HUP")
+	d.signal(t, syscall.SIGINT)
+	d.signal(t, syscall.SIGHUP)
+	// Whatever the daemon would do about these signals it does at once; a login after a pause
+	// shows it is still serving.
+	time.Sleep(200 * time.Millisecond)
+	_, in, out, _ := d.login(t)
+	if _, err := io.WriteString(in, "grep -E '^Sig(Ign|Blk)' /proc/self/status | tr -d '\\t' | tr '\\n' ' '; echo END$((1+1))\n"); err != nil {
+		t.Fatal(err)
+	}
+	m := expect(t, out, `(Sig\w+:[0-9a-f]+ Sig\w+:[0-9a-f]+) END2`) // SigBlk comes first
+	if m[1] != "SigBlk:0000000000000000 SigIgn:0000000000000000" {
+		t.Errorf("a command in the shell has %s, want nothing ignored or blocked", m[1])
+	}
+	select {
+	case <-d.done:
+		t.Fatalf("rlogind exited after an ignored signal: %v", d.err)
+	default:
+	}
+	d.signal(t, syscall.SIGTERM)
+	d.waitExit(t)
+}
+
+func TestBadFlagExitsNonZero(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-max-startups", "0")
+	cmd.Env = []string{"HOME=" + t.TempDir(), asDaemonEnv + "=1"}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("rlogind -max-startups 0: %v, want a non-zero exit", err)
+	}
+	if !bytes.HasPrefix(out, []byte("rlogind: ")) {
+		t.Errorf("error output %q, want it to start with \"rlogind: \"", out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,204 @@
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/pty"
+	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/transport"
+)
+
+// Reasons sent to refused clients. They say no more than ssh would about which check failed.
+const (
+	reasonDenied      = "permission denied (publickey)"
+	reasonInvalidUser = "invalid user name"
+	reasonNoShell     = "cannot start a shell"
+	reasonStopping    = "service stopping"
+)
+
+// handle runs one conn from the mailbox to the end of its session; it owns conn. Everything
+// before the shell starts runs under the login grace deadline, counted from when the raw conn
+// was accepted when that can be seen through the mailbox's wrapping, else from now.
+func (s *Server) handle(ctx context.Context, id uint64, conn net.Conn) {
+	log := s.log.With("conn", id, "remote", conn.RemoteAddr().String())
+	log.Info("connection accepted")
+	deadline := acceptedAt(conn, time.Now()).Add(s.cfg.LoginGraceTime)
+	_ = conn.SetDeadline(deadline) // a conn that cannot take deadlines fails its first I/O instead
+	// A shutdown during the login makes its pending I/O fail at once.
+	stopAbort := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stopAbort()
+
+	hctx, cancel := context.WithDeadline(ctx, deadline)
+	sc, err := transport.Server(hctx, conn, &transport.SecureConfig{
+		Key:              s.cfg.HostKey,
+		HandshakeTimeout: max(time.Until(deadline), time.Millisecond),
+	})
+	cancel()
+	if err != nil { // transport.Server closed conn
+		s.logLoginError(ctx, log, "TLS handshake", err)
+		return
+	}
+	_ = sc.SetDeadline(deadline) // the handshake may have cleared it
+	key := sc.PeerKey()
+	log = log.With("key", keys.Fingerprint(key))
+	srv := session.NewServerConn(sc)
+	req, err := srv.ReadRequest()
+	if err != nil {
+		s.logLoginError(ctx, log, "login request", err)
+		_ = srv.Close()
+		return
+	}
+	if reason, ok := s.authorize(log, req, key); !ok {
+		_ = srv.Refuse(reason)
+		return
+	}
+	// From here the conn no longer counts as a startup. ended moves it back out of the
+	// authenticated count; it runs before the conn is closed, so the count of unauthenticated
+	// conns can be one too high for a moment, never too low.
+	ended := s.authenticated()
+	defer ended()
+
+	if !stopAbort() { // the shutdown came first
+		ended()
+		_ = srv.Refuse(reasonStopping)
+		return
+	}
+	cmd, p, err := s.startShell(log, req)
+	if err != nil {
+		log.Error("cannot start the shell", "shell", s.shell, "err", err)
+		ended()
+		_ = srv.Refuse(reasonNoShell)
+		return
+	}
+	s.setShell(id, cmd, p)
+	log = log.With("pid", p.Pid())
+	log.Info("session started", "user", s.user, "term", sanitize.Text(req.Term))
+	start := time.Now()
+	_ = sc.SetDeadline(time.Time{}) // the session has no deadline
+	state, err := srv.Serve(ctx, ptyTerminal{p})
+	ended()
+	_ = srv.Close()
+	_ = p.Close()
+	if state == nil {
+		state, _ = p.Wait() // Serve waited already; this only fetches the status
+	}
+	attrs := []any{"duration", time.Since(start).Round(time.Millisecond)}
+	attrs = append(attrs, exitAttrs(state)...)
+	if err != nil {
+		attrs = append(attrs, "err", sanitize.Text(err.Error())) // may quote what the peer sent
+	}
+	log.Info("session ended", attrs...)
+}
+
+// logLoginError logs why a login ended before authorization.
+func (s *Server) logLoginError(ctx context.Context, log *slog.Logger, stage string, err error) {
+	switch {
+	case ctx.Err() != nil:
+		log.Info("login abandoned: service stopping", "stage", stage)
+	case isTimeout(err):
+		log.Warn("login grace time exceeded; connection closed", "stage", stage, "grace", s.cfg.LoginGraceTime)
+	default:
+		log.Warn("login failed", "stage", stage, "err", sanitize.Text(err.Error()))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
+// authorize decides a login request from the holder of key. It returns the refusal's reason and
+// false, or "" and true. In order: the requested name must be a valid user name (checked before
+// anything else), the key must be in the authorized_keys file, and the name must be the
+// daemon's user; so a client whose key is not authorized learns nothing about the user.
+func (s *Server) authorize(log *slog.Logger, req *session.Request, key ed25519.PublicKey) (string, bool) {
+	if !validUserName(req.User) {
+		log.Warn("login refused", "reason", errInvalidUser.Error(), "user", sanitize.Text(req.User))
+		return reasonInvalidUser, false
+	}
+	user := req.User // valid, so safe to log as is
+	auth, err := keys.LoadAuthorized(s.cfg.AuthorizedKeys, s.uid, s.home)
+	if err != nil {
+		log.Error("authentication failed: cannot use the authorized keys file", "user", user, "err", err)
+		return reasonDenied, false
+	}
+	if len(auth.Skipped) > 0 {
+		skipped := make([]string, len(auth.Skipped))
+		for i, sk := range auth.Skipped {
+			skipped[i] = sk.String()
+		}
+		log.Warn("authorized keys lines skipped", "path", s.cfg.AuthorizedKeys, "lines", strings.Join(skipped, "; "))
+	}
+	if !auth.Allows(key) {
+		log.Warn("authentication failed", "user", user, "reason", "key not in "+s.cfg.AuthorizedKeys)
+		return reasonDenied, false
+	}
+	if user != s.user {
+		log.Warn("login refused", "user", user, "reason", "this rlogind serves only user "+s.user)
+		return "this rlogind serves only user " + s.user, false
+	}
+	log.Info("authentication succeeded", "user", user)
+	return "", true
+}
+
+// startShell starts the user's login shell on a new pty: argv[0] is "-" and the shell's base
+// name, the working directory the home directory, and the environment exactly shellEnv's.
+func (s *Server) startShell(log *slog.Logger, req *session.Request) (*exec.Cmd, *pty.PTY, error) {
+	locale, dropped := localeEnv(req.Env)
+	if len(dropped) > 0 {
+		names := make([]string, len(dropped))
+		for i, kv := range dropped {
+			name, _, _ := strings.Cut(kv, "=")
+			names[i] = sanitize.Text(name)
+		}
+		log.Debug("environment variables not passed", "names", strings.Join(names, ","))
+	}
+	dir := s.home
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		log.Warn("no home directory; starting the shell in /", "home", dir)
+		dir = "/"
+	}
+	cmd := &exec.Cmd{
+		Path: s.shell,
+		Args: []string{"-" + filepath.Base(s.shell)},
+		Env:  shellEnv(s.user, s.home, s.shell, terminalType(req.Term), locale),
+		Dir:  dir,
+	}
+	p, err := pty.Start(cmd, ptySize(req.Window))
+	return cmd, p, err
+}
+
+// exitAttrs describes how a shell ended, for the log.
+func exitAttrs(st *os.ProcessState) []any {
+	if st == nil {
+		return []any{"status", "unknown"}
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return []any{"signal", ws.Signal().String(), "core_dumped", ws.CoreDump()}
+	}
+	return []any{"status", st.ExitCode()}
+}
+
+func ptySize(w session.WindowSize) pty.Size {
+	return pty.Size{Rows: w.Rows, Cols: w.Cols, X: w.XPixel, Y: w.YPixel}
+}
+
+// ptyTerminal makes a *pty.PTY a session.Terminal.
+type ptyTerminal struct{ *pty.PTY }
+
+var _ session.Terminal = ptyTerminal{}
+
+func (t ptyTerminal) Resize(w session.WindowSize) error { return t.PTY.Resize(ptySize(w)) }

@@ -1,0 +1,471 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/transport"
+)
+
+// fakeShellName is the name under which the test binary plays a login shell: started as
+// "-fakeshell", it prints what it was started with (see fakeShell) and exits.
+const fakeShellName = "fakeshell"
+
+// shortTimeout bounds every single wait in these tests: a wait that needs longer is a failure.
+const shortTimeout = 20 * time.Second
+
+func TestMain(m *testing.M) {
+	if os.Args[0] == "-"+fakeShellName {
+		os.Exit(fakeShell())
+	}
+	// Open the netpoller's descriptors before any test counts descriptors.
+	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		_ = l.Close()
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// fakeShell prints its argv[0], working directory and environment, one item per line, and
+// exits 0.
+func fakeShell() int {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ARGV0=%s\n", os.Args[0])
+	wd, _ := os.Getwd()
+	fmt.Fprintf(&b, "CWD=%s\n", wd)
+	for _, kv := range os.Environ() {
+		fmt.Fprintf(&b, "ENV %q\n", kv)
+	}
+	b.WriteString("END\n")
+	_, _ = os.Stdout.WriteString(b.String())
+	return 0
+}
+
+// testServer is a Server running in-process on a loopback port, with its own home directory.
+type testServer struct {
+	t         *testing.T
+	srv       *Server
+	addr      string
+	home      string
+	authPath  string
+	hostKey   ed25519.PrivateKey
+	clientKey ed25519.PrivateKey // listed in authPath
+	log       *syncBuffer
+	cancel    context.CancelFunc
+	done      chan error // Serve's result
+}
+
+// startServer starts a Server whose authorized_keys lists a fresh client key; edit, if not nil,
+// changes the Config first.
+func startServer(t *testing.T, edit func(*Config)) *testServer {
+	t.Helper()
+	checkNoLeftovers(t)
+	home := t.TempDir()
+	ts := &testServer{
+		t:         t,
+		home:      home,
+		authPath:  filepath.Join(home, ".rlogin", "authorized_keys"),
+		hostKey:   newKey(t),
+		clientKey: newKey(t),
+		log:       &syncBuffer{},
+		done:      make(chan error, 1),
+	}
+	ts.writeAuthorized(t, string(keys.MarshalAuthorizedKey(ts.clientKey.Public().(ed25519.PublicKey), "test")), 0o600)
+	cfg := Config{
+		HostKey:        ts.hostKey,
+		AuthorizedKeys: ts.authPath,
+		Home:           home,
+		LoginGraceTime: shortTimeout,
+		Logger:         slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.srv = srv
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.cancel = cancel
+	l, err := transport.Listen(ctx, "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ts.addr = l.Addr().String()
+	go func() { ts.done <- srv.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		if err := ts.stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() || os.Getenv("RLOGIND_TEST_LOG") != "" {
+			t.Logf("server log:\n%s", ts.log.String())
+		}
+	})
+	return ts
+}
+
+// stop cancels Serve and waits for it; it returns Serve's error or a timeout.
+func (ts *testServer) stop() error {
+	ts.cancel()
+	select {
+	case err := <-ts.done:
+		ts.done <- err // for a second stop
+		return err
+	case <-time.After(shortTimeout):
+		return fmt.Errorf("Serve did not return within %v of cancel; log:\n%s", shortTimeout, ts.log.String())
+	}
+}
+
+func (ts *testServer) writeAuthorized(t *testing.T, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(ts.authPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ts.authPath, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(ts.authPath, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func pubOf(key ed25519.PrivateKey) ed25519.PublicKey { return key.Public().(ed25519.PublicKey) }
+
+// remote is a session.Client logged in (or trying to) through a testServer.
+type remote struct {
+	t    *testing.T
+	c    *session.Client
+	in   io.WriteCloser
+	out  *syncBuffer
+	mark int
+	done chan struct{}
+	err  error // Wait's result, after done
+}
+
+// dialSecure connects to ts's login mailbox and runs the TLS handshake with key, pinning ts's
+// host key.
+func dialSecure(t *testing.T, address string, hostKey ed25519.PublicKey, key ed25519.PrivateKey) (net.Conn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
+	defer cancel()
+	conn, err := transport.DialMailbox(ctx, address, MailboxName)
+	if err != nil {
+		return nil, err
+	}
+	return transport.Client(ctx, conn, &transport.SecureConfig{
+		Key: key,
+		VerifyPeer: func(pub ed25519.PublicKey) error {
+			if !pub.Equal(hostKey) {
+				return errors.New("not the test server's host key")
+			}
+			return nil
+		},
+	})
+}
+
+// login connects with key and asks for user; it returns Start's error, and the remote once
+// started. The remote is closed and waited for at the end of the test.
+func login(t *testing.T, address string, hostKey ed25519.PublicKey, key ed25519.PrivateKey, req session.Request) (*remote, error) {
+	t.Helper()
+	conn, err := dialSecure(t, address, hostKey, key)
+	if err != nil {
+		return nil, err
+	}
+	r := &remote{t: t, c: session.NewClient(conn, req), out: &syncBuffer{}, done: make(chan struct{})}
+	r.c.Stdout = r.out
+	in, err := r.c.StdinPipe()
+	if err != nil {
+		_ = conn.Close()
+		t.Fatal(err)
+	}
+	r.in = in
+	started := make(chan error, 1)
+	go func() { started <- r.c.Start() }()
+	select {
+	case err = <-started:
+	case <-time.After(shortTimeout):
+		_ = r.c.Close()
+		<-started
+		t.Fatalf("Start did not return within %v", shortTimeout)
+	}
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		r.err = r.c.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		_ = r.c.Close()
+		<-r.done
+	})
+	return r, nil
+}
+
+// loginAs logs in to ts as the daemon's user with ts's client key; it fails the test if the
+// login does not start.
+func (ts *testServer) login(t *testing.T) *remote {
+	t.Helper()
+	r, err := login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User()))
+	if err != nil {
+		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
+	}
+	return r
+}
+
+func (ts *testServer) request(user string) session.Request {
+	return session.Request{
+		User:   user,
+		Term:   "xterm",
+		Window: session.WindowSize{Rows: 24, Cols: 80},
+		Env:    []string{"LANG=C.UTF-8"},
+	}
+}
+
+// send types s into the remote shell.
+func (r *remote) send(s string) {
+	r.t.Helper()
+	if _, err := io.WriteString(r.in, s); err != nil {
+		r.t.Fatalf("sending %q: %v", s, err)
+	}
+}
+
+// expect waits until the output after the mark matches re, moves the mark past the match and
+// returns the submatches.
+func (r *remote) expect(re string) []string {
+	r.t.Helper()
+	m, ok := r.out.waitMatch(&r.mark, regexp.MustCompile(re), shortTimeout)
+	if !ok {
+		r.t.Fatalf("timed out waiting for %q; output:\n%q", re, tail(r.out.String(), 2000))
+	}
+	return m
+}
+
+// wait waits for the session to end and returns Wait's error.
+func (r *remote) wait() error {
+	r.t.Helper()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(shortTimeout):
+		r.t.Fatalf("session did not end within %v; output:\n%q", shortTimeout, tail(r.out.String(), 2000))
+		return nil
+	}
+}
+
+// ready waits until the remote shell runs commands: the typed text echoes "$((40+2))"
+// literally, so only the shell's own output matches.
+func (r *remote) ready() {
+	r.t.Helper()
+	r.send("echo READY$((40+2))\n")
+	r.expect(`READY42`)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// waitFor polls cond until it holds or shortTimeout passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(shortTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkNoLeftovers checks, when the test ends (after the cleanups registered later, such as
+// the server's stop), that the test left no child process and no open descriptor behind.
+func checkNoLeftovers(t *testing.T) {
+	t.Helper()
+	before := countFDs(t)
+	t.Cleanup(func() {
+		deadline := time.Now().Add(shortTimeout)
+		for {
+			kids, fds := children(), countFDs(t)
+			if len(kids) == 0 && fds <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("left behind: child processes %v, %d descriptors (had %d): %s", kids, fds, before, listFDs())
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents) - 1 // the directory being read
+}
+
+func listFDs() string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var out []string
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		out = append(out, e.Name()+"->"+target)
+	}
+	return strings.Join(out, " ")
+}
+
+// children lists the pids whose parent is this process (zombies included).
+func children() []int {
+	return childrenOf(os.Getpid())
+}
+
+func childrenOf(ppid int) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, ok := procStat(pid); ok && st.ppid == ppid {
+			pids = append(pids, pid)
+		}
+	}
+	sort.Ints(pids)
+	return pids
+}
+
+type procStatus struct {
+	state byte
+	ppid  int
+}
+
+// procStat reads the state and parent of pid from /proc; ok is false if there is no such process.
+func procStat(pid int) (procStatus, bool) {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return procStatus{}, false
+	}
+	// The command name is in parentheses and may hold spaces; the fields after it are fixed.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return procStatus{}, false
+	}
+	f := strings.Fields(string(stat[i+2:]))
+	if len(f) < 2 {
+		return procStatus{}, false
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return procStatus{state: f[0][0], ppid: ppid}, true
+}
+
+// gone reports whether pid has exited (no such process, or a zombie someone else must reap).
+func gone(pid int) bool {
+	st, ok := procStat(pid)
+	return !ok || st.state == 'Z' || st.state == 'X'
+}
+
+// syncBuffer collects output for one writer and many readers, and announces changes.
+type syncBuffer struct {
+	mu      sync.Mutex
+	buf     []byte
+	changed chan struct{}
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+// snapshot returns the data so far and a channel closed at the next write.
+func (b *syncBuffer) snapshot() ([]byte, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return b.buf, b.changed
+}
+
+// waitMatch waits up to timeout for re to match the data after *mark, moves *mark past the
+// match and returns the submatches.
+func (b *syncBuffer) waitMatch(mark *int, re *regexp.Regexp, timeout time.Duration) ([]string, bool) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		data, changed := b.snapshot()
+		if loc := re.FindSubmatchIndex(data[*mark:]); loc != nil {
+			m := make([]string, len(loc)/2)
+			for i := range m {
+				if loc[2*i] >= 0 {
+					m[i] = string(data[*mark+loc[2*i] : *mark+loc[2*i+1]])
+				}
+			}
+			*mark += loc[1]
+			return m, true
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return nil, false
+		}
+	}
+}
+
+// waitLog waits until the log matches re and returns the submatches.
+func (ts *testServer) waitLog(re string) []string {
+	ts.t.Helper()
+	mark := 0
+	m, ok := ts.log.waitMatch(&mark, regexp.MustCompile(re), shortTimeout)
+	if !ok {
+		ts.t.Fatalf("timed out waiting for %q in the log:\n%s", re, ts.log.String())
+	}
+	return m
+}

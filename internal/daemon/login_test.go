@@ -1,0 +1,210 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestValidUserName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"root", true},
+		{"alice", true},
+		{"a", true},
+		{"Bob_smith-2.0", true},
+		{"_apt", true},
+		{strings.Repeat("a", 32), true},
+		{strings.Repeat("a", 33), false},
+		{"", false},
+		{"-froot", false},
+		{"-f root", false},
+		{"-", false},
+		{"a b", false},
+		{"a\x00b", false},
+		{"root\n", false},
+		{"ro\u00f6t", false},
+		{"a/b", false},
+		{"a:b", false},
+		{"$(id)", false},
+	} {
+		if got := validUserName(tc.name); got != tc.ok {
+			t.Errorf("validUserName(%q) = %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+}
+
+func TestTerminalType(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"xterm", "xterm"},
+		{"xterm-256color", "xterm-256color"},
+		{"", "dumb"},
+		{"xterm\x1b[2J", "dumb"},
+		{"xterm color", "dumb"},
+		{"vt100\x00", "dumb"},
+		{"x\u00e9", "dumb"},
+		{strings.Repeat("x", 256), strings.Repeat("x", 256)},
+		{strings.Repeat("x", 257), "dumb"},
+	} {
+		if got := terminalType(tc.in); got != tc.want {
+			t.Errorf("terminalType(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestLocaleEnv(t *testing.T) {
+	kept, dropped := localeEnv([]string{
+		"LANG=C.UTF-8", "LC_ALL=de_DE.UTF-8", "LC_ALL=C", "LC_MY_VAR=x", "LC_=x", "LC_all=x",
+		"LANGUAGE=de", "PATH=/x", "LANG", "LC_CTYPE=a\nb", "LC_TIME=\u00e9t\u00e9", "LC_NAME=" + strings.Repeat("v", 257),
+		"LC_NUMERIC=a\x00b", "LC_PAPER=\xff",
+	})
+	wantKept := []string{"LANG=C.UTF-8", "LC_ALL=de_DE.UTF-8", "LC_MY_VAR=x", "LC_TIME=\u00e9t\u00e9"}
+	if strings.Join(kept, "|") != strings.Join(wantKept, "|") {
+		t.Errorf("kept %q, want %q", kept, wantKept)
+	}
+	if len(dropped) != 10 {
+		t.Errorf("dropped %q, want 10 entries", dropped)
+	}
+	many := make([]string, 100)
+	for i := range many {
+		many[i] = "LC_" + strings.Repeat("A", i+1) + "=x"
+	}
+	if kept, _ := localeEnv(many); len(kept) != maxEnvVars {
+		t.Errorf("kept %d of 100 variables, want the cap %d", len(kept), maxEnvVars)
+	}
+}
+
+func TestShellEnvExact(t *testing.T) {
+	env := shellEnv("alice", "/home/alice", "/bin/zsh", "xterm", []string{"LANG=C"})
+	want := []string{"HOME=/home/alice", "USER=alice", "LOGNAME=alice", "SHELL=/bin/zsh", "PATH=" + DefaultPath, "TERM=xterm", "LANG=C"}
+	if strings.Join(env, "|") != strings.Join(want, "|") {
+		t.Fatalf("shellEnv = %q, want %q", env, want)
+	}
+}
+
+func TestParsePasswdShell(t *testing.T) {
+	const passwd = `root:x:0:0:root:/root:/bin/bash
+daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
+broken line
+short:x:5
+alice:x:1000:1000:Alice,,,:/home/alice:/usr/bin/zsh
+noshell:x:1001:1001::/home/noshell:
+relative:x:1002:1002::/home/r:zsh
+dup:x:1000:1000::/home/dup:/bin/false
+`
+	for _, tc := range []struct {
+		uid  int
+		want string
+	}{
+		{0, "/bin/bash"},
+		{1000, "/usr/bin/zsh"}, // first entry wins
+		{1001, fallbackShell},
+		{1002, fallbackShell},
+		{4242, fallbackShell},
+		{5, fallbackShell},
+	} {
+		got, err := parsePasswdShell(strings.NewReader(passwd), tc.uid)
+		if err != nil || got != tc.want {
+			t.Errorf("uid %d: %q, %v; want %q", tc.uid, got, err, tc.want)
+		}
+	}
+	if shell, err := passwdShell("/nonexistent/passwd", 0); err == nil || shell != fallbackShell {
+		t.Errorf("missing passwd file: %q, %v; want the fallback and an error", shell, err)
+	}
+}
+
+func TestTildePath(t *testing.T) {
+	for _, tc := range []struct{ p, home, want string }{
+		{"/home/a/.rlogin/authorized_keys", "/home/a", "~/.rlogin/authorized_keys"},
+		{"/etc/rlogin/keys", "/home/a", "/etc/rlogin/keys"},
+		{"/home/ab/x", "/home/a", "/home/ab/x"},
+		{"/home/a", "/home/a", "/home/a"},
+	} {
+		if got := tildePath(tc.p, tc.home); got != tc.want {
+			t.Errorf("tildePath(%q, %q) = %q, want %q", tc.p, tc.home, got, tc.want)
+		}
+	}
+	if got := expandHome("~/.rlogin/x", "/home/a"); got != "/home/a/.rlogin/x" {
+		t.Errorf("expandHome = %q", got)
+	}
+	if got := expandHome("/abs/~/x", "/home/a"); got != "/abs/~/x" {
+		t.Errorf("expandHome = %q", got)
+	}
+}
+
+// FuzzUserName checks that every name validUserName accepts is safe to hand to any program as
+// a user name: portable characters only, never an option.
+func FuzzUserName(f *testing.F) {
+	for _, s := range []string{"root", "-froot", "-f root", "a b", "a\x00b", "", "ro\u00f6t", strings.Repeat("a", 33)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if !validUserName(name) {
+			return
+		}
+		if name == "" || len(name) > maxUserLen || name[0] == '-' {
+			t.Fatalf("accepted %q", name)
+		}
+		for _, c := range []byte(name) {
+			if !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", rune(c)) {
+				t.Fatalf("accepted %q with byte %q", name, c)
+			}
+		}
+	})
+}
+
+// FuzzTerminalType checks that the TERM given to the shell is bounded printable ASCII.
+func FuzzTerminalType(f *testing.F) {
+	for _, s := range []string{"xterm", "", "xterm\x1b]0;x\x07", strings.Repeat("x", 300), "vt100\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, term string) {
+		got := terminalType(term)
+		if got != term && got != "dumb" {
+			t.Fatalf("terminalType(%q) = %q", term, got)
+		}
+		if got == "" || len(got) > maxTermLen {
+			t.Fatalf("terminalType(%q) = %q: bad length", term, got)
+		}
+		for _, c := range []byte(got) {
+			if c <= ' ' || c >= 0x7f {
+				t.Fatalf("terminalType(%q) = %q: byte %q", term, got, c)
+			}
+		}
+	})
+}
+
+// FuzzLocaleEnv feeds NUL-separated environment lists: whatever passes must be LANG or LC_*
+// with a printable value, each name once.
+func FuzzLocaleEnv(f *testing.F) {
+	for _, s := range []string{
+		"LANG=C.UTF-8\x00LC_ALL=en_US.UTF-8",
+		"PATH=/evil\x00LD_PRELOAD=/x.so\x00LC_=x\x00LC_lower=y",
+		"LC_CTYPE=a\x1b[31m\x00LANG=\xff",
+		"LANG\x00=\x00LANG=a=b\x00LANG=c",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, list string) {
+		req := strings.Split(list, "\x00")
+		kept, dropped := localeEnv(req)
+		if len(kept)+len(dropped) != len(req) || len(kept) > maxEnvVars {
+			t.Fatalf("kept %d + dropped %d of %d", len(kept), len(dropped), len(req))
+		}
+		seen := map[string]bool{}
+		for _, kv := range kept {
+			name, value, ok := strings.Cut(kv, "=")
+			if !ok || seen[name] || !(name == "LANG" || strings.HasPrefix(name, "LC_") && len(name) > 3) {
+				t.Fatalf("kept %q", kv)
+			}
+			seen[name] = true
+			if !utf8.ValidString(value) || len(value) > maxEnvValue || strings.ContainsFunc(value, func(r rune) bool {
+				return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)
+			}) {
+				t.Fatalf("kept %q: value not printable", kv)
+			}
+		}
+	})
+}
