@@ -1,0 +1,447 @@
+// Package e2e drives the real rlogin binary from a pty against a real rlogind on loopback, as a
+// user at a terminal would.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+)
+
+// binDir holds the rlogin and rlogind binaries built once by TestMain.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "rlogin-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	for _, name := range []string{"rlogin", "rlogind"} {
+		args := []string{"build", "-o", filepath.Join(dir, name)}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "../cmd/"+name)...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: building %s: %v\n", name, err)
+			return 1
+		}
+	}
+	binDir = dir
+	return m.Run()
+}
+
+// shortTimeout bounds every single wait in these tests: a wait that needs longer is a failure,
+// not something to sit out.
+const shortTimeout = 20 * time.Second
+
+// daemon is a running rlogind in user mode with its own HOME.
+type daemon struct {
+	home string
+	addr string // 127.0.0.1:port
+	port string
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{} // closed once cmd has been waited for
+	err  error         // cmd's exit error, valid after done
+}
+
+// freePort asks the kernel for a loopback port nobody uses right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+// startDaemon starts rlogind with HOME=home, listening on a fresh loopback port. wrap, if given,
+// is a shell snippet run before exec'ing rlogind (for example to ignore signals).
+func startDaemon(t *testing.T, home string, wrap string, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{home: home, port: freePort(t), log: &syncBuffer{}, done: make(chan struct{})}
+	d.addr = net.JoinHostPort("127.0.0.1", d.port)
+	args := append([]string{"-addr", d.addr}, extra...)
+	bin := filepath.Join(binDir, "rlogind")
+	if wrap != "" {
+		quoted := make([]string, 0, len(args))
+		for _, a := range args {
+			quoted = append(quoted, "'"+a+"'")
+		}
+		d.cmd = exec.Command("/bin/sh", "-c", wrap+"; exec "+bin+" "+strings.Join(quoted, " "))
+	} else {
+		d.cmd = exec.Command(bin, args...)
+	}
+	d.cmd.Env = []string{"HOME=" + home, "PATH=/usr/local/bin:/usr/bin:/bin", "RLOGIND_SECRET=must-not-leak"}
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(func() { d.stop(t) })
+	waitFor(t, "rlogind to listen on "+d.addr, func() bool {
+		select {
+		case <-d.done:
+			t.Fatalf("rlogind exited early: %v\n%s", d.err, d.log.String())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", d.addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	return d
+}
+
+// stop sends SIGTERM and waits for rlogind to exit, killing it if it does not within the deadline.
+func (d *daemon) stop(t *testing.T) {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(shortTimeout):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		t.Errorf("rlogind did not exit within %v of SIGTERM\n%s", shortTimeout, d.log.String())
+	}
+}
+
+// hostKeyLine is the daemon's host key as a known_hosts line for its address.
+func (d *daemon) hostKeyLine(t *testing.T) string {
+	t.Helper()
+	pub, err := os.ReadFile(filepath.Join(d.home, ".rlogin", "rlogind_host_ed25519_key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(pub))
+	return fmt.Sprintf("[127.0.0.1]:%s %s %s\n", d.port, f[0], f[1])
+}
+
+// children lists the pids whose parent is the daemon.
+func (d *daemon) children() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The command name is in parentheses and may hold spaces; fields after it are fixed.
+		rest := stat[bytes.LastIndexByte(stat, ')')+2:]
+		f := strings.Fields(string(rest))
+		if len(f) > 1 && f[1] == strconv.Itoa(d.cmd.Process.Pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// newHome makes a HOME directory for a test. Its cleanup first waits until no process works in
+// it any more (a shell that lost its daemon still writes its history on the way out), so that
+// removing the directory does not race with them.
+func newHome(t *testing.T) string {
+	t.Helper()
+	home := t.TempDir()
+	t.Cleanup(func() {
+		waitFor(t, "the processes working in "+home+" to end", func() bool {
+			pids := processesIn(home)
+			for _, pid := range pids {
+				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				t.Logf("still in %s: pid %d %q", home, pid, cmdline)
+			}
+			return len(pids) == 0
+		})
+	})
+	return home
+}
+
+// processesIn lists the pids whose working directory is dir or below it.
+func processesIn(dir string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// terminal is a pty the test owns, with a client running on its slave side.
+type terminal struct {
+	t      *testing.T
+	master *os.File
+	slave  *os.File
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	mark   int // expect searches out from here
+	// initial is the terminal state before the client started, to compare after it exits.
+	initial unix.Termios
+	exited  chan struct{}
+	err     error
+	readWG  sync.WaitGroup
+}
+
+// startTerminal runs bin with args in a new pty of 24x80 as its controlling terminal.
+func startTerminal(t *testing.T, env []string, bin string, args ...string) *terminal {
+	t.Helper()
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pty.Setsize(master, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
+		t.Fatal(err)
+	}
+	tm := &terminal{t: t, master: master, slave: slave, out: &syncBuffer{}, exited: make(chan struct{})}
+	tm.initial = tm.termios()
+	tm.cmd = exec.Command(bin, args...)
+	tm.cmd.Env = env
+	tm.cmd.Stdin, tm.cmd.Stdout, tm.cmd.Stderr = slave, slave, slave
+	tm.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := tm.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tm.readWG.Add(1)
+	go tm.copyOutput()
+	go func() {
+		tm.err = tm.cmd.Wait()
+		close(tm.exited)
+	}()
+	t.Cleanup(tm.close)
+	return tm
+}
+
+func (tm *terminal) copyOutput() {
+	defer tm.readWG.Done()
+	_, _ = io.Copy(tm.out, tm.master)
+}
+
+func (tm *terminal) close() {
+	select {
+	case <-tm.exited:
+	default:
+		_ = tm.cmd.Process.Kill()
+		<-tm.exited
+	}
+	_ = tm.slave.Close() // the master's reader then gets EIO
+	tm.readWG.Wait()
+	_ = tm.master.Close()
+}
+
+// send types s into the terminal.
+func (tm *terminal) send(s string) {
+	tm.t.Helper()
+	if _, err := tm.master.Write([]byte(s)); err != nil {
+		tm.t.Fatalf("typing %q: %v", s, err)
+	}
+}
+
+// expect waits until the output after the mark matches re and moves the mark past the match.
+func (tm *terminal) expect(re string) []string {
+	tm.t.Helper()
+	return tm.expectWithin(re, shortTimeout)
+}
+
+func (tm *terminal) expectWithin(re string, timeout time.Duration) []string {
+	tm.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for {
+		data, changed := tm.out.snapshot()
+		if loc := rx.FindSubmatchIndex(data[tm.mark:]); loc != nil {
+			m := make([]string, len(loc)/2)
+			for i := range m {
+				if loc[2*i] >= 0 {
+					m[i] = string(data[tm.mark+loc[2*i] : tm.mark+loc[2*i+1]])
+				}
+			}
+			tm.mark += loc[1]
+			return m
+		}
+		if !waitChange(changed, deadline) {
+			tm.t.Fatalf("timed out after %v waiting for %q; output after mark:\n%q", timeout, re, tail(data[tm.mark:], 2000))
+		}
+	}
+}
+
+// expectLiteral waits for lit after the mark without rescanning what it has already seen, so it
+// stays cheap while a flood of output arrives, and moves the mark past it.
+func (tm *terminal) expectLiteral(lit string) {
+	tm.t.Helper()
+	deadline := time.Now().Add(shortTimeout)
+	from := tm.mark
+	for {
+		data, changed := tm.out.snapshot()
+		if i := bytes.Index(data[from:], []byte(lit)); i >= 0 {
+			tm.mark = from + i + len(lit)
+			return
+		}
+		from = max(tm.mark, len(data)-len(lit)+1)
+		if !waitChange(changed, deadline) {
+			tm.t.Fatalf("timed out waiting for %q; output after mark:\n%q", lit, tail(data[tm.mark:], 2000))
+		}
+	}
+}
+
+// readBytes waits for n bytes of output after the mark and returns them.
+func (tm *terminal) readBytes(n int) []byte {
+	tm.t.Helper()
+	deadline := time.Now().Add(shortTimeout)
+	for {
+		data, changed := tm.out.snapshot()
+		if len(data)-tm.mark >= n {
+			b := data[tm.mark : tm.mark+n]
+			tm.mark += n
+			return b
+		}
+		if !waitChange(changed, deadline) {
+			tm.t.Fatalf("timed out waiting for %d bytes; have %d", n, len(data)-tm.mark)
+		}
+	}
+}
+
+// wait waits for the client to exit and returns its exit status.
+func (tm *terminal) wait() int {
+	tm.t.Helper()
+	select {
+	case <-tm.exited:
+	case <-time.After(shortTimeout):
+		data, _ := tm.out.snapshot()
+		tm.t.Fatalf("client did not exit within %v; output:\n%q", shortTimeout, tail(data, 2000))
+	}
+	var ee *exec.ExitError
+	if errors.As(tm.err, &ee) {
+		return ee.ExitCode()
+	}
+	if tm.err != nil {
+		tm.t.Fatal(tm.err)
+	}
+	return 0
+}
+
+// termios is the current terminal state of the client's side of the pty.
+func (tm *terminal) termios() unix.Termios {
+	tm.t.Helper()
+	ts, err := unix.IoctlGetTermios(int(tm.slave.Fd()), unix.TCGETS)
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	return *ts
+}
+
+// waitChange waits until changed is closed or the deadline passes; false means the deadline passed.
+func waitChange(changed <-chan struct{}, deadline time.Time) bool {
+	d := time.Until(deadline)
+	if d <= 0 {
+		return false
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-changed:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+// waitFor polls cond until it holds or shortTimeout passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and many readers, which can announce changes.
+type syncBuffer struct {
+	mu      sync.Mutex
+	buf     []byte
+	changed chan struct{}
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
+	return len(p), nil
+}
+
+// snapshot returns the data so far and a channel closed at the next write.
+func (b *syncBuffer) snapshot() ([]byte, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return b.buf, b.changed
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
