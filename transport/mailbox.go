@@ -572,6 +572,11 @@ func readReply(r io.Reader) (string, error) {
 	for {
 		m, err := r.Read(buf[n : n+want])
 		n += m
+		if n >= 3 && buf[0] == '\r' && buf[1] == '\n' {
+			// An empty line is no reply, and the first read may have taken a byte past it:
+			// the conn is of no use after this error anyway.
+			return "", errors.New("empty reply")
+		}
 		if n >= 2 && buf[n-2] == '\r' && buf[n-1] == '\n' {
 			return string(buf[:n-2]), nil
 		}
