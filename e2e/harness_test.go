@@ -87,7 +87,8 @@ func startDaemon(t *testing.T, home string, wrap string, extra ...string) *daemo
 	t.Helper()
 	d := &daemon{home: home, port: freePort(t), log: &syncBuffer{}, done: make(chan struct{})}
 	d.addr = net.JoinHostPort("127.0.0.1", d.port)
-	args := append([]string{"-addr", d.addr}, extra...)
+	// -user-mode: the tests run as root in CI, where rlogind would otherwise serve every user.
+	args := append([]string{"-user-mode", "-config", "none", "-addr", d.addr}, extra...)
 	bin := filepath.Join(binDir, "rlogind")
 	if wrap != "" {
 		quoted := make([]string, 0, len(args))

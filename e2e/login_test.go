@@ -274,8 +274,11 @@ func TestShellSignalsDefault(t *testing.T) {
 	tm.ready()
 	tm.send("grep -E '^Sig(Ign|Blk)' /proc/self/status | tr -d '\\t' | tr '\\n' ' '; echo\r")
 	tm.expect(`SigBlk:0000000000000000 SigIgn:0000000000000000`)
-	tm.send("echo STARTED-$((1+1)); sleep 1000\r")
-	tm.expect(`STARTED-2`)
+	tm.send("sleep 4242\r")
+	// ^C reaches sleep only once the shell has made it the terminal's foreground job.
+	waitFor(t, "sleep to be the foreground job of its terminal", func() bool {
+		return foregroundProcess("sleep\x004242\x00")
+	})
 	tm.send("\x03")
 	tm.ready() // only once Ctrl-C has stopped sleep
 }
@@ -303,6 +306,28 @@ func TestTerminalRestored(t *testing.T) {
 			}
 		})
 	}
+}
+
+// foregroundProcess reports whether a process with the given /proc cmdline runs in the
+// foreground process group of its controlling terminal.
+func foregroundProcess(cmdline string) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || string(b) != cmdline {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// After the command name: state ppid pgrp session tty_nr tpgid ...
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) > 5 && f[2] == f[5] {
+			return true
+		}
+	}
+	return false
 }
 
 // regexpQuote quotes s for use in an expect pattern.

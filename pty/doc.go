@@ -13,7 +13,8 @@
 //	}
 //	defer p.Close()
 //	// Input side, from another goroutine: p.Write(keys), p.Resize(sz), p.SendEOF();
-//	// p.Hangup() when the connection drops.
+//	// p.Hangup() when the connection drops; p.Close() (hangs the line up for good)
+//	// and p.Kill() for a shell that outlives the hangup.
 //	buf := make([]byte, 32<<10)
 //	for {
 //		n, flushed, err := p.ReadOutput(buf)
@@ -40,6 +41,21 @@ import "errors"
 type Size struct {
 	Rows, Cols, X, Y uint16
 }
+
+// Status holds the status bits of a packet-mode status packet (see tty_ioctl(4),
+// TIOCPKT), as ReadPacket returns them. Several may be set at once.
+type Status byte
+
+// The packet-mode status bits; their values are Linux's and BSD's TIOCPKT_* and
+// also the control bytes a classic rlogind sends its client as urgent data.
+const (
+	StatusFlushRead  Status = 0x01 // the terminal's input queue was flushed
+	StatusFlushWrite Status = 0x02 // the output queue was flushed (after ^C): drop pending output
+	StatusStop       Status = 0x04 // output was stopped (^S)
+	StatusStart      Status = 0x08 // output was restarted (^Q)
+	StatusNoStop     Status = 0x10 // flow control with ^S/^Q is off: the application reads them
+	StatusDoStop     Status = 0x20 // ^S/^Q are the stop/start characters and flow control is on (IXON)
+)
 
 // ErrUnsupported is returned by Start on platforms this package does not support.
 var ErrUnsupported = errors.New("pty: unsupported platform")

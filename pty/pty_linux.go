@@ -167,8 +167,8 @@ func control(rc syscall.RawConn, f func(fd int) error) error {
 // reserved until Wait (see Hangup).
 func (p *PTY) watchExit() {
 	defer close(p.watchDone)
-	var info unix.Siginfo
-	for {
+	for !waitExitPolled(p.pid) {
+		var info unix.Siginfo
 		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
 		if err != unix.EINTR {
 			break // nil, or ECHILD if the child was reaped behind our back: gone either way
@@ -194,10 +194,32 @@ func (p *PTY) Pid() int { return p.pid }
 // All output the child wrote before it exited is returned before io.EOF.
 // After Close, ReadOutput (even one already blocked) returns an error matching os.ErrClosed.
 func (p *PTY) ReadOutput(b []byte) (n int, flushed bool, err error) {
+	if len(b) == 0 {
+		return 0, false, nil
+	}
+	for {
+		n, st, err := p.ReadPacket(b)
+		if n > 0 || err != nil {
+			return n, false, err
+		}
+		if st&StatusFlushWrite != 0 {
+			return 0, true, nil
+		}
+		// Another status change (flow control, input flush): nothing for the caller.
+	}
+}
+
+// ReadPacket is ReadOutput for callers that want every packet-mode status change,
+// as a classic rlogind does to forward flow-control changes to its client. Each
+// call does one read(2) and returns either n > 0 bytes of output (status 0) or
+// n == 0 and the status bits of one status packet (never 0): StatusFlushWrite,
+// StatusNoStop, StatusDoStop and the others, possibly several at once. Its end of
+// file and errors are ReadOutput's. ReadPacket and ReadOutput calls are serialized.
+func (p *PTY) ReadPacket(b []byte) (n int, status Status, err error) {
 	p.readMu.Lock()
 	defer p.readMu.Unlock()
 	if len(b) == 0 {
-		return 0, false, nil
+		return 0, 0, nil
 	}
 	buf := b
 	if len(b) == 1 {
@@ -205,27 +227,27 @@ func (p *PTY) ReadOutput(b []byte) (n int, flushed bool, err error) {
 	}
 	for {
 		if p.finished {
-			return 0, false, io.EOF
+			return 0, 0, io.EOF
 		}
 		n, err := p.readPacket(buf)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, syscall.EIO) {
 				p.finished = true
-				return 0, false, io.EOF
+				return 0, 0, io.EOF
 			}
-			return 0, false, fmt.Errorf("pty: read output: %w", err)
+			return 0, 0, fmt.Errorf("pty: read output: %w", err)
 		}
 		if n == 0 {
 			p.finished = true // read(2) returned 0: end of file
-			return 0, false, io.EOF
+			return 0, 0, io.EOF
 		}
 		if buf[0] == unix.TIOCPKT_DATA {
-			return copy(b, buf[1:n]), false, nil // copy handles the overlap when buf is b
+			if n == 1 {
+				continue // an empty data packet: nothing to report
+			}
+			return copy(b, buf[1:n]), 0, nil // copy handles the overlap when buf is b
 		}
-		if buf[0]&unix.TIOCPKT_FLUSHWRITE != 0 {
-			return 0, true, nil
-		}
-		// Another status change (flow control, input flush): nothing for the caller.
+		return 0, Status(buf[0]), nil
 	}
 }
 
@@ -281,6 +303,40 @@ func (p *PTY) readPending(buf []byte) (int, error) {
 // Write writes b, the user's input, to the terminal.
 func (p *PTY) Write(b []byte) (int, error) {
 	n, err := p.master.Write(b)
+	if err != nil {
+		return n, fmt.Errorf("pty: write: %w", err)
+	}
+	return n, nil
+}
+
+// TryWrite writes as much of b as the terminal takes now, without waiting: it
+// returns n < len(b) and a nil error when the terminal's input buffer is full
+// (its program reads no input). A session server writes keystrokes this way from
+// the goroutine that reads its connection, so that a keystroke reaches the
+// terminal without a hop to another goroutine, and hands only what is left to a
+// writer that may wait.
+func (p *PTY) TryWrite(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := p.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, err := unix.Write(int(fd), b[n:])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				if err != unix.EAGAIN {
+					werr = err
+				}
+				break
+			}
+			n += m
+		}
+		return true // done, whether or not everything was taken: never wait
+	})
+	if err == nil {
+		err = werr
+	}
 	if err != nil {
 		return n, fmt.Errorf("pty: write: %w", err)
 	}
@@ -351,6 +407,20 @@ func (p *PTY) Hangup() {
 			_ = unix.Kill(-p.pid, unix.SIGCONT)
 		}
 	})
+}
+
+// Kill kills the child with SIGKILL, unless it has been reaped (Wait has been
+// called). A session server kills a shell that outlives its hangup and the close
+// of its terminal, so that it cannot hold the session. Only the child is killed:
+// the hangup has already gone to its jobs. The signal goes through the child's
+// os.Process, and Wait marks the child reaped under sigMu before reaping it, so a
+// pid reused after the reap is never signalled.
+func (p *PTY) Kill() {
+	p.sigMu.Lock()
+	defer p.sigMu.Unlock()
+	if !p.reaped {
+		_ = p.cmd.Process.Kill() // os.ErrProcessDone: it exited already
+	}
 }
 
 // hangupSession sends SIGHUP then SIGCONT to every process of session sid except the

@@ -16,8 +16,14 @@ func Start(cmd *exec.Cmd, sz Size) (*PTY, error) { return nil, ErrUnsupported }
 // ReadOutput returns ErrUnsupported.
 func (p *PTY) ReadOutput(b []byte) (int, bool, error) { return 0, false, ErrUnsupported }
 
+// ReadPacket returns ErrUnsupported.
+func (p *PTY) ReadPacket(b []byte) (int, Status, error) { return 0, 0, ErrUnsupported }
+
 // Write returns ErrUnsupported.
 func (p *PTY) Write(b []byte) (int, error) { return 0, ErrUnsupported }
+
+// TryWrite returns ErrUnsupported.
+func (p *PTY) TryWrite(b []byte) (int, error) { return 0, ErrUnsupported }
 
 // Resize returns ErrUnsupported.
 func (p *PTY) Resize(sz Size) error { return ErrUnsupported }
@@ -27,6 +33,9 @@ func (p *PTY) SendEOF() error { return ErrUnsupported }
 
 // Hangup does nothing.
 func (p *PTY) Hangup() {}
+
+// Kill does nothing.
+func (p *PTY) Kill() {}
 
 // Wait returns ErrUnsupported.
 func (p *PTY) Wait() (*os.ProcessState, error) { return nil, ErrUnsupported }

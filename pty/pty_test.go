@@ -269,6 +269,76 @@ func TestInterruptFlushesOutput(t *testing.T) {
 	}
 }
 
+// readPacketsUntil reads with ReadPacket until the output contains want, and returns the
+// output and every status reported on the way, in order.
+func (c *child) readPacketsUntil(want string) (string, []pty.Status) {
+	c.t.Helper()
+	var sb strings.Builder
+	var st []pty.Status
+	buf := make([]byte, 32<<10)
+	for !strings.Contains(sb.String(), want) {
+		n, s, err := c.p.ReadPacket(buf)
+		if n > 0 && s != 0 {
+			c.t.Fatalf("ReadPacket returned %d bytes and status %#x together", n, s)
+		}
+		sb.Write(buf[:n])
+		if s != 0 {
+			st = append(st, s)
+		}
+		if err != nil {
+			c.t.Fatalf("ReadPacket waiting for %q, got %q: %v", want, sb.String(), err)
+		}
+	}
+	return sb.String(), st
+}
+
+func TestReadPacketFlowControl(t *testing.T) {
+	// Turning IXON off and on again makes the pty report NOSTOP then DOSTOP, which a classic
+	// rlogind forwards so that the client switches its local ^S/^Q handling.
+	c := startChild(t, size, "sh", "-c", "stty -ixon; echo off; stty ixon; echo on; read x")
+	out, st := c.readPacketsUntil("on\r\n")
+	var saw []pty.Status
+	for _, s := range st {
+		if s&(pty.StatusNoStop|pty.StatusDoStop) != 0 {
+			saw = append(saw, s&(pty.StatusNoStop|pty.StatusDoStop))
+		}
+	}
+	want := []pty.Status{pty.StatusNoStop, pty.StatusDoStop}
+	if fmt.Sprint(saw) != fmt.Sprint(want) {
+		t.Errorf("flow-control statuses %v (all: %v), want %v; output %q", saw, st, want, out)
+	}
+	c.write("\n")
+	c.readAll()
+	c.wantExit(0)
+}
+
+func TestReadPacketFlush(t *testing.T) {
+	c := startChild(t, size, "yes")
+	c.readUntil("y\r\ny\r\n")
+	c.write("\x03")
+	buf := make([]byte, 32<<10)
+	flushed := false
+	for {
+		n, s, err := c.p.ReadPacket(buf)
+		if s&pty.StatusFlushWrite != 0 {
+			flushed = true
+		}
+		if n > 0 && s != 0 {
+			t.Fatalf("ReadPacket returned %d bytes and status %#x together", n, s)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !flushed {
+		t.Error("no StatusFlushWrite after ^C")
+	}
+	c.wantSignal(syscall.SIGINT)
+}
+
 func TestHangup(t *testing.T) {
 	c := startChild(t, size, "sleep", "1000")
 	c.p.Hangup()
@@ -305,6 +375,18 @@ func TestHangupReachesJobs(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 	}
+}
+
+// TestKill checks that Kill ends a child that ignores the hangup, and does nothing once the child
+// is reaped.
+func TestKill(t *testing.T) {
+	c := startChild(t, size, "sh", "-c", "trap '' HUP; echo READY; exec sleep 1000")
+	c.readUntil("READY")
+	c.p.Hangup() // ignored
+	c.p.Kill()
+	c.readAll()
+	c.wantSignal(syscall.SIGKILL)
+	c.p.Kill() // after the reap: nothing is sent
 }
 
 func TestCloseUnblocksReadOutput(t *testing.T) {

@@ -16,7 +16,8 @@ import (
 //
 // Two goroutines move the output: one reads frames from the conn into a queue, one writes the
 // queue to Stdout in big chunks and grants the server credit. A FLUSH from the server drops what
-// is queued (but the newest bytes the server says to keep). Input leaves at once: each StdinPipe Write is one frame in one conn Write.
+// is queued (but the newest bytes the server says to keep). When Stdout can write without waiting
+// (see queueOutput), the reading goroutine writes what Stdout takes at once itself. Input leaves at once: each StdinPipe Write is one frame in one conn Write.
 type Client struct {
 	Request // what to ask for
 
@@ -25,12 +26,14 @@ type Client struct {
 	// blocked in Read); otherwise Wait waits for Read to return, as os/exec does.
 	Stdin io.Reader
 
-	// Stdout receives the remote output, in large chunks; nil discards it.
+	// Stdout receives the remote output, in large chunks; nil discards it. If Stdout also has a
+	// method TryWrite(p []byte) (n int, err error) that writes what it can take without waiting
+	// (n < len(p) with a nil error when it would have to wait), output goes through it first.
 	Stdout io.Writer
 
 	// OnFlush, if set, is called when the remote pty discarded output (after the client dropped
 	// its queue), so a terminal client can also discard the local terminal's output queue
-	// (tcflush). It is called from the goroutine that writes Stdout, never during a Stdout Write.
+	// (tcflush). It is never called during a Stdout Write.
 	OnFlush func()
 
 	conn         net.Conn
@@ -52,6 +55,7 @@ type Client struct {
 	q        []byte // output received, not yet written; q[qoff:] is pending
 	qoff     int
 	flushed  bool // a FLUSH arrived that OnFlush has not yet been told about
+	writing  bool // a goroutine is writing Stdout (or calling OnFlush)
 	unacked  int  // output bytes received, not yet credited
 	consumed int  // output bytes written or dropped, not yet credited
 	credit   int  // input bytes we may still send
@@ -143,6 +147,9 @@ func (c *Client) Start() error {
 func (c *Client) login() (*bufio.Reader, error) {
 	req := c.Request
 	req.Env = localeEnv(req.Env)
+	if checkTerm(req.Term) != nil {
+		req.Term = "dumb" // a terminal type that cannot be sent must not fail the login
+	}
 	req.Capabilities = c.capabilities
 	b, err := appendMessage([]byte{version}, &message{typ: frameLogin, req: &req})
 	if err != nil {
@@ -370,7 +377,11 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 	return false, nil
 }
 
-// queueOutput appends DATA to the queue for writeOutput.
+// queueOutput appends DATA to the queue for writeOutput. When nothing is queued or being written
+// and Stdout can write without waiting (a TryWrite method, as a terminal reopened non-blocking
+// has), it first writes what Stdout takes at once: output that a terminal keeps up with goes
+// out without a hop to writeOutput, and readOutput never waits on a slow Stdout (it must go on
+// reading FLUSH and CREDIT frames).
 func (c *Client) queueOutput(p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -381,6 +392,26 @@ func (c *Client) queueOutput(p []byte) error {
 	if c.closed {
 		c.consumed += len(p)
 		return nil
+	}
+	if tw, ok := c.Stdout.(tryWriter); ok && !c.writing && !c.flushed && c.qoff == len(c.q) {
+		c.writing = true
+		c.mu.Unlock()
+		n, err := tw.TryWrite(p)
+		c.mu.Lock()
+		c.writing = false
+		if err != nil {
+			return c.outputFailedLocked(err)
+		}
+		p = p[n:]
+		c.consumed += n
+		if k := c.takeCreditLocked(); k > 0 {
+			c.mu.Unlock()
+			c.sendCredit(k)
+			c.mu.Lock()
+		}
+		if len(p) == 0 {
+			return nil
+		}
 	}
 	if c.qoff > 0 && len(c.q)+len(p) > cap(c.q) { // reuse the written part instead of growing
 		c.q = c.q[:copy(c.q, c.q[c.qoff:])]
@@ -395,14 +426,11 @@ func (c *Client) queueOutput(p []byte) error {
 // bytes), and grants credit for what it wrote. After the end it drains the queue, unless Close
 // was called.
 func (c *Client) writeOutput() error {
-	out := c.Stdout
-	if out == nil {
-		out = io.Discard
-	}
+	out := c.stdout()
 	buf := make([]byte, maxDataFrame)
 	for {
 		c.mu.Lock()
-		for c.qoff == len(c.q) && !c.flushed && !c.readDone && !c.closed {
+		for (c.writing || c.qoff == len(c.q) && !c.flushed && !c.readDone) && !c.closed {
 			c.outCond.Wait()
 		}
 		if c.closed {
@@ -416,6 +444,7 @@ func (c *Client) writeOutput() error {
 		if c.qoff == len(c.q) {
 			c.q, c.qoff = c.q[:0], 0
 		}
+		c.writing = true
 		c.mu.Unlock()
 
 		if n == 0 && !flushed { // readDone, and the queue is empty
@@ -424,21 +453,39 @@ func (c *Client) writeOutput() error {
 		if flushed && c.OnFlush != nil {
 			c.OnFlush()
 		}
-		if n == 0 {
-			continue
+		var err error
+		if n > 0 {
+			_, err = out.Write(buf[:n])
 		}
-		if _, err := out.Write(buf[:n]); err != nil {
-			err = fmt.Errorf("session: writing output: %w", err)
-			c.end(err)
+		c.mu.Lock()
+		c.writing = false
+		if err != nil {
+			err = c.outputFailedLocked(err)
+			c.mu.Unlock()
 			_ = c.closeConn()
 			return err
 		}
-		c.mu.Lock()
 		c.consumed += n
 		k := c.takeCreditLocked()
 		c.mu.Unlock()
 		c.sendCredit(k)
 	}
+}
+
+// stdout is where the output goes.
+func (c *Client) stdout() io.Writer {
+	if c.Stdout == nil {
+		return io.Discard
+	}
+	return c.Stdout
+}
+
+// outputFailedLocked ends the session after a failed Stdout Write and returns the error to report;
+// the caller closes the conn once it has released c.mu.
+func (c *Client) outputFailedLocked(err error) error {
+	err = fmt.Errorf("session: writing output: %w", err)
+	c.endLocked(err)
+	return err
 }
 
 // takeCreditLocked returns the credit to grant now (0 until a batch is due) and counts it as

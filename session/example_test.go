@@ -39,6 +39,8 @@ func (g *greeter) Write(b []byte) (int, error)     { return len(b), nil }
 func (g *greeter) Resize(session.WindowSize) error { return nil }
 func (g *greeter) SendEOF() error                  { return nil }
 func (g *greeter) Hangup()                         {}
+func (g *greeter) Close() error                    { return nil }
+func (g *greeter) Kill()                           { _ = g.cmd.Process.Kill() } // after the reap: ErrProcessDone
 func (g *greeter) Wait() (*os.ProcessState, error) {
 	g.waitOnce.Do(func() {
 		_ = g.cmd.Wait()

@@ -30,6 +30,7 @@ type fakeTerminal struct {
 	limit     int    // in echo mode Write blocks while out holds limit bytes (0: no limit)
 	echo      bool   // input becomes output
 	blockIn   bool   // Write blocks until Hangup (a shell that reads no input)
+	held      bool   // with blockIn: a background job holds the terminal, so only Close unblocks Write
 	flood     bool   // when out is empty, ReadOutput returns 'x' bytes, counted in produced
 	floodMax  int    // if not 0, the flood ends after this many bytes
 	floodRead int    // if not 0, the flood's reads return at most this many bytes
@@ -41,6 +42,10 @@ type fakeTerminal struct {
 	resizes   []WindowSize
 	eofs      int
 	hangups   int
+	kills     int
+	closed    bool // Close was called: as on a pty, ReadOutput and Write fail with os.ErrClosed
+	closedUp  bool // Close was called before the child was reaped
+	blocked   int  // Writes waiting for the shell to read
 	reaped    bool
 	timedOut  bool
 
@@ -80,6 +85,9 @@ func (f *fakeTerminal) ReadOutput(b []byte) (int, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for {
+		if f.closed {
+			return 0, false, os.ErrClosed
+		}
 		if f.flushNext {
 			f.flushNext = false
 			n := copy(b, f.out)
@@ -130,8 +138,14 @@ func (f *fakeTerminal) Write(p []byte) (int, error) {
 	if f.onInput != nil {
 		f.onInput(f, p)
 	}
-	for f.blockIn && f.hangups == 0 && !f.reaped {
+	for f.blockIn && !f.closed && (f.held || f.hangups == 0 && !f.reaped) {
+		f.blocked++
+		f.cond.Broadcast()
 		f.cond.Wait()
+		f.blocked--
+	}
+	if f.closed {
+		return 0, os.ErrClosed
 	}
 	if !f.echo {
 		f.input = append(f.input, p...)
@@ -140,8 +154,11 @@ func (f *fakeTerminal) Write(p []byte) (int, error) {
 	}
 	written := 0
 	for written < len(p) {
-		for f.limit > 0 && len(f.out) >= f.limit && f.hangups == 0 && !f.reaped {
+		for f.limit > 0 && len(f.out) >= f.limit && f.hangups == 0 && !f.reaped && !f.closed {
 			f.cond.Wait()
+		}
+		if f.closed {
+			return written, os.ErrClosed
 		}
 		if f.hangups > 0 || f.reaped {
 			return written, syscall.EIO
@@ -184,6 +201,27 @@ func (f *fakeTerminal) Hangup() {
 	f.cond.Broadcast()
 	if !f.reaped {
 		_ = f.cmd.Process.Signal(syscall.SIGHUP)
+	}
+}
+
+// Close is a pty master's close: pending and later reads and writes fail. The child, which has no
+// terminal, is not hung up by it.
+func (f *fakeTerminal) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	f.closedUp = f.closedUp || !f.reaped
+	f.cond.Broadcast()
+	return nil
+}
+
+func (f *fakeTerminal) Kill() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kills++
+	f.cond.Broadcast()
+	if !f.reaped {
+		_ = f.cmd.Process.Kill()
 	}
 }
 

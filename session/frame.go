@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -31,6 +32,10 @@ const (
 	maxReason     = 1024 // bytes of a REFUSE or CLOSE reason
 	maxSignalName = 32   // bytes of a signal name in EXIT
 	maxRefusal    = 1023 // bytes of the text in a version refusal line, without its LF
+
+	// maxLogin is the largest LOGIN payload (68046 bytes): every field at its bound. A server
+	// reads no longer frame before the login request.
+	maxLogin = 2 + maxUser + 2 + maxTerm + 8 + 1 + maxEnv*(2+maxEnvVar) + 1 + maxCaps*(1+maxCapName)
 )
 
 // Implementation limits (not protocol): how this package cuts its own data.
@@ -128,9 +133,10 @@ type message struct {
 // frameReader reads frames from a peer. It copes with input split anywhere: it only uses
 // io.ReadFull on r.
 type frameReader struct {
-	r   io.Reader // a *bufio.Reader in practice
-	hdr [headerLen]byte
-	buf []byte
+	r     io.Reader // a *bufio.Reader in practice
+	limit int       // largest payload accepted, if not 0 (else maxPayload)
+	hdr   [headerLen]byte
+	buf   []byte
 }
 
 // next reads one frame. The payload is valid until the next call. At a frame boundary a closed
@@ -141,8 +147,12 @@ func (fr *frameReader) next() (frameType, []byte, error) {
 	}
 	typ := frameType(fr.hdr[0])
 	n := int(fr.hdr[1])<<16 | int(fr.hdr[2])<<8 | int(fr.hdr[3])
-	if n > maxPayload {
-		return 0, nil, protocolErrorf("%v frame of %d bytes exceeds the limit of %d", typ, n, maxPayload)
+	limit := maxPayload
+	if fr.limit > 0 {
+		limit = fr.limit
+	}
+	if n > limit {
+		return 0, nil, protocolErrorf("%v frame of %d bytes exceeds the limit of %d", typ, n, limit)
 	}
 	if cap(fr.buf) < n {
 		fr.buf = make([]byte, max(n, min(2*cap(fr.buf), maxPayload)))
@@ -538,11 +548,20 @@ func isLocaleName(name string) bool {
 	return true
 }
 
-// localeEnv returns the entries of env the protocol carries: LANG and LC_*.
+// localeEnv returns the entries of env that a LOGIN carries: LANG and LC_* whose values fit the
+// bounds (checkEnv), each name once (the first, as getenv finds it), at most maxEnv of them. What
+// it drops would fail the login, which one odd variable must not do.
 func localeEnv(env []string) []string {
 	var out []string
 	for _, e := range env {
-		if n := envName(e); n != "" && isLocaleName(n) {
+		if len(out) == maxEnv {
+			break
+		}
+		if checkEnv(e) != nil {
+			continue
+		}
+		name := e[:len(envName(e))+1] // with the '='
+		if !slices.ContainsFunc(out, func(f string) bool { return strings.HasPrefix(f, name) }) {
 			out = append(out, e)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -225,29 +226,42 @@ func TestReasons(t *testing.T) {
 	}
 }
 
-// TestLocaleEnv checks which variables a client sends.
+// TestLocaleEnv checks which variables a client sends: LANG and LC_* that fit the bounds, each
+// name once, so that the request it makes is always valid.
 func TestLocaleEnv(t *testing.T) {
-	got := localeEnv([]string{"PATH=/bin", "LANG=C", "LANGUAGE=en", "LC_ALL=C.UTF-8", "LC_=x", "LC_ctype=x", "LC_MESSAGES", "XLANG=1", "LC_PAPER=A4"})
-	if want := []string{"LANG=C", "LC_ALL=C.UTF-8", "LC_PAPER=A4"}; !reflect.DeepEqual(got, want) {
+	got := localeEnv([]string{"PATH=/bin", "LANG=C", "LANGUAGE=en", "LC_ALL=C.UTF-8", "LC_=x", "LC_ctype=x", "LC_MESSAGES", "XLANG=1", "LC_PAPER=A4",
+		"LC_IDENTIFICATION=caf\u00e9", "LANG=en_US.UTF-8", "LC_TERMINAL=iTerm2\t", "LC_NAME=" + strings.Repeat("x", maxEnvVar), "LC_TIME=C"})
+	if want := []string{"LANG=C", "LC_ALL=C.UTF-8", "LC_PAPER=A4", "LC_TIME=C"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+	for _, env := range [][]string{
+		{"LANG=C.UTF-8", "LC_IDENTIFICATION=caf\u00e9"},
+		{"LANG=C.UTF-8", "LANG=en_US.UTF-8"},
+		{"LC_TERMINAL=iTerm2\t"},
+		slices.Repeat([]string{"LC_A=C", "LC_B=C", "LC_C=C"}, 30),
+	} {
+		r := Request{User: "bob", Term: "xterm", Env: localeEnv(env)}
+		if _, err := appendRequest(nil, &r); err != nil {
+			t.Errorf("Env %q: the request cannot be sent: %v", env, err)
+		}
+	}
+	var many []string
+	for i := range maxEnv + 1 {
+		many = append(many, "LC_X"+strings.Repeat("Y", i)+"=C")
+	}
+	if got := localeEnv(many); len(got) != maxEnv {
+		t.Errorf("%d variables kept of %d, want %d", len(got), len(many), maxEnv)
 	}
 }
 
 // TestMaxRequest: the largest request fits in a frame.
 func TestMaxRequest(t *testing.T) {
-	r := Request{User: strings.Repeat("u", maxUser), Term: strings.Repeat("t", maxTerm)}
-	for i := range maxEnv {
-		name := "LC_" + strings.Repeat("A", i+1)
-		r.Env = append(r.Env, name+"="+strings.Repeat("v", maxEnvVar-len(name)-1))
-	}
-	for i := range maxCaps {
-		r.Capabilities = append(r.Capabilities, strings.Repeat(string(rune('a'+i%26)), maxCapName-1)+string(rune('0'+i/26)))
-	}
+	r := largestRequest()
 	b, err := appendMessage(nil, &message{typ: frameLogin, req: &r})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fr := frameReader{r: bytes.NewReader(b)}
+	fr := frameReader{r: bytes.NewReader(b), limit: maxLogin}
 	m, err := fr.readMessage(isLoginFrame)
 	if err != nil || !reflect.DeepEqual(*m.req, r) {
 		t.Fatalf("round trip: %v", err)

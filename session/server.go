@@ -17,10 +17,19 @@ import (
 // after the last frame, so a client that stops reading cannot hold a session open.
 const farewellTimeout = 2 * time.Second
 
+// A shell that outlives its hangup must not hold a session whose line is gone. hangupGrace after
+// Hangup, Serve closes the terminal, which hangs up the line for good (as sshd and in.rlogind do
+// when they close the pty master: a shell that ignores SIGHUP then reads end of file or EIO), and
+// killGrace after that it kills the shell.
+const (
+	hangupGrace = 2 * time.Second
+	killGrace   = 2 * time.Second
+)
+
 // Terminal is the shell's side of a session: a pty in packet mode and the shell on it. *pty.PTY
 // satisfies it through a small adapter. Serve calls ReadOutput from one goroutine, Write and
 // SendEOF from a second (in the order the client sent them), Resize from a third, Wait from a
-// fourth and Hangup from Serve's own goroutine, concurrently.
+// fourth, and Hangup, Close and Kill from Serve's own goroutine, concurrently.
 type Terminal interface {
 	// ReadOutput reads the shell's output. flushed reports that the terminal discarded pending
 	// output before these bytes (n may be 0 then). It returns io.EOF when the output is over:
@@ -36,6 +45,17 @@ type Terminal interface {
 	// once, not after Wait returned, but possibly while Wait is returning: it must do nothing once
 	// the shell is reaped.
 	Hangup()
+
+	// Close closes the terminal, as closing a pty's master does: a pending or later ReadOutput or
+	// Write fails at once, pending input is dropped, and the line is hung up for good. Serve calls
+	// it when the shell is reaped and its output over (input may still wait for a terminal that a
+	// background job holds), and when the shell outlives a Hangup by hangupGrace. It may be called
+	// more than once.
+	Close() error
+
+	// Kill kills the shell (SIGKILL). Serve calls it when the shell outlives the Close by
+	// killGrace; like Hangup, it must do nothing once the shell is reaped.
+	Kill()
 }
 
 // ServerConn is the server side of a session: ReadRequest, then Refuse or Serve, called in that
@@ -47,6 +67,8 @@ type ServerConn struct {
 	capabilities []string // what this server supports; none in this version (tests set it)
 	phase        serverPhase
 	req          *Request
+
+	hangupGrace, killGrace time.Duration // hangupGrace and killGrace (tests shorten them)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -63,7 +85,9 @@ const (
 
 // NewServerConn returns the server side of a session over conn. The ServerConn owns conn.
 func NewServerConn(conn net.Conn) *ServerConn {
-	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 16<<10)}
+	// The buffer is small: input is keystrokes and CREDIT frames, larger frames pass through it,
+	// and an idle session keeps it.
+	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), hangupGrace: hangupGrace, killGrace: killGrace}
 	s.fr.r = s.br
 	return s
 }
@@ -86,7 +110,11 @@ func (s *ServerConn) ReadRequest() (*Request, error) {
 		return nil, fmt.Errorf("session: client speaks protocol version %d, not %d; refused", v, version)
 	}
 	s.phase = phaseVersion
+	// No frame before the login request may be longer than the largest LOGIN: an unauthenticated
+	// client gets no bigger buffer than that.
+	s.fr.limit = maxLogin
 	m, err := s.fr.readMessage(isLoginFrame)
+	s.fr.limit = 0
 	if err != nil {
 		if errors.Is(err, errProtocol) {
 			_ = s.Refuse(err.Error())
@@ -152,28 +180,55 @@ func (s *ServerConn) Close() error {
 // Serve accepts the login and runs the session until the shell exits (after its output is
 // drained, the client gets its exit status), the connection is lost or breaks the protocol (the
 // shell gets Hangup), or ctx is cancelled (the client gets CLOSE "service stopping", the shell
-// Hangup). In every case Serve waits for the shell and for its goroutines, closes the conn, and
-// returns the shell's state. The error is nil after a normal end.
+// Hangup). A shell still there hangupGrace (2 s) after its Hangup gets its terminal closed, and
+// killGrace (2 s) after that, Kill. In every case Serve waits for the shell and for its
+// goroutines, closes the terminal and the conn, and returns the shell's state. The error is nil
+// after a normal end.
 func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, error) {
 	if s.phase != phaseRequest {
 		_ = s.Close()
-		t.Hangup()
-		st, _ := t.Wait()
-		return st, errors.New("session: Serve needs a login request that ReadRequest read and nobody answered")
+		return s.abandon(t), errors.New("session: Serve needs a login request that ReadRequest read and nobody answered")
 	}
 	s.phase = phaseAnswered
 	b, _ := appendMessage([]byte{version}, &message{typ: frameAccept, caps: s.accept(s.req.Capabilities)})
 	if _, err := s.conn.Write(b); err != nil {
 		_ = s.Close()
-		t.Hangup()
-		st, _ := t.Wait()
-		return st, fmt.Errorf("session: sending the accept: %w", err)
+		return s.abandon(t), fmt.Errorf("session: sending the accept: %w", err)
 	}
-	ss := &serverSession{sc: s, t: t}
+	ss := &serverSession{sc: s, t: t, hungUp: make(chan struct{})}
 	ss.readCond.L = &ss.mu
 	ss.sendCond.L = &ss.mu
 	ss.writeCond.L = &ss.mu
 	return ss.run(ctx)
+}
+
+// abandon ends the shell of a session that does not run: Hangup, then Close and Kill if it
+// outlives the graces, as in a session. It waits for the shell and returns its state.
+func (s *ServerConn) abandon(t Terminal) *os.ProcessState {
+	t.Hangup()
+	reaped := make(chan *os.ProcessState, 1)
+	go func() {
+		st, _ := t.Wait()
+		reaped <- st
+	}()
+	grace := time.NewTimer(s.hangupGrace)
+	defer grace.Stop()
+	closed := false
+	for {
+		select {
+		case st := <-reaped:
+			_ = t.Close()
+			return st
+		case <-grace.C:
+			if closed {
+				t.Kill()
+				continue
+			}
+			closed = true
+			_ = t.Close()
+			grace.Reset(s.killGrace)
+		}
+	}
 }
 
 // accept returns the offered capabilities this server supports, in the client's order.
@@ -204,11 +259,13 @@ type serverSession struct {
 	flush     bool   // a FLUSH frame is due
 	flushKeep int    // the FLUSH keeps that many bytes sent before it
 	unacked   int    // output bytes sent, not yet credited by the client
+	sending   bool   // a pump is writing the conn (sendOutput, or readTerminal's direct send)
 
 	in        []byte // input received, not yet written to the terminal
 	inEOF     bool   // the client ended its input
 	inUnacked int    // input bytes received, not yet credited back
 	inDone    int    // input bytes written to the terminal (or dropped), not yet credited back
+	writing   bool   // a pump is writing the terminal (writeTerminal, or readInput's direct write)
 
 	waited  bool // Wait returned
 	state   *os.ProcessState
@@ -219,6 +276,9 @@ type serverSession struct {
 	connDead    bool   // nothing more can be sent
 	closeReason string // if not "", sendOutput sends CLOSE with it and stops
 	cause       error  // why the session ended, if not by the shell's exit
+	farewell    bool   // the write deadline for the last frame is set
+
+	hungUp chan struct{} // closed by stop once it hung up the shell
 }
 
 // The pumps, by name, so results say which one ended.
@@ -247,14 +307,48 @@ func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 	go func() { results <- pumpResult{pumpWaitShell, s.waitShell()} }()
 
 	ctxDone := ctx.Done()
+	hungUp := s.hungUp
+	var grace *time.Timer // after the hangup: closes the terminal, then kills the shell
+	var graceC <-chan time.Time
+	defer func() {
+		if grace != nil {
+			grace.Stop()
+		}
+	}()
+	var readDone, reaped, closed bool
+	closeTerminal := func() {
+		if !closed {
+			closed = true
+			_ = s.t.Close()
+		}
+	}
 	for running := numPumps; running > 0; {
 		select {
 		case <-ctxDone:
 			ctxDone = nil
 			s.stop("service stopping", fmt.Errorf("session: service stopping: %w", context.Cause(ctx)))
+		case <-hungUp:
+			hungUp = nil
+			grace = time.NewTimer(s.sc.hangupGrace)
+			graceC = grace.C
+		case <-graceC:
+			// The shell outlived its hangup: close its terminal, which hangs the line up for
+			// good; if it outlives that too, kill it.
+			if closed {
+				graceC = nil
+				s.t.Kill()
+				break
+			}
+			closeTerminal()
+			grace.Reset(s.sc.killGrace)
 		case r := <-results:
 			running--
 			switch r.pump {
+			case pumpReadTerminal:
+				readDone = true
+			case pumpWaitShell:
+				reaped = true
+				graceC = nil
 			case pumpReadInput:
 				s.mu.Lock()
 				last := s.lastQueued
@@ -276,6 +370,12 @@ func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 				case !dead:
 					s.sc.linger(false) // readInput reads until the client closes
 				}
+			}
+			if readDone && reaped {
+				// The shell is reaped and its output is over: nothing needs the terminal any
+				// more, and input may wait for it forever (a background job holds it and does
+				// not read; writeTerminal is blocked): closing it drops that input.
+				closeTerminal()
 			}
 		}
 	}
@@ -304,10 +404,19 @@ func (s *serverSession) stop(reason string, cause error) {
 	if reason == "" {
 		s.connDead = true
 	}
+	farewell := reason != "" && !s.connDead && !s.farewell
+	if farewell {
+		s.farewell = true
+	}
 	if s.ending {
 		s.mu.Unlock()
-		if reason == "" {
+		switch {
+		case reason == "":
 			_ = s.sc.Close()
+		case farewell:
+			// The last frame (EXIT) may be queued already: a client that does not read it
+			// cannot hold the session either.
+			_ = s.sc.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
 		}
 		return
 	}
@@ -322,11 +431,12 @@ func (s *serverSession) stop(reason string, cause error) {
 
 	if reason == "" {
 		_ = s.sc.Close() // unblocks the pumps that use the conn
-	} else {
+	} else if farewell {
 		_ = s.sc.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
 	}
 	if hangup {
 		s.t.Hangup()
+		close(s.hungUp) // run gives the shell hangupGrace to exit
 	}
 }
 
@@ -337,8 +447,29 @@ func (s *serverSession) stop(reason string, cause error) {
 // report the flush of an interrupt character after output written after it (the shell's new
 // prompt), so output read since that input is kept, here and, through the FLUSH's keep count, at
 // the client.
+//
+// Output that finds nothing queued and the conn idle leaves from here, in a DATA frame written at
+// once, rather than through sendOutput: one goroutine hop less for an echoed keystroke, and no
+// wake-up of another goroutine per read during a flood.
+//
+// When the terminal can read without waiting (nowReader), an idle session keeps only a small read
+// buffer; when a read comes back with more than half of it, readTerminal collects what else is
+// already queued into a bigger buffer, kept while the flood lasts, so that a flood leaves in
+// writes of up to collectSize bytes rather than one per pty read (at most 4 KiB, the size of its
+// line discipline's buffer).
 func (s *serverSession) readTerminal() error {
-	buf := make([]byte, readChunk)
+	nr, _ := s.t.(nowReader)
+	small := make([]byte, terminalRead)
+	if nr == nil {
+		small = make([]byte, readChunk) // cannot collect: read big
+	}
+	var big []byte   // collects a flood's output; nil when there is none
+	var frame []byte // a frame sent directly
+	var (
+		held        bool // a flush or an error that came while collecting, for the next round
+		heldFlushed bool
+		heldErr     error
+	)
 	for {
 		s.mu.Lock()
 		for len(s.out) >= maxDataFrame && !s.ending {
@@ -346,7 +477,38 @@ func (s *serverSession) readTerminal() error {
 		}
 		s.mu.Unlock()
 
-		n, flushed, err := s.t.ReadOutput(buf)
+		var n int
+		var flushed bool
+		var err error
+		buf := small
+		if held {
+			flushed, err, held = heldFlushed, heldErr, false
+		} else {
+			n, flushed, err = s.t.ReadOutput(buf)
+		}
+		flood := n >= len(small)/2 // (a pty in packet mode fills all but one byte)
+		if !flood && big != nil {
+			// The flood is over: an idle session keeps only the small buffers.
+			big, frame = nil, nil
+		}
+		if nr != nil && flood && !flushed && err == nil {
+			if big == nil {
+				big = make([]byte, collectSize)
+			}
+			copy(big, buf[:n])
+			buf = big
+			for n < len(buf) {
+				m, fl, e := nr.ReadOutputNow(buf[n:])
+				n += m
+				if fl || e != nil {
+					held, heldFlushed, heldErr = true, fl, e
+					break
+				}
+				if m == 0 {
+					break
+				}
+			}
+		}
 
 		s.mu.Lock()
 		if flushed && !s.ending {
@@ -356,9 +518,17 @@ func (s *serverSession) readTerminal() error {
 			s.flush = true
 		}
 		if n > 0 && !s.ending {
-			s.out = append(s.out, buf[:n]...)
 			s.fresh += n
+			// Output from a terminal that cannot collect goes through sendOutput, which
+			// batches what piles up while it writes, unless it is as small as an echo.
+			if len(s.out) == 0 && !s.sending && !s.flush && s.unacked+n <= window && (nr != nil || n <= terminalRead) {
+				frame = s.sendNowLocked(frame[:0], buf[:n])
+				n = 0 // sent; nothing for sendOutput
+			} else {
+				s.out = append(s.out, buf[:n]...)
+			}
 		}
+
 		if err != nil {
 			s.outEnded = true
 			if !errors.Is(err, io.EOF) {
@@ -375,14 +545,41 @@ func (s *serverSession) readTerminal() error {
 	}
 }
 
-// sendOutput is the only writer of the conn after the accept. Each round it sends, in one Write,
-// what is due: FLUSH, input CREDIT, output DATA (everything read while the last Write was busy, as
-// the client's credit allows), and at the end EXIT or CLOSE.
+// sendNowLocked sends p, just read from the terminal, as a DATA frame in one conn Write from the
+// calling goroutine, with an input CREDIT before it if one is due; s.mu is held on entry and on
+// return, not during the Write. The caller checked that nothing is queued before p, that no other
+// Write runs and that the client's credit allows p. A failed Write stops the session as
+// sendOutput's would. It returns the frame buffer for reuse.
+func (s *serverSession) sendNowLocked(b, p []byte) []byte {
+	s.sending = true
+	if s.inDone >= creditBatch {
+		b = appendCredit(b, s.inDone)
+		s.inUnacked -= s.inDone
+		s.inDone = 0
+	}
+	b = appendFrame(b, frameData, p)
+	s.unacked += len(p)
+	s.mu.Unlock()
+	_, err := s.sc.conn.Write(b)
+	if err != nil {
+		s.stop("", fmt.Errorf("session: connection lost: %w", err))
+	}
+	s.mu.Lock()
+	s.sending = false
+	if s.sendableLocked() {
+		s.sendCond.Signal() // sendOutput waited for the conn
+	}
+	return b
+}
+
+// sendOutput writes every frame to the client but the DATA that readTerminal sends directly. Each
+// round it sends, in one Write, what is due: FLUSH, input CREDIT, output DATA (everything read
+// while the last Write was busy, as the client's credit allows), and at the end EXIT or CLOSE.
 func (s *serverSession) sendOutput() error {
 	var b []byte
 	for {
 		s.mu.Lock()
-		for !s.sendableLocked() {
+		for s.sending || !s.sendableLocked() {
 			s.sendCond.Wait()
 		}
 		if s.connDead {
@@ -391,9 +588,14 @@ func (s *serverSession) sendOutput() error {
 		}
 		var last bool
 		b, last = s.appendFramesLocked(b[:0])
+		s.sending = true
 		s.mu.Unlock()
 
-		if _, err := s.sc.conn.Write(b); err != nil {
+		_, err := s.sc.conn.Write(b)
+		s.mu.Lock()
+		s.sending = false
+		s.mu.Unlock()
+		if err != nil {
 			return err
 		}
 		if last {
@@ -470,6 +672,26 @@ func (s *serverSession) readInput() error {
 	}
 }
 
+// nowReader is a Terminal that can also read without waiting, as *pty.PTY's ReadOutputNow does:
+// when no output is pending it returns 0, false, nil at once.
+type nowReader interface {
+	ReadOutputNow(b []byte) (n int, flushed bool, err error)
+}
+
+// Terminal reads: an idle session reads into terminalRead bytes; a read of more than half of
+// them suggests a flood (a keystroke's echo or a prompt is smaller), and readTerminal then
+// collects more output, up to collectSize bytes, before it sends.
+const (
+	terminalRead = 512
+	collectSize  = 32 << 10
+)
+
+// tryWriter is a Terminal that can also write without waiting, as *pty.PTY's TryWrite does:
+// it takes what fits now and returns n < len(b) with a nil error when the rest would have to wait.
+type tryWriter interface {
+	TryWrite(b []byte) (int, error)
+}
+
 func (s *serverSession) handleInput(m *message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -482,10 +704,14 @@ func (s *serverSession) handleInput(m *message) error {
 			return protocolErrorf("client sent more than the credit window of %d bytes", window)
 		}
 		s.inUnacked += len(m.data)
+		p := m.data
+		if tw, ok := s.t.(tryWriter); ok && !s.ending && len(s.in) == 0 && !s.writing {
+			p = s.writeNowLocked(tw, p)
+		}
 		if s.ending {
-			s.inDone += len(m.data)
-		} else {
-			s.in = append(s.in, m.data...)
+			s.inDone += len(p)
+		} else if len(p) > 0 {
+			s.in = append(s.in, p...)
 			s.writeCond.Signal()
 		}
 	case frameEOF:
@@ -499,18 +725,43 @@ func (s *serverSession) handleInput(m *message) error {
 			return protocolErrorf("client granted credit for %d bytes, but only %d were outstanding", m.credit, s.unacked)
 		}
 		s.unacked -= int(m.credit)
-		s.sendCond.Signal()
+		if len(s.out) > 0 {
+			s.sendCond.Signal() // output waited for this credit
+		}
 	}
 	return nil
 }
 
-// writeTerminal writes the input to the terminal, everything received in one Write, counts it
-// for the client's credit, and after the last input sends the end of input.
+// writeNowLocked writes input that finds nothing queued straight to the terminal from readInput,
+// as much as the terminal takes without waiting, and returns the rest for writeTerminal: a
+// keystroke reaches the shell without a goroutine hop, and readInput never blocks on a terminal
+// whose program reads no input (it must go on reading the client's CREDIT frames). s.mu is held
+// on entry and on return, not during the write.
+func (s *serverSession) writeNowLocked(tw tryWriter, p []byte) []byte {
+	s.writing = true
+	s.fresh = 0 // output from here on may answer this input
+	s.mu.Unlock()
+	n, err := tw.TryWrite(p)
+	s.mu.Lock()
+	s.writing = false
+	if err != nil {
+		n = len(p) // input for a shell that is gone is dropped, as writeTerminal drops it
+	}
+	s.inDone += n
+	if s.inDone >= creditBatch {
+		s.sendCond.Signal()
+	}
+	return p[n:]
+}
+
+// writeTerminal writes the input that readInput did not write itself to the terminal, everything
+// queued in one Write, counts it for the client's credit, and after the last input sends the end
+// of input.
 func (s *serverSession) writeTerminal() error {
 	var chunk []byte
 	for {
 		s.mu.Lock()
-		for len(s.in) == 0 && !s.inEOF && !s.ending {
+		for (s.writing || len(s.in) == 0 && !s.inEOF) && !s.ending {
 			s.writeCond.Wait()
 		}
 		if s.ending {
@@ -519,6 +770,7 @@ func (s *serverSession) writeTerminal() error {
 		}
 		chunk, s.in = s.in, chunk[:0]
 		s.fresh = 0 // output from here on may answer this input
+		s.writing = true
 		s.mu.Unlock()
 
 		if len(chunk) == 0 { // inEOF, and all input is written
@@ -528,6 +780,7 @@ func (s *serverSession) writeTerminal() error {
 		_, _ = s.t.Write(chunk) // input for a shell that is gone is dropped
 
 		s.mu.Lock()
+		s.writing = false
 		s.inDone += len(chunk)
 		if s.inDone >= creditBatch {
 			s.sendCond.Signal()

@@ -17,11 +17,13 @@ type WindowSize struct {
 // capabilities.
 type Request struct {
 	User   string     // the remote user name
-	Term   string     // terminal type, as in TERM; "" if there is none
+	Term   string     // terminal type, as in TERM; "" if there is none; a Client sends "dumb" for one outside the bounds
 	Window WindowSize // initial window size
 
 	// Env holds "NAME=value" entries. Only LANG and LC_* are carried: a Client drops the other
-	// entries, so Env may be the whole environment; a server accepts no others.
+	// entries, so Env may be the whole environment, and those outside the bounds (a value that is
+	// not printable ASCII or too long, a name seen before: the first is kept), and sends at most
+	// 64; a server accepts no others.
 	Env []string
 
 	// Capabilities lists the optional features the client offers. A Client fills it in itself

@@ -911,11 +911,12 @@ func TestBadRequests(t *testing.T) {
 			if err := tc.req.validate(); err == nil || err.Error() != tc.want {
 				t.Errorf("validate: %v\nwant %s", err, tc.want)
 			}
-			// The client refuses to send it (other variables it drops).
+			// The client refuses to send it (a bad environment or terminal type it repairs:
+			// TestClientRepairsRequest).
 			c, s := pipePair(t)
 			cl := NewClient(c, tc.req)
 			cl.capabilities = tc.req.Capabilities
-			if len(localeEnv(tc.req.Env)) == len(tc.req.Env) {
+			if checkUser(tc.req.User) != nil || checkCapabilities(tc.req.Capabilities) != nil {
 				err := cl.Start()
 				if err == nil || !strings.HasPrefix(err.Error(), "session: bad login request: ") {
 					t.Errorf("Start: %v, want a bad request", err)

@@ -26,6 +26,13 @@ const (
 // MaxNameLen is the longest mailbox name, in bytes.
 const MaxNameLen = 64
 
+// First bytes of other protocols that a Mux can tell from a mailbox name (see
+// Mux.AnnounceFirstByte).
+const (
+	FirstByteClassic byte = 0x00 // a classic rlogin client (RFC 1282) starts with NUL
+	FirstByteTLS     byte = 0x16 // a TLS client starts with a handshake record (content type 22)
+)
+
 const (
 	// mailboxQueueLen bounds the conns waiting in one mailbox for its
 	// owner's Accept; further ones are refused as busy.
@@ -83,6 +90,10 @@ func isNameByte(b byte) bool { return b > ' ' && b < 0x7f }
 // "+" CRLF and hands the conn to that mailbox's listener, or "-reason" CRLF
 // and closes it. Names are case-insensitive. The name HELP lists the
 // announced mailboxes, one per CRLF-terminated line, and closes.
+//
+// A Mux can also hand over, without a name exchange, conns whose first
+// byte cannot start a name: see AnnounceFirstByte. So one port serves
+// mailboxes, classic rlogin clients and direct TLS clients.
 //
 // Set the fields before calling Serve and do not change them afterwards.
 type Mux struct {
@@ -151,6 +162,50 @@ func (m *Mux) Announce(name string) (net.Listener, error) {
 	}
 	m.boxes[key] = b
 	return b, nil
+}
+
+// AnnounceFirstByte opens a listener for the conns whose first byte is b,
+// which must be a byte no mailbox name starts with (not printable ASCII):
+// for example FirstByteClassic (NUL, a classic rlogin client) or
+// FirstByteTLS (0x16, a TLS client that asks for no mailbox). The Mux hands
+// such a conn over as soon as its first bytes arrive, with no reply; the
+// conn's first Reads return the bytes the Mux read, b first. Until then the
+// conn is in the name exchange: it counts against MaxPending and must send
+// its first byte within NameTimeout. A conn that arrives while the
+// listener's queue is full is closed. Close of the listener withdraws it;
+// HELP does not list it. Addr of the listener is the Mux's address.
+func (m *Mux) AnnounceFirstByte(b byte) (net.Listener, error) {
+	if isNameByte(b) {
+		return nil, fmt.Errorf("transport: announce first byte %#02x: a mailbox name can start with it", b)
+	}
+	key := string([]byte{b}) // never a name's key: names are printable
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("transport: announce first byte %#02x: %w", b, net.ErrClosed)
+	}
+	if _, ok := m.boxes[key]; ok {
+		return nil, fmt.Errorf("transport: announce first byte %#02x: already announced", b)
+	}
+	box := &mailbox{
+		mux:   m,
+		name:  fmt.Sprintf("first byte %#02x", b),
+		key:   key,
+		queue: make(chan net.Conn, mailboxQueueLen),
+		done:  make(chan struct{}),
+	}
+	m.boxes[key] = box
+	return box, nil
+}
+
+// firstByteBox returns the listener announced for first byte b, if any.
+func (m *Mux) firstByteBox(b byte) *mailbox {
+	if isNameByte(b) {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.boxes[string([]byte{b})]
 }
 
 // Serve accepts conns on the Mux's listener and runs the name exchange of
@@ -240,7 +295,19 @@ func (m *Mux) exchange(c net.Conn) {
 		return
 	}
 	log := m.logger().With("peer", c.RemoteAddr().String())
-	name, rest, err := readName(c)
+	first := make([]byte, nameBufSize)
+	n, err := c.Read(first)
+	if n > 0 {
+		if b := m.firstByteBox(first[0]); b != nil {
+			handed = m.handOver(log, c, b, first[:n])
+			return
+		}
+	}
+	if n == 0 && err != nil {
+		log.Debug("transport: mailbox name exchange failed", "err", err)
+		return
+	}
+	name, rest, err := readName(io.MultiReader(bytes.NewReader(first[:n]), c))
 	if err != nil {
 		log.Debug("transport: mailbox name exchange failed", "err", err)
 		if errors.Is(err, errBadName) || errors.Is(err, errNameTooLong) {
@@ -279,11 +346,31 @@ func (m *Mux) exchange(c net.Conn) {
 	handed = b.deliver(&mailboxConn{Conn: c, rest: rest})
 }
 
+// handOver gives c, whose first bytes (read already) are first, to the
+// first-byte listener b without a reply, and reports whether it did.
+func (m *Mux) handOver(log *slog.Logger, c net.Conn, b *mailbox, first []byte) bool {
+	if reason := b.reserve(); reason != "" {
+		log.Debug("transport: first-byte listener refused a conn", "listener", b.name, "reason", reason)
+		return false
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		b.release()
+		return false
+	}
+	m.mu.Lock()
+	delete(m.pending, c) // from now on Mux.Close reaches c through b
+	m.mu.Unlock()
+	return b.deliver(&mailboxConn{Conn: c, rest: bytes.Clone(first)})
+}
+
 // helpText lists the announced names, one per CRLF-terminated line.
 func (m *Mux) helpText() []byte {
 	m.mu.Lock()
 	names := make([]string, 0, len(m.boxes))
 	for _, key := range slices.Sorted(maps.Keys(m.boxes)) {
+		if len(key) == 1 && !isNameByte(key[0]) {
+			continue // a first-byte listener, not a name
+		}
 		names = append(names, m.boxes[key].name)
 	}
 	m.mu.Unlock()

@@ -193,7 +193,9 @@ func (c *SecureConn) Read(b []byte) (int, error) { return c.conn.Read(b) }
 
 // Write sends b in TLS records as large as the protocol allows. A write
 // deadline that passes does not break the conn: Write returns the timeout
-// error, and the record it interrupted is finished by the next write.
+// error with the count of bytes taken, and the tail of the record it
+// interrupted, already encrypted, is held and sent before anything else by
+// the next Write (once the deadline is moved) or by Close.
 func (c *SecureConn) Write(b []byte) (int, error) {
 	if c.raw.writeDeadlinePassed() {
 		return 0, &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(),
@@ -217,9 +219,14 @@ func (c *SecureConn) Write(b []byte) (int, error) {
 	}
 }
 
-// Close sends close_notify (bounded by the write deadline) and closes the
-// underlying conn.
-func (c *SecureConn) Close() error { return c.conn.Close() }
+// Close sends what a timed-out Write held and close_notify, then closes
+// the underlying conn. Sending is bounded by the write deadline and by
+// crypto/tls's own 5 s: with a deadline that has passed, Close drops them
+// and closes at once, so a peer that does not read cannot hold it.
+func (c *SecureConn) Close() error {
+	c.raw.closing.Store(true)
+	return c.conn.Close()
+}
 
 // CloseWrite ends the stream in this direction (TLS close_notify): the
 // peer's Read returns io.EOF while it can still write to this end.
@@ -250,6 +257,7 @@ type recordConn struct {
 	timeout       atomic.Pointer[error] // a write timed out
 	mu            sync.Mutex            // guards pending
 	pending       []byte                // written to tls.Conn, not yet to Conn
+	closing       atomic.Bool           // SecureConn.Close was called
 }
 
 func (c *recordConn) Write(p []byte) (int, error) {
@@ -307,6 +315,13 @@ func (c *recordConn) SetDeadline(t time.Time) error {
 }
 
 func (c *recordConn) SetWriteDeadline(t time.Time) error {
+	if c.closing.Load() {
+		// tls.Conn.Close gives close_notify 5 s from now; a deadline set
+		// before that is earlier (one that passed means "give up") stays.
+		if d := c.writeDeadline.Load(); d != 0 && (t.IsZero() || d < t.UnixNano()) {
+			return nil
+		}
+	}
 	c.setWriteDeadline(t)
 	return c.Conn.SetWriteDeadline(t)
 }

@@ -435,3 +435,52 @@ func TestSecureWriteTimeoutRecovers(t *testing.T) {
 	}
 	t.Logf("%d bytes intact across the timeout", written)
 }
+
+// TestSecureCloseAfterWriteTimeout checks that Close keeps a write deadline
+// that has passed: after a write timed out against a peer that does not
+// read, Close gives up on the held tail (and close_notify) at once instead
+// of trying to send them for the 5 s crypto/tls allows close_notify.
+func TestSecureCloseAfterWriteTimeout(t *testing.T) {
+	srv, cli := tcpPair(t)
+	// Small fixed buffers: the kernel's autotuning would otherwise make room for the tail later.
+	if err := errors.Join(srv.(*net.TCPConn).SetReadBuffer(8<<10), cli.(*net.TCPConn).SetWriteBuffer(8<<10)); err != nil {
+		t.Fatal(err)
+	}
+	s, c := handshakePair(testCtx(t), srv, cli, &SecureConfig{Key: newKey(t)}, &SecureConfig{Key: newKey(t)})
+	defer closeSecure(s.c, c.c)
+	if err := errors.Join(s.err, c.err); err != nil {
+		t.Fatal(err)
+	}
+	// The server does not read: the buffers fill and a write times out, leaving a tail held.
+	_ = c.c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	chunk := make([]byte, 64<<10)
+	for written := 0; ; {
+		n, err := c.c.Write(chunk)
+		written += n
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("Write: %v, want a timeout", err)
+			}
+			break
+		}
+		if written > 1<<30 {
+			t.Fatal("no timeout after 1 GiB")
+		}
+	}
+	_ = c.c.SetWriteDeadline(time.Now()) // give up: Close must not wait
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		_ = c.c.Close()
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second): // watchdog
+		t.Fatal("Close still blocked after 10 s")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v with a past write deadline, want at once", d)
+	}
+}

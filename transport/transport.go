@@ -7,12 +7,21 @@
 // net.Listener whose Close unblocks Accept with an error matching
 // net.ErrClosed.
 //
+// One listening socket can serve other protocols beside the mailboxes: a
+// Mux tells them apart by the first byte of the connection, which for a
+// mailbox name is printable ASCII. Mux.AnnounceFirstByte(FirstByteClassic)
+// receives classic rlogin clients (RFC 1282, first byte NUL), and
+// Mux.AnnounceFirstByte(FirstByteTLS) TLS clients that name no mailbox
+// (first byte 0x16, a TLS handshake record).
+//
 // Typical usage, server side:
 //
 //	ln, err := transport.Listen(ctx, ":5513")
 //	...
 //	mux := transport.NewMux(ln) // mux owns ln
 //	login, err := mux.Announce("login")
+//	...
+//	classic, err := mux.AnnounceFirstByte(transport.FirstByteClassic) // optional: NUL-first conns
 //	...
 //	go mux.Serve() // returns net.ErrClosed after mux.Close
 //	for {

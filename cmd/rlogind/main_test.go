@@ -50,18 +50,44 @@ type daemonProc struct {
 
 func startDaemon(t *testing.T, wrap string) *daemonProc {
 	t.Helper()
+	home := t.TempDir()
+	sock := filepath.Join(home, "sock")
+	script := "exec \"$0\" -config none -user-mode -addr \"unix:$1\""
+	if wrap != "" {
+		script = wrap + "; " + script
+	}
+	d := startProc(t, home, script, []string{sock}, nil, nil)
+	d.sock = sock
+	deadline := time.Now().Add(shortTimeout)
+	for {
+		if c, err := net.Dial("unix", d.sock); err == nil {
+			_ = c.Close()
+			return d
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("rlogind exited early: %v\n%s", d.err, d.log.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rlogind not listening after %v:\n%s", shortTimeout, d.log.String())
+		}
+	}
+}
+
+// startProc starts the test binary as rlogind through /bin/sh -c script (with $0 the binary
+// and $1... args), with HOME=home and extra environment variables and descriptors (from 3 on).
+// It is killed at the end of the test if still running.
+func startProc(t *testing.T, home, script string, args []string, env []string, files []*os.File) *daemonProc {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	home := t.TempDir()
-	d := &daemonProc{home: home, sock: filepath.Join(home, "sock"), log: &lockedBuffer{}, done: make(chan struct{})}
-	script := "exec \"$0\" -addr \"unix:$1\""
-	if wrap != "" {
-		script = wrap + "; " + script
-	}
-	d.cmd = exec.Command("/bin/sh", "-c", script, exe, d.sock)
-	d.cmd.Env = []string{"HOME=" + home, "PATH=/usr/local/bin:/usr/bin:/bin", asDaemonEnv + "=1"}
+	d := &daemonProc{home: home, log: &lockedBuffer{}, done: make(chan struct{})}
+	d.cmd = exec.Command("/bin/sh", append([]string{"-c", script, exe}, args...)...)
+	d.cmd.Env = append([]string{"HOME=" + home, "PATH=/usr/local/bin:/usr/bin:/bin", asDaemonEnv + "=1"}, env...)
+	d.cmd.ExtraFiles = files
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -81,21 +107,7 @@ func startDaemon(t *testing.T, wrap string) *daemonProc {
 			t.Logf("rlogind log:\n%s", d.log.String())
 		}
 	})
-	deadline := time.Now().Add(shortTimeout)
-	for {
-		if c, err := net.Dial("unix", d.sock); err == nil {
-			_ = c.Close()
-			return d
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("rlogind exited early: %v\n%s", d.err, d.log.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rlogind not listening after %v:\n%s", shortTimeout, d.log.String())
-		}
-	}
+	return d
 }
 
 func (d *daemonProc) signal(t *testing.T, sig os.Signal) {
@@ -122,17 +134,24 @@ func (d *daemonProc) waitExit(t *testing.T) {
 // output; the session is closed at the end of the test.
 func (d *daemonProc) login(t *testing.T) (*session.Client, io.WriteCloser, *lockedBuffer, chan error) {
 	t.Helper()
-	userKey, err := keys.Load(filepath.Join(d.home, ".rlogin", "id_ed25519"))
+	return loginAt(t, "unix:"+d.sock, d.home, d.log)
+}
+
+// loginAt logs in at address with the keys in home: the user's ~/.rlogin/id_ed25519, and the
+// host key ~/.rlogin/rlogind_host_ed25519_key pinned.
+func loginAt(t *testing.T, address, home string, log *lockedBuffer) (*session.Client, io.WriteCloser, *lockedBuffer, chan error) {
+	t.Helper()
+	userKey, err := keys.Load(filepath.Join(home, ".rlogin", "id_ed25519"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostKey, err := keys.Load(filepath.Join(d.home, ".rlogin", "rlogind_host_ed25519_key"))
+	hostKey, err := keys.Load(filepath.Join(home, ".rlogin", "rlogind_host_ed25519_key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 	defer cancel()
-	conn, err := transport.DialMailbox(ctx, "unix:"+d.sock, "login")
+	conn, err := transport.DialMailbox(ctx, address, "login")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +176,7 @@ func (d *daemonProc) login(t *testing.T) (*session.Client, io.WriteCloser, *lock
 	}
 	_ = sc.SetDeadline(time.Now().Add(shortTimeout))
 	if err := c.Start(); err != nil {
-		t.Fatalf("login: %v\n%s", err, d.log.String())
+		t.Fatalf("login: %v\n%s", err, log.String())
 	}
 	_ = sc.SetDeadline(time.Time{})
 	done := make(chan error, 1)

@@ -10,6 +10,9 @@ import (
 // DefaultPort is the port rlogin connects to when -p is not given (rlogind's default address is :5513).
 const DefaultPort = 5513
 
+// ClassicPort is the default port with -c: the classic rlogin service, "login" in /etc/services.
+const ClassicPort = 513
+
 // DefaultEscapeChar is the escape character when -e is not given.
 const DefaultEscapeChar = '~'
 
@@ -21,24 +24,30 @@ type Options struct {
 	EscapeChar byte
 	NoEscape   bool // -E: no escape character at all
 	Debug      bool // -d: progress messages on stderr
+	Classic    bool // -c: the classic plaintext protocol of RFC 1282 (port 513 unless -p)
+	EightBit   bool // -8: with -c, ignore the server's requests to switch local ^S/^Q flow control
 }
 
 // UsageLine is the one line rlogin prints on a usage error.
-const UsageLine = "usage: rlogin [-8EKLd] [-e char] [-l user] [-p port] [user@]host"
+const UsageLine = "usage: rlogin [-8EKLcd] [-e char] [-l user] [-p port] [user@]host"
 
 // usageText is what -h prints: the usage line, what the options do, the escapes and the exit status.
 const usageText = UsageLine + `
-  -8        8-bit clean (always; accepted for compatibility)
+  -8        8-bit clean (always); with -c also: leave ^S/^Q to the remote side
   -E        no escape character
   -K, -L    accepted and ignored (no Kerberos; no litout mode)
+  -c        classic rlogin (RFC 1282) to an old rlogind or to rlogind -classic: NOT ENCRYPTED,
+            the password and the whole session cross the network in plaintext; port 513 by
+            default; from a port in 512-1023 when rlogin can bind one (as root)
   -d        debug messages on stderr
   -e char   escape character: a character, ^X, or \nnn in octal (default ~)
   -l user   remote user name (default: your local user name); also user@host
-  -p port   port (default 5513)
+  -p port   port (default 5513, or 513 with -c)
 Options may also follow the host: rlogin host -l user.
 Escapes, at the start of a line only (not when standard input is not a terminal):
   ~. or ~^D disconnect, ~^Z suspend rlogin, ~~ send one ~, ~? list them.
-Exit status: the remote shell's; 128+n if it was killed by signal n; 0 after ~. (as netkit rlogin);
+Exit status: the remote shell's (with -c: 0 when the server closes); 128+n if it was killed by signal n;
+0 after ~. (as netkit rlogin);
 128+n if rlogin itself gets signal n (HUP, INT, QUIT, TERM); 255 for usage errors and when the
 connection, host key check or login fails or the connection is lost.
 `
@@ -59,7 +68,7 @@ func usageErrorf(format string, args ...any) error {
 
 // ParseArgs parses rlogin's arguments (without the program name), as BSD and netkit rlogin do:
 //
-//	rlogin [-8EKLd] [-e char] [-l user] [-p port] host
+//	rlogin [-8EKLcd] [-e char] [-l user] [-p port] host
 //	rlogin [options] user@host
 //	rlogin host [options]
 //
@@ -70,7 +79,7 @@ func ParseArgs(args []string) (Options, error) {
 	o := Options{Port: DefaultPort, EscapeChar: DefaultEscapeChar}
 	var operands []string
 	var lUser string
-	lGiven := false
+	lGiven, pGiven := false, false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -80,6 +89,10 @@ func ParseArgs(args []string) (Options, error) {
 		if a == "--help" {
 			return o, ErrHelp
 		}
+		if a == "--classic" {
+			o.Classic = true
+			continue
+		}
 		if len(a) < 2 || a[0] != '-' {
 			operands = append(operands, a)
 			continue
@@ -87,8 +100,12 @@ func ParseArgs(args []string) (Options, error) {
 		for j := 1; j < len(a); j++ {
 			c := a[j]
 			switch c {
-			case '8', 'K', 'L':
-				// 8-bit clean always; no Kerberos; litout means nothing over this protocol.
+			case '8':
+				o.EightBit = true // 8-bit clean always; -8 matters only for -c's flow control
+			case 'K', 'L':
+				// No Kerberos; litout means nothing over these protocols.
+			case 'c':
+				o.Classic = true
 			case 'E':
 				o.NoEscape = true
 			case 'd':
@@ -118,13 +135,16 @@ func ParseArgs(args []string) (Options, error) {
 					if err != nil || p < 1 || p > 65535 {
 						return o, usageErrorf("bad port %q", val)
 					}
-					o.Port = p
+					o.Port, pGiven = p, true
 				}
 				j = len(a) // the rest of a was the value
 			default:
 				return o, usageErrorf("unknown option -- %s", printableByte(c))
 			}
 		}
+	}
+	if o.Classic && !pGiven {
+		o.Port = ClassicPort
 	}
 	switch len(operands) {
 	case 0:

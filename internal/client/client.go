@@ -21,6 +21,9 @@
 // terminal, put it in raw mode and handle the escapes (~. ~^Z ~? ~~) and window size changes,
 // until the remote shell exits. The terminal is put back as it was on every way out.
 //
+// With -c rlogin speaks classic rlogin (RFC 1282, package session/classic) instead, to old servers:
+// plaintext, port 513, from a privileged source port when it can bind one; see classic.go.
+//
 // Exit status: the remote shell's (128+n if a signal n killed it); 0 after ~.; 128+n when rlogin
 // itself is ended by signal n; 255 for usage errors and for failures to connect, verify the host
 // key or log in, and when the connection is lost.
@@ -136,16 +139,23 @@ type runner struct {
 	inFd, outFd   int // -1 when not a file
 	inTTY, outTTY bool
 
-	tty  *rawTerminal // nil when standard input is not a terminal
-	sess *session.Client
+	tty  *rawTerminal  // nil when standard input is not a terminal
+	sess remoteSession // *session.Client, or *classic.Client with -c
+
+	// releaseOutput, if set, lets the remote output through once raw mode is on (classic
+	// sessions start their output before interact; see runClassic).
+	releaseOutput func()
 
 	disconnected atomic.Bool  // the user typed ~.
 	signaled     atomic.Int32 // the signal that ended the session, if one did
 	canceled     atomic.Bool  // ctx ended the session
+
+	stopSignal func(chan<- os.Signal) // signal.Stop (tests watch it)
 }
 
 func newRunner(c *Config, opts Options, stderr io.Writer) *runner {
-	r := &runner{cfg: c, opts: opts, stderr: stderr, stdin: c.Stdin, environ: c.Environ, inFd: -1, outFd: -1}
+	r := &runner{cfg: c, opts: opts, stderr: stderr, stdin: c.Stdin, environ: c.Environ, inFd: -1, outFd: -1,
+		stopSignal: signal.Stop}
 	if r.stdin == nil {
 		r.stdin = strings.NewReader("")
 	}
@@ -166,6 +176,9 @@ func newRunner(c *Config, opts Options, stderr io.Writer) *runner {
 }
 
 func (r *runner) run(ctx context.Context) int {
+	if r.opts.Classic {
+		return r.runClassic(ctx)
+	}
 	home, shownHome, err := r.home()
 	if err != nil {
 		return r.fail(err)
@@ -191,13 +204,21 @@ func (r *runner) run(ctx context.Context) int {
 		return r.fail(err)
 	}
 	r.sess = sess
+	defer r.stdout.closeNonblocking()
 	return r.interact(ctx, stdinPipe)
+}
+
+// remoteSession is what interact needs of a started session, secure or classic.
+type remoteSession interface {
+	Resize(session.WindowSize) error
+	Wait() error // nil after a normal end
+	Close() error
 }
 
 // interact runs the started session: raw mode, the input pump and the signal handler, until the
 // session ends; then it puts the terminal back and reports how the session ended.
 func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
-	if r.inTTY {
+	if r.inTTY && r.tty == nil {
 		r.tty = newRawTerminal(r.inFd)
 	}
 	defer r.restoreTerminal()
@@ -231,6 +252,9 @@ func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
 			fmt.Fprintf(r.stderr, "rlogin: %s\n", strings.TrimPrefix(err.Error(), "client: "))
 		}
 	}
+	if r.releaseOutput != nil {
+		r.releaseOutput() // the terminal is raw now: the remote output may show
+	}
 
 	reader := r.stdin
 	var fr *fdReader
@@ -250,8 +274,11 @@ func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
 
 	waitErr := r.sess.Wait()
 
-	signal.Stop(termC)
-	signal.Stop(otherC)
+	// The terminal goes back before the handlers go: from then on such a signal kills rlogin the
+	// default way, and must find the terminal as rlogin found it.
+	r.restoreTerminal()
+	r.stopSignal(termC)
+	r.stopSignal(otherC)
 	close(done)
 	wg.Wait()
 	if fr != nil {
@@ -261,7 +288,6 @@ func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
 	} else {
 		<-pumpDone
 	}
-	r.restoreTerminal()
 	return r.ended(waitErr)
 }
 
@@ -294,12 +320,12 @@ func (r *runner) handleSignals(ctx context.Context, termC chan os.Signal, otherC
 		case s := <-termRecv:
 			// Put the terminal back first, then end the session; Run returns 128+n. A second
 			// such signal finds no handler and kills rlogin the default way.
-			signal.Stop(termC)
+			r.restoreTerminal()
+			r.stopSignal(termC)
 			termRecv = nil
 			if sig, ok := s.(syscall.Signal); ok {
 				r.signaled.Store(int32(sig))
 			}
-			r.restoreTerminal()
 			_ = r.sess.Close()
 		case <-ctxDone:
 			ctxDone = nil
@@ -412,6 +438,10 @@ func (r *runner) ended(waitErr error) int {
 		fmt.Fprintf(r.stderr, "rlogin: session canceled\n")
 		return ExitFailure
 	case waitErr == nil:
+		if r.opts.Classic { // no exit status: the server closed the connection
+			r.toLineStart()
+			fmt.Fprintf(r.stderr, "Connection to %s closed.\n", host)
+		}
 		return 0
 	case errors.As(waitErr, &exit):
 		return exit.ExitCode()
@@ -474,8 +504,9 @@ func userMessage(err error) string {
 
 // connect dials, secures and logs in. When the user accepted a new host key but the attempt then
 // failed (the server may have given up on a handshake while the question was on the screen), it
-// tries once more: the key is known now, so nothing is asked again.
+// tries once more: the key is accepted now, so nothing is asked again.
 func (r *runner) connect(ctx context.Context, key ed25519.PrivateKey, user, knownPath, shownKnown string) (*session.Client, io.WriteCloser, error) {
+	var accepted ed25519.PublicKey // by the user, in the first attempt
 	for attempt := 1; ; attempt++ {
 		check := &hostKeyCheck{
 			known:       &keys.KnownHosts{Path: knownPath},
@@ -483,6 +514,7 @@ func (r *runner) connect(ctx context.Context, key ed25519.PrivateKey, user, know
 			displayPath: shownKnown,
 			prompt:      r.cfg.Prompt,
 			stderr:      r.stderr,
+			accepted:    accepted,
 		}
 		if check.prompt == nil {
 			check.prompt = TTYPrompter{}
@@ -492,9 +524,10 @@ func (r *runner) connect(ctx context.Context, key ed25519.PrivateKey, user, know
 			return sess, in, nil
 		}
 		var refused *session.RefusedError
-		if attempt == 1 && check.added && ctx.Err() == nil &&
+		if attempt == 1 && check.asked && ctx.Err() == nil &&
 			!errors.As(err, &refused) && !errors.Is(err, ErrHostKeyVerification) {
 			r.debugf("trying again after accepting the host key: %v", err)
+			accepted = check.accepted
 			continue
 		}
 		return nil, nil, err
@@ -510,7 +543,8 @@ func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string,
 	}
 	r.debugf("connecting to %s", check.hostport)
 	dctx, cancel := context.WithTimeout(ctx, timeout)
-	conn, err := transport.DialMailbox(dctx, check.hostport, "login")
+	// "tcp:": a host named "unix" or "tcp" is a host, not one of transport's address prefixes.
+	conn, err := transport.DialMailbox(dctx, "tcp:"+check.hostport, "login")
 	cancel()
 	if err != nil {
 		return nil, nil, &connectError{msg: dialMessage(host, port, err), err: err}
@@ -523,6 +557,7 @@ func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string,
 		}
 		return nil, nil, &connectError{msg: fmt.Sprintf("secure connection to %s failed: %v", check.hostport, err), err: err}
 	}
+	check.commit(sc.PeerKey()) // the server has proved that it holds the key
 	r.debugf("host key %s verified; logging in as %s", keys.Fingerprint(sc.PeerKey()), user)
 
 	req := session.Request{
@@ -536,6 +571,9 @@ func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string,
 	}
 	sess := session.NewClient(sc, req)
 	sess.Stdout = r.stdout
+	if r.outTTY {
+		r.stdout.openNonblocking(r.outFd)
+	}
 	if r.outTTY {
 		fd := r.outFd
 		sess.OnFlush = func() { flushOutput(fd) }

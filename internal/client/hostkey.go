@@ -68,7 +68,8 @@ func (p TTYPrompter) Prompt(question string) (string, error) {
 
 // hostKeyCheck decides whether to trust a server's key, as ssh does with StrictHostKeyChecking=ask:
 // a known key passes; an unknown one is shown and accepted only when the user types "yes", and is
-// then added to known_hosts; a changed one is refused with a loud warning.
+// added to known_hosts (commit) once the handshake has succeeded; a changed one is refused with a
+// loud warning.
 type hostKeyCheck struct {
 	known       *keys.KnownHosts
 	hostport    string // host:port as dialed, the key in known_hosts
@@ -76,8 +77,14 @@ type hostKeyCheck struct {
 	prompt      Prompter
 	stderr      io.Writer
 
-	added bool  // the user accepted a new key, which was added to known_hosts
-	err   error // why the key was refused, if it was
+	// accepted is an unknown key the user accepted, in this attempt or (set by the caller) an
+	// earlier one: it passes without a question. It goes into known_hosts only through commit,
+	// after the handshake: verify runs before the server has proved that it holds the private
+	// half, and an impostor can replay a server's certificate.
+	accepted ed25519.PublicKey
+	asked    bool  // the user accepted a new key in this attempt
+	added    bool  // commit wrote accepted to known_hosts
+	err      error // why the key was refused, if it was
 }
 
 // verify is the transport's VerifyPeer callback.
@@ -99,6 +106,8 @@ func (h *hostKeyCheck) decide(pub ed25519.PublicKey) error {
 		return fmt.Errorf("%w: the key of %s has changed", ErrHostKeyVerification, name)
 	case !errors.Is(err, keys.ErrUnknownHost):
 		return fmt.Errorf("%w: %w", ErrHostKeyVerification, err)
+	case h.accepted != nil && h.accepted.Equal(pub):
+		return nil // the user accepted it in an earlier attempt
 	}
 
 	question := fmt.Sprintf("The authenticity of host '%s' can't be established.\n"+
@@ -112,19 +121,28 @@ func (h *hostKeyCheck) decide(pub ed25519.PublicKey) error {
 		}
 		switch strings.ToLower(strings.TrimSpace(answer)) {
 		case "yes":
-			if err := h.known.Add(h.hostport, pub); err != nil {
-				fmt.Fprintf(h.stderr, "Failed to add the host to the list of known hosts (%s): %v\n",
-					h.displayPath, err)
-			} else {
-				fmt.Fprintf(h.stderr, "Warning: Permanently added '%s' (ED25519) to the list of known hosts.\n", name)
-			}
-			h.added = true
+			h.accepted, h.asked = pub, true
 			return nil
 		case "no":
 			return fmt.Errorf("%w: the key of '%s' was not accepted", ErrHostKeyVerification, name)
 		}
 		question = "Please type 'yes' or 'no': "
 	}
+}
+
+// commit adds the key the user accepted to known_hosts, if pub, the key of a handshake that
+// succeeded, is that key; only the first call does anything.
+func (h *hostKeyCheck) commit(pub ed25519.PublicKey) {
+	if h.accepted == nil || !h.accepted.Equal(pub) || h.added {
+		return
+	}
+	h.added = true
+	if err := h.known.Add(h.hostport, pub); err != nil {
+		fmt.Fprintf(h.stderr, "Failed to add the host to the list of known hosts (%s): %v\n", h.displayPath, err)
+		return
+	}
+	fmt.Fprintf(h.stderr, "Warning: Permanently added '%s' (ED25519) to the list of known hosts.\n",
+		knownhosts.Normalize(h.hostport))
 }
 
 // changedWarning is ssh's warning for a host whose key is not the one in known_hosts.

@@ -68,11 +68,22 @@ func TestHostKeyUnknownYes(t *testing.T) {
 		if len(p.questions) != 1 || p.questions[0] != want {
 			t.Fatalf("questions %q, want [%q]", p.questions, want)
 		}
+		// Nothing is written before the handshake succeeded (commit): see
+		// TestHostKeyAddedOnlyAfterHandshake.
+		if _, err := os.Stat(h.known.Path); !os.IsNotExist(err) || stderr.Len() != 0 {
+			t.Fatalf("before commit: known_hosts %v, stderr %q", err, stderr)
+		}
+		h.commit(newPub(t)) // another key: not the one accepted
+		if _, err := os.Stat(h.known.Path); !os.IsNotExist(err) || stderr.Len() != 0 {
+			t.Fatalf("after a commit of another key: known_hosts %v, stderr %q", err, stderr)
+		}
+		h.commit(pub)
+		h.commit(pub) // once only
 		if got := stderr.String(); got != "Warning: Permanently added '[example.net]:5513' (ED25519) to the list of known hosts.\n" {
 			t.Fatalf("stderr %q", got)
 		}
-		if !h.added {
-			t.Fatal("added not set")
+		if !h.asked || !h.added {
+			t.Fatalf("asked %v, added %v", h.asked, h.added)
 		}
 		// Known now: no question the next time.
 		h2, p2, stderr2 := newCheck(t)
@@ -93,14 +104,34 @@ func TestHostKeyUnknownNo(t *testing.T) {
 	if len(p.questions) != 3 || p.questions[1] != "Please type 'yes' or 'no': " || p.questions[2] != p.questions[1] {
 		t.Fatalf("questions %q", p.questions)
 	}
-	if stderr.Len() != 0 || h.added {
-		t.Fatalf("stderr %q, added %v", stderr, h.added)
+	if stderr.Len() != 0 || h.asked || h.accepted != nil {
+		t.Fatalf("stderr %q, asked %v, accepted %v", stderr, h.asked, h.accepted)
 	}
 	if _, err := os.Stat(h.known.Path); !os.IsNotExist(err) {
 		t.Fatalf("known_hosts written after no: %v", err)
 	}
 	if !strings.Contains(userMessage(err), "host key verification failed") {
 		t.Fatalf("message %q", userMessage(err))
+	}
+}
+
+// TestHostKeyAcceptedEarlier: a key the user accepted in an earlier attempt passes without a
+// question, and is added at the commit; another unknown key is asked about.
+func TestHostKeyAcceptedEarlier(t *testing.T) {
+	pub := newPub(t)
+	h, p, stderr := newCheck(t)
+	h.accepted = pub
+	if err := h.verify(pub); err != nil || len(p.questions) != 0 || stderr.Len() != 0 {
+		t.Fatalf("verify: %v, questions %q, stderr %q", err, p.questions, stderr)
+	}
+	h.commit(pub)
+	if err := h.known.Check(h.hostport, pub); err != nil {
+		t.Fatalf("after commit: %v", err)
+	}
+	h2, p2, _ := newCheck(t, "no")
+	h2.accepted = pub
+	if err := h2.verify(newPub(t)); !errors.Is(err, ErrHostKeyVerification) || len(p2.questions) != 1 {
+		t.Fatalf("another key: %v, questions %q", err, p2.questions)
 	}
 }
 

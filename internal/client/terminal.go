@@ -33,6 +33,12 @@ type rawTerminal struct {
 	raw    bool        // raw mode is on now
 	wasRaw bool        // raw mode was ever on
 	final  bool        // restore ran: never enter raw mode again
+
+	// Local ^S/^Q flow control in raw mode, for classic rlogin (-c without -8), as netkit rlogin
+	// does it: on (if the terminal had it) until the server says the remote side reads ^S/^Q.
+	localFlow bool // manage it at all; set before the first enter
+	flowOn    bool // the server's last word: on (0x20) or off (0x10)
+	origIXON  bool // the terminal had IXON before the first enter
 }
 
 func newRawTerminal(fd int) *rawTerminal { return &rawTerminal{fd: fd} }
@@ -44,6 +50,11 @@ func (t *rawTerminal) enter() error {
 	if t.final || t.raw {
 		return nil
 	}
+	if t.saved == nil && t.localFlow {
+		if tio, err := unix.IoctlGetTermios(t.fd, unix.TCGETS); err == nil {
+			t.origIXON = tio.Iflag&unix.IXON != 0
+		}
+	}
 	st, err := term.MakeRaw(t.fd)
 	if err != nil {
 		return fmt.Errorf("client: raw mode: %w", err)
@@ -52,7 +63,33 @@ func (t *rawTerminal) enter() error {
 		t.saved = st
 	}
 	t.raw, t.wasRaw = true, true
+	t.applyFlowLocked()
 	return nil
+}
+
+// setLocalFlow turns local ^S/^Q flow control on or off (the classic server's 0x20 and 0x10);
+// it only ever turns it on if the terminal had it before rlogin started.
+func (t *rawTerminal) setLocalFlow(on bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.flowOn = on
+	t.applyFlowLocked()
+}
+
+func (t *rawTerminal) applyFlowLocked() {
+	if !t.localFlow || !t.raw || t.final {
+		return
+	}
+	tio, err := unix.IoctlGetTermios(t.fd, unix.TCGETS)
+	if err != nil {
+		return
+	}
+	if t.flowOn && t.origIXON {
+		tio.Iflag |= unix.IXON
+	} else {
+		tio.Iflag &^= unix.IXON
+	}
+	_ = unix.IoctlSetTermios(t.fd, unix.TCSETS, tio) // best effort: flow control is a convenience
 }
 
 // leave puts the terminal back as it was before enter, for a while (a suspend).
@@ -112,6 +149,7 @@ type outputWriter struct {
 	w     io.Writer
 	wrote bool
 	last  [2]byte // the last two bytes written
+	nbfd  int     // 1 + a non-blocking descriptor of the terminal for TryWrite; 0 if none
 }
 
 func (o *outputWriter) Write(p []byte) (int, error) {
@@ -130,7 +168,13 @@ func (o *outputWriter) writeLocal(w io.Writer, s string) {
 
 func (o *outputWriter) writeLocked(w io.Writer, p []byte) (int, error) {
 	n, err := w.Write(p)
-	if n > 0 {
+	o.noteWritten(p[:max(n, 0)])
+	return n, err
+}
+
+// noteWritten remembers the end of what was written, for atLineStart; under o.mu.
+func (o *outputWriter) noteWritten(p []byte) {
+	if n := len(p); n > 0 {
 		o.wrote = true
 		if n >= 2 {
 			o.last = [2]byte{p[n-2], p[n-1]}
@@ -138,7 +182,6 @@ func (o *outputWriter) writeLocked(w io.Writer, p []byte) (int, error) {
 			o.last = [2]byte{o.last[1], p[0]}
 		}
 	}
-	return n, err
 }
 
 // atLineStart reports whether nothing was written or the output ends at column 0 of a raw

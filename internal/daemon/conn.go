@@ -32,6 +32,10 @@ const (
 // before the shell starts runs under the login grace deadline, counted from when the raw conn
 // was accepted when that can be seen through the mailbox's wrapping, else from now.
 func (s *Server) handle(ctx context.Context, id uint64, conn net.Conn) {
+	if cc, ok := conn.(classicConn); ok {
+		s.handleClassic(ctx, id, cc.Conn)
+		return
+	}
 	log := s.log.With("conn", id, "remote", conn.RemoteAddr().String())
 	log.Info("connection accepted")
 	deadline := acceptedAt(conn, time.Now()).Add(s.cfg.LoginGraceTime)
@@ -60,34 +64,63 @@ func (s *Server) handle(ctx context.Context, id uint64, conn net.Conn) {
 		_ = srv.Close()
 		return
 	}
-	if reason, ok := s.authorize(log, req, key); !ok {
+	lg, reason, ok := s.authorizeLogin(log, req, key)
+	if !ok {
+		s.authFailed(conn) // for the per-source penalties
 		_ = srv.Refuse(reason)
 		return
 	}
-	// From here the conn no longer counts as a startup. ended moves it back out of the
-	// authenticated count; it runs before the conn is closed, so the count of unauthenticated
-	// conns can be one too high for a moment, never too low.
-	ended := s.authenticated()
+	// From here the conn no longer counts as unauthenticated; it holds a session slot
+	// (MaxSessions) until ended runs.
+	ended, refusal := s.authenticated(conn)
 	defer ended()
+	if refusal != "" {
+		_ = srv.Refuse(refusal)
+		return
+	}
 
 	if !stopAbort() { // the shutdown came first
 		ended()
 		_ = srv.Refuse(reasonStopping)
 		return
 	}
-	cmd, p, err := s.startShell(log, req)
+	var cmd *exec.Cmd
+	var p *pty.PTY
+	if lg != nil {
+		cmd, p, err = s.startLogin(log, req, lg, peerHost(conn.RemoteAddr()))
+	} else {
+		cmd, p, err = s.startShell(log, req)
+	}
 	if err != nil {
-		log.Error("cannot start the shell", "shell", s.shell, "err", err)
+		log.Error("cannot start the shell", "shell", s.program(lg), "err", err)
 		ended()
 		_ = srv.Refuse(reasonNoShell)
 		return
 	}
 	s.setShell(id, cmd, p)
 	log = log.With("pid", p.Pid())
-	log.Info("session started", "user", s.user, "term", sanitize.Text(req.Term))
+	var term session.Terminal = ptyTerminal{p}
+	finishLogin := func() {}
+	if lg != nil {
+		log = log.With("user", lg.user.name, "method", lg.method)
+		lg.onFail = func() { s.authFailed(conn) } // a wrong password, for the penalties
+		if term, finishLogin, err = s.loginSession(log, p, lg, deadline); err != nil {
+			log.Error("cannot start the session", "err", err)
+			ended()
+			_ = srv.Refuse(reasonNoShell)
+			p.Hangup()
+			_ = p.Close()
+			_, _ = p.Wait()
+			return
+		}
+		log.Info("session started", "term", sanitize.Text(req.Term))
+	} else {
+		log.Info("session started", "user", s.user, "term", sanitize.Text(req.Term))
+	}
 	start := time.Now()
 	_ = sc.SetDeadline(time.Time{}) // the session has no deadline
-	state, err := srv.Serve(ctx, ptyTerminal{p})
+	state, err := srv.Serve(ctx, term)
+	finishLogin()
 	ended()
 	_ = srv.Close()
 	_ = p.Close()
@@ -150,22 +183,14 @@ func (s *Server) authorize(log *slog.Logger, req *session.Request, key ed25519.P
 		log.Warn("login refused", "user", user, "reason", "this rlogind serves only user "+s.user)
 		return "this rlogind serves only user " + s.user, false
 	}
-	log.Info("authentication succeeded", "user", user)
+	log.Info("authentication succeeded", "method", methodPublicKey, "user", user)
 	return "", true
 }
 
 // startShell starts the user's login shell on a new pty: argv[0] is "-" and the shell's base
 // name, the working directory the home directory, and the environment exactly shellEnv's.
 func (s *Server) startShell(log *slog.Logger, req *session.Request) (*exec.Cmd, *pty.PTY, error) {
-	locale, dropped := localeEnv(req.Env)
-	if len(dropped) > 0 {
-		names := make([]string, len(dropped))
-		for i, kv := range dropped {
-			name, _, _ := strings.Cut(kv, "=")
-			names[i] = sanitize.Text(name)
-		}
-		log.Debug("environment variables not passed", "names", strings.Join(names, ","))
-	}
+	locale := acceptedLocale(log, req)
 	dir := s.home
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		log.Warn("no home directory; starting the shell in /", "home", dir)
@@ -179,6 +204,21 @@ func (s *Server) startShell(log *slog.Logger, req *session.Request) (*exec.Cmd, 
 	}
 	p, err := pty.Start(cmd, ptySize(req.Window))
 	return cmd, p, err
+}
+
+// acceptedLocale returns the locale variables of req that the shell gets (see localeEnv), and
+// logs the names of the others.
+func acceptedLocale(log *slog.Logger, req *session.Request) []string {
+	locale, dropped := localeEnv(req.Env)
+	if len(dropped) > 0 {
+		names := make([]string, len(dropped))
+		for i, kv := range dropped {
+			name, _, _ := strings.Cut(kv, "=")
+			names[i] = sanitize.Text(name)
+		}
+		log.Debug("environment variables not passed", "names", strings.Join(names, ","))
+	}
+	return locale
 }
 
 // exitAttrs describes how a shell ended, for the log.

@@ -1,12 +1,15 @@
-// Package daemon is rlogind in user mode: it serves secure logins for the one user who runs it,
-// into that user's own login shell on a new pty.
+// Package daemon is rlogind: it serves secure logins, each into a login shell on a new pty.
 //
 // Each connection goes through the stack mailbox "login" (transport.Mux) -> TLS 1.3 with
 // ed25519 keys on both ends (transport.Server) -> session protocol (session.ServerConn). The
-// client's key must be listed in the user's authorized_keys, re-read at every login, and the
-// requested user must be the daemon's own user. Everything before the shell starts runs under one
-// deadline (Config.LoginGraceTime), and at most Config.MaxStartups connections may be in that
-// stage at once.
+// client's key must be listed in the user's authorized_keys, re-read at every login.
+//
+// Before authentication a connection is bounded in time and number: everything before the shell
+// starts runs under one deadline counted from accept (Config.LoginGraceTime); new connections
+// are dropped at random once many are unauthenticated (Config.MaxStartups, sshd's
+// start:rate:full), one source may hold only a few of those (Config.PerSourceMaxStartups), and
+// a source whose connections failed to log in is refused for a while (Config.PerSourcePenalties).
+// At most Config.MaxSessions sessions run at once.
 //
 // Typical usage (cmd/rlogind does this through Main):
 //
@@ -21,6 +24,23 @@
 //	l, err := transport.Listen(ctx, ":5513")
 //	...
 //	err = srv.Serve(ctx, l) // until ctx is cancelled; sessions then end with "service stopping"
+//
+// Server.Reload applies a new Config to the connections accepted from then on, without
+// disturbing the sessions running; Server.ServeConn serves one connection (inetd).
+//
+// # System mode
+//
+// Run by root with Config.System (rlogind does that when started as root), a Server serves
+// every local user: the client names the user, whose own ~/.rlogin/authorized_keys (from the
+// passwd database's home) must list its key, and the session runs through the system's login(1),
+// "login -p -h ADDRESS -f -- USER", never as root. login(1), rather than setuid in a child,
+// because a login must go through the machine's own login machinery and a Go program cannot run
+// PAM without cgo: with login(1), PAM's account and session rules apply, wtmp and lastlog record
+// the session, the message of the day appears and the terminal is handed to the user, as for any
+// other login. The costs: the exit status is login's (0), login -f does not check /etc/nologin
+// (the Server does), and after a wrong password login(1) asks for any user name, which the
+// password gate (Config.PasswordAuthentication: login(1) asks for the password in the session)
+// never lets through. docs/system-mode.md has the details.
 package daemon
 
 import (
@@ -29,7 +49,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -39,6 +62,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/keys"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/transport"
 )
@@ -46,7 +70,6 @@ import (
 // Defaults for the zero fields of Config.
 const (
 	DefaultLoginGraceTime = 60 * time.Second
-	DefaultMaxStartups    = 64
 	DefaultStopGrace      = 5 * time.Second
 )
 
@@ -59,13 +82,27 @@ const MailboxName = "login"
 // passwdPath is the passwd database the login shell is looked up in.
 const passwdPath = "/etc/passwd"
 
+// Reasons sent to clients whose connection is dropped before the mailbox exchange, as a
+// mailbox refusal ("-reason" CRLF), which rlogin shows.
+const (
+	dropBusy      = "server busy: too many unauthenticated connections; try again later"
+	dropPerSource = "too many unauthenticated connections from your address"
+	dropPenalty   = "connections from your address are refused for a while after failed logins"
+)
+
+// reasonMaxSessions is the refusal a client gets after authentication when MaxSessions
+// sessions are running.
+const reasonMaxSessions = "too many sessions; try again later"
+
 // Config configures a Server. HostKey and AuthorizedKeys are required; every other zero field
 // means its default.
 type Config struct {
 	// HostKey is the server's key, shown to clients as its identity.
 	HostKey ed25519.PrivateKey
 	// AuthorizedKeys is the path of the authorized_keys file (OpenSSH format) listing the client
-	// keys that may log in. It is read at each login, so edits apply to the next one.
+	// keys that may log in. It is read at each login, so edits apply to the next one. In System
+	// mode it is each user's own: a leading "~/" is the user's home directory, "%u" the user's
+	// name, "%h" the home directory ("~/.rlogin/authorized_keys", "/etc/rlogin/keys/%u").
 	AuthorizedKeys string
 	// Home is the user's home directory: the shell's HOME and working directory.
 	// "" means os.UserHomeDir().
@@ -73,21 +110,109 @@ type Config struct {
 	// Shell is the program run as the login shell. "" means the user's shell in /etc/passwd, or
 	// /bin/sh if it names none.
 	Shell string
-	// LoginGraceTime bounds the login: the mailbox name exchange, and everything after it until
-	// the shell starts (the TLS handshake, the login request and its authorization); a conn
-	// still there after it is closed. 0 means DefaultLoginGraceTime.
+	// LoginGraceTime bounds the login: everything from accept until the shell starts (the
+	// mailbox name exchange, the TLS handshake, the login request and its authorization); a
+	// conn still there after it is closed. 0 means DefaultLoginGraceTime.
 	LoginGraceTime time.Duration
-	// MaxStartups caps the connections that are not authenticated yet; a connection beyond it is
-	// closed at once. 0 means DefaultMaxStartups.
-	MaxStartups int
+	// MaxStartups is the random early drop of connections that are not authenticated yet (see
+	// StartupLimit); a dropped connection is closed at once. Zero means DefaultMaxStartups.
+	MaxStartups StartupLimit
+	// PerSourceMaxStartups caps the unauthenticated connections from one source (an IPv4
+	// address, an IPv6 /64: see NetBlockSize), so that one source's flood leaves room for the
+	// others. 0 means DefaultPerSourceMaxStartups; negative means no cap.
+	PerSourceMaxStartups int
+	// PerSourceNetBlockSize groups client addresses into sources. Zero means 32:64.
+	PerSourceNetBlockSize NetBlockSize
+	// PerSourcePenalties refuses sources for a while after failed logins; nil means
+	// DefaultPenalties().
+	PerSourcePenalties *Penalties
+	// PenaltyExempt lists addresses never penalized.
+	PenaltyExempt []netip.Prefix
+	// MaxSessions caps the sessions running at once; a login past it is refused after
+	// authentication. 0 means DefaultMaxSessions; negative means no cap.
+	MaxSessions int
 	// StopGrace is how long Serve waits for sessions to end after its ctx is cancelled before it
 	// kills their shells. 0 means DefaultStopGrace.
 	StopGrace time.Duration
-	// Logger receives the daemon's log. nil means no log.
+	// Logger receives the daemon's log. nil means no log (for Reload: the current logger).
 	Logger *slog.Logger
+
+	// System makes the server serve every local user through login(1) (see system.go); it
+	// needs root.
+	System bool
+	// PermitRootLogin (System): PermitRootNo (""), PermitRootProhibitPassword or PermitRootYes.
+	PermitRootLogin string
+	// PasswordAuthentication (System): a client whose key is not authorized may log in with
+	// the user's password, which login(1) asks for.
+	PasswordAuthentication bool
+	// LoginProgram (System) is login(1); "" means DefaultLoginProgram.
+	LoginProgram string
+
+	// Classic configures the classic rlogin service (RFC 1282, unencrypted; see classic.go).
+	Classic ClassicConfig
+
+	// Test hooks: randN(n) returns a number in [0, n) (nil: math/rand/v2.IntN); now is the
+	// clock of the penalties (nil: time.Now). Only NewServer reads them.
+	randN func(n int) int
+	now   func() time.Time
+}
+
+// withDefaults fills in the zero fields of cfg and checks it.
+func (cfg Config) withDefaults() (Config, error) {
+	if len(cfg.HostKey) != ed25519.PrivateKeySize {
+		return cfg, errors.New("daemon: Config.HostKey is not an ed25519 private key")
+	}
+	if cfg.AuthorizedKeys == "" {
+		return cfg, errors.New("daemon: Config.AuthorizedKeys is empty")
+	}
+	if cfg.LoginGraceTime <= 0 {
+		cfg.LoginGraceTime = DefaultLoginGraceTime
+	}
+	if cfg.MaxStartups == (StartupLimit{}) {
+		cfg.MaxStartups = DefaultMaxStartups
+	}
+	if err := cfg.MaxStartups.check(); err != nil {
+		return cfg, err
+	}
+	if cfg.PerSourceMaxStartups == 0 {
+		cfg.PerSourceMaxStartups = DefaultPerSourceMaxStartups
+	}
+	if cfg.PerSourceNetBlockSize == (NetBlockSize{}) {
+		cfg.PerSourceNetBlockSize = NetBlockSize{V4: DefaultNetBlock4, V6: DefaultNetBlock6}
+	}
+	if b := cfg.PerSourceNetBlockSize; b.V4 < 0 || b.V4 > 32 || b.V6 < 0 || b.V6 > 128 {
+		return cfg, fmt.Errorf("daemon: PerSourceNetBlockSize %v out of range", b)
+	}
+	p := DefaultPenalties()
+	if cfg.PerSourcePenalties != nil {
+		p = *cfg.PerSourcePenalties
+	}
+	if p.MaxSources <= 0 {
+		p.MaxSources = DefaultPenaltyMaxSources
+	}
+	cfg.PerSourcePenalties = &p
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = DefaultStopGrace
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.System {
+		if err := checkSystem(&cfg); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
 }
 
 // A Server serves logins for the user running it. Create it with NewServer.
+//
+// A Server value is one generation of the configuration: Reload makes a new one, which the
+// connections accepted afterwards use, while the others finish with theirs. All generations
+// share the serverState.
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
@@ -96,14 +221,27 @@ type Server struct {
 	home  string
 	shell string
 
-	nextID atomic.Uint64 // connection ids
+	*serverState
+}
 
-	mu       sync.Mutex
-	open     int                       // raw conns accepted and not closed
-	authed   int                       // of those, conns past authentication
-	sessions map[uint64]*activeSession // conns being handled, by id
-	dropped  int                       // conns closed for MaxStartups since the last log line
-	lastDrop time.Time                 // when a drop was last logged
+// serverState is what the generations of a Server share: the connections, sessions and limits.
+type serverState struct {
+	current  atomic.Pointer[Server] // the generation new connections get
+	nextID   atomic.Uint64          // connection ids
+	serving  atomic.Bool            // Serve or ServeConn was called
+	stopping atomic.Bool            // Serve's ctx is done: no penalties for conns cut short
+	randN    func(int) int
+	now      func() time.Time
+
+	mu        sync.Mutex
+	accepted  uint64                    // raw conns accepted, admitted or not
+	unauth    int                       // admitted conns not (yet) in a session
+	perSource map[netip.Prefix]int      // unauth by source
+	running   int                       // sessions running (MaxSessions)
+	sessions  map[uint64]*activeSession // conns being handled, by id
+	penalties *penaltyTable
+	drops     map[string]int // conns dropped since the last log line, by reason
+	lastDrop  time.Time      // when a drop was last logged
 }
 
 // activeSession is what a forced shutdown needs of a connection being handled.
@@ -115,25 +253,37 @@ type activeSession struct {
 
 // NewServer checks cfg, fills in its defaults and looks up the user running the daemon.
 func NewServer(cfg Config) (*Server, error) {
-	if len(cfg.HostKey) != ed25519.PrivateKeySize {
-		return nil, errors.New("daemon: Config.HostKey is not an ed25519 private key")
+	g, err := newGeneration(cfg)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.AuthorizedKeys == "" {
-		return nil, errors.New("daemon: Config.AuthorizedKeys is empty")
+	st := &serverState{
+		randN:     cfg.randN,
+		now:       cfg.now,
+		perSource: make(map[netip.Prefix]int),
+		sessions:  make(map[uint64]*activeSession),
+		penalties: newPenaltyTable(),
+		drops:     make(map[string]int),
 	}
-	if cfg.LoginGraceTime <= 0 {
-		cfg.LoginGraceTime = DefaultLoginGraceTime
+	if st.randN == nil {
+		st.randN = rand.IntN
 	}
-	if cfg.MaxStartups <= 0 {
-		cfg.MaxStartups = DefaultMaxStartups
+	if st.now == nil {
+		st.now = time.Now
 	}
-	if cfg.StopGrace <= 0 {
-		cfg.StopGrace = DefaultStopGrace
+	st.penalties.configure(*g.cfg.PerSourcePenalties, g.cfg.PenaltyExempt)
+	g.serverState = st
+	st.current.Store(g)
+	return g, nil
+}
+
+// newGeneration checks cfg and does the lookups NewServer and Reload share.
+func newGeneration(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	u, err := user.Current()
 	if err != nil {
 		return nil, fmt.Errorf("daemon: who am I: %w", err)
@@ -159,41 +309,124 @@ func NewServer(cfg Config) (*Server, error) {
 		}
 	}
 	return &Server{
-		cfg:      cfg,
-		log:      log,
-		user:     u.Username,
-		uid:      uid,
-		home:     home,
-		shell:    shell,
-		sessions: make(map[uint64]*activeSession),
+		cfg:   cfg,
+		log:   log,
+		user:  u.Username,
+		uid:   uid,
+		home:  home,
+		shell: shell,
 	}, nil
 }
 
 // User returns the name of the only user the server lets log in: the user running it.
-func (s *Server) User() string { return s.user }
+func (s *Server) User() string { return s.current.Load().user }
 
 // Shell returns the program the server runs as the login shell.
-func (s *Server) Shell() string { return s.shell }
+func (s *Server) Shell() string { return s.current.Load().shell }
+
+// Reload checks cfg and makes it the configuration of the connections accepted from now on
+// (nil cfg.Logger keeps the current logger). Sessions running, and logins under way, keep the
+// configuration they started with; the limits on unauthenticated connections and the
+// penalties change at once (penalties already given keep their expiry). On error nothing
+// changes. It logs what changed.
+func (s *Server) Reload(cfg Config) error {
+	old := s.current.Load()
+	if cfg.Logger == nil {
+		cfg.Logger = old.cfg.Logger
+	}
+	g, err := newGeneration(cfg)
+	if err != nil {
+		return err
+	}
+	g.serverState = s.serverState
+	s.mu.Lock()
+	s.current.Store(g)
+	s.penalties.configure(*g.cfg.PerSourcePenalties, g.cfg.PenaltyExempt)
+	s.mu.Unlock()
+	changes := configChanges(old, g)
+	if len(changes) == 0 {
+		g.log.Info("configuration reloaded; nothing changed")
+		return nil
+	}
+	g.log.Info("configuration reloaded", changes...)
+	return nil
+}
+
+// configChanges lists, as log attributes "setting" -> "old -> new", what differs between two
+// generations.
+func configChanges(a, b *Server) []any {
+	var attrs []any
+	diff := func(name string, x, y any) {
+		xs, ys := fmt.Sprint(x), fmt.Sprint(y)
+		if xs != ys {
+			attrs = append(attrs, name, xs+" -> "+ys)
+		}
+	}
+	fp := func(k ed25519.PrivateKey) string {
+		return keys.Fingerprint(k.Public().(ed25519.PublicKey))
+	}
+	ac, bc := a.cfg, b.cfg
+	diff("host_key", fp(ac.HostKey), fp(bc.HostKey))
+	diff("authorized_keys", ac.AuthorizedKeys, bc.AuthorizedKeys)
+	diff("home", a.home, b.home)
+	diff("shell", a.shell, b.shell)
+	diff("login_grace_time", ac.LoginGraceTime, bc.LoginGraceTime)
+	diff("max_startups", ac.MaxStartups, bc.MaxStartups)
+	diff("per_source_max_startups", limitString(ac.PerSourceMaxStartups), limitString(bc.PerSourceMaxStartups))
+	diff("per_source_net_block_size", ac.PerSourceNetBlockSize, bc.PerSourceNetBlockSize)
+	diff("per_source_penalties", *ac.PerSourcePenalties, *bc.PerSourcePenalties)
+	diff("per_source_penalty_exempt_list", ac.PenaltyExempt, bc.PenaltyExempt)
+	diff("max_sessions", limitString(ac.MaxSessions), limitString(bc.MaxSessions))
+	diff("stop_grace", ac.StopGrace, bc.StopGrace)
+	diff("permit_root_login", ac.PermitRootLogin, bc.PermitRootLogin)
+	diff("password_authentication", ac.PasswordAuthentication, bc.PasswordAuthentication)
+	diff("login_program", ac.LoginProgram, bc.LoginProgram)
+	return attrs
+}
+
+// limitString shows a count where a negative value means no limit.
+func limitString(n int) string {
+	if n < 0 {
+		return "none"
+	}
+	return strconv.Itoa(n)
+}
 
 // Serve serves logins on l until ctx is cancelled, then stops: it closes l, cancels the sessions
 // (their clients are told "service stopping", their shells hung up), waits up to
 // Config.StopGrace for them, kills the shells of those still running and waits a little more.
 // Serve owns l. It returns nil after ctx is cancelled, or the error that stopped it otherwise.
-// Call it once per Server.
+// Call Serve (or ServeConn) once per Server.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	return s.serve(ctx, l, false)
+}
+
+// serve is Serve; with oneShot, l closing is the normal end (ServeConn).
+func (s *Server) serve(ctx context.Context, l net.Listener, oneShot bool) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		_ = l.Close()
+		return errors.New("daemon: Serve called twice")
+	}
 	sessCtx, cancelSessions := context.WithCancel(ctx)
 	defer cancelSessions()
 
-	mux := transport.NewMux(&startupListener{Listener: l, srv: s})
-	mux.NameTimeout = s.cfg.LoginGraceTime
-	mux.MaxPending = s.cfg.MaxStartups
+	mux := transport.NewMux(&startupListener{Listener: l, st: s.serverState})
+	// The limits on unauthenticated conns, their deadline included, are the startupListener's
+	// and startupConn's, which follow Reload; the mux's own ones only back them up.
+	mux.NameTimeout = 24 * time.Hour
+	mux.MaxPending = math.MaxInt32
 	mux.Logger = s.log
 	mb, err := mux.Announce(MailboxName)
+	if err == nil {
+		mb, err = s.withClassic(mux, mb) // classic rlogin clients too, if enabled
+	}
 	if err != nil {
 		_ = mux.Close()
 		return fmt.Errorf("daemon: %w", err)
 	}
-	s.log.Info("serving logins", "addr", l.Addr().String(), "user", s.user, "shell", s.shell)
+	if !oneShot {
+		s.log.Info("serving logins", append([]any{"addr", l.Addr().String()}, s.servingAttrs()...)...)
+	}
 
 	var wg sync.WaitGroup
 	muxErr := make(chan error, 1)
@@ -201,7 +434,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		muxErr <- mux.Serve()
 		_ = mux.Close() // a failed Serve: stop the accept loop below too
 	})
-	stopOnCancel := context.AfterFunc(ctx, func() { _ = mux.Close() })
+	stopOnCancel := context.AfterFunc(ctx, func() {
+		s.stopping.Store(true)
+		_ = mux.Close()
+	})
 	defer stopOnCancel()
 
 	var sessions sync.WaitGroup
@@ -214,11 +450,20 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			break
 		}
-		id := s.nextID.Add(1)
+		var id uint64
+		if sc := startupOf(conn); sc != nil {
+			id = sc.id
+			s.mu.Lock()
+			sc.delivered = true
+			s.mu.Unlock()
+		} else {
+			id = s.nextID.Add(1)
+		}
+		g := s.current.Load()
 		s.track(id, conn)
 		sessions.Go(func() {
 			defer s.untrack(id)
-			s.handle(sessCtx, id, conn)
+			g.handle(sessCtx, id, conn)
 		})
 	}
 	_ = mux.Close()
@@ -228,10 +473,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	s.stopSessions(&sessions)
 
 	if ctx.Err() != nil {
-		s.log.Info("stopped")
+		if !oneShot {
+			s.current.Load().log.Info("stopped")
+		}
 		return nil
 	}
-	if err := <-muxErr; err != nil && !errors.Is(err, net.ErrClosed) {
+	err = <-muxErr
+	if oneShot && acceptErr == nil && (err == nil || errors.Is(err, net.ErrClosed)) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	if acceptErr != nil {
@@ -250,7 +501,8 @@ func (s *Server) stopSessions(sessions *sync.WaitGroup) {
 		sessions.Wait()
 		close(done)
 	}()
-	if waitDone(done, s.cfg.StopGrace) {
+	g := s.current.Load()
+	if waitDone(done, g.cfg.StopGrace) {
 		return
 	}
 	s.mu.Lock()
@@ -265,9 +517,9 @@ func (s *Server) stopSessions(sessions *sync.WaitGroup) {
 		}
 	}
 	s.mu.Unlock()
-	s.log.Warn("sessions still running after the stop grace time; killed their shells", "sessions", n, "grace", s.cfg.StopGrace)
+	g.log.Warn("sessions still running after the stop grace time; killed their shells", "sessions", n, "grace", g.cfg.StopGrace)
 	if !waitDone(done, killGrace) {
-		s.log.Error("sessions still running; stopping anyway")
+		g.log.Error("sessions still running; stopping anyway")
 	}
 }
 
@@ -304,90 +556,239 @@ func (s *Server) setShell(id uint64, cmd *exec.Cmd, p *pty.PTY) {
 	s.mu.Unlock()
 }
 
-// Startup accounting: every raw conn is counted from Accept to Close (open); a conn that passed
-// authentication is counted in authed until its session ends. open-authed is the number of
-// conns not authenticated yet, wherever they are (name exchange, TLS handshake, login request),
-// so the cap needs no link between a raw conn and the conn that reaches the mailbox.
+// Hooks the connection flow calls.
 
-// admit counts a new raw conn and reports whether it fits under MaxStartups.
-func (s *Server) admit(remote string) bool {
+// authenticated is called once the login on conn is authorized, before the shell starts. It
+// takes conn out of the unauthenticated connections and claims a session slot. If MaxSessions
+// sessions run already, it returns the refusal reason for the client, and conn stays out of
+// the penalties. Otherwise the func it returns must be called when the session has ended (it
+// may be called more than once).
+func (s *Server) authenticated(conn net.Conn) (sessionEnded func(), refusal string) {
+	sc := startupOf(conn)
 	s.mu.Lock()
-	if s.open-s.authed < s.cfg.MaxStartups {
-		s.open++
+	if sc != nil {
+		sc.authOK = true
+	}
+	if max := s.cfg.MaxSessions; max > 0 && s.running >= max {
 		s.mu.Unlock()
-		return true
+		s.log.Warn("login refused: too many sessions", "max_sessions", max)
+		return func() {}, reasonMaxSessions
 	}
-	// Log the first drop, then at most one line a second, with the count: a flood of
-	// connections must not become a flood of log lines.
-	s.dropped++
-	dropped, now := s.dropped, time.Now()
-	logIt := now.Sub(s.lastDrop) >= time.Second
-	if logIt {
-		s.dropped, s.lastDrop = 0, now
+	s.running++
+	if sc != nil && !sc.inSession.Load() {
+		sc.inSession.Store(true)
+		s.leaveStartup(sc)
 	}
-	s.mu.Unlock()
-	if logIt {
-		s.log.Warn("too many unauthenticated connections (max-startups); connection closed",
-			"remote", remote, "max_startups", s.cfg.MaxStartups, "closed", dropped)
-	}
-	return false
-}
-
-func (s *Server) closed() {
-	s.mu.Lock()
-	s.open--
-	s.mu.Unlock()
-}
-
-// authenticated moves one conn out of the unauthenticated count; the func it returns moves it
-// back when its session ends, just before its conn is closed.
-func (s *Server) authenticated() (sessionEnded func()) {
-	s.mu.Lock()
-	s.authed++
 	s.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.mu.Lock()
-			s.authed--
+			s.running--
 			s.mu.Unlock()
 		})
+	}, ""
+}
+
+// authFailed records that the login on conn was refused (a key not authorized, a bad or
+// unknown user name, a wrong password): its source gets the authfail penalty when conn closes,
+// even if a session had started (login(1) asking for the password).
+func (s *Server) authFailed(conn net.Conn) {
+	if sc := startupOf(conn); sc != nil {
+		s.mu.Lock()
+		sc.failed = true
+		s.mu.Unlock()
 	}
 }
 
-// startupListener applies MaxStartups to the raw conns of the daemon's listener.
-type startupListener struct {
-	net.Listener
-	srv *Server
+// unauthenticated returns the number of admitted conns not in a session.
+func (s *serverState) unauthenticated() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unauth
 }
 
-// Accept returns the next conn that fits under MaxStartups; it closes the others at once.
+// Admission of raw conns. Every admitted conn is counted in unauth (and in perSource for its
+// source) from accept until it enters a session or closes; a conn closed without entering a
+// session penalizes its source.
+
+// admit decides on a raw conn just accepted: it returns the conn to serve, or the reason it
+// must be dropped.
+func (s *serverState) admit(c net.Conn) (*startupConn, string) {
+	g := s.current.Load()
+	cfg := g.cfg
+	src := sourceOf(c.RemoteAddr(), cfg.PerSourceNetBlockSize)
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accepted++
+	if src.ok() {
+		if kind, left, refused := s.penalties.refused(src, s.now()); refused {
+			s.logDrop(g.log, "penalty", c, "source", src.String(), "penalty", kind.String(), "left", left.Round(time.Second))
+			return nil, dropPenalty
+		}
+		if max := cfg.PerSourceMaxStartups; max > 0 && s.perSource[src.prefix] >= max {
+			s.logDrop(g.log, "per-source-max-startups", c, "source", src.String(), "per_source_max_startups", max)
+			return nil, dropPerSource
+		}
+	}
+	if p := cfg.MaxStartups.dropPercent(s.unauth); p >= 100 || (p > 0 && s.randN(100) < p) {
+		s.logDrop(g.log, "max-startups", c, "max_startups", cfg.MaxStartups.String(), "unauthenticated", s.unauth)
+		return nil, dropBusy
+	}
+	s.unauth++
+	if src.ok() {
+		s.perSource[src.prefix]++
+	}
+	return &startupConn{
+		Conn:     c,
+		st:       s,
+		id:       s.nextID.Add(1),
+		src:      src,
+		accepted: now,
+		deadline: now.Add(cfg.LoginGraceTime),
+	}, ""
+}
+
+// logDrop logs a dropped conn: the first, then at most one line a second with the number
+// dropped since, by reason, so that a flood of connections does not become a flood of log
+// lines. s.mu is held.
+func (s *serverState) logDrop(log *slog.Logger, reason string, c net.Conn, attrs ...any) {
+	s.drops[reason]++
+	now := time.Now()
+	if now.Sub(s.lastDrop) < time.Second {
+		return
+	}
+	s.lastDrop = now
+	var counts []any
+	for r, n := range s.drops {
+		counts = append(counts, slog.Int(r, n))
+	}
+	clear(s.drops)
+	attrs = append([]any{"reason", reason, "remote", c.RemoteAddr().String()}, attrs...)
+	attrs = append(attrs, slog.Group("dropped", counts...))
+	log.Warn("connection dropped", attrs...)
+}
+
+// leaveStartup takes sc out of the unauthenticated counts. s.mu is held.
+func (s *serverState) leaveStartup(sc *startupConn) {
+	s.unauth--
+	if sc.src.ok() {
+		if n := s.perSource[sc.src.prefix] - 1; n > 0 {
+			s.perSource[sc.src.prefix] = n
+		} else {
+			delete(s.perSource, sc.src.prefix)
+		}
+	}
+}
+
+// closed accounts for sc's close: a conn that never entered a session leaves the
+// unauthenticated counts, and penalizes its source unless it authenticated or the server is
+// stopping; so does a conn whose login was reported failed (authFailed), session or not.
+func (s *serverState) closed(sc *startupConn) {
+	now := time.Now()
+	s.mu.Lock()
+	inSession := sc.inSession.Load()
+	if !inSession {
+		s.leaveStartup(sc)
+	}
+	kind := penaltyNone
+	switch {
+	case s.stopping.Load():
+	case sc.failed: // also after a session: a password login(1) refused
+		kind = penaltyAuthFail
+	case sc.authOK || inSession:
+	case !now.Before(sc.deadline):
+		kind = penaltyGraceExceeded
+	default:
+		kind = penaltyNoAuth
+	}
+	var activated bool
+	var left time.Duration
+	if kind != penaltyNone {
+		activated, left = s.penalties.add(sc.src, kind, s.now())
+	}
+	delivered := sc.delivered
+	s.mu.Unlock()
+
+	log := s.current.Load().log
+	if !delivered && !inSession {
+		// The conn never reached the login flow, which logs the others.
+		attrs := []any{"conn", sc.id, "remote", sc.RemoteAddr().String(), "duration", now.Sub(sc.accepted).Round(time.Millisecond)}
+		if kind == penaltyGraceExceeded {
+			log.Info("connection closed before the login: login grace time exceeded", attrs...)
+		} else {
+			log.Info("connection closed before the login", attrs...)
+		}
+	}
+	if activated {
+		log.Warn("source penalized: its new connections are refused", "source", sc.src.String(),
+			"reason", kind.String(), "for", left.Round(time.Second))
+	}
+}
+
+// startupListener applies the admission limits to the raw conns of the daemon's listener.
+type startupListener struct {
+	net.Listener
+	st *serverState
+}
+
+// Accept returns the next conn admitted; it closes the others at once, after a one-line
+// mailbox refusal that tells the client why.
 func (l *startupListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		if l.srv.admit(c.RemoteAddr().String()) {
-			return &startupConn{Conn: c, srv: l.srv, accepted: time.Now()}, nil
+		sc, reason := l.st.admit(c)
+		if sc != nil {
+			return sc, nil
 		}
+		// A fresh socket's send buffer is empty: this write does not block. The deadline
+		// only guards against the unexpected.
+		_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = c.Write([]byte("-" + reason + "\r\n"))
 		_ = c.Close()
 	}
 }
 
-// startupConn counts itself out of Server.open when closed.
+// startupConn is an admitted raw conn. Until it enters a session it cannot take a deadline
+// later than its login grace deadline, whoever sets it; it accounts for itself when closed.
 type startupConn struct {
 	net.Conn
-	srv      *Server
-	accepted time.Time
-	once     sync.Once
+	st        *serverState
+	id        uint64
+	src       source
+	accepted  time.Time
+	deadline  time.Time   // accepted + the login grace time
+	inSession atomic.Bool // authenticated and counted as a session: no more deadline clamp
+	once      sync.Once
+
+	// Guarded by st.mu.
+	delivered bool // reached the login mailbox
+	authOK    bool // authenticated
+	failed    bool // a login attempt was refused
 }
 
 func (c *startupConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.srv.closed)
+	c.once.Do(func() { c.st.closed(c) })
 	return err
 }
+
+// clamp bounds t by the login grace deadline while c is not in a session (zero t: no deadline
+// asked for, the grace deadline applies).
+func (c *startupConn) clamp(t time.Time) time.Time {
+	if c.inSession.Load() || (!t.IsZero() && t.Before(c.deadline)) {
+		return t
+	}
+	return c.deadline
+}
+
+func (c *startupConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
+func (c *startupConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.clamp(t)) }
+func (c *startupConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
 
 // CloseWrite half-closes the conn (TCP or Unix).
 func (c *startupConn) CloseWrite() error {
@@ -397,19 +798,28 @@ func (c *startupConn) CloseWrite() error {
 	return fmt.Errorf("daemon: CloseWrite: %w", errors.ErrUnsupported)
 }
 
-// acceptedAt returns when the raw conn under c was accepted, if c wraps a startupConn in a way
-// it can see (through NetConn methods, as the mailbox's conns and *tls.Conn have), else
-// fallback, so the login grace time counts from accept and covers the name exchange too.
-func acceptedAt(c net.Conn, fallback time.Time) time.Time {
+// startupOf returns the startupConn under c, if c wraps one in a way it can see (through
+// NetConn methods, as the mailbox's conns and *tls.Conn have), else nil.
+func startupOf(c net.Conn) *startupConn {
 	for range 8 { // bounded: a wrapper that returns itself must not loop forever
 		if sc, ok := c.(*startupConn); ok {
-			return sc.accepted
+			return sc
 		}
 		w, ok := c.(interface{ NetConn() net.Conn })
 		if !ok {
 			break
 		}
 		c = w.NetConn()
+	}
+	return nil
+}
+
+// acceptedAt returns when the raw conn under c was accepted, if it can be seen (see
+// startupOf), else fallback, so the login grace time counts from accept and covers the name
+// exchange too.
+func acceptedAt(c net.Conn, fallback time.Time) time.Time {
+	if sc := startupOf(c); sc != nil {
+		return sc.accepted
 	}
 	return fallback
 }

@@ -475,7 +475,7 @@ func TestMaxStartups(t *testing.T) {
 	)
 	ts := startServer(t, func(c *Config) {
 		c.LoginGraceTime = grace
-		c.MaxStartups = maxStartups
+		c.MaxStartups = StartupLimit{Start: maxStartups, Rate: 100, Full: maxStartups}
 	})
 	// An authenticated session does not count against the cap.
 	busy := ts.login(t)
@@ -490,9 +490,7 @@ func TestMaxStartups(t *testing.T) {
 		}
 	}()
 	waitFor(t, "the stalled conns to be counted", func() bool {
-		ts.srv.mu.Lock()
-		defer ts.srv.mu.Unlock()
-		return ts.srv.open-ts.srv.authed == maxStartups
+		return ts.srv.unauthenticated() == maxStartups
 	})
 	// At the cap, a new conn is closed at once, long before the grace time.
 	extra, err := net.Dial("tcp", ts.addr)

@@ -32,7 +32,7 @@ func startMain(t *testing.T, home string, extra ...string) *runningMain {
 	m := &runningMain{home: home, sock: filepath.Join(home, "sock"), log: &syncBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	args := append([]string{"-addr", "unix:" + m.sock, "-login-grace-time", "20s"}, extra...)
+	args := append([]string{"-config", "none", "-user-mode", "-addr", "unix:" + m.sock, "-login-grace-time", "20s"}, extra...)
 	go func() { m.done <- Main(ctx, args, m.log) }()
 	t.Cleanup(func() {
 		cancel()

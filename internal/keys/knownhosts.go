@@ -1,8 +1,12 @@
 package keys
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -62,8 +66,10 @@ func (e *KeyChangedError) Error() string {
 // lists only other keys for the host; and an error wrapping ErrRevokedKey if
 // pub is marked @revoked. Lines that cannot be parsed are ignored, but a
 // file with no valid line at all is an error. @cert-authority lines are
-// ignored (rlogin has no host certificates), except that, as in
-// golang.org/x/crypto/ssh/knownhosts, a CA line whose key is pub accepts it.
+// ignored: rlogin has no host certificates, and a CA key is never a host
+// key (as in ssh(1); golang.org/x/crypto/ssh/knownhosts would accept pub
+// from a CA line). Host names match whatever their case in the file, as in
+// ssh(1) (knownhosts compares them case-sensitively).
 func (k *KnownHosts) Check(hostport string, pub ed25519.PublicKey) error {
 	pattern, addr, err := parseHostPort(hostport)
 	if err != nil {
@@ -83,42 +89,35 @@ func (k *KnownHosts) Check(hostport string, pub ed25519.PublicKey) error {
 	if err != nil {
 		return err
 	}
-	caLines := certAuthorityLines(data)
-
-	callback, err := knownhosts.New(k.Path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return ErrUnknownHost // removed since readKnownHosts
-	}
+	entries, err := parseKnownHosts(data)
 	if err != nil {
 		return fmt.Errorf("keys: known_hosts %s: %w", k.Path, err)
 	}
-	err = callback(addr, hostAddr(addr), sshPub)
-	var keyErr *knownhosts.KeyError
-	var revokedErr *knownhosts.RevokedError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &revokedErr):
-		return fmt.Errorf("keys: host key %s of %s is marked @revoked at %s:%d: %w",
-			Fingerprint(pub), pattern, k.Path, revokedErr.Revoked.Line, ErrRevokedKey)
-	case errors.As(err, &keyErr):
-		changed := &KeyChangedError{Host: pattern, Path: k.Path}
-		for _, want := range keyErr.Want {
-			if caLines[want.Line] {
-				continue // a CA key, not a host key (as OpenSSH's want_marker)
-			}
-			if changed.Line == 0 {
-				changed.Line = want.Line
-			}
-			changed.Known = append(changed.Known, ssh.FingerprintSHA256(want.Key))
+	blob := sshPub.Marshal()
+	for _, e := range entries { // @revoked wins, whatever its host pattern (as knownhosts)
+		if e.marker == markerRevoked && bytes.Equal(e.key.Marshal(), blob) {
+			return fmt.Errorf("keys: host key %s of %s is marked @revoked at %s:%d: %w",
+				Fingerprint(pub), pattern, k.Path, e.line, ErrRevokedKey)
 		}
-		if len(changed.Known) == 0 {
-			return ErrUnknownHost
-		}
-		return changed
-	default:
-		return fmt.Errorf("keys: known_hosts %s: %w", k.Path, err)
 	}
+	host, port, _ := net.SplitHostPort(addr) // addr is parseHostPort's: it splits
+	changed := &KeyChangedError{Host: pattern, Path: k.Path}
+	for _, e := range entries {
+		if e.marker != "" || !e.matchHost(host, port) {
+			continue // a CA key is not a host key (OpenSSH's want_marker)
+		}
+		if bytes.Equal(e.key.Marshal(), blob) {
+			return nil
+		}
+		if changed.Line == 0 {
+			changed.Line = e.line
+		}
+		changed.Known = append(changed.Known, ssh.FingerprintSHA256(e.key))
+	}
+	if len(changed.Known) == 0 {
+		return ErrUnknownHost
+	}
+	return changed
 }
 
 // Add appends an entry for hostport and pub to the file, as
@@ -244,27 +243,208 @@ func readKnownHosts(path string) ([]byte, error) {
 	return data, nil
 }
 
-// certAuthorityLines returns the numbers of the @cert-authority lines,
-// counted as knownhosts counts lines.
-func certAuthorityLines(data []byte) map[int]bool {
-	lines := map[int]bool{}
-	for n := 1; len(data) > 0; n++ {
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
-		line = bytes.TrimLeft(line, " \t")
-		if i := bytes.IndexAny(line, " \t"); i >= 0 && string(line[:i]) == "@cert-authority" {
-			lines[n] = true
-		}
-	}
-	return lines
+// known_hosts markers.
+const (
+	markerCertAuthority = "@cert-authority"
+	markerRevoked       = "@revoked"
+)
+
+// knownHostsEntry is one valid line of a known_hosts file.
+type knownHostsEntry struct {
+	line     int    // 1-based
+	marker   string // "", markerCertAuthority or markerRevoked
+	patterns []hostPattern
+	hashed   *hashedHost // instead of patterns: "|1|salt|hash"
+	key      ssh.PublicKey
 }
 
-// hostAddr is the net.Addr handed to the knownhosts callback.
-type hostAddr string
+// hostPattern is one host of a pattern list: a host name with wildcards ('*', '?'), in lower
+// case, and a port; negate for "!pattern".
+type hostPattern struct {
+	host, port string
+	negate     bool
+}
 
-func (a hostAddr) Network() string { return "tcp" }
-func (a hostAddr) String() string  { return string(a) }
+// hashedHost is a host hashed as HashKnownHosts (ssh-keygen -H) writes it.
+type hashedHost struct {
+	salt, hash []byte
+}
+
+// parseKnownHosts parses known_hosts data as golang.org/x/crypto/ssh/knownhosts does (the same
+// lines are valid and numbered the same way): lines that cannot be parsed are skipped, but data
+// with invalid lines and no valid one is an error. Host patterns are kept in lower case.
+func parseKnownHosts(data []byte) ([]knownHostsEntry, error) {
+	var entries []knownHostsEntry
+	var firstErr error
+	firstErrLine := 0
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.Trim(sc.Bytes(), " \t")
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		e, err := parseKnownHostsLine(line)
+		if err != nil {
+			if firstErr == nil {
+				firstErr, firstErrLine = err, n
+			}
+			continue
+		}
+		e.line = n
+		entries = append(entries, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 && firstErr != nil {
+		return nil, fmt.Errorf("no valid entries, line %d: %w", firstErrLine, firstErr)
+	}
+	return entries, nil
+}
+
+// nextWord splits line at its first space or tab.
+func nextWord(line []byte) (string, []byte) {
+	i := bytes.IndexAny(line, " \t")
+	if i < 0 {
+		return string(line), nil
+	}
+	return string(line[:i]), bytes.Trim(line[i:], " \t")
+}
+
+// parseKnownHostsLine parses "[marker] patterns keytype base64-key [comment]".
+func parseKnownHostsLine(line []byte) (knownHostsEntry, error) {
+	var e knownHostsEntry
+	w, rest := nextWord(line)
+	if w == markerCertAuthority || w == markerRevoked {
+		e.marker = w
+		w, rest = nextWord(rest)
+	}
+	if strings.HasPrefix(w, "@") {
+		return e, fmt.Errorf("unexpected marker %q", w)
+	}
+	if len(rest) == 0 {
+		return e, errors.New("missing host pattern")
+	}
+	keyType, rest := nextWord(rest)
+	if len(rest) == 0 {
+		return e, errors.New("missing key type pattern")
+	}
+	blob, _ := nextWord(rest)
+	raw, err := base64.StdEncoding.DecodeString(blob)
+	if err != nil {
+		return e, err
+	}
+	if e.key, err = ssh.ParsePublicKey(raw); err != nil {
+		return e, err
+	}
+	if e.key.Type() != keyType {
+		return e, fmt.Errorf("key type mismatch: found %q, want %q", e.key.Type(), keyType)
+	}
+	if e.marker == markerRevoked {
+		return e, nil // the host pattern of a @revoked line is not used
+	}
+	if strings.HasPrefix(w, "|") {
+		e.hashed, err = parseHashedHost(w)
+		return e, err
+	}
+	e.patterns, err = parseHostPatterns(w)
+	return e, err
+}
+
+// parseHostPatterns parses a comma-separated pattern list: "host", "[host]:port", "!host".
+func parseHostPatterns(list string) ([]hostPattern, error) {
+	var ps []hostPattern
+	for _, p := range strings.Split(list, ",") {
+		if p == "" {
+			continue
+		}
+		var hp hostPattern
+		if p[0] == '!' {
+			hp.negate, p = true, p[1:]
+			if p == "" {
+				return nil, errors.New("negation without following hostname")
+			}
+		}
+		var err error
+		hp.host, hp.port, err = net.SplitHostPort(p)
+		if err != nil {
+			if p[0] == '[' {
+				return nil, err
+			}
+			hp.host, hp.port = p, "22"
+		}
+		hp.host = strings.ToLower(hp.host) // ssh(1) matches host names in any case
+		ps = append(ps, hp)
+	}
+	return ps, nil
+}
+
+// parseHashedHost parses "|1|base64-salt|base64-hash".
+func parseHashedHost(s string) (*hashedHost, error) {
+	parts := strings.Split(s, "|")
+	if len(parts) != 4 {
+		return nil, fmt.Errorf("hashed host of %d components, want 3", len(parts)-1)
+	}
+	if parts[1] != "1" {
+		return nil, fmt.Errorf("hashed host of type %q, must be 1", parts[1])
+	}
+	salt, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil {
+		return nil, err
+	}
+	hash, err := base64.StdEncoding.DecodeString(parts[3])
+	if err != nil {
+		return nil, err
+	}
+	return &hashedHost{salt: salt, hash: hash}, nil
+}
+
+// matchHost reports whether the entry is for host (lower case) and port. In a pattern list, a
+// matching negated pattern excludes the host whatever the others say.
+func (e *knownHostsEntry) matchHost(host, port string) bool {
+	if e.hashed != nil {
+		// The name hashed is the host as ssh(1) looks it up: in lower case, "[host]:port"
+		// unless the port is 22.
+		mac := hmac.New(sha1.New, e.hashed.salt)
+		mac.Write([]byte(knownhosts.Normalize(net.JoinHostPort(host, port))))
+		return hmac.Equal(mac.Sum(nil), e.hashed.hash)
+	}
+	matched := false
+	for _, p := range e.patterns {
+		if p.port != port || !wildcardMatch(p.host, host) {
+			continue
+		}
+		if p.negate {
+			return false
+		}
+		matched = true
+	}
+	return matched
+}
+
+// wildcardMatch reports whether s matches pattern, where '*' matches any run of bytes (dots
+// included) and '?' any one byte. It backtracks only to the last '*', so it takes
+// O(len(pattern)*len(s)) whatever the pattern.
+func wildcardMatch(pattern, s string) bool {
+	p, i := 0, 0
+	star, mark := -1, 0 // the last '*' seen, and where in s its match ends so far
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p++
+			i++
+		case star >= 0:
+			mark++
+			p, i = star+1, mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}

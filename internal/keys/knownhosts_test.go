@@ -348,6 +348,74 @@ func TestKnownHostsConcurrentAdd(t *testing.T) {
 	}
 }
 
+// TestKnownHostsCaseInsensitive: host names in known_hosts match whatever their case, as in
+// ssh(1), so a pinned key written (or copied) with capitals still pins: another key is a changed
+// key, not an unknown host that trust on first use would let in.
+func TestKnownHostsCaseInsensitive(t *testing.T) {
+	pinned, other := publicOf(newKey(t)), publicOf(newKey(t))
+	kh := writeKnownHosts(t,
+		/* 1 */ khLine(t, "[Server.Example.ORG]:5513", pinned),
+		/* 2 */ khLine(t, "*.Wild.Example,!Bad.Wild.Example", pinned),
+		/* 3 */ khLine(t, "[FE80::1]:5513", pinned),
+	)
+	for _, host := range []string{"Server.Example.org:5513", "server.example.org:5513", "SERVER.EXAMPLE.ORG:5513"} {
+		if err := kh.Check(host, pinned); err != nil {
+			t.Errorf("Check(%s) with the pinned key = %v", host, err)
+		}
+		wantChanged(t, kh.Check(host, other), kh, "[server.example.org]:5513", 1, pinned)
+	}
+	if err := kh.Check("a.wild.example", pinned); err != nil {
+		t.Errorf("wildcard with capitals: Check = %v", err)
+	}
+	if err := kh.Check("bad.wild.example", pinned); !errors.Is(err, ErrUnknownHost) {
+		t.Errorf("negation with capitals: Check = %v, want ErrUnknownHost", err)
+	}
+	if err := kh.Check("[fe80::1]:5513", pinned); err != nil {
+		t.Errorf("IPv6 in capitals: Check = %v", err)
+	}
+}
+
+// TestKnownHostsCertAuthorityIsNotAHostKey: a key listed only as a @cert-authority may sign host
+// certificates; presented as a plain host key it is not known (ssh(1) asks, as for an unknown host).
+func TestKnownHostsCertAuthorityIsNotAHostKey(t *testing.T) {
+	ca, k1 := publicOf(newKey(t)), publicOf(newKey(t))
+	kh := writeKnownHosts(t,
+		/* 1 */ "@cert-authority [anything.example]:5513 "+authorizedLine(t, ca, ""),
+		/* 2 */ "@cert-authority *.example "+authorizedLine(t, ca, ""),
+		/* 3 */ khLine(t, "[pinned.example]:5513", k1),
+	)
+	if err := kh.Check("anything.example:5513", ca); !errors.Is(err, ErrUnknownHost) {
+		t.Errorf("CA key as the host key of a host with no entry: Check = %v, want ErrUnknownHost", err)
+	}
+	// A host with a pinned key: the CA key is just another key.
+	wantChanged(t, kh.Check("pinned.example:5513", ca), kh, "[pinned.example]:5513", 3, k1)
+}
+
+func TestWildcardMatch(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"", "", true},
+		{"", "a", false},
+		{"*", "", true},
+		{"*", "a.b.c", true},
+		{"a*", "a", true},
+		{"*.example", "a.b.example", true},
+		{"*.example", "example", false},
+		{"h?st", "host", true},
+		{"h?st", "hst", false},
+		{"a*b*c", "axxbyyc", true},
+		{"a*b*c", "axxbyy", false},
+		{"*a*a*a*a*a*a*a*b", strings.Repeat("a", 200), false},
+		{"host", "hosts", false},
+	} {
+		if got := wildcardMatch(tc.pattern, tc.s); got != tc.want {
+			t.Errorf("wildcardMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
+		}
+	}
+}
+
 // FuzzKnownHostsCheck checks that no known_hosts content makes Check panic
 // and that Check's answer is one of the documented ones.
 func FuzzKnownHostsCheck(f *testing.F) {

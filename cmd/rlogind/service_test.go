@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/session"
+)
+
+// notifySocket is a socket standing in for systemd's NOTIFY_SOCKET.
+type notifySocket struct {
+	path string
+	pc   *net.UnixConn
+}
+
+func newNotifySocket(t *testing.T) *notifySocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	return &notifySocket{path: path, pc: pc}
+}
+
+// expect waits for the next notification and checks that it starts with want.
+func (n *notifySocket) expect(t *testing.T, want string, log *lockedBuffer) {
+	t.Helper()
+	buf := make([]byte, 1024)
+	_ = n.pc.SetReadDeadline(time.Now().Add(shortTimeout))
+	k, err := n.pc.Read(buf)
+	if err != nil {
+		t.Fatalf("waiting for %q from the daemon: %v\n%s", want, err, log.String())
+	}
+	if !strings.HasPrefix(string(buf[:k]), want) {
+		t.Fatalf("notification %q, want %q...", buf[:k], want)
+	}
+}
+
+// TestSocketActivation starts rlogind as systemd does for rlogind.socket (Accept=no): a
+// listening socket at descriptor 3, LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, NOTIFY_SOCKET. It
+// serves a full login on that socket, reloads on SIGHUP and stops on SIGTERM, telling
+// systemd each time.
+func TestSocketActivation(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	f, err := l.(*net.TCPListener).File()
+	_ = l.Close() // f still holds the socket, listening
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	notify := newNotifySocket(t)
+	home := t.TempDir()
+	// LISTEN_PID is the daemon's own pid: the shell's, which exec keeps.
+	script := `export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=rlogind.socket; exec "$0" -config none -user-mode -addr unix:/nonexistent/ignored`
+	d := startProc(t, home, script, nil, []string{"NOTIFY_SOCKET=" + notify.path}, []*os.File{f})
+	_ = f.Close()
+	notify.expect(t, "READY=1", d.log)
+	// The log comes through a pipe: it may arrive after the notification.
+	waitLog(t, d, regexp.QuoteMeta(`msg="socket activation: serving the sockets systemd passed" addrs=`+addr+" names=rlogind.socket"))
+
+	_, in, out, done := loginAt(t, "tcp:"+addr, home, d.log)
+	if _, err := io.WriteString(in, "echo ENV:$LISTEN_FDS:$NOTIFY_SOCKET:END; exit 5\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !isExit(err, 5) {
+		t.Fatalf("session: %v, want exit status 5", err)
+	}
+	done <- nil // for the cleanup
+	if !strings.Contains(out.String(), "ENV::"+":END") {
+		t.Errorf("the shell sees systemd's variables: %q", out.String())
+	}
+
+	d.signal(t, syscall.SIGHUP)
+	notify.expect(t, "RELOADING=1\nMONOTONIC_USEC=", d.log)
+	notify.expect(t, "READY=1", d.log)
+	// A second login after the reload, on the same socket.
+	_, in, _, done = loginAt(t, "tcp:"+addr, home, d.log)
+	if _, err := io.WriteString(in, "exit 6\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !isExit(err, 6) {
+		t.Fatalf("session after the reload: %v, want exit status 6", err)
+	}
+	done <- nil
+
+	d.signal(t, syscall.SIGTERM)
+	notify.expect(t, "STOPPING=1", d.log)
+	d.waitExit(t)
+	waitLog(t, d, `configuration reloaded; nothing changed`)
+}
+
+func isExit(err error, status int) bool {
+	var ee *session.ExitError
+	return errors.As(err, &ee) && ee.Status == status
+}
+
+// TestSIGHUPReload: SIGHUP re-reads the configuration file; a broken file is logged and the
+// daemon goes on with the configuration it has.
+func TestSIGHUPReload(t *testing.T) {
+	home := t.TempDir()
+	conf := filepath.Join(home, "rlogind.conf")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("login-grace-time 20s\n")
+	sock := filepath.Join(home, "sock")
+	d := startProc(t, home, `exec "$0" -config "$1" -user-mode -addr "unix:$2"`, []string{conf, sock}, nil, nil)
+	d.sock = sock
+	waitLog(t, d, `serving logins`)
+	_, in, out, done := d.login(t)
+	if _, err := io.WriteString(in, "echo UP$((1+1))\n"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, out, `UP2`)
+
+	write("login-grace-time 40s\nmax-sessions 3\n")
+	d.signal(t, syscall.SIGHUP)
+	waitLog(t, d, `msg="configuration reloaded" login_grace_time="20s -> 40s" max_sessions="512 -> 3"`)
+	write("login-grace-time forty\n")
+	d.signal(t, syscall.SIGHUP)
+	waitLog(t, d, `reload failed; keeping the current configuration.*login-grace-time`)
+
+	if _, err := io.WriteString(in, "echo STILL$((2+3)); exit 0\n"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, out, `STILL5`)
+	if err := <-done; err != nil {
+		t.Fatalf("session across reloads: %v", err)
+	}
+	done <- nil
+	d.signal(t, syscall.SIGTERM)
+	d.waitExit(t)
+}
+
+// waitLog waits until the daemon's log matches re.
+func waitLog(t *testing.T, d *daemonProc, re string) {
+	t.Helper()
+	expect(t, d.log, re)
+}
+
+// TestConfigErrorExitStatus: a broken configuration file stops rlogind at once with status 2.
+func TestConfigErrorExitStatus(t *testing.T) {
+	home := t.TempDir()
+	conf := filepath.Join(home, "rlogind.conf")
+	if err := os.WriteFile(conf, []byte("max-sessions 3\nNoSuchThing 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startProc(t, home, `exec "$0" -config "$1"`, []string{conf}, nil, nil)
+	select {
+	case <-d.done:
+	case <-time.After(shortTimeout):
+		t.Fatal("rlogind still running with a broken configuration file")
+	}
+	var ee *exec.ExitError
+	if !errors.As(d.err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("rlogind: %v, want exit status 2", d.err)
+	}
+	if want := `rlogind: daemon: ` + conf + `: line 2: unknown keyword "NoSuchThing"`; !strings.Contains(d.log.String(), want) {
+		t.Errorf("output %q lacks %q", d.log.String(), want)
+	}
+}
+
+// inetdBinary is Debian's openbsd-inetd.
+const inetdBinary = "/usr/sbin/inetd"
+
+// TestInetd runs rlogind -inetd under a real inetd (Debian's openbsd-inetd) on a spare loopback
+// port: each connection gets its own rlogind, with the socket as descriptors 0, 1 and 2, and a
+// full login works. inetd makes standard error the socket, so the log goes to -log-file.
+func TestInetd(t *testing.T) {
+	if _, err := os.Stat(inetdBinary); err != nil {
+		t.Skipf("no inetd (Debian package openbsd-inetd): %v", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("inetd runs its services as the user its configuration names: needs root")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	dot := filepath.Join(home, ".rlogin")
+	hostKeyPath := filepath.Join(dot, "rlogind_host_ed25519_key")
+	if _, _, err := keys.LoadOrCreate(hostKeyPath); err != nil {
+		t.Fatal(err)
+	}
+	userKey, _, err := keys.LoadOrCreate(filepath.Join(dot, "id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authPath := filepath.Join(dot, "authorized_keys")
+	if err := os.WriteFile(authPath, keys.MarshalAuthorizedKey(userKey.Public().(ed25519.PublicKey), "test"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(home, "rlogind.log")
+
+	inetd, addr := startInetd(t, home, func(addr string) string {
+		// inetd drops HOME from the environment it passes: env sets it again.
+		return fmt.Sprintf("%s stream tcp nowait %s /usr/bin/env env HOME=%s %s=1 %s -inetd -config none -user-mode -log-file %s\n",
+			addr, u.Username, home, asDaemonEnv, exe, logPath)
+	})
+	logBuf := &lockedBuffer{}
+	readLog := func() string {
+		data, _ := os.ReadFile(logPath)
+		logBuf.mu.Lock()
+		logBuf.buf.Reset()
+		logBuf.buf.Write(data)
+		logBuf.mu.Unlock()
+		return string(data)
+	}
+	// Two logins at once: two rlogind processes.
+	_, in1, out1, done1 := loginAt(t, "tcp:"+addr, home, logBuf)
+	_, in2, out2, done2 := loginAt(t, "tcp:"+addr, home, logBuf)
+	for _, s := range []struct {
+		in   io.Writer
+		out  *lockedBuffer
+		code int
+	}{{in1, out1, 7}, {in2, out2, 8}} {
+		if _, err := fmt.Fprintf(s.in, "echo PID=$PPID:$((40+2)); exit %d\n", s.code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done1; !isExit(err, 7) {
+		t.Fatalf("first session: %v, want exit status 7\nlog:\n%s\ninetd:\n%s", err, readLog(), inetd.String())
+	}
+	if err := <-done2; !isExit(err, 8) {
+		t.Fatalf("second session: %v, want exit status 8\nlog:\n%s", err, readLog())
+	}
+	done1 <- nil
+	done2 <- nil
+	p1, p2 := expect(t, out1, `PID=(\d+):42`)[1], expect(t, out2, `PID=(\d+):42`)[1]
+	if p1 == p2 {
+		t.Errorf("both sessions ran under one rlogind (%s)", p1)
+	}
+	// Each rlogind exits after its connection: inetd reaps them.
+	deadline := time.Now().Add(shortTimeout)
+	for {
+		log := readLog()
+		if strings.Count(log, `msg="session ended"`) == 2 && strings.Contains(log, "status=7") && strings.Contains(log, "status=8") &&
+			!pidAlive(p1) && !pidAlive(p2) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions not logged as ended, or rlogind still running:\n%s", log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(out1.String(), "level=") || strings.Contains(out2.String(), "level=") {
+		t.Errorf("log lines reached the client: %q %q", out1.String(), out2.String())
+	}
+}
+
+// pidAlive reports whether process pid exists and is not a zombie.
+func pidAlive(pid string) bool {
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(data), ')')
+	return i >= 0 && i+2 < len(data) && data[i+2] != 'Z'
+}
+
+// startInetd runs inetd in the foreground (-d) with a configuration conf(addr) for a spare
+// loopback port, and returns its output and the address once it accepts connections.
+func startInetd(t *testing.T, dir string, conf func(addr string) string) (*lockedBuffer, string) {
+	t.Helper()
+	for try := 0; ; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		confPath := filepath.Join(dir, "inetd.conf")
+		if err := os.WriteFile(confPath, []byte(conf(addr)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := &lockedBuffer{}
+		cmd := exec.Command(inetdBinary, "-d", confPath)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			_ = cmd.Wait()
+			close(done)
+		}()
+		stop := func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(shortTimeout):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		}
+		if waitInetd(addr, done) {
+			t.Cleanup(stop)
+			return out, addr
+		}
+		stop()
+		if try == 2 {
+			t.Fatalf("inetd does not serve %s:\n%s", addr, out.String())
+		}
+	}
+}
+
+// waitInetd waits until inetd accepts on addr: a connection that gets a mailbox reply (the
+// rlogind it starts answers HELP).
+func waitInetd(addr string, exited <-chan struct{}) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.SetDeadline(time.Now().Add(shortTimeout))
+			_, _ = io.WriteString(c, "HELP\r\n")
+			line, err := bufio.NewReader(c).ReadString('\n')
+			_ = c.Close()
+			return err == nil && line == "login\r\n"
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}

@@ -1,0 +1,237 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rlogin-go/rlogin/session/classic"
+)
+
+// Privileged source ports, as rresvport(3) picks them: classic servers trust .rhosts only for
+// connections from these (they prove the client runs as root on its host, for what that is
+// worth).
+const (
+	privPortHigh = 1023
+	privPortLow  = 512
+)
+
+// plaintextWarning is printed before every classic login.
+const plaintextWarning = "rlogin: warning: classic rlogin (-c) is not encrypted: your password and the whole session " +
+	"cross the network in plaintext, and the server's identity is not checked\n"
+
+// runClassic is a run with -c: the classic protocol of RFC 1282 (package session/classic), from a
+// privileged port if one can be bound, then the same terminal handling, escapes and signals as a
+// secure session.
+func (r *runner) runClassic(ctx context.Context) int {
+	fmt.Fprint(r.stderr, plaintextWarning)
+	local, err := r.localUser()
+	if err != nil {
+		return r.fail(err)
+	}
+	user := r.opts.User
+	if user == "" {
+		user = local
+	}
+	if r.inTTY {
+		// Made now, so that the client's flow-control callback has it from the start.
+		r.tty = newRawTerminal(r.inFd)
+		r.tty.localFlow = !r.opts.EightBit
+		r.tty.flowOn = true
+	}
+	sess, stdin, err := r.loginClassic(ctx, local, user)
+	if err != nil {
+		return r.fail(err)
+	}
+	r.sess = sess
+	return r.interact(ctx, stdin)
+}
+
+// loginClassic dials and sends the handshake; it returns the started client.
+func (r *runner) loginClassic(ctx context.Context, local, user string) (*classic.Client, io.WriteCloser, error) {
+	host, port := r.opts.Host, r.opts.Port
+	hostport := net.JoinHostPort(host, strconv.Itoa(port))
+	timeout := r.cfg.ConnectTimeout
+	if timeout <= 0 {
+		timeout = DefaultConnectTimeout
+	}
+	r.debugf("connecting to %s (classic rlogin)", hostport)
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	conn, err := r.dialClassic(dctx, hostport)
+	cancel()
+	if err != nil {
+		return nil, nil, &connectError{msg: dialMessage(host, port, err), err: err}
+	}
+	r.debugf("connected from %s to %s; logging in as %s (local user %s)", conn.LocalAddr(), conn.RemoteAddr(), user, local)
+
+	req := classic.Request{ClientUser: local, ServerUser: user, Term: r.getenv("TERM"), Speed: r.terminalSpeed()}
+	if !classic.ValidUserName(local) {
+		_ = conn.Close()
+		return nil, nil, &connectError{msg: fmt.Sprintf("your local user name %q cannot be sent in a classic rlogin handshake", local)}
+	}
+	if !classic.ValidUserName(user) {
+		_ = conn.Close()
+		return nil, nil, &connectError{msg: fmt.Sprintf("invalid remote user name %q (letters, digits, '.', '_', '-', not starting with '-', at most %d bytes)", user, classic.MaxUserLen)}
+	}
+	if _, err := classic.AppendRequest(nil, &req); err != nil {
+		r.debugf("TERM %q cannot be sent; sending dumb", req.Term)
+		req.Term = "dumb"
+	}
+	if req.Term == "" {
+		req.Term = "dumb"
+	}
+	c := classic.NewClient(conn, req)
+	// The output is held until interact has put the terminal in raw mode: a password prompt
+	// shown before would let the password echo locally if the user typed it at once.
+	held := &heldWriter{w: r.stdout, ready: make(chan struct{})}
+	var release sync.Once
+	r.releaseOutput = func() { release.Do(func() { close(held.ready) }) }
+	c.Stdout = held
+	c.Window = r.windowSize()
+	if r.outTTY {
+		fd := r.outFd
+		c.OnFlush = func() { flushOutput(fd) }
+	}
+	if tty := r.tty; tty != nil && !r.opts.EightBit {
+		c.OnFlowControl = func(on bool) {
+			r.debugf("server: local ^S/^Q flow control on: %v", on)
+			tty.setLocalFlow(on)
+		}
+	}
+	stdin, _ := c.StdinPipe()
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(timeout, func() {
+		timedOut.Store(true)
+		_ = c.Close()
+	})
+	err = c.Start()
+	timer.Stop()
+	if err != nil {
+		var refused *classic.RefusedError
+		switch {
+		case errors.As(err, &refused):
+			return nil, nil, &connectError{msg: fmt.Sprintf("%s refused the login: %s", host, refused.Reason), err: err}
+		case timedOut.Load():
+			return nil, nil, &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: err}
+		}
+		return nil, nil, &connectError{msg: fmt.Sprintf("login to %s failed: %v", host, err), err: err}
+	}
+	if timedOut.Load() {
+		return nil, nil, &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: context.DeadlineExceeded}
+	}
+	r.debugf("the server accepted the connection")
+	return c, stdin, nil
+}
+
+// heldWriter passes writes to w once ready is closed.
+type heldWriter struct {
+	w     io.Writer
+	ready chan struct{}
+}
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	<-h.ready
+	return h.w.Write(p)
+}
+
+// dialClassic connects to hostport from a privileged port (1023 down to 512, the first free one),
+// as rresvport(3) does, so that the server may apply .rhosts trust. If rlogin may not bind such a
+// port (it is not root) or none is free, it says so on stderr and connects from an ordinary port:
+// the server then asks for a password, or refuses the connection.
+func (r *runner) dialClassic(ctx context.Context, hostport string) (net.Conn, error) {
+	reason := ""
+ports:
+	for port := privPortHigh; port >= privPortLow; port-- {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{Port: port}, Control: reuseAddr}
+		c, err := d.DialContext(ctx, "tcp", hostport)
+		switch {
+		case err == nil:
+			return c, nil
+		case errors.Is(err, syscall.EADDRINUSE), errors.Is(err, syscall.EADDRNOTAVAIL):
+			continue // taken, or that exact connection is still in TIME_WAIT: the next one
+		case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+			reason = "rlogin is not running as root"
+			break ports
+		default:
+			return nil, err
+		}
+	}
+	if reason == "" {
+		reason = "none is free"
+	}
+	fmt.Fprintf(r.stderr, "rlogin: cannot bind a privileged source port (%d-%d): %s; connecting from an "+
+		"ordinary port, so the server cannot use .rhosts trust (it asks for a password, or refuses)\n",
+		privPortLow, privPortHigh, reason)
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", hostport)
+}
+
+// reuseAddr sets SO_REUSEADDR, so a privileged port whose last connection is in TIME_WAIT can be
+// bound again (connect still fails for the very same connection, and the next port is tried).
+func reuseAddr(network, address string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// terminalSpeed is the output speed of the user's terminal in bits per second, for the
+// handshake's "term/speed"; 38400 when there is no terminal.
+func (r *runner) terminalSpeed() string {
+	fd := r.inFd
+	if !r.inTTY {
+		if !r.outTTY {
+			return "38400"
+		}
+		fd = r.outFd
+	}
+	tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return "38400"
+	}
+	if s, ok := baudRate(tio.Cflag & unix.CBAUD); ok {
+		return strconv.Itoa(s)
+	}
+	return "38400"
+}
+
+// baudRate maps a termios speed code to bits per second.
+func baudRate(code uint32) (int, bool) {
+	switch code {
+	case unix.B1200:
+		return 1200, true
+	case unix.B2400:
+		return 2400, true
+	case unix.B4800:
+		return 4800, true
+	case unix.B9600:
+		return 9600, true
+	case unix.B19200:
+		return 19200, true
+	case unix.B38400:
+		return 38400, true
+	case unix.B57600:
+		return 57600, true
+	case unix.B115200:
+		return 115200, true
+	case unix.B230400:
+		return 230400, true
+	case unix.B460800:
+		return 460800, true
+	case unix.B921600:
+		return 921600, true
+	}
+	return 0, false
+}

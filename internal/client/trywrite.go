@@ -1,0 +1,68 @@
+package client
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// openNonblocking opens the terminal behind fd once more, non-blocking, so that TryWrite can
+// write to it without waiting; the caller closes it with closeNonblocking. Without it (standard
+// output is not a terminal, or the open fails) TryWrite takes nothing and every byte goes
+// through Write.
+func (o *outputWriter) openNonblocking(fd int) {
+	name, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return
+	}
+	nfd, err := unix.Open(name, unix.O_WRONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Fstat(nfd, &b) != nil || a.Rdev != b.Rdev || a.Mode&unix.S_IFMT != unix.S_IFCHR {
+		_ = unix.Close(nfd)
+		return
+	}
+	o.mu.Lock()
+	o.nbfd = nfd + 1
+	o.mu.Unlock()
+}
+
+func (o *outputWriter) closeNonblocking() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.nbfd > 0 {
+		_ = unix.Close(o.nbfd - 1)
+		o.nbfd = 0
+	}
+}
+
+// TryWrite writes what the terminal takes now, without waiting; session.Client writes remote
+// output through it first, so that output the terminal keeps up with needs no hop between
+// goroutines. It returns n < len(p) and a nil error when the terminal's output buffer is full.
+func (o *outputWriter) TryWrite(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.nbfd == 0 || len(p) == 0 {
+		return 0, nil
+	}
+	n := 0
+	for n < len(p) {
+		m, err := unix.Write(o.nbfd-1, p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			return n, fmt.Errorf("client: write: %w", err)
+		}
+		n += m
+	}
+	o.noteWritten(p[:n])
+	return n, nil
+}

@@ -1,0 +1,516 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/pty"
+	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/session/classic"
+	"github.com/rlogin-go/rlogin/transport"
+)
+
+// Classic rlogin: with Config.Classic.Enabled the daemon also serves clients of BSD rlogin's own
+// protocol (RFC 1282, package session/classic), such as netkit rlogin, on the same port: the
+// Mux hands it the conns whose first byte is NUL. The protocol is plaintext and has no server
+// authentication; the daemon logs a warning saying so when it starts.
+//
+// Authentication, System mode (root): the password, asked by login(1) on the session's
+// terminal behind the password gate (gate_linux.go), as in.rlogind does when no trust applies.
+// With Classic.TrustRhosts, a client connecting from a privileged port (512-1023) whose host and
+// user are listed in /etc/hosts.equiv or the user's ~/.rhosts logs in without a password
+// (login -f); never root, unless Classic.TrustRhostsRoot. PermitRootLogin applies as to secure
+// logins ("prohibit-password" allows root only through trust).
+//
+// User mode: classic clients are refused unless Classic.AllowUserMode; even then a user-mode
+// daemon cannot check a password (login(1) needs root), so the only way in is .rhosts trust of
+// the daemon's own user, with TrustRhosts.
+
+// ClassicConfig configures the classic rlogin service. The zero value is off.
+type ClassicConfig struct {
+	// Enabled serves classic rlogin clients (first byte NUL) on the daemon's port.
+	Enabled bool
+	// TrustRhosts lets clients from privileged ports (512-1023) log in without a password when
+	// /etc/hosts.equiv or the user's ~/.rhosts lists their host and user. Insecure anywhere an
+	// attacker can use a privileged port or an address of a trusted host.
+	TrustRhosts bool
+	// TrustRhostsRoot lets TrustRhosts apply to root too (through /root/.rhosts only; never
+	// hosts.equiv), if PermitRootLogin allows root at all.
+	TrustRhostsRoot bool
+	// AllowUserMode serves classic clients in user mode (not System), with .rhosts trust as the
+	// only way in.
+	AllowUserMode bool
+}
+
+// addClassicFlags adds the classic service's flags (and configuration keywords) to set.
+func addClassicFlags(set *flag.FlagSet, c *ClassicConfig) {
+	set.BoolVar(&c.Enabled, "classic", false, "also serve classic rlogin clients (RFC 1282: netkit rlogin, rlogin -c) on the same port; UNENCRYPTED: passwords and sessions in plaintext; passwords are asked by login(1) (root only)")
+	set.BoolVar(&c.TrustRhosts, "classic-trust-rhosts", false, "with -classic: no password for clients from privileged ports (512-1023) listed in /etc/hosts.equiv or ~/.rhosts (insecure outside a closed network)")
+	set.BoolVar(&c.TrustRhostsRoot, "classic-trust-rhosts-root", false, "with -classic-trust-rhosts: let ~root/.rhosts trust apply to root too")
+	set.BoolVar(&c.AllowUserMode, "classic-user-mode", false, "with -classic, when not run as root: serve classic clients for your own user, by .rhosts trust only (-classic-trust-rhosts)")
+}
+
+// Classic refusal messages: a classic client prints them as they are.
+const (
+	classicDenied     = "Permission denied."
+	classicNotServed  = "classic rlogin is not served here in user mode; use rlogin without -c"
+	classicNoPassword = "this rlogind runs as a user and cannot check passwords; only .rhosts trust can log you in"
+	classicStopping   = "service stopping"
+	classicNoShell    = "cannot start a shell"
+	classicTooMany    = "too many sessions; try again later"
+)
+
+// Paths of the trust files.
+const (
+	hostsEquivPath = "/etc/hosts.equiv"
+	rhostsName     = ".rhosts"
+)
+
+// The terminal size until the client's first window message, which normally follows the window
+// request at once.
+const (
+	classicDefaultRows = 24
+	classicDefaultCols = 80
+)
+
+// methodRhosts is the authentication method logged for .rhosts and hosts.equiv trust.
+const methodRhosts = "rhosts"
+
+// withClassic, when the classic service is enabled, makes the daemon's one port serve every
+// kind of client (docs/protocol.md, "One port for all"): it announces on mux the listeners for
+// classic clients (first byte NUL) and for TLS clients that name no mailbox (first byte 0x16),
+// and returns the listener serve accepts from: mb's conns, the direct TLS ones (handled as mb's)
+// and the classic ones (marked as classicConn, which handle passes to handleClassic).
+func (s *Server) withClassic(mux *transport.Mux, mb net.Listener) (net.Listener, error) {
+	if !s.cfg.Classic.Enabled {
+		return mb, nil
+	}
+	cl, err := mux.AnnounceFirstByte(transport.FirstByteClassic)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	tl, err := mux.AnnounceFirstByte(transport.FirstByteTLS)
+	if err != nil {
+		_ = cl.Close()
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	attrs := []any{"trust_rhosts", s.cfg.Classic.TrustRhosts, "trust_rhosts_root", s.cfg.Classic.TrustRhostsRoot}
+	if !s.cfg.System && !s.cfg.Classic.AllowUserMode {
+		s.log.Warn("classic rlogin enabled, but refused in user mode (see -classic-user-mode)")
+	}
+	s.log.Warn("classic rlogin (RFC 1282) enabled: this service is UNENCRYPTED, passwords and sessions cross the network in plaintext and the server is not authenticated", attrs...)
+	return newMergedListener(mb, tl, cl), nil
+}
+
+// classicConn marks a conn from the classic listener.
+type classicConn struct{ net.Conn }
+
+// NetConn returns the wrapped conn (for startupOf and the urgent data's socket).
+func (c classicConn) NetConn() net.Conn { return c.Conn }
+
+// NetConn returns the raw conn, so that wrappers' users can reach the socket (classic rlogin's
+// urgent data needs it).
+func (c *startupConn) NetConn() net.Conn { return c.Conn }
+
+// mergedListener accepts from the login mailbox, the direct TLS listener and the classic
+// listener. Its Accept fails only once all have failed (the Mux closed them), so its pumps have
+// ended when the accept loop ends.
+type mergedListener struct {
+	net.Listener // the mailbox: Addr
+	all          []net.Listener
+	ch           chan acceptResult
+	ended        int // pumps that ended; only Accept's goroutine touches it
+}
+
+type acceptResult struct {
+	conn net.Conn
+	err  error // non-nil: the pump ended
+}
+
+func newMergedListener(mb, tl, cl net.Listener) *mergedListener {
+	m := &mergedListener{Listener: mb, all: []net.Listener{mb, tl, cl}, ch: make(chan acceptResult)}
+	plain := func(c net.Conn) net.Conn { return c }
+	go m.pump(mb, plain)
+	go m.pump(tl, plain)
+	go m.pump(cl, func(c net.Conn) net.Conn { return classicConn{c} })
+	return m
+}
+
+// pump accepts from l until it fails, passing the conns on; its last message is the failure.
+func (m *mergedListener) pump(l net.Listener, wrap func(net.Conn) net.Conn) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			m.ch <- acceptResult{err: err}
+			return
+		}
+		m.ch <- acceptResult{conn: wrap(c)}
+	}
+}
+
+// Accept returns the next conn of any listener; once all have failed, an error matching
+// net.ErrClosed. Call it from one goroutine until it fails.
+func (m *mergedListener) Accept() (net.Conn, error) {
+	for m.ended < len(m.all) {
+		r := <-m.ch
+		if r.err == nil {
+			return r.conn, nil
+		}
+		m.ended++
+		if !errors.Is(r.err, net.ErrClosed) {
+			// A listener failed for another reason: close the others too, so that Accept
+			// does not wait for ever.
+			_ = m.Close()
+		}
+	}
+	return nil, fmt.Errorf("daemon: accept: %w", net.ErrClosed)
+}
+
+// Close closes all the listeners.
+func (m *mergedListener) Close() error {
+	var first error
+	for _, l := range m.all {
+		if err := l.Close(); err != nil && first == nil && !errors.Is(err, net.ErrClosed) {
+			first = err
+		}
+	}
+	return first
+}
+
+// handleClassic runs one classic conn from the handshake to the end of its session; it owns
+// conn. Everything before the session starts runs under the login grace deadline.
+func (s *Server) handleClassic(ctx context.Context, id uint64, conn net.Conn) {
+	log := s.log.With("conn", id, "remote", conn.RemoteAddr().String(), "protocol", "classic")
+	log.Info("connection accepted (classic rlogin, unencrypted)")
+	deadline := acceptedAt(conn, time.Now()).Add(s.cfg.LoginGraceTime)
+	_ = conn.SetDeadline(deadline)
+	stopAbort := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stopAbort()
+
+	srv := classic.NewServerConn(conn)
+	req, err := srv.ReadRequest()
+	if err != nil {
+		var he *classic.HandshakeError
+		if errors.As(err, &he) || errors.Is(err, classic.ErrNotClassic) {
+			// Refused and closed by ReadRequest.
+			log.Warn("login refused: bad classic handshake", "err", sanitize.Text(err.Error()))
+			s.authFailed(conn)
+			return
+		}
+		s.logLoginError(ctx, log, "classic handshake", err)
+		_ = srv.Close()
+		return
+	}
+	// The names passed the handshake's checks (portable user names), so they log as they are.
+	log = log.With("user", req.ServerUser, "client_user", req.ClientUser)
+	lg, reason, ok := s.authorizeClassic(log, conn, req)
+	if !ok {
+		s.authFailed(conn)
+		_ = srv.Refuse(reason)
+		return
+	}
+	ended, refusal := s.authenticated(conn)
+	defer ended()
+	if refusal != "" {
+		_ = srv.Refuse(classicTooMany)
+		return
+	}
+	if !stopAbort() {
+		ended()
+		_ = srv.Refuse(classicStopping)
+		return
+	}
+	sreq := &session.Request{User: req.ServerUser, Term: req.Term, Window: session.WindowSize{Rows: classicDefaultRows, Cols: classicDefaultCols}}
+	var cmd *exec.Cmd
+	var p *pty.PTY
+	if lg != nil {
+		cmd, p, err = s.startClassicLogin(log, sreq, lg, peerHost(conn.RemoteAddr()))
+	} else {
+		cmd, p, err = s.startShell(log, sreq)
+	}
+	if err != nil {
+		log.Error("cannot start the session", "program", s.program(lg), "err", err)
+		ended()
+		_ = srv.Refuse(classicNoShell)
+		return
+	}
+	s.setShell(id, cmd, p)
+	log = log.With("pid", p.Pid())
+	var term classic.Terminal = ptyTerminal{p}
+	finish := func() {}
+	if lg != nil {
+		var st session.Terminal
+		st, finish, err = s.loginSession(log, p, lg, deadline)
+		if err == nil {
+			var ok bool
+			if term, ok = st.(classic.Terminal); !ok {
+				err = errors.New("daemon: the login terminal cannot serve classic rlogin")
+			}
+		}
+		if err != nil {
+			log.Error("cannot start the session", "err", err)
+			ended()
+			_ = srv.Refuse(classicNoShell)
+			p.Hangup()
+			_ = p.Close()
+			_, _ = p.Wait()
+			return
+		}
+		log = log.With("method", lg.method)
+	}
+	log.Info("session started", "term", req.Term)
+	start := time.Now()
+	_ = conn.SetDeadline(time.Time{})
+	state, err := srv.Serve(ctx, term)
+	finish()
+	ended()
+	_ = srv.Close()
+	_ = p.Close()
+	if state == nil {
+		state, _ = p.Wait()
+	}
+	attrs := []any{"duration", time.Since(start).Round(time.Millisecond)}
+	attrs = append(attrs, exitAttrs(state)...)
+	if err != nil {
+		attrs = append(attrs, "err", sanitize.Text(err.Error()))
+	}
+	log.Info("session ended", attrs...)
+}
+
+// authorizeClassic decides a classic login. It returns the System login to start (nil in user
+// mode: the daemon's own shell), or the refusal's reason.
+func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.Request) (*systemLogin, string, bool) {
+	if !validUserName(req.ServerUser) || !validUserName(req.ClientUser) { // checked by the handshake already
+		log.Warn("login refused", "reason", errInvalidUser.Error())
+		return nil, classicDenied, false
+	}
+	peer, privileged := classicPeer(conn.RemoteAddr())
+	c := s.cfg.Classic
+	if !c.Enabled { // turned off by a reload since the listener was announced
+		log.Warn("login refused", "reason", "classic rlogin is turned off")
+		return nil, classicDenied, false
+	}
+	if !s.cfg.System {
+		switch {
+		case !c.AllowUserMode:
+			log.Warn("login refused", "reason", "classic rlogin is refused in user mode")
+			return nil, classicNotServed, false
+		case req.ServerUser != s.user:
+			log.Warn("login refused", "reason", "this rlogind serves only user "+s.user)
+			return nil, classicDenied, false
+		case !c.TrustRhosts:
+			log.Warn("login refused", "reason", "user mode has no password check and .rhosts trust is off")
+			return nil, classicNoPassword, false
+		}
+		u := &systemUser{name: s.user, uid: s.uid, home: s.home}
+		if why := s.rhostsTrust(log, u, req.ClientUser, peer, privileged); why != "" {
+			log.Warn("authentication failed", "method", methodRhosts, "reason", why)
+			return nil, classicNoPassword, false
+		}
+		log.Info("authentication succeeded", "method", methodRhosts)
+		return nil, "", true
+	}
+	u, err := lookupUser(req.ServerUser)
+	if err != nil {
+		log.Warn("login refused", "reason", "no such user", "err", err)
+		return nil, classicDenied, false
+	}
+	root := u.uid == 0
+	if root && s.cfg.PermitRootLogin == PermitRootNo {
+		log.Warn("login refused", "reason", "root login not permitted (permit-root-login no)")
+		return nil, classicDenied, false
+	}
+	lg := &systemLogin{user: u, method: methodPassword}
+	why := "trust is off"
+	if c.TrustRhosts && (!root || c.TrustRhostsRoot) {
+		why = s.rhostsTrust(log, u, req.ClientUser, peer, privileged)
+	} else if c.TrustRhosts {
+		why = "trust does not apply to root"
+	}
+	if why == "" {
+		lg.method = methodRhosts
+		log.Info("authentication succeeded", "method", methodRhosts)
+	} else {
+		if root && s.cfg.PermitRootLogin == PermitRootProhibitPassword {
+			log.Warn("login refused", "reason", "root login by password not permitted (permit-root-login prohibit-password)", "rhosts", why)
+			return nil, classicDenied, false
+		}
+		log.Info("no trust; login(1) asks for the password", "method", methodPassword, "rhosts", why)
+	}
+	if !root {
+		if msg, ok := nologinMessage(runNologin, etcNologin); ok {
+			log.Warn("login refused", "reason", "nologin", "message", sanitize.Text(msg))
+			return nil, msg, false
+		}
+	}
+	return lg, "", true
+}
+
+// startClassicLogin starts login(1) for lg as startLogin does, with -f for a trusted (rhosts)
+// login.
+func (s *Server) startClassicLogin(log *slog.Logger, req *session.Request, lg *systemLogin, host string) (*exec.Cmd, *pty.PTY, error) {
+	args, err := loginArgs(host, lg.method == methodRhosts, lg.user.name)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := &exec.Cmd{
+		Path: s.cfg.LoginProgram,
+		Args: args,
+		Env:  loginEnv(terminalType(req.Term), nil),
+		Dir:  "/",
+	}
+	p, err := pty.Start(cmd, ptySize(req.Window))
+	return cmd, p, err
+}
+
+// classicPeer returns the client's address and whether its port is privileged (512-1023, as
+// rresvport(3) binds them).
+func classicPeer(addr net.Addr) (netip.Addr, bool) {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	ap := ta.AddrPort()
+	return ap.Addr().Unmap(), ap.Port() >= 512 && ap.Port() <= 1023
+}
+
+// rhostsTrust reports why the client user ruser at peer is not trusted to log in as u without
+// a password, or "" if it is: the connection comes from a privileged port, and /etc/hosts.equiv
+// (not for root) or u's ~/.rhosts lists the peer's host and ruser (see rhostsAllows).
+func (s *Server) rhostsTrust(log *slog.Logger, u *systemUser, ruser string, peer netip.Addr, privileged bool) string {
+	if !privileged || !peer.IsValid() {
+		return "the client's port is not privileged (512-1023)"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lookup := func(host string) []netip.Addr {
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return nil
+		}
+		return ips
+	}
+	files := []string{filepath.Join(u.home, rhostsName)}
+	if u.uid != 0 {
+		files = append([]string{hostsEquivPath}, files...)
+	}
+	for _, path := range files {
+		lines, err := readTrustFile(path, u.uid)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			log.Warn("trust file not used", "err", err)
+			continue
+		}
+		if rhostsAllows(lines, path == hostsEquivPath, u.name, ruser, peer, lookup) {
+			log.Info("trusted by "+path, "peer", peer.String())
+			return ""
+		}
+	}
+	return "no trust file lists the client's host and user"
+}
+
+// readTrustFile reads a trust file, which must be a regular file (not a symbolic link) owned by
+// uid or root and not writable by group or others, as ruserok(3) requires.
+func readTrustFile(path string, uid int) ([]string, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("daemon: %s is not a regular file", path)
+	case !ok || (int(st.Uid) != uid && st.Uid != 0):
+		return nil, fmt.Errorf("daemon: %s is not owned by the user or root", path)
+	case fi.Mode().Perm()&0o022 != 0:
+		return nil, fmt.Errorf("daemon: %s is writable by group or others", path)
+	}
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() && len(lines) < 1024 {
+		lines = append(lines, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("daemon: %s: %w", path, err)
+	}
+	return lines, nil
+}
+
+// rhostsAllows reports whether trust-file lines let ruser at peer log in as luser. Each line is
+// "host [user]": host an IP address or a name whose addresses (lookup) include peer; user the
+// client user allowed, or, when missing, the same name as luser. A line that names host "-host"
+// or user "-user" denies and ends the search, as in ruserok(3). Wildcards ("+") and netgroups
+// ("@group") are never honoured: they trust the whole network. In hosts.equiv (equiv) a line
+// with a user lets that user in as any local user, as ruserok(3) has it.
+func rhostsAllows(lines []string, equiv bool, luser, ruser string, peer netip.Addr, lookup func(string) []netip.Addr) bool {
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		host, user := f[0], ""
+		if len(f) > 1 {
+			user = f[1]
+		}
+		hostNeg := strings.HasPrefix(host, "-")
+		host = strings.TrimPrefix(host, "-")
+		if host == "" || host == "+" || strings.HasPrefix(host, "@") || strings.HasPrefix(user, "+") || strings.HasPrefix(user, "@") {
+			continue
+		}
+		if !hostMatches(host, peer, lookup) {
+			continue
+		}
+		if hostNeg {
+			return false
+		}
+		userNeg := strings.HasPrefix(user, "-")
+		user = strings.TrimPrefix(user, "-")
+		switch {
+		case user == "" && !userNeg:
+			if ruser == luser {
+				return true
+			}
+		case user == ruser:
+			if userNeg {
+				return false
+			}
+			return true // in hosts.equiv too: that user, as any local user (ruserok(3))
+		}
+	}
+	return false
+}
+
+// hostMatches reports whether a trust-file host is peer: an equal IP address, or a name one of
+// whose addresses is peer.
+func hostMatches(host string, peer netip.Addr, lookup func(string) []netip.Addr) bool {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap() == peer
+	}
+	for _, ip := range lookup(host) {
+		if ip.Unmap() == peer {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,231 @@
+package daemon
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	data := "# comment\n\n  login-grace-time 30s\nMaxStartups=5:50:20\r\nlog-file \"/var/log/rlogind log\"\n\tno-bootstrap   =  yes  \n"
+	got, err := parseConfig([]byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []configLine{
+		{3, "login-grace-time", "30s"},
+		{4, "MaxStartups", "5:50:20"},
+		{5, "log-file", "/var/log/rlogind log"},
+		{6, "no-bootstrap", "yes"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"keyword\n", "keyword   \n", "keyword \"\"\n", "keyword a\x1bb\n", "keyword =\n"} {
+		if _, err := parseConfig([]byte(bad)); err == nil {
+			t.Errorf("parseConfig(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestNormalizeKeyword(t *testing.T) {
+	for _, k := range []string{"login-grace-time", "LoginGraceTime", "login_grace_time", "LOGIN-GRACE-TIME"} {
+		if got := normalizeKeyword(k); got != "logingracetime" {
+			t.Errorf("normalizeKeyword(%q) = %q", k, got)
+		}
+	}
+}
+
+// writeConfig writes a configuration file with mode 0600 and returns its path.
+func writeConfig(t *testing.T, dir, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, "rlogind.conf")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadOptionsConfigFile(t *testing.T) {
+	home := t.TempDir()
+	path := writeConfig(t, home, `# rlogind.conf
+LoginGraceTime 30s
+max-startups 5:50:20
+per-source-max-startups none
+per-source-penalties authfail:1m noauth:0
+per-source-penalty-exempt-list 192.0.2.0/24,2001:db8::1
+max-sessions 7
+no-bootstrap yes
+host-key ~/keys/host
+log-level warn
+`)
+	o, err := loadOptions([]string{"-config", path, "-login-grace-time", "45s", "-max-sessions", "none"}, io.Discard, home, "none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPenalties := DefaultPenalties()
+	wantPenalties.AuthFail, wantPenalties.NoAuth = time.Minute, 0
+	switch {
+	case o.grace != 45*time.Second:
+		t.Errorf("login-grace-time %v: the flag must win over the file", o.grace)
+	case o.maxStartups != StartupLimit{5, 50, 20}:
+		t.Errorf("max-startups %v", o.maxStartups)
+	case o.perSourceMax != -1:
+		t.Errorf("per-source-max-startups %v", o.perSourceMax)
+	case o.penalties != wantPenalties:
+		t.Errorf("per-source-penalties %v, want %v", o.penalties, wantPenalties)
+	case len(o.exempt) != 2 || o.exempt[1] != netip.MustParsePrefix("2001:db8::1/128"):
+		t.Errorf("exempt list %v", o.exempt)
+	case o.maxSessions != -1:
+		t.Errorf("max-sessions %v: the flag must win over the file", o.maxSessions)
+	case !o.noBootstrap:
+		t.Error("no-bootstrap yes not applied")
+	case o.hostKey != filepath.Join(home, "keys", "host"):
+		t.Errorf("host-key %q: ~/ not expanded", o.hostKey)
+	case o.logLevel != slog.LevelWarn:
+		t.Errorf("log-level %v", o.logLevel)
+	case o.configLoaded != path:
+		t.Errorf("configLoaded %q", o.configLoaded)
+	}
+	cfg := o.serverConfig(newKey(t), home, nil)
+	if cfg.MaxSessions != -1 || cfg.PerSourceMaxStartups != -1 || cfg.PerSourcePenalties.AuthFail != time.Minute {
+		t.Errorf("server config %+v", cfg)
+	}
+}
+
+func TestLoadOptionsDefaults(t *testing.T) {
+	home := t.TempDir()
+	// A missing default file is no error; the defaults apply (user mode, as root too).
+	o, err := loadOptions([]string{"-user-mode"}, io.Discard, home, "~/.rlogin/rlogind.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.configLoaded != "" || o.grace != DefaultLoginGraceTime || o.maxStartups != DefaultMaxStartups ||
+		o.perSourceMax != DefaultPerSourceMaxStartups || o.maxSessions != DefaultMaxSessions ||
+		o.penalties != DefaultPenalties() || o.addr != DefaultAddr || o.logLevel != slog.LevelInfo {
+		t.Errorf("defaults: %+v", o)
+	}
+	if o.authorizedKeys != filepath.Join(home, ".rlogin", "authorized_keys") {
+		t.Errorf("authorized-keys %q", o.authorizedKeys)
+	}
+	// The default file is read when present.
+	if err := os.MkdirAll(filepath.Join(home, ".rlogin"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, filepath.Join(home, ".rlogin"), "max-sessions 3\n")
+	o, err = loadOptions(nil, io.Discard, home, "~/.rlogin/rlogind.conf")
+	if err != nil || o.maxSessions != 3 {
+		t.Fatalf("default file: %v, max-sessions %v", err, o)
+	}
+	// -config none reads nothing.
+	o, err = loadOptions([]string{"-config", "none"}, io.Discard, home, "~/.rlogin/rlogind.conf")
+	if err != nil || o.maxSessions != DefaultMaxSessions || o.configLoaded != "" {
+		t.Fatalf("-config none: %v, %+v", err, o)
+	}
+}
+
+func TestLoadOptionsErrors(t *testing.T) {
+	home := t.TempDir()
+	for _, tc := range []struct {
+		name, content string
+		mode          os.FileMode
+		want          string
+	}{
+		{"unknown keyword", "login-grace-time 1m\nPermitTunnel yes\n", 0o600, `line 2: unknown keyword "PermitTunnel"`},
+		{"command-line only", "inetd yes\n", 0o600, `unknown keyword "inetd"`},
+		{"config in config", "config /etc/other\n", 0o600, `unknown keyword "config"`},
+		{"duplicate", "max-sessions 1\nMaxSessions 2\n", 0o600, "max-sessions already set on line 1"},
+		{"bad value", "max-startups 10:30\n", 0o600, "line 1: max-startups"},
+		{"bad bool", "no-bootstrap maybe\n", 0o600, "want yes or no"},
+		{"no value", "max-sessions\n", 0o600, "without a value"},
+		{"group writable", "max-sessions 1\n", 0o620, "writable by group or others"},
+		{"bad grace", "login-grace-time -1s\n", 0o600, "must be positive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, t.TempDir(), tc.content)
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadOptions([]string{"-config", path}, io.Discard, home, "none")
+			var ue *UsageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want a *UsageError containing %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("missing explicit file", func(t *testing.T) {
+		_, err := loadOptions([]string{"-config", filepath.Join(home, "nope")}, io.Discard, home, "none")
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("error %v, want one matching os.ErrNotExist", err)
+		}
+	})
+	t.Run("not a regular file", func(t *testing.T) {
+		_, err := loadOptions([]string{"-config", home}, io.Discard, home, "none")
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("help", func(t *testing.T) {
+		var out strings.Builder
+		_, err := loadOptions([]string{"-h"}, &out, home, "none")
+		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "-per-source-penalties") {
+			t.Fatalf("-h: %v\n%s", err, out.String())
+		}
+	})
+}
+
+// TestEveryFlagIsAKeyword: all flags but the command-line-only ones are accepted in the file.
+func TestEveryFlagIsAKeyword(t *testing.T) {
+	var o options
+	set := newFlagSet(&o)
+	var lines []string
+	set.VisitAll(func(f *flag.Flag) {
+		if commandLineOnly[f.Name] {
+			return
+		}
+		val := f.DefValue
+		if val == "" {
+			val = "none"
+			if f.Name == "log-file" {
+				val = "/dev/null"
+			}
+		}
+		if val == "false" {
+			val = "no"
+		}
+		lines = append(lines, f.Name+" "+val)
+	})
+	if err := applyConfig(newFlagSet(new(options)), "test", []byte(strings.Join(lines, "\n"))); err != nil {
+		t.Fatalf("%v\nfile:\n%s", err, strings.Join(lines, "\n"))
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("login-grace-time 30s\nmax-startups 10:30:100\n"))
+	f.Add([]byte("# c\nPerSourcePenalties \"authfail:5s noauth:1s\"\nper-source-penalty-exempt-list 10.0.0.0/8\n"))
+	f.Add([]byte("no-bootstrap=yes\r\nmax-sessions none\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lines, err := parseConfig(data)
+		if err != nil {
+			return
+		}
+		for _, l := range lines {
+			if l.keyword == "" || l.value == "" || strings.ContainsAny(l.keyword, " \t=\n") {
+				t.Fatalf("bad line %+v", l)
+			}
+		}
+		_ = applyConfig(newFlagSet(new(options)), "fuzz", data)
+	})
+}

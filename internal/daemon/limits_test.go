@@ -1,0 +1,685 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/transport"
+)
+
+func TestParseStartupLimit(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want StartupLimit
+		bad  bool
+	}{
+		{in: "10:30:100", want: StartupLimit{10, 30, 100}},
+		{in: "5", want: StartupLimit{5, 100, 5}},
+		{in: "1:100:1", want: StartupLimit{1, 100, 1}},
+		{in: "0", bad: true},
+		{in: "10:30", bad: true},
+		{in: "10:0:100", bad: true},
+		{in: "10:101:100", bad: true},
+		{in: "20:30:10", bad: true},
+		{in: "a:b:c", bad: true},
+		{in: "", bad: true},
+	} {
+		got, err := ParseStartupLimit(tc.in)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("ParseStartupLimit(%q) = %v, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseStartupLimit(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+		if back, err := ParseStartupLimit(got.String()); err != nil || back != got {
+			t.Errorf("round trip of %v: %v, %v", got, back, err)
+		}
+	}
+}
+
+func TestDropPercent(t *testing.T) {
+	l := StartupLimit{Start: 10, Rate: 30, Full: 100}
+	for _, tc := range []struct{ n, want int }{
+		{0, 0}, {9, 0}, {10, 30}, {55, 65}, {99, 99}, {100, 100}, {1000, 100},
+	} {
+		if got := l.dropPercent(tc.n); got != tc.want {
+			t.Errorf("dropPercent(%d) with %v = %d, want %d", tc.n, l, got, tc.want)
+		}
+	}
+	hard := StartupLimit{Start: 3, Rate: 100, Full: 3}
+	if hard.dropPercent(2) != 0 || hard.dropPercent(3) != 100 {
+		t.Errorf("hard cap %v: %d at 2, %d at 3", hard, hard.dropPercent(2), hard.dropPercent(3))
+	}
+}
+
+func TestParsePenalties(t *testing.T) {
+	def := DefaultPenalties()
+	got, err := ParsePenalties("")
+	if err != nil || got != def {
+		t.Fatalf("ParsePenalties(\"\") = %v, %v; want the defaults %v", got, err, def)
+	}
+	got, err = ParsePenalties("authfail:30s, noauth:0 max:1h30m min:2 max-sources:10")
+	want := def
+	want.AuthFail, want.NoAuth, want.Max, want.Min, want.MaxSources = 30*time.Second, 0, 90*time.Minute, 2*time.Second, 10
+	if err != nil || got != want {
+		t.Fatalf("got %v, %v; want %v", got, err, want)
+	}
+	if back, err := ParsePenalties(got.String()); err != nil || back != got {
+		t.Errorf("round trip of %v: %v, %v", got, back, err)
+	}
+	off, err := ParsePenalties("off")
+	if err != nil || !off.off() || off.String() != "off" {
+		t.Errorf("ParsePenalties(off) = %v, %v", off, err)
+	}
+	for _, bad := range []string{"authfail", "authfail:x", "crash:5s", "authfail:-5s", "max-sources:0"} {
+		if _, err := ParsePenalties(bad); err == nil {
+			t.Errorf("ParsePenalties(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestParsePrefixList(t *testing.T) {
+	got, err := ParsePrefixList("192.0.2.1, 10.0.0.0/8,2001:db8::/32,::ffff:192.0.2.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("192.0.2.9/32"),
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for _, bad := range []string{"10.0.0.1/8", "host.example", "10.0.0.0/33", "1.2.3.4,"} {
+		if _, err := ParsePrefixList(bad); err == nil {
+			t.Errorf("ParsePrefixList(%q) succeeded", bad)
+		}
+	}
+	if l, err := ParsePrefixList("none"); err != nil || l != nil {
+		t.Errorf("ParsePrefixList(none) = %v, %v", l, err)
+	}
+}
+
+func TestSourceOf(t *testing.T) {
+	bits := NetBlockSize{V4: 32, V6: 64}
+	for _, tc := range []struct {
+		addr net.Addr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1}, "192.0.2.7/32"},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.7"), Port: 1}, "192.0.2.7/32"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:3:4:5:6"), Port: 1, Zone: "eth0"}, "2001:db8:1:2::/64"},
+		{&net.UnixAddr{Name: "@", Net: "unix"}, "invalid Prefix"},
+	} {
+		if got := sourceOf(tc.addr, bits).String(); got != tc.want {
+			t.Errorf("sourceOf(%v) = %s, want %s", tc.addr, got, tc.want)
+		}
+	}
+	if got := sourceOf(&net.TCPAddr{IP: net.ParseIP("192.0.2.7")}, NetBlockSize{V4: 24, V6: 48}).String(); got != "192.0.2.0/24" {
+		t.Errorf("with /24: %s", got)
+	}
+}
+
+// TestPenaltyTable checks sshd's rules: penalties add up to max, are enforced once past min,
+// expire, spare exempt addresses, and the table forgets the soonest to expire when full.
+func TestPenaltyTable(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	src := func(s string) source {
+		return sourceOf(&net.TCPAddr{IP: net.ParseIP(s)}, NetBlockSize{V4: 32, V6: 64})
+	}
+	a, b := src("192.0.2.1"), src("192.0.2.2")
+	tab := newPenaltyTable()
+	tab.configure(Penalties{AuthFail: 5 * time.Second, NoAuth: time.Second, GraceExceeded: 10 * time.Second,
+		Max: 30 * time.Second, Min: 12 * time.Second, MaxSources: 2}, []netip.Prefix{netip.MustParsePrefix("192.0.2.9/32")})
+
+	// 5 s, then 10 s: not past min yet.
+	for range 2 {
+		if act, _ := tab.add(a, penaltyAuthFail, now); act {
+			t.Fatal("penalty active before reaching min")
+		}
+		if _, _, refused := tab.refused(a, now); refused {
+			t.Fatal("source refused before its penalty reached min")
+		}
+	}
+	// 15 s > 12 s: active.
+	act, left := tab.add(a, penaltyAuthFail, now)
+	if !act || left != 15*time.Second {
+		t.Fatalf("third authfail: active %v for %v, want active for 15s", act, left)
+	}
+	kind, left, refused := tab.refused(a, now.Add(time.Second))
+	if !refused || kind != penaltyAuthFail || left != 14*time.Second {
+		t.Fatalf("refused = %v %v %v, want authfail with 14s left", refused, kind, left)
+	}
+	// Capped at max from now.
+	for range 10 {
+		tab.add(a, penaltyGraceExceeded, now)
+	}
+	if _, left, _ := tab.refused(a, now); left != 30*time.Second {
+		t.Errorf("penalty %v after many, want the max 30s", left)
+	}
+	// Expiry.
+	if _, _, refused := tab.refused(a, now.Add(30*time.Second)); refused {
+		t.Error("still refused at expiry")
+	}
+	if len(tab.m) != 0 {
+		t.Errorf("expired penalty not forgotten: %v", tab.m)
+	}
+	// Exempt address: never recorded.
+	for range 10 {
+		tab.add(src("192.0.2.9"), penaltyGraceExceeded, now)
+	}
+	if _, _, refused := tab.refused(src("192.0.2.9"), now); refused || len(tab.m) != 0 {
+		t.Error("exempt address penalized")
+	}
+	// Full table: the soonest to expire goes.
+	tab.add(a, penaltyGraceExceeded, now)                // expires at +10s
+	tab.add(b, penaltyNoAuth, now)                       // +1s
+	tab.add(src("192.0.2.3"), penaltyGraceExceeded, now) // evicts b
+	if _, ok := tab.m[b.prefix]; ok || len(tab.m) != 2 {
+		t.Errorf("table after overflow: %v", tab.m)
+	}
+	// Off: everything forgotten, nothing recorded.
+	tab.configure(Penalties{Max: time.Minute}, nil)
+	tab.add(a, penaltyAuthFail, now)
+	if len(tab.m) != 0 {
+		t.Errorf("penalties recorded while off: %v", tab.m)
+	}
+	// Unix-domain clients have no source.
+	if act, _ := tab.add(source{}, penaltyAuthFail, now); act {
+		t.Error("penalized a conn without an address")
+	}
+}
+
+// fakeClock is an adjustable clock for the penalties.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(2_000_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// dialFrom connects to addr from the loopback address src (all of 127/8 is loopback on Linux).
+func dialFrom(t *testing.T, addr, src string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: shortTimeout}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial from %s: %v", src, err)
+	}
+	return c
+}
+
+// loginFrom logs in to ts from src with key as the daemon's user; it returns Start's error
+// (or the mailbox refusal), and the remote once started.
+func loginFrom(t *testing.T, ts *testServer, src string, key ed25519.PrivateKey) (*remote, error) {
+	t.Helper()
+	c := dialFrom(t, ts.addr, src)
+	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
+	defer cancel()
+	if err := transport.RequestMailbox(ctx, c, MailboxName); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	sc, err := transport.Client(ctx, c, &transport.SecureConfig{
+		Key: key,
+		VerifyPeer: func(pub ed25519.PublicKey) error {
+			if !pub.Equal(pubOf(ts.hostKey)) {
+				return errors.New("not the test server's host key")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return startRemote(t, sc, ts.request(ts.srv.User()))
+}
+
+// startRemote starts a session on conn, as login does.
+func startRemote(t *testing.T, conn net.Conn, req session.Request) (*remote, error) {
+	t.Helper()
+	r := &remote{t: t, c: session.NewClient(conn, req), out: &syncBuffer{}, done: make(chan struct{})}
+	r.c.Stdout = r.out
+	in, err := r.c.StdinPipe()
+	if err != nil {
+		_ = conn.Close()
+		t.Fatal(err)
+	}
+	r.in = in
+	_ = conn.SetDeadline(time.Now().Add(shortTimeout))
+	if err := r.c.Start(); err != nil {
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	go func() {
+		r.err = r.c.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		_ = r.c.Close()
+		<-r.done
+	})
+	return r, nil
+}
+
+// exitWith ends the remote's shell with status and checks it.
+func (r *remote) exitWith(status int) {
+	r.t.Helper()
+	r.send(fmt.Sprintf("exit %d\n", status))
+	err := r.wait()
+	var ee *session.ExitError
+	if status == 0 && err == nil || errors.As(err, &ee) && ee.Status == status {
+		return
+	}
+	r.t.Fatalf("session ended with %v, want exit status %d", err, status)
+}
+
+// expectDropped checks that the server closes c at once with the mailbox refusal reason.
+func expectDropped(t *testing.T, c net.Conn, reason string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(shortTimeout))
+	data, err := io.ReadAll(c)
+	if isTimeout(err) {
+		t.Fatalf("connection not dropped (read %q)", data)
+	}
+	if want := "-" + reason + "\r\n"; string(data) != want {
+		t.Fatalf("dropped connection said %q (%v), want %q", data, err, want)
+	}
+}
+
+// waitUnauth waits until the server counts n unauthenticated conns.
+func (ts *testServer) waitUnauth(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d unauthenticated connections", n), func() bool { return ts.srv.unauthenticated() == n })
+}
+
+// waitAccepted waits until the server has accepted (admitted or dropped) n raw conns.
+func (ts *testServer) waitAccepted(t *testing.T, n uint64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d connections accepted", n), func() bool {
+		ts.srv.mu.Lock()
+		defer ts.srv.mu.Unlock()
+		return ts.srv.accepted == n
+	})
+}
+
+func closeAll(cs []net.Conn) {
+	for _, c := range cs {
+		_ = c.Close()
+	}
+}
+
+// TestMaxStartupsRandomEarlyDrop drives the random early drop with a chosen random number:
+// with start:rate:full 2:50:4, a new conn is dropped when the draw is under 50% at 2
+// unauthenticated conns, under 75% at 3, always at 4.
+func TestMaxStartupsRandomEarlyDrop(t *testing.T) {
+	var draw atomic.Int64 // what randN returns
+	var draws atomic.Int64
+	ts := startServer(t, func(c *Config) {
+		c.MaxStartups = StartupLimit{Start: 2, Rate: 50, Full: 4}
+		c.PerSourceMaxStartups = -1
+		c.PerSourcePenalties = &Penalties{}
+		c.randN = func(n int) int {
+			if n != 100 {
+				panic("randN not asked for a percentage")
+			}
+			draws.Add(1)
+			return int(draw.Load())
+		}
+	})
+	var idle []net.Conn
+	defer func() { closeAll(idle) }()
+	hold := func(want int) {
+		idle = append(idle, dialFrom(t, ts.addr, "127.0.0.1"))
+		ts.waitUnauth(t, want)
+	}
+	// Below start: no draw at all.
+	hold(1)
+	hold(2)
+	if n := draws.Load(); n != 0 {
+		t.Fatalf("%d draws below start", n)
+	}
+	for _, step := range []struct {
+		unauth, draw int
+		dropped      bool
+	}{
+		{2, 49, true}, {2, 50, false}, // 50%
+		{3, 74, true}, {3, 75, false}, // 75%
+		{4, 99, true}, // full
+	} {
+		draw.Store(int64(step.draw))
+		c := dialFrom(t, ts.addr, "127.0.0.1")
+		if step.dropped {
+			expectDropped(t, c, dropBusy)
+			_ = c.Close()
+			if got := ts.srv.unauthenticated(); got != step.unauth {
+				t.Fatalf("unauthenticated = %d after a drop, want %d", got, step.unauth)
+			}
+			continue
+		}
+		idle = append(idle, c)
+		ts.waitUnauth(t, step.unauth+1)
+	}
+	ts.waitLog(`msg="connection dropped" reason=max-startups.*max_startups=2:50:4`)
+	// At full a real login is dropped too; with one idle conn gone (3 left, 75%), a draw of 99
+	// lets it in.
+	if _, err := loginFrom(t, ts, "127.0.0.1", ts.clientKey); err == nil {
+		t.Fatal("login succeeded at full")
+	} else if me := (*transport.MailboxError)(nil); !errors.As(err, &me) || me.Reason != dropBusy {
+		t.Fatalf("login at full: %v, want the mailbox refusal %q", err, dropBusy)
+	}
+	_ = idle[0].Close()
+	idle = idle[1:]
+	ts.waitUnauth(t, 3)
+	r, err := loginFrom(t, ts, "127.0.0.1", ts.clientKey)
+	if err != nil {
+		t.Fatalf("login at 3 unauthenticated with draw 99: %v", err)
+	}
+	r.exitWith(0)
+}
+
+// TestPerSourceMaxStartups: one source's stalled conns fill only its own share.
+func TestPerSourceMaxStartups(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.PerSourceMaxStartups = 2
+		c.PerSourcePenalties = &Penalties{}
+	})
+	var idle []net.Conn
+	defer func() { closeAll(idle) }()
+	for i := range 2 {
+		idle = append(idle, dialFrom(t, ts.addr, "127.0.0.2"))
+		ts.waitUnauth(t, i+1)
+	}
+	c := dialFrom(t, ts.addr, "127.0.0.2")
+	expectDropped(t, c, dropPerSource)
+	_ = c.Close()
+	ts.waitLog(`reason=per-source-max-startups.*source=127.0.0.2/32`)
+	idle = append(idle, dialFrom(t, ts.addr, "127.0.0.3")) // another source still gets in
+	ts.waitUnauth(t, 3)
+	r, err := loginFrom(t, ts, "127.0.0.1", ts.clientKey)
+	if err != nil {
+		t.Fatalf("login from another source: %v", err)
+	}
+	r.exitWith(4)
+	// A conn that leaves frees its source's place.
+	_ = idle[0].Close()
+	ts.waitUnauth(t, 2)
+	idle = append(idle[1:], dialFrom(t, ts.addr, "127.0.0.2"))
+	ts.waitUnauth(t, 3)
+}
+
+// TestPerSourcePenalties: a source is refused after what it did, for as long as its penalty
+// lasts (a fake clock), while other sources log in; exempt addresses are never refused.
+func TestPerSourcePenalties(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		src     string
+		penalty Penalties
+		grace   time.Duration // 0: shortTimeout
+		offend  func(t *testing.T, ts *testServer)
+		reason  string
+	}{
+		{
+			name:    "authfail",
+			src:     "127.0.0.2",
+			penalty: Penalties{AuthFail: time.Hour},
+			offend: func(t *testing.T, ts *testServer) {
+				_, err := loginFrom(t, ts, "127.0.0.2", newKey(t))
+				var re *session.RefusedError
+				if !errors.As(err, &re) {
+					t.Fatalf("login with an unlisted key: %v, want a refusal", err)
+				}
+			},
+			reason: "failed authentication",
+		},
+		{
+			name:    "noauth",
+			src:     "127.0.0.3",
+			penalty: Penalties{NoAuth: time.Hour},
+			offend: func(t *testing.T, ts *testServer) {
+				_ = dialFrom(t, ts.addr, "127.0.0.3").Close()
+			},
+			reason: "no authentication attempt",
+		},
+		{
+			name:    "grace-exceeded",
+			src:     "127.0.0.4",
+			penalty: Penalties{GraceExceeded: time.Hour},
+			grace:   time.Second,
+			offend: func(t *testing.T, ts *testServer) {
+				c := dialFrom(t, ts.addr, "127.0.0.4") // then silent
+				defer c.Close()
+				if _, ok := waitClosed(c, shortTimeout); !ok {
+					t.Fatal("stalled conn not closed at the grace time")
+				}
+			},
+			reason: "login grace time exceeded",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			ts := startServer(t, func(c *Config) {
+				p := tc.penalty
+				p.Max = 2 * time.Hour
+				c.PerSourcePenalties = &p
+				c.now = clock.Now
+				if tc.grace > 0 {
+					c.LoginGraceTime = tc.grace
+				}
+				c.PenaltyExempt = []netip.Prefix{netip.MustParsePrefix("127.0.0.9/32")}
+			})
+			tc.offend(t, ts)
+			ts.waitLog(`msg="source penalized.*source=` + tc.src + `/32 reason="` + tc.reason + `" for=1h0m0s`)
+			c := dialFrom(t, ts.addr, tc.src)
+			expectDropped(t, c, dropPenalty)
+			_ = c.Close()
+			ts.waitLog(`reason=penalty.*source=` + tc.src + `/32 penalty="` + tc.reason)
+			// Others are not affected.
+			r, err := loginFrom(t, ts, "127.0.0.1", ts.clientKey)
+			if err != nil {
+				t.Fatalf("login from another source: %v", err)
+			}
+			r.exitWith(0)
+			// The penalty ends.
+			clock.Advance(time.Hour)
+			r, err = loginFrom(t, ts, tc.src, ts.clientKey)
+			if err != nil {
+				t.Fatalf("login after the penalty: %v", err)
+			}
+			r.exitWith(0)
+		})
+	}
+	t.Run("exempt", func(t *testing.T) {
+		ts := startServer(t, func(c *Config) {
+			c.PerSourcePenalties = &Penalties{AuthFail: time.Hour, Max: time.Hour}
+			c.PenaltyExempt = []netip.Prefix{netip.MustParsePrefix("127.0.0.8/30")} // .8 to .11
+		})
+		for range 3 {
+			if _, err := loginFrom(t, ts, "127.0.0.9", newKey(t)); err == nil {
+				t.Fatal("an unlisted key logged in")
+			}
+			// The conn has been accounted for (and would have been penalized) once it left.
+			ts.waitUnauth(t, 0)
+		}
+		r, err := loginFrom(t, ts, "127.0.0.9", ts.clientKey)
+		if err != nil {
+			t.Fatalf("login from an exempt address after failures: %v", err)
+		}
+		r.exitWith(0)
+		if strings.Contains(ts.log.String(), "source penalized") {
+			t.Fatal("an exempt address was penalized")
+		}
+	})
+}
+
+// TestDefaultPenaltiesNeedRepeatedFailures: with the defaults (authfail 5 s, min 15 s) a source
+// is refused only after its fourth failure in a row.
+func TestDefaultPenaltiesNeedRepeatedFailures(t *testing.T) {
+	clock := newFakeClock()
+	ts := startServer(t, func(c *Config) { c.now = clock.Now })
+	for i := 1; i <= 4; i++ {
+		if _, err := loginFrom(t, ts, "127.0.0.2", newKey(t)); err == nil {
+			t.Fatal("an unlisted key logged in")
+		}
+		ts.waitUnauth(t, 0)
+	}
+	ts.waitLog(`msg="source penalized.*source=127.0.0.2/32 reason="failed authentication" for=20s`)
+	c := dialFrom(t, ts.addr, "127.0.0.2")
+	expectDropped(t, c, dropPenalty)
+	_ = c.Close()
+	clock.Advance(20 * time.Second)
+	r, err := loginFrom(t, ts, "127.0.0.2", ts.clientKey)
+	if err != nil {
+		t.Fatalf("login after the penalty expired: %v", err)
+	}
+	r.exitWith(0)
+}
+
+// TestMaxSessions: past MaxSessions a login is refused with a clear reason, and is not held
+// against its source.
+func TestMaxSessions(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.MaxSessions = 1
+		c.PerSourcePenalties = &Penalties{AuthFail: time.Hour, NoAuth: time.Hour, Max: time.Hour}
+	})
+	first := ts.login(t)
+	first.ready()
+	_, err := loginFrom(t, ts, "127.0.0.2", ts.clientKey)
+	var re *session.RefusedError
+	if !errors.As(err, &re) || re.Reason != reasonMaxSessions {
+		t.Fatalf("second login: %v, want the refusal %q", err, reasonMaxSessions)
+	}
+	ts.waitLog(`login refused: too many sessions.*max_sessions=1`)
+	first.exitWith(0)
+	ts.waitLog(`msg="session ended"`)
+	r, err := loginFrom(t, ts, "127.0.0.2", ts.clientKey)
+	if err != nil {
+		t.Fatalf("login once the session ended: %v", err)
+	}
+	r.exitWith(0)
+	if strings.Contains(ts.log.String(), "source penalized") {
+		t.Fatal("a refusal for MaxSessions penalized the source")
+	}
+}
+
+// raiseFDLimit makes sure the process may open n descriptors.
+func raiseFDLimit(t *testing.T, n uint64) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur >= n {
+		return
+	}
+	if lim.Max < n {
+		t.Skipf("RLIMIT_NOFILE hard limit %d < %d", lim.Max, n)
+	}
+	old := lim
+	lim.Cur = n
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skipf("cannot raise RLIMIT_NOFILE to %d: %v", n, err)
+	}
+	t.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
+}
+
+// TestLoginWhileThousandIdleConnections: a real login from 127.0.0.1 succeeds while 1000 idle
+// unauthenticated connections are held open from other sources.
+func TestLoginWhileThousandIdleConnections(t *testing.T) {
+	const idleConns = 1000
+	raiseFDLimit(t, 2*idleConns+500)
+	// With the default limits, the flood comes from two addresses: each keeps its
+	// per-source share open (the daemon closes the rest at once), well under MaxStartups'
+	// start, so the login from a third address always gets in.
+	t.Run("default limits", func(t *testing.T) {
+		ts := startServer(t, func(c *Config) { c.LoginGraceTime = 10 * time.Minute })
+		idle := openIdle(t, ts, idleConns, []string{"127.0.0.2", "127.0.0.3"})
+		defer closeAll(idle)
+		ts.waitAccepted(t, idleConns)
+		ts.waitUnauth(t, 2*DefaultPerSourceMaxStartups)
+		r, err := loginFrom(t, ts, "127.0.0.1", ts.clientKey)
+		if err != nil {
+			t.Fatalf("login with %d idle connections open: %v", idleConns, err)
+		}
+		r.ready()
+		r.exitWith(0)
+		if n := ts.srv.unauthenticated(); n != 2*DefaultPerSourceMaxStartups {
+			t.Errorf("%d unauthenticated connections after the login, want %d", n, 2*DefaultPerSourceMaxStartups)
+		}
+	})
+	// With limits raised, the daemon itself holds all 1000 idle connections (each in its
+	// mailbox name exchange) and still serves the login.
+	t.Run("all held by the daemon", func(t *testing.T) {
+		ts := startServer(t, func(c *Config) {
+			c.LoginGraceTime = 10 * time.Minute
+			c.MaxStartups = StartupLimit{Start: 2 * idleConns, Rate: 30, Full: 3 * idleConns}
+			c.PerSourceMaxStartups = -1
+		})
+		var srcs []string
+		for i := range 10 {
+			srcs = append(srcs, fmt.Sprintf("127.0.1.%d", i+1))
+		}
+		idle := openIdle(t, ts, idleConns, srcs)
+		defer closeAll(idle)
+		ts.waitUnauth(t, idleConns)
+		r, err := loginFrom(t, ts, "127.0.0.1", ts.clientKey)
+		if err != nil {
+			t.Fatalf("login with %d idle connections held by the daemon: %v", idleConns, err)
+		}
+		r.ready()
+		r.exitWith(0)
+		if n := ts.srv.unauthenticated(); n != idleConns {
+			t.Errorf("%d unauthenticated connections after the login, want %d", n, idleConns)
+		}
+		// They are still open: each answers a mailbox name.
+		for _, c := range idle[:3] {
+			if _, err := io.WriteString(c, "HELP\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(shortTimeout))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil || line != MailboxName+"\r\n" {
+				t.Fatalf("an idle conn answered HELP with %q, %v", line, err)
+			}
+		}
+	})
+}
+
+// openIdle opens n connections to ts, spread over the source addresses srcs, and sends nothing
+// on them.
+func openIdle(t *testing.T, ts *testServer, n int, srcs []string) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	for i := range n {
+		conns = append(conns, dialFrom(t, ts.addr, srcs[i%len(srcs)]))
+	}
+	return conns
+}

@@ -1,0 +1,185 @@
+package daemon
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestLoginArgs(t *testing.T) {
+	for _, tc := range []struct {
+		host    string
+		preauth bool
+		name    string
+		want    []string
+	}{
+		{"127.0.0.1", true, "alice", []string{"login", "-p", "-h", "127.0.0.1", "-f", "--", "alice"}},
+		{"2001:db8::1", false, "bob", []string{"login", "-p", "-h", "2001:db8::1", "--", "bob"}},
+		{"", true, "carol.d_e-f", []string{"login", "-p", "-f", "--", "carol.d_e-f"}},
+	} {
+		got, err := loginArgs(tc.host, tc.preauth, tc.name)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("loginArgs(%q, %v, %q) = %q, %v; want %q", tc.host, tc.preauth, tc.name, got, err, tc.want)
+		}
+	}
+	for _, name := range hostileNames() {
+		if args, err := loginArgs("127.0.0.1", true, name); err == nil {
+			t.Errorf("loginArgs accepted the name %q: %q", name, args)
+		}
+	}
+	for _, host := range []string{"-froot", "a b", "a\nb", "-"} {
+		if args, err := loginArgs(host, true, "alice"); err == nil {
+			t.Errorf("loginArgs accepted the host %q: %q", host, args)
+		}
+	}
+}
+
+// hostileNames are user names a client may send that must never reach login(1) (as an option
+// or at all): CVE-1999-0113 and its descendants, separators, controls, over-long names.
+func hostileNames() []string {
+	return []string{
+		"-froot", "-f root", "-f", "-", "--", "-h", "-p", "-r", "root -f", "-froot\x00", "root\x00-f",
+		"a b", " root", "root ", "a\x00b", "a\rb", "a\nb", "root\n", "\troot", "r\x1b[31moot", "",
+		strings.Repeat("a", 33), "ro\u00f6t", "../root", "a/b", "root;id", "$(id)", "a:b", "USER=root",
+	}
+}
+
+// FuzzLoginArgs checks that whatever name a client sends, login(1) either never runs or gets
+// the name as its last argument, right after "--", and it is a portable user name.
+func FuzzLoginArgs(f *testing.F) {
+	for _, name := range hostileNames() {
+		f.Add(name, true)
+	}
+	f.Add("alice", false)
+	f.Fuzz(func(t *testing.T, name string, preauth bool) {
+		args, err := loginArgs("192.0.2.1", preauth, name)
+		if err != nil {
+			return
+		}
+		n := len(args)
+		if n < 2 || args[n-2] != "--" || args[n-1] != name || !validUserName(name) {
+			t.Fatalf("loginArgs(%q) = %q", name, args)
+		}
+		if slices.Contains(args[:n-2], name) && name != "login" {
+			t.Fatalf("the name %q appears among the options: %q", name, args)
+		}
+	})
+}
+
+func TestPeerHost(t *testing.T) {
+	for _, tc := range []struct {
+		addr net.Addr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 5513}, "192.0.2.7"},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.7"), Port: 1}, "192.0.2.7"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8::2"), Port: 1}, "2001:db8::2"},
+		{&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 1, Zone: "eth0"}, "fe80::1"},
+		{&net.UnixAddr{Name: "/run/rlogind.sock", Net: "unix"}, ""},
+		{&net.UnixAddr{Name: "", Net: "unix"}, ""},
+		{nil, ""},
+	} {
+		if got := peerHost(tc.addr); got != tc.want {
+			t.Errorf("peerHost(%v) = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+}
+
+func TestAuthorizedKeysPath(t *testing.T) {
+	u := &systemUser{name: "alice", uid: 1000, home: "/home/alice"}
+	for pattern, want := range map[string]string{
+		"~/.rlogin/authorized_keys":      "/home/alice/.rlogin/authorized_keys",
+		"/etc/rlogin/authorized_keys/%u": "/etc/rlogin/authorized_keys/alice",
+		"%h/.rlogin/keys":                "/home/alice/.rlogin/keys",
+		"/etc/rlogin/keys%%u":            "/etc/rlogin/keys%u",
+	} {
+		if got := authorizedKeysPath(pattern, u); got != want {
+			t.Errorf("authorizedKeysPath(%q) = %q, want %q", pattern, got, want)
+		}
+	}
+}
+
+func TestNologinMessage(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	if msg, ok := nologinMessage(missing); ok {
+		t.Errorf("no file: %q, true", msg)
+	}
+	first := filepath.Join(dir, "first")
+	second := filepath.Join(dir, "second")
+	if err := os.WriteFile(second, []byte("Down for maintenance\nuntil 15:00.\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg, ok := nologinMessage(missing, first, second); !ok || msg != "Down for maintenance until 15:00." {
+		t.Errorf("got %q, %v", msg, ok)
+	}
+	if err := os.WriteFile(first, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg, ok := nologinMessage(first, second); !ok || msg != defaultNologinMessage {
+		t.Errorf("empty file: got %q, %v; want the default message", msg, ok)
+	}
+	if err := os.WriteFile(first, []byte(strings.Repeat("x", 2*maxNologin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg, ok := nologinMessage(first); !ok || len(msg) != maxNologin {
+		t.Errorf("long file: %d bytes, %v; want %d", len(msg), ok, maxNologin)
+	}
+}
+
+func TestCheckSystemNeedsRoot(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("runs as root")
+	}
+	cfg := Config{System: true, AuthorizedKeys: "~/.rlogin/authorized_keys"}
+	if err := checkSystem(&cfg); err == nil {
+		t.Fatal("checkSystem accepted System mode without root")
+	}
+}
+
+func TestResolvePaths(t *testing.T) {
+	home := "/home/admin"
+	for _, tc := range []struct {
+		name           string
+		args           []string
+		root           bool
+		system         bool
+		hostKey, authz string
+	}{
+		{"user", nil, false, false, home + "/.rlogin/rlogind_host_ed25519_key", home + "/.rlogin/authorized_keys"},
+		{"root", nil, true, true, SystemHostKey, "~/.rlogin/authorized_keys"},
+		{"root -user-mode", []string{"-user-mode"}, true, false, home + "/.rlogin/rlogind_host_ed25519_key", home + "/.rlogin/authorized_keys"},
+		{"root, own paths", []string{"-host-key", "/srv/key", "-authorized-keys", "/etc/rlogin/keys/%u"}, true, true, "/srv/key", "/etc/rlogin/keys/%u"},
+		{"user -user-mode", []string{"-user-mode"}, false, false, home + "/.rlogin/rlogind_host_ed25519_key", home + "/.rlogin/authorized_keys"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o options
+			set := newFlagSet(&o)
+			if err := set.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			o.resolvePaths(home, tc.root)
+			if o.sys.enabled != tc.system || o.hostKey != tc.hostKey || o.authorizedKeys != tc.authz {
+				t.Errorf("system %v, host key %q, authorized keys %q; want %v, %q, %q",
+					o.sys.enabled, o.hostKey, o.authorizedKeys, tc.system, tc.hostKey, tc.authz)
+			}
+			cfg := o.serverConfig(newKey(t), home, nil)
+			if cfg.System != tc.system || cfg.PermitRootLogin != PermitRootNo || !cfg.PasswordAuthentication {
+				t.Errorf("server config: System %v, PermitRootLogin %q, PasswordAuthentication %v",
+					cfg.System, cfg.PermitRootLogin, cfg.PasswordAuthentication)
+			}
+		})
+	}
+	var o options
+	set := newFlagSet(&o)
+	if err := set.Parse([]string{"-permit-root-login", "prohibit-password", "-password-authentication=false"}); err != nil {
+		t.Fatal(err)
+	}
+	o.resolvePaths(home, true)
+	if cfg := o.serverConfig(newKey(t), home, nil); cfg.PermitRootLogin != PermitRootProhibitPassword || cfg.PasswordAuthentication {
+		t.Errorf("flags not applied: PermitRootLogin %q, PasswordAuthentication %v", cfg.PermitRootLogin, cfg.PasswordAuthentication)
+	}
+}

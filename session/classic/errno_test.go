@@ -1,0 +1,5 @@
+package classic
+
+import "syscall"
+
+func syscallECONNRESET() error { return syscall.ECONNRESET }
