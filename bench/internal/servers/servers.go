@@ -1,0 +1,260 @@
+package servers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Server is a running login server on loopback.
+type Server struct {
+	Name string // short name for tables: "rlogin", "ssh", "netkit"
+	Port int
+	Addr string // 127.0.0.1:port
+	Log  string // path of the server's log
+	// HostKeyPub is the server's public host key in authorized_keys form ("ssh-ed25519 AAAA..."),
+	// for servers that have one.
+	HostKeyPub string
+
+	proc    *process
+	cleanup []func()
+}
+
+// Pid is the pid of the server's main process: the root of its process tree.
+func (s *Server) Pid() int { return s.proc.pid() }
+
+// Exited reports whether the server's main process has exited.
+func (s *Server) Exited() bool {
+	select {
+	case <-s.proc.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops the server and removes what it set up.
+func (s *Server) Close() error {
+	err := s.proc.stop()
+	for i := len(s.cleanup) - 1; i >= 0; i-- {
+		s.cleanup[i]()
+	}
+	return err
+}
+
+// Build builds the named commands of the module in root (cmd/rlogin, or a bench wrapper) into dir
+// and returns their paths by name.
+func Build(root, dir string, pkgs ...string) (map[string]string, error) {
+	out := make(map[string]string)
+	for _, pkg := range pkgs {
+		bin := filepath.Join(dir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-o", bin, "./"+pkg)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("servers: go build ./%s: %w\n%s", pkg, err, b)
+		}
+		if err := os.Chmod(bin, 0o755); err != nil {
+			return nil, fmt.Errorf("servers: %w", err)
+		}
+		out[filepath.Base(pkg)] = bin
+	}
+	return out, nil
+}
+
+// ModuleRoot finds the directory of go.mod from the working directory up.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("servers: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("servers: no go.mod above the working directory: run this from the repository")
+		}
+		dir = parent
+	}
+}
+
+// StartRlogind starts our rlogind in user mode, as u, with HOME = u.Home, on a free loopback
+// port, with extraArgs after -addr; extraEnv is added to its environment (a profiling wrapper
+// reads its settings there). On
+// its first start rlogind creates its host key and authorizes u's own rlogin key; StartRlogind
+// then writes the host key into u's ~/.rlogin/known_hosts, so rlogin asks nothing.
+func StartRlogind(ctx context.Context, u *User, bin, logDir string, extraArgs, extraEnv []string) (*Server, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Name: "rlogin", Port: port, Addr: "127.0.0.1:" + strconv.Itoa(port), Log: filepath.Join(logDir, fmt.Sprintf("rlogind-%d.log", port))}
+	cmd := u.Command(bin, append([]string{"-addr", s.Addr}, extraArgs...)...)
+	cmd.Env = append([]string{"HOME=" + u.Home, "PATH=/usr/local/bin:/usr/bin:/bin"}, extraEnv...)
+	if s.proc, err = startProcess(cmd, s.Log); err != nil {
+		return nil, err
+	}
+	if err := waitListening(ctx, s.Addr, s.proc.done); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w (log: %s)", err, s.Log)
+	}
+	pub, err := os.ReadFile(filepath.Join(u.Home, ".rlogin", "rlogind_host_ed25519_key.pub"))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("servers: rlogind's host key: %w", err)
+	}
+	f := strings.Fields(string(pub))
+	if len(f) < 2 {
+		s.Close()
+		return nil, fmt.Errorf("servers: rlogind's host key: malformed %q", pub)
+	}
+	s.HostKeyPub = f[0] + " " + f[1]
+	known, _ := os.ReadFile(filepath.Join(u.Home, ".rlogin", "known_hosts")) // other rlogind's
+	known = fmt.Appendf(known, "[127.0.0.1]:%d %s\n", port, s.HostKeyPub)
+	if err := u.WriteFile(".rlogin/known_hosts", known, 0o600); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// RloginClient is the command line of our rlogin to s, run as u.
+func (s *Server) RloginClient(u *User, bin string) *exec.Cmd {
+	return u.Command(bin, "-p", strconv.Itoa(s.Port), "127.0.0.1")
+}
+
+// StartSshd starts OpenSSH's sshd (root, as it must be) on a free loopback port with a temporary
+// configuration in dir: a fresh ed25519 host key, public key authentication only, against an
+// authorized_keys file holding a fresh ed25519 key of u's (~/.ssh/id_ed25519), whose
+// known_hosts gets the host key. UsePAM no and StrictModes no (the files live in a temporary
+// directory); everything else is sshd's default. extraConfig lines are appended.
+func StartSshd(ctx context.Context, u *User, dir string, extraConfig ...string) (*Server, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Name: "ssh", Port: port, Addr: "127.0.0.1:" + strconv.Itoa(port), Log: filepath.Join(dir, "sshd.log")}
+	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
+	userKey := filepath.Join(u.Home, ".ssh", "id_ed25519")
+	if err := os.MkdirAll(filepath.Dir(userKey), 0o700); err != nil {
+		return nil, fmt.Errorf("servers: %w", err)
+	}
+	for _, k := range []string{hostKey, userKey} {
+		if _, err := os.Stat(k); err == nil {
+			continue
+		}
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench", "-f", k).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("servers: ssh-keygen: %w: %s", err, out)
+		}
+	}
+	if err := u.ChownAll(filepath.Dir(userKey)); err != nil {
+		return nil, err
+	}
+	authorized := filepath.Join(dir, "ssh_authorized_keys")
+	if err := copyFile(userKey+".pub", authorized, 0o644); err != nil {
+		return nil, err
+	}
+	pub, err := os.ReadFile(hostKey + ".pub")
+	if err != nil {
+		return nil, fmt.Errorf("servers: %w", err)
+	}
+	f := strings.Fields(string(pub))
+	s.HostKeyPub = f[0] + " " + f[1]
+	if err := u.WriteFile(".ssh/known_hosts", fmt.Appendf(nil, "[127.0.0.1]:%d %s\n", port, s.HostKeyPub), 0o600); err != nil {
+		return nil, err
+	}
+	config := filepath.Join(dir, "sshd_config")
+	lines := []string{
+		"ListenAddress 127.0.0.1:" + strconv.Itoa(port),
+		"HostKey " + hostKey,
+		"AuthorizedKeysFile " + authorized,
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"UsePAM no",
+		"StrictModes no",
+		"PidFile none",
+		"AllowUsers " + u.Name,
+	}
+	lines = append(lines, extraConfig...)
+	if err := os.WriteFile(config, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("servers: %w", err)
+	}
+	// sshd's privilege separation directory; Debian's init script makes it at boot.
+	if _, err := os.Stat("/run/sshd"); os.IsNotExist(err) {
+		if err := os.Mkdir("/run/sshd", 0o755); err != nil {
+			return nil, fmt.Errorf("servers: %w", err)
+		}
+		s.cleanup = append(s.cleanup, func() { _ = os.Remove("/run/sshd") })
+	}
+	cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", config)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	if s.proc, err = startProcess(cmd, s.Log); err != nil {
+		return nil, err
+	}
+	if err := waitListening(ctx, s.Addr, s.proc.done); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w (log: %s)", err, s.Log)
+	}
+	return s, nil
+}
+
+// SSHClient is the command line of OpenSSH's ssh -tt to s, run as u: no configuration file
+// (-F /dev/null: all defaults), the user's key, and the host key pinned.
+func (s *Server) SSHClient(u *User) *exec.Cmd {
+	return u.Command("/usr/bin/ssh", "-F", "/dev/null", "-tt", "-p", strconv.Itoa(s.Port),
+		"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-l", u.Name, "127.0.0.1")
+}
+
+// StartInetd starts openbsd-inetd (root) with a temporary configuration that runs netkit's
+// in.rlogind for each connection to a free loopback port, and writes u's ~/.rhosts so that
+// rlogin from u on this host logs in without a password (ruserok; PAM's pam_rhosts in
+// /etc/pam.d/rlogin).
+func StartInetd(ctx context.Context, u *User, dir string) (*Server, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Name: "netkit", Port: port, Addr: "127.0.0.1:" + strconv.Itoa(port), Log: filepath.Join(dir, "inetd.log")}
+	rhosts := fmt.Sprintf("127.0.0.1 %s\nlocalhost %s\n", u.Name, u.Name)
+	if err := u.WriteFile(".rhosts", []byte(rhosts), 0o600); err != nil {
+		return nil, err
+	}
+	config := filepath.Join(dir, "inetd.conf")
+	line := fmt.Sprintf("127.0.0.1:%d stream tcp nowait root /usr/sbin/in.rlogind in.rlogind\n", port)
+	if err := os.WriteFile(config, []byte(line), 0o600); err != nil {
+		return nil, fmt.Errorf("servers: %w", err)
+	}
+	// -d: stay in the foreground and log to stderr; -i: do not daemonize.
+	cmd := exec.Command("/usr/sbin/inetd", "-d", "-i", config)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	if s.proc, err = startProcess(cmd, s.Log); err != nil {
+		return nil, err
+	}
+	if err := waitListening(ctx, s.Addr, s.proc.done); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w (log: %s)", err, s.Log)
+	}
+	return s, nil
+}
+
+// NetkitClient is the command line of netkit's rlogin to s, run as u (it is setuid root, which
+// lets it bind the privileged source port in.rlogind insists on).
+func (s *Server) NetkitClient(u *User) *exec.Cmd {
+	return u.Command("/usr/bin/netkit-rlogin", "-p", strconv.Itoa(s.Port), "127.0.0.1")
+}
+
+func copyFile(from, to string, perm os.FileMode) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return fmt.Errorf("servers: %w", err)
+	}
+	if err := os.WriteFile(to, b, perm); err != nil {
+		return fmt.Errorf("servers: %w", err)
+	}
+	return nil
+}
