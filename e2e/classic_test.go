@@ -25,6 +25,7 @@ import (
 	"github.com/creack/pty"
 
 	rlogind "github.com/rlogin-go/rlogin/internal/daemon"
+	"github.com/rlogin-go/rlogin/internal/termtest"
 )
 
 // Classic rlogin (RFC 1282) against the real peers Debian ships: netkit rlogin (package
@@ -148,10 +149,10 @@ func userProcesses(name string) []int {
 
 // startClassicRlogind runs our rlogind in this process, as root in System mode with the classic
 // service on, on a fresh loopback port; it returns the port.
-func startClassicRlogind(t *testing.T) (port string, log *syncBuffer) {
+func startClassicRlogind(t *testing.T) (port string, log *termtest.Buffer) {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	log = &syncBuffer{}
+	log = &termtest.Buffer{}
 	srv, err := rlogind.NewServer(rlogind.Config{
 		HostKey:        key,
 		AuthorizedKeys: "~/.rlogin/authorized_keys",
@@ -277,37 +278,11 @@ func classicClient(t *testing.T, netkit, slow bool, port, user string) *terminal
 // shows output at slowTerminalRate only.
 func startClassicTerminal(t *testing.T, slow bool, env []string, bin string, args ...string) *terminal {
 	t.Helper()
-	master, slave, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
+	copyOut := copyOutput
+	if slow {
+		copyOut = copySlowly
 	}
-	if err := pty.Setsize(master, &pty.Winsize{Rows: 33, Cols: 101}); err != nil {
-		t.Fatal(err)
-	}
-	tm := &terminal{t: t, master: master, slave: slave, out: &syncBuffer{}, exited: make(chan struct{})}
-	tm.initial = tm.termios()
-	tm.cmd = exec.Command(bin, args...)
-	tm.cmd.Env = env
-	tm.cmd.Stdin, tm.cmd.Stdout, tm.cmd.Stderr = slave, slave, slave
-	tm.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := tm.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	tm.readWG.Add(1)
-	go func() {
-		defer tm.readWG.Done()
-		if slow {
-			copySlowly(tm.out, tm.master)
-		} else {
-			_, _ = io.Copy(tm.out, tm.master)
-		}
-	}()
-	go func() {
-		tm.err = tm.cmd.Wait()
-		close(tm.exited)
-	}()
-	t.Cleanup(tm.close)
-	return tm
+	return startTerminalWith(t, pty.Winsize{Rows: 33, Cols: 101}, copyOut, env, bin, args...)
 }
 
 // copySlowly copies r to w at slowTerminalRate at most, in small reads as a terminal does.
@@ -356,7 +331,7 @@ func checkClassicSession(t *testing.T, tm *terminal, u *classicUser, reference, 
 			for time.Now().Before(deadline) {
 				tm.send("stty size\r")
 				time.Sleep(50 * time.Millisecond)
-				if data, _ := tm.out.snapshot(); bytes.Contains(data[tm.mark:], []byte("\n"+want+"\r")) {
+				if data, _ := tm.out.Snapshot(); bytes.Contains(data[tm.mark:], []byte("\n"+want+"\r")) {
 					return
 				}
 			}
@@ -365,7 +340,7 @@ func checkClassicSession(t *testing.T, tm *terminal, u *classicUser, reference, 
 		}
 		waitFor(t, "stty size to show "+want, func() bool {
 			tm.send("stty size\r")
-			data, _ := tm.out.snapshot()
+			data, _ := tm.out.Snapshot()
 			return bytes.Contains(data[tm.mark:], []byte("\n"+want+"\r"))
 		})
 	}
@@ -388,11 +363,11 @@ func checkClassicSession(t *testing.T, tm *terminal, u *classicUser, reference, 
 	if lenient {
 		deadline := start.Add(10 * time.Second)
 		for {
-			data, changed := tm.out.snapshot()
+			data, changed := tm.out.Snapshot()
 			if bytes.Contains(data[tm.mark:], []byte("after-2")) {
 				break
 			}
-			if !waitChange(changed, deadline) {
+			if !termtest.WaitChange(changed, deadline) {
 				t.Logf("the prompt did not come back within 10 s of Ctrl-C (logged, not a failure: see below)")
 				_ = tm.cmd.Process.Kill()
 				return -1
@@ -422,19 +397,20 @@ func classicPair(t *testing.T, netkitClient, netkitServer bool, name string, lim
 			if netkitServer {
 				port = startNetkitRlogind(t)
 			} else {
-				var log *syncBuffer
+				var log *termtest.Buffer
 				port, log = startClassicRlogind(t)
 				defer waitFor(t, "the session's end in the log", func() bool {
 					return strings.Contains(log.String(), `msg="session ended"`)
 				})
 			}
 			tm := classicClient(t, netkitClient, slow, port, u.name)
-			// A slow terminal against netkit in.rlogind is measured, not checked: in.rlogind
-			// stalls there now and then (its loop sleeps 5 s when the client's socket is full,
-			// among others), with netkit's own client too.
-			elapsed := checkClassicSession(t, tm, u, netkitClient && netkitServer, slow && netkitServer)
+			// Against netkit in.rlogind the Ctrl-C time is measured, not checked: in.rlogind
+			// stalls now and then (its loop sleeps 5 s when the client's socket is full), with
+			// netkit's own client too; seen with a slow terminal, and with a fast one on a loaded
+			// machine. That is the peer's behaviour, not something our client can change.
+			elapsed := checkClassicSession(t, tm, u, netkitClient && netkitServer, netkitServer)
 			t.Logf("%s, %s: Ctrl-C during yes, prompt back after %v", name, term, elapsed.Round(time.Millisecond))
-			if limit > 0 && !(slow && netkitServer) && elapsed > limit {
+			if limit > 0 && !netkitServer && elapsed > limit {
 				t.Errorf("Ctrl-C took %v to give the prompt back, want at most %v", elapsed, limit)
 			}
 			if !netkitClient && !strings.Contains(tm.out.String(), "not encrypted") {
@@ -488,7 +464,7 @@ func TestClassicMarkerBytesTyped(t *testing.T) {
 	}
 	waitFor(t, "stty size to show 30 90", func() bool {
 		tm.send("stty size\r")
-		data, _ := tm.out.snapshot()
+		data, _ := tm.out.Snapshot()
 		return bytes.Contains(data[tm.mark:], []byte("\n30 90\r"))
 	})
 	tm.send("echo STILL-$((6*7))\r")

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/rlogin-go/rlogin/internal/termtest"
 )
 
 // binDir holds the rlogin and rlogind binaries built once by TestMain.
@@ -64,7 +65,7 @@ type daemon struct {
 	addr string // 127.0.0.1:port
 	port string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *termtest.Buffer
 	done chan struct{} // closed once cmd has been waited for
 	err  error         // cmd's exit error, valid after done
 }
@@ -85,7 +86,7 @@ func freePort(t *testing.T) string {
 // is a shell snippet run before exec'ing rlogind (for example to ignore signals).
 func startDaemon(t *testing.T, home string, wrap string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{home: home, port: freePort(t), log: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{home: home, port: freePort(t), log: &termtest.Buffer{}, done: make(chan struct{})}
 	d.addr = net.JoinHostPort("127.0.0.1", d.port)
 	// -user-mode: the tests run as root in CI, where rlogind would otherwise serve every user.
 	args := append([]string{"-user-mode", "-config", "none", "-addr", d.addr}, extra...)
@@ -218,7 +219,7 @@ type terminal struct {
 	master *os.File
 	slave  *os.File
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *termtest.Buffer
 	mark   int // expect searches out from here
 	// initial is the terminal state before the client started, to compare after it exits.
 	initial unix.Termios
@@ -230,14 +231,21 @@ type terminal struct {
 // startTerminal runs bin with args in a new pty of 24x80 as its controlling terminal.
 func startTerminal(t *testing.T, env []string, bin string, args ...string) *terminal {
 	t.Helper()
+	return startTerminalWith(t, pty.Winsize{Rows: 24, Cols: 80}, copyOutput, env, bin, args...)
+}
+
+// startTerminalWith runs bin with args in a new pty of the given size as its controlling
+// terminal; copyOut moves what appears on the pty into the terminal's output, until the pty closes.
+func startTerminalWith(t *testing.T, size pty.Winsize, copyOut func(w io.Writer, r io.Reader), env []string, bin string, args ...string) *terminal {
+	t.Helper()
 	master, slave, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pty.Setsize(master, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
+	if err := pty.Setsize(master, &size); err != nil {
 		t.Fatal(err)
 	}
-	tm := &terminal{t: t, master: master, slave: slave, out: &syncBuffer{}, exited: make(chan struct{})}
+	tm := &terminal{t: t, master: master, slave: slave, out: &termtest.Buffer{}, exited: make(chan struct{})}
 	tm.initial = tm.termios()
 	tm.cmd = exec.Command(bin, args...)
 	tm.cmd.Env = env
@@ -247,7 +255,10 @@ func startTerminal(t *testing.T, env []string, bin string, args ...string) *term
 		t.Fatal(err)
 	}
 	tm.readWG.Add(1)
-	go tm.copyOutput()
+	go func() {
+		defer tm.readWG.Done()
+		copyOut(tm.out, tm.master)
+	}()
 	go func() {
 		tm.err = tm.cmd.Wait()
 		close(tm.exited)
@@ -256,9 +267,9 @@ func startTerminal(t *testing.T, env []string, bin string, args ...string) *term
 	return tm
 }
 
-func (tm *terminal) copyOutput() {
-	defer tm.readWG.Done()
-	_, _ = io.Copy(tm.out, tm.master)
+// copyOutput copies the pty's output as fast as it comes.
+func copyOutput(w io.Writer, r io.Reader) {
+	_, _ = io.Copy(w, r)
 }
 
 func (tm *terminal) close() {
@@ -289,24 +300,12 @@ func (tm *terminal) expect(re string) []string {
 
 func (tm *terminal) expectWithin(re string, timeout time.Duration) []string {
 	tm.t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for {
-		data, changed := tm.out.snapshot()
-		if loc := rx.FindSubmatchIndex(data[tm.mark:]); loc != nil {
-			m := make([]string, len(loc)/2)
-			for i := range m {
-				if loc[2*i] >= 0 {
-					m[i] = string(data[tm.mark+loc[2*i] : tm.mark+loc[2*i+1]])
-				}
-			}
-			tm.mark += loc[1]
-			return m
-		}
-		if !waitChange(changed, deadline) {
-			tm.t.Fatalf("timed out after %v waiting for %q; output after mark:\n%q", timeout, re, tail(data[tm.mark:], 2000))
-		}
+	m, ok := tm.out.Expect(&tm.mark, regexp.MustCompile(re), timeout)
+	if !ok {
+		data, _ := tm.out.Snapshot()
+		tm.t.Fatalf("timed out after %v waiting for %q; output after mark:\n%q", timeout, re, tail(data[tm.mark:], 2000))
 	}
+	return m
 }
 
 // expectLiteral waits for lit after the mark without rescanning what it has already seen, so it
@@ -316,13 +315,13 @@ func (tm *terminal) expectLiteral(lit string) {
 	deadline := time.Now().Add(shortTimeout)
 	from := tm.mark
 	for {
-		data, changed := tm.out.snapshot()
+		data, changed := tm.out.Snapshot()
 		if i := bytes.Index(data[from:], []byte(lit)); i >= 0 {
 			tm.mark = from + i + len(lit)
 			return
 		}
 		from = max(tm.mark, len(data)-len(lit)+1)
-		if !waitChange(changed, deadline) {
+		if !termtest.WaitChange(changed, deadline) {
 			tm.t.Fatalf("timed out waiting for %q; output after mark:\n%q", lit, tail(data[tm.mark:], 2000))
 		}
 	}
@@ -333,13 +332,13 @@ func (tm *terminal) readBytes(n int) []byte {
 	tm.t.Helper()
 	deadline := time.Now().Add(shortTimeout)
 	for {
-		data, changed := tm.out.snapshot()
+		data, changed := tm.out.Snapshot()
 		if len(data)-tm.mark >= n {
 			b := data[tm.mark : tm.mark+n]
 			tm.mark += n
 			return b
 		}
-		if !waitChange(changed, deadline) {
+		if !termtest.WaitChange(changed, deadline) {
 			tm.t.Fatalf("timed out waiting for %d bytes; have %d", n, len(data)-tm.mark)
 		}
 	}
@@ -351,7 +350,7 @@ func (tm *terminal) wait() int {
 	select {
 	case <-tm.exited:
 	case <-time.After(shortTimeout):
-		data, _ := tm.out.snapshot()
+		data, _ := tm.out.Snapshot()
 		tm.t.Fatalf("client did not exit within %v; output:\n%q", shortTimeout, tail(data, 2000))
 	}
 	var ee *exec.ExitError
@@ -374,36 +373,10 @@ func (tm *terminal) termios() unix.Termios {
 	return *ts
 }
 
-// waitChange waits until changed is closed or the deadline passes; false means the deadline passed.
-func waitChange(changed <-chan struct{}, deadline time.Time) bool {
-	d := time.Until(deadline)
-	if d <= 0 {
-		return false
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-changed:
-		return true
-	case <-timer.C:
-		return false
-	}
-}
-
 // waitFor polls cond until it holds or shortTimeout passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	termtest.WaitFor(t, shortTimeout, what, cond)
 }
 
 func tail(b []byte, n int) []byte {
@@ -411,38 +384,4 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and many readers, which can announce changes.
-type syncBuffer struct {
-	mu      sync.Mutex
-	buf     []byte
-	changed chan struct{}
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if b.changed != nil {
-		close(b.changed)
-		b.changed = nil
-	}
-	return len(p), nil
-}
-
-// snapshot returns the data so far and a channel closed at the next write.
-func (b *syncBuffer) snapshot() ([]byte, <-chan struct{}) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.changed == nil {
-		b.changed = make(chan struct{})
-	}
-	return b.buf, b.changed
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

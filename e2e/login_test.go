@@ -96,7 +96,7 @@ func TestResizeReachesRemote(t *testing.T) {
 	// new size shows.
 	waitFor(t, "stty size to show 37 101", func() bool {
 		tm.send("stty size\r")
-		data, _ := tm.out.snapshot()
+		data, _ := tm.out.Snapshot()
 		return bytes.Contains(data[tm.mark:], []byte("\r37 101\r"))
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session/classic"
 )
@@ -228,7 +229,7 @@ func TestClassicSessionPiped(t *testing.T) {
 	}()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 	pr, pw := io.Pipe()
-	var stdout, stderr syncBuffer
+	var stdout, stderr termtest.Buffer
 	cfg := &Config{Stdin: pr, Stdout: &stdout, Stderr: &stderr, LocalUser: "bob", Environ: []string{"TERM=vt100"}}
 	status := make(chan int, 1)
 	go func() { status <- cfg.Run(t.Context(), []string{"-c", "-p", port, "-l", "alice", "127.0.0.1"}) }()

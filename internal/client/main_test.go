@@ -19,6 +19,8 @@ import (
 	"github.com/creack/pty"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/rlogin-go/rlogin/internal/termtest"
 )
 
 // testTimeout bounds every single wait in these tests: needing longer is a failure.
@@ -59,7 +61,7 @@ func runTests(m *testing.M) int {
 type testTerminal struct {
 	t             *testing.T
 	master, slave *os.File
-	out           syncBuffer
+	out           termtest.Buffer
 	mark          int // expect searches the output from here
 	copyDone      chan struct{}
 
@@ -185,24 +187,12 @@ func (tt *testTerminal) send(s string) {
 // past the match and returns the submatches.
 func (tt *testTerminal) expect(re string) []string {
 	tt.t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(testTimeout)
-	for {
-		data, changed := tt.out.snapshot()
-		if loc := rx.FindSubmatchIndex(data[tt.mark:]); loc != nil {
-			m := make([]string, len(loc)/2)
-			for i := range m {
-				if loc[2*i] >= 0 {
-					m[i] = string(data[tt.mark+loc[2*i] : tt.mark+loc[2*i+1]])
-				}
-			}
-			tt.mark += loc[1]
-			return m
-		}
-		if !waitChange(changed, deadline) {
-			tt.t.Fatalf("timed out waiting for %q; output after mark:\n%q", re, data[tt.mark:])
-		}
+	m, ok := tt.out.Expect(&tt.mark, regexp.MustCompile(re), testTimeout)
+	if !ok {
+		data, _ := tt.out.Snapshot()
+		tt.t.Fatalf("timed out waiting for %q; output after mark:\n%q", re, data[tt.mark:])
 	}
+	return m
 }
 
 // termios is the terminal's state now.
@@ -215,60 +205,10 @@ func (tt *testTerminal) termios() unix.Termios {
 	return *ts
 }
 
-// waitChange waits for changed to be closed; false means the deadline passed first.
-func waitChange(changed <-chan struct{}, deadline time.Time) bool {
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case <-changed:
-		return true
-	case <-timer.C:
-		return false
-	}
-}
-
 // waitFor polls cond until it holds, or fails the test after testTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// syncBuffer collects output from one goroutine for others to look at, and announces changes.
-type syncBuffer struct {
-	mu      sync.Mutex
-	buf     []byte
-	changed chan struct{}
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if b.changed != nil {
-		close(b.changed)
-		b.changed = nil
-	}
-	return len(p), nil
-}
-
-func (b *syncBuffer) snapshot() ([]byte, <-chan struct{}) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.changed == nil {
-		b.changed = make(chan struct{})
-	}
-	return b.buf[:len(b.buf):len(b.buf)], b.changed
-}
-
-func (b *syncBuffer) String() string {
-	data, _ := b.snapshot()
-	return string(data)
+	termtest.WaitFor(t, testTimeout, what, cond)
 }
 
 // freePort is a loopback port nobody listens on right now.

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
@@ -536,7 +537,7 @@ func TestPipedInput(t *testing.T) {
 	s := startServer(t, nil)
 	home := t.TempDir()
 	s.trust(t, home)
-	var stdout, stderr syncBuffer
+	var stdout, stderr termtest.Buffer
 	cfg := &Config{
 		Stdin:     strings.NewReader("echo piped-$((2+2)) ~.\n"),
 		Stdout:    &stdout,
@@ -571,7 +572,7 @@ func TestPipeStaysOpen(t *testing.T) {
 	if _, err := w.WriteString("exit 5\n"); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr termtest.Buffer
 	cfg := &Config{Stdin: r, Stdout: &stdout, Stderr: &stderr, Home: home, LocalUser: "tester", Environ: []string{}}
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
@@ -591,7 +592,7 @@ func TestRunCanceled(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	var stdout, stderr syncBuffer
+	var stdout, stderr termtest.Buffer
 	cfg := &Config{Stdin: r, Stdout: &stdout, Stderr: &stderr, Home: home, LocalUser: "tester", Environ: []string{}}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
@@ -622,7 +623,7 @@ func TestBulkInput(t *testing.T) {
 	for range 5000 { // 500 000 bytes in lines the pty's line discipline takes
 		in.WriteString(line)
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr termtest.Buffer
 	cfg := &Config{Stdin: &in, Stdout: &stdout, Stderr: &stderr, Home: home, LocalUser: "tester", Environ: []string{}}
 	if code := cfg.Run(t.Context(), []string{"-p", s.port, "127.0.0.1"}); code != 0 {
 		t.Fatalf("status %d, stderr %q", code, stderr.String())

@@ -229,47 +229,18 @@ func (s *Server) handleClassic(ctx context.Context, id uint64, conn net.Conn) {
 		_ = srv.Refuse(classicTooMany)
 		return
 	}
-	if !stopAbort() {
-		ended()
-		_ = srv.Refuse(classicStopping)
-		return
-	}
 	sreq := &session.Request{User: req.ServerUser, Term: req.Term, Window: session.WindowSize{Rows: classicDefaultRows, Cols: classicDefaultCols}}
-	var cmd *exec.Cmd
-	var p *pty.PTY
-	if lg != nil {
-		cmd, p, err = s.startClassicLogin(log, sreq, lg, peerHost(conn.RemoteAddr()))
-	} else {
-		cmd, p, err = s.startShell(log, sreq)
-	}
-	if err != nil {
-		log.Error("cannot start the session", "program", s.program(lg), "err", err)
-		ended()
-		_ = srv.Refuse(classicNoShell)
+	log, p, term, finish, ok := s.startSession(sessionStart{
+		id: id, log: log, lg: lg, req: sreq, host: peerHost(conn.RemoteAddr()), deadline: deadline,
+		stopAbort: stopAbort, ended: ended, refuse: func(reason string) { _ = srv.Refuse(reason) },
+		stopping: classicStopping, noShell: classicNoShell,
+		startLogin:  s.startClassicLogin,
+		startFailed: "cannot start the session", programKey: "program",
+	})
+	if !ok {
 		return
 	}
-	s.setShell(id, cmd, p)
-	log = log.With("pid", p.Pid())
-	var term classic.Terminal = ptyTerminal{p}
-	finish := func() {}
 	if lg != nil {
-		var st session.Terminal
-		st, finish, err = s.loginSession(log, p, lg, deadline)
-		if err == nil {
-			var ok bool
-			if term, ok = st.(classic.Terminal); !ok {
-				err = errors.New("daemon: the login terminal cannot serve classic rlogin")
-			}
-		}
-		if err != nil {
-			log.Error("cannot start the session", "err", err)
-			ended()
-			_ = srv.Refuse(classicNoShell)
-			p.Hangup()
-			_ = p.Close()
-			_, _ = p.Wait()
-			return
-		}
 		log = log.With("method", lg.method)
 	}
 	log.Info("session started", "term", req.Term)
@@ -279,17 +250,10 @@ func (s *Server) handleClassic(ctx context.Context, id uint64, conn net.Conn) {
 	finish()
 	ended()
 	_ = srv.Close()
-	_ = p.Close()
-	if state == nil {
-		state, _ = p.Wait()
-	}
-	attrs := []any{"duration", time.Since(start).Round(time.Millisecond)}
-	attrs = append(attrs, exitAttrs(state)...)
-	if err != nil {
-		attrs = append(attrs, "err", sanitize.Text(err.Error()))
-	}
-	log.Info("session ended", attrs...)
+	endSession(log, p, start, state, err)
 }
+
+var _ classic.Terminal = terminal(nil) // what startSession returns serves classic rlogin too
 
 // authorizeClassic decides a classic login. It returns the System login to start (nil in user
 // mode: the daemon's own shell), or the refusal's reason.

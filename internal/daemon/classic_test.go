@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/session/classic"
 	"github.com/rlogin-go/rlogin/transport"
@@ -109,7 +110,7 @@ type classicRemote struct {
 	t    *testing.T
 	c    *classic.Client
 	in   io.WriteCloser
-	out  *syncBuffer
+	out  *termtest.Buffer
 	mark int
 	done chan struct{}
 	err  error
@@ -144,7 +145,7 @@ func dialClassic(t *testing.T, address string, privileged bool) net.Conn {
 func loginClassic(t *testing.T, address, ruser, user string, privileged bool) (*classicRemote, error) {
 	t.Helper()
 	conn := dialClassic(t, address, privileged)
-	r := &classicRemote{t: t, out: &syncBuffer{}, done: make(chan struct{})}
+	r := &classicRemote{t: t, out: &termtest.Buffer{}, done: make(chan struct{})}
 	r.c = classic.NewClient(conn, classic.Request{ClientUser: ruser, ServerUser: user, Term: "xterm", Speed: "38400"})
 	r.c.Stdout = r.out
 	r.c.Window = classic.WindowSize{Rows: 33, Cols: 101}
@@ -175,7 +176,7 @@ func (r *classicRemote) send(s string) {
 
 func (r *classicRemote) expect(re string) []string {
 	r.t.Helper()
-	m, ok := r.out.waitMatch(&r.mark, regexp.MustCompile(re), shortTimeout)
+	m, ok := r.out.Expect(&r.mark, regexp.MustCompile(re), shortTimeout)
 	if !ok {
 		r.t.Fatalf("timed out waiting for %q; output:\n%q", re, tail(r.out.String(), 2000))
 	}
@@ -259,7 +260,7 @@ func TestClassicOnePortForAll(t *testing.T) {
 		t.Fatalf("direct TLS: %v", err)
 	}
 	c := session.NewClient(sc, ts.request(ts.srv.User()))
-	out := &syncBuffer{}
+	out := &termtest.Buffer{}
 	c.Stdout = out
 	in, _ := c.StdinPipe()
 	if err := c.Start(); err != nil {

@@ -79,40 +79,19 @@ func (s *Server) handle(ctx context.Context, id uint64, conn net.Conn) {
 		return
 	}
 
-	if !stopAbort() { // the shutdown came first
-		ended()
-		_ = srv.Refuse(reasonStopping)
+	log, p, term, finishLogin, ok := s.startSession(sessionStart{
+		id: id, log: log, lg: lg, req: req, host: peerHost(conn.RemoteAddr()), deadline: deadline,
+		stopAbort: stopAbort, ended: ended, refuse: func(reason string) { _ = srv.Refuse(reason) },
+		stopping: reasonStopping, noShell: reasonNoShell,
+		startLogin:  s.startLogin,
+		startFailed: "cannot start the shell", programKey: "shell",
+		loginAttrs: func(lg *systemLogin) []any { return []any{"user", lg.user.name, "method", lg.method} },
+		onFail:     func() { s.authFailed(conn) }, // a wrong password, for the penalties
+	})
+	if !ok {
 		return
 	}
-	var cmd *exec.Cmd
-	var p *pty.PTY
 	if lg != nil {
-		cmd, p, err = s.startLogin(log, req, lg, peerHost(conn.RemoteAddr()))
-	} else {
-		cmd, p, err = s.startShell(log, req)
-	}
-	if err != nil {
-		log.Error("cannot start the shell", "shell", s.program(lg), "err", err)
-		ended()
-		_ = srv.Refuse(reasonNoShell)
-		return
-	}
-	s.setShell(id, cmd, p)
-	log = log.With("pid", p.Pid())
-	var term session.Terminal = ptyTerminal{p}
-	finishLogin := func() {}
-	if lg != nil {
-		log = log.With("user", lg.user.name, "method", lg.method)
-		lg.onFail = func() { s.authFailed(conn) } // a wrong password, for the penalties
-		if term, finishLogin, err = s.loginSession(log, p, lg, deadline); err != nil {
-			log.Error("cannot start the session", "err", err)
-			ended()
-			_ = srv.Refuse(reasonNoShell)
-			p.Hangup()
-			_ = p.Close()
-			_, _ = p.Wait()
-			return
-		}
 		log.Info("session started", "term", sanitize.Text(req.Term))
 	} else {
 		log.Info("session started", "user", s.user, "term", sanitize.Text(req.Term))
@@ -123,6 +102,104 @@ func (s *Server) handle(ctx context.Context, id uint64, conn net.Conn) {
 	finishLogin()
 	ended()
 	_ = srv.Close()
+	endSession(log, p, start, state, err)
+}
+
+// sessionStart is how a login flow (the secure one of handle, or handleClassic's) has
+// startSession start the session of an authorized login.
+type sessionStart struct {
+	id       uint64
+	log      *slog.Logger
+	lg       *systemLogin // the System login; nil in user mode (the daemon's own shell)
+	req      *session.Request
+	host     string    // the client's host, for login(1)
+	deadline time.Time // the end of the login grace time
+
+	stopAbort func() bool // stops the shutdown's abort of the login; false if the shutdown came first
+	ended     func()      // frees the session slot, before a refusal
+	refuse    func(reason string)
+	stopping  string // the refusal reason when the shutdown came first
+	noShell   string // the refusal reason when the session cannot start
+
+	// startLogin starts login(1) for lg (startLogin or startClassicLogin).
+	startLogin  func(log *slog.Logger, req *session.Request, lg *systemLogin, host string) (*exec.Cmd, *pty.PTY, error)
+	startFailed string // what is logged when the program does not start,
+	programKey  string // with the program under this key
+	// loginAttrs, if not nil, returns what the log of lg's session adds before the password
+	// gate starts.
+	loginAttrs func(lg *systemLogin) []any
+	onFail     func() // if not nil, becomes lg.onFail: called when the password login fails
+}
+
+// terminal is what both flows serve: a session.Terminal that also reads in packet mode, so a
+// classic.Terminal too. ptyTerminal and the password gate are both.
+type terminal interface {
+	session.Terminal
+	ReadPacket(b []byte) (n int, status pty.Status, err error)
+}
+
+var (
+	_ terminal = ptyTerminal{}
+	_ terminal = (*loginGate)(nil)
+)
+
+// startSession starts the session of an authorized login unless the shutdown came first: it
+// starts login(1) (st.lg not nil) or the shell on a new pty, records it for a forced shutdown,
+// and for login(1) puts the password gate in front (loginSession). It returns the session's
+// log (with the pid), the pty, the terminal to serve and finish, to be called once Serve has
+// returned; or ok false once it has logged why, freed the slot and refused the client.
+func (s *Server) startSession(st sessionStart) (log *slog.Logger, p *pty.PTY, term terminal, finish func(), ok bool) {
+	log, lg := st.log, st.lg
+	if !st.stopAbort() { // the shutdown came first
+		st.ended()
+		st.refuse(st.stopping)
+		return nil, nil, nil, nil, false
+	}
+	var cmd *exec.Cmd
+	var err error
+	if lg != nil {
+		cmd, p, err = st.startLogin(log, st.req, lg, st.host)
+	} else {
+		cmd, p, err = s.startShell(log, st.req)
+	}
+	if err != nil {
+		log.Error(st.startFailed, st.programKey, s.program(lg), "err", err)
+		st.ended()
+		st.refuse(st.noShell)
+		return nil, nil, nil, nil, false
+	}
+	s.setShell(st.id, cmd, p)
+	log = log.With("pid", p.Pid())
+	if lg == nil {
+		return log, p, ptyTerminal{p}, func() {}, true
+	}
+	if st.loginAttrs != nil {
+		log = log.With(st.loginAttrs(lg)...)
+	}
+	if st.onFail != nil {
+		lg.onFail = st.onFail
+	}
+	lt, finish, err := s.loginSession(log, p, lg, st.deadline)
+	if err == nil {
+		if term, ok = lt.(terminal); !ok {
+			err = errors.New("daemon: the login terminal cannot serve classic rlogin")
+		}
+	}
+	if err != nil {
+		log.Error("cannot start the session", "err", err)
+		st.ended()
+		st.refuse(st.noShell)
+		p.Hangup()
+		_ = p.Close()
+		_, _ = p.Wait()
+		return nil, nil, nil, nil, false
+	}
+	return log, p, term, finish, true
+}
+
+// endSession closes p, reaps its program if Serve did not (state is nil then) and logs the end
+// of the session served since start; state and err are what Serve returned.
+func endSession(log *slog.Logger, p *pty.PTY, start time.Time, state *os.ProcessState, err error) {
 	_ = p.Close()
 	if state == nil {
 		state, _ = p.Wait() // Serve waited already; this only fetches the status

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/pty"
 )
 
@@ -53,9 +54,9 @@ type gateRun struct {
 	t    *testing.T
 	p    *pty.PTY
 	gate *loginGate
-	out  string      // GATE_OUT
-	log  *syncBuffer // the gate's log
-	term *syncBuffer // what the fake login wrote to its terminal
+	out  string           // GATE_OUT
+	log  *termtest.Buffer // the gate's log
+	term *termtest.Buffer // what the fake login wrote to its terminal
 	read chan struct{}
 	// failures counts the gate's onFail calls.
 	failures atomic.Int32
@@ -70,7 +71,7 @@ func startGateUntil(t *testing.T, uid int, script string, deadline time.Time) *g
 	t.Helper()
 	checkNoLeftovers(t)
 	dir := t.TempDir()
-	g := &gateRun{t: t, out: filepath.Join(dir, "out"), log: &syncBuffer{}, term: &syncBuffer{}, read: make(chan struct{})}
+	g := &gateRun{t: t, out: filepath.Join(dir, "out"), log: &termtest.Buffer{}, term: &termtest.Buffer{}, read: make(chan struct{})}
 	cmd := exec.Command("/bin/sh", "-c", script)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "GATE_OUT=" + g.out, "GATE_UID=" + strconv.Itoa(uid)}
 	p, err := pty.Start(cmd, pty.Size{Rows: 24, Cols: 80})
@@ -143,7 +144,7 @@ func (g *gateRun) reads() string {
 func (g *gateRun) waitTerm(re string) {
 	g.t.Helper()
 	mark := 0
-	if _, ok := g.term.waitMatch(&mark, regexp.MustCompile(re), shortTimeout); !ok {
+	if _, ok := g.term.Expect(&mark, regexp.MustCompile(re), shortTimeout); !ok {
 		g.t.Fatalf("timed out waiting for %q on the terminal: %q", re, g.term.String())
 	}
 }
@@ -165,7 +166,7 @@ func TestGateOneUserOnly(t *testing.T) {
 		t.Errorf("the fake login read %q, want only the password", got)
 	}
 	mark := 0
-	if _, ok := g.log.waitMatch(&mark, regexp.MustCompile(`authentication failed.*asked for something other than a secret`), shortTimeout); !ok {
+	if _, ok := g.log.Expect(&mark, regexp.MustCompile(`authentication failed.*asked for something other than a secret`), shortTimeout); !ok {
 		t.Errorf("log: %s", g.log.String())
 	}
 	if n := g.failures.Load(); n != 1 {
@@ -210,7 +211,7 @@ func TestGateTypeahead(t *testing.T) {
 		return g.reads() == "password:good\nshell:ls -l\nshell:second\n"
 	})
 	mark := 0
-	if _, ok := g.log.waitMatch(&mark, regexp.MustCompile(`authentication succeeded`), shortTimeout); !ok {
+	if _, ok := g.log.Expect(&mark, regexp.MustCompile(`authentication succeeded`), shortTimeout); !ok {
 		t.Errorf("log: %s", g.log.String())
 	}
 	if n := g.failures.Load(); n != 0 {
@@ -271,7 +272,7 @@ func TestGateGraceTime(t *testing.T) {
 		t.Fatal("the login was not ended at the login grace time")
 	}
 	mark := 0
-	if _, ok := g.log.waitMatch(&mark, regexp.MustCompile(`authentication failed.*login grace time exceeded`), shortTimeout); !ok {
+	if _, ok := g.log.Expect(&mark, regexp.MustCompile(`authentication failed.*login grace time exceeded`), shortTimeout); !ok {
 		t.Errorf("log: %s", g.log.String())
 	}
 	if n := g.failures.Load(); n != 1 {

@@ -16,13 +16,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )
@@ -69,7 +69,7 @@ type testServer struct {
 	authPath  string
 	hostKey   ed25519.PrivateKey
 	clientKey ed25519.PrivateKey // listed in authPath
-	log       *syncBuffer
+	log       *termtest.Buffer
 	cancel    context.CancelFunc
 	done      chan error // Serve's result
 }
@@ -86,7 +86,7 @@ func startServer(t *testing.T, edit func(*Config)) *testServer {
 		authPath:  filepath.Join(home, ".rlogin", "authorized_keys"),
 		hostKey:   newKey(t),
 		clientKey: newKey(t),
-		log:       &syncBuffer{},
+		log:       &termtest.Buffer{},
 		done:      make(chan error, 1),
 	}
 	ts.writeAuthorized(t, string(keys.MarshalAuthorizedKey(ts.clientKey.Public().(ed25519.PublicKey), "test")), 0o600)
@@ -169,7 +169,7 @@ type remote struct {
 	t    *testing.T
 	c    *session.Client
 	in   io.WriteCloser
-	out  *syncBuffer
+	out  *termtest.Buffer
 	mark int
 	done chan struct{}
 	err  error // Wait's result, after done
@@ -204,7 +204,7 @@ func login(t *testing.T, address string, hostKey ed25519.PublicKey, key ed25519.
 	if err != nil {
 		return nil, err
 	}
-	r := &remote{t: t, c: session.NewClient(conn, req), out: &syncBuffer{}, done: make(chan struct{})}
+	r := &remote{t: t, c: session.NewClient(conn, req), out: &termtest.Buffer{}, done: make(chan struct{})}
 	r.c.Stdout = r.out
 	in, err := r.c.StdinPipe()
 	if err != nil {
@@ -267,7 +267,7 @@ func (r *remote) send(s string) {
 // returns the submatches.
 func (r *remote) expect(re string) []string {
 	r.t.Helper()
-	m, ok := r.out.waitMatch(&r.mark, regexp.MustCompile(re), shortTimeout)
+	m, ok := r.out.Expect(&r.mark, regexp.MustCompile(re), shortTimeout)
 	if !ok {
 		r.t.Fatalf("timed out waiting for %q; output:\n%q", re, tail(r.out.String(), 2000))
 	}
@@ -304,13 +304,7 @@ func tail(s string, n int) string {
 // waitFor polls cond until it holds or shortTimeout passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(shortTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	termtest.WaitFor(t, shortTimeout, what, cond)
 }
 
 // checkNoLeftovers checks, when the test ends (after the cleanups registered later, such as
@@ -404,70 +398,11 @@ func gone(pid int) bool {
 	return !ok || st.state == 'Z' || st.state == 'X'
 }
 
-// syncBuffer collects output for one writer and many readers, and announces changes.
-type syncBuffer struct {
-	mu      sync.Mutex
-	buf     []byte
-	changed chan struct{}
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if b.changed != nil {
-		close(b.changed)
-		b.changed = nil
-	}
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
-
-// snapshot returns the data so far and a channel closed at the next write.
-func (b *syncBuffer) snapshot() ([]byte, <-chan struct{}) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.changed == nil {
-		b.changed = make(chan struct{})
-	}
-	return b.buf, b.changed
-}
-
-// waitMatch waits up to timeout for re to match the data after *mark, moves *mark past the
-// match and returns the submatches.
-func (b *syncBuffer) waitMatch(mark *int, re *regexp.Regexp, timeout time.Duration) ([]string, bool) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		data, changed := b.snapshot()
-		if loc := re.FindSubmatchIndex(data[*mark:]); loc != nil {
-			m := make([]string, len(loc)/2)
-			for i := range m {
-				if loc[2*i] >= 0 {
-					m[i] = string(data[*mark+loc[2*i] : *mark+loc[2*i+1]])
-				}
-			}
-			*mark += loc[1]
-			return m, true
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return nil, false
-		}
-	}
-}
-
 // waitLog waits until the log matches re and returns the submatches.
 func (ts *testServer) waitLog(re string) []string {
 	ts.t.Helper()
 	mark := 0
-	m, ok := ts.log.waitMatch(&mark, regexp.MustCompile(re), shortTimeout)
+	m, ok := ts.log.Expect(&mark, regexp.MustCompile(re), shortTimeout)
 	if !ok {
 		ts.t.Fatalf("timed out waiting for %q in the log:\n%s", re, ts.log.String())
 	}

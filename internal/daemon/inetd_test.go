@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )
@@ -71,7 +72,7 @@ func TestServeConn(t *testing.T) {
 	if err := os.WriteFile(authPath, keys.MarshalAuthorizedKey(pubOf(clientKey), "test"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log := &syncBuffer{}
+	log := &termtest.Buffer{}
 	newSrv := func() *Server {
 		srv, err := NewServer(Config{HostKey: hostKey, AuthorizedKeys: authPath, Home: home,
 			Logger: slog.New(slog.NewTextHandler(log, nil))})
@@ -157,7 +158,7 @@ func TestRunInetd(t *testing.T) {
 	defer f.Close()
 	// Bootstrapping makes the user's key, which the client below uses: the first start must
 	// not wait for the client, so it runs on its own first.
-	log := &syncBuffer{}
+	log := &termtest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(context.Background(), []string{"-inetd", "-config", "none", "-user-mode"}, Env{Stderr: log, Stdin: f})

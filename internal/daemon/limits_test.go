@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )
@@ -266,7 +267,7 @@ func loginFrom(t *testing.T, ts *testServer, src string, key ed25519.PrivateKey)
 // startRemote starts a session on conn, as login does.
 func startRemote(t *testing.T, conn net.Conn, req session.Request) (*remote, error) {
 	t.Helper()
-	r := &remote{t: t, c: session.NewClient(conn, req), out: &syncBuffer{}, done: make(chan struct{})}
+	r := &remote{t: t, c: session.NewClient(conn, req), out: &termtest.Buffer{}, done: make(chan struct{})}
 	r.c.Stdout = r.out
 	in, err := r.c.StdinPipe()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 )
 
@@ -21,7 +22,7 @@ import (
 // home.
 type runningMain struct {
 	home, sock string
-	log        *syncBuffer
+	log        *termtest.Buffer
 	cancel     context.CancelFunc
 	done       chan error
 }
@@ -29,7 +30,7 @@ type runningMain struct {
 func startMain(t *testing.T, home string, extra ...string) *runningMain {
 	t.Helper()
 	t.Setenv("HOME", home)
-	m := &runningMain{home: home, sock: filepath.Join(home, "sock"), log: &syncBuffer{}, done: make(chan error, 1)}
+	m := &runningMain{home: home, sock: filepath.Join(home, "sock"), log: &termtest.Buffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	args := append([]string{"-config", "none", "-user-mode", "-addr", "unix:" + m.sock, "-login-grace-time", "20s"}, extra...)

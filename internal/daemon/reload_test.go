@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 )
 
@@ -70,7 +71,7 @@ func TestReload(t *testing.T) {
 // runningRun is Run in-process with a reload channel, listening on a Unix socket in home.
 type runningRun struct {
 	home, sock string
-	log        *syncBuffer
+	log        *termtest.Buffer
 	reload     chan struct{}
 	cancel     context.CancelFunc
 	done       chan error
@@ -79,7 +80,7 @@ type runningRun struct {
 func startRun(t *testing.T, home string, args ...string) *runningRun {
 	t.Helper()
 	t.Setenv("HOME", home)
-	r := &runningRun{home: home, sock: filepath.Join(home, "sock"), log: &syncBuffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
+	r := &runningRun{home: home, sock: filepath.Join(home, "sock"), log: &termtest.Buffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	args = append([]string{"-user-mode", "-addr", "unix:" + r.sock}, args...)
@@ -120,7 +121,7 @@ func (r *runningRun) sendReload(t *testing.T) {
 
 func (r *runningRun) waitLog(t *testing.T, mark *int, re string) []string {
 	t.Helper()
-	m, ok := r.log.waitMatch(mark, regexp.MustCompile(re), shortTimeout)
+	m, ok := r.log.Expect(mark, regexp.MustCompile(re), shortTimeout)
 	if !ok {
 		t.Fatalf("timed out waiting for %q in the log:\n%s", re, r.log.String())
 	}

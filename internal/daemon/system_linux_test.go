@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )
@@ -678,7 +679,7 @@ func TestSystemClientKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &termtest.Buffer{}
 	client.Stdout, client.Stderr = out, out
 	if err := client.Start(); err != nil {
 		t.Fatal(err)
@@ -693,7 +694,7 @@ func TestSystemClientKilled(t *testing.T) {
 	hupFile := filepath.Join(alice.home, "hup")
 	fmt.Fprintf(stdin, "trap 'echo hup > %s; exit 1' HUP; sleep 1000 & echo PIDS $$ $! $((40+2)).\n", hupFile)
 	mark := 0
-	m, ok := out.waitMatch(&mark, regexp.MustCompile(`PIDS (\d+) (\d+) 42\.`), shortTimeout)
+	m, ok := out.Expect(&mark, regexp.MustCompile(`PIDS (\d+) (\d+) 42\.`), shortTimeout)
 	if !ok {
 		t.Fatalf("no shell: %q\n%s", out.String(), ts.log.String())
 	}
@@ -734,7 +735,7 @@ func TestSystemRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "sock")
-	log := &syncBuffer{}
+	log := &termtest.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -755,7 +756,7 @@ func TestSystemRun(t *testing.T) {
 		}
 	})
 	mark := 0
-	if _, ok := log.waitMatch(&mark, regexp.MustCompile(`msg="serving logins" .*users="all \(system mode\)"`), shortTimeout); !ok {
+	if _, ok := log.Expect(&mark, regexp.MustCompile(`msg="serving logins" .*users="all \(system mode\)"`), shortTimeout); !ok {
 		t.Fatalf("not serving in system mode:\n%s", log.String())
 	}
 	key, err := keys.Load(hostKey)
