@@ -26,6 +26,7 @@ const (
 	reasonInvalidUser = "invalid user name"
 	reasonNoShell     = "cannot start a shell"
 	reasonStopping    = "service stopping"
+	reasonTimedOut    = "login timed out"
 )
 
 // handle runs one conn from the mailbox to the end of its session; it owns conn. Everything
@@ -61,6 +62,16 @@ func (s *Server) handle(ctx context.Context, id uint64, conn net.Conn) {
 	req, err := srv.ReadRequest()
 	if err != nil {
 		s.logLoginError(ctx, log, "login request", err)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Say why, as docs/protocol.md §8 asks. Refuse gives its write a short deadline,
+			// which the startup conn allows a little past the grace time (farewellAllowance).
+			reason := reasonTimedOut
+			if ctx.Err() != nil {
+				reason = reasonStopping
+			}
+			_ = srv.Refuse(reason)
+			return
+		}
 		_ = srv.Close()
 		return
 	}

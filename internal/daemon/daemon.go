@@ -786,9 +786,30 @@ func (c *startupConn) clamp(t time.Time) time.Time {
 	return c.deadline
 }
 
-func (c *startupConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
-func (c *startupConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.clamp(t)) }
-func (c *startupConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
+// farewellAllowance lets the server write the reason it ends a login (REFUSE "login timed out")
+// a little past the grace deadline. Reads stay bounded by the deadline itself, so a peer cannot
+// use it to hold the conn: only the server's last write may take that long.
+const farewellAllowance = 2 * time.Second
+
+// clampWrite bounds a write deadline by the grace deadline plus farewellAllowance.
+func (c *startupConn) clampWrite(t time.Time) time.Time {
+	limit := c.deadline.Add(farewellAllowance)
+	if c.inSession.Load() || (!t.IsZero() && t.Before(limit)) {
+		return t
+	}
+	return limit
+}
+
+func (c *startupConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(c.clamp(t)); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(c.clampWrite(t))
+}
+func (c *startupConn) SetReadDeadline(t time.Time) error { return c.Conn.SetReadDeadline(c.clamp(t)) }
+func (c *startupConn) SetWriteDeadline(t time.Time) error {
+	return c.Conn.SetWriteDeadline(c.clampWrite(t))
+}
 
 // CloseWrite half-closes the conn (TCP or Unix).
 func (c *startupConn) CloseWrite() error {

@@ -418,16 +418,19 @@ var stalledPeers = []stalledPeer{
 }
 
 // waitClosed waits up to timeout for the server to close c and returns when it did; ok is false
-// if c stayed open.
-func waitClosed(c net.Conn, timeout time.Duration) (time.Time, bool) {
+// if c stayed open. What the server sent before closing is in got.
+func waitClosed(c net.Conn, timeout time.Duration) (at time.Time, ok bool, got []byte) {
 	_ = c.SetReadDeadline(time.Now().Add(timeout))
 	buf := make([]byte, 512)
 	for {
-		_, err := c.Read(buf)
+		n, err := c.Read(buf)
+		if len(got) < 64<<10 {
+			got = append(got, buf[:n]...)
+		}
 		if err == nil {
 			continue
 		}
-		return time.Now(), !isTimeout(err)
+		return time.Now(), !isTimeout(err), got
 	}
 }
 
@@ -449,9 +452,13 @@ func TestLoginGraceTime(t *testing.T) {
 			if err := r.wait(); !errors.As(err, &ee) || ee.Status != 3 {
 				t.Fatalf("parallel login: %v, want exit status 3", err)
 			}
-			at, ok := waitClosed(c, grace+shortTimeout)
+			at, ok, got := waitClosed(c, grace+shortTimeout)
 			if !ok {
 				t.Fatalf("stalled conn still open %v after connecting", time.Since(start))
+			}
+			// A peer that got as far as the login protocol is told why it is dropped.
+			if p.name == "TLS then silent" && !strings.Contains(string(got), "login timed out") {
+				t.Errorf("the stalled TLS peer got %q before the close, want the reason \"login timed out\"", got)
 			}
 			if d := at.Sub(start); d < grace-100*time.Millisecond {
 				t.Fatalf("stalled conn closed after %v, before the grace time %v", d, grace)
@@ -499,14 +506,14 @@ func TestMaxStartups(t *testing.T) {
 	}
 	defer extra.Close()
 	start := time.Now()
-	if _, ok := waitClosed(extra, grace/2); !ok {
+	if _, ok, _ := waitClosed(extra, grace/2); !ok {
 		t.Fatalf("a conn beyond max-startups was not closed at once")
 	}
 	t.Logf("conn beyond the cap closed after %v", time.Since(start))
 	ts.waitLog(`max-startups.*max_startups=3`)
 	// Once the stalled conns time out, logins work again.
 	for _, c := range stalled {
-		if _, ok := waitClosed(c, grace+shortTimeout); !ok {
+		if _, ok, _ := waitClosed(c, grace+shortTimeout); !ok {
 			t.Fatal("stalled conn not closed after the grace time")
 		}
 	}

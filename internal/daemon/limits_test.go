@@ -478,7 +478,7 @@ func TestPerSourcePenalties(t *testing.T) {
 			offend: func(t *testing.T, ts *testServer) {
 				c := dialFrom(t, ts.addr, "127.0.0.4") // then silent
 				defer c.Close()
-				if _, ok := waitClosed(c, shortTimeout); !ok {
+				if _, ok, _ := waitClosed(c, shortTimeout); !ok {
 					t.Fatal("stalled conn not closed at the grace time")
 				}
 			},
