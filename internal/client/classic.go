@@ -8,9 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -108,25 +106,15 @@ func (r *runner) loginClassic(ctx context.Context, local, user string) (*classic
 		}
 	}
 	stdin, _ := c.StdinPipe()
-	var timedOut atomic.Bool
-	timer := time.AfterFunc(timeout, func() {
-		timedOut.Store(true)
-		_ = c.Close()
-	})
-	err = c.Start()
-	timer.Stop()
-	if err != nil {
+	refusal := func(err error) (string, bool) {
 		var refused *classic.RefusedError
-		switch {
-		case errors.As(err, &refused):
-			return nil, nil, &connectError{msg: fmt.Sprintf("%s refused the login: %s", host, refused.Reason), err: err}
-		case timedOut.Load():
-			return nil, nil, &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: err}
+		if errors.As(err, &refused) {
+			return refused.Reason, true
 		}
-		return nil, nil, &connectError{msg: fmt.Sprintf("login to %s failed: %v", host, err), err: err}
+		return "", false
 	}
-	if timedOut.Load() {
-		return nil, nil, &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: context.DeadlineExceeded}
+	if err := startLogin(host, timeout, c.Start, c.Close, refusal); err != nil {
+		return nil, nil, err
 	}
 	r.debugf("the server accepted the connection")
 	return c, stdin, nil

@@ -583,27 +583,15 @@ func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string,
 		_ = sess.Close()
 		return nil, nil, fmt.Errorf("client: %w", err)
 	}
-	// Start has no deadline of its own: a server that accepts the connection and then says nothing
-	// must not hang rlogin.
-	var timedOut atomic.Bool
-	timer := time.AfterFunc(timeout, func() {
-		timedOut.Store(true)
-		_ = sess.Close()
-	})
-	err = sess.Start()
-	timer.Stop()
-	if err != nil {
+	refusal := func(err error) (string, bool) {
 		var refused *session.RefusedError
-		switch {
-		case errors.As(err, &refused):
-			return nil, nil, &connectError{msg: fmt.Sprintf("%s refused the login: %s", host, refused.Reason), err: err}
-		case timedOut.Load():
-			return nil, nil, &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: err}
+		if errors.As(err, &refused) {
+			return refused.Reason, true
 		}
-		return nil, nil, &connectError{msg: fmt.Sprintf("login to %s failed: %v", host, err), err: err}
+		return "", false
 	}
-	if timedOut.Load() { // the timer fired just as Start returned: the session is closed
-		return nil, nil, &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: context.DeadlineExceeded}
+	if err := startLogin(host, timeout, sess.Start, sess.Close, refusal); err != nil {
+		return nil, nil, err
 	}
 	r.debugf("logged in")
 	return sess, stdinPipe, nil
@@ -696,4 +684,30 @@ func (r *runner) windowSize() session.WindowSize {
 		fds = append(fds, r.outFd)
 	}
 	return windowSize(fds)
+}
+
+// startLogin runs a client's Start under timeout and turns its failure into a connectError: Start
+// has no deadline of its own, and a server that accepts the connection and then says nothing must
+// not hang rlogin. refusal reports the server's reason when err is a refusal.
+func startLogin(host string, timeout time.Duration, start, closeSession func() error, refusal func(error) (string, bool)) error {
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(timeout, func() {
+		timedOut.Store(true)
+		_ = closeSession()
+	})
+	err := start()
+	timer.Stop()
+	if err != nil {
+		if reason, ok := refusal(err); ok {
+			return &connectError{msg: fmt.Sprintf("%s refused the login: %s", host, reason), err: err}
+		}
+		if timedOut.Load() {
+			return &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: err}
+		}
+		return &connectError{msg: fmt.Sprintf("login to %s failed: %v", host, err), err: err}
+	}
+	if timedOut.Load() { // the timer fired just as Start returned: the session is closed
+		return &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: context.DeadlineExceeded}
+	}
+	return nil
 }
