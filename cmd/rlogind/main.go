@@ -28,6 +28,7 @@ func main() {
 }
 
 func run(args []string) error {
+	daemon.ShareCPUs(os.Getenv)
 	// First: sigreset.Reset changes what signal.Ignored reports.
 	stop, reload := daemon.StopSignals(), daemon.ReloadSignals()
 	if err := sigreset.Reset(); err != nil {
