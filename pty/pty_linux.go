@@ -14,6 +14,7 @@ import (
 	"time"
 
 	creack "github.com/creack/pty"
+	"github.com/rlogin-go/rlogin/internal/rawio"
 	"golang.org/x/sys/unix"
 )
 
@@ -260,12 +261,18 @@ func (p *PTY) readPacket(buf []byte) (int, error) {
 		return p.readPending(buf)
 	default:
 	}
-	n, err := p.master.Read(buf)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	// Raw system calls: see package rawio (the master is non-blocking).
+	n, err := rawio.ReadWait(p.raw, buf)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		// Only watchExit sets a deadline, after closing p.exited.
 		return p.readPending(buf)
+	case err == nil, err == io.EOF:
+		return n, err
+	case errors.As(err, new(syscall.Errno)):
+		return 0, err
 	}
-	return n, err
+	return 0, os.ErrClosed // the poller's only other failure: the master was closed
 }
 
 // readPending reads output that is already pending, once the child has exited.
@@ -284,7 +291,7 @@ func (p *PTY) readPending(buf []byte) (int, error) {
 	err := control(p.raw, func(fd int) error {
 		for {
 			var err error
-			n, err = unix.Read(fd, buf)
+			n, err = rawio.Read(fd, buf)
 			if err != unix.EINTR {
 				return err
 			}
@@ -320,7 +327,7 @@ func (p *PTY) TryWrite(b []byte) (int, error) {
 	var werr error
 	err := p.raw.Write(func(fd uintptr) bool {
 		for n < len(b) {
-			m, err := unix.Write(int(fd), b[n:])
+			m, err := rawio.Write(int(fd), b[n:])
 			if err == unix.EINTR {
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"syscall"
 
+	"github.com/rlogin-go/rlogin/internal/rawio"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,7 +41,7 @@ func (p *PTY) ReadOutputNow(b []byte) (n int, flushed bool, err error) {
 			err = control(p.raw, func(fd int) error {
 				for {
 					var err error
-					m, err = unix.Read(fd, buf)
+					m, err = rawio.Read(fd, buf)
 					if err != unix.EINTR {
 						return err
 					}

@@ -570,6 +570,12 @@ func (c *mailboxConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+func (c *mailboxConn) buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.rest)
+}
+
 // Close drops bytes not read yet and closes the conn.
 func (c *mailboxConn) Close() error {
 	c.mu.Lock()

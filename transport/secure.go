@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rlogin-go/rlogin/internal/rawio"
 )
 
 // DefaultHandshakeTimeout bounds a TLS handshake when
@@ -73,7 +75,7 @@ func handshake(ctx context.Context, conn net.Conn, cfg *SecureConfig, server boo
 		_ = conn.Close()
 		return nil, err
 	}
-	raw := &recordConn{Conn: conn}
+	raw := newRecordConn(conn)
 	var c *tls.Conn
 	if server {
 		c = tls.Server(raw, tc)
@@ -258,20 +260,53 @@ type recordConn struct {
 	mu            sync.Mutex            // guards pending
 	pending       []byte                // written to tls.Conn, not yet to Conn
 	closing       atomic.Bool           // SecureConn.Close was called
+
+	// direct reads and writes the conn's descriptor with raw system calls (see package
+	// rawio: it saves each process two context switches per echoed keystroke). It is set
+	// when the conn exposes its descriptor (syscall.Conn, as TCP and Unix conns and the
+	// wrappers of rlogind that only add deadlines or accounting do), or is a mailbox conn
+	// over one; nil otherwise.
+	direct  *rawio.Conn
+	mailbox *mailboxConn // the conn, when it is one: its Read returns bytes of its own first
+}
+
+func newRecordConn(conn net.Conn) *recordConn {
+	c := &recordConn{Conn: conn}
+	inner := conn
+	if mc, ok := conn.(*mailboxConn); ok {
+		c.mailbox, inner = mc, mc.Conn
+	}
+	c.direct, _ = rawio.NewConn(inner)
+	return c
+}
+
+// Read reads through direct once the mailbox conn, if any, has nothing of its own left.
+func (c *recordConn) Read(p []byte) (int, error) {
+	if c.direct != nil && (c.mailbox == nil || c.mailbox.buffered() == 0) {
+		return c.direct.Read(p)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *recordConn) writer() net.Conn {
+	if c.direct != nil {
+		return c.direct
+	}
+	return c.Conn
 }
 
 func (c *recordConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.pending) > 0 {
-		n, err := c.Conn.Write(c.pending)
+		n, err := c.writer().Write(c.pending)
 		c.pending = c.pending[n:]
 		if err != nil {
 			return c.keep(p, err)
 		}
 		c.pending = nil
 	}
-	n, err := c.Conn.Write(p)
+	n, err := c.writer().Write(p)
 	if err != nil {
 		return c.keep(p[n:], err)
 	}

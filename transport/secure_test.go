@@ -484,3 +484,82 @@ func TestSecureCloseAfterWriteTimeout(t *testing.T) {
 		t.Errorf("Close took %v with a past write deadline, want at once", d)
 	}
 }
+
+// hiddenConn hides its conn's descriptor, as a wrapper that changes Read must.
+type hiddenConn struct{ net.Conn }
+
+// A SecureConn reads and writes the descriptor directly when its conn exposes one, or is a
+// mailbox conn over one (after the bytes the mailbox read ahead), and through the conn's own
+// methods otherwise; the stream is the same either way.
+func TestSecureDirectIO(t *testing.T) {
+	skey, ckey := newKey(t), newKey(t)
+	ctx := testCtx(t)
+	roundTrip := func(t *testing.T, s, c *SecureConn) {
+		t.Helper()
+		_ = s.SetDeadline(time.Now().Add(30 * time.Second)) // watchdog
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		msg := bytes.Repeat([]byte("direct "), 10000)
+		go func() { _, _ = c.Write(msg) }()
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(s, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("read %d bytes (%v), not what was written", len(got), err)
+		}
+	}
+
+	t.Run("TCP", func(t *testing.T) {
+		srv, cli := tcpPair(t)
+		s, c := handshakePair(ctx, srv, cli, &SecureConfig{Key: skey}, &SecureConfig{Key: ckey})
+		if err := errors.Join(s.err, c.err); err != nil {
+			t.Fatal(err)
+		}
+		defer closeSecure(s.c, c.c)
+		if s.c.raw.direct == nil || c.c.raw.direct == nil {
+			t.Fatal("no direct I/O over TCP conns")
+		}
+		roundTrip(t, s.c, c.c)
+	})
+
+	t.Run("hidden descriptor", func(t *testing.T) {
+		srv, cli := tcpPair(t)
+		s, c := handshakePair(ctx, hiddenConn{srv}, hiddenConn{cli}, &SecureConfig{Key: skey}, &SecureConfig{Key: ckey})
+		if err := errors.Join(s.err, c.err); err != nil {
+			t.Fatal(err)
+		}
+		defer closeSecure(s.c, c.c)
+		if s.c.raw.direct != nil || c.c.raw.direct != nil {
+			t.Fatal("direct I/O on conns that do not expose their descriptor")
+		}
+		roundTrip(t, s.c, c.c)
+	})
+
+	t.Run("mailbox read-ahead", func(t *testing.T) {
+		srv, cli := tcpPair(t)
+		// The server takes the start of the ClientHello off the socket first, as the Mux does
+		// with bytes past the name; the handshake fails unless they are read before the socket.
+		ahead := make(chan []byte, 1)
+		go func() {
+			b := make([]byte, 20)
+			_ = srv.SetReadDeadline(time.Now().Add(30 * time.Second))
+			n, _ := io.ReadFull(srv, b)
+			_ = srv.SetReadDeadline(time.Time{})
+			ahead <- b[:n]
+		}()
+		cch := make(chan handshakeResult, 1)
+		go func() {
+			c, err := Client(ctx, cli, &SecureConfig{Key: ckey})
+			cch <- handshakeResult{c, err}
+		}()
+		mc := &mailboxConn{Conn: srv, rest: <-ahead}
+		s, err := Server(ctx, mc, &SecureConfig{Key: skey})
+		c := <-cch
+		if err := errors.Join(err, c.err); err != nil {
+			closeSecure(s, c.c)
+			t.Fatal(err)
+		}
+		defer closeSecure(s, c.c)
+		if s.raw.direct == nil || mc.buffered() != 0 {
+			t.Fatalf("direct %v, %d bytes still read ahead", s.raw.direct != nil, mc.buffered())
+		}
+		roundTrip(t, s, c.c)
+	})
+}

@@ -257,12 +257,9 @@ func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
 	}
 
 	reader := r.stdin
-	var fr *fdReader
+	var fr stoppableReader
 	if r.inFd >= 0 {
-		var err error
-		if fr, err = newFdReader(r.inFd); err != nil {
-			r.debugf("reading standard input directly: %v", err)
-		} else {
+		if fr = r.inputReader(); fr != nil {
 			reader = fr
 		}
 	}
@@ -289,6 +286,32 @@ func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
 		<-pumpDone
 	}
 	return r.ended(waitErr)
+}
+
+// stoppableReader reads standard input until stop; close releases it once no Read runs.
+type stoppableReader interface {
+	io.Reader
+	stop()
+	close()
+}
+
+// inputReader returns the reader of standard input that the session can stop: a terminal
+// through Go's poller, anything else through poll(2) in a thread of its own; nil if neither
+// can be set up (then standard input is read as it is).
+func (r *runner) inputReader() stoppableReader {
+	if r.inTTY {
+		pr, err := newPollReader(r.inFd)
+		if err == nil {
+			return pr
+		}
+		r.debugf("reading the terminal through poll(2): %v", err)
+	}
+	fr, err := newFdReader(r.inFd)
+	if err != nil {
+		r.debugf("reading standard input directly: %v", err)
+		return nil
+	}
+	return fr
 }
 
 // restoreTerminal gives the terminal back as rlogin found it; only the first call does anything.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	creack "github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
 
@@ -160,15 +161,21 @@ func TestFdReader(t *testing.T) {
 		t.Fatalf("Read = %q, %v", buf[:n], err)
 	}
 
-	// stop interrupts a Read that waits for input.
+	checkStop(t, fr)
+}
+
+// checkStop checks that stop interrupts a Read of r that waits for input, and every later one.
+func checkStop(t *testing.T, r stoppableReader) {
+	t.Helper()
+	buf := make([]byte, 100)
 	done := make(chan error, 1)
 	go func() {
-		_, err := fr.Read(buf)
+		_, err := r.Read(buf)
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond) // usually in poll by now; either way the result is the same
-	fr.stop()
-	fr.stop()
+	time.Sleep(10 * time.Millisecond) // usually waiting by now; either way the result is the same
+	r.stop()
+	r.stop()
 	select {
 	case err := <-done:
 		if !errors.Is(err, errInputStopped) {
@@ -177,7 +184,7 @@ func TestFdReader(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("stop did not interrupt Read")
 	}
-	if _, err := fr.Read(buf); !errors.Is(err, errInputStopped) {
+	if _, err := r.Read(buf); !errors.Is(err, errInputStopped) {
 		t.Fatalf("second Read after stop = %v", err)
 	}
 }
@@ -200,5 +207,105 @@ func TestFdReaderEOF(t *testing.T) {
 	data, err := io.ReadAll(fr)
 	if err != nil || string(data) != "last" {
 		t.Fatalf("ReadAll = %q, %v", data, err)
+	}
+}
+
+func TestPollReader(t *testing.T) {
+	master, slave, err := creack.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	defer master.Close()
+	pr, err := newPollReader(int(slave.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.close()
+
+	if _, err := master.WriteString("typed\n"); err != nil { // canonical mode: a line
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	n, err := pr.Read(buf)
+	if err != nil || string(buf[:n]) != "typed\n" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+
+	// Output drained from the terminal while a Read waits does not end the Read; input does.
+	got := make(chan string, 1)
+	go func() {
+		n, err := pr.Read(buf)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(buf[:n])
+	}()
+	if _, err := slave.WriteString("output\n"); err != nil {
+		t.Fatal(err)
+	}
+	var shown []byte // the echo of "typed", then the output
+	for !strings.Contains(string(shown), "output") {
+		out := make([]byte, 100)
+		n, err := master.Read(out) // the output is there already: no wait
+		if err != nil {
+			t.Fatalf("master read after %q: %v", shown, err)
+		}
+		shown = append(shown, out[:n]...)
+	}
+	if _, err := master.WriteString("more\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "more\n" {
+			t.Fatalf("Read = %q, want the input line", s)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Read did not return the input")
+	}
+
+	checkStop(t, pr)
+}
+
+func TestPollReaderHangup(t *testing.T) {
+	master, slave, err := creack.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	pr, err := newPollReader(int(slave.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.close()
+	master.Close() // the terminal hangs up
+	done := make(chan error, 1)
+	go func() {
+		_, err := pr.Read(make([]byte, 10))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != io.EOF {
+			t.Fatalf("Read of a hung-up terminal = %v, want io.EOF", err)
+		}
+	case <-time.After(testTimeout):
+		pr.stop()
+		t.Fatal("Read of a hung-up terminal did not return")
+	}
+}
+
+func TestPollReaderNeedsATerminal(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if pr, err := newPollReader(int(r.Fd())); err == nil {
+		pr.close()
+		t.Fatal("newPollReader took a pipe")
 	}
 }

@@ -1,10 +1,12 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 
+	"github.com/rlogin-go/rlogin/internal/rawio"
 	"golang.org/x/sys/unix"
 )
 
@@ -13,22 +15,33 @@ import (
 // output is not a terminal, or the open fails) TryWrite takes nothing and every byte goes
 // through Write.
 func (o *outputWriter) openNonblocking(fd int) {
-	name, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	nfd, err := reopenTerminal(fd, unix.O_WRONLY)
 	if err != nil {
-		return
-	}
-	nfd, err := unix.Open(name, unix.O_WRONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	var a, b unix.Stat_t
-	if unix.Fstat(fd, &a) != nil || unix.Fstat(nfd, &b) != nil || a.Rdev != b.Rdev || a.Mode&unix.S_IFMT != unix.S_IFCHR {
-		_ = unix.Close(nfd)
 		return
 	}
 	o.mu.Lock()
 	o.nbfd = nfd + 1
 	o.mu.Unlock()
+}
+
+// reopenTerminal opens the terminal behind fd once more, non-blocking, with mode (O_RDONLY or
+// O_WRONLY): a new open file description, so that O_NONBLOCK does not reach the caller's
+// descriptor, which the login shell shares. It fails unless fd is a terminal.
+func reopenTerminal(fd, mode int) (int, error) {
+	name, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return -1, fmt.Errorf("client: reopen terminal: %w", err)
+	}
+	nfd, err := unix.Open(name, mode|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("client: reopen terminal: %w", err)
+	}
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Fstat(nfd, &b) != nil || a.Rdev != b.Rdev || a.Mode&unix.S_IFMT != unix.S_IFCHR {
+		_ = unix.Close(nfd)
+		return -1, errors.New("client: reopen terminal: not the same terminal")
+	}
+	return nfd, nil
 }
 
 func (o *outputWriter) closeNonblocking() {
@@ -51,7 +64,7 @@ func (o *outputWriter) TryWrite(p []byte) (int, error) {
 	}
 	n := 0
 	for n < len(p) {
-		m, err := unix.Write(o.nbfd-1, p[n:])
+		m, err := rawio.Write(o.nbfd-1, p[n:])
 		if err == unix.EINTR {
 			continue
 		}

@@ -126,6 +126,19 @@ func (c classicConn) NetConn() net.Conn { return c.Conn }
 // urgent data needs it).
 func (c *startupConn) NetConn() net.Conn { return c.Conn }
 
+// SyscallConn exposes the socket: startupConn changes no Read or Write, so a TLS session
+// over it may read and write the descriptor directly (see transport's recordConn).
+func (c *startupConn) SyscallConn() (syscall.RawConn, error) { return rawConnOf(c.Conn) }
+
+// rawConnOf returns c's syscall.RawConn, if c has a descriptor.
+func rawConnOf(c net.Conn) (syscall.RawConn, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("daemon: %T has no descriptor: %w", c, errors.ErrUnsupported)
+	}
+	return sc.SyscallConn()
+}
+
 // mergedListener accepts from the login mailbox, the direct TLS listener and the classic
 // listener. Its Accept fails only once all have failed (the Mux closed them), so its pumps have
 // ended when the accept loop ends.

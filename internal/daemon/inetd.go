@@ -78,6 +78,9 @@ func (c *closeNotifyConn) Close() error {
 	return err
 }
 
+// SyscallConn exposes the socket, as startupConn's does.
+func (c *closeNotifyConn) SyscallConn() (syscall.RawConn, error) { return rawConnOf(c.Conn) }
+
 // CloseWrite half-closes the conn (TCP or Unix).
 func (c *closeNotifyConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

@@ -32,7 +32,7 @@ func main() {
 }
 
 func run(args []string) (err error) {
-	daemon.ShareCPUs(os.Getenv) // as cmd/rlogind
+	daemon.ShareCPUs(os.Getenv)  // as cmd/rlogind
 	stop := daemon.StopSignals() // first: sigreset.Reset changes what signal.Ignored reports
 	if err := sigreset.Reset(); err != nil {
 		return err

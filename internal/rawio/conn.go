@@ -1,0 +1,74 @@
+package rawio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// Conn is a net.Conn whose Read and Write go to the descriptor of the conn it wraps with raw
+// system calls; its other methods are the wrapped conn's, so deadlines and Close work as on it.
+type Conn struct {
+	net.Conn
+	rc syscall.RawConn
+}
+
+// NewConn wraps c, which must expose its descriptor (syscall.Conn, as *net.TCPConn and
+// *net.UnixConn do); ok is false if it does not.
+func NewConn(c net.Conn) (_ *Conn, ok bool) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, false
+	}
+	return &Conn{Conn: c, rc: rc}, true
+}
+
+// Read reads as the wrapped conn's Read does; errors are *net.OpErrors as net's.
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := ReadWait(c.rc, p)
+	if err != nil && err != io.EOF {
+		return n, c.opError("read", err)
+	}
+	return n, err
+}
+
+// Write writes as the wrapped conn's Write does; errors are *net.OpErrors as net's.
+func (c *Conn) Write(p []byte) (int, error) {
+	n, err := WriteWait(c.rc, p)
+	if err != nil {
+		return n, c.opError("write", err)
+	}
+	return n, nil
+}
+
+// opError returns err as net's conns return the same failure: an *os.SyscallError for an
+// errno, os.ErrDeadlineExceeded and net.ErrClosed as they are (rc's methods wrap them in a
+// "raw-read" or "raw-write" *net.OpError), all inside an *net.OpError for op.
+func (c *Conn) opError(op string, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		err = os.NewSyscallError(op, errno)
+	}
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// CloseWrite half-closes the wrapped conn, if it can (TCP and Unix conns can).
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return &net.OpError{Op: "close", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: errors.ErrUnsupported}
+}
+
+// NetConn returns the wrapped conn.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
