@@ -179,6 +179,10 @@ func (p *PTY) watchExit() {
 	_ = p.master.SetReadDeadline(time.Now()) // fails only once Close has been called
 }
 
+// Exited returns a channel that is closed once the child has exited; Wait then reaps it
+// without waiting. It saves a caller a goroutine blocked in Wait.
+func (p *PTY) Exited() <-chan struct{} { return p.watchDone }
+
 // Pid returns the child's process id, which is also its session and process group id.
 func (p *PTY) Pid() int { return p.pid }
 

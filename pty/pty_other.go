@@ -45,3 +45,10 @@ func (p *PTY) Close() error { return nil }
 
 // Pid returns -1.
 func (p *PTY) Pid() int { return -1 }
+
+// Exited is closed at once: there is no child.
+func (p *PTY) Exited() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}

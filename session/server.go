@@ -304,7 +304,13 @@ func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 	go func() { results <- pumpResult{pumpSendOutput, s.sendOutput()} }()
 	go func() { results <- pumpResult{pumpReadInput, s.readInput()} }()
 	go func() { results <- pumpResult{pumpWriteTerminal, s.writeTerminal()} }()
-	go func() { results <- pumpResult{pumpWaitShell, s.waitShell()} }()
+	// A terminal that tells when the shell exited saves the goroutine that waits for it.
+	var exited <-chan struct{}
+	if en, ok := s.t.(exitNotifier); ok {
+		exited = en.Exited()
+	} else {
+		go func() { results <- pumpResult{pumpWaitShell, s.waitShell()} }()
+	}
 
 	ctxDone := ctx.Done()
 	hungUp := s.hungUp
@@ -341,6 +347,9 @@ func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 			}
 			closeTerminal()
 			grace.Reset(s.sc.killGrace)
+		case <-exited:
+			exited = nil
+			results <- pumpResult{pumpWaitShell, s.waitShell()} // Wait returns at once now
 		case r := <-results:
 			running--
 			switch r.pump {
@@ -676,6 +685,12 @@ func (s *serverSession) readInput() error {
 // when no output is pending it returns 0, false, nil at once.
 type nowReader interface {
 	ReadOutputNow(b []byte) (n int, flushed bool, err error)
+}
+
+// exitNotifier is a Terminal that tells when the shell has exited, as *pty.PTY's Exited does:
+// Wait then returns without waiting.
+type exitNotifier interface {
+	Exited() <-chan struct{}
 }
 
 // Terminal reads: an idle session reads into terminalRead bytes; a read of more than half of

@@ -28,7 +28,7 @@ func main() {
 }
 
 func run(args []string) error {
-	daemon.ShareCPUs(os.Getenv)
+	daemon.TuneRuntime(os.Getenv)
 	// First: sigreset.Reset changes what signal.Ignored reports.
 	stop, reload := daemon.StopSignals(), daemon.ReloadSignals()
 	if err := sigreset.Reset(); err != nil {

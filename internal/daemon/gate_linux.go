@@ -305,6 +305,7 @@ func (g *loginGate) ReadOutput(b []byte) (int, bool, error)       { return g.p.R
 func (g *loginGate) ReadPacket(b []byte) (int, pty.Status, error) { return g.p.ReadPacket(b) }
 func (g *loginGate) Resize(w session.WindowSize) error            { return g.p.Resize(ptySize(w)) }
 func (g *loginGate) Wait() (*os.ProcessState, error)              { return g.p.Wait() }
+func (g *loginGate) Exited() <-chan struct{}                      { return g.p.Exited() }
 
 // SendEOF ends the login if the session has not started: the client has nothing more to say.
 func (g *loginGate) SendEOF() error {

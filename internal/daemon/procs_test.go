@@ -2,29 +2,42 @@ package daemon
 
 import (
 	"runtime"
+	"runtime/debug"
 	"testing"
 )
 
-func TestShareCPUs(t *testing.T) {
-	before := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
+func TestTuneRuntime(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	gogc := debug.SetGCPercent(100)
+	t.Cleanup(func() {
+		runtime.GOMAXPROCS(procs)
+		debug.SetGCPercent(gogc)
+	})
+	noEnv := func(string) string { return "" }
 
-	runtime.GOMAXPROCS(8)
-	if got := ShareCPUs(func(string) string { return "" }); got != 4 || runtime.GOMAXPROCS(0) != 4 {
-		t.Errorf("8 CPUs: ShareCPUs = %d, GOMAXPROCS %d; want 4", got, runtime.GOMAXPROCS(0))
-	}
-	runtime.GOMAXPROCS(1)
-	if got := ShareCPUs(func(string) string { return "" }); got != 1 || runtime.GOMAXPROCS(0) != 1 {
-		t.Errorf("1 CPU: ShareCPUs = %d, GOMAXPROCS %d; want 1", got, runtime.GOMAXPROCS(0))
-	}
-	runtime.GOMAXPROCS(6)
-	env := func(k string) string {
-		if k == "GOMAXPROCS" {
-			return "6"
+	for _, tc := range []struct{ cpus, want int }{{8, 4}, {2, 1}, {1, 1}} {
+		runtime.GOMAXPROCS(tc.cpus)
+		debug.SetGCPercent(100)
+		gotProcs, gotGC := TuneRuntime(noEnv)
+		if gotProcs != tc.want || runtime.GOMAXPROCS(0) != tc.want {
+			t.Errorf("%d CPUs: TuneRuntime says GOMAXPROCS %d, runtime has %d; want %d", tc.cpus, gotProcs, runtime.GOMAXPROCS(0), tc.want)
 		}
-		return ""
+		if now := debug.SetGCPercent(100); gotGC != gcPercent || now != gcPercent {
+			t.Errorf("%d CPUs: TuneRuntime says GOGC %d, runtime had %d; want %d", tc.cpus, gotGC, now, gcPercent)
+		}
 	}
-	if got := ShareCPUs(env); got != 6 || runtime.GOMAXPROCS(0) != 6 {
-		t.Errorf("GOMAXPROCS=6 in the environment: ShareCPUs = %d, GOMAXPROCS %d; want it left at 6", got, runtime.GOMAXPROCS(0))
+
+	// Set in the environment (the runtime read them at start): left alone.
+	runtime.GOMAXPROCS(6)
+	debug.SetGCPercent(200)
+	env := func(k string) string {
+		return map[string]string{"GOMAXPROCS": "6", "GOGC": "200"}[k]
+	}
+	gotProcs, gotGC := TuneRuntime(env)
+	if gotProcs != 6 || runtime.GOMAXPROCS(0) != 6 {
+		t.Errorf("GOMAXPROCS=6 set: TuneRuntime says %d, runtime has %d", gotProcs, runtime.GOMAXPROCS(0))
+	}
+	if now := debug.SetGCPercent(200); gotGC != 200 || now != 200 {
+		t.Errorf("GOGC=200 set: TuneRuntime says %d, runtime had %d", gotGC, now)
 	}
 }

@@ -32,8 +32,8 @@ func main() {
 }
 
 func run(args []string) (err error) {
-	daemon.ShareCPUs(os.Getenv)  // as cmd/rlogind
-	stop := daemon.StopSignals() // first: sigreset.Reset changes what signal.Ignored reports
+	daemon.TuneRuntime(os.Getenv) // as cmd/rlogind
+	stop := daemon.StopSignals()  // first: sigreset.Reset changes what signal.Ignored reports
 	if err := sigreset.Reset(); err != nil {
 		return err
 	}
