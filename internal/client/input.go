@@ -96,33 +96,76 @@ func (r *fdReader) close() {
 // pollReader reads a terminal without a thread of its own: the goroutine waits in Go's poller,
 // like the one reading the connection, so a keystroke wakes one thread, which then also
 // sends it. It reads a second, non-blocking open file description of the terminal (the
-// caller's stays blocking: the login shell shares it), and waits on an epoll instance that
-// watches only that terminal's input: Go's poller registers every descriptor for output too,
-// and a terminal signals output room each time its reader takes some, which would wake the
-// process for every chunk of remote output shown (measured: 8 wake-ups per keystroke).
+// caller's stays blocking: the login shell shares it).
 type pollReader struct {
-	tty int      // the terminal, non-blocking
-	ep  *os.File // epoll instance watching tty for input, in Go's poller
-	rc  syscall.RawConn
+	tty int // the terminal, non-blocking
+	w   *watch
 }
 
 // newPollReader opens the terminal behind fd again; it fails when fd is not a terminal.
-func newPollReader(fd int) (_ *pollReader, err error) {
+func newPollReader(fd int) (*pollReader, error) {
 	tty, err := reopenTerminal(fd, unix.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			_ = unix.Close(tty)
-		}
-	}()
+	w, err := newWatch(tty, unix.EPOLLIN, false)
+	if err != nil {
+		_ = unix.Close(tty)
+		return nil, err
+	}
+	return &pollReader{tty: tty, w: w}, nil
+}
+
+// Read is fdReader's Read, waiting in Go's poller.
+func (r *pollReader) Read(p []byte) (int, error) {
+	var n int
+	var rerr error
+	err := r.w.do(func() bool {
+		n, rerr = rawio.Read(r.tty, p)
+		return rerr != unix.EAGAIN // else wait until the terminal has input
+	})
+	if err != nil {
+		return 0, errInputStopped // stop, or the descriptor is gone
+	}
+	return inputRead(n, rerr)
+}
+
+// stop makes a Read in progress, and every later one, return errInputStopped.
+func (r *pollReader) stop() { r.w.stop() }
+
+// close releases the descriptors; call it once no Read is running.
+func (r *pollReader) close() {
+	r.w.close()
+	_ = unix.Close(r.tty)
+}
+
+// A watch lets a goroutine wait in Go's poller for some events of a descriptor only. Go's
+// poller registers every descriptor for input and output alike, and a terminal signals output
+// room each time its reader takes some and input at each keystroke: waiting for one of them
+// directly would wake the process for the other (measured: 8 wake-ups per keystroke when the
+// keyboard was read that way). A watch waits instead on an epoll instance that watches fd for
+// events only; epoll passes on nothing else.
+//
+// A watch for output room is armed only while a goroutine waits (EPOLLONESHOT): a terminal
+// has room nearly always, and every read of its other side would otherwise signal it.
+type watch struct {
+	ep      *os.File // the epoll instance, non-blocking, in Go's poller
+	rc      syscall.RawConn
+	fd      int
+	events  uint32
+	oneshot bool
+}
+
+func newWatch(fd int, events uint32, oneshot bool) (*watch, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("client: epoll: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tty)}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, tty, &ev); err != nil {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if oneshot {
+		ev.Events = unix.EPOLLONESHOT // disarmed until do arms it
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		_ = unix.Close(ep)
 		return nil, fmt.Errorf("client: epoll: %w", err)
 	}
@@ -136,36 +179,33 @@ func newPollReader(fd int) (_ *pollReader, err error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("client: epoll: %w", err)
 	}
-	return &pollReader{tty: tty, ep: f, rc: rc}, nil
+	return &watch{ep: f, rc: rc, fd: fd, events: events, oneshot: oneshot}, nil
 }
 
-// Read is fdReader's Read, waiting in Go's poller.
-func (r *pollReader) Read(p []byte) (int, error) {
-	var n int
-	var rerr error
-	err := r.rc.Read(func(uintptr) bool {
-		for {
-			n, rerr = rawio.Read(r.tty, p)
-			switch rerr {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // wait until the epoll instance reports input
-			}
+// do calls try until it reports done, waiting between calls until the watched events occur.
+// It fails after stop or close.
+func (w *watch) do(try func() (done bool)) error {
+	var armErr error
+	err := w.rc.Read(func(ep uintptr) bool {
+		if try() {
 			return true
 		}
+		if w.oneshot {
+			// Arming checks the descriptor at once: room made since try is not missed.
+			ev := unix.EpollEvent{Events: w.events | unix.EPOLLONESHOT, Fd: int32(w.fd)}
+			if armErr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_MOD, w.fd, &ev); armErr != nil {
+				return true
+			}
+		}
+		return false
 	})
-	if err != nil {
-		return 0, errInputStopped // stop, or the descriptor is gone
+	if err == nil && armErr != nil {
+		err = fmt.Errorf("client: epoll: %w", armErr)
 	}
-	return inputRead(n, rerr)
+	return err
 }
 
-// stop makes a Read in progress, and every later one, return errInputStopped.
-func (r *pollReader) stop() { _ = r.ep.SetReadDeadline(time.Unix(1, 0)) }
+// stop makes a do in progress, and every later one, fail.
+func (w *watch) stop() { _ = w.ep.SetReadDeadline(time.Unix(1, 0)) }
 
-// close releases the descriptors; call it once no Read is running.
-func (r *pollReader) close() {
-	_ = r.ep.Close()
-	_ = unix.Close(r.tty)
-}
+func (w *watch) close() { _ = w.ep.Close() }

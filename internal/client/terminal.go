@@ -3,6 +3,7 @@ package client
 import (
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -150,12 +151,38 @@ type outputWriter struct {
 	wrote bool
 	last  [2]byte // the last two bytes written
 	nbfd  int     // 1 + a non-blocking descriptor of the terminal for TryWrite; 0 if none
+	room  *watch  // waits for room in the terminal behind nbfd; nil if none
 }
 
+// Write writes p to the terminal. With the non-blocking descriptor it waits for room in Go's
+// poller rather than in write(2): a thread blocked in a system call makes the runtime hand its
+// scheduling slot around, which under a flood of output cost about a sixth of rlogin's CPU.
 func (o *outputWriter) Write(p []byte) (int, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.writeLocked(o.w, p)
+	if o.room == nil {
+		defer o.mu.Unlock()
+		return o.writeLocked(o.w, p)
+	}
+	room := o.room
+	o.mu.Unlock()
+	n := 0
+	var werr error
+	err := room.do(func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.nbfd == 0 {
+			werr = os.ErrClosed
+			return true
+		}
+		m, err := o.writeNowLocked(p[n:])
+		n += m
+		werr = err
+		return n == len(p) || err != nil
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
 }
 
 // writeLocal writes a local message (the escape help) to w, usually stderr on the same terminal,

@@ -19,8 +19,13 @@ func (o *outputWriter) openNonblocking(fd int) {
 	if err != nil {
 		return
 	}
+	room, err := newWatch(nfd, unix.EPOLLOUT, true)
+	if err != nil {
+		room = nil // Write then writes to the caller's descriptor, waiting in write(2)
+	}
 	o.mu.Lock()
 	o.nbfd = nfd + 1
+	o.room = room
 	o.mu.Unlock()
 }
 
@@ -47,6 +52,9 @@ func reopenTerminal(fd, mode int) (int, error) {
 func (o *outputWriter) closeNonblocking() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.room != nil {
+		o.room.close() // a Write waiting for room fails, and every later one
+	}
 	if o.nbfd > 0 {
 		_ = unix.Close(o.nbfd - 1)
 		o.nbfd = 0
@@ -62,6 +70,11 @@ func (o *outputWriter) TryWrite(p []byte) (int, error) {
 	if o.nbfd == 0 || len(p) == 0 {
 		return 0, nil
 	}
+	return o.writeNowLocked(p)
+}
+
+// writeNowLocked writes what the terminal takes now through nbfd, which is open; under o.mu.
+func (o *outputWriter) writeNowLocked(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		m, err := rawio.Write(o.nbfd-1, p[n:])

@@ -2,6 +2,8 @@ package client
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -10,20 +12,30 @@ import (
 	"golang.org/x/term"
 )
 
-// TestOutputTryWrite: on a terminal, TryWrite writes what the terminal takes and returns at once
-// when it is full; what it wrote counts for atLineStart; without a terminal it takes nothing.
-func TestOutputTryWrite(t *testing.T) {
+// rawTerminalWriter returns the master of a pty in raw mode and an outputWriter on its slave, with its
+// non-blocking descriptor open.
+func rawTerminalWriter(t *testing.T) (master *os.File, o *outputWriter) {
+	t.Helper()
 	master, slave, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer master.Close()
-	defer slave.Close()
+	t.Cleanup(func() {
+		master.Close()
+		slave.Close()
+	})
 	if _, err := term.MakeRaw(int(slave.Fd())); err != nil {
 		t.Fatal(err)
 	}
-	o := &outputWriter{w: slave}
+	o = &outputWriter{w: slave}
 	o.openNonblocking(int(slave.Fd()))
+	return master, o
+}
+
+// TestOutputTryWrite: on a terminal, TryWrite writes what the terminal takes and returns at once
+// when it is full; what it wrote counts for atLineStart; without a terminal it takes nothing.
+func TestOutputTryWrite(t *testing.T) {
+	master, o := rawTerminalWriter(t)
 	defer o.closeNonblocking()
 	if o.nbfd == 0 {
 		t.Fatal("openNonblocking did not open the terminal")
@@ -65,5 +77,55 @@ func TestOutputTryWrite(t *testing.T) {
 	defer plain.closeNonblocking()
 	if n, err := plain.TryWrite([]byte("x")); n != 0 || err != nil {
 		t.Errorf("TryWrite to a file = %d, %v; want 0, nil (everything goes through Write)", n, err)
+	}
+}
+
+// TestOutputWriteWaitsForRoom: Write on a full terminal waits for room (in the poller) and
+// delivers everything, in order, as the terminal is read; closeNonblocking ends a Write that
+// waits on a terminal nobody reads.
+func TestOutputWriteWaitsForRoom(t *testing.T) {
+	master, o := rawTerminalWriter(t)
+	if o.room == nil {
+		t.Fatal("openNonblocking set up no wait for room")
+	}
+
+	big := make([]byte, 4<<20) // far more than the terminal holds
+	for i := range big {
+		big[i] = byte('a' + i%26)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		n, err := o.Write(big)
+		if err == nil && n != len(big) {
+			err = fmt.Errorf("wrote %d of %d bytes", n, len(big))
+		}
+		wrote <- err
+	}()
+	_ = master.SetReadDeadline(time.Now().Add(30 * time.Second)) // watchdog
+	got := make([]byte, len(big))
+	if _, err := io.ReadFull(master, got); err != nil {
+		t.Fatalf("reading the terminal: %v", err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if !bytes.Equal(got, big) {
+		t.Fatal("the terminal got other bytes than written")
+	}
+
+	// Nobody reads now: Write waits until closeNonblocking.
+	go func() {
+		_, err := o.Write(big)
+		wrote <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // usually waiting by now; either way Write must fail
+	o.closeNonblocking()
+	select {
+	case err := <-wrote:
+		if err == nil {
+			t.Fatal("Write on a terminal nobody reads succeeded")
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("closeNonblocking did not end a waiting Write")
 	}
 }
