@@ -11,5 +11,6 @@ import (
 )
 
 func main() {
+	client.TuneRuntime(os.Getenv)
 	os.Exit(client.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -16,6 +16,7 @@ func main() {
 }
 
 func run() int {
+	client.TuneRuntime(os.Getenv) // as cmd/rlogin
 	if prefix := os.Getenv("RLOGIN_CPUPROFILE"); prefix != "" {
 		f, err := os.Create(fmt.Sprintf("%s.%d.pprof", prefix, os.Getpid()))
 		if err != nil {
