@@ -281,18 +281,38 @@ func run(args []string, stdout io.Writer) error {
 		}
 	}
 
-	table := summarize(paths, results, o)
+	st := allMedians(paths, results, o)
+	table := summarize(paths, st, o)
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, table)
 	if o.out != "" {
-		body := fmt.Sprintf("### Run of %s\n\n%s\nCommand: `%s`\n\n%s",
-			machine.Date.UTC().Format("2006-01-02"), machine.Markdown(), commandLine(args), table)
-		if err := report.ReplaceSection(outPath(root, o.out), "suite", body); err != nil {
+		// The chart goes beside the Markdown file: docs/benchmarks.md -> docs/benchmarks-suite.png.
+		out := outPath(root, o.out)
+		pngPath := strings.TrimSuffix(out, filepath.Ext(out)) + "-suite.png"
+		if err := writePlot(pngPath, paths, st); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "\nwritten to %s\n", o.out)
+		body := fmt.Sprintf("### Run of %s\n\n%s\nCommand: `%s`\n\n%s\n![The medians above as bar charts](%s)\n",
+			machine.Date.UTC().Format("2006-01-02"), machine.Markdown(), commandLine(args), table, filepath.Base(pngPath))
+		if err := report.ReplaceSection(out, "suite", body); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nwritten to %s and %s\n", o.out, pngPath)
 	}
 	return nil
+}
+
+// writePlot writes the chart of the medians to a PNG file at path.
+func writePlot(path string, paths []*path, st map[string]stats) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := plot(f, paths, st); err != nil {
+		f.Close()
+		return fmt.Errorf("plot: %w", err)
+	}
+	return f.Close()
 }
 
 // checkTools reports the programs the suite needs that are missing, with the Debian packages

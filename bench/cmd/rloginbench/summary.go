@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"math"
 	"strings"
 
 	"github.com/rlogin-go/rlogin/bench/internal/report"
@@ -36,12 +38,42 @@ func medians(ss []sample, bytes int64) stats {
 	}
 }
 
-// summarize makes the Markdown tables: the medians, the ratios, and the targets.
-func summarize(paths []*path, results map[string][]sample, o *options) string {
+// allMedians returns each path's medians, by path name.
+func allMedians(paths []*path, results map[string][]sample, o *options) map[string]stats {
 	st := make(map[string]stats)
 	for _, p := range paths {
 		st[p.name] = medians(results[p.name], o.bytes)
 	}
+	return st
+}
+
+// plot draws the medians as bar charts, one panel per figure, and writes the PNG to w.
+func plot(w io.Writer, paths []*path, st map[string]stats) error {
+	var series []string
+	panels := []report.Panel{
+		{Title: "setup ms (lower)"},
+		{Title: "echo median ms (lower)"},
+		{Title: "output MB/s (higher)"},
+		{Title: "client CPU s/GB (lower)"},
+		{Title: "server CPU s/GB (lower)"},
+	}
+	for _, p := range paths {
+		s := st[p.name]
+		series = append(series, strings.ReplaceAll(p.label, "→", "->")) // the font is ASCII
+		cc, sc := s.clientCPU, s.serverCPU
+		if p.server == nil {
+			cc, sc = math.NaN(), math.NaN()
+		}
+		for i, v := range []float64{s.setup, s.echoMedian, s.mbps, cc, sc} {
+			panels[i].Values = append(panels[i].Values, v)
+		}
+	}
+	return report.BarChart(w, series, panels)
+}
+
+// summarize makes the Markdown tables from the medians: the medians, the ratios, and the
+// targets.
+func summarize(paths []*path, st map[string]stats, o *options) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Medians over %d interleaved rounds; echo: %d keystrokes per round (median and p99 of each round, then the median over rounds); output: %.0f MB of printable 80-byte lines (`cat` of a file) per round; wake-ups/key: context switches of the client's and the server's threads per keystroke during the echo test.\n\n",
 		o.rounds, o.keys, float64(o.bytes)/1e6)
