@@ -163,7 +163,9 @@ func newWatch(fd int, events uint32, oneshot bool) (*watch, error) {
 	}
 	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
 	if oneshot {
-		ev.Events = unix.EPOLLONESHOT // disarmed until do arms it
+		// No events until do arms it; the kernel still reports errors and hang-ups, which make
+		// the next try fail as it should.
+		ev.Events = unix.EPOLLONESHOT
 	}
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		_ = unix.Close(ep)
@@ -185,24 +187,38 @@ func newWatch(fd int, events uint32, oneshot bool) (*watch, error) {
 // do calls try until it reports done, waiting between calls until the watched events occur.
 // It fails after stop or close.
 func (w *watch) do(try func() (done bool)) error {
-	var armErr error
+	armed := false
+	var ctlErr error
 	err := w.rc.Read(func(ep uintptr) bool {
 		if try() {
 			return true
 		}
 		if w.oneshot {
 			// Arming checks the descriptor at once: room made since try is not missed.
-			ev := unix.EpollEvent{Events: w.events | unix.EPOLLONESHOT, Fd: int32(w.fd)}
-			if armErr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_MOD, w.fd, &ev); armErr != nil {
+			if ctlErr = w.ctl(int(ep), w.events|unix.EPOLLONESHOT); ctlErr != nil {
 				return true
 			}
+			armed = true
 		}
 		return false
 	})
-	if err == nil && armErr != nil {
-		err = fmt.Errorf("client: epoll: %w", armErr)
+	if armed {
+		// The kernel disarms a one-shot entry only when an epoll_wait on this instance reports
+		// it, and nothing calls that: left armed, it would signal every drain of the terminal.
+		// Best effort: it fails only once the watch or the watched descriptor is closed, which
+		// leaves nothing to disarm.
+		_ = w.rc.Control(func(ep uintptr) { _ = w.ctl(int(ep), unix.EPOLLONESHOT) })
+	}
+	if err == nil && ctlErr != nil {
+		err = fmt.Errorf("client: epoll: %w", ctlErr)
 	}
 	return err
+}
+
+// ctl sets the events the epoll instance ep watches on w.fd (EPOLLONESHOT alone: none).
+func (w *watch) ctl(ep int, events uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: int32(w.fd)}
+	return unix.EpollCtl(ep, unix.EPOLL_CTL_MOD, w.fd, &ev)
 }
 
 // stop makes a do in progress, and every later one, fail.

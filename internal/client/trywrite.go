@@ -51,13 +51,15 @@ func reopenTerminal(fd, mode int) (int, error) {
 
 func (o *outputWriter) closeNonblocking() {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.room != nil {
-		o.room.close() // a Write waiting for room fails, and every later one
-	}
+	room := o.room
 	if o.nbfd > 0 {
 		_ = unix.Close(o.nbfd - 1)
-		o.nbfd = 0
+		o.nbfd = 0 // a Write's next try finds the terminal closed
+	}
+	o.mu.Unlock()
+	// Not under o.mu: closing the watch waits for a Write waiting on it, which takes o.mu.
+	if room != nil {
+		room.close() // a Write waiting for room fails, and every later one
 	}
 }
 

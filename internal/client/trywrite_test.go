@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -112,6 +116,11 @@ func TestOutputWriteWaitsForRoom(t *testing.T) {
 	if !bytes.Equal(got, big) {
 		t.Fatal("the terminal got other bytes than written")
 	}
+	// The Write waited for room (4 MiB do not fit): its watch must be disarmed again, or every
+	// later read of the terminal would wake the process.
+	if ev := watchedEvents(t, o.room); ev&unix.EPOLLOUT != 0 {
+		t.Fatalf("after the Write, the room watch still waits for EPOLLOUT (events %#x)", ev)
+	}
 
 	// Nobody reads now: Write waits until closeNonblocking.
 	go func() {
@@ -128,4 +137,140 @@ func TestOutputWriteWaitsForRoom(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("closeNonblocking did not end a waiting Write")
 	}
+}
+
+// TestOutputCloseWhileWriteWakes: closeNonblocking returns, and ends the Write, when a Write
+// woken for room is about to try again. A review found that closing the room watch under o.mu
+// deadlocked: the close waits for the woken Write, whose try waits for o.mu. The test lines the
+// two up in that order, watching the goroutines' stacks, so that the old code hangs every time.
+func TestOutputCloseWhileWriteWakes(t *testing.T) {
+	master, o := rawTerminalWriter(t)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := o.Write(bytes.Repeat([]byte("y"), 4<<20)) // far more than the terminal holds
+		wrote <- err
+	}()
+	// The stacks name o's address: goroutines of another test cannot match.
+	writing := fmt.Sprintf("outputWriter).Write(%p", o)
+	waitForGoroutine(t, writing, "internal/poll.runtime_pollWait") // waiting for room
+
+	o.mu.Lock()
+	locked := true
+	defer func() {
+		if locked { // a failed wait below: let the goroutines go
+			o.mu.Unlock()
+		}
+	}()
+	closed := make(chan struct{})
+	go func() {
+		o.closeNonblocking()
+		close(closed)
+	}()
+	// Queued (not spinning) for o.mu: an unlock hands it to the first goroutine in the queue.
+	waitForGoroutine(t, fmt.Sprintf("outputWriter).closeNonblocking(%p", o), "runtime_SemacquireMutex")
+	// Room: the Write wakes up and its try queues for o.mu, second in line.
+	stopDrain := drain(t, master)
+	waitForGoroutine(t, writing, "outputWriter).Write.func1", "runtime_SemacquireMutex")
+	stopDrain()
+	locked = false
+	o.mu.Unlock() // closeNonblocking takes o.mu first: it queued first
+
+	select {
+	case <-closed:
+	case <-time.After(testTimeout):
+		t.Fatal("closeNonblocking hung while a Write woken for room waited for o.mu")
+	}
+	select {
+	case err := <-wrote:
+		// Usually os.ErrClosed from the try; the poller's "use of closed file" when the Write
+		// got o.mu first after all and went back to waiting.
+		if err == nil {
+			t.Fatal("Write of 4 MiB succeeded though the terminal was closed before it fit")
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Write still waiting after closeNonblocking")
+	}
+}
+
+// drain reads what the terminal behind master shows, in small pieces, until the returned stop.
+func drain(t *testing.T, master *os.File) (stop func()) {
+	t.Helper()
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		buf := make([]byte, 64)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			// Poll first: the master blocks (creack/pty's Open), so neither a deadline nor
+			// Close ends a read(2) waiting for output that no longer comes.
+			fds := []unix.PollFd{{Fd: int32(master.Fd()), Events: unix.POLLIN}}
+			if n, _ := unix.Poll(fds, 20); n > 0 {
+				_, _ = master.Read(buf)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
+// waitForGoroutine waits until some goroutine's stack holds all of frames: the test cannot
+// otherwise tell that a goroutine has reached the point where it blocks.
+func waitForGoroutine(t *testing.T, frames ...string) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for g := range strings.SplitSeq(string(buf[:n]), "\n\n") {
+			if containsAll(g, frames) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine with %q in its stack; goroutines:\n%s", frames, buf[:n])
+		}
+		runtime.Gosched()
+	}
+}
+
+// watchedEvents returns the events w's epoll instance watches, from /proc/self/fdinfo.
+func watchedEvents(t *testing.T, w *watch) uint32 {
+	t.Helper()
+	var info []byte
+	var err error
+	if cerr := w.rc.Control(func(ep uintptr) {
+		info, err = os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", ep))
+	}); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(info), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == "tfd:" && f[2] == "events:" {
+			ev, err := strconv.ParseUint(f[3], 16, 32)
+			if err != nil {
+				t.Fatalf("fdinfo line %q: %v", line, err)
+			}
+			return uint32(ev)
+		}
+	}
+	t.Fatalf("no watched descriptor in the epoll instance's fdinfo:\n%s", info)
+	return 0
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
