@@ -96,7 +96,11 @@ func inetdConn(f *os.File) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: -inetd: standard input is not a connected socket: %w", err)
 	}
-	if _, err := unix.Getpeername(int(f.Fd())); err != nil {
+	var perr error
+	if err = control(f, func(fd int) { _, perr = unix.Getpeername(fd) }); err == nil {
+		err = perr
+	}
+	if err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("daemon: -inetd: standard input is not a connected socket (a listening socket? use socket activation without -inetd): %w", err)
 	}
@@ -111,10 +115,23 @@ func sameFile(f *os.File, w io.Writer) bool {
 		return false
 	}
 	var a, b syscall.Stat_t
-	if syscall.Fstat(int(f.Fd()), &a) != nil || syscall.Fstat(int(g.Fd()), &b) != nil {
+	var aerr, berr error
+	if control(f, func(fd int) { aerr = syscall.Fstat(fd, &a) }) != nil || aerr != nil ||
+		control(g, func(fd int) { berr = syscall.Fstat(fd, &b) }) != nil || berr != nil {
 		return false
 	}
 	return a.Dev == b.Dev && a.Ino == b.Ino
+}
+
+// control calls fn with f's descriptor. Unlike f.Fd, it leaves the descriptor's mode alone: Fd
+// makes it blocking, and the socket's open file description is shared with the connection
+// made from it, whose raw reads must never block (package rawio).
+func control(f *os.File, fn func(fd int)) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Control(func(fd uintptr) { fn(int(fd)) })
 }
 
 // detachStdio points descriptors 0 and 1 (the connection, under inetd) at /dev/null, and

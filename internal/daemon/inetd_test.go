@@ -17,6 +17,7 @@ import (
 	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
+	"golang.org/x/sys/unix"
 )
 
 // acceptOne returns both ends of a loopback TCP connection: the server's, as inetd would hand
@@ -198,5 +199,39 @@ func TestRunInetd(t *testing.T) {
 	// Standard input that is not a socket.
 	if err := Run(context.Background(), []string{"-inetd", "-config", "none"}, Env{Stderr: io.Discard, Stdin: os.Stdout}); err == nil {
 		t.Error("Run -inetd with a non-socket standard input succeeded")
+	}
+}
+
+// TestInetdConnStaysNonblocking: taking the connection from standard input leaves its socket
+// non-blocking. The conn shares the socket's open file description with the file, and a review
+// of a hang found the checks made it blocking (os.File.Fd does), under the session's raw reads.
+func TestInetdConnStaysNonblocking(t *testing.T) {
+	server, client := acceptOne(t)
+	defer client.Close()
+	f, err := server.(*net.TCPConn).File()
+	_ = server.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, err := inetdConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if sameFile(f, os.Stderr) {
+		t.Fatal("sameFile: the socket is not standard error")
+	}
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil || ferr != nil {
+		t.Fatal(err, ferr)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Fatal("the connection's socket is blocking after inetdConn and sameFile")
 	}
 }

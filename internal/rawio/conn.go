@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Conn is a net.Conn whose Read and Write go to the descriptor of the conn it wraps with raw
@@ -16,7 +18,14 @@ type Conn struct {
 }
 
 // NewConn wraps c, which must expose its descriptor (syscall.Conn, as *net.TCPConn and
-// *net.UnixConn do); ok is false if it does not.
+// *net.UnixConn do) and be non-blocking; ok is false if it is not.
+//
+// A net.Conn's descriptor is non-blocking, but the flag belongs to the open file description,
+// which a duplicate shares: calling Fd on an *os.File made from the conn (or the conn from the
+// file, as net.FileConn does) makes the conn's descriptor blocking too. A raw read that blocks
+// would hold its scheduler slot and stall the garbage collector's stop-the-world, which hangs
+// the whole process; so NewConn refuses such a conn, and the caller keeps using c's own Read
+// and Write. The flag must not change afterwards.
 func NewConn(c net.Conn) (_ *Conn, ok bool) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -26,7 +35,20 @@ func NewConn(c net.Conn) (_ *Conn, ok bool) {
 	if err != nil {
 		return nil, false
 	}
+	if !nonblocking(rc) {
+		return nil, false
+	}
 	return &Conn{Conn: c, rc: rc}, true
+}
+
+// nonblocking reports whether rc's descriptor has O_NONBLOCK set.
+func nonblocking(rc syscall.RawConn) bool {
+	var flags int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil || ferr != nil {
+		return false
+	}
+	return flags&unix.O_NONBLOCK != 0
 }
 
 // Read reads as the wrapped conn's Read does; errors are *net.OpErrors as net's.
@@ -59,7 +81,11 @@ func (c *Conn) opError(op string, err error) error {
 	if errors.As(err, &errno) {
 		err = os.NewSyscallError(op, errno)
 	}
-	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	oe = &net.OpError{Op: op, Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	if oe.Source != nil { // a wrapped conn of another kind may have no address
+		oe.Net = oe.Source.Network()
+	}
+	return oe
 }
 
 // CloseWrite half-closes the wrapped conn, if it can (TCP and Unix conns can).

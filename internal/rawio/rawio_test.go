@@ -212,3 +212,55 @@ func TestWaitingOnAFile(t *testing.T) {
 		t.Fatalf("read %d bytes, not the %d written", len(got), len(big))
 	}
 }
+
+// addrless is a conn whose wrapper reports no addresses, as some wrappers do.
+type addrless struct{ net.Conn }
+
+func (addrless) LocalAddr() net.Addr  { return nil }
+func (addrless) RemoteAddr() net.Addr { return nil }
+
+func (a addrless) SyscallConn() (syscall.RawConn, error) {
+	return a.Conn.(syscall.Conn).SyscallConn()
+}
+
+// An error on a conn without addresses is still an *net.OpError, not a panic.
+func TestConnErrorWithoutAddresses(t *testing.T) {
+	c1, _, stop, err := pipe("tcp", "127.0.0.1:0")()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	c, ok := NewConn(addrless{c1.(*Conn).NetConn()})
+	if !ok {
+		t.Fatal("NewConn did not wrap a TCP conn")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+	_, err = c.Read(make([]byte, 1))
+	var oe *net.OpError
+	if !errors.As(err, &oe) || !errors.Is(err, os.ErrDeadlineExceeded) || oe.Net != "" {
+		t.Fatalf("read past the deadline on an address-less conn: %#v; want an *net.OpError for the timeout", err)
+	}
+}
+
+// A conn whose descriptor became blocking (Fd on a file that shares its open file description)
+// is refused: a raw read on it would block with its scheduler slot held.
+func TestNewConnRefusesBlocking(t *testing.T) {
+	c1, _, stop, err := pipe("tcp", "127.0.0.1:0")()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	tc := c1.(*Conn).NetConn().(*net.TCPConn)
+	if _, ok := NewConn(tc); !ok {
+		t.Fatal("NewConn refused a non-blocking TCP conn")
+	}
+	f, err := tc.File() // a duplicate: the same open file description
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Fd() // makes the description blocking, for the conn too
+	if _, ok := NewConn(tc); ok {
+		t.Fatal("NewConn wrapped a conn whose descriptor is blocking")
+	}
+}
