@@ -64,6 +64,8 @@ type options struct {
 	out      string
 	keep     bool
 	heapProf string
+	flood    int
+	envS     string
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -79,14 +81,19 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file whose \"scale\" section gets the results (\"\" for none)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configurations)")
 	fs.StringVar(&o.heapProf, "heapprofile", "", "write rlogind's heap profile, taken while the concurrent sessions are open, to `file`")
+	fs.IntVar(&o.flood, "flood", 2, "sessions that run yes(1) while the echo is measured once more on the sampled sessions (0: skip)")
+	fs.StringVar(&o.envS, "rlogind-env", "", "extra environment for rlogind, comma-separated (experiments: GOMAXPROCS=2)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if o.sessions < 1 || o.parallel < 1 || o.sample < 0 || o.sample > o.sessions || o.keys < 1 {
-		return nil, errors.New("need -sessions >= 1, -parallel >= 1, 0 <= -sample <= -sessions, -keys >= 1")
+	if o.sample > 0 && o.flood >= o.sessions/o.sample {
+		return nil, errors.New("-flood must be below -sessions / -sample, so that no sampled session floods")
+	}
+	if o.sessions < 1 || o.parallel < 1 || o.sample < 0 || o.sample > o.sessions || o.keys < 1 || o.flood < 0 || o.sample+o.flood > o.sessions {
+		return nil, errors.New("need -sessions >= 1, -parallel >= 1, 0 <= -sample, 0 <= -flood, -sample + -flood <= -sessions, -keys >= 1")
 	}
 	return &o, nil
 }
@@ -151,7 +158,7 @@ func run(args []string, stdout io.Writer) error {
 	debugAddr := "127.0.0.1:" + strconv.Itoa(debugPort)
 	// rlogind caps sessions at 512 by default (-max-sessions); sshd has no such cap.
 	rl, err := servers.StartRlogind(ctx, u, bins["rlogind-debug"], dir,
-		[]string{"-max-sessions", "none"}, []string{"RLOGIND_DEBUG_ADDR=" + debugAddr})
+		[]string{"-max-sessions", "none"}, append([]string{"RLOGIND_DEBUG_ADDR=" + debugAddr}, splitEnv(o.envS)...))
 	if err != nil {
 		return err
 	}
@@ -463,6 +470,7 @@ type concurrentResult struct {
 	sessions      int
 	openTime      time.Duration
 	echo          []int64 // ns
+	floodEcho     []int64 // ns, while o.flood sessions run `yes`
 }
 
 func concurrent(ctx context.Context, stdout io.Writer, o *options, pid int, dial func(context.Context) (driver.Session, error), goroutines debug) (*concurrentResult, error) {
@@ -520,12 +528,62 @@ func concurrent(ctx context.Context, stdout io.Writer, o *options, pid int, dial
 	}
 	fmt.Fprintf(stdout, "  server: %+v\n  echo median %.3f ms p99 %.3f ms over %d keystrokes\n", r.after,
 		float64(report.Median(r.echo))/1e6, float64(report.Quantile(r.echo, 0.99))/1e6, len(r.echo))
+	if o.flood > 0 {
+		if r.floodEcho, err = echoUnderFlood(sessions, o); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stdout, "  with %d sessions flooding: echo median %.3f ms p99 %.3f ms over %d keystrokes\n", o.flood,
+			float64(report.Median(r.floodEcho))/1e6, float64(report.Quantile(r.floodEcho, 0.99))/1e6, len(r.floodEcho))
+	}
 	closeSessions(sessions)
 	sessions = nil
 	if err := waitChildren(pid, 0, 2*time.Minute); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// echoUnderFlood measures the echo on the sampled sessions (already in `cat >/dev/null`) again
+// while the last o.flood sessions run `yes`, whose output the harness reads and drops; then it
+// stops the floods with ^C and waits for their prompts.
+func echoUnderFlood(sessions []driver.Session, o *options) ([]int64, error) {
+	floods := sessions[len(sessions)-o.flood:]
+	for _, s := range floods {
+		if err := s.Send("yes FLOOD\n"); err != nil {
+			return nil, err
+		}
+		if err := s.Expect("FLOOD\r\nFLOOD\r\n", stepTimeout); err != nil {
+			return nil, err
+		}
+	}
+	var echo []int64
+	for k := range o.sample {
+		s := sessions[k*len(sessions)/o.sample]
+		for i := range o.keys {
+			d, err := s.Echo(byte('a'+i%26), stepTimeout)
+			if err != nil {
+				return nil, err
+			}
+			echo = append(echo, int64(d))
+		}
+	}
+	for _, s := range floods {
+		if err := s.Send("\x03echo STOP$((40+2))\n"); err != nil {
+			return nil, err
+		}
+		if err := s.Expect("STOP42", stepTimeout); err != nil {
+			return nil, err
+		}
+	}
+	return echo, nil
+}
+
+// splitEnv splits a comma-separated list of NAME=value settings.
+func splitEnv(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // waitChildren waits until pid has at most n children with a controlling terminal or none
@@ -579,6 +637,14 @@ func concurrentTable(o *options, labels []string, rs []*concurrentResult) string
 			float64(r.after.Procs-r.before.Procs)/n, float64(r.after.Threads-r.before.Threads)/n,
 			n/r.openTime.Seconds(),
 			float64(report.Median(r.echo))/1e6, float64(report.Quantile(r.echo, 0.99))/1e6)
+	}
+	if o.flood > 0 {
+		fmt.Fprintf(&b, "\nEcho on the same sampled sessions while %d other sessions run `yes` (the harness reads and drops their output):", o.flood)
+		for i, r := range rs {
+			fmt.Fprintf(&b, " %s median %.3f ms, p99 %.3f ms;", labels[i],
+				float64(report.Median(r.floodEcho))/1e6, float64(report.Quantile(r.floodEcho, 0.99))/1e6)
+		}
+		b.WriteString("\n")
 	}
 	for i, r := range rs {
 		if r.after.mem == nil || r.before.mem == nil {
