@@ -639,12 +639,13 @@ func concurrentTable(o *options, labels []string, rs []*concurrentResult) string
 			float64(report.Median(r.echo))/1e6, float64(report.Quantile(r.echo, 0.99))/1e6)
 	}
 	if o.flood > 0 {
-		fmt.Fprintf(&b, "\nEcho on the same sampled sessions while %d other sessions run `yes` (the harness reads and drops their output):", o.flood)
+		parts := make([]string, len(rs))
 		for i, r := range rs {
-			fmt.Fprintf(&b, " %s median %.3f ms, p99 %.3f ms;", labels[i],
+			parts[i] = fmt.Sprintf("%s median %.3f ms, p99 %.3f ms", labels[i],
 				float64(report.Median(r.floodEcho))/1e6, float64(report.Quantile(r.floodEcho, 0.99))/1e6)
 		}
-		b.WriteString("\n")
+		fmt.Fprintf(&b, "\nEcho on the same sampled sessions while %d other sessions run `yes` (the harness reads and drops their output): %s.\n",
+			o.flood, strings.Join(parts, "; "))
 	}
 	for i, r := range rs {
 		if r.after.mem == nil || r.before.mem == nil {
