@@ -146,30 +146,27 @@ func (r *pollReader) close() {
 // keyboard was read that way). A watch waits instead on an epoll instance that watches fd for
 // events only; epoll passes on nothing else.
 //
-// A watch for output room is armed only while a goroutine waits (EPOLLONESHOT): a terminal
-// has room nearly always, and every read of its other side would otherwise signal it.
+// A watch for output room watches fd only while a goroutine waits (onDemand): a terminal has
+// room nearly always, and every read of its other side would otherwise signal it.
 type watch struct {
-	ep      *os.File // the epoll instance, non-blocking, in Go's poller
-	rc      syscall.RawConn
-	fd      int
-	events  uint32
-	oneshot bool
+	ep       *os.File // the epoll instance, non-blocking, in Go's poller
+	rc       syscall.RawConn
+	fd       int
+	events   uint32
+	onDemand bool
 }
 
-func newWatch(fd int, events uint32, oneshot bool) (*watch, error) {
+func newWatch(fd int, events uint32, onDemand bool) (*watch, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("client: epoll: %w", err)
 	}
-	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
-	if oneshot {
-		// No events until do arms it; the kernel still reports errors and hang-ups, which make
-		// the next try fail as it should.
-		ev.Events = unix.EPOLLONESHOT
-	}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		_ = unix.Close(ep)
-		return nil, fmt.Errorf("client: epoll: %w", err)
+	if !onDemand {
+		ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			_ = unix.Close(ep)
+			return nil, fmt.Errorf("client: epoll: %w", err)
+		}
 	}
 	if err := unix.SetNonblock(ep, true); err != nil {
 		_ = unix.Close(ep)
@@ -181,44 +178,41 @@ func newWatch(fd int, events uint32, oneshot bool) (*watch, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("client: epoll: %w", err)
 	}
-	return &watch{ep: f, rc: rc, fd: fd, events: events, oneshot: oneshot}, nil
+	return &watch{ep: f, rc: rc, fd: fd, events: events, onDemand: onDemand}, nil
 }
 
 // do calls try until it reports done, waiting between calls until the watched events occur.
 // It fails after stop or close.
 func (w *watch) do(try func() (done bool)) error {
-	armed := false
+	added := false
 	var ctlErr error
 	err := w.rc.Read(func(ep uintptr) bool {
 		if try() {
 			return true
 		}
-		if w.oneshot {
-			// Arming checks the descriptor at once: room made since try is not missed.
-			if ctlErr = w.ctl(int(ep), w.events|unix.EPOLLONESHOT); ctlErr != nil {
+		if w.onDemand && !added {
+			// Adding checks the descriptor at once: room made since try is not missed. Adding,
+			// not re-arming an entry kept disabled: the kernel queues an entry found ready and
+			// wakes the poller only if it was not queued yet, and nothing here ever takes an
+			// entry off that queue (no epoll_wait on this instance), so a kept entry would miss
+			// exactly that wake-up (TestWatchArmedWhenAlreadyReady).
+			ev := unix.EpollEvent{Events: w.events, Fd: int32(w.fd)}
+			if ctlErr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, w.fd, &ev); ctlErr != nil {
 				return true
 			}
-			armed = true
+			added = true
 		}
 		return false
 	})
-	if armed {
-		// The kernel disarms a one-shot entry only when an epoll_wait on this instance reports
-		// it, and nothing calls that: left armed, it would signal every drain of the terminal.
+	if added {
 		// Best effort: it fails only once the watch or the watched descriptor is closed, which
-		// leaves nothing to disarm.
-		_ = w.rc.Control(func(ep uintptr) { _ = w.ctl(int(ep), unix.EPOLLONESHOT) })
+		// removes the entry anyway.
+		_ = w.rc.Control(func(ep uintptr) { _ = unix.EpollCtl(int(ep), unix.EPOLL_CTL_DEL, w.fd, nil) })
 	}
 	if err == nil && ctlErr != nil {
 		err = fmt.Errorf("client: epoll: %w", ctlErr)
 	}
 	return err
-}
-
-// ctl sets the events the epoll instance ep watches on w.fd (EPOLLONESHOT alone: none).
-func (w *watch) ctl(ep int, events uint32) error {
-	ev := unix.EpollEvent{Events: events, Fd: int32(w.fd)}
-	return unix.EpollCtl(ep, unix.EPOLL_CTL_MOD, w.fd, &ev)
 }
 
 // stop makes a do in progress, and every later one, fail.

@@ -116,8 +116,8 @@ func TestOutputWriteWaitsForRoom(t *testing.T) {
 	if !bytes.Equal(got, big) {
 		t.Fatal("the terminal got other bytes than written")
 	}
-	// The Write waited for room (4 MiB do not fit): its watch must be disarmed again, or every
-	// later read of the terminal would wake the process.
+	// The Write waited for room (4 MiB do not fit): its watch must watch nothing again, or
+	// every later read of the terminal would wake the process.
 	if ev := watchedEvents(t, o.room); ev&unix.EPOLLOUT != 0 {
 		t.Fatalf("after the Write, the room watch still waits for EPOLLOUT (events %#x)", ev)
 	}
@@ -240,7 +240,8 @@ func waitForGoroutine(t *testing.T, frames ...string) {
 	}
 }
 
-// watchedEvents returns the events w's epoll instance watches, from /proc/self/fdinfo.
+// watchedEvents returns the events w's epoll instance watches, from /proc/self/fdinfo: none
+// when it watches no descriptor.
 func watchedEvents(t *testing.T, w *watch) uint32 {
 	t.Helper()
 	var info []byte
@@ -262,7 +263,6 @@ func watchedEvents(t *testing.T, w *watch) uint32 {
 			return uint32(ev)
 		}
 	}
-	t.Fatalf("no watched descriptor in the epoll instance's fdinfo:\n%s", info)
 	return 0
 }
 
