@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
-	"syscall"
-	"time"
 
 	"github.com/rlogin-go/rlogin/internal/rawio"
 	"golang.org/x/sys/unix"
@@ -99,7 +96,7 @@ func (r *fdReader) close() {
 // caller's stays blocking: the login shell shares it).
 type pollReader struct {
 	tty int // the terminal, non-blocking
-	w   *watch
+	w   *rawio.Watch
 }
 
 // newPollReader opens the terminal behind fd again; it fails when fd is not a terminal.
@@ -108,7 +105,7 @@ func newPollReader(fd int) (*pollReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := newWatch(tty, unix.EPOLLIN, false)
+	w, err := rawio.NewWatch(tty, unix.EPOLLIN, false)
 	if err != nil {
 		_ = unix.Close(tty)
 		return nil, err
@@ -120,7 +117,7 @@ func newPollReader(fd int) (*pollReader, error) {
 func (r *pollReader) Read(p []byte) (int, error) {
 	var n int
 	var rerr error
-	err := r.w.do(func() bool {
+	err := r.w.Do(func() bool {
 		n, rerr = rawio.Read(r.tty, p)
 		return rerr != unix.EAGAIN // else wait until the terminal has input
 	})
@@ -131,91 +128,10 @@ func (r *pollReader) Read(p []byte) (int, error) {
 }
 
 // stop makes a Read in progress, and every later one, return errInputStopped.
-func (r *pollReader) stop() { r.w.stop() }
+func (r *pollReader) stop() { r.w.Stop() }
 
 // close releases the descriptors; call it once no Read is running.
 func (r *pollReader) close() {
-	r.w.close()
+	_ = r.w.Close()
 	_ = unix.Close(r.tty)
 }
-
-// A watch lets a goroutine wait in Go's poller for some events of a descriptor only. Go's
-// poller registers every descriptor for input and output alike, and a terminal signals output
-// room each time its reader takes some and input at each keystroke: waiting for one of them
-// directly would wake the process for the other (measured: 8 wake-ups per keystroke when the
-// keyboard was read that way). A watch waits instead on an epoll instance that watches fd for
-// events only; epoll passes on nothing else.
-//
-// A watch for output room watches fd only while a goroutine waits (onDemand): a terminal has
-// room nearly always, and every read of its other side would otherwise signal it.
-type watch struct {
-	ep       *os.File // the epoll instance, non-blocking, in Go's poller
-	rc       syscall.RawConn
-	fd       int
-	events   uint32
-	onDemand bool
-}
-
-func newWatch(fd int, events uint32, onDemand bool) (*watch, error) {
-	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("client: epoll: %w", err)
-	}
-	if !onDemand {
-		ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
-		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			_ = unix.Close(ep)
-			return nil, fmt.Errorf("client: epoll: %w", err)
-		}
-	}
-	if err := unix.SetNonblock(ep, true); err != nil {
-		_ = unix.Close(ep)
-		return nil, fmt.Errorf("client: epoll: %w", err)
-	}
-	f := os.NewFile(uintptr(ep), "epoll") // non-blocking: in Go's poller
-	rc, err := f.SyscallConn()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("client: epoll: %w", err)
-	}
-	return &watch{ep: f, rc: rc, fd: fd, events: events, onDemand: onDemand}, nil
-}
-
-// do calls try until it reports done, waiting between calls until the watched events occur.
-// It fails after stop or close.
-func (w *watch) do(try func() (done bool)) error {
-	added := false
-	var ctlErr error
-	err := w.rc.Read(func(ep uintptr) bool {
-		if try() {
-			return true
-		}
-		if w.onDemand && !added {
-			// Adding checks the descriptor at once: room made since try is not missed. Adding,
-			// not re-arming an entry kept disabled: the kernel queues an entry found ready and
-			// wakes the poller only if it was not queued yet, and nothing here ever takes an
-			// entry off that queue (no epoll_wait on this instance), so a kept entry would miss
-			// exactly that wake-up (TestWatchArmedWhenAlreadyReady).
-			ev := unix.EpollEvent{Events: w.events, Fd: int32(w.fd)}
-			if ctlErr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, w.fd, &ev); ctlErr != nil {
-				return true
-			}
-			added = true
-		}
-		return false
-	})
-	if added {
-		// Best effort: it fails only once the watch or the watched descriptor is closed, which
-		// removes the entry anyway.
-		_ = w.rc.Control(func(ep uintptr) { _ = unix.EpollCtl(int(ep), unix.EPOLL_CTL_DEL, w.fd, nil) })
-	}
-	if err == nil && ctlErr != nil {
-		err = fmt.Errorf("client: epoll: %w", ctlErr)
-	}
-	return err
-}
-
-// stop makes a do in progress, and every later one, fail.
-func (w *watch) stop() { _ = w.ep.SetReadDeadline(time.Unix(1, 0)) }
-
-func (w *watch) close() { _ = w.ep.Close() }

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/rlogin-go/rlogin/internal/rawio"
 	"github.com/rlogin-go/rlogin/session"
 )
 
@@ -149,9 +150,9 @@ type outputWriter struct {
 	mu    sync.Mutex
 	w     io.Writer
 	wrote bool
-	last  [2]byte // the last two bytes written
-	nbfd  int     // 1 + a non-blocking descriptor of the terminal for TryWrite; 0 if none
-	room  *watch  // waits for room in the terminal behind nbfd; nil if none
+	last  [2]byte      // the last two bytes written
+	nbfd  int          // 1 + a non-blocking descriptor of the terminal for TryWrite; 0 if none
+	room  *rawio.Watch // waits for room in the terminal behind nbfd; nil if none
 }
 
 // Write writes p to the terminal. With the non-blocking descriptor it waits for room in Go's
@@ -167,7 +168,7 @@ func (o *outputWriter) Write(p []byte) (int, error) {
 	o.mu.Unlock()
 	n := 0
 	var werr error
-	err := room.do(func() bool {
+	err := room.Do(func() bool {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		if o.nbfd == 0 {

@@ -19,7 +19,7 @@ func (o *outputWriter) openNonblocking(fd int) {
 	if err != nil {
 		return
 	}
-	room, err := newWatch(nfd, unix.EPOLLOUT, true)
+	room, err := rawio.NewWatch(nfd, unix.EPOLLOUT, true)
 	if err != nil {
 		room = nil // Write then writes to the caller's descriptor, waiting in write(2)
 	}
@@ -59,7 +59,7 @@ func (o *outputWriter) closeNonblocking() {
 	o.mu.Unlock()
 	// Not under o.mu: closing the watch waits for a Write waiting on it, which takes o.mu.
 	if room != nil {
-		room.close() // a Write waiting for room fails, and every later one
+		_ = room.Close() // a Write waiting for room fails, and every later one
 	}
 }
 

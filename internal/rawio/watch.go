@@ -1,0 +1,115 @@
+package rawio
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A Watch lets a goroutine wait in Go's poller for some events of a descriptor only.
+//
+// Go's poller registers every descriptor for input and output alike, edge-triggered, and a
+// terminal signals a change of either on every read or write of its other side: a terminal
+// signals output room each time its reader takes some and input at each keystroke, and a
+// pty master signals each chunk its shell writes. Each signal wakes a thread waiting in the
+// poller, whether or not a goroutine waits for that descriptor. A Watch waits instead on an
+// epoll instance of its own that watches the descriptor for the chosen events only; only
+// that instance is in Go's poller, and epoll passes on nothing else.
+//
+// An on-demand Watch watches the descriptor only while Do waits: when its reader or writer is
+// nearly always busy (a pty master during a flood of output, a terminal that nearly always
+// has room), every signal in between would otherwise wake the process for nothing.
+type Watch struct {
+	ep       *os.File // the epoll instance, non-blocking, in Go's poller
+	rc       syscall.RawConn
+	fd       int
+	events   uint32
+	onDemand bool
+}
+
+// NewWatch returns a Watch for events (unix.EPOLLIN, unix.EPOLLOUT) on the non-blocking fd,
+// which the caller keeps open while the Watch is in use. Errors and hang-ups of fd always
+// end a wait.
+func NewWatch(fd int, events uint32, onDemand bool) (*Watch, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("rawio: epoll: %w", err)
+	}
+	if !onDemand {
+		ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			_ = unix.Close(ep)
+			return nil, fmt.Errorf("rawio: epoll: %w", err)
+		}
+	}
+	if err := unix.SetNonblock(ep, true); err != nil {
+		_ = unix.Close(ep)
+		return nil, fmt.Errorf("rawio: epoll: %w", err)
+	}
+	f := os.NewFile(uintptr(ep), "epoll") // non-blocking: in Go's poller
+	rc, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("rawio: epoll: %w", err)
+	}
+	return &Watch{ep: f, rc: rc, fd: fd, events: events, onDemand: onDemand}, nil
+}
+
+// Do calls try until it reports done, waiting between calls until the watched events occur
+// (or seem to: try must cope with finding nothing). After Stop, Do fails with an error
+// matching os.ErrDeadlineExceeded, and after Close with os.ErrClosed; a wait in progress
+// ends with that error too.
+func (w *Watch) Do(try func() (done bool)) error {
+	added := false
+	var ctlErr error
+	err := w.rc.Read(func(ep uintptr) bool {
+		if try() {
+			return true
+		}
+		if w.onDemand && !added {
+			// Adding checks the descriptor at once: an event since try is not missed. Adding,
+			// not re-arming an entry kept disabled: the kernel queues an entry found ready and
+			// wakes the poller only if it was not queued yet, and nothing here ever takes an
+			// entry off that queue (no epoll_wait on this instance), so a kept entry would miss
+			// exactly that wake-up (TestWatchOnDemandReadyWhenAdded).
+			ev := unix.EpollEvent{Events: w.events, Fd: int32(w.fd)}
+			if ctlErr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, w.fd, &ev); ctlErr != nil {
+				return true
+			}
+			added = true
+		}
+		return false
+	})
+	if added {
+		// Best effort: it fails only once the Watch or the watched descriptor is closed, which
+		// removes the entry anyway.
+		_ = w.rc.Control(func(ep uintptr) { _ = unix.EpollCtl(int(ep), unix.EPOLL_CTL_DEL, w.fd, nil) })
+	}
+	switch {
+	case err == nil && ctlErr != nil:
+		return fmt.Errorf("rawio: epoll: %w", ctlErr)
+	case err == nil, errors.Is(err, os.ErrDeadlineExceeded):
+		return err
+	}
+	// The poller's only other failure, with an internal error ("use of closed file") that
+	// does not match os.ErrClosed: report that one.
+	return os.ErrClosed
+}
+
+// Stop makes a Do in progress, and every later one, fail with os.ErrDeadlineExceeded. It
+// may be called from any goroutine, more than once.
+func (w *Watch) Stop() { _ = w.ep.SetReadDeadline(time.Unix(1, 0)) }
+
+// Close releases the epoll instance; a Do in progress, and every later one, fails with
+// os.ErrClosed. Close waits for a Do in progress to return, so the caller must not hold
+// anything that Do's try waits for.
+func (w *Watch) Close() error {
+	if err := w.ep.Close(); err != nil {
+		return fmt.Errorf("rawio: close epoll: %w", err)
+	}
+	return nil
+}
