@@ -100,7 +100,7 @@ func Start(cmd *exec.Cmd, sz Size) (*PTY, error) {
 			return fmt.Errorf("set packet mode: %w", err)
 		}
 		// Status packets signal EPOLLIN too, and a hang-up always ends a wait.
-		output, err = rawio.NewWatch(fd, unix.EPOLLIN, true)
+		output, err = rawio.NewWatch(fd, unix.EPOLLIN, rawio.WatchWhileWaiting)
 		return err
 	})
 	if err != nil {
@@ -380,7 +380,7 @@ func (p *PTY) roomWatch() (*rawio.Watch, error) {
 	if p.room == nil {
 		err := control(p.raw, func(fd int) error {
 			var err error
-			p.room, err = rawio.NewWatch(fd, unix.EPOLLOUT, true)
+			p.room, err = rawio.NewWatch(fd, unix.EPOLLOUT, rawio.WatchWhileWaiting)
 			return err
 		})
 		if err != nil {

@@ -105,7 +105,7 @@ func newPollReader(fd int) (*pollReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := rawio.NewWatch(tty, unix.EPOLLIN, false)
+	w, err := rawio.NewWatch(tty, unix.EPOLLIN, rawio.WatchAlways)
 	if err != nil {
 		_ = unix.Close(tty)
 		return nil, err

@@ -19,7 +19,7 @@ func (o *outputWriter) openNonblocking(fd int) {
 	if err != nil {
 		return
 	}
-	room, err := rawio.NewWatch(nfd, unix.EPOLLOUT, true)
+	room, err := rawio.NewWatch(nfd, unix.EPOLLOUT, rawio.WatchWhileWaiting)
 	if err != nil {
 		room = nil // Write then writes to the caller's descriptor, waiting in write(2)
 	}

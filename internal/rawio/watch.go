@@ -17,29 +17,39 @@ import (
 // signals output room each time its reader takes some and input at each keystroke, and a
 // pty master signals each chunk its shell writes. Each signal wakes a thread waiting in the
 // poller, whether or not a goroutine waits for that descriptor. A Watch waits instead on an
-// epoll instance of its own that watches the descriptor for the chosen events only; only
-// that instance is in Go's poller, and epoll passes on nothing else.
-//
-// An on-demand Watch watches the descriptor only while Do waits: when its reader or writer is
-// nearly always busy (a pty master during a flood of output, a terminal that nearly always
-// has room), every signal in between would otherwise wake the process for nothing.
+// epoll instance of its own that watches the descriptor for the chosen events only, and,
+// depending on its WatchMode, only around the waits; only that instance is in Go's poller.
 type Watch struct {
-	ep       *os.File // the epoll instance, non-blocking, in Go's poller
-	rc       syscall.RawConn
-	fd       int
-	events   uint32
-	onDemand bool
+	ep     *os.File // the epoll instance, non-blocking, in Go's poller
+	rc     syscall.RawConn
+	fd     int
+	events uint32
+	mode   WatchMode
 }
+
+// A WatchMode says when a Watch watches its descriptor.
+type WatchMode int
+
+const (
+	// WatchAlways watches the descriptor from NewWatch on: for events that come only when
+	// the reader wants them (keystrokes).
+	WatchAlways WatchMode = iota
+	// WatchWhileWaiting watches the descriptor only while Do waits: for events that come
+	// while nobody waits for them (a terminal nearly always has output room, and signals
+	// it each time its reader takes some; a pty master signals each chunk of a flood while
+	// its reader is busy sending the last). Each wait costs two epoll_ctl calls.
+	WatchWhileWaiting
+)
 
 // NewWatch returns a Watch for events (unix.EPOLLIN, unix.EPOLLOUT) on the non-blocking fd,
 // which the caller keeps open while the Watch is in use. Errors and hang-ups of fd always
 // end a wait.
-func NewWatch(fd int, events uint32, onDemand bool) (*Watch, error) {
+func NewWatch(fd int, events uint32, mode WatchMode) (*Watch, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("rawio: epoll: %w", err)
 	}
-	if !onDemand {
+	if mode == WatchAlways {
 		ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
 		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			_ = unix.Close(ep)
@@ -56,7 +66,7 @@ func NewWatch(fd int, events uint32, onDemand bool) (*Watch, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("rawio: epoll: %w", err)
 	}
-	return &Watch{ep: f, rc: rc, fd: fd, events: events, onDemand: onDemand}, nil
+	return &Watch{ep: f, rc: rc, fd: fd, events: events, mode: mode}, nil
 }
 
 // Do calls try until it reports done, waiting between calls until the watched events occur
@@ -64,18 +74,18 @@ func NewWatch(fd int, events uint32, onDemand bool) (*Watch, error) {
 // matching os.ErrDeadlineExceeded, and after Close with os.ErrClosed; a wait in progress
 // ends with that error too.
 func (w *Watch) Do(try func() (done bool)) error {
-	added := false
+	added := false // WatchWhileWaiting: this call added the entry and deletes it
 	var ctlErr error
 	err := w.rc.Read(func(ep uintptr) bool {
 		if try() {
 			return true
 		}
-		if w.onDemand && !added {
+		if w.mode == WatchWhileWaiting && !added {
 			// Adding checks the descriptor at once: an event since try is not missed. Adding,
 			// not re-arming an entry kept disabled: the kernel queues an entry found ready and
 			// wakes the poller only if it was not queued yet, and nothing here ever takes an
-			// entry off that queue (no epoll_wait on this instance), so a kept entry would miss
-			// exactly that wake-up (TestWatchOnDemandReadyWhenAdded).
+			// entry off that queue (no epoll_wait on this instance), so a disabled entry would
+			// miss exactly that wake-up (TestWatchReadyWhenAdded).
 			ev := unix.EpollEvent{Events: w.events, Fd: int32(w.fd)}
 			if ctlErr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, w.fd, &ev); ctlErr != nil {
 				return true

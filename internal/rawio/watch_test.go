@@ -25,9 +25,9 @@ func nonblockingPipe(t *testing.T) (r, w int) {
 	return p[0], p[1]
 }
 
-func newTestWatch(t *testing.T, fd int, events uint32, onDemand bool) *Watch {
+func newTestWatch(t *testing.T, fd int, events uint32, mode WatchMode) *Watch {
 	t.Helper()
-	w, err := NewWatch(fd, events, onDemand)
+	w, err := NewWatch(fd, events, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func waitWatched(t *testing.T, w *Watch, fd int) uint32 {
 // before or after: otherwise every signal of a busy descriptor would wake the process.
 func TestWatchOnDemandWatchesOnlyWhileWaiting(t *testing.T) {
 	r, wr := nonblockingPipe(t)
-	w := newTestWatch(t, r, unix.EPOLLIN, true)
+	w := newTestWatch(t, r, unix.EPOLLIN, WatchWhileWaiting)
 	if ev, ok := watched(t, w, r); ok {
 		t.Fatalf("before any Do, the Watch watches the pipe (events %#x)", ev)
 	}
@@ -124,19 +124,19 @@ func TestWatchOnDemandWatchesOnlyWhileWaiting(t *testing.T) {
 // A Watch that is not on demand watches its descriptor all along.
 func TestWatchAlways(t *testing.T) {
 	r, _ := nonblockingPipe(t)
-	w := newTestWatch(t, r, unix.EPOLLIN, false)
+	w := newTestWatch(t, r, unix.EPOLLIN, WatchAlways)
 	if ev, ok := watched(t, w, r); !ok || ev&unix.EPOLLIN == 0 {
 		t.Fatalf("the Watch watches events %#x (watching: %v), want EPOLLIN", ev, ok)
 	}
 }
 
-// TestWatchOnDemandReadyWhenAdded makes room appear between a failed try and the start of the
+// TestWatchReadyWhenAdded makes room appear between a failed try and the start of the
 // wait, three times. The kernel queues an epoll entry found ready when armed and wakes waiters
 // only if the entry is not queued yet; a first version kept a disabled entry and re-armed it,
 // which left it queued after the first such wait, so the second wait was never woken and hung.
-func TestWatchOnDemandReadyWhenAdded(t *testing.T) {
+func TestWatchReadyWhenAdded(t *testing.T) {
 	r, wr := nonblockingPipe(t)
-	w := newTestWatch(t, wr, unix.EPOLLOUT, true)
+	w := newTestWatch(t, wr, unix.EPOLLOUT, WatchWhileWaiting)
 	fill := func() {
 		chunk := make([]byte, 4096)
 		for {
@@ -194,7 +194,7 @@ func TestWatchStopAndClose(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, _ := nonblockingPipe(t)
-			w := newTestWatch(t, r, unix.EPOLLIN, true)
+			w := newTestWatch(t, r, unix.EPOLLIN, WatchWhileWaiting)
 			done := make(chan error, 1)
 			go func() {
 				buf := make([]byte, 16)
