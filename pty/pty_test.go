@@ -371,15 +371,109 @@ func TestHangupReachesJobs(t *testing.T) {
 	c.p.Hangup()
 	c.readAll()
 	c.wantSignal(syscall.SIGHUP)
+	waitGone(t, job)
+}
+
+// TestHangupReachesLateJob: a shell that catches SIGHUP may start a job after the hangup has
+// swept the session (bash, which passes the hangup on to the jobs it knows, did so on a loaded
+// machine); once the shell has exited, Wait hangs up that job too. The shell here starts it
+// only when told, after Hangup has returned.
+func TestHangupReachesLateJob(t *testing.T) {
+	dir := t.TempDir()
+	fifo, late := filepath.Join(dir, "go"), filepath.Join(dir, "late")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, size, "sh", "-c", fmt.Sprintf(
+		`set -m; trap 'read x < %s; sleep 1000 & cut -d" " -f1,5 /proc/$!/stat > %s; exit 0' HUP; echo ready; sleep 1000 & wait`,
+		fifo, late))
+	c.readUntil("ready")
+	c.p.Hangup()
+	tellFIFO(t, fifo, "go\n")
+	c.readAll()
+	c.wantExit(0) // the trap's exit: the shell handled the hangup
+	var job, pgid int
+	if b, err := os.ReadFile(late); err != nil {
+		t.Fatal(err)
+	} else if _, err := fmt.Sscanf(string(b), "%d %d", &job, &pgid); err != nil {
+		t.Fatalf("late job's pid and group %q: %v", b, err)
+	}
+	if pgid == c.p.Pid() {
+		t.Fatalf("late job %d is in the shell's process group; the test needs it in its own", job)
+	}
+	waitGone(t, job)
+}
+
+// TestHangupReachesJobThatExecs: a job that took the hangup's SIGHUP in a handler and then
+// runs another program (as a job that bash has forked but not yet exec'd does) is hung up once
+// more when the shell has exited: the program never saw the signal.
+func TestHangupReachesJobThatExecs(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "go")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, size, "sh", "-c", fmt.Sprintf(
+		`set -m; (trap 'read x < %s; exec sleep 1000' HUP; sleep 1000 & wait) & echo "job=$!"; wait`, fifo))
+	out := c.readUntil("\n")
+	var job int
+	if _, err := fmt.Sscanf(out[strings.Index(out, "job="):], "job=%d", &job); err != nil {
+		t.Fatalf("no job pid in %q: %v", out, err)
+	}
+	if pgid, err := unix.Getpgid(job); err != nil || pgid == c.p.Pid() {
+		t.Fatalf("job %d is in process group %d (%v); the test needs it in its own group", job, pgid, err)
+	}
+	c.p.Hangup() // the job's handler takes the SIGHUP and waits for the FIFO
+	tellFIFO(t, fifo, "go\n")
 	deadline := time.Now().Add(watchdog)
 	for {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", job))
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", job))
+		if err == nil && string(comm) == "sleep\n" {
+			break // the job runs sleep now, which has not seen a SIGHUP
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("job %d does not run sleep: %q, %v", job, comm, err)
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+	c.readAll()
+	c.wantSignal(syscall.SIGHUP)
+	waitGone(t, job)
+}
+
+// tellFIFO writes s to the FIFO path once a reader has opened it, within the watchdog.
+func tellFIFO(t *testing.T, path, s string) {
+	t.Helper()
+	deadline := time.Now().Add(watchdog)
+	for {
+		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err == nil {
+			_, err = unix.Write(fd, []byte(s))
+			_ = unix.Close(fd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err != unix.ENXIO || time.Now().After(deadline) { // ENXIO: no reader yet
+			t.Fatalf("writing to %s: %v", path, err)
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// waitGone waits until process pid has exited (gone, or a zombie waiting for init), or kills
+// it and fails the test.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(watchdog)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil || strings.Contains(string(stat), ") Z ") {
-			return // gone, or dead and waiting for init to reap it
+			return
 		}
 		if time.Now().After(deadline) {
-			_ = unix.Kill(job, unix.SIGKILL)
-			t.Fatalf("job %d survived the hangup: %s", job, stat)
+			_ = unix.Kill(pid, unix.SIGKILL)
+			t.Fatalf("process %d survived the hangup: %s", pid, stat)
 		}
 		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 	}
