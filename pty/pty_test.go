@@ -356,18 +356,26 @@ func TestHangup(t *testing.T) {
 	c.p.Hangup() // after the reap: nothing is sent
 }
 
+// jobInOwnGroup reads the line "job=PID" that the child prints and returns PID, which must
+// be in a process group of its own.
+func (c *child) jobInOwnGroup() int {
+	c.t.Helper()
+	out := c.readUntil("\n")
+	var job int
+	if _, err := fmt.Sscanf(out[strings.Index(out, "job="):], "job=%d", &job); err != nil {
+		c.t.Fatalf("no job pid in %q: %v", out, err)
+	}
+	if pgid, err := unix.Getpgid(job); err != nil || pgid == c.p.Pid() {
+		c.t.Fatalf("job %d is in process group %d (%v); the test needs it in its own group", job, pgid, err)
+	}
+	return job
+}
+
 // TestHangupReachesJobs checks that a hangup reaches the shell's jobs in other process groups
 // even when the shell does not pass it on (dash, unlike bash, does not).
 func TestHangupReachesJobs(t *testing.T) {
 	c := startChild(t, size, "sh", "-c", `set -m; sleep 1000 & echo "job=$!"; wait`)
-	out := c.readUntil("\n")
-	var job int
-	if _, err := fmt.Sscanf(out[strings.Index(out, "job="):], "job=%d", &job); err != nil {
-		t.Fatalf("no job pid in %q: %v", out, err)
-	}
-	if pgid, err := unix.Getpgid(job); err != nil || pgid == c.p.Pid() {
-		t.Fatalf("job %d is in process group %d (%v); the test needs it in its own group", job, pgid, err)
-	}
+	job := c.jobInOwnGroup()
 	c.p.Hangup()
 	c.readAll()
 	c.wantSignal(syscall.SIGHUP)
@@ -414,14 +422,7 @@ func TestHangupReachesJobThatExecs(t *testing.T) {
 	}
 	c := startChild(t, size, "sh", "-c", fmt.Sprintf(
 		`set -m; (trap 'read x < %s; exec sleep 1000' HUP; sleep 1000 & wait) & echo "job=$!"; wait`, fifo))
-	out := c.readUntil("\n")
-	var job int
-	if _, err := fmt.Sscanf(out[strings.Index(out, "job="):], "job=%d", &job); err != nil {
-		t.Fatalf("no job pid in %q: %v", out, err)
-	}
-	if pgid, err := unix.Getpgid(job); err != nil || pgid == c.p.Pid() {
-		t.Fatalf("job %d is in process group %d (%v); the test needs it in its own group", job, pgid, err)
-	}
+	job := c.jobInOwnGroup()
 	c.p.Hangup() // the job's handler takes the SIGHUP and waits for the FIFO
 	tellFIFO(t, fifo, "go\n")
 	deadline := time.Now().Add(watchdog)
