@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/pty"
 )
@@ -315,3 +317,49 @@ func TestGateHoldsBounded(t *testing.T) {
 }
 
 var _ io.Writer = (*loginGate)(nil)
+
+// TestGateProbeSeesChownAfterFirstLook: login(1) may chown the terminal and start the shell,
+// which blocks reading with echo on, between probe's first look at the terminal and its look at
+// login(1). probe must report the session started, not "asks for a user name", which ended a
+// good login on a loaded machine (TestGateTypeahead).
+func TestGateProbeSeesChownAfterFirstLook(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the fake login chowns its terminal")
+	}
+	checkNoLeftovers(t)
+	const uid = 65534
+	cmd := exec.Command("/bin/sh", "-c", `read x; chown `+strconv.Itoa(uid)+` "$(tty)"; read y`)
+	p, err := pty.Start(cmd, pty.Size{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Hangup()
+		_ = p.Close()
+		_, _ = p.Wait()
+	})
+	tty := ttyOf(p.Pid())
+	var st unix.Stat_t
+	if err := unix.Stat(tty, &st); err != nil {
+		t.Fatal(err)
+	}
+	proc := "/proc/" + strconv.Itoa(p.Pid())
+	waitFor(t, "the fake login to read", func() bool { _, ok := blockedInRead(proc); return ok })
+	g := &loginGate{p: p, pid: p.Pid(), tty: tty, uid: uid, startUID: st.Uid, startCtime: st.Ctim, lastPass: -1}
+	g.afterFirstLook = func() {
+		if _, err := p.Write([]byte("go\n")); err != nil {
+			t.Error(err)
+		}
+		waitFor(t, "the chown and the shell's read", func() bool {
+			var now unix.Stat_t
+			if unix.Stat(tty, &now) != nil || now.Uid != uid {
+				return false
+			}
+			_, ok := blockedInRead(proc)
+			return ok
+		})
+	}
+	if r := g.probe(); r.state != gateOpen {
+		t.Fatalf("probe: state %d, want gateOpen (%d)", r.state, gateOpen)
+	}
+}
