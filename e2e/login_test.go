@@ -132,6 +132,18 @@ func TestExitStatusAndTerminalRestored(t *testing.T) {
 func TestEscapeDisconnect(t *testing.T) {
 	d, tm := login(t)
 	tm.send("sleep 1000\r")
+	// Disconnect once sleep runs. A job still between the shell's fork and its exec can take
+	// the hangup in the shell's SIGHUP handler and then run unaware; rlogind sweeps the session
+	// again when the shell has exited, but a job forked just before can still be in that window
+	// (pty's TestHangupReachesLateJob).
+	waitFor(t, "sleep to run", func() bool {
+		for _, pid := range processesIn(d.home) {
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); string(comm) == "sleep\n" {
+				return true
+			}
+		}
+		return false
+	})
 	tm.send("\r~.")
 	code := tm.wait()
 	t.Logf("rlogin exit status after ~.: %d", code)

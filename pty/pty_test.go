@@ -385,7 +385,10 @@ func TestHangupReachesJobs(t *testing.T) {
 // TestHangupReachesLateJob: a shell that catches SIGHUP may start a job after the hangup has
 // swept the session (bash, which passes the hangup on to the jobs it knows, did so on a loaded
 // machine); once the shell has exited, Wait hangs up that job too. The shell here starts it
-// only when told, after Hangup has returned.
+// only when told, after Hangup has returned, and exits once the job runs sleep: a job still
+// between fork and exec may take the SIGHUP in the shell's handler, which it still has, and
+// then run sleep unaware (the sweep in Wait comes after the shell's exit, but a job forked
+// just before it can still be there).
 func TestHangupReachesLateJob(t *testing.T) {
 	dir := t.TempDir()
 	fifo, late := filepath.Join(dir, "go"), filepath.Join(dir, "late")
@@ -393,7 +396,7 @@ func TestHangupReachesLateJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := startChild(t, size, "sh", "-c", fmt.Sprintf(
-		`set -m; trap 'read x < %s; sleep 1000 & cut -d" " -f1,5 /proc/$!/stat > %s; exit 0' HUP; echo ready; sleep 1000 & wait`,
+		`set -m; trap 'read x < %s; sleep 1000 & until grep -q sleep /proc/$!/comm; do :; done; cut -d" " -f1,5 /proc/$!/stat > %s; exit 0' HUP; echo ready; sleep 1000 & wait`,
 		fifo, late))
 	c.readUntil("ready")
 	c.p.Hangup()
@@ -421,9 +424,9 @@ func TestHangupReachesJobThatExecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := startChild(t, size, "sh", "-c", fmt.Sprintf(
-		`set -m; (trap 'read x < %s; exec sleep 1000' HUP; sleep 1000 & wait) & echo "job=$!"; wait`, fifo))
-	job := c.jobInOwnGroup()
-	c.p.Hangup() // the job's handler takes the SIGHUP and waits for the FIFO
+		`set -m; sh -c 'trap "read x < %s; exec sleep 1000" HUP; echo "job=$$"; sleep 1000 & wait' & wait`, fifo))
+	job := c.jobInOwnGroup() // printed once the job's trap is set
+	c.p.Hangup()             // the job's handler takes the SIGHUP and waits for the FIFO
 	tellFIFO(t, fifo, "go\n")
 	deadline := time.Now().Add(watchdog)
 	for {
