@@ -141,6 +141,15 @@ func windowSize(fds []int) session.WindowSize {
 // discarded its own pending output (Ctrl-C during a flood).
 func flushOutput(fd int) {
 	_ = unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCOFLUSH) // best effort
+	// Linux frees a pty's buffered output on TCOFLUSH but does not wake a writer waiting for
+	// room in it (pty_flush_buffer): our output writer, still writing what came before the flush,
+	// then waits for a wake-up that only a read of the other side brings, and the other side has
+	// nothing left to read. Seen as a client stuck in write(2) after Ctrl-C during a flood, with
+	// its terminal empty (e2e TestClassicOurRloginToOurRlogind under -race, about 1 run in 12).
+	// Setting the same settings again wakes the terminal's writers (n_tty_set_termios).
+	if tio, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
+		_ = unix.IoctlSetTermios(fd, unix.TCSETS, tio) // best effort
+	}
 }
 
 // outputWriter writes the remote output to the user's standard output, and local messages (the
