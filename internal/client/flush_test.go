@@ -1,13 +1,11 @@
 package client
 
 import (
-	"runtime"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -20,66 +18,42 @@ func TestFlushOutputWakesWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer master.Close()
-	defer slave.Close()
-	fd := int(slave.Fd())
+	fd := int(slave.Fd()) // blocking from here on, as rlogin's standard output
 	if _, err := term.MakeRaw(fd); err != nil {
 		t.Fatal(err)
 	}
-
-	var chunks atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		chunk := make([]byte, 4096)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := slave.Write(chunk); err != nil {
-				return
-			}
-			chunks.Add(1)
+	// Fill the pty through a non-blocking descriptor until it takes nothing more.
+	nb, err := reopenTerminal(fd, unix.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := unix.Write(nb, chunk); err == unix.EAGAIN {
+			break
+		} else if err != nil {
+			t.Fatal(err)
 		}
+	}
+	_ = unix.Close(nb)
+
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := unix.Write(fd, chunk) // the pty is full and nobody reads: this waits for room
+		wrote <- err
 	}()
 	defer func() {
-		close(stop)
-		master.Close() // a writer still waiting for room fails now
 		slave.Close()
-		<-done
+		master.Close() // ends a write still waiting (EIO)
 	}()
-
-	// Nobody reads the master: the writer fills the pty and then waits for room.
-	waitForWriteBlocked(t)
-	before := chunks.Load()
+	waitForGoroutine(t, "[syscall", "golang.org/x/sys/unix.Write") // in write(2): the pty is full
 	flushOutput(fd)
-	deadline := time.Now().Add(testTimeout)
-	for chunks.Load() == before {
-		if time.Now().After(deadline) {
-			t.Fatalf("the writer still waits after flushOutput emptied the terminal (%d chunks written)", before)
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("write after the flush: %v", err)
 		}
-		time.Sleep(time.Millisecond) // polling a condition with a deadline
-	}
-}
-
-// waitForWriteBlocked waits until a goroutine waits inside os.(*File).Write (in the poller or in
-// write(2)), or fails the test.
-func waitForWriteBlocked(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		for g := range strings.SplitSeq(string(buf[:n]), "\n\n") {
-			if strings.Contains(g, "os.(*File).Write") && (strings.Contains(g, "[IO wait") || strings.Contains(g, "[syscall")) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no goroutine waits in os.(*File).Write; goroutines:\n%s", buf[:n])
-		}
-		time.Sleep(time.Millisecond)
+	case <-time.After(testTimeout):
+		t.Fatal("the writer still waits after flushOutput emptied the terminal")
 	}
 }
