@@ -452,6 +452,13 @@ func TestClassicMarkerBytesTyped(t *testing.T) {
 	tm.expect(`Password: `)
 	tm.send(u.password + "\r")
 	tm.expect(`PROMPT> `)
+	// The client's own window size, which it sends when the server asks, must be in first: on a
+	// loaded machine it came after the typed message below and undid it.
+	waitFor(t, "stty size to show the client's window, 33 101", func() bool {
+		tm.send("stty size\r")
+		data, _ := tm.out.Snapshot()
+		return bytes.Contains(data[tm.mark:], []byte("\n33 101\r"))
+	})
 	tm.send("stty raw -echo; echo RAW-$((6*7)); od -An -tx1 -N 9; stty sane; stty size\r")
 	tm.expect(`RAW-42`)
 	tm.send("A\xff\xffssABCDEFGHB\xff\xffstC\xffD")

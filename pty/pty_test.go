@@ -302,9 +302,13 @@ func (c *child) readPacketsUntil(want string) (string, []pty.Status) {
 
 func TestReadPacketFlowControl(t *testing.T) {
 	// Turning IXON off and on again makes the pty report NOSTOP then DOSTOP, which a classic
-	// rlogind forwards so that the client switches its local ^S/^Q handling.
-	c := startChild(t, size, "sh", "-c", "stty -ixon; echo off; stty ixon; echo on; read x")
-	out, st := c.readPacketsUntil("on\r\n")
+	// rlogind forwards so that the client switches its local ^S/^Q handling. The shell waits
+	// for the test between the two: a status not read yet is replaced by the next one.
+	c := startChild(t, size, "sh", "-c", "stty -ixon; echo off; read x; stty ixon; echo on; read x")
+	out, st := c.readPacketsUntil("off\r\n")
+	c.write("\n")
+	out2, st2 := c.readPacketsUntil("on\r\n")
+	out, st = out+out2, append(st, st2...)
 	var saw []pty.Status
 	for _, s := range st {
 		if s&(pty.StatusNoStop|pty.StatusDoStop) != 0 {
