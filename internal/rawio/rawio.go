@@ -13,6 +13,10 @@
 // Use this package only on non-blocking descriptors: a raw system call that blocks holds its
 // thread's scheduler slot, and stops the garbage collector, until it returns. The descriptors
 // of net.Conns and of os.Files that Go's poller manages are always non-blocking.
+//
+// A Watch waits for some events of a descriptor that Go's poller does not manage, or should
+// not: the poller wakes the process at every change of a descriptor it holds, and a busy
+// terminal or pty changes all the time.
 package rawio
 
 import (
