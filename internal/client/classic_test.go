@@ -198,6 +198,7 @@ func TestClassicSessionPiped(t *testing.T) {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
+	shell := make(chan *pty.PTY, 1)
 	go func() {
 		c, err := l.Accept()
 		_ = l.Close()
@@ -224,6 +225,7 @@ func TestClassicSessionPiped(t *testing.T) {
 			return
 		}
 		defer p.Close()
+		shell <- p
 		_, err = srv.Serve(context.Background(), classicPTY{p})
 		served <- err
 	}()
@@ -246,6 +248,19 @@ func TestClassicSessionPiped(t *testing.T) {
 			t.Fatalf("no answer; output %q, stderr %q", stdout.String(), stderr.String())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	// Close the input only once the shell has exited: the session then ends with the shell, as
+	// the test wants. Closed earlier, rlogin may drop the connection first (on a loaded machine
+	// the server then said "connection lost").
+	select {
+	case p := <-shell:
+		select {
+		case <-p.Exited():
+		case <-time.After(testTimeout):
+			t.Fatal("the shell did not exit after its answer")
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the server started no shell")
 	}
 	_ = pw.Close() // Run waits for a reader that is not a file to end
 	select {
