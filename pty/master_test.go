@@ -8,46 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/pty"
 )
-
-// epollWatchers returns the events for which each epoll instance of this process, Go's
-// poller's included, watches descriptor fd.
-func epollWatchers(t *testing.T, fd int) []uint32 {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []uint32
-	for _, e := range ents {
-		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || target != "anon_inode:[eventpoll]" {
-			continue // gone meanwhile, or not an epoll instance
-		}
-		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
-		if err != nil {
-			continue
-		}
-		for line := range strings.SplitSeq(string(info), "\n") {
-			f := strings.Fields(line)
-			if len(f) >= 4 && f[0] == "tfd:" && f[1] == strconv.Itoa(fd) && f[2] == "events:" {
-				ev, err := strconv.ParseUint(f[3], 16, 32)
-				if err != nil {
-					t.Fatalf("fdinfo line %q: %v", line, err)
-				}
-				found = append(found, uint32(ev))
-			}
-		}
-	}
-	return found
-}
 
 // waitWatchedFor waits until exactly one epoll instance watches fd, and for events, or
 // fails the test.
@@ -55,7 +23,7 @@ func waitWatchedFor(t *testing.T, fd int, events uint32) {
 	t.Helper()
 	deadline := time.Now().Add(watchdog)
 	for {
-		w := epollWatchers(t, fd)
+		w := termtest.EpollWatches(t, fd)
 		if len(w) == 1 && w[0]&events != 0 {
 			return
 		}
@@ -87,7 +55,7 @@ func TestMasterWatchedOnlyWhileReading(t *testing.T) {
 	if flFlags&unix.O_NONBLOCK == 0 {
 		t.Error("master is not non-blocking")
 	}
-	if w := epollWatchers(t, master); len(w) != 0 {
+	if w := termtest.EpollWatches(t, master); len(w) != 0 {
 		t.Fatalf("before any ReadOutput, epoll instances watch the master for %#x", w)
 	}
 
@@ -102,14 +70,14 @@ func TestMasterWatchedOnlyWhileReading(t *testing.T) {
 		got <- string(buf[:n])
 	}()
 	waitWatchedFor(t, master, unix.EPOLLIN)
-	if w := epollWatchers(t, master); w[0]&(unix.EPOLLOUT|unix.EPOLLET) != 0 {
+	if w := termtest.EpollWatches(t, master); w[0]&(unix.EPOLLOUT|unix.EPOLLET) != 0 {
 		t.Errorf("while ReadOutput waits, the master is watched for %#x: want input only, level-triggered", w[0])
 	}
 	c.write("x")
 	if out := <-got; out != "x" {
 		t.Fatalf("ReadOutput: %q, want the echo %q", out, "x")
 	}
-	if w := epollWatchers(t, master); len(w) != 0 {
+	if w := termtest.EpollWatches(t, master); len(w) != 0 {
 		t.Errorf("after ReadOutput, epoll instances still watch the master for %#x", w)
 	}
 }

@@ -2,14 +2,13 @@ package rawio
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rlogin-go/rlogin/internal/termtest"
 )
 
 const watchTimeout = 20 * time.Second
@@ -35,39 +34,26 @@ func newTestWatch(t *testing.T, fd int, events uint32, mode WatchMode) *Watch {
 	return w
 }
 
-// watched returns the events w's epoll instance watches fd for, from /proc/self/fdinfo, and
-// whether it watches fd at all.
-func watched(t *testing.T, w *Watch, fd int) (uint32, bool) {
+// watched returns the events for which a Watch watches fd, and whether one watches fd at all. The
+// tests' pipes are not in Go's poller, so any epoll instance that watches one is a Watch's.
+func watched(t *testing.T, fd int) (uint32, bool) {
 	t.Helper()
-	var info []byte
-	var err error
-	if cerr := w.rc.Control(func(ep uintptr) {
-		info, err = os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", ep))
-	}); cerr != nil {
-		t.Fatal(cerr)
+	ws := termtest.EpollWatches(t, fd)
+	if len(ws) > 1 {
+		t.Fatalf("%d epoll instances watch descriptor %d", len(ws), fd)
 	}
-	if err != nil {
-		t.Fatal(err)
+	if len(ws) == 0 {
+		return 0, false
 	}
-	for line := range strings.SplitSeq(string(info), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 4 && f[0] == "tfd:" && f[1] == strconv.Itoa(fd) && f[2] == "events:" {
-			ev, err := strconv.ParseUint(f[3], 16, 32)
-			if err != nil {
-				t.Fatalf("fdinfo line %q: %v", line, err)
-			}
-			return uint32(ev), true
-		}
-	}
-	return 0, false
+	return ws[0], true
 }
 
-// waitWatched waits until w watches fd (a Do has started waiting), or fails the test.
-func waitWatched(t *testing.T, w *Watch, fd int) uint32 {
+// waitWatched waits until a Watch watches fd (a Do has started waiting), or fails the test.
+func waitWatched(t *testing.T, fd int) uint32 {
 	t.Helper()
 	deadline := time.Now().Add(watchTimeout)
 	for {
-		if ev, ok := watched(t, w, fd); ok {
+		if ev, ok := watched(t, fd); ok {
 			return ev
 		}
 		if time.Now().After(deadline) {
@@ -82,7 +68,7 @@ func waitWatched(t *testing.T, w *Watch, fd int) uint32 {
 func TestWatchOnDemandWatchesOnlyWhileWaiting(t *testing.T) {
 	r, wr := nonblockingPipe(t)
 	w := newTestWatch(t, r, unix.EPOLLIN, WatchWhileWaiting)
-	if ev, ok := watched(t, w, r); ok {
+	if ev, ok := watched(t, r); ok {
 		t.Fatalf("before any Do, the Watch watches the pipe (events %#x)", ev)
 	}
 
@@ -96,7 +82,7 @@ func TestWatchOnDemandWatchesOnlyWhileWaiting(t *testing.T) {
 			return err != unix.EAGAIN
 		})
 	}()
-	ev := waitWatched(t, w, r)
+	ev := waitWatched(t, r)
 	if ev&unix.EPOLLOUT != 0 || ev&unix.EPOLLIN == 0 {
 		t.Errorf("while Do waits, the Watch watches events %#x, want EPOLLIN and not EPOLLOUT", ev)
 	}
@@ -116,7 +102,7 @@ func TestWatchOnDemandWatchesOnlyWhileWaiting(t *testing.T) {
 	if string(got) != "x" {
 		t.Errorf("Do's try read %q, want %q", got, "x")
 	}
-	if ev, ok := watched(t, w, r); ok {
+	if ev, ok := watched(t, r); ok {
 		t.Errorf("after Do, the Watch still watches the pipe (events %#x)", ev)
 	}
 }
@@ -124,8 +110,8 @@ func TestWatchOnDemandWatchesOnlyWhileWaiting(t *testing.T) {
 // A Watch that is not on demand watches its descriptor all along.
 func TestWatchAlways(t *testing.T) {
 	r, _ := nonblockingPipe(t)
-	w := newTestWatch(t, r, unix.EPOLLIN, WatchAlways)
-	if ev, ok := watched(t, w, r); !ok || ev&unix.EPOLLIN == 0 {
+	newTestWatch(t, r, unix.EPOLLIN, WatchAlways)
+	if ev, ok := watched(t, r); !ok || ev&unix.EPOLLIN == 0 {
 		t.Fatalf("the Watch watches events %#x (watching: %v), want EPOLLIN", ev, ok)
 	}
 }
@@ -203,7 +189,7 @@ func TestWatchStopAndClose(t *testing.T) {
 					return err != unix.EAGAIN
 				})
 			}()
-			waitWatched(t, w, r) // waiting: nothing is written to the pipe
+			waitWatched(t, r) // waiting: nothing is written to the pipe
 			tc.end(w)
 			select {
 			case err := <-done:

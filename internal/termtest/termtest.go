@@ -15,7 +15,10 @@
 package termtest
 
 import (
+	"os"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,4 +116,35 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// EpollWatches returns the events for which each epoll instance of this process (Go's poller's
+// included) watches descriptor fd, from /proc/self/fdinfo: none when nothing watches it.
+func EpollWatches(t testing.TB, fd int) []uint32 {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []uint32
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || target != "anon_inode:[eventpoll]" {
+			continue // gone meanwhile, or not an epoll instance
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(info), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 4 && f[0] == "tfd:" && f[1] == strconv.Itoa(fd) && f[2] == "events:" {
+				ev, err := strconv.ParseUint(f[3], 16, 32)
+				if err != nil {
+					t.Fatalf("fdinfo line %q: %v", line, err)
+				}
+				found = append(found, uint32(ev))
+			}
+		}
+	}
+	return found
 }
