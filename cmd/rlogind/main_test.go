@@ -20,7 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )

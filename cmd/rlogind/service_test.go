@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 )
 

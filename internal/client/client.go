@@ -50,8 +50,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 )
 
 // ErrHostKeyVerification means the server's key was not accepted: it changed, the user said no,

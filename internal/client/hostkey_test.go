@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 )
 
 // fakePrompt answers questions from a list and records them; past the list it answers io.EOF.

@@ -20,8 +20,8 @@ import (
 	creack "github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
 	"github.com/rlogin-go/rlogin/internal/termtest"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"

@@ -62,7 +62,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/transport"
 )

@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"github.com/rlogin-go/rlogin/internal/daemon"
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 )
 
 // Under inetd, standard input is the connection: serve it, then exit.

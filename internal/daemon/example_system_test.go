@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/rlogin-go/rlogin/internal/daemon"
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/transport"
 )
 

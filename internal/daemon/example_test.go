@@ -10,7 +10,7 @@ import (
 	"syscall"
 
 	"github.com/rlogin-go/rlogin/internal/daemon"
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/transport"
 )
 

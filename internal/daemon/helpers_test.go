@@ -21,8 +21,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
 	"github.com/rlogin-go/rlogin/internal/termtest"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/transport"
 )
 

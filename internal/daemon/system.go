@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session"
 )

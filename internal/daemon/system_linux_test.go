@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
 	"github.com/rlogin-go/rlogin/internal/termtest"
+	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )

@@ -43,7 +43,7 @@ import (
 	"github.com/rlogin-go/rlogin/bench/internal/proc"
 	"github.com/rlogin-go/rlogin/bench/internal/report"
 	"github.com/rlogin-go/rlogin/bench/internal/servers"
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 )
 
 func main() {

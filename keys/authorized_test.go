@@ -331,11 +331,14 @@ func TestLoadAuthorizedSymlink(t *testing.T) {
 
 func TestLoadAuthorizedNotAFile(t *testing.T) {
 	dir := secureTempDir(t)
-	_, err := LoadAuthorized(filepath.Join(dir, "missing"), 0, "")
+	// The files below are ours: checked for any other uid, the big file
+	// would be refused for its owner before its size is looked at.
+	uid := os.Geteuid()
+	_, err := LoadAuthorized(filepath.Join(dir, "missing"), uid, "")
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: %v, want fs.ErrNotExist", err)
 	}
-	_, err = LoadAuthorized(filepath.Join(dir, "missing-dir", "authorized_keys"), 0, "")
+	_, err = LoadAuthorized(filepath.Join(dir, "missing-dir", "authorized_keys"), uid, "")
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing directory: %v, want fs.ErrNotExist", err)
 	}
@@ -343,7 +346,7 @@ func TestLoadAuthorizedNotAFile(t *testing.T) {
 	if err := os.Mkdir(sub, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadAuthorized(sub, 0, ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := LoadAuthorized(sub, uid, ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("directory: %v", err)
 	}
 	fifo := filepath.Join(dir, "fifo")
@@ -352,7 +355,7 @@ func TestLoadAuthorizedNotAFile(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := LoadAuthorized(fifo, 0, "")
+		_, err := LoadAuthorized(fifo, uid, "")
 		done <- err
 	}()
 	select {
@@ -367,7 +370,7 @@ func TestLoadAuthorizedNotAFile(t *testing.T) {
 	if err := os.WriteFile(big, bytes.Repeat([]byte("#\n"), maxAuthorizedFile/2+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadAuthorized(big, 0, ""); err == nil || !strings.Contains(err.Error(), "larger than") {
+	if _, err := LoadAuthorized(big, uid, ""); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("big file: %v", err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/rlogin-go/rlogin/internal/keys"
+	"github.com/rlogin-go/rlogin/keys"
 )
 
 func ExampleLoadOrCreate() {

@@ -39,7 +39,7 @@ type Authorized struct {
 // Skipped is a line of an authorized_keys file that authorizes nobody.
 type Skipped struct {
 	Line   int    // 1-based line number
-	Reason string // safe to log: file content in it is escaped with sanitize.Text
+	Reason string // safe to log: file content in it is one line, with control and bidi characters escaped
 }
 
 func (s Skipped) String() string { return fmt.Sprintf("line %d: %s", s.Line, s.Reason) }
