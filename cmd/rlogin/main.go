@@ -12,5 +12,5 @@ import (
 
 func main() {
 	client.TuneRuntime(os.Getenv)
-	os.Exit(client.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(profiled(func() int { return client.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr) }))
 }

@@ -17,7 +17,7 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := profiled(func() error { return run(os.Args[1:]) }); err != nil {
 		fmt.Fprintf(os.Stderr, "rlogind: %v\n", err)
 		var ue *daemon.UsageError
 		if errors.As(err, &ue) {
