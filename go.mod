@@ -10,5 +10,3 @@ require (
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.48.0
 )
-
-require golang.org/x/image v0.48.0

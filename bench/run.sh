@@ -4,10 +4,11 @@
 #   bench/run.sh [flags]          the suite: rlogin vs ssh vs netkit rlogin vs a bare pty
 #   bench/run.sh scale [flags]    the scale benchmark: 1000 sessions, 10,000 login cycles
 #
-# Flags go to the Go program (go run ./bench/cmd/rloginbench -h, or rloginscale -h).
+# Flags go to the Go program (cd bench && go run ./cmd/rloginbench -h, or rloginscale -h); bench is
+# a Go module of its own (bench/go.mod), which builds the repository's rlogin and rlogind.
 # Results go to the terminal and into docs/benchmarks.md. See bench/README.md.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")"
 export PATH="$PATH:/usr/local/go/bin"
 
 if [ "$(id -u)" != 0 ]; then
@@ -41,9 +42,9 @@ fi
 case "${1:-}" in
 scale)
 	shift
-	exec go run ./bench/cmd/rloginscale "$@"
+	exec go run ./cmd/rloginscale "$@"
 	;;
 *)
-	exec go run ./bench/cmd/rloginbench "$@"
+	exec go run ./cmd/rloginbench "$@"
 	;;
 esac

@@ -14,10 +14,10 @@
 //
 // It prints a table of the medians over the rounds with the ratios to OpenSSH and to the bare
 // pty, and writes it, with the date and a description of the machine, into a marked section of
-// docs/benchmarks.md. Run it as root from the repository (bench/run.sh does, after installing
-// what it needs):
+// docs/benchmarks.md. Run it as root from the repository's bench directory (bench/run.sh does,
+// after installing what it needs):
 //
-//	go run ./bench/cmd/rloginbench [-rounds 5] [-bytes 200000000] [-keys 1000]
+//	go run ./cmd/rloginbench [-rounds 5] [-bytes 200000000] [-keys 1000]
 //
 // It creates a temporary user (-user, default rlbench) that every path logs in as, so that all
 // of them run the same shell (bash) with the same dot files, and removes it at the end.
@@ -72,10 +72,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.Int64Var(&o.bytes, "bytes", 200_000_000, "bytes of output for the throughput test")
 	fs.IntVar(&o.keys, "keys", 1000, "keystrokes per round for the echo test")
 	fs.StringVar(&o.paths, "paths", "rlogin,ssh,netkit,bare", "paths to measure, in round order")
-	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file whose \"suite\" section gets the results (\"\" for none)")
+	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file, relative to the repository, whose \"suite\" section gets the results (\"\" for none)")
 	fs.StringVar(&o.userName, "user", "rlbench", "name of the temporary user to create")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configurations)")
-	fs.StringVar(&o.profile, "cpuprofile", "", "`dir`ectory for CPU profiles of rlogind and rlogin (runs the bench/cmd/rlogind-debug and rlogin-debug builds, which add profiling)")
+	fs.StringVar(&o.profile, "cpuprofile", "", "`dir`ectory, relative to the repository, for CPU profiles of rlogind and rlogin (runs their profiling builds, go build -tags profile)")
 	fs.StringVar(&o.envC, "rlogin-env", "", "extra environment for our rlogin, comma-separated (experiments: GOMAXPROCS=1, GODEBUG=...)")
 	fs.StringVar(&o.envS, "rlogind-env", "", "extra environment for our rlogind, comma-separated")
 	if err := fs.Parse(args); err != nil {
@@ -127,7 +127,7 @@ func run(args []string, stdout io.Writer) error {
 	if os.Geteuid() != 0 {
 		return errors.New("run me as root: I create a temporary user and start sshd and in.rlogind (see bench/README.md)")
 	}
-	if err := checkTools(); err != nil {
+	if err := checkTools(o.paths); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -152,15 +152,15 @@ func run(args []string, stdout io.Writer) error {
 	}
 
 	fmt.Fprintln(stdout, "building rlogin and rlogind ...")
-	pkgs := []string{"cmd/rlogin", "cmd/rlogind"}
+	var tags []string
 	if o.profile != "" {
-		pkgs = []string{"bench/cmd/rlogin-debug", "bench/cmd/rlogind-debug"}
+		tags = []string{"profile"} // the commands' profiling hooks: cmd/rlogin/profile.go, cmd/rlogind/profile.go
 	}
-	bins, err := servers.Build(root, dir, pkgs...)
+	bins, err := servers.Build(root, dir, tags, "cmd/rlogin", "cmd/rlogind")
 	if err != nil {
 		return err
 	}
-	rloginBin, rlogindBin := bins[filepath.Base(pkgs[0])], bins[filepath.Base(pkgs[1])]
+	rloginBin, rlogindBin := bins["rlogin"], bins["rlogind"]
 
 	u, err := servers.NewUser(dir, o.userName, "/bin/bash")
 	if err != nil {
@@ -185,10 +185,10 @@ func run(args []string, stdout io.Writer) error {
 		profEnv = strings.Split(o.envS, ",")
 	}
 	if o.profile != "" {
-		if err := os.MkdirAll(o.profile, 0o777); err != nil {
+		abs := outPath(root, o.profile) // relative to the repository, as -out
+		if err := os.MkdirAll(abs, 0o777); err != nil {
 			return err
 		}
-		abs, _ := filepath.Abs(o.profile)
 		_ = os.Chmod(abs, 0o777) // the user's processes write there
 		profEnv = append(profEnv, "RLOGIND_CPUPROFILE="+filepath.Join(abs, "rlogind.pprof"))
 		clientEnv = append(clientEnv, "RLOGIN_CPUPROFILE="+filepath.Join(abs, "rlogin"))
@@ -315,17 +315,22 @@ func writePlot(path string, paths []*path, st map[string]stats) error {
 	return f.Close()
 }
 
-// checkTools reports the programs the suite needs that are missing, with the Debian packages
-// that hold them.
-func checkTools() error {
-	need := map[string]string{
-		"/usr/sbin/sshd":         "openssh-server",
-		"/usr/bin/ssh":           "openssh-client",
-		"/usr/bin/ssh-keygen":    "openssh-client",
-		"/usr/sbin/in.rlogind":   "rsh-server",
-		"/usr/bin/netkit-rlogin": "rsh-client",
-		"/usr/sbin/inetd":        "openbsd-inetd",
-		"/usr/sbin/useradd":      "passwd",
+// checkTools reports the programs that the paths (the -paths flag) need and that are missing,
+// with the Debian packages that hold them.
+func checkTools(paths string) error {
+	need := map[string]string{"/usr/sbin/useradd": "passwd"} // the temporary user, for every path
+	for _, name := range strings.Split(paths, ",") {
+		kind, _, _ := strings.Cut(name, ":")
+		switch kind {
+		case "ssh":
+			need["/usr/sbin/sshd"] = "openssh-server"
+			need["/usr/bin/ssh"] = "openssh-client"
+			need["/usr/bin/ssh-keygen"] = "openssh-client"
+		case "netkit":
+			need["/usr/sbin/in.rlogind"] = "rsh-server"
+			need["/usr/bin/netkit-rlogin"] = "rsh-client"
+			need["/usr/sbin/inetd"] = "openbsd-inetd"
+		}
 	}
 	var missing, pkgs []string
 	for bin, pkg := range need {
@@ -530,7 +535,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func perGB(cpu time.Duration, bytes int64) float64 { return cpu.Seconds() / (float64(bytes) / 1e9) }
 
 func commandLine(args []string) string {
-	return strings.TrimSpace("go run ./bench/cmd/rloginbench " + strings.Join(args, " "))
+	return strings.TrimSpace("cd bench && go run ./cmd/rloginbench " + strings.Join(args, " "))
 }
 
 // outPath is where the results go: out itself if absolute, else out in the repository.

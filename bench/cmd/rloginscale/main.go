@@ -12,12 +12,12 @@
 // The sessions are driven from inside this process (package bench/internal/driver: rlogin
 // sessions over transport+session as cmd/rlogin does, ssh sessions over golang.org/x/crypto/ssh),
 // not by a client process on a pty each. The shells are the temporary user's login shell,
-// /bin/sh (dash). rlogind is the bench/cmd/rlogind-debug build, which serves net/http/pprof on a
-// loopback port so that its goroutines can be counted.
+// /bin/sh (dash). rlogind is its profiling build (go build -tags profile), which serves
+// net/http/pprof on a loopback port so that its goroutines can be counted.
 //
-// Run it as root from the repository (bench/run.sh scale does):
+// Run it as root from the repository's bench directory (bench/run.sh scale does):
 //
-//	go run ./bench/cmd/rloginscale [-sessions 1000] [-cycles 10000]
+//	go run ./cmd/rloginscale [-sessions 1000] [-cycles 10000]
 package main
 
 import (
@@ -78,7 +78,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.parallel, "parallel", 4, "logins in progress at once while opening the sessions (rlogind refuses a 5th unauthenticated connection from one address by default, sshd's MaxStartups starts dropping at 10)")
 	fs.BoolVar(&o.noSSH, "no-ssh", false, "skip the sshd anchor")
 	fs.StringVar(&o.userName, "user", "rlscale", "name of the temporary user to create")
-	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file whose \"scale\" section gets the results (\"\" for none)")
+	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file, relative to the repository, whose \"scale\" section gets the results (\"\" for none)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configurations)")
 	fs.StringVar(&o.heapProf, "heapprofile", "", "write rlogind's heap profile, taken while the concurrent sessions are open, to `file`")
 	fs.IntVar(&o.flood, "flood", 2, "sessions that run yes(1) while the echo is measured once more on the sampled sessions (0: skip)")
@@ -140,7 +140,8 @@ func run(args []string, stdout io.Writer) error {
 		defer os.RemoveAll(dir)
 	}
 	fmt.Fprintln(stdout, "building rlogind ...")
-	bins, err := servers.Build(root, dir, "bench/cmd/rlogind-debug")
+	// The profiling build (cmd/rlogind/profile.go) serves net/http/pprof at RLOGIND_DEBUG_ADDR.
+	bins, err := servers.Build(root, dir, []string{"profile"}, "cmd/rlogind")
 	if err != nil {
 		return err
 	}
@@ -157,7 +158,7 @@ func run(args []string, stdout io.Writer) error {
 	}
 	debugAddr := "127.0.0.1:" + strconv.Itoa(debugPort)
 	// rlogind caps sessions at 512 by default (-max-sessions); sshd has no such cap.
-	rl, err := servers.StartRlogind(ctx, u, bins["rlogind-debug"], dir,
+	rl, err := servers.StartRlogind(ctx, u, bins["rlogind"], dir,
 		[]string{"-max-sessions", "none"}, append([]string{"RLOGIND_DEBUG_ADDR=" + debugAddr}, splitEnv(o.envS)...))
 	if err != nil {
 		return err
@@ -178,7 +179,7 @@ func run(args []string, stdout io.Writer) error {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "### Run of %s\n\n%s\nCommand: `%s`\n\n", machine.Date.UTC().Format("2006-01-02"), machine.Markdown(),
-		strings.TrimSpace("go run ./bench/cmd/rloginscale "+strings.Join(args, " ")))
+		strings.TrimSpace("cd bench && go run ./cmd/rloginscale "+strings.Join(args, " ")))
 	fmt.Fprintf(&b, "%s\n\n", limits)
 
 	fmt.Fprintf(stdout, "rlogind: %d concurrent sessions ...\n", o.sessions)
@@ -310,7 +311,7 @@ func sshKeys(u *servers.User, s *servers.Server) (ssh.Signer, ssh.PublicKey, err
 	return signer, hk, nil
 }
 
-// pprofDebug reads rlogind-debug's net/http/pprof endpoint.
+// pprofDebug reads the profiling rlogind's net/http/pprof endpoint.
 type pprofDebug string
 
 // goroutines is the goroutine count; -1 if it cannot be read.
@@ -344,7 +345,7 @@ func (addr pprofDebug) memStats() map[string]int64 {
 	return m
 }
 
-// saveHeapProfile writes rlogind-debug's heap profile to path.
+// saveHeapProfile writes the profiling rlogind's heap profile to path.
 func saveHeapProfile(addr, path string) error {
 	c := http.Client{Timeout: 30 * time.Second}
 	resp, err := c.Get("http://" + addr + "/debug/pprof/heap?gc=1")
@@ -359,7 +360,7 @@ func saveHeapProfile(addr, path string) error {
 	return os.WriteFile(path, b, 0o644)
 }
 
-// countGoroutines reads the goroutine count from rlogind-debug's pprof endpoint; -1 if it cannot.
+// countGoroutines reads the goroutine count from the profiling rlogind's pprof endpoint; -1 if it cannot.
 func countGoroutines(addr string) int {
 	c := http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
@@ -387,7 +388,7 @@ type usage struct {
 	mem        map[string]int64 // Go runtime memory statistics, for rlogind
 }
 
-// debug reads what rlogind-debug tells about itself: goroutines and memory statistics.
+// debug reads what the profiling rlogind tells about itself: goroutines and memory statistics.
 type debug interface {
 	goroutines() int
 	memStats() map[string]int64

@@ -46,13 +46,18 @@ func (s *Server) Close() error {
 	return err
 }
 
-// Build builds the named commands of the module in root (cmd/rlogin, or a bench wrapper) into dir
-// and returns their paths by name.
-func Build(root, dir string, pkgs ...string) (map[string]string, error) {
+// Build builds the named commands of the product module in root (cmd/rlogin, cmd/rlogind) into
+// dir, with the build tags tags (the profiling hooks are -tags profile), and returns their paths
+// by name.
+func Build(root, dir string, tags []string, pkgs ...string) (map[string]string, error) {
 	out := make(map[string]string)
 	for _, pkg := range pkgs {
 		bin := filepath.Join(dir, filepath.Base(pkg))
-		cmd := exec.Command("go", "build", "-o", bin, "./"+pkg)
+		args := []string{"build", "-o", bin}
+		if len(tags) > 0 {
+			args = append(args, "-tags", strings.Join(tags, ","))
+		}
+		cmd := exec.Command("go", append(args, "./"+pkg)...)
 		cmd.Dir = root
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("servers: go build ./%s: %w\n%s", pkg, err, b)
@@ -65,22 +70,37 @@ func Build(root, dir string, pkgs ...string) (map[string]string, error) {
 	return out, nil
 }
 
-// ModuleRoot finds the directory of go.mod from the working directory up.
+// productModule is the module path of the commands the benchmarks build.
+const productModule = "github.com/rlogin-go/rlogin"
+
+// ModuleRoot finds the directory of the product's go.mod (module github.com/rlogin-go/rlogin)
+// from the working directory up, passing bench's own go.mod on the way.
 func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", fmt.Errorf("servers: %w", err)
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && modulePath(b) == productModule {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("servers: no go.mod above the working directory: run this from the repository")
+			return "", fmt.Errorf("servers: no go.mod of %s above the working directory: run this from the repository", productModule)
 		}
 		dir = parent
 	}
+}
+
+// modulePath returns the path of a go.mod's module directive, "" if it has none.
+func modulePath(gomod []byte) string {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		line, _, _ = strings.Cut(line, "//")
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "module"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
+			return strings.Trim(strings.TrimSpace(rest), `"`)
+		}
+	}
+	return ""
 }
 
 // StartRlogind starts our rlogind in user mode, as u, with HOME = u.Home, on a free loopback
