@@ -1,7 +1,7 @@
 // Command rlogin logs in to a remote host running rlogind: BSD rlogin's command line and escapes
 // over a connection secured like ssh's. See package internal/client, or run rlogin -h.
 //
-//	rlogin [-8EKLd] [-e char] [-l user] [-p port] [user@]host
+//	rlogin [-8EKLcd] [-e char] [-l user] [-o option] [-p port] [user@]host
 package main
 
 import (

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultPort is the port rlogin connects to when -p is not given (rlogind's default address is :5513).
@@ -26,10 +27,14 @@ type Options struct {
 	Debug      bool // -d: progress messages on stderr
 	Classic    bool // -c: the classic plaintext protocol of RFC 1282 (port 513 unless -p)
 	EightBit   bool // -8: with -c, ignore the server's requests to switch local ^S/^Q flow control
+
+	// ConnectTimeout is -o ConnectTimeout=N: how long reaching the login service may take, and
+	// separately the login request; 0 means Config.ConnectTimeout.
+	ConnectTimeout time.Duration
 }
 
 // UsageLine is the one line rlogin prints on a usage error.
-const UsageLine = "usage: rlogin [-8EKLcd] [-e char] [-l user] [-p port] [user@]host"
+const UsageLine = "usage: rlogin [-8EKLcd] [-e char] [-l user] [-o option] [-p port] [user@]host"
 
 // usageText is what -h prints: the usage line, what the options do, the escapes and the exit status.
 const usageText = UsageLine + `
@@ -41,13 +46,17 @@ const usageText = UsageLine + `
             default; from a port in 512-1023 when rlogin can bind one (as root)
   -d        debug messages on stderr
   -e char   escape character: a character, ^X, or \nnn in octal (default ~)
+  -h        this help, on standard output
   -l user   remote user name (default: your local user name); also user@host
+  -o ConnectTimeout=N
+            give up after N seconds reaching the host, and again waiting for the login to be
+            accepted (default 20)
   -p port   port (default 5513, or 513 with -c)
 Options may also follow the host: rlogin host -l user.
 Escapes, at the start of a line only (not when standard input is not a terminal):
   ~. or ~^D disconnect, ~^Z suspend rlogin, ~~ send one ~, ~? list them.
 Exit status: the remote shell's (with -c: 0 when the server closes); 128+n if it was killed by signal n;
-0 after ~. (as netkit rlogin);
+0 after ~. (as netkit rlogin) and for -h;
 128+n if rlogin itself gets signal n (HUP, INT, QUIT, TERM); 255 for usage errors and when the
 connection, host key check or login fails or the connection is lost.
 `
@@ -68,116 +77,181 @@ func usageErrorf(format string, args ...any) error {
 
 // ParseArgs parses rlogin's arguments (without the program name), as BSD and netkit rlogin do:
 //
-//	rlogin [-8EKLcd] [-e char] [-l user] [-p port] host
+//	rlogin [-8EKLcd] [-e char] [-l user] [-o option] [-p port] host
 //	rlogin [options] user@host
 //	rlogin host [options]
 //
 // Flags may be grouped (-8E) and option values attached (-lbob, -e^]). Options may come before or
 // after the host, in any order; "--" ends the options. -l wins over user@host. -E wins over -e.
+// -o takes ssh's form, Name=value (or "Name value"); rlogin knows ConnectTimeout=N, in seconds.
 // The error is ErrHelp for -h or --help, or a *UsageError.
 func ParseArgs(args []string) (Options, error) {
-	o := Options{Port: DefaultPort, EscapeChar: DefaultEscapeChar}
-	var operands []string
-	var lUser string
-	lGiven, pGiven := false, false
+	p := argParser{o: Options{Port: DefaultPort, EscapeChar: DefaultEscapeChar}}
+	if err := p.readArgs(args); err != nil {
+		return p.o, err
+	}
+	if p.o.Classic && !p.portGiven {
+		p.o.Port = ClassicPort
+	}
+	if err := p.setDestination(); err != nil {
+		return p.o, err
+	}
+	return p.o, nil
+}
+
+// argParser is ParseArgs's state: the options so far, the operands, and what is decided only
+// once every argument has been read.
+type argParser struct {
+	o         Options
+	operands  []string // arguments that are not options: the host, and mistakes
+	lUser     string   // -l's value
+	lGiven    bool     // -l was given (it wins over user@host, wherever each stands)
+	portGiven bool     // -p was given (else -c changes the default port)
+}
+
+// readArgs reads every argument: options into p.o, the rest into p.operands.
+func (p *argParser) readArgs(args []string) error {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if a == "--" {
-			operands = append(operands, args[i+1:]...)
-			break
-		}
-		if a == "--help" {
-			return o, ErrHelp
-		}
-		if a == "--classic" {
-			o.Classic = true
-			continue
-		}
-		if len(a) < 2 || a[0] != '-' {
-			operands = append(operands, a)
-			continue
-		}
-		for j := 1; j < len(a); j++ {
-			c := a[j]
-			switch c {
-			case '8':
-				o.EightBit = true // 8-bit clean always; -8 matters only for -c's flow control
-			case 'K', 'L':
-				// No Kerberos; litout means nothing over these protocols.
-			case 'c':
-				o.Classic = true
-			case 'E':
-				o.NoEscape = true
-			case 'd':
-				o.Debug = true
-			case 'h':
-				return o, ErrHelp
-			case 'e', 'l', 'p':
-				val := a[j+1:]
-				if val == "" {
-					i++
-					if i == len(args) {
-						return o, usageErrorf("option requires an argument -- %c", c)
-					}
-					val = args[i]
-				}
-				switch c {
-				case 'e':
-					ch, err := ParseEscapeChar(val)
-					if err != nil {
-						return o, err
-					}
-					o.EscapeChar = ch
-				case 'l':
-					lUser, lGiven = val, true
-				case 'p':
-					p, err := strconv.Atoi(val)
-					if err != nil || p < 1 || p > 65535 {
-						return o, usageErrorf("bad port %q", val)
-					}
-					o.Port, pGiven = p, true
-				}
-				j = len(a) // the rest of a was the value
-			default:
-				return o, usageErrorf("unknown option -- %s", printableByte(c))
+		switch {
+		case a == "--":
+			p.operands = append(p.operands, args[i+1:]...)
+			return nil
+		case a == "--help":
+			return ErrHelp
+		case a == "--classic":
+			p.o.Classic = true
+		case len(a) < 2 || a[0] != '-':
+			p.operands = append(p.operands, a)
+		default:
+			next, err := p.readFlags(args, i)
+			if err != nil {
+				return err
 			}
+			i = next
 		}
 	}
-	if o.Classic && !pGiven {
-		o.Port = ClassicPort
+	return nil
+}
+
+// readFlags reads the group of one-letter flags args[i] ("-8E", "-lbob", "-l" then "bob") and
+// returns the index of the last argument it used.
+func (p *argParser) readFlags(args []string, i int) (int, error) {
+	a := args[i]
+	for j := 1; j < len(a); j++ {
+		c := a[j]
+		switch c {
+		case '8':
+			p.o.EightBit = true // 8-bit clean always; -8 matters only for -c's flow control
+		case 'K', 'L':
+			// No Kerberos; litout means nothing over these protocols.
+		case 'c':
+			p.o.Classic = true
+		case 'E':
+			p.o.NoEscape = true
+		case 'd':
+			p.o.Debug = true
+		case 'h':
+			return i, ErrHelp
+		case 'e', 'l', 'o', 'p':
+			val := a[j+1:] // the rest of a is the value, or else the next argument is
+			if val == "" {
+				i++
+				if i == len(args) {
+					return i, usageErrorf("option requires an argument -- %c", c)
+				}
+				val = args[i]
+			}
+			return i, p.setValue(c, val)
+		default:
+			return i, usageErrorf("unknown option -- %s", printableByte(c))
+		}
 	}
-	switch len(operands) {
+	return i, nil
+}
+
+// setValue sets the option c (e, l, o or p) to val.
+func (p *argParser) setValue(c byte, val string) error {
+	switch c {
+	case 'e':
+		ch, err := ParseEscapeChar(val)
+		if err != nil {
+			return err
+		}
+		p.o.EscapeChar = ch
+	case 'l':
+		p.lUser, p.lGiven = val, true
+	case 'o':
+		return p.setOption(val)
+	case 'p':
+		port, err := strconv.Atoi(val)
+		if err != nil || port < 1 || port > 65535 {
+			return usageErrorf("bad port %q", val)
+		}
+		p.o.Port, p.portGiven = port, true
+	}
+	return nil
+}
+
+// maxConnectTimeout bounds -o ConnectTimeout: a day is already more than anyone waits for a
+// connection, and the bound keeps the seconds far from overflowing a time.Duration.
+const maxConnectTimeout = 24 * time.Hour
+
+// setOption reads one -o option, in ssh's forms Name=value and "Name value"; names are
+// case-insensitive, as ssh's are, so a later configuration file can take the same lines.
+func (p *argParser) setOption(opt string) error {
+	name, val, ok := strings.Cut(opt, "=")
+	if !ok {
+		name, val, _ = strings.Cut(strings.TrimSpace(opt), " ")
+	}
+	name, val = strings.TrimSpace(name), strings.TrimSpace(val)
+	switch strings.ToLower(name) {
+	case "connecttimeout":
+		secs, err := strconv.Atoi(val)
+		if err != nil || secs < 1 || time.Duration(secs)*time.Second > maxConnectTimeout {
+			return usageErrorf("bad ConnectTimeout %q: give a number of seconds, 1 to %d", val, int(maxConnectTimeout/time.Second))
+		}
+		p.o.ConnectTimeout = time.Duration(secs) * time.Second
+		return nil
+	}
+	return usageErrorf("unknown option %q for -o (rlogin knows ConnectTimeout=N)", name)
+}
+
+// setDestination takes the one operand, [user@]host, into p.o.User and p.o.Host, with -l
+// winning over the user part, and checks both.
+func (p *argParser) setDestination() error {
+	switch len(p.operands) {
 	case 0:
-		return o, usageErrorf("no host given")
+		return usageErrorf("no host given")
 	case 1:
 	default:
-		return o, usageErrorf("unexpected argument %q after host %q", operands[1], operands[0])
+		return usageErrorf("unexpected argument %q after host %q", p.operands[1], p.operands[0])
 	}
-	host := operands[0]
+	host := p.operands[0]
 	if at := strings.LastIndexByte(host, '@'); at >= 0 {
 		if at == 0 {
-			return o, usageErrorf("empty user name in %q", host)
+			return usageErrorf("empty user name in %q", host)
 		}
-		o.User = host[:at]
+		p.o.User = host[:at]
 		host = host[at+1:]
 	}
-	if lGiven {
-		o.User = lUser
+	if p.lGiven {
+		if p.lUser == "" {
+			return usageErrorf("empty user name")
+		}
+		p.o.User = p.lUser
 	}
-	if lGiven && o.User == "" {
-		return o, usageErrorf("empty user name")
-	}
-	if err := checkUser(o.User); err != nil {
-		return o, err
+	if err := checkUser(p.o.User); err != nil {
+		return err
 	}
 	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
 		host = host[1 : len(host)-1]
 	}
 	if err := checkHost(host); err != nil {
-		return o, err
+		return err
 	}
-	o.Host = host
-	return o, nil
+	p.o.Host = host
+	return nil
 }
 
 // ParseEscapeChar reads the value of -e as netkit's getescape does: one character taken as is

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -64,6 +65,10 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"bob@[fe80::1%eth0]"}, def(func(o *Options) { o.Host = "fe80::1%eth0"; o.User = "bob" })},
 		{[]string{"127.0.0.1"}, def(func(o *Options) { o.Host = "127.0.0.1" })},
 		{[]string{"My-Host_1.example.org"}, def(func(o *Options) { o.Host = "My-Host_1.example.org" })},
+		{[]string{"-o", "ConnectTimeout=5", "host"}, def(func(o *Options) { o.ConnectTimeout = 5 * time.Second })},
+		{[]string{"-oconnecttimeout=7", "host"}, def(func(o *Options) { o.ConnectTimeout = 7 * time.Second })},
+		{[]string{"host", "-o", "ConnectTimeout 9"}, def(func(o *Options) { o.ConnectTimeout = 9 * time.Second })},
+		{[]string{"-do", " ConnectTimeout = 86400 ", "host"}, def(func(o *Options) { o.Debug = true; o.ConnectTimeout = 24 * time.Hour })},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			got, err := ParseArgs(tc.args)
@@ -117,6 +122,15 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"[host"}, "bad character"},
 		{[]string{"-l", "bo\nb", "host"}, "bad character"},
 		{[]string{strings.Repeat("h", 256)}, "too long"},
+		{[]string{"host", "-o"}, "option requires an argument -- o"},
+		{[]string{"-o", "ConnectTimeout=0", "host"}, "bad ConnectTimeout"},
+		{[]string{"-o", "ConnectTimeout=-1", "host"}, "bad ConnectTimeout"},
+		{[]string{"-o", "ConnectTimeout=1.5", "host"}, "bad ConnectTimeout"},
+		{[]string{"-o", "ConnectTimeout=86401", "host"}, "bad ConnectTimeout"},
+		{[]string{"-o", "ConnectTimeout=99999999999999999999", "host"}, "bad ConnectTimeout"},
+		{[]string{"-o", "ConnectTimeout", "host"}, "bad ConnectTimeout"},
+		{[]string{"-o", "Port=22", "host"}, `unknown option "Port" for -o`},
+		{[]string{"-o", "", "host"}, `unknown option "" for -o`},
 	} {
 		t.Run(fmt.Sprintf("%q", tc.args), func(t *testing.T) {
 			_, err := ParseArgs(tc.args)
@@ -143,7 +157,7 @@ func TestParseArgsHelp(t *testing.T) {
 }
 
 func TestUsageTextDocumentsExitStatus(t *testing.T) {
-	for _, want := range []string{UsageLine, "255", "~.", "128+n", "-E", "-e char", "-l user", "-p port"} {
+	for _, want := range []string{UsageLine, "255", "~.", "128+n", "-E", "-e char", "-h", "-l user", "-o ConnectTimeout=N", "-p port"} {
 		if !strings.Contains(usageText, want) {
 			t.Errorf("usage text does not mention %q", want)
 		}

@@ -58,10 +58,7 @@ func (r *runner) runClassic(ctx context.Context) int {
 func (r *runner) loginClassic(ctx context.Context, local, user string) (*classic.Client, io.WriteCloser, error) {
 	host, port := r.opts.Host, r.opts.Port
 	hostport := net.JoinHostPort(host, strconv.Itoa(port))
-	timeout := r.cfg.ConnectTimeout
-	if timeout <= 0 {
-		timeout = DefaultConnectTimeout
-	}
+	timeout := r.connectTimeout()
 	r.debugf("connecting to %s (classic rlogin)", hostport)
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	conn, err := r.dialClassic(dctx, hostport)

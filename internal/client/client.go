@@ -24,8 +24,8 @@
 // With -c rlogin speaks classic rlogin (RFC 1282, package session/classic) instead, to old servers:
 // plaintext, port 513, from a privileged source port when it can bind one; see classic.go.
 //
-// Exit status: the remote shell's (128+n if a signal n killed it); 0 after ~.; 128+n when rlogin
-// itself is ended by signal n; 255 for usage errors and for failures to connect, verify the host
+// Exit status: the remote shell's (128+n if a signal n killed it); 0 after ~. and for -h; 128+n
+// when rlogin itself is ended by signal n; 255 for usage errors and for failures to connect, verify the host
 // key or log in, and when the connection is lost.
 package client
 
@@ -82,8 +82,9 @@ type Config struct {
 	Environ []string
 	// Prompt asks whether to trust an unknown host key; nil means TTYPrompter{} (/dev/tty).
 	Prompt Prompter
-	// ConnectTimeout bounds the dial and mailbox exchange, and the login request; 0 means
-	// DefaultConnectTimeout. The TLS handshake has the transport's own timeout.
+	// ConnectTimeout bounds the dial and mailbox exchange, and the login request, unless the
+	// command line sets it (-o ConnectTimeout=N); 0 means DefaultConnectTimeout. The TLS
+	// handshake has the transport's own timeout.
 	ConnectTimeout time.Duration
 }
 
@@ -111,8 +112,14 @@ func (c *Config) Run(ctx context.Context, args []string) int {
 	}
 	opts, err := ParseArgs(args)
 	if errors.Is(err, ErrHelp) {
-		fmt.Fprint(stderr, usageText)
-		return ExitFailure
+		// Asked for, so it is output, not a complaint: stdout and status 0, as ssh -V and most
+		// GNU tools do, so "rlogin -h | less" works.
+		stdout := c.Stdout
+		if stdout == nil {
+			stdout = io.Discard
+		}
+		fmt.Fprint(stdout, usageText)
+		return 0
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
@@ -560,10 +567,7 @@ func (r *runner) connect(ctx context.Context, key ed25519.PrivateKey, user, know
 // login makes one attempt: dial, mailbox, TLS with the host key check, login request.
 func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string, check *hostKeyCheck) (*session.Client, io.WriteCloser, error) {
 	host, port := r.opts.Host, r.opts.Port
-	timeout := r.cfg.ConnectTimeout
-	if timeout <= 0 {
-		timeout = DefaultConnectTimeout
-	}
+	timeout := r.connectTimeout()
 	r.debugf("connecting to %s", check.hostport)
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	// "tcp:": a host named "unix" or "tcp" is a host, not one of transport's address prefixes.
@@ -695,6 +699,18 @@ func (r *runner) localeEnv() []string {
 		}
 	}
 	return env
+}
+
+// connectTimeout bounds reaching the login service, and separately the login request: -o
+// ConnectTimeout, else Config.ConnectTimeout, else DefaultConnectTimeout.
+func (r *runner) connectTimeout() time.Duration {
+	switch {
+	case r.opts.ConnectTimeout > 0:
+		return r.opts.ConnectTimeout
+	case r.cfg.ConnectTimeout > 0:
+		return r.cfg.ConnectTimeout
+	}
+	return DefaultConnectTimeout
 }
 
 // windowSize is the terminal's size: standard input's, else standard output's, else 24x80.

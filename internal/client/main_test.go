@@ -278,10 +278,17 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%q: stderr %q, stdout %q", args, stderr.String(), stdout.String())
 		}
 	}
-	var stderr bytes.Buffer
-	cfg := &Config{Stderr: &stderr}
-	if code := cfg.Run(t.Context(), []string{"-h"}); code != ExitFailure || stderr.String() != usageText {
-		t.Errorf("-h: status %d, stderr %q", code, stderr.String())
+}
+
+// TestHelp checks that -h and --help print the usage on standard output and exit 0: asked for, it
+// is not an error.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"host", "-h"}} {
+		var stdout, stderr bytes.Buffer
+		cfg := &Config{Stdout: &stdout, Stderr: &stderr}
+		if code := cfg.Run(t.Context(), args); code != 0 || stdout.String() != usageText || stderr.Len() != 0 {
+			t.Errorf("%q: status %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+		}
 	}
 }
 
@@ -319,5 +326,57 @@ func TestDebug(t *testing.T) {
 		if has != debug {
 			t.Fatalf("-d %v: stderr %q", debug, stderr.String())
 		}
+	}
+}
+
+// silentServer accepts connections on loopback and never answers; it returns the port.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+	})
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+// TestConnectTimeoutOption checks that -o ConnectTimeout=N bounds the wait for a server that
+// accepts the connection and says nothing, and wins over Config.ConnectTimeout.
+func TestConnectTimeoutOption(t *testing.T) {
+	port := silentServer(t)
+	var stderr bytes.Buffer
+	cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob", ConnectTimeout: time.Hour}
+	start := time.Now()
+	code := cfg.Run(t.Context(), []string{"-o", "ConnectTimeout=1", "-p", port, "127.0.0.1"})
+	if took := time.Since(start); took < time.Second || took > testTimeout {
+		t.Errorf("gave up after %v, want about 1s", took)
+	}
+	if code != ExitFailure {
+		t.Errorf("status %d, want %d", code, ExitFailure)
+	}
+	want := "rlogin: connect to host 127.0.0.1 port " + port + ": connection timed out\n"
+	if !strings.HasSuffix(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to end in %q", stderr.String(), want)
 	}
 }
