@@ -127,7 +127,7 @@ func (c *Config) Run(ctx context.Context, args []string) int {
 		return ExitFailure
 	}
 	if err != nil { // not reached: ParseArgs returns only the errors above
-		fmt.Fprintf(stderr, "rlogin: %s\n", sanitize.Text(err.Error()))
+		fmt.Fprintf(stderr, "rlogin: %s\n", sanitize.Text(plainText(err)))
 		return ExitFailure
 	}
 	r := newRunner(c, opts, stderr)
@@ -193,7 +193,7 @@ func (r *runner) run(ctx context.Context) int {
 	keyPath := filepath.Join(home, ".rlogin", "id_ed25519")
 	key, created, err := keys.LoadOrCreate(keyPath)
 	if err != nil {
-		return r.fail(&connectError{msg: fmt.Sprintf("cannot load your key %s: %v", shownPath(keyPath, home, shownHome), err), err: err})
+		return r.fail(&connectError{msg: fmt.Sprintf("cannot load your key %s: %s", shownPath(keyPath, home, shownHome), plainText(err)), err: err})
 	}
 	if created {
 		fmt.Fprintf(r.stderr, "rlogin: created your key %s (%s)\n",
@@ -256,7 +256,7 @@ func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
 	}()
 	if r.tty != nil {
 		if err := r.tty.enter(); err != nil {
-			fmt.Fprintf(r.stderr, "rlogin: %s\n", strings.TrimPrefix(err.Error(), "client: "))
+			fmt.Fprintf(r.stderr, "rlogin: %s\n", plainText(err))
 		}
 	}
 	if r.releaseOutput != nil {
@@ -480,7 +480,7 @@ func (r *runner) ended(waitErr error) int {
 	if errors.As(waitErr, &closed) {
 		return r.fail(&connectError{msg: fmt.Sprintf("connection closed by %s: %s", host, closed.Reason), err: waitErr})
 	}
-	cause := strings.TrimPrefix(strings.TrimPrefix(waitErr.Error(), "session: "), "connection lost: ")
+	cause := strings.TrimPrefix(plainText(waitErr), "connection lost: ")
 	if errors.Is(waitErr, io.EOF) || errors.Is(waitErr, io.ErrUnexpectedEOF) {
 		cause = "the connection closed without an exit status"
 	}
@@ -511,25 +511,12 @@ func (r *runner) debugf(format string, args ...any) {
 	if r.tty != nil && r.tty.usedRaw() {
 		end = "\r\n"
 	}
-	fmt.Fprintf(r.stderr, "rlogin: debug: %s%s", sanitize.Text(fmt.Sprintf(format, args...)), end)
-}
-
-// connectError is a failure worded for the user, with the error it comes from.
-type connectError struct {
-	msg string
-	err error
-}
-
-func (e *connectError) Error() string { return "client: " + e.msg }
-func (e *connectError) Unwrap() error { return e.err }
-
-// userMessage is err as rlogin shows it: without the package prefix.
-func userMessage(err error) string {
-	var ce *connectError
-	if errors.As(err, &ce) {
-		return ce.msg
+	for i, a := range args {
+		if err, ok := a.(error); ok {
+			args[i] = plainText(err) // one prefix, "rlogin: debug: ", here too
+		}
 	}
-	return strings.TrimPrefix(err.Error(), "client: ")
+	fmt.Fprintf(r.stderr, "rlogin: debug: %s%s", sanitize.Text(fmt.Sprintf(format, args...)), end)
 }
 
 // connect dials, secures and logs in. When the user accepted a new host key but the attempt then
@@ -582,7 +569,7 @@ func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string,
 		if check.err != nil {
 			return nil, nil, check.err
 		}
-		return nil, nil, &connectError{msg: fmt.Sprintf("secure connection to %s failed: %v", check.hostport, err), err: err}
+		return nil, nil, &connectError{msg: fmt.Sprintf("secure connection to %s failed: %s", check.hostport, plainText(err)), err: err}
 	}
 	check.commit(sc.PeerKey()) // the server has proved that it holds the key
 	r.debugf("host key %s verified; logging in as %s", keys.Fingerprint(sc.PeerKey()), user)
@@ -624,25 +611,6 @@ func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string,
 	return sess, stdinPipe, nil
 }
 
-// dialMessage words a failure to reach the login mailbox like ssh does.
-func dialMessage(host string, port int, err error) string {
-	where := fmt.Sprintf("connect to host %s port %d", host, port)
-	var mailbox *transport.MailboxError
-	var dns *net.DNSError
-	var errno syscall.Errno
-	switch {
-	case errors.As(err, &mailbox):
-		return fmt.Sprintf("%s: no login service: %s", where, mailbox.Reason)
-	case errors.As(err, &dns):
-		return fmt.Sprintf("could not resolve hostname %s: %s", host, dns.Err)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
-		return where + ": connection timed out"
-	case errors.As(err, &errno):
-		return fmt.Sprintf("%s: %s", where, errno.Error())
-	}
-	return fmt.Sprintf("%s: %v", where, err)
-}
-
 // home returns the home directory and how to show it ("~" when it comes from $HOME).
 func (r *runner) home() (dir, shown string, err error) {
 	if r.cfg.Home != "" {
@@ -650,7 +618,7 @@ func (r *runner) home() (dir, shown string, err error) {
 	}
 	dir, err = os.UserHomeDir()
 	if err != nil {
-		return "", "", &connectError{msg: fmt.Sprintf("no home directory: %v", err), err: err}
+		return "", "", &connectError{msg: fmt.Sprintf("no home directory: %s", plainText(err)), err: err}
 	}
 	return dir, "~", nil
 }
@@ -743,7 +711,7 @@ func startLogin(host string, timeout time.Duration, start, closeSession func() e
 		if timedOut.Load() {
 			return &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: err}
 		}
-		return &connectError{msg: fmt.Sprintf("login to %s failed: %v", host, err), err: err}
+		return &connectError{msg: fmt.Sprintf("login to %s failed: %s", host, plainText(err)), err: err}
 	}
 	if timedOut.Load() { // the timer fired just as Start returned: the session is closed
 		return &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: context.DeadlineExceeded}

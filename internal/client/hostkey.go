@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/rlogin-go/rlogin/keys"
@@ -17,10 +18,15 @@ import (
 // or there was no terminal to ask on.
 var ErrHostKeyVerification = errors.New("client: host key verification failed")
 
+// ErrNoTerminal is what a Prompter's error wraps when there is no terminal to ask on (rlogin runs
+// from cron, a script or a service): rlogin then says how to trust the key without a question.
+var ErrNoTerminal = errors.New("client: no terminal to ask on")
+
 // A Prompter asks the user a question and returns the line typed in answer.
 type Prompter interface {
 	// Prompt shows question (which ends without a newline) and returns the answer without its
-	// line end. An error (io.EOF included) means there is no answer.
+	// line end. An error (io.EOF included) means there is no answer; it wraps ErrNoTerminal when
+	// there is nowhere to ask.
 	Prompt(question string) (string, error)
 }
 
@@ -38,7 +44,7 @@ func (p TTYPrompter) Prompt(question string) (string, error) {
 	}
 	tty, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return "", fmt.Errorf("client: no terminal to ask on: %w", err)
+		return "", fmt.Errorf("%w: %w", ErrNoTerminal, err)
 	}
 	defer tty.Close()
 	if _, err := io.WriteString(tty, question); err != nil {
@@ -103,9 +109,9 @@ func (h *hostKeyCheck) decide(pub ed25519.PublicKey) error {
 		return nil
 	case errors.As(err, &changed):
 		fmt.Fprint(h.stderr, changedWarning(name, fp, h.displayPath, changed.Line))
-		return fmt.Errorf("%w: the key of %s has changed", ErrHostKeyVerification, name)
+		return hostKeyRefused(fmt.Sprintf("the key of %s has changed", name), err)
 	case !errors.Is(err, keys.ErrUnknownHost):
-		return fmt.Errorf("%w: %w", ErrHostKeyVerification, err)
+		return hostKeyRefused(plainText(err), err)
 	case h.accepted != nil && h.accepted.Equal(pub):
 		return nil // the user accepted it in an earlier attempt
 	}
@@ -115,19 +121,43 @@ func (h *hostKeyCheck) decide(pub ed25519.PublicKey) error {
 		"Are you sure you want to continue connecting (yes/no)? ", name, fp)
 	for {
 		answer, err := h.prompt.Prompt(question)
+		if errors.Is(err, ErrNoTerminal) {
+			fmt.Fprint(h.stderr, noTerminalAdvice(name, fp, h.displayPath, pub))
+			return hostKeyRefused(fmt.Sprintf("no terminal to ask whether to trust '%s' (ED25519 %s)", name, fp), err)
+		}
 		if err != nil {
-			return fmt.Errorf("%w: no key is known for '%s' (ED25519 %s) and no answer from a terminal: %w",
-				ErrHostKeyVerification, name, fp, err)
+			return hostKeyRefused(fmt.Sprintf("no answer to whether to trust '%s' (ED25519 %s): %s", name, fp, plainText(err)), err)
 		}
 		switch strings.ToLower(strings.TrimSpace(answer)) {
 		case "yes":
 			h.accepted, h.asked = pub, true
 			return nil
 		case "no":
-			return fmt.Errorf("%w: the key of '%s' was not accepted", ErrHostKeyVerification, name)
+			return hostKeyRefused(fmt.Sprintf("the key of '%s' was not accepted", name), nil)
 		}
 		question = "Please type 'yes' or 'no': "
 	}
+}
+
+// hostKeyRefused is the error for a refused host key: it says msg after "host key verification
+// failed: ", and is ErrHostKeyVerification and cause for errors.Is and errors.As.
+func hostKeyRefused(msg string, cause error) error {
+	return &connectError{msg: "host key verification failed: " + msg, err: errors.Join(ErrHostKeyVerification, cause)}
+}
+
+// noTerminalAdvice is what rlogin says about an unknown host key when there is no terminal to ask
+// on: the question ssh would have asked, and the two ways to trust the key without it.
+func noTerminalAdvice(name, fp, path string, pub ed25519.PublicKey) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "The authenticity of host '%s' can't be established.\n", name)
+	fmt.Fprintf(&b, "ED25519 key fingerprint is %s.\n", fp)
+	b.WriteString("There is no terminal to ask whether to trust it. If the fingerprint is the one the server's\n")
+	b.WriteString("administrator gives you, run rlogin once from a terminal and answer yes, or add this line to\n")
+	fmt.Fprintf(&b, "%s:\n", path)
+	if sshPub, err := ssh.NewPublicKey(pub); err == nil { // an ed25519 key always converts
+		fmt.Fprintf(&b, "%s\n", knownhosts.Line([]string{name}, sshPub))
+	}
+	return b.String()
 }
 
 // commit adds the key the user accepted to known_hosts, if pub, the key of a handshake that
@@ -138,7 +168,7 @@ func (h *hostKeyCheck) commit(pub ed25519.PublicKey) {
 	}
 	h.added = true
 	if err := h.known.Add(h.hostport, pub); err != nil {
-		fmt.Fprintf(h.stderr, "Failed to add the host to the list of known hosts (%s): %v\n", h.displayPath, err)
+		fmt.Fprintf(h.stderr, "Failed to add the host to the list of known hosts (%s): %s\n", h.displayPath, plainText(err))
 		return
 	}
 	fmt.Fprintf(h.stderr, "Warning: Permanently added '%s' (ED25519) to the list of known hosts.\n",

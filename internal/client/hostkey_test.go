@@ -135,19 +135,64 @@ func TestHostKeyAcceptedEarlier(t *testing.T) {
 	}
 }
 
+// TestHostKeyNoTerminal checks what rlogin says about an unknown key with no terminal to ask on:
+// the host and the fingerprint, and how to trust the key; the line it offers for known_hosts
+// makes the key known.
 func TestHostKeyNoTerminal(t *testing.T) {
-	h, _, _ := newCheck(t)
+	h, _, stderr := newCheck(t)
 	h.prompt = TTYPrompter{Path: filepath.Join(t.TempDir(), "no-such-tty")}
 	pub := newPub(t)
 	err := h.verify(pub)
-	if !errors.Is(err, ErrHostKeyVerification) {
-		t.Fatalf("verify = %v, want ErrHostKeyVerification", err)
+	if !errors.Is(err, ErrHostKeyVerification) || !errors.Is(err, ErrNoTerminal) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("verify = %v, want ErrHostKeyVerification, ErrNoTerminal and the open's error", err)
 	}
 	msg := userMessage(err)
-	for _, want := range []string{"host key verification failed", keys.Fingerprint(pub), "[example.net]:5513"} {
+	for _, want := range []string{"host key verification failed: ", keys.Fingerprint(pub), "'[example.net]:5513'", "no terminal"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q does not say %q", msg, want)
 		}
+	}
+	if strings.Contains(msg, "client:") || strings.Contains(msg, "open ") {
+		t.Errorf("message %q speaks the code's language", msg)
+	}
+	advice := stderr.String()
+	for _, want := range []string{"The authenticity of host '[example.net]:5513' can't be established.\n",
+		"ED25519 key fingerprint is " + keys.Fingerprint(pub) + ".\n", "run rlogin once from a terminal", "~/.rlogin/known_hosts:\n"} {
+		if !strings.Contains(advice, want) {
+			t.Errorf("advice %q does not say %q", advice, want)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(advice, "\n"), "\n")
+	line := lines[len(lines)-1]
+	if !strings.HasPrefix(line, "[example.net]:5513 ssh-ed25519 ") {
+		t.Fatalf("advice does not end with a known_hosts line: %q", advice)
+	}
+	if err := os.MkdirAll(filepath.Dir(h.known.Path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.known.Path, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.known.Check(h.hostport, pub); err != nil {
+		t.Fatalf("the offered line does not make the key known: %v", err)
+	}
+}
+
+// TestHostKeyNoAnswer checks the message when the question gets no answer (end of input).
+func TestHostKeyNoAnswer(t *testing.T) {
+	h, _, stderr := newCheck(t)
+	pub := newPub(t)
+	err := h.verify(pub)
+	if !errors.Is(err, ErrHostKeyVerification) || !errors.Is(err, io.EOF) {
+		t.Fatalf("verify = %v, want ErrHostKeyVerification and io.EOF", err)
+	}
+	want := "host key verification failed: no answer to whether to trust '[example.net]:5513' (ED25519 " +
+		keys.Fingerprint(pub) + "): EOF"
+	if msg := userMessage(err); msg != want {
+		t.Errorf("message %q, want %q", msg, want)
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr %q, want nothing: the question was asked", stderr.String())
 	}
 }
 

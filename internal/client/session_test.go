@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -677,5 +678,55 @@ func TestStdoutRedirected(t *testing.T) {
 	}
 	if !strings.Contains(string(data), "to-2-file\r\n") || strings.Contains(string(data), "escape") {
 		t.Fatalf("output file %q", data)
+	}
+}
+
+// TestHostKeyNoTerminalAdvice runs rlogin with an unknown host key and no terminal to ask on: it
+// refuses, says so in one line after saying how to trust the key, and the known_hosts line it
+// offers lets the next run in.
+func TestHostKeyNoTerminalAdvice(t *testing.T) {
+	s := startServer(t, nil)
+	home := t.TempDir()
+	run := func(input string) (int, string) {
+		var stderr bytes.Buffer
+		cfg := &Config{
+			Stdin:     strings.NewReader(input),
+			Stdout:    io.Discard,
+			Stderr:    &stderr,
+			Home:      home,
+			LocalUser: "tester",
+			Prompt:    TTYPrompter{Path: filepath.Join(home, "no-tty")},
+		}
+		return cfg.Run(t.Context(), []string{"-p", s.port, "127.0.0.1"}), stderr.String()
+	}
+	code, stderr := run("exit 5\n")
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	fp := keys.Fingerprint(s.hostKey.Public().(ed25519.PublicKey))
+	name := "[127.0.0.1]:" + s.port
+	if code != ExitFailure || last != "rlogin: host key verification failed: no terminal to ask whether to trust '"+name+"' (ED25519 "+fp+")" {
+		t.Fatalf("status %d, stderr:\n%s", code, stderr)
+	}
+	var offered string
+	for _, l := range lines {
+		if strings.HasPrefix(l, name+" ssh-ed25519 ") {
+			offered = l
+		}
+	}
+	if offered == "" {
+		t.Fatalf("no known_hosts line offered:\n%s", stderr)
+	}
+	f, err := os.OpenFile(filepath.Join(home, ".rlogin", "known_hosts"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(offered + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := run("exit 5\n"); code != 5 || stderr != "" {
+		t.Fatalf("with the offered line: status %d, stderr %q", code, stderr)
 	}
 }

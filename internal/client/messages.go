@@ -1,0 +1,83 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/rlogin-go/rlogin/transport"
+)
+
+// What rlogin prints about a failure is one line: "rlogin: ", then what happened in the user's
+// words. The errors underneath keep their chains (%w) for errors.Is and errors.As, but their texts
+// are the packages' own: "transport: tls handshake: ...", "session: connection lost: ...". Shown
+// as they are, one failure would read "rlogin: client: transport: ...". So each failure rlogin
+// expects is worded here, and any other error's text is shown without this module's package
+// prefixes (plainText).
+
+// connectError is a failure worded for the user, with the error it comes from.
+type connectError struct {
+	msg string
+	err error
+}
+
+func (e *connectError) Error() string { return "client: " + e.msg }
+func (e *connectError) Unwrap() error { return e.err }
+
+// userMessage is err as rlogin shows it after "rlogin: ": the words chosen for the user, or else
+// the error's text without package prefixes.
+func userMessage(err error) string {
+	var ce *connectError
+	if errors.As(err, &ce) {
+		return ce.msg
+	}
+	return plainText(err)
+}
+
+// plainText is err's text without the prefixes of this module's packages, wherever they stand:
+// "transport: tls handshake: remote error: tls: bad certificate" becomes "tls handshake: remote
+// error: tls: bad certificate". Prefixes from outside the module ("tls: ") stay: they name the
+// layer that failed, which the rest of the text does not.
+func plainText(err error) string {
+	parts := strings.Split(err.Error(), ": ")
+	kept := parts[:0]
+	for _, p := range parts {
+		if !isPackagePrefix(p) {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ": ")
+}
+
+// isPackagePrefix reports whether word is the prefix the errors of one of this module's packages
+// start with.
+func isPackagePrefix(word string) bool {
+	switch word {
+	case "client", "transport", "session", "classic", "keys", "rawio", "pty":
+		return true
+	}
+	return false
+}
+
+// dialMessage words a failure to reach the login mailbox like ssh does.
+func dialMessage(host string, port int, err error) string {
+	where := fmt.Sprintf("connect to host %s port %d", host, port)
+	var mailbox *transport.MailboxError
+	var dns *net.DNSError
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &mailbox):
+		return fmt.Sprintf("%s: no login service: %s", where, mailbox.Reason)
+	case errors.As(err, &dns):
+		return fmt.Sprintf("could not resolve hostname %s: %s", host, dns.Err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return where + ": connection timed out"
+	case errors.As(err, &errno):
+		return fmt.Sprintf("%s: %s", where, errno.Error())
+	}
+	return fmt.Sprintf("%s: %s", where, plainText(err))
+}

@@ -1,0 +1,119 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestPlainText(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("transport: request mailbox %q: %w", "login", errors.New("transport: invalid mailbox name")),
+			`request mailbox "login": invalid mailbox name`},
+		{fmt.Errorf("session: connection lost: %w", errors.New("read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer")),
+			"connection lost: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer"},
+		{fmt.Errorf("transport: tls handshake: %w", errors.New("remote error: tls: bad certificate")),
+			"tls handshake: remote error: tls: bad certificate"},
+		{fmt.Errorf("client: %w", fmt.Errorf("keys: %w", errors.New("open /x: permission denied"))), "open /x: permission denied"},
+		{fmt.Errorf("classic: reading the server's answer: %w", errors.New("unexpected EOF")), "reading the server's answer: unexpected EOF"},
+		{errors.New("no session: here"), "no session: here"}, // a word, not a prefix
+		{errors.New("plain"), "plain"},
+	} {
+		if got := plainText(tc.err); got != tc.want {
+			t.Errorf("plainText(%q) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestUserMessage checks that a worded failure shows its words, and anything else its text without
+// package prefixes.
+func TestUserMessage(t *testing.T) {
+	cause := fmt.Errorf("transport: dial: %w", errors.New("boom"))
+	ce := &connectError{msg: "connect to host h port 1: boom", err: cause}
+	if got := userMessage(fmt.Errorf("client: wrapped: %w", ce)); got != ce.msg {
+		t.Errorf("worded: %q", got)
+	}
+	if !errors.Is(ce, cause) {
+		t.Error("a connectError does not wrap its cause")
+	}
+	if got := userMessage(cause); got != "dial: boom" {
+		t.Errorf("unworded: %q", got)
+	}
+}
+
+// notTLSServer accepts connections on a "login" mailbox (a TCPMUX reply "+") and then answers
+// with text instead of a TLS handshake; it returns the port.
+func notTLSServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				buf := make([]byte, 64)
+				_, _ = c.Read(buf) // "login\r\n"
+				_, _ = c.Write([]byte("+\r\nHTTP/1.1 400 Bad Request\r\n\r\n"))
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		wg.Wait()
+	})
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+// TestNoRepeatedPrefixes runs rlogin against a server that fails each way rlogin words a failure
+// in, and checks that every message has one "rlogin: " and no package's prefix after it.
+func TestNoRepeatedPrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		port string
+		want string
+	}{
+		{"not TLS", notTLSServer(t), "rlogin: secure connection to 127.0.0.1:%s failed: "},
+		{"nobody listens", freePort(t), "rlogin: connect to host 127.0.0.1 port %s: connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob", Prompt: &fakePrompt{answers: []string{"yes"}}}
+			if code := cfg.Run(context.Background(), []string{"-d", "-p", tc.port, "127.0.0.1"}); code != ExitFailure {
+				t.Fatalf("status %d", code)
+			}
+			t.Logf("stderr:\n%s", stderr.String())
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if !strings.HasPrefix(lines[len(lines)-1], fmt.Sprintf(tc.want, tc.port)) {
+				t.Errorf("last line %q, want it to start with %q", lines[len(lines)-1], fmt.Sprintf(tc.want, tc.port))
+			}
+			for _, l := range lines {
+				rest, _ := strings.CutPrefix(l, "rlogin: ")
+				for _, p := range []string{"client", "transport", "session", "classic", "keys", "rlogin"} {
+					if strings.HasPrefix(rest, p+": ") || strings.Contains(rest, ": "+p+": ") {
+						t.Errorf("line %q repeats a prefix (%s)", l, p)
+					}
+				}
+			}
+		})
+	}
+}
