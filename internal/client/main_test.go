@@ -329,36 +329,42 @@ func TestDebug(t *testing.T) {
 	}
 }
 
-// silentServer accepts connections on loopback and never answers; it returns the port.
-func silentServer(t *testing.T) string {
+// tcpServer serves each connection to a loopback port with serve, in a goroutine of its own that
+// the test's cleanup waits for (after closing the conn); it returns the port.
+func tcpServer(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer close(done)
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				_ = c.Close()
-			}
-		}()
+		defer wg.Done()
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			conns = append(conns, c)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				serve(c)
+			}()
 		}
 	}()
 	t.Cleanup(func() {
 		_ = l.Close()
-		<-done
+		wg.Wait()
 	})
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 	return port
+}
+
+// silentServer accepts connections on loopback and never answers; it returns the port.
+func silentServer(t *testing.T) string {
+	return tcpServer(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }) // until rlogin gives up
 }
 
 // TestConnectTimeoutOption checks that -o ConnectTimeout=N bounds the wait for a server that

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -52,36 +51,10 @@ func TestUserMessage(t *testing.T) {
 // notTLSServer accepts connections on a "login" mailbox (a TCPMUX reply "+") and then answers
 // with text instead of a TLS handshake; it returns the port.
 func notTLSServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				buf := make([]byte, 64)
-				_, _ = c.Read(buf) // "login\r\n"
-				_, _ = c.Write([]byte("+\r\nHTTP/1.1 400 Bad Request\r\n\r\n"))
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		wg.Wait()
+	return tcpServer(t, func(c net.Conn) {
+		_, _ = c.Read(make([]byte, 64)) // "login\r\n"
+		_, _ = c.Write([]byte("+\r\nHTTP/1.1 400 Bad Request\r\n\r\n"))
 	})
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
 }
 
 // TestNoRepeatedPrefixes runs rlogin against a server that fails each way rlogin words a failure
