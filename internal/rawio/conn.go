@@ -6,8 +6,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // Conn is a net.Conn whose Read and Write go to the descriptor of the conn it wraps with raw
@@ -18,7 +16,9 @@ type Conn struct {
 }
 
 // NewConn wraps c, which must expose its descriptor (syscall.Conn, as *net.TCPConn and
-// *net.UnixConn do) and be non-blocking; ok is false if it is not.
+// *net.UnixConn do), and that descriptor must be one that a raw call cannot block on
+// (non-blocking, and a socket or another kind that honours it: see the package doc); ok is
+// false if it is not.
 //
 // A net.Conn's descriptor is non-blocking, but the flag belongs to the open file description,
 // which a duplicate shares: calling Fd on an *os.File made from the conn (or the conn from the
@@ -35,20 +35,11 @@ func NewConn(c net.Conn) (_ *Conn, ok bool) {
 	if err != nil {
 		return nil, false
 	}
-	if !nonblocking(rc) {
+	var cerr error
+	if err := rc.Control(func(fd uintptr) { cerr = check(int(fd)) }); err != nil || cerr != nil {
 		return nil, false
 	}
 	return &Conn{Conn: c, rc: rc}, true
-}
-
-// nonblocking reports whether rc's descriptor has O_NONBLOCK set.
-func nonblocking(rc syscall.RawConn) bool {
-	var flags int
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil || ferr != nil {
-		return false
-	}
-	return flags&unix.O_NONBLOCK != 0
 }
 
 // Read reads as the wrapped conn's Read does; errors are *net.OpErrors as net's.

@@ -1,6 +1,20 @@
 // Package rawio reads and writes non-blocking descriptors with raw system calls, which skip
 // the Go scheduler's system-call bookkeeping.
 //
+//	// A net.Conn whose Read and Write are raw system calls; the conn itself if it cannot be.
+//	var c net.Conn = tcpConn
+//	if rc, ok := rawio.NewConn(tcpConn); ok {
+//		c = rc
+//	}
+//
+//	// A goroutine that waits in Go's poller for input on a descriptor the poller does not hold.
+//	w, err := rawio.NewWatch(fd, unix.EPOLLIN, rawio.WatchWhileWaiting)
+//	...
+//	err = w.Do(func() bool {
+//		n, rerr = rawio.Read(fd, buf)
+//		return rerr != unix.EAGAIN // else wait until there is input
+//	})
+//
 // Every system call made through package syscall or x/sys/unix tells the scheduler that the
 // thread may block. The first one after the process was idle wakes the runtime's monitor
 // thread (sysmon), which then polls every 20 µs until the process is idle again, and one that
@@ -10,13 +24,41 @@
 // it is what made an echoed keystroke cost each process five context switches instead of
 // the two or three of a C program (docs/benchmarks.md).
 //
-// Use this package only on non-blocking descriptors: a raw system call that blocks holds its
-// thread's scheduler slot, and stops the garbage collector, until it returns. The descriptors
-// of net.Conns and of os.Files that Go's poller manages are always non-blocking.
-//
 // A Watch waits for some events of a descriptor that Go's poller does not manage, or should
 // not: the poller wakes the process at every change of a descriptor it holds, and a busy
 // terminal or pty changes all the time.
+//
+// # Why no raw call here can stall the process
+//
+// A raw system call does not tell the scheduler: its goroutine keeps its scheduler slot and
+// counts as running. The garbage collector's stop-the-world pauses wait for every running
+// goroutine to stop, and one in a system call stops only when the call returns (the
+// preemption signal interrupts the call, and the kernel restarts it). A raw call that slept
+// waiting for input or for room would hold every goroutine of the process until it returned.
+// So raw calls are made only where the kernel does not sleep waiting for anyone:
+//
+//   - The only raw calls are read(2) and write(2), in Read and Write (which ReadWait,
+//     WriteWait and Conn use), on non-blocking descriptors: where a blocking call would sleep
+//     for data or room, the kernel returns EAGAIN at once. What remains is copying the bytes,
+//     and locks held only by another call on the same object that does not sleep either: a
+//     terminal's read and write locks are only tried under O_NONBLOCK, never waited for, and a
+//     read of a pty master that finds nothing first lets the pty's own buffer work finish
+//     moving queued bytes, a copy.
+//   - O_NONBLOCK means that for sockets, pipes and FIFOs, and for character devices whose
+//     driver honours it (terminals and pty masters do; /dev/null never waits). For regular
+//     files, block devices and directories it means nothing: a read may wait for the disk.
+//     NewConn and NewWatch check their descriptor once and refuse one that is blocking or of
+//     such a kind (ErrMayBlock). Read and Write, the hot path, rely on their caller to pass a
+//     descriptor that NewWatch accepted; in race-enabled builds, as the tests run, they check
+//     it at each call too.
+//   - The flag belongs to the open file description, which duplicates share, so whoever makes
+//     the descriptor keeps its description private (a pty master, a terminal opened once
+//     more, a net.Conn's socket), and nobody clears the flag afterwards (NewConn describes
+//     the one way a net.Conn's flag does change).
+//   - The package makes no wait of its own: a Watch's epoll instance sits in Go's poller,
+//     which waits for it (epoll_wait) with the scheduler's knowledge, as it waits for sockets.
+//     epoll_create1 and epoll_ctl go through x/sys/unix's ordinary system calls, and return
+//     at once anyway.
 package rawio
 
 import (
@@ -28,11 +70,13 @@ import (
 )
 
 // Read is read(2) on the non-blocking fd, retried on EINTR. It returns the errno as it is
-// (unix.EAGAIN when nothing is there).
+// (unix.EAGAIN when nothing is there). fd must be a descriptor that NewWatch accepts: see the
+// package doc.
 func Read(fd int, p []byte) (int, error) { return rawCall(unix.SYS_READ, fd, p) }
 
 // Write is write(2) on the non-blocking fd, retried on EINTR. It returns the errno as it is
-// (unix.EAGAIN when nothing was taken).
+// (unix.EAGAIN when nothing was taken). fd must be a descriptor that NewWatch accepts: see
+// the package doc.
 func Write(fd int, p []byte) (int, error) { return rawCall(unix.SYS_WRITE, fd, p) }
 
 // rawCall makes the read or write system call trap on fd and p.
@@ -40,7 +84,14 @@ func rawCall(trap uintptr, fd int, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if checkEachCall {
+		if err := check(fd); err != nil {
+			return 0, err
+		}
+	}
 	for {
+		// Raw: the scheduler is not told, which is safe only because fd is non-blocking and
+		// of a kind that honours it (the package doc says why), so the call returns at once.
 		n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		if e == unix.EINTR {
 			continue
@@ -52,7 +103,8 @@ func rawCall(trap uintptr, fd int, p []byte) (int, error) {
 	}
 }
 
-// ReadWait reads into p from rc's descriptor, waiting in Go's poller while nothing is there
+// ReadWait reads into p from rc's descriptor, which must be non-blocking (as the poller's
+// are; see the package doc), waiting in Go's poller while nothing is there
 // (so deadlines and Close interrupt it as they interrupt rc's owner's Read). It returns io.EOF
 // when read(2) returns 0 for a non-empty p, a syscall.Errno for a failed read(2), or the
 // poller's error (a deadline, a closed descriptor) as rc.Read returns it.
@@ -77,7 +129,8 @@ func ReadWait(rc syscall.RawConn, p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteWait writes all of p to rc's descriptor, waiting in Go's poller while it is full. It
+// WriteWait writes all of p to rc's descriptor, which must be non-blocking (as the poller's
+// are; see the package doc), waiting in Go's poller while it is full. It
 // returns how much was written and, if that is less than len(p), why: a syscall.Errno for a
 // failed write(2), or the poller's error as rc.Write returns it.
 func WriteWait(rc syscall.RawConn, p []byte) (int, error) {

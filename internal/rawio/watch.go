@@ -10,7 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A Watch lets a goroutine wait in Go's poller for some events of a descriptor only.
+// A Watch lets a goroutine wait in Go's poller for some events of a descriptor only. It
+// makes no wait of its own: Do waits in the poller, which knows the scheduler.
 //
 // Go's poller registers every descriptor for input and output alike, edge-triggered, and a
 // terminal signals a change of either on every read or write of its other side: a terminal
@@ -43,8 +44,12 @@ const (
 
 // NewWatch returns a Watch for events (unix.EPOLLIN, unix.EPOLLOUT) on the non-blocking fd,
 // which the caller keeps open while the Watch is in use. Errors and hang-ups of fd always
-// end a wait.
+// end a wait. It refuses, with an error matching ErrMayBlock, a descriptor that Read and
+// Write could block on (see the package doc): the caller's try reads or writes fd with them.
 func NewWatch(fd int, events uint32, mode WatchMode) (*Watch, error) {
+	if err := check(fd); err != nil {
+		return nil, err
+	}
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("rawio: epoll: %w", err)
