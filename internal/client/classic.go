@@ -56,26 +56,36 @@ func (r *runner) runClassic(ctx context.Context) int {
 
 // loginClassic dials and sends the handshake; it returns the started client.
 func (r *runner) loginClassic(ctx context.Context, local, user string) (*classic.Client, io.WriteCloser, error) {
-	host, port := r.opts.Host, r.opts.Port
-	hostport := net.JoinHostPort(host, strconv.Itoa(port))
-	timeout := r.connectTimeout()
+	req, err := r.classicRequest(local, user)
+	if err != nil {
+		return nil, nil, err
+	}
+	hostport := net.JoinHostPort(r.opts.Host, strconv.Itoa(r.opts.Port))
 	r.debugf("connecting to %s (classic rlogin)", hostport)
-	dctx, cancel := context.WithTimeout(ctx, timeout)
+	dctx, cancel := context.WithTimeout(ctx, r.connectTimeout())
 	conn, err := r.dialClassic(dctx, hostport)
 	cancel()
 	if err != nil {
-		return nil, nil, &connectError{msg: dialMessage(host, port, err), err: err}
+		return nil, nil, &connectError{msg: dialMessage(r.opts.Host, r.opts.Port, err), err: err}
 	}
 	r.debugf("connected from %s to %s; logging in as %s (local user %s)", conn.LocalAddr(), conn.RemoteAddr(), user, local)
+	c := r.newClassicClient(conn, req)
+	stdin, _ := c.StdinPipe()
+	if err := startLogin(r.opts.Host, r.connectTimeout(), c.Start, c.Close, classicRefusal); err != nil {
+		return nil, nil, err
+	}
+	r.debugf("the server accepted the connection")
+	return c, stdin, nil
+}
 
+// classicRequest is the handshake that logs local in as user, checked before anything is sent.
+func (r *runner) classicRequest(local, user string) (classic.Request, error) {
 	req := classic.Request{ClientUser: local, ServerUser: user, Term: r.getenv("TERM"), Speed: r.terminalSpeed()}
 	if !classic.ValidUserName(local) {
-		_ = conn.Close()
-		return nil, nil, &connectError{msg: fmt.Sprintf("your local user name %q cannot be sent in a classic rlogin handshake", local)}
+		return req, &connectError{msg: fmt.Sprintf("your local user name %q cannot be sent in a classic rlogin handshake", local)}
 	}
 	if !classic.ValidUserName(user) {
-		_ = conn.Close()
-		return nil, nil, &connectError{msg: fmt.Sprintf("invalid remote user name %q (letters, digits, '.', '_', '-', not starting with '-', at most %d bytes)", user, classic.MaxUserLen)}
+		return req, &connectError{msg: fmt.Sprintf("invalid remote user name %q (letters, digits, '.', '_', '-', not starting with '-', at most %d bytes)", user, classic.MaxUserLen)}
 	}
 	if _, err := classic.AppendRequest(nil, &req); err != nil {
 		r.debugf("TERM %q cannot be sent; sending dumb", req.Term)
@@ -84,9 +94,15 @@ func (r *runner) loginClassic(ctx context.Context, local, user string) (*classic
 	if req.Term == "" {
 		req.Term = "dumb"
 	}
+	return req, nil
+}
+
+// newClassicClient is the classic session over conn, its output held until interact has put the
+// terminal in raw mode, and the server's flow-control requests applied to the terminal.
+func (r *runner) newClassicClient(conn net.Conn, req classic.Request) *classic.Client {
 	c := classic.NewClient(conn, req)
-	// The output is held until interact has put the terminal in raw mode: a password prompt
-	// shown before would let the password echo locally if the user typed it at once.
+	// A password prompt shown before raw mode would let the password echo locally if the user
+	// typed it at once.
 	held := &heldWriter{w: r.stdout, ready: make(chan struct{})}
 	var release sync.Once
 	r.releaseOutput = func() { release.Do(func() { close(held.ready) }) }
@@ -102,19 +118,16 @@ func (r *runner) loginClassic(ctx context.Context, local, user string) (*classic
 			tty.setLocalFlow(on)
 		}
 	}
-	stdin, _ := c.StdinPipe()
-	refusal := func(err error) (string, bool) {
-		var refused *classic.RefusedError
-		if errors.As(err, &refused) {
-			return refused.Reason, true
-		}
-		return "", false
+	return c
+}
+
+// classicRefusal reports the server's reason when err is its refusal of the login.
+func classicRefusal(err error) (string, bool) {
+	var refused *classic.RefusedError
+	if errors.As(err, &refused) {
+		return refused.Reason, true
 	}
-	if err := startLogin(host, timeout, c.Start, c.Close, refusal); err != nil {
-		return nil, nil, err
-	}
-	r.debugf("the server accepted the connection")
-	return c, stdin, nil
+	return "", false
 }
 
 // heldWriter passes writes to w once ready is closed.

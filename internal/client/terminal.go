@@ -1,15 +1,15 @@
 package client
 
 import (
+	"errors"
 	"fmt"
-	"io"
 	"os"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
-	"github.com/rlogin-go/rlogin/internal/rawio"
 	"github.com/rlogin-go/rlogin/session"
 )
 
@@ -152,79 +152,22 @@ func flushOutput(fd int) {
 	}
 }
 
-// outputWriter writes the remote output to the user's standard output, and local messages (the
-// escape help) in turn with it, and remembers whether the cursor is at the start of a line, so a
-// closing message starts there.
-type outputWriter struct {
-	mu    sync.Mutex
-	w     io.Writer
-	wrote bool
-	last  [2]byte      // the last two bytes written
-	nbfd  int          // 1 + a non-blocking descriptor of the terminal for TryWrite; 0 if none
-	room  *rawio.Watch // waits for room in the terminal behind nbfd; nil if none
-}
-
-// Write writes p to the terminal. With the non-blocking descriptor it waits for room in Go's
-// poller rather than in write(2): a thread blocked in a system call makes the runtime hand its
-// scheduling slot around, which under a flood of output cost about a sixth of rlogin's CPU.
-func (o *outputWriter) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	if o.room == nil {
-		defer o.mu.Unlock()
-		return o.writeLocked(o.w, p)
+// reopenTerminal opens the terminal behind fd once more, non-blocking, with mode (O_RDONLY or
+// O_WRONLY): a new open file description, so that O_NONBLOCK does not reach the caller's
+// descriptor, which the login shell shares. It fails unless fd is a terminal.
+func reopenTerminal(fd, mode int) (int, error) {
+	name, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return -1, fmt.Errorf("client: reopen terminal: %w", err)
 	}
-	room := o.room
-	o.mu.Unlock()
-	n := 0
-	var werr error
-	err := room.Do(func() bool {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		if o.nbfd == 0 {
-			werr = os.ErrClosed
-			return true
-		}
-		m, err := o.writeNowLocked(p[n:])
-		n += m
-		werr = err
-		return n == len(p) || err != nil
-	})
-	if err == nil {
-		err = werr
+	nfd, err := unix.Open(name, mode|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("client: reopen terminal: %w", err)
 	}
-	return n, err
-}
-
-// writeLocal writes a local message (the escape help) to w, usually stderr on the same terminal,
-// in turn with the remote output.
-func (o *outputWriter) writeLocal(w io.Writer, s string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	_, _ = o.writeLocked(w, []byte(s)) // best effort: a message for the user
-}
-
-func (o *outputWriter) writeLocked(w io.Writer, p []byte) (int, error) {
-	n, err := w.Write(p)
-	o.noteWritten(p[:max(n, 0)])
-	return n, err
-}
-
-// noteWritten remembers the end of what was written, for atLineStart; under o.mu.
-func (o *outputWriter) noteWritten(p []byte) {
-	if n := len(p); n > 0 {
-		o.wrote = true
-		if n >= 2 {
-			o.last = [2]byte{p[n-2], p[n-1]}
-		} else {
-			o.last = [2]byte{o.last[1], p[0]}
-		}
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Fstat(nfd, &b) != nil || a.Rdev != b.Rdev || a.Mode&unix.S_IFMT != unix.S_IFCHR {
+		_ = unix.Close(nfd)
+		return -1, errors.New("client: reopen terminal: not the same terminal")
 	}
-}
-
-// atLineStart reports whether nothing was written or the output ends at column 0 of a raw
-// terminal: with "\r" or "\r\n".
-func (o *outputWriter) atLineStart() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return !o.wrote || o.last[1] == '\r' || o.last == [2]byte{'\r', '\n'}
+	return nfd, nil
 }

@@ -50,11 +50,13 @@ func TestRawTerminal(t *testing.T) {
 	}
 }
 
-// TestRawTerminalRestoreOnPanic checks the pattern interact uses: a panic restores, then goes on.
+// TestRawTerminalRestoreOnPanic checks restoreOnPanic, which the session's goroutines defer: a
+// panic restores the terminal, then goes on.
 func TestRawTerminalRestoreOnPanic(t *testing.T) {
 	tt := openTerminal(t)
 	before := tt.termios()
 	rt := newRawTerminal(int(tt.slave.Fd()))
+	r := &runner{tty: rt}
 	func() {
 		defer func() {
 			if p := recover(); p == nil || p != "boom" {
@@ -62,12 +64,7 @@ func TestRawTerminalRestoreOnPanic(t *testing.T) {
 			}
 		}()
 		func() {
-			defer func() {
-				if p := recover(); p != nil {
-					rt.restore()
-					panic(p)
-				}
-			}()
+			defer r.restoreOnPanic()
 			if err := rt.enter(); err != nil {
 				t.Fatal(err)
 			}
@@ -109,33 +106,6 @@ func TestWindowSize(t *testing.T) {
 	}
 	if fd2, ok := ttyFd(tt.slave); !ok || fd2 != fd {
 		t.Fatal("the pty slave is a terminal")
-	}
-}
-
-func TestOutputWriterLineStart(t *testing.T) {
-	for _, tc := range []struct {
-		writes []string
-		want   bool
-	}{
-		{nil, true},
-		{[]string{"$ "}, false},
-		{[]string{"done\r\n"}, true},
-		{[]string{"done\n"}, false}, // raw terminal: \n alone does not return the carriage
-		{[]string{"x\r"}, true},
-		{[]string{"x\r", "\n"}, true},
-		{[]string{"x", "\r", "\n"}, true},
-		{[]string{"x\r\n", "$"}, false},
-		{[]string{"\n"}, false},
-	} {
-		o := &outputWriter{w: io.Discard}
-		for _, s := range tc.writes {
-			if _, err := o.Write([]byte(s)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got := o.atLineStart(); got != tc.want {
-			t.Errorf("after %q: atLineStart %v, want %v", tc.writes, got, tc.want)
-		}
 	}
 }
 

@@ -241,3 +241,30 @@ func containsAll(s string, subs []string) bool {
 	}
 	return true
 }
+
+func TestOutputWriterLineStart(t *testing.T) {
+	for _, tc := range []struct {
+		writes []string
+		want   bool
+	}{
+		{nil, true},
+		{[]string{"$ "}, false},
+		{[]string{"done\r\n"}, true},
+		{[]string{"done\n"}, false}, // raw terminal: \n alone does not return the carriage
+		{[]string{"x\r"}, true},
+		{[]string{"x\r", "\n"}, true},
+		{[]string{"x", "\r", "\n"}, true},
+		{[]string{"x\r\n", "$"}, false},
+		{[]string{"\n"}, false},
+	} {
+		o := &outputWriter{w: io.Discard}
+		for _, s := range tc.writes {
+			if _, err := o.Write([]byte(s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := o.atLineStart(); got != tc.want {
+			t.Errorf("after %q: atLineStart %v, want %v", tc.writes, got, tc.want)
+		}
+	}
+}

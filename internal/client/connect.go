@@ -1,0 +1,161 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/rlogin-go/rlogin/keys"
+	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/transport"
+)
+
+// connect dials, secures and logs in. When the user accepted a new host key but the attempt then
+// failed (the server may have given up on a handshake while the question was on the screen), it
+// tries once more: the key is accepted now, so nothing is asked again.
+func (r *runner) connect(ctx context.Context, key ed25519.PrivateKey, user, knownPath, shownKnown string) (*session.Client, io.WriteCloser, error) {
+	var accepted ed25519.PublicKey // by the user, in the first attempt
+	for attempt := 1; ; attempt++ {
+		check := &hostKeyCheck{
+			known:       &keys.KnownHosts{Path: knownPath},
+			hostport:    net.JoinHostPort(r.opts.Host, strconv.Itoa(r.opts.Port)),
+			displayPath: shownKnown,
+			prompt:      r.cfg.Prompt,
+			stderr:      r.stderr,
+			accepted:    accepted,
+		}
+		if check.prompt == nil {
+			check.prompt = TTYPrompter{}
+		}
+		sess, in, err := r.login(ctx, key, user, check)
+		if err == nil {
+			return sess, in, nil
+		}
+		var refused *session.RefusedError
+		if attempt == 1 && check.asked && ctx.Err() == nil &&
+			!errors.As(err, &refused) && !errors.Is(err, ErrHostKeyVerification) {
+			r.debugf("trying again after accepting the host key: %v", err)
+			accepted = check.accepted
+			continue
+		}
+		return nil, nil, err
+	}
+}
+
+// login makes one attempt: dial, mailbox, TLS with the host key check, login request.
+func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string, check *hostKeyCheck) (*session.Client, io.WriteCloser, error) {
+	sc, err := r.secureConn(ctx, key, check)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.debugf("host key %s verified; logging in as %s", keys.Fingerprint(sc.PeerKey()), user)
+	sess := r.newSession(sc, user)
+	stdinPipe, err := sess.StdinPipe()
+	if err != nil {
+		_ = sess.Close()
+		return nil, nil, fmt.Errorf("client: %w", err)
+	}
+	if err := startLogin(r.opts.Host, r.connectTimeout(), sess.Start, sess.Close, secureRefusal); err != nil {
+		return nil, nil, err
+	}
+	r.debugf("logged in")
+	return sess, stdinPipe, nil
+}
+
+// secureConn dials the login mailbox and secures the connection, checking the server's key;
+// a key the user accepted goes into known_hosts once the server has proved that it holds it.
+func (r *runner) secureConn(ctx context.Context, key ed25519.PrivateKey, check *hostKeyCheck) (*transport.SecureConn, error) {
+	r.debugf("connecting to %s", check.hostport)
+	dctx, cancel := context.WithTimeout(ctx, r.connectTimeout())
+	// "tcp:": a host named "unix" or "tcp" is a host, not one of transport's address prefixes.
+	conn, err := transport.DialMailbox(dctx, "tcp:"+check.hostport, "login")
+	cancel()
+	if err != nil {
+		return nil, &connectError{msg: dialMessage(r.opts.Host, r.opts.Port, err), err: err}
+	}
+	r.debugf("connected to %s; securing the connection", conn.RemoteAddr())
+	sc, err := transport.Client(ctx, conn, &transport.SecureConfig{Key: key, VerifyPeer: check.verify})
+	if err != nil {
+		if check.err != nil {
+			return nil, check.err
+		}
+		return nil, &connectError{msg: fmt.Sprintf("secure connection to %s failed: %s", check.hostport, plainText(err)), err: err}
+	}
+	check.commit(sc.PeerKey())
+	return sc, nil
+}
+
+// newSession is the login request for user over sc, with the terminal's type and size and the
+// locale, writing the remote output to standard output.
+func (r *runner) newSession(sc *transport.SecureConn, user string) *session.Client {
+	req := session.Request{
+		User:   user,
+		Term:   r.getenv("TERM"),
+		Window: r.windowSize(),
+		Env:    r.localeEnv(),
+	}
+	if req.Term == "" {
+		req.Term = "dumb"
+	}
+	sess := session.NewClient(sc, req)
+	sess.Stdout = r.stdout
+	if r.outTTY {
+		r.stdout.openNonblocking(r.outFd)
+		fd := r.outFd
+		sess.OnFlush = func() { flushOutput(fd) }
+	}
+	return sess
+}
+
+// secureRefusal reports the server's reason when err is its refusal of the login.
+func secureRefusal(err error) (string, bool) {
+	var refused *session.RefusedError
+	if errors.As(err, &refused) {
+		return refused.Reason, true
+	}
+	return "", false
+}
+
+// connectTimeout bounds reaching the login service, and separately the login request: -o
+// ConnectTimeout, else Config.ConnectTimeout, else DefaultConnectTimeout.
+func (r *runner) connectTimeout() time.Duration {
+	switch {
+	case r.opts.ConnectTimeout > 0:
+		return r.opts.ConnectTimeout
+	case r.cfg.ConnectTimeout > 0:
+		return r.cfg.ConnectTimeout
+	}
+	return DefaultConnectTimeout
+}
+
+// startLogin runs a client's Start under timeout and turns its failure into a connectError: Start
+// has no deadline of its own, and a server that accepts the connection and then says nothing must
+// not hang rlogin. refusal reports the server's reason when err is a refusal.
+func startLogin(host string, timeout time.Duration, start, closeSession func() error, refusal func(error) (string, bool)) error {
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(timeout, func() {
+		timedOut.Store(true)
+		_ = closeSession()
+	})
+	err := start()
+	timer.Stop()
+	if err != nil {
+		if reason, ok := refusal(err); ok {
+			return &connectError{msg: fmt.Sprintf("%s refused the login: %s", host, reason), err: err}
+		}
+		if timedOut.Load() {
+			return &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: err}
+		}
+		return &connectError{msg: fmt.Sprintf("login to %s failed: %s", host, plainText(err)), err: err}
+	}
+	if timedOut.Load() { // the timer fired just as Start returned: the session is closed
+		return &connectError{msg: fmt.Sprintf("login to %s timed out", host), err: context.DeadlineExceeded}
+	}
+	return nil
+}

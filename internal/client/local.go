@@ -1,0 +1,81 @@
+package client
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+
+	"github.com/rlogin-go/rlogin/session"
+)
+
+// home returns the home directory and how to show it ("~" when it comes from $HOME).
+func (r *runner) home() (dir, shown string, err error) {
+	if r.cfg.Home != "" {
+		return r.cfg.Home, r.cfg.Home, nil
+	}
+	dir, err = os.UserHomeDir()
+	if err != nil {
+		return "", "", &connectError{msg: fmt.Sprintf("no home directory: %s", plainText(err)), err: err}
+	}
+	return dir, "~", nil
+}
+
+// shownPath shows path with the home directory as shown.
+func shownPath(path, home, shownHome string) string {
+	if rel, err := filepath.Rel(home, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return shownHome + "/" + rel
+	}
+	return path
+}
+
+// localUser is the default remote user name: the local one.
+func (r *runner) localUser() (string, error) {
+	if r.cfg.LocalUser != "" {
+		return r.cfg.LocalUser, nil
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username, nil
+	}
+	for _, name := range []string{"USER", "LOGNAME"} {
+		if v := r.getenv(name); v != "" {
+			return v, nil
+		}
+	}
+	return "", &connectError{msg: "cannot tell your user name; give one with -l user"}
+}
+
+// getenv looks name up in the run's environment.
+func (r *runner) getenv(name string) string {
+	for i := len(r.environ) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(r.environ[i], name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// localeEnv is LANG and LC_* from the environment: what ssh sends by default.
+func (r *runner) localeEnv() []string {
+	var env []string
+	for _, kv := range r.environ {
+		name, _, ok := strings.Cut(kv, "=")
+		if ok && (name == "LANG" || strings.HasPrefix(name, "LC_")) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// windowSize is the terminal's size: standard input's, else standard output's, else 24x80.
+func (r *runner) windowSize() session.WindowSize {
+	var fds []int
+	if r.inTTY {
+		fds = append(fds, r.inFd)
+	}
+	if r.outTTY {
+		fds = append(fds, r.outFd)
+	}
+	return windowSize(fds)
+}

@@ -1,0 +1,154 @@
+package client
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rlogin-go/rlogin/internal/rawio"
+)
+
+// outputWriter writes the remote output to the user's standard output, and local messages (the
+// escape help) in turn with it, and remembers whether the cursor is at the start of a line, so a
+// closing message starts there.
+type outputWriter struct {
+	mu    sync.Mutex
+	w     io.Writer
+	wrote bool
+	last  [2]byte      // the last two bytes written
+	nbfd  int          // 1 + a non-blocking descriptor of the terminal for TryWrite; 0 if none
+	room  *rawio.Watch // waits for room in the terminal behind nbfd; nil if none
+}
+
+// Write writes p to the terminal. With the non-blocking descriptor it waits for room in Go's
+// poller rather than in write(2): a thread blocked in a system call makes the runtime hand its
+// scheduling slot around, which under a flood of output cost about a sixth of rlogin's CPU.
+func (o *outputWriter) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	if o.room == nil {
+		defer o.mu.Unlock()
+		return o.writeLocked(o.w, p)
+	}
+	room := o.room
+	o.mu.Unlock()
+	n := 0
+	var werr error
+	err := room.Do(func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.nbfd == 0 {
+			werr = os.ErrClosed
+			return true
+		}
+		m, err := o.writeNowLocked(p[n:])
+		n += m
+		werr = err
+		return n == len(p) || err != nil
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// writeLocal writes a local message (the escape help) to w, usually stderr on the same terminal,
+// in turn with the remote output.
+func (o *outputWriter) writeLocal(w io.Writer, s string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, _ = o.writeLocked(w, []byte(s)) // best effort: a message for the user
+}
+
+func (o *outputWriter) writeLocked(w io.Writer, p []byte) (int, error) {
+	n, err := w.Write(p)
+	o.noteWritten(p[:max(n, 0)])
+	return n, err
+}
+
+// noteWritten remembers the end of what was written, for atLineStart; under o.mu.
+func (o *outputWriter) noteWritten(p []byte) {
+	if n := len(p); n > 0 {
+		o.wrote = true
+		if n >= 2 {
+			o.last = [2]byte{p[n-2], p[n-1]}
+		} else {
+			o.last = [2]byte{o.last[1], p[0]}
+		}
+	}
+}
+
+// atLineStart reports whether nothing was written or the output ends at column 0 of a raw
+// terminal: with "\r" or "\r\n".
+func (o *outputWriter) atLineStart() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return !o.wrote || o.last[1] == '\r' || o.last == [2]byte{'\r', '\n'}
+}
+
+// openNonblocking opens the terminal behind fd once more, non-blocking, so that TryWrite can
+// write to it without waiting; the caller closes it with closeNonblocking. Without it (standard
+// output is not a terminal, or the open fails) TryWrite takes nothing and every byte goes
+// through Write.
+func (o *outputWriter) openNonblocking(fd int) {
+	nfd, err := reopenTerminal(fd, unix.O_WRONLY)
+	if err != nil {
+		return
+	}
+	room, err := rawio.NewWatch(nfd, unix.EPOLLOUT, rawio.WatchWhileWaiting)
+	if err != nil {
+		room = nil // Write then writes to the caller's descriptor, waiting in write(2)
+	}
+	o.mu.Lock()
+	o.nbfd = nfd + 1
+	o.room = room
+	o.mu.Unlock()
+}
+
+func (o *outputWriter) closeNonblocking() {
+	o.mu.Lock()
+	room := o.room
+	if o.nbfd > 0 {
+		_ = unix.Close(o.nbfd - 1)
+		o.nbfd = 0 // a Write's next try finds the terminal closed
+	}
+	o.mu.Unlock()
+	// Not under o.mu: closing the watch waits for a Write waiting on it, which takes o.mu.
+	if room != nil {
+		_ = room.Close() // a Write waiting for room fails, and every later one
+	}
+}
+
+// TryWrite writes what the terminal takes now, without waiting; session.Client writes remote
+// output through it first, so that output the terminal keeps up with needs no hop between
+// goroutines. It returns n < len(p) and a nil error when the terminal's output buffer is full.
+func (o *outputWriter) TryWrite(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.nbfd == 0 || len(p) == 0 {
+		return 0, nil
+	}
+	return o.writeNowLocked(p)
+}
+
+// writeNowLocked writes what the terminal takes now through nbfd, which is open; under o.mu.
+func (o *outputWriter) writeNowLocked(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := rawio.Write(o.nbfd-1, p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			return n, fmt.Errorf("client: write: %w", err)
+		}
+		n += m
+	}
+	o.noteWritten(p[:n])
+	return n, nil
+}
