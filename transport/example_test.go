@@ -53,7 +53,7 @@ func Example_echo() {
 		log.Fatal(err)
 	}
 	fmt.Fprintln(c, "hello, mailbox")
-	_ = c.(interface{ CloseWrite() error }).CloseWrite() // end of input
+	_ = c.CloseWrite() // end of input
 	reply, err := io.ReadAll(c)
 	_ = c.Close()
 	if err != nil {

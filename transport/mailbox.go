@@ -2,14 +2,12 @@ package transport
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -53,26 +51,18 @@ const (
 	reasonBadName = "invalid mailbox name"
 )
 
-var (
-	errBadName     = errors.New("transport: invalid mailbox name")
-	errNameTooLong = errors.New("transport: mailbox name too long")
-)
+// ErrInvalidName is the error, matched with errors.Is, of a mailbox name
+// that ValidMailboxName refuses.
+var ErrInvalidName = errors.New("invalid mailbox name")
 
-// A MailboxError is a server's refusal of a mailbox ("-reason" reply),
-// for example for an unknown name.
-type MailboxError struct {
-	Name   string // the requested name
-	Reason string // the server's text, non-printable bytes escaped
-}
-
-func (e *MailboxError) Error() string {
-	return fmt.Sprintf("transport: mailbox %q refused: %s", e.Name, e.Reason)
-}
+// errNameTooLong is the server's error for a requested name over MaxNameLen.
+var errNameTooLong = fmt.Errorf("%w: longer than %d bytes", ErrInvalidName, MaxNameLen)
 
 // ValidMailboxName reports whether name can name a mailbox: 1 to
-// MaxNameLen bytes of printable ASCII without spaces.
+// MaxNameLen bytes of printable ASCII without spaces, not starting with "+"
+// or "-" (in a HELP listing such a name would read as a server's reply).
 func ValidMailboxName(name string) bool {
-	if name == "" || len(name) > MaxNameLen {
+	if name == "" || len(name) > MaxNameLen || !isNameStart(name[0]) {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
@@ -84,6 +74,8 @@ func ValidMailboxName(name string) bool {
 }
 
 func isNameByte(b byte) bool { return b > ' ' && b < 0x7f }
+
+func isNameStart(b byte) bool { return isNameByte(b) && b != '+' && b != '-' }
 
 // A Mux serves named mailboxes on one listener with the TCPMUX convention
 // of RFC 1078: a client sends a mailbox name and CRLF; the Mux answers
@@ -136,13 +128,14 @@ func (m *Mux) logger() *slog.Logger {
 }
 
 // Announce opens the mailbox name (see ValidMailboxName; "HELP" is
-// reserved) and returns its listener. Conns accepted from it have passed
-// the name exchange; bytes the client sent after its CRLF come out of them
-// first. Close of the listener withdraws the name and closes conns that
+// reserved) and returns its listener. Conns accepted from it are *Conn and
+// have passed the name exchange; bytes the client sent after its CRLF come
+// out of them first. A name that is not valid gives an error matching
+// ErrInvalidName. Close of the listener withdraws the name and closes conns that
 // were not accepted yet. Addr of the listener is the Mux's address.
 func (m *Mux) Announce(name string) (net.Listener, error) {
 	if !ValidMailboxName(name) || strings.EqualFold(name, "help") {
-		return nil, fmt.Errorf("transport: announce %q: %w", name, errBadName)
+		return nil, fmt.Errorf("transport: announce %q: %w", name, ErrInvalidName)
 	}
 	key := strings.ToLower(name)
 	m.mu.Lock()
@@ -168,8 +161,8 @@ func (m *Mux) Announce(name string) (net.Listener, error) {
 // which must be a byte no mailbox name starts with (not printable ASCII):
 // for example FirstByteClassic (NUL, a classic rlogin client) or
 // FirstByteTLS (0x16, a TLS client that asks for no mailbox). The Mux hands
-// such a conn over as soon as its first bytes arrive, with no reply; the
-// conn's first Reads return the bytes the Mux read, b first. Until then the
+// such a conn over as soon as its first bytes arrive, with no reply, as a
+// *Conn whose first Reads return the bytes the Mux read, b first. Until then the
 // conn is in the name exchange: it counts against MaxPending and must send
 // its first byte within NameTimeout. A conn that arrives while the
 // listener's queue is full is closed. Close of the listener withdraws it;
@@ -310,7 +303,7 @@ func (m *Mux) exchange(c net.Conn) {
 	name, rest, err := readName(io.MultiReader(bytes.NewReader(first[:n]), c))
 	if err != nil {
 		log.Debug("transport: mailbox name exchange failed", "err", err)
-		if errors.Is(err, errBadName) || errors.Is(err, errNameTooLong) {
+		if errors.Is(err, ErrInvalidName) {
 			_, _ = io.WriteString(c, "-"+reasonBadName+"\r\n")
 		}
 		return
@@ -343,7 +336,7 @@ func (m *Mux) exchange(c net.Conn) {
 	m.mu.Lock()
 	delete(m.pending, c) // from now on Mux.Close reaches c through b
 	m.mu.Unlock()
-	handed = b.deliver(&mailboxConn{Conn: c, rest: rest})
+	handed = b.deliver(newConn(c, rest))
 }
 
 // handOver gives c, whose first bytes (read already) are first, to the
@@ -360,7 +353,7 @@ func (m *Mux) handOver(log *slog.Logger, c net.Conn, b *mailbox, first []byte) b
 	m.mu.Lock()
 	delete(m.pending, c) // from now on Mux.Close reaches c through b
 	m.mu.Unlock()
-	return b.deliver(&mailboxConn{Conn: c, rest: bytes.Clone(first)})
+	return b.deliver(newConn(c, bytes.Clone(first)))
 }
 
 // helpText lists the announced names, one per CRLF-terminated line.
@@ -427,7 +420,7 @@ func readName(r io.Reader) (name string, rest []byte, err error) {
 			if rerr == io.EOF {
 				rerr = io.ErrUnexpectedEOF
 			}
-			return "", nil, fmt.Errorf("transport: reading mailbox name: %w", rerr)
+			return "", nil, fmt.Errorf("reading mailbox name: %w", rerr)
 		}
 	}
 }
@@ -442,15 +435,15 @@ func scanName(b []byte) (name string, rest []byte, done bool, err error) {
 			case i+1 == len(b):
 				return "", nil, false, nil
 			case b[i+1] != '\n' || i == 0:
-				return "", nil, false, errBadName
+				return "", nil, false, ErrInvalidName
 			}
 			return string(b[:i]), bytes.Clone(b[i+2:]), true, nil
 		}
 		if i == MaxNameLen {
 			return "", nil, false, errNameTooLong
 		}
-		if !isNameByte(c) {
-			return "", nil, false, errBadName
+		if !isNameByte(c) || i == 0 && !isNameStart(c) {
+			return "", nil, false, ErrInvalidName
 		}
 	}
 	return "", nil, false, nil
@@ -549,225 +542,3 @@ func (b *mailbox) close() bool {
 // Addr returns the address of the Mux's listener: dial it with
 // DialMailbox and this mailbox's name.
 func (b *mailbox) Addr() net.Addr { return b.mux.l.Addr() }
-
-// A mailboxConn is a conn handed out by a mailbox: its first Reads return
-// the bytes the Mux read past the name's CRLF.
-type mailboxConn struct {
-	net.Conn
-	mu   sync.Mutex
-	rest []byte
-}
-
-func (c *mailboxConn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	if len(c.rest) > 0 {
-		n := copy(p, c.rest)
-		c.rest = c.rest[n:]
-		c.mu.Unlock()
-		return n, nil
-	}
-	c.mu.Unlock()
-	return c.Conn.Read(p)
-}
-
-func (c *mailboxConn) buffered() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.rest)
-}
-
-// Close drops bytes not read yet and closes the conn.
-func (c *mailboxConn) Close() error {
-	c.mu.Lock()
-	c.rest = nil
-	c.mu.Unlock()
-	return c.Conn.Close()
-}
-
-// CloseWrite half-closes the underlying conn (TCP or Unix).
-func (c *mailboxConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return fmt.Errorf("transport: CloseWrite: %w", errors.ErrUnsupported)
-}
-
-// NetConn returns the conn the mailbox conn wraps, as tls.Conn.NetConn
-// does, so that a server can find what it put under the Mux (for example
-// to learn when the conn was accepted). Reading from it directly skips the
-// bytes the Mux read past the name.
-func (c *mailboxConn) NetConn() net.Conn { return c.Conn }
-
-// DialMailbox dials address (see Dial for its forms) and asks for the
-// mailbox name. On failure it closes the conn; a refusal by the server is
-// a *MailboxError.
-func DialMailbox(ctx context.Context, address, name string) (net.Conn, error) {
-	if err := checkRequestName(name); err != nil {
-		return nil, err
-	}
-	c, err := Dial(ctx, address)
-	if err != nil {
-		return nil, err
-	}
-	if err := RequestMailbox(ctx, c, name); err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-func checkRequestName(name string) error {
-	if !ValidMailboxName(name) || strings.EqualFold(name, "help") {
-		return fmt.Errorf("transport: request %q: %w", name, errBadName)
-	}
-	return nil
-}
-
-// RequestMailbox runs the client half of the name exchange on conn: it
-// sends name and CRLF and reads the reply. A refusal is a *MailboxError.
-// It reads no byte past the reply, so whatever the mailbox's owner sends
-// next stays in conn. ctx bounds the exchange; RequestMailbox clears the
-// conn's deadline when it returns. It does not close conn.
-func RequestMailbox(ctx context.Context, conn net.Conn, name string) error {
-	if err := checkRequestName(name); err != nil {
-		return err
-	}
-	err := withContext(ctx, conn, func() error {
-		if _, err := io.WriteString(conn, name+"\r\n"); err != nil {
-			return err
-		}
-		line, err := readReply(conn)
-		if err != nil {
-			return err
-		}
-		switch {
-		case strings.HasPrefix(line, "+"):
-			return nil
-		case strings.HasPrefix(line, "-"):
-			return &MailboxError{Name: name, Reason: printable(line[1:])}
-		}
-		return fmt.Errorf("bad reply %q", line)
-	})
-	var me *MailboxError
-	if err != nil && !errors.As(err, &me) {
-		err = fmt.Errorf("transport: request mailbox %q: %w", name, err)
-	}
-	return err
-}
-
-// readReply reads one CRLF-terminated line, without its CRLF, and not one
-// byte more: each read asks for no more than the shortest possible rest of
-// the line, so "+" CRLF takes one read.
-func readReply(r io.Reader) (string, error) {
-	buf := make([]byte, maxReplyLen)
-	n := 0
-	want := 3 // "+" CRLF
-	for {
-		m, err := r.Read(buf[n : n+want])
-		n += m
-		if n >= 3 && buf[0] == '\r' && buf[1] == '\n' {
-			// An empty line is no reply, and the first read may have taken a byte past it:
-			// the conn is of no use after this error anyway.
-			return "", errors.New("empty reply")
-		}
-		if n >= 2 && buf[n-2] == '\r' && buf[n-1] == '\n' {
-			return string(buf[:n-2]), nil
-		}
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return "", err
-		}
-		want = 2
-		if n > 0 && buf[n-1] == '\r' {
-			want = 1
-		}
-		if n+want > len(buf) {
-			return "", errors.New("reply too long")
-		}
-	}
-}
-
-// printable escapes bytes of s that are not printable ASCII, so a peer's
-// text cannot drive a terminal.
-func printable(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= ' ' && c < 0x7f {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, `\x%02x`, c)
-		}
-	}
-	return b.String()
-}
-
-// ListMailboxes asks the Mux at address (see Dial for its forms) for the
-// names of its mailboxes (HELP).
-func ListMailboxes(ctx context.Context, address string) ([]string, error) {
-	c, err := Dial(ctx, address)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	var names []string
-	err = withContext(ctx, c, func() error {
-		if _, err := io.WriteString(c, "HELP\r\n"); err != nil {
-			return err
-		}
-		data, err := io.ReadAll(io.LimitReader(c, maxHelpLen+1))
-		if err != nil {
-			return err
-		}
-		if len(data) > maxHelpLen {
-			return errors.New("listing too long")
-		}
-		for line := range strings.Lines(string(data)) {
-			if name := strings.TrimRight(line, "\r\n"); name != "" {
-				names = append(names, printable(name))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("transport: list mailboxes: %w", err)
-	}
-	return names, nil
-}
-
-// withContext runs f, which does I/O on c, so that ctx's deadline and
-// cancellation interrupt it; afterwards c has no deadline.
-func withContext(ctx context.Context, c net.Conn, f func() error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if d, ok := ctx.Deadline(); ok {
-		if err := c.SetDeadline(d); err != nil {
-			return err
-		}
-	}
-	interrupted := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		_ = c.SetDeadline(time.Unix(1, 0)) // in the past: pending I/O fails
-		close(interrupted)
-	})
-	err := f()
-	if !stop() {
-		<-interrupted
-		return ctx.Err()
-	}
-	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
-		}
-		// c may see ctx's deadline pass a moment before ctx does.
-		if d, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(d) {
-			return context.DeadlineExceeded
-		}
-	}
-	if derr := c.SetDeadline(time.Time{}); err == nil && derr != nil {
-		err = derr
-	}
-	return err
-}

@@ -209,6 +209,86 @@ func TestMailboxHelp(t *testing.T) {
 	}
 }
 
+// answerOnce serves one conn on a fresh TCP listener: it reads request,
+// writes answer, and reads until the client closes. wait returns the
+// server's error once it is done.
+func answerOnce(t *testing.T, request, answer string) (addr string, wait func() error) {
+	t.Helper()
+	l, err := Listen(testCtx(t), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() {
+		defer l.Close()
+		c, err := l.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // watchdog
+		if _, err = io.ReadFull(c, make([]byte, len(request))); err == nil {
+			_, err = io.WriteString(c, answer)
+		}
+		_ = c.(*net.TCPConn).CloseWrite()
+		_, _ = io.Copy(io.Discard, c) // until the client closes
+		served <- err
+	}()
+	return l.Addr().String(), func() error { return <-served }
+}
+
+// mailboxConns returns the two ends of a conn to the mailbox name of a new
+// Mux: the one its listener accepted and the one DialMailbox returned.
+func mailboxConns(t *testing.T, name string) (accepted, dialed *Conn) {
+	t.Helper()
+	m, addr := startMux(t, "127.0.0.1:0", nil)
+	box := announce(t, m, name)
+	c1, c2, err := connPair(box, func(ctx context.Context) (net.Conn, error) {
+		return DialMailbox(ctx, addr, name)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c1.Close(); _ = c2.Close() })
+	_ = c1.SetDeadline(time.Now().Add(10 * time.Second)) // watchdog
+	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
+	accepted, ok := c1.(*Conn)
+	if !ok {
+		t.Fatalf("the mailbox's listener accepted a %T, want *Conn", c1)
+	}
+	return accepted, c2.(*Conn)
+}
+
+// TestListMailboxesNotAListing: a HELP answer that is not a list of names,
+// such as a "-" refusal or another protocol's banner, is a *MailboxError,
+// not a list.
+func TestListMailboxesNotAListing(t *testing.T) {
+	for _, tt := range []struct {
+		answer, reply string
+		refused       bool
+	}{
+		{"-no listing here\r\n", "-no listing here", true},
+		{"login\r\n-oops\r\n", "-oops", true},
+		{"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "SSH-2.0-OpenSSH_9.2p1 Debian-2", false},
+	} {
+		t.Run(tt.reply, func(t *testing.T) {
+			addr, wait := answerOnce(t, "HELP\r\n", tt.answer)
+			names, err := ListMailboxes(testCtx(t), addr)
+			var me *MailboxError
+			if !errors.As(err, &me) || names != nil {
+				t.Fatalf("ListMailboxes = %q, %v; want a *MailboxError", names, err)
+			}
+			if me.Name != "HELP" || me.Reply != tt.reply || me.Refused != tt.refused {
+				t.Errorf("MailboxError %+v, want Reply %q, Refused %v", me, tt.reply, tt.refused)
+			}
+			if err := wait(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestMailboxCaseInsensitive(t *testing.T) {
 	ctx := testCtx(t)
 	m, addr := startMux(t, "127.0.0.1:0", nil)
@@ -230,17 +310,25 @@ func TestMailboxCaseInsensitive(t *testing.T) {
 func TestMailboxBadNames(t *testing.T) {
 	m, addr := startMux(t, "127.0.0.1:0", nil)
 	announce(t, m, strings.Repeat("x", MaxNameLen))
-	for _, name := range []string{"", "a b", "tab\t", "nul\x00", "\u00fc", "cr\r\n", "help", "HELP", strings.Repeat("x", MaxNameLen+1)} {
-		if l, err := m.Announce(name); err == nil {
-			_ = l.Close()
-			t.Errorf("Announce(%q) succeeded", name)
+	for _, name := range []string{"", "a b", "tab\t", "nul\x00", "\u00fc", "cr\r\n", "help", "HELP", "-x", "+x", strings.Repeat("x", MaxNameLen+1)} {
+		if l, err := m.Announce(name); !errors.Is(err, ErrInvalidName) {
+			if err == nil {
+				_ = l.Close()
+			}
+			t.Errorf("Announce(%q): %v, want ErrInvalidName", name, err)
 		}
-		if c, err := DialMailbox(testCtx(t), addr, name); err == nil {
-			_ = c.Close()
-			t.Errorf("DialMailbox(%q) succeeded", name)
+		if c, err := DialMailbox(testCtx(t), addr, name); !errors.Is(err, ErrInvalidName) {
+			if err == nil {
+				_ = c.Close()
+			}
+			t.Errorf("DialMailbox(%q): %v, want ErrInvalidName", name, err)
 		}
 	}
-	for _, req := range []string{"a b\r\n", "\r\n", "x\ry\r\n", "bare-lf\n", strings.Repeat("x", MaxNameLen+1) + "\r\n", strings.Repeat("y", 100)} {
+	_, err := DialMailbox(testCtx(t), addr, "a b")
+	if want := `transport: request "a b": invalid mailbox name`; err == nil || err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
+	}
+	for _, req := range []string{"a b\r\n", "\r\n", "x\ry\r\n", "bare-lf\n", "-x\r\n", "+x\r\n", strings.Repeat("x", MaxNameLen+1) + "\r\n", strings.Repeat("y", 100)} {
 		if got, want := rawExchange(t, addr, req), "-invalid mailbox name\r\n"; got != want {
 			t.Errorf("reply to %q: %q, want %q", req, got, want)
 		}
@@ -335,8 +423,8 @@ func TestRequestMailboxLeavesOwnerBytes(t *testing.T) {
 func readReplyAndGreeting(t *testing.T, c net.Conn) error {
 	t.Helper()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	line, err := readReply(c)
-	if err != nil || line != "+" {
+	line, ok, err := readReply(c)
+	if err != nil || !ok || line != "+" {
 		return errors.Join(errors.New("bad reply "+line), err)
 	}
 	buf := make([]byte, 8)
@@ -349,22 +437,143 @@ func readReplyAndGreeting(t *testing.T, c net.Conn) error {
 func TestReadReply(t *testing.T) {
 	tests := []struct {
 		in, line, rest string
-		ok             bool
+		ok, err        bool
 	}{
-		{"+\r\nrest", "+", "rest", true},
-		{"+welcome\r\nrest", "+welcome", "rest", true},
-		{"-unknown mailbox\r\nX", "-unknown mailbox", "X", true},
-		{"-\r\r\n", "-\r", "", true},
-		{"+", "", "", false},
-		{strings.Repeat("-", maxReplyLen), "", "", false},
+		{"+\r\nrest", "+", "rest", true, false},
+		{"+welcome\r\nrest", "+welcome", "rest", true, false},
+		{"-unknown mailbox\r\nX", "-unknown mailbox", "X", true, false},
+		// Not replies: returned as read, at the first wrong byte.
+		{"-\r\r\n", "-\r", "\n", false, false},
+		{"+bare lf\nX", "+bare lf", "X", false, false},
+		{"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "SSH-2.0-OpenSSH_9.2p1 Debian-2", "", false, false},
+		{"\r\n", "", "", false, false},
+		{strings.Repeat("-", maxReplyLen), strings.Repeat("-", maxReplyLen), "", false, false},
+		// Cut short: a read error.
+		{"+", "", "", false, true},
+		{"", "", "", false, true},
 	}
 	for _, tt := range tests {
 		r := strings.NewReader(tt.in)
-		line, err := readReply(r)
+		line, ok, err := readReply(r)
 		rest, _ := io.ReadAll(r)
-		if (err == nil) != tt.ok || line != tt.line || (tt.ok && string(rest) != tt.rest) {
-			t.Errorf("readReply(%q) = %q, %v, rest %q; want %q, ok %v, rest %q", tt.in, line, err, rest, tt.line, tt.ok, tt.rest)
+		if (err != nil) != tt.err || ok != tt.ok || line != tt.line || (tt.ok && string(rest) != tt.rest) {
+			t.Errorf("readReply(%q) = %q, %v, %v, rest %q; want %q, ok %v, error %v, rest %q",
+				tt.in, line, ok, err, rest, tt.line, tt.ok, tt.err, tt.rest)
 		}
+	}
+}
+
+// stallReader returns data, then fails the test if it is read again: a peer
+// that sent data and waits.
+type stallReader struct {
+	t    *testing.T
+	data []byte
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		r.t.Helper()
+		r.t.Errorf("read again after %q: a client would wait for bytes that never come", p)
+		return 0, errors.New("stalled")
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// TestReadReplyFlippedByte: any one byte of "+" CRLF changed gives an answer
+// at once, without waiting for more.
+func TestReadReplyFlippedByte(t *testing.T) {
+	for i := range 3 {
+		for v := range 256 {
+			data := []byte("+\r\n")
+			if data[i] == byte(v) {
+				continue
+			}
+			data[i] = byte(v)
+			line, ok, err := readReply(&stallReader{t: t, data: data})
+			if err != nil {
+				t.Fatalf("readReply(%q): %v", data, err)
+			}
+			if ok != (string(data) == "-\r\n") {
+				t.Errorf("readReply(%q) = %q, ok %v", data, line, ok)
+			}
+		}
+	}
+}
+
+// TestRequestMailboxNotAReply: a server that answers with anything but a
+// TCPMUX reply, and keeps the conn open, gives a *MailboxError at once.
+func TestRequestMailboxNotAReply(t *testing.T) {
+	for _, tt := range []struct {
+		reply, line string
+		refused     bool
+	}{
+		{"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3", false},
+		{"*\r\n", "*", false},
+		{"+\x0c\n", "+\x0c", false},
+		{"+\r\x0b", "+\r\x0b", false},
+		{"-go away\r\n", "-go away", true},
+	} {
+		t.Run(tt.line, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(testCtx(t), 10*time.Second)
+			defer cancel()
+			l, err := Listen(ctx, "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, cli, err := connPair(l, func(ctx context.Context) (net.Conn, error) {
+				return Dial(ctx, l.Addr().String())
+			})
+			_ = l.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			defer cli.Close()
+			if _, err := io.WriteString(srv, tt.reply); err != nil {
+				t.Fatal(err)
+			}
+			err = RequestMailbox(ctx, cli, "login")
+			var me *MailboxError
+			if !errors.As(err, &me) {
+				t.Fatalf("RequestMailbox: %v, want a *MailboxError", err)
+			}
+			if me.Name != "login" || me.Reply != tt.line || me.Refused != tt.refused {
+				t.Errorf("MailboxError %+v, want Reply %q, Refused %v", me, tt.line, tt.refused)
+			}
+		})
+	}
+}
+
+func TestMailboxErrorMessages(t *testing.T) {
+	for _, tt := range []struct {
+		reply, want string
+	}{
+		{"-unknown mailbox", `transport: mailbox "login" refused: unknown mailbox`},
+		{"-\x1b[2J", `transport: mailbox "login" refused: \x1b[2J`},
+		{"SSH-2.0-OpenSSH_9.2p1", `transport: mailbox "login": not a TCPMUX reply: "SSH-2.0-OpenSSH_9.2p1"`},
+		{"\u202e\x1b", `transport: mailbox "login": not a TCPMUX reply: "\u202e\x1b"`},
+	} {
+		if got := newMailboxError("login", tt.reply).Error(); got != tt.want {
+			t.Errorf("reply %q: message %q, want %q", tt.reply, got, tt.want)
+		}
+	}
+}
+
+// TestDialMailboxReplyText: the text of a "+text" reply reaches the caller.
+func TestDialMailboxReplyText(t *testing.T) {
+	addr, wait := answerOnce(t, "echo\r\n", "+welcome to echo\r\n")
+	c, err := DialMailbox(testCtx(t), addr, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ReplyText(); got != "welcome to echo" {
+		t.Errorf("ReplyText %q, want %q", got, "welcome to echo")
+	}
+	_ = c.Close()
+	if err := wait(); err != nil {
+		t.Fatal(err)
 	}
 }
 

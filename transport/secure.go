@@ -124,7 +124,7 @@ func secureConfig(cfg *SecureConfig) (*tls.Config, *ed25519.PublicKey, error) {
 			}
 			if cfg.VerifyPeer != nil {
 				if err := cfg.VerifyPeer(pub); err != nil {
-					return fmt.Errorf("transport: peer key refused: %w", err)
+					return fmt.Errorf("peer key refused: %w", err)
 				}
 			}
 			*peer = pub
@@ -162,18 +162,18 @@ func selfSigned(key ed25519.PrivateKey) (tls.Certificate, error) {
 // the peer holds the private half: TLS CertificateVerify.)
 func peerKey(raw [][]byte) (ed25519.PublicKey, error) {
 	if len(raw) != 1 {
-		return nil, fmt.Errorf("transport: peer sent %d certificates, want 1", len(raw))
+		return nil, fmt.Errorf("peer sent %d certificates, want 1", len(raw))
 	}
 	cert, err := x509.ParseCertificate(raw[0])
 	if err != nil {
-		return nil, fmt.Errorf("transport: peer certificate: %w", err)
+		return nil, fmt.Errorf("peer certificate: %w", err)
 	}
 	pub, ok := cert.PublicKey.(ed25519.PublicKey)
 	if !ok || cert.SignatureAlgorithm != x509.PureEd25519 {
-		return nil, errors.New("transport: peer certificate is not ed25519")
+		return nil, errors.New("peer certificate is not ed25519")
 	}
 	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
-		return nil, fmt.Errorf("transport: peer certificate: %w", err)
+		return nil, fmt.Errorf("peer certificate: %w", err)
 	}
 	return pub, nil
 }
@@ -267,14 +267,14 @@ type recordConn struct {
 	// wrappers of rlogind that only add deadlines or accounting do), or is a mailbox conn
 	// over one; nil otherwise.
 	direct  *rawio.Conn
-	mailbox *mailboxConn // the conn, when it is one: its Read returns bytes of its own first
+	mailbox *Conn // the conn, when it is one: its Read returns bytes of its own first
 }
 
 func newRecordConn(conn net.Conn) *recordConn {
 	c := &recordConn{Conn: conn}
 	inner := conn
-	if mc, ok := conn.(*mailboxConn); ok {
-		c.mailbox, inner = mc, mc.Conn
+	if mc, ok := conn.(*Conn); ok {
+		c.mailbox, inner = mc, mc.conn
 	}
 	c.direct, _ = rawio.NewConn(inner)
 	return c

@@ -156,6 +156,9 @@ func TestSecureVerifyPeerRejects(t *testing.T) {
 		if c.err == nil || !strings.Contains(c.err.Error(), "unexpected key") {
 			t.Errorf("Client: %v, want the VerifyPeer error", c.err)
 		}
+		if c.err != nil && strings.Count(c.err.Error(), "transport:") != 1 {
+			t.Errorf("Client: %q, want one package prefix", c.err)
+		}
 		if s.err == nil {
 			t.Error("Server succeeded after the client refused it")
 		}
@@ -549,7 +552,7 @@ func TestSecureDirectIO(t *testing.T) {
 			c, err := Client(ctx, cli, &SecureConfig{Key: ckey})
 			cch <- handshakeResult{c, err}
 		}()
-		mc := &mailboxConn{Conn: srv, rest: <-ahead}
+		mc := newConn(srv, <-ahead)
 		s, err := Server(ctx, mc, &SecureConfig{Key: skey})
 		c := <-cch
 		if err := errors.Join(err, c.err); err != nil {

@@ -3,9 +3,9 @@
 // share one listening socket (the TCPMUX convention of RFC 1078), and secure
 // streams (TLS 1.3 with ed25519 keys on both ends, no certificate authorities).
 //
-// Every conn it hands out is a plain net.Conn; every listener a plain
-// net.Listener whose Close unblocks Accept with an error matching
-// net.ErrClosed.
+// Every conn it hands out is a net.Conn, and the conns of mailboxes are
+// *Conn, with CloseWrite and NetConn; every listener is a net.Listener whose
+// Close unblocks Accept with an error matching net.ErrClosed.
 //
 // One listening socket can serve other protocols beside the mailboxes: a
 // Mux tells them apart by the first byte of the connection, which for a
@@ -106,7 +106,7 @@ func Listen(ctx context.Context, address string) (net.Listener, error) {
 		l, err = lc.Listen(ctx, network, addr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("transport: listen: %w", err)
+		return nil, fmt.Errorf("transport: %w", err)
 	}
 	return l, nil
 }
@@ -151,7 +151,7 @@ func Dial(ctx context.Context, address string) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return nil, fmt.Errorf("transport: dial: %w", err)
+		return nil, fmt.Errorf("transport: %w", err)
 	}
 	return c, nil
 }
