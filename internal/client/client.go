@@ -37,7 +37,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -176,33 +175,38 @@ func (r *runner) run(ctx context.Context) int {
 	if r.opts.Classic {
 		return r.runClassic(ctx)
 	}
-	home, shownHome, err := r.home()
+	dir, err := r.rloginDir()
 	if err != nil {
 		return r.fail(err)
 	}
-	keyPath := filepath.Join(home, ".rlogin", "id_ed25519")
-	key, created, err := keys.LoadOrCreate(keyPath)
+	key, err := r.loadKey(dir)
 	if err != nil {
-		return r.fail(&connectError{msg: fmt.Sprintf("cannot load your key %s: %s", shownPath(keyPath, home, shownHome), plainText(err)), err: err})
+		return r.fail(err)
 	}
-	if created {
-		fmt.Fprintf(r.stderr, "rlogin: created your key %s (%s)\n",
-			shownPath(keyPath, home, shownHome), keys.Fingerprint(key.Public().(ed25519.PublicKey)))
+	user, err := r.remoteUser()
+	if err != nil {
+		return r.fail(err)
 	}
-	user := r.opts.User
-	if user == "" {
-		if user, err = r.localUser(); err != nil {
-			return r.fail(err)
-		}
-	}
-	knownPath := filepath.Join(home, ".rlogin", "known_hosts")
-	sess, stdinPipe, err := r.connect(ctx, key, user, knownPath, shownPath(knownPath, home, shownHome))
+	sess, stdinPipe, err := r.connect(ctx, key, user, dir)
 	if err != nil {
 		return r.fail(err)
 	}
 	r.sess = sess
 	defer r.stdout.closeNonblocking()
 	return r.interact(ctx, stdinPipe)
+}
+
+// loadKey loads the user's key, ~/.rlogin/id_ed25519, creating it the first time (and saying so).
+func (r *runner) loadKey(dir rloginDir) (ed25519.PrivateKey, error) {
+	key, created, err := keys.LoadOrCreate(dir.path("id_ed25519"))
+	if err != nil {
+		return nil, &connectError{msg: fmt.Sprintf("cannot load your key %s: %s", dir.shown("id_ed25519"), plainText(err)), err: err}
+	}
+	if created {
+		fmt.Fprintf(r.stderr, "rlogin: created your key %s (%s)\n",
+			dir.shown("id_ed25519"), keys.Fingerprint(key.Public().(ed25519.PublicKey)))
+	}
+	return key, nil
 }
 
 // ended reports how the session ended, on stderr when it is a failure, and returns the status.

@@ -19,13 +19,13 @@ import (
 // connect dials, secures and logs in. When the user accepted a new host key but the attempt then
 // failed (the server may have given up on a handshake while the question was on the screen), it
 // tries once more: the key is accepted now, so nothing is asked again.
-func (r *runner) connect(ctx context.Context, key ed25519.PrivateKey, user, knownPath, shownKnown string) (*session.Client, io.WriteCloser, error) {
+func (r *runner) connect(ctx context.Context, key ed25519.PrivateKey, user string, dir rloginDir) (*session.Client, io.WriteCloser, error) {
 	var accepted ed25519.PublicKey // by the user, in the first attempt
 	for attempt := 1; ; attempt++ {
 		check := &hostKeyCheck{
-			known:       &keys.KnownHosts{Path: knownPath},
+			known:       &keys.KnownHosts{Path: dir.path("known_hosts")},
 			hostport:    net.JoinHostPort(r.opts.Host, strconv.Itoa(r.opts.Port)),
-			displayPath: shownKnown,
+			displayPath: dir.shown("known_hosts"),
 			prompt:      r.cfg.Prompt,
 			stderr:      r.stderr,
 			accepted:    accepted,

@@ -10,24 +10,42 @@ import (
 	"github.com/rlogin-go/rlogin/session"
 )
 
-// home returns the home directory and how to show it ("~" when it comes from $HOME).
-func (r *runner) home() (dir, shown string, err error) {
-	if r.cfg.Home != "" {
-		return r.cfg.Home, r.cfg.Home, nil
-	}
-	dir, err = os.UserHomeDir()
-	if err != nil {
-		return "", "", &connectError{msg: fmt.Sprintf("no home directory: %s", plainText(err)), err: err}
-	}
-	return dir, "~", nil
+// rloginDir is the user's ~/.rlogin, where the key and known_hosts are.
+type rloginDir struct {
+	home      string // the home directory
+	shownHome string // how messages show it: "~" when it comes from $HOME
 }
 
-// shownPath shows path with the home directory as shown.
-func shownPath(path, home, shownHome string) string {
-	if rel, err := filepath.Rel(home, path); err == nil && !strings.HasPrefix(rel, "..") {
-		return shownHome + "/" + rel
+// rloginDir returns the user's ~/.rlogin: under Config.Home, else under $HOME.
+func (r *runner) rloginDir() (rloginDir, error) {
+	if r.cfg.Home != "" {
+		return rloginDir{home: r.cfg.Home, shownHome: r.cfg.Home}, nil
+	}
+	dir, err := os.UserHomeDir()
+	if err != nil {
+		return rloginDir{}, &connectError{msg: fmt.Sprintf("no home directory: %s", plainText(err)), err: err}
+	}
+	return rloginDir{home: dir, shownHome: "~"}, nil
+}
+
+// path is the file name in the directory.
+func (d rloginDir) path(name string) string { return filepath.Join(d.home, ".rlogin", name) }
+
+// shown is the file name in the directory as messages show it: ~/.rlogin/name.
+func (d rloginDir) shown(name string) string {
+	path := d.path(name)
+	if rel, err := filepath.Rel(d.home, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return d.shownHome + "/" + rel
 	}
 	return path
+}
+
+// remoteUser is the user to log in as: -l or user@host, else the local user name.
+func (r *runner) remoteUser() (string, error) {
+	if r.opts.User != "" {
+		return r.opts.User, nil
+	}
+	return r.localUser()
 }
 
 // localUser is the default remote user name: the local one.
