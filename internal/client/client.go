@@ -2,9 +2,10 @@
 // terminal handling over a connection secured like ssh's (TLS 1.3 with ed25519 keys on both ends,
 // the server's key pinned in ~/.rlogin/known_hosts on first use).
 //
-// Typical usage, the whole of cmd/rlogin:
+// Typical usage, as cmd/rlogin runs it:
 //
 //	func main() {
+//		client.TuneRuntime(os.Getenv) // one scheduling slot: rlogin's work is sequential
 //		os.Exit(client.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 //	}
 //
@@ -14,19 +15,22 @@
 //	cfg := &client.Config{Stdin: in, Stdout: out, Stderr: errs, Home: dir, Prompt: answers}
 //	status := cfg.Run(ctx, []string{"-p", "5513", "bob@example.net"})
 //
-// What a run does: parse the arguments (ParseArgs); load or create the user's key
-// ~/.rlogin/id_ed25519; dial host:port and ask for the "login" mailbox; secure the connection,
-// checking the server's key against ~/.rlogin/known_hosts (ssh's questions and warnings); ask for a
-// session as the user with TERM, the window size, LANG and LC_*; then, when standard input is a
-// terminal, put it in raw mode and handle the escapes (~. ~^Z ~? ~~) and window size changes,
-// until the remote shell exits. The terminal is put back as it was on every way out.
+// What a run does: parse the arguments (ParseArgs, args.go); load or create the user's key
+// ~/.rlogin/id_ed25519; dial host:port and ask for the "login" mailbox, within the connect timeout
+// (-o ConnectTimeout=N); secure the connection, checking the server's key against
+// ~/.rlogin/known_hosts with ssh's questions and warnings (connect.go, hostkey.go); ask for a
+// session as the user with TERM, the window size, LANG and LC_* (local.go); then, when standard
+// input is a terminal, put it in raw mode and handle the escapes (~. ~^Z ~? ~~), signals and window
+// size changes, until the remote shell exits (interact.go, escape.go, input.go, output.go,
+// terminal.go). The terminal is put back as it was on every way out. A failure is one line on
+// standard error, in the user's words (messages.go).
 //
 // With -c rlogin speaks classic rlogin (RFC 1282, package session/classic) instead, to old servers:
-// plaintext, port 513, from a privileged source port when it can bind one; see classic.go.
+// plaintext, port 513, from a privileged source port when it can bind one (classic.go).
 //
 // Exit status: the remote shell's (128+n if a signal n killed it); 0 after ~. and for -h; 128+n
-// when rlogin itself is ended by signal n; 255 for usage errors and for failures to connect, verify the host
-// key or log in, and when the connection is lost.
+// when rlogin itself is ended by signal n; 255 for usage errors and for failures to connect, verify
+// the host key or log in, and when the connection is lost.
 package client
 
 import (
