@@ -72,6 +72,13 @@ func (r *runner) loginClassic(ctx context.Context, local, user string) (*classic
 	c := r.newClassicClient(conn, req)
 	stdin, _ := c.StdinPipe()
 	if err := startLogin(r.opts.Host, r.connectTimeout(), c.Start, c.Close, classicRefusal); err != nil {
+		// An SSH server greets first; the classic client takes the greeting's "S" for a refusal
+		// (any byte but NUL) and the rest of the line for its reason.
+		var refused *classic.RefusedError
+		if errors.As(err, &refused) && isSSHBanner("S"+refused.Reason) {
+			where := connectWhere(r.opts.Host, r.opts.Port)
+			return nil, nil, &connectError{msg: sshMessage(where, r.opts.Port, true), err: err}
+		}
 		return nil, nil, err
 	}
 	r.debugf("the server accepted the connection")

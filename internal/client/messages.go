@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -65,13 +66,17 @@ func isPackagePrefix(word string) bool {
 
 // dialMessage words a failure to reach the login mailbox like ssh does.
 func dialMessage(host string, port int, err error) string {
-	where := fmt.Sprintf("connect to host %s port %d", host, port)
+	where := connectWhere(host, port)
 	var mailbox *transport.MailboxError
 	var dns *net.DNSError
 	var errno syscall.Errno
 	switch {
-	case errors.As(err, &mailbox):
+	case errors.As(err, &mailbox) && mailbox.Refused:
 		return fmt.Sprintf("%s: no login service: %s", where, mailbox.Reason)
+	case errors.As(err, &mailbox) && isSSHBanner(mailbox.Reply):
+		return sshMessage(where, port, false)
+	case errors.As(err, &mailbox):
+		return fmt.Sprintf("%s: the server there is not rlogind: it answered %s", where, strconv.QuoteToASCII(mailbox.Reply))
 	case errors.As(err, &dns):
 		return fmt.Sprintf("could not resolve hostname %s: %s", host, dns.Err)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
@@ -80,4 +85,27 @@ func dialMessage(host string, port int, err error) string {
 		return fmt.Sprintf("%s: %s", where, errno.Error())
 	}
 	return fmt.Sprintf("%s: %s", where, plainText(err))
+}
+
+// connectWhere starts the message about a failure to reach host and port, as ssh's does.
+func connectWhere(host string, port int) string {
+	return fmt.Sprintf("connect to host %s port %d", host, port)
+}
+
+// isSSHBanner reports whether line is how an SSH server greets every client, at once and before
+// it reads anything (RFC 4253, 4.2: "SSH-protoversion-softwareversion"): rlogin was pointed at
+// an sshd, usually with -p 22, and reads that greeting as the answer to its request.
+func isSSHBanner(line string) bool {
+	return strings.HasPrefix(line, "SSH-2.0-") || strings.HasPrefix(line, "SSH-1.")
+}
+
+// sshMessage says that an SSH server answered on port, where rlogind (or with classic, a classic
+// rlogin server) was expected, and what to do instead.
+func sshMessage(where string, port int, classic bool) string {
+	if classic {
+		return fmt.Sprintf("%s: the server there speaks SSH, not classic rlogin: use ssh for port %d, "+
+			"or the classic rlogin port (%d by default)", where, port, ClassicPort)
+	}
+	return fmt.Sprintf("%s: the server there speaks SSH, not rlogin: use ssh for port %d, or rlogind's port (%d by default)",
+		where, port, DefaultPort)
 }

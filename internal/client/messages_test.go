@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -88,5 +89,58 @@ func TestNoRepeatedPrefixes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// sshServer greets each connection as OpenSSH's sshd does, at once, and then reads until the
+// client goes; it returns the port.
+func sshServer(t *testing.T) string {
+	return tcpServer(t, func(c net.Conn) {
+		_, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"))
+		_, _ = io.Copy(io.Discard, c)
+	})
+}
+
+// TestSSHPort points rlogin at an SSH server (rlogin -p 22 host), secure and classic: it says
+// that the port speaks SSH and what to do, in one line, and exits 255.
+func TestSSHPort(t *testing.T) {
+	port := sshServer(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-p", port, "127.0.0.1"}, "rlogin: connect to host 127.0.0.1 port " + port +
+			": the server there speaks SSH, not rlogin: use ssh for port " + port + ", or rlogind's port (5513 by default)\n"},
+		{[]string{"-c", "-p", port, "127.0.0.1"}, "rlogin: connect to host 127.0.0.1 port " + port +
+			": the server there speaks SSH, not classic rlogin: use ssh for port " + port + ", or the classic rlogin port (513 by default)\n"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stderr bytes.Buffer
+			cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob"}
+			if code := cfg.Run(t.Context(), tc.args); code != ExitFailure {
+				t.Errorf("status %d, want %d", code, ExitFailure)
+			}
+			if !strings.HasSuffix(stderr.String(), tc.want) {
+				t.Errorf("stderr %q, want it to end in %q", stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestNotRlogind points rlogin at a server that answers its mailbox request with a line that is
+// neither TCPMUX nor SSH: the message says so and shows the line, quoted.
+func TestNotRlogind(t *testing.T) {
+	port := tcpServer(t, func(c net.Conn) {
+		_, _ = c.Write([]byte("220 mail.example.net ESMTP\x1b[2J\r\n"))
+		_, _ = io.Copy(io.Discard, c)
+	})
+	var stderr bytes.Buffer
+	cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob"}
+	if code := cfg.Run(t.Context(), []string{"-p", port, "127.0.0.1"}); code != ExitFailure {
+		t.Errorf("status %d, want %d", code, ExitFailure)
+	}
+	want := "rlogin: connect to host 127.0.0.1 port " + port + `: the server there is not rlogind: it answered "220 mail.example.net ESMTP\x1b[2J"` + "\n"
+	if !strings.HasSuffix(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to end in %q", stderr.String(), want)
 	}
 }
