@@ -9,9 +9,11 @@ import (
 	"io"
 	"log"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/rlogin-go/rlogin/transport"
+	"github.com/rlogin-go/rlogin/transport/memnet"
 )
 
 // Example_echo is a small tool built on transport alone: an echo server
@@ -152,4 +154,88 @@ func Example_secure() {
 	// client sees the host key: true
 	// server sees the user key: true
 	// server read: hello over TLS 1.3
+}
+
+// ExampleDialer runs a server and its client on an in-memory network: the
+// same code as over TCP, with no port.
+func ExampleDialer() {
+	ctx := context.Background()
+	var n memnet.Network
+	lc := transport.ListenConfig{Network: &n}
+	ln, err := lc.Listen(ctx, "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := transport.NewMux(ln)
+	greet, err := mux.Announce("greet")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = mux.Serve() })
+	wg.Go(func() {
+		c, err := greet.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		fmt.Fprintln(c, "hello from", c.LocalAddr().Network(), "memory")
+	})
+	defer wg.Wait()
+	defer mux.Close()
+
+	d := transport.Dialer{Network: &n}
+	c, err := d.DialMailbox(ctx, ln.Addr().String(), "greet")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	msg, err := io.ReadAll(c)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(string(msg))
+	// Output:
+	// hello from tcp memory
+}
+
+// ExampleMailboxError tells a port that speaks another protocol from a
+// TCPMUX server that refuses: here an sshd, whose banner comes where the
+// mailbox reply should.
+func ExampleMailboxError() {
+	ctx := context.Background()
+	var n memnet.Network
+	ln, err := n.Listen(ctx, "tcp", "127.0.0.1:22")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		fmt.Fprint(c, "SSH-2.0-OpenSSH_9.2p1\r\n")
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	defer func() { <-done }()
+
+	d := transport.Dialer{Network: &n}
+	_, err = d.DialMailbox(ctx, "127.0.0.1:22", "login")
+	var me *transport.MailboxError
+	if errors.As(err, &me) {
+		switch {
+		case me.Refused:
+			fmt.Println("no such service:", me.Reason)
+		case strings.HasPrefix(me.Reply, "SSH-"):
+			fmt.Println("that port speaks SSH, not rlogin")
+		default:
+			fmt.Println(err)
+		}
+	}
+	// Output:
+	// that port speaks SSH, not rlogin
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/transport/memnet"
 	"golang.org/x/net/nettest"
 )
 
@@ -93,10 +94,12 @@ func serveEcho(t *testing.T, l net.Listener) {
 	})
 }
 
-// mailboxPipe makes pipes of conns from a mailbox of a Mux on address.
-func mailboxPipe(address string) nettest.MakePipe {
+// mailboxPipe makes pipes of conns from a mailbox of a Mux on address, on
+// the Network n (nil: the system's sockets).
+func mailboxPipe(n Network, address string) nettest.MakePipe {
 	return func() (c1, c2 net.Conn, stop func(), err error) {
-		l, err := Listen(context.Background(), address)
+		lc := ListenConfig{Network: n}
+		l, err := lc.Listen(context.Background(), address)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -112,8 +115,9 @@ func mailboxPipe(address string) nettest.MakePipe {
 			closeMux()
 			return nil, nil, nil, err
 		}
+		d := Dialer{Network: n}
 		c1, c2, err = connPair(box, func(ctx context.Context) (net.Conn, error) {
-			return DialMailbox(ctx, box.Addr().String(), "pipe")
+			return d.DialMailbox(ctx, box.Addr().String(), "pipe")
 		})
 		if err != nil {
 			closeMux()
@@ -128,9 +132,13 @@ func mailboxPipe(address string) nettest.MakePipe {
 	}
 }
 
-func TestConnMailboxTCP(t *testing.T) { nettest.TestConn(t, mailboxPipe("127.0.0.1:0")) }
+func TestConnMailboxTCP(t *testing.T) { nettest.TestConn(t, mailboxPipe(nil, "127.0.0.1:0")) }
 
-func TestConnMailboxUnix(t *testing.T) { nettest.TestConn(t, mailboxPipe(unixAddr(t))) }
+func TestConnMailboxUnix(t *testing.T) { nettest.TestConn(t, mailboxPipe(nil, unixAddr(t))) }
+
+func TestConnMailboxMemnet(t *testing.T) {
+	nettest.TestConn(t, mailboxPipe(new(memnet.Network), "127.0.0.1:0"))
+}
 
 // echoOK checks that conn reaches an echo server.
 func echoOK(t *testing.T, c net.Conn) {

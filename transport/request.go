@@ -48,13 +48,17 @@ func (e *MailboxError) Error() string {
 	return fmt.Sprintf("transport: mailbox %q: %s", e.Name, e.Reason)
 }
 
-// DialMailbox dials address (see Dial for its forms) and asks for the
-// mailbox name, with the zero Dialer (see Dialer.DialMailbox).
-func DialMailbox(ctx context.Context, address, name string) (*Conn, error) {
+// DialMailbox dials address (see Dialer.Dial for its forms) and asks for
+// the mailbox name, as RequestMailbox does; the returned Conn keeps the text
+// of the server's "+" reply (ReplyText). A name that is not valid gives an
+// error matching ErrInvalidName, without dialing; a server's answer other
+// than "+" is a *MailboxError. On failure it closes the conn. ctx bounds
+// the dial and the name exchange.
+func (d *Dialer) DialMailbox(ctx context.Context, address, name string) (*Conn, error) {
 	if err := checkRequestName(name); err != nil {
 		return nil, err
 	}
-	c, err := Dial(ctx, address)
+	c, err := d.Dial(ctx, address)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +68,13 @@ func DialMailbox(ctx context.Context, address, name string) (*Conn, error) {
 		return nil, err
 	}
 	return &Conn{conn: c, reply: text}, nil
+}
+
+// DialMailbox dials address and asks for the mailbox name with the zero
+// Dialer: over the system's sockets (see Dialer.DialMailbox).
+func DialMailbox(ctx context.Context, address, name string) (*Conn, error) {
+	var d Dialer
+	return d.DialMailbox(ctx, address, name)
 }
 
 func checkRequestName(name string) error {
@@ -215,16 +226,24 @@ func printable(s string) string {
 	return b.String()
 }
 
-// ListMailboxes asks the Mux at address (see Dial for its forms) for the
-// names of its mailboxes (HELP), with the zero Dialer (see
-// Dialer.ListMailboxes).
-func ListMailboxes(ctx context.Context, address string) ([]string, error) {
-	c, err := Dial(ctx, address)
+// ListMailboxes asks the Mux at address (see Dialer.Dial for its forms)
+// for the names of its mailboxes (HELP). An answer that is not a list of
+// names, such as a "-" refusal, is a *MailboxError.
+func (d *Dialer) ListMailboxes(ctx context.Context, address string) ([]string, error) {
+	c, err := d.Dial(ctx, address)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 	return listMailboxes(ctx, c)
+}
+
+// ListMailboxes asks the Mux at address for the names of its mailboxes
+// with the zero Dialer: over the system's sockets (see
+// Dialer.ListMailboxes).
+func ListMailboxes(ctx context.Context, address string) ([]string, error) {
+	var d Dialer
+	return d.ListMailboxes(ctx, address)
 }
 
 // listMailboxes runs HELP on c.

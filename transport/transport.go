@@ -1,18 +1,8 @@
-// Package transport moves bytes between rlogin clients and servers: plain
-// stream sockets (TCP over IPv4 and IPv6, Unix-domain), named mailboxes that
-// share one listening socket (the TCPMUX convention of RFC 1078), and secure
-// streams (TLS 1.3 with ed25519 keys on both ends, no certificate authorities).
-//
-// Every conn it hands out is a net.Conn, and the conns of mailboxes are
-// *Conn, with CloseWrite and NetConn; every listener is a net.Listener whose
-// Close unblocks Accept with an error matching net.ErrClosed.
-//
-// One listening socket can serve other protocols beside the mailboxes: a
-// Mux tells them apart by the first byte of the connection, which for a
-// mailbox name is printable ASCII. Mux.AnnounceFirstByte(FirstByteClassic)
-// receives classic rlogin clients (RFC 1282, first byte NUL), and
-// Mux.AnnounceFirstByte(FirstByteTLS) TLS clients that name no mailbox
-// (first byte 0x16, a TLS handshake record).
+// Package transport moves bytes between rlogin clients and servers, or
+// between any other tool's: plain stream sockets (TCP over IPv4 and IPv6,
+// Unix-domain), named mailboxes that share one listening socket (the TCPMUX
+// convention of RFC 1078), and secure streams (TLS 1.3 with ed25519 keys on
+// both ends, no certificate authorities).
 //
 // Typical usage, server side:
 //
@@ -21,11 +11,9 @@
 //	mux := transport.NewMux(ln) // mux owns ln
 //	login, err := mux.Announce("login")
 //	...
-//	classic, err := mux.AnnounceFirstByte(transport.FirstByteClassic) // optional: NUL-first conns
-//	...
 //	go mux.Serve() // returns net.ErrClosed after mux.Close
 //	for {
-//		c, err := login.Accept()
+//		c, err := login.Accept() // a *transport.Conn
 //		...
 //		sc, err := transport.Server(ctx, c, &transport.SecureConfig{
 //			Key:        hostKey,
@@ -37,11 +25,32 @@
 // and client side:
 //
 //	c, err := transport.DialMailbox(ctx, "host:5513", "login")
-//	...
+//	...             // errors.As(err, &mailboxErr): refused, or not a TCPMUX server
 //	sc, err := transport.Client(ctx, c, &transport.SecureConfig{
 //		Key:        userKey,
 //		VerifyPeer: knownHost, // pins the server's key
 //	})
+//
+// Package keys reads the OpenSSH-format files (private keys,
+// authorized_keys, known_hosts) that supply hostKey, userKey, authorized
+// and knownHost.
+//
+// Every conn transport hands out is a net.Conn, and the conns of mailboxes
+// are *Conn, with CloseWrite, NetConn, and ReadFrom and WriteTo that keep
+// the kernel's fast paths for io.Copy; every listener is a net.Listener
+// whose Close unblocks Accept with an error matching net.ErrClosed.
+//
+// A Dialer and a ListenConfig configure the connections as net.Dialer and
+// net.ListenConfig do (LocalAddr, Control), or put them on another Network,
+// such as the in-memory one of package transport/memnet for tests; Dial,
+// Listen, DialMailbox and ListMailboxes use their zero values.
+//
+// One listening socket can serve other protocols beside the mailboxes: a
+// Mux tells them apart by the first byte of the connection, which for a
+// mailbox name is printable ASCII. Mux.AnnounceFirstByte(FirstByteClassic)
+// receives classic rlogin clients (RFC 1282, first byte NUL), and
+// Mux.AnnounceFirstByte(FirstByteTLS) TLS clients that name no mailbox
+// (first byte 0x16, a TLS handshake record).
 package transport
 
 import (
@@ -78,6 +87,34 @@ func splitAddress(address string) (network, addr string, err error) {
 	return network, addr, nil
 }
 
+// A Network carries stream connections in place of the system's TCP and
+// Unix-domain sockets: for example the in-memory network of package
+// transport/memnet, so tests and tools run without ports. network is "tcp"
+// or "unix", and address is in that network's form ("host:port", or a
+// socket path): transport maps its own address forms (see Dial) onto these.
+// A Network's methods may be called from several goroutines at once; its
+// listeners' Close must unblock Accept with an error matching net.ErrClosed.
+type Network interface {
+	Dial(ctx context.Context, network, address string) (net.Conn, error)
+	Listen(ctx context.Context, network, address string) (net.Listener, error)
+}
+
+// errSystemOnly is the error of a Dialer or ListenConfig that sets both a
+// Network and options of the system's sockets.
+var errSystemOnly = errors.New("LocalAddr and Control configure the system's sockets, not a Network")
+
+// A ListenConfig holds options for listening, as net.ListenConfig does.
+// Its zero value listens on the system's sockets, as Listen does.
+type ListenConfig struct {
+	// Control, if not nil, is called with the socket before it is bound,
+	// as net.ListenConfig.Control is: for socket options such as
+	// SO_REUSEPORT.
+	Control func(network, address string, c syscall.RawConn) error
+	// Network, if not nil, carries the listener instead of the system's
+	// sockets; it is configured on its own, and Control must be nil.
+	Network Network
+}
+
 // Listen listens for stream connections on address, which takes one of the
 // forms:
 //
@@ -92,23 +129,45 @@ func splitAddress(address string) (network, addr string, err error) {
 // A Unix listener removes its socket file on Close. If the socket file
 // already exists but nobody listens on it (a stale file left by a process
 // that died), Listen replaces it; it never removes a file that is not a
-// socket, nor a socket that accepts connections.
+// socket, nor a socket that accepts connections. (With a Network, the
+// forms are mapped the same way, and the Network does the rest.)
 //
 // ctx bounds only the setup, not the listener's life.
-func Listen(ctx context.Context, address string) (net.Listener, error) {
+func (lc *ListenConfig) Listen(ctx context.Context, address string) (net.Listener, error) {
 	network, addr, err := splitAddress(address)
 	if err != nil {
 		return nil, err
 	}
-	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, network, addr)
-	if err != nil && network == "unix" && errors.Is(err, syscall.EADDRINUSE) && removeStale(ctx, addr) {
-		l, err = lc.Listen(ctx, network, addr)
+	var l net.Listener
+	switch {
+	case lc.Network != nil && lc.Control != nil:
+		err = errSystemOnly
+	case lc.Network != nil:
+		l, err = lc.Network.Listen(ctx, network, addr)
+	default:
+		l, err = lc.listenSystem(ctx, network, addr)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
 	}
 	return l, nil
+}
+
+// listenSystem listens on the system's sockets.
+func (lc *ListenConfig) listenSystem(ctx context.Context, network, addr string) (net.Listener, error) {
+	nlc := net.ListenConfig{Control: lc.Control}
+	l, err := nlc.Listen(ctx, network, addr)
+	if err != nil && network == "unix" && errors.Is(err, syscall.EADDRINUSE) && removeStale(ctx, addr) {
+		l, err = nlc.Listen(ctx, network, addr)
+	}
+	return l, err
+}
+
+// Listen listens on address (see ListenConfig.Listen for its forms) with
+// the zero ListenConfig: on the system's sockets.
+func Listen(ctx context.Context, address string) (net.Listener, error) {
+	var lc ListenConfig
+	return lc.Listen(ctx, address)
 }
 
 // removeStale removes the Unix socket file at path if it is a socket that
@@ -132,6 +191,24 @@ func removeStale(ctx context.Context, path string) bool {
 	return os.Remove(path) == nil
 }
 
+// A Dialer holds options for connecting, as net.Dialer does. Its zero
+// value dials with the system's sockets, as Dial does. A Dialer may be
+// used from several goroutines at once.
+type Dialer struct {
+	// LocalAddr, if not nil, is the address to dial from: a *net.TCPAddr
+	// for a TCP address, a *net.UnixAddr for a Unix one (as
+	// net.Dialer.LocalAddr). For example &net.TCPAddr{Port: 1023} binds
+	// a privileged source port.
+	LocalAddr net.Addr
+	// Control, if not nil, is called with the socket before it connects,
+	// as net.Dialer.Control is: for socket options such as SO_MARK.
+	Control func(network, address string, c syscall.RawConn) error
+	// Network, if not nil, carries the conns instead of the system's
+	// sockets; it is configured on its own, and LocalAddr and Control must
+	// be nil.
+	Network Network
+}
+
 // Dial connects to address, which takes one of the forms:
 //
 //	"host:port", "[ipv6]:port"  TCP to that host (names are resolved)
@@ -141,17 +218,33 @@ func removeStale(ctx context.Context, path string) bool {
 //	"/path/sock", "dir/sock"    Unix-domain, for any address containing '/'
 //	"unix:@name"                Linux abstract Unix socket
 //
-// ctx bounds the connection setup; once connected, the conn does not
-// depend on ctx.
-func Dial(ctx context.Context, address string) (net.Conn, error) {
+// (With a Network, the forms are mapped the same way, and the Network does
+// the rest.) ctx bounds the connection setup; once connected, the conn
+// does not depend on ctx.
+func (d *Dialer) Dial(ctx context.Context, address string) (net.Conn, error) {
 	network, addr, err := splitAddress(address)
 	if err != nil {
 		return nil, err
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
+	var c net.Conn
+	switch {
+	case d.Network != nil && (d.LocalAddr != nil || d.Control != nil):
+		err = errSystemOnly
+	case d.Network != nil:
+		c, err = d.Network.Dial(ctx, network, addr)
+	default:
+		nd := net.Dialer{LocalAddr: d.LocalAddr, Control: d.Control}
+		c, err = nd.DialContext(ctx, network, addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
 	}
 	return c, nil
+}
+
+// Dial connects to address (see Dialer.Dial for its forms) with the zero
+// Dialer: over the system's sockets.
+func Dial(ctx context.Context, address string) (net.Conn, error) {
+	var d Dialer
+	return d.Dial(ctx, address)
 }

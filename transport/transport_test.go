@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/transport/memnet"
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
 )
@@ -158,36 +159,56 @@ func roundTrip(t *testing.T, a, b net.Conn) {
 	}
 }
 
+// TestAddressForms: every address form reaches its listener, over the
+// system's sockets and over a Network, which gets the forms mapped the same
+// way.
 func TestAddressForms(t *testing.T) {
-	ctx := testCtx(t)
 	path := unixAddr(t)
-	tests := []struct{ listen, dial string }{
-		{"127.0.0.1:0", ""},
-		{"tcp:127.0.0.1:0", "tcp:"},
-		{":0", ""},
-		{"unix:" + path, ""},
-		{path, "unix:"},
-		{"unix:@rlogin-transport-test-" + strconv.Itoa(os.Getpid()), "unix:"},
+	abstract := "unix:@rlogin-transport-test-" + strconv.Itoa(os.Getpid())
+	tests := []struct{ listen, network, dial string }{
+		{"127.0.0.1:0", "tcp", ""},
+		{"tcp:127.0.0.1:0", "tcp", "tcp:"},
+		{":0", "tcp", ""},
+		{"unix:" + path, "unix", ""},
+		{path, "unix", "unix:"},
+		{abstract, "unix", "unix:"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.listen, func(t *testing.T) {
-			l, err := Listen(ctx, tt.listen)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			c1, c2, err := connPair(l, func(ctx context.Context) (net.Conn, error) {
-				return Dial(ctx, tt.dial+l.Addr().String())
+	n := new(memnet.Network)
+	for _, nw := range []struct {
+		name string
+		lc   ListenConfig
+		d    Dialer
+	}{{"system", ListenConfig{}, Dialer{}}, {"memnet", ListenConfig{Network: n}, Dialer{Network: n}}} {
+		for _, tt := range tests {
+			t.Run(nw.name+" "+tt.listen, func(t *testing.T) {
+				checkAddressForm(t, &nw.lc, &nw.d, tt.listen, tt.network, tt.dial)
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c1.Close()
-			defer c2.Close()
-			roundTrip(t, c1, c2)
-			roundTrip(t, c2, c1)
-		})
+		}
 	}
+}
+
+// checkAddressForm listens on listen with lc, dials the listener's address
+// prefixed with dial with d, and checks that bytes go both ways.
+func checkAddressForm(t *testing.T, lc *ListenConfig, d *Dialer, listen, network, dial string) {
+	t.Helper()
+	l, err := lc.Listen(testCtx(t), listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := l.Addr().Network(); got != network {
+		t.Errorf("listener's network %q, want %q", got, network)
+	}
+	c1, c2, err := connPair(l, func(ctx context.Context) (net.Conn, error) {
+		return d.Dial(ctx, dial+l.Addr().String())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	defer c2.Close()
+	roundTrip(t, c1, c2)
+	roundTrip(t, c2, c1)
 }
 
 func TestIPv6Loopback(t *testing.T) {
