@@ -102,18 +102,39 @@ func TestClassicRefusedInTerminal(t *testing.T) {
 // TestClassicUnprivileged checks the message when no privileged port can be bound: run as a
 // non-root user (nobody) when the test runs as root.
 func TestClassicUnprivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run rlogin as another user")
+	if start, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil && strings.TrimSpace(string(start)) != "1024" {
+		t.Skipf("ports below %s are not privileged here", strings.TrimSpace(string(start)))
 	}
 	port, _ := fakeClassicServer(t, func(c *net.TCPConn) {
 		_, _ = c.Write([]byte("\x01Permission denied.\r\n"))
 	})
-	// A copy of rlogin that user nobody can run (the built one is in a private directory).
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, rloginBin, "-c", "-p", port, "-l", "alice", "127.0.0.1")
+	cmd.Env = []string{"HOME=/nonexistent", "PATH=/usr/bin:/bin", "USER=nobody"}
+	if os.Geteuid() == 0 {
+		// Run as nobody, from a copy of rlogin that nobody can run (the built one is in a
+		// private directory).
+		cmd.Path = nobodysCopy(t)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitFailure {
+		t.Errorf("exit: %v, want status %d", err, ExitFailure)
+	}
+	if !strings.Contains(string(out), "cannot bind a privileged source port (512-1023): rlogin is not running as root") {
+		t.Errorf("output %q lacks the privileged-port message", out)
+	}
+}
+
+// nobodysCopy copies rlogin where user nobody can run it, for the test's life.
+func nobodysCopy(t *testing.T) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "rlogin-nobody-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	bin := dir + "/rlogin"
 	data, err := os.ReadFile(rloginBin)
 	if err != nil {
@@ -125,18 +146,7 @@ func TestClassicUnprivileged(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-c", "-p", port, "-l", "alice", "127.0.0.1")
-	cmd.Env = []string{"HOME=/nonexistent", "PATH=/usr/bin:/bin", "USER=nobody"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitFailure {
-		t.Errorf("exit: %v, want status %d", err, ExitFailure)
-	}
-	if !strings.Contains(string(out), "cannot bind a privileged source port (512-1023): rlogin is not running as root") {
-		t.Errorf("output %q lacks the privileged-port message", out)
-	}
+	return bin
 }
 
 // TestClassicFlowControl: the server's 0x10 and 0x20 switch the terminal's IXON off and on; with
