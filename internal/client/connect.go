@@ -59,7 +59,7 @@ func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string,
 	stdinPipe, err := sess.StdinPipe()
 	if err != nil {
 		_ = sess.Close()
-		return nil, nil, fmt.Errorf("client: %w", err)
+		return nil, nil, err // already "session: ...": another prefix would add nothing
 	}
 	if err := startLogin(r.opts.Host, r.connectTimeout(), sess.Start, sess.Close, secureRefusal); err != nil {
 		return nil, nil, err
