@@ -75,6 +75,10 @@ func dialMessage(host string, port int, err error) string {
 		return fmt.Sprintf("%s: no login service: %s", where, mailbox.Reason)
 	case errors.As(err, &mailbox) && isSSHBanner(mailbox.Reply):
 		return sshMessage(where, port, false)
+	case errors.As(err, &mailbox) && strings.HasPrefix(mailbox.Reply, "\x01"):
+		// A classic rlogin server's refusal (RFC 1282): it took "login" for a bad handshake.
+		return fmt.Sprintf("%s: the server there speaks classic rlogin, not rlogin's secure protocol: "+
+			"use rlogind's port (%d by default), or -c, which is NOT ENCRYPTED", where, DefaultPort)
 	case errors.As(err, &mailbox):
 		return fmt.Sprintf("%s: the server there is not rlogind: it answered %s", where, strconv.QuoteToASCII(mailbox.Reply))
 	case errors.As(err, &dns):

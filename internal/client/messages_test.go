@@ -144,3 +144,22 @@ func TestNotRlogind(t *testing.T) {
 		t.Errorf("stderr %q, want it to end in %q", stderr.String(), want)
 	}
 }
+
+// TestClassicPortWithoutC points rlogin without -c at a classic rlogin server, which refuses the
+// mailbox request as a bad handshake: the message says what the server speaks and what to do.
+func TestClassicPortWithoutC(t *testing.T) {
+	port := tcpServer(t, func(c net.Conn) {
+		_, _ = c.Read(make([]byte, 64))
+		_, _ = c.Write([]byte("\x01not a classic rlogin client\r\n"))
+	})
+	var stderr bytes.Buffer
+	cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob"}
+	if code := cfg.Run(t.Context(), []string{"-p", port, "127.0.0.1"}); code != ExitFailure {
+		t.Errorf("status %d, want %d", code, ExitFailure)
+	}
+	want := "rlogin: connect to host 127.0.0.1 port " + port + ": the server there speaks classic rlogin, not rlogin's " +
+		"secure protocol: use rlogind's port (5513 by default), or -c, which is NOT ENCRYPTED\n"
+	if !strings.HasSuffix(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to end in %q", stderr.String(), want)
+	}
+}
