@@ -36,10 +36,10 @@ package pty
 
 import "errors"
 
-// Size is a terminal window size: Rows and Cols in character cells, X and Y in pixels
-// (0 when unknown).
+// Size is a terminal window size: Rows and Cols in character cells, XPixel and YPixel in pixels
+// (0 when unknown), as in struct winsize. session.WindowSize is this type.
 type Size struct {
-	Rows, Cols, X, Y uint16
+	Rows, Cols, XPixel, YPixel uint16
 }
 
 // Status holds the status bits of a packet-mode status packet (see tty_ioctl(4),

@@ -93,7 +93,7 @@ func Start(cmd *exec.Cmd, sz Size) (*PTY, error) {
 	}
 	var output *rawio.Watch
 	err = control(raw, func(fd int) error {
-		ws := unix.Winsize{Row: sz.Rows, Col: sz.Cols, Xpixel: sz.X, Ypixel: sz.Y}
+		ws := unix.Winsize{Row: sz.Rows, Col: sz.Cols, Xpixel: sz.XPixel, Ypixel: sz.YPixel}
 		if err := unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &ws); err != nil {
 			return fmt.Errorf("set window size: %w", err)
 		}
@@ -433,7 +433,7 @@ func (p *PTY) TryWrite(b []byte) (int, error) {
 // terminal's foreground process group when the size changes.
 func (p *PTY) Resize(sz Size) error {
 	err := control(p.raw, func(fd int) error {
-		ws := unix.Winsize{Row: sz.Rows, Col: sz.Cols, Xpixel: sz.X, Ypixel: sz.Y}
+		ws := unix.Winsize{Row: sz.Rows, Col: sz.Cols, Xpixel: sz.XPixel, Ypixel: sz.YPixel}
 		return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &ws)
 	})
 	if err != nil {

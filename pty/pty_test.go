@@ -212,7 +212,7 @@ func TestSendEOF(t *testing.T) {
 }
 
 func TestSize(t *testing.T) {
-	c := startChild(t, pty.Size{Rows: 33, Cols: 111, X: 800, Y: 600}, "stty", "size")
+	c := startChild(t, pty.Size{Rows: 33, Cols: 111, XPixel: 800, YPixel: 600}, "stty", "size")
 	if out, _ := c.readAll(); out != "33 111\r\n" {
 		t.Errorf("initial size: stty printed %q, want %q", out, "33 111\r\n")
 	}

@@ -146,7 +146,7 @@ func (c *Client) Start() error {
 // login sends the version and the request, and reads the answer.
 func (c *Client) login() (*bufio.Reader, error) {
 	req := c.Request
-	req.Env = localeEnv(req.Env)
+	req.Env = LocaleEnv(req.Env)
 	if checkTerm(req.Term) != nil {
 		req.Term = "dumb" // a terminal type that cannot be sent must not fail the login
 	}

@@ -39,7 +39,7 @@ func servePTY(t *testing.T, script string, configure func(*ServerConn), setup fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveTerminal(t, ptyTerminal{p}, configure, setup)
+	return serveTerminal(t, p, configure, setup)
 }
 
 // serveTerminal runs Serve with term for a client over loopback TCP that setup adjusts and that
@@ -434,10 +434,10 @@ func TestLoginFrameLimit(t *testing.T) {
 
 // largestRequest is a request with every field at its bound.
 func largestRequest() Request {
-	r := Request{User: strings.Repeat("u", maxUser), Term: strings.Repeat("t", maxTerm)}
-	for i := range maxEnv {
+	r := Request{User: strings.Repeat("u", MaxUserLen), Term: strings.Repeat("t", MaxTermLen)}
+	for i := range MaxLocaleVars {
 		name := "LC_" + strings.Repeat("A", i+1)
-		r.Env = append(r.Env, name+"="+strings.Repeat("v", maxEnvVar-len(name)-1))
+		r.Env = append(r.Env, name+"="+strings.Repeat("v", MaxLocaleVarLen-len(name)-1))
 	}
 	for i := range maxCaps {
 		r.Capabilities = append(r.Capabilities, strings.Repeat(string(rune('a'+i%26)), maxCapName-1)+string(rune('0'+i/26)))
@@ -451,7 +451,7 @@ func largestRequest() Request {
 // terminal type outside the bounds.
 func TestClientRepairsRequest(t *testing.T) {
 	var many []string
-	for i := range maxEnv + 10 {
+	for i := range MaxLocaleVars + 10 {
 		many = append(many, "LC_X"+strings.Repeat("Y", i)+"=C")
 	}
 	for _, tc := range []struct {
@@ -464,11 +464,11 @@ func TestClientRepairsRequest(t *testing.T) {
 		{"UTF-8 value", "xterm", []string{"LANG=C.UTF-8", "LC_IDENTIFICATION=caf\u00e9"}, "xterm", []string{"LANG=C.UTF-8"}},
 		{"twice", "xterm", []string{"LANG=C.UTF-8", "PATH=/bin", "LANG=en_US.UTF-8"}, "xterm", []string{"LANG=C.UTF-8"}},
 		{"tab", "xterm", []string{"LC_TERMINAL=iTerm2\t", "LC_ALL=C"}, "xterm", []string{"LC_ALL=C"}},
-		{"too long", "xterm", []string{"LANG=" + strings.Repeat("x", maxEnvVar), "LC_CTYPE=C"}, "xterm", []string{"LC_CTYPE=C"}},
-		{"too many", "xterm", many, "xterm", many[:maxEnv]},
+		{"too long", "xterm", []string{"LANG=" + strings.Repeat("x", MaxLocaleVarLen), "LC_CTYPE=C"}, "xterm", []string{"LC_CTYPE=C"}},
+		{"too many", "xterm", many, "xterm", many[:MaxLocaleVars]},
 		{"bad term", "x\x1b[31m", nil, "dumb", nil},
 		{"term with slash", "../../tmp/x", nil, "dumb", nil},
-		{"long term", strings.Repeat("x", maxTerm+1), nil, "dumb", nil},
+		{"long term", strings.Repeat("x", MaxTermLen+1), nil, "dumb", nil},
 		{"no term", "", nil, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -23,10 +22,6 @@ const (
 	window      = 256 << 10  // credit window: DATA bytes a sender may have outstanding, each way
 	creditBatch = window / 4 // receivers grant credit in batches of at least this many bytes
 
-	maxUser       = 32   // bytes of a user name
-	maxTerm       = 256  // bytes of a terminal type
-	maxEnv        = 64   // environment variables in a login request
-	maxEnvVar     = 1024 // bytes of one "NAME=value"
 	maxCaps       = 32   // capabilities in a list
 	maxCapName    = 64   // bytes of a capability name
 	maxReason     = 1024 // bytes of a REFUSE or CLOSE reason
@@ -35,7 +30,7 @@ const (
 
 	// maxLogin is the largest LOGIN payload (68046 bytes): every field at its bound. A server
 	// reads no longer frame before the login request.
-	maxLogin = 2 + maxUser + 2 + maxTerm + 8 + 1 + maxEnv*(2+maxEnvVar) + 1 + maxCaps*(1+maxCapName)
+	maxLogin = 2 + MaxUserLen + 2 + MaxTermLen + 8 + 1 + MaxLocaleVars*(2+MaxLocaleVarLen) + 1 + maxCaps*(1+maxCapName)
 )
 
 // Implementation limits (not protocol): how this package cuts its own data.
@@ -431,16 +426,16 @@ func appendRequest(b []byte, r *Request) ([]byte, error) {
 func decodeRequest(p []byte) (*Request, error) {
 	d := decoder{p: p}
 	r := &Request{
-		User:   d.string16("user name", maxUser),
-		Term:   d.string16("terminal type", maxTerm),
+		User:   d.string16("user name", MaxUserLen),
+		Term:   d.string16("terminal type", MaxTermLen),
 		Window: d.window(),
 	}
 	n := int(d.u8())
-	if n > maxEnv {
-		d.fail("%d environment variables exceed the limit of %d", n, maxEnv)
+	if n > MaxLocaleVars {
+		d.fail("%d environment variables exceed the limit of %d", n, MaxLocaleVars)
 	}
 	for i := 0; i < n && d.err == nil; i++ {
-		r.Env = append(r.Env, d.string16("environment variable", maxEnvVar))
+		r.Env = append(r.Env, d.string16("environment variable", MaxLocaleVarLen))
 	}
 	r.Capabilities = d.capabilities()
 	if err := d.finish(); err != nil {
@@ -450,122 +445,6 @@ func decodeRequest(p []byte) (*Request, error) {
 		return nil, err
 	}
 	return r, nil
-}
-
-// validate checks the bounds of docs/protocol.md, "LOGIN".
-func (r *Request) validate() error {
-	if err := checkUser(r.User); err != nil {
-		return err
-	}
-	if err := checkTerm(r.Term); err != nil {
-		return err
-	}
-	if len(r.Env) > maxEnv {
-		return fmt.Errorf("%d environment variables exceed the limit of %d", len(r.Env), maxEnv)
-	}
-	for i, e := range r.Env {
-		if err := checkEnv(e); err != nil {
-			return err
-		}
-		name := e[:len(envName(e))+1] // with the '='
-		for _, f := range r.Env[:i] {
-			if len(f) >= len(name) && f[:len(name)] == name {
-				return fmt.Errorf("environment variable %s appears twice", name[:len(name)-1])
-			}
-		}
-	}
-	return checkCapabilities(r.Capabilities)
-}
-
-// checkUser: 1 to 32 bytes of printable ASCII without space; not starting with '-' (so no name can
-// pass for an option of login(1); CVE-1999-0113).
-func checkUser(s string) error {
-	switch {
-	case s == "":
-		return errors.New("empty user name")
-	case len(s) > maxUser:
-		return fmt.Errorf("user name of %d bytes exceeds the limit of %d", len(s), maxUser)
-	case s[0] == '-':
-		return fmt.Errorf("user name %s starts with '-'", quote(s))
-	}
-	if i := indexNotIn(s, "", 0x21, 0x7e); i >= 0 {
-		return fmt.Errorf("user name %s has a forbidden byte 0x%02x", quote(s), s[i])
-	}
-	return nil
-}
-
-// checkTerm: at most 256 bytes of printable ASCII without space or '/' (terminfo looks TERM up as
-// a file name). Empty means the client has no terminal type.
-func checkTerm(s string) error {
-	if len(s) > maxTerm {
-		return fmt.Errorf("terminal type of %d bytes exceeds the limit of %d", len(s), maxTerm)
-	}
-	if i := indexNotIn(s, "/", 0x21, 0x7e); i >= 0 {
-		return fmt.Errorf("terminal type %s has a forbidden byte 0x%02x", quote(s), s[i])
-	}
-	return nil
-}
-
-// checkEnv: "NAME=value" of at most 1 KiB; NAME is LANG or LC_ and capitals or '_'; the value is
-// printable ASCII.
-func checkEnv(e string) error {
-	if len(e) > maxEnvVar {
-		return fmt.Errorf("environment variable of %d bytes exceeds the limit of %d", len(e), maxEnvVar)
-	}
-	name := envName(e)
-	if name == "" || !isLocaleName(name) {
-		return fmt.Errorf("environment variable %s is not LANG or LC_*", quote(e))
-	}
-	if i := indexNotIn(e[len(name)+1:], "", 0x20, 0x7e); i >= 0 {
-		return fmt.Errorf("environment variable %s has a forbidden byte 0x%02x in its value", name, e[len(name)+1+i])
-	}
-	return nil
-}
-
-// envName returns the NAME of "NAME=value", or "" if e has no '='.
-func envName(e string) string {
-	for i := 0; i < len(e); i++ {
-		if e[i] == '=' {
-			return e[:i]
-		}
-	}
-	return ""
-}
-
-// isLocaleName reports whether name is LANG or LC_ followed by capitals or '_' (LC_ALL, LC_CTYPE).
-func isLocaleName(name string) bool {
-	if name == "LANG" {
-		return true
-	}
-	if len(name) < 4 || name[:3] != "LC_" {
-		return false
-	}
-	for i := 3; i < len(name); i++ {
-		if c := name[i]; (c < 'A' || c > 'Z') && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
-// localeEnv returns the entries of env that a LOGIN carries: LANG and LC_* whose values fit the
-// bounds (checkEnv), each name once (the first, as getenv finds it), at most maxEnv of them. What
-// it drops would fail the login, which one odd variable must not do.
-func localeEnv(env []string) []string {
-	var out []string
-	for _, e := range env {
-		if len(out) == maxEnv {
-			break
-		}
-		if checkEnv(e) != nil {
-			continue
-		}
-		name := e[:len(envName(e))+1] // with the '='
-		if !slices.ContainsFunc(out, func(f string) bool { return strings.HasPrefix(f, name) }) {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // checkCapabilities: at most 32 distinct names of 1 to 64 bytes of printable ASCII without space.

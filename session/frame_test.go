@@ -229,8 +229,8 @@ func TestReasons(t *testing.T) {
 // TestLocaleEnv checks which variables a client sends: LANG and LC_* that fit the bounds, each
 // name once, so that the request it makes is always valid.
 func TestLocaleEnv(t *testing.T) {
-	got := localeEnv([]string{"PATH=/bin", "LANG=C", "LANGUAGE=en", "LC_ALL=C.UTF-8", "LC_=x", "LC_ctype=x", "LC_MESSAGES", "XLANG=1", "LC_PAPER=A4",
-		"LC_IDENTIFICATION=caf\u00e9", "LANG=en_US.UTF-8", "LC_TERMINAL=iTerm2\t", "LC_NAME=" + strings.Repeat("x", maxEnvVar), "LC_TIME=C"})
+	got := LocaleEnv([]string{"PATH=/bin", "LANG=C", "LANGUAGE=en", "LC_ALL=C.UTF-8", "LC_=x", "LC_ctype=x", "LC_MESSAGES", "XLANG=1", "LC_PAPER=A4",
+		"LC_IDENTIFICATION=caf\u00e9", "LANG=en_US.UTF-8", "LC_TERMINAL=iTerm2\t", "LC_NAME=" + strings.Repeat("x", MaxLocaleVarLen), "LC_TIME=C"})
 	if want := []string{"LANG=C", "LC_ALL=C.UTF-8", "LC_PAPER=A4", "LC_TIME=C"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -240,17 +240,17 @@ func TestLocaleEnv(t *testing.T) {
 		{"LC_TERMINAL=iTerm2\t"},
 		slices.Repeat([]string{"LC_A=C", "LC_B=C", "LC_C=C"}, 30),
 	} {
-		r := Request{User: "bob", Term: "xterm", Env: localeEnv(env)}
+		r := Request{User: "bob", Term: "xterm", Env: LocaleEnv(env)}
 		if _, err := appendRequest(nil, &r); err != nil {
 			t.Errorf("Env %q: the request cannot be sent: %v", env, err)
 		}
 	}
 	var many []string
-	for i := range maxEnv + 1 {
+	for i := range MaxLocaleVars + 1 {
 		many = append(many, "LC_X"+strings.Repeat("Y", i)+"=C")
 	}
-	if got := localeEnv(many); len(got) != maxEnv {
-		t.Errorf("%d variables kept of %d, want %d", len(got), len(many), maxEnv)
+	if got := LocaleEnv(many); len(got) != MaxLocaleVars {
+		t.Errorf("%d variables kept of %d, want %d", len(got), len(many), MaxLocaleVars)
 	}
 }
 

@@ -13,12 +13,8 @@ import (
 	"github.com/rlogin-go/rlogin/pty"
 )
 
-// ptyTerminal makes a *pty.PTY a Terminal, as rlogind does.
-type ptyTerminal struct{ *pty.PTY }
-
-func (t ptyTerminal) Resize(w WindowSize) error {
-	return t.PTY.Resize(pty.Size{Rows: w.Rows, Cols: w.Cols, X: w.XPixel, Y: w.YPixel})
-}
+// A *pty.PTY is a Terminal as it is, as rlogind serves it.
+var _ Terminal = (*pty.PTY)(nil)
 
 // slowTerminal is a Stdout that takes time in proportion to the bytes written, like a terminal
 // emulator drawing them, and remembers when a marker first appeared.
@@ -157,7 +153,7 @@ func startPTYSession(t *testing.T, p *pty.PTY, setup func(*Client)) (*Client, ch
 			res <- served{st, err}
 			return
 		}
-		st, err := srv.Serve(ctx, ptyTerminal{p})
+		st, err := srv.Serve(ctx, p)
 		res <- served{st, err}
 	}()
 	t.Cleanup(func() {

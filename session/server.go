@@ -27,11 +27,11 @@ const (
 )
 
 // Terminal is the shell's side of a session: a pty in packet mode and the shell on it. *pty.PTY
-// satisfies it through a small adapter. Serve calls ReadOutput from one goroutine, Write and
+// satisfies it. Serve calls ReadOutput from one goroutine, Write and
 // SendEOF from a second (in the order the client sent them), Resize from a third, Wait from a
 // fourth, and Hangup, Close and Kill from Serve's own goroutine, concurrently. A Terminal that
 // also has an Exited method (a channel closed once the shell has exited, after which Wait
-// returns at once), as the adapter does, saves the fourth goroutine: Serve's own goroutine
+// returns at once), as *pty.PTY does, saves the fourth goroutine: Serve's own goroutine
 // then calls Wait.
 type Terminal interface {
 	// ReadOutput reads the shell's output. flushed reports that the terminal discarded pending

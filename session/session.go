@@ -6,31 +6,6 @@ import (
 	"syscall"
 )
 
-// WindowSize is a terminal's size in characters and pixels (0 = unknown).
-type WindowSize struct {
-	Rows, Cols, XPixel, YPixel uint16
-}
-
-// Request is a login request. Its bounds (docs/protocol.md, "LOGIN"): User is 1 to 32 bytes of
-// printable ASCII without space and does not start with '-'; Term is at most 256 bytes of printable
-// ASCII without space or '/'; at most 64 LANG and LC_* variables of at most 1 KiB each; at most 32
-// capabilities.
-type Request struct {
-	User   string     // the remote user name
-	Term   string     // terminal type, as in TERM; "" if there is none; a Client sends "dumb" for one outside the bounds
-	Window WindowSize // initial window size
-
-	// Env holds "NAME=value" entries. Only LANG and LC_* are carried: a Client drops the other
-	// entries, so Env may be the whole environment, and those outside the bounds (a value that is
-	// not printable ASCII or too long, a name seen before: the first is kept), and sends at most
-	// 64; a server accepts no others.
-	Env []string
-
-	// Capabilities lists the optional features the client offers. A Client fills it in itself
-	// (this version offers none); a server ignores names it does not know.
-	Capabilities []string
-}
-
 // ExitError reports a remote shell that did not exit with status 0.
 type ExitError struct {
 	Status     int    // exit status, if Signal is ""

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rlogin-go/rlogin/session"
 )
 
 // DefaultPort is the port rlogin connects to when -p is not given (rlogind's default address is :5513).
@@ -304,17 +306,18 @@ func checkHost(h string) error {
 	return nil
 }
 
-// checkUser refuses user names no system has; the server validates names too.
+// checkUser refuses a user name that no rlogind would take (session.ValidUserName), before
+// anything is sent; "" stands for the local user name, checked when it is used.
 func checkUser(u string) error {
-	if len(u) > 256 {
-		return usageErrorf("user name too long")
+	if u == "" || session.ValidUserName(u) {
+		return nil
 	}
-	for i := 0; i < len(u); i++ {
-		if c := u[i]; c < 0x20 || c == 0x7f {
-			return usageErrorf("bad character %s in user name", printableByte(c))
-		}
-	}
-	return nil
+	return usageErrorf("invalid user name %q: %s", u, userNameRule())
+}
+
+// userNameRule says what session.ValidUserName accepts, for messages.
+func userNameRule() string {
+	return fmt.Sprintf("letters, digits, '.', '_', '-', not starting with '-', at most %d bytes", session.MaxUserLen)
 }
 
 // printableByte shows c safely in a message.

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/session/classic"
 )
 
@@ -88,11 +89,11 @@ func (r *runner) loginClassic(ctx context.Context, local, user string) (*classic
 // classicRequest is the handshake that logs local in as user, checked before anything is sent.
 func (r *runner) classicRequest(local, user string) (classic.Request, error) {
 	req := classic.Request{ClientUser: local, ServerUser: user, Term: r.getenv("TERM"), Speed: r.terminalSpeed()}
-	if !classic.ValidUserName(local) {
+	if !session.ValidUserName(local) {
 		return req, &connectError{msg: fmt.Sprintf("your local user name %q cannot be sent in a classic rlogin handshake", local)}
 	}
-	if !classic.ValidUserName(user) {
-		return req, &connectError{msg: fmt.Sprintf("invalid remote user name %q (letters, digits, '.', '_', '-', not starting with '-', at most %d bytes)", user, classic.MaxUserLen)}
+	if !session.ValidUserName(user) {
+		return req, &connectError{msg: fmt.Sprintf("invalid remote user name %q (%s)", user, userNameRule())}
 	}
 	if _, err := classic.AppendRequest(nil, &req); err != nil {
 		r.debugf("TERM %q cannot be sent; sending dumb", req.Term)

@@ -236,7 +236,7 @@ func TestClassicSessionPiped(t *testing.T) {
 		}
 		defer p.Close()
 		shell <- p
-		_, err = srv.Serve(context.Background(), classicPTY{p})
+		_, err = srv.Serve(context.Background(), p)
 		served <- err
 	}()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
@@ -287,10 +287,4 @@ func TestClassicSessionPiped(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("server: %v", err)
 	}
-}
-
-type classicPTY struct{ *pty.PTY }
-
-func (t classicPTY) Resize(w classic.WindowSize) error {
-	return t.PTY.Resize(pty.Size{Rows: w.Rows, Cols: w.Cols, X: w.XPixel, Y: w.YPixel})
 }

@@ -74,17 +74,9 @@ func (r *runner) getenv(name string) string {
 	return ""
 }
 
-// localeEnv is LANG and LC_* from the environment: what ssh sends by default.
-func (r *runner) localeEnv() []string {
-	var env []string
-	for _, kv := range r.environ {
-		name, _, ok := strings.Cut(kv, "=")
-		if ok && (name == "LANG" || strings.HasPrefix(name, "LC_")) {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
+// localeEnv is LANG and LC_* from the environment, as the protocol carries them
+// (session.LocaleEnv): what ssh sends by default.
+func (r *runner) localeEnv() []string { return session.LocaleEnv(r.environ) }
 
 // windowSize is the terminal's size: standard input's, else standard output's, else 24x80.
 func (r *runner) windowSize() session.WindowSize {

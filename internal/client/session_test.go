@@ -151,7 +151,7 @@ func (s *testServer) serve(c net.Conn) {
 	cmd := exec.Command("/bin/sh")
 	cmd.Dir = os.TempDir()
 	cmd.Env = append([]string{"TERM=" + req.Term, "PS1=$ ", "PATH=/usr/local/bin:/usr/bin:/bin"}, req.Env...)
-	p, err := pty.Start(cmd, pty.Size{Rows: req.Window.Rows, Cols: req.Window.Cols, X: req.Window.XPixel, Y: req.Window.YPixel})
+	p, err := pty.Start(cmd, req.Window)
 	if err != nil {
 		_ = srv.Refuse("no shell: " + err.Error())
 		return
@@ -160,7 +160,7 @@ func (s *testServer) serve(c net.Conn) {
 	_, _ = srv.Serve(s.ctx, &ptyTerminal{PTY: p, resizes: s.resizes})
 }
 
-// ptyTerminal adapts *pty.PTY to session.Terminal and reports each resize.
+// ptyTerminal is a *pty.PTY that reports each resize.
 type ptyTerminal struct {
 	*pty.PTY
 	resizes chan<- session.WindowSize
@@ -171,7 +171,7 @@ func (t *ptyTerminal) Resize(w session.WindowSize) error {
 	case t.resizes <- w:
 	default:
 	}
-	return t.PTY.Resize(pty.Size{Rows: w.Rows, Cols: w.Cols, X: w.XPixel, Y: w.YPixel})
+	return t.PTY.Resize(w)
 }
 
 // trust writes the server's host key into home's known_hosts, and makes the user's key, so rlogin

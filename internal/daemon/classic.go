@@ -271,7 +271,7 @@ var _ classic.Terminal = terminal(nil) // what startSession returns serves class
 // authorizeClassic decides a classic login. It returns the System login to start (nil in user
 // mode: the daemon's own shell), or the refusal's reason.
 func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.Request) (*systemLogin, string, bool) {
-	if !validUserName(req.ServerUser) || !validUserName(req.ClientUser) { // checked by the handshake already
+	if !session.ValidUserName(req.ServerUser) || !session.ValidUserName(req.ClientUser) { // checked by the handshake already
 		log.Warn("login refused", "reason", errInvalidUser.Error())
 		return nil, classicDenied, false
 	}
@@ -347,10 +347,10 @@ func (s *Server) startClassicLogin(log *slog.Logger, req *session.Request, lg *s
 	cmd := &exec.Cmd{
 		Path: s.cfg.LoginProgram,
 		Args: args,
-		Env:  loginEnv(terminalType(req.Term), nil),
+		Env:  loginEnv(session.TerminalTypeOrDumb(req.Term), nil),
 		Dir:  "/",
 	}
-	p, err := pty.Start(cmd, ptySize(req.Window))
+	p, err := pty.Start(cmd, req.Window)
 	return cmd, p, err
 }
 

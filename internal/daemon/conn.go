@@ -143,14 +143,14 @@ type sessionStart struct {
 }
 
 // terminal is what both flows serve: a session.Terminal that also reads in packet mode, so a
-// classic.Terminal too. ptyTerminal and the password gate are both.
+// classic.Terminal too. *pty.PTY and the password gate are both.
 type terminal interface {
 	session.Terminal
 	ReadPacket(b []byte) (n int, status pty.Status, err error)
 }
 
 var (
-	_ terminal = ptyTerminal{}
+	_ terminal = (*pty.PTY)(nil)
 	_ terminal = (*loginGate)(nil)
 )
 
@@ -182,7 +182,7 @@ func (s *Server) startSession(st sessionStart) (log *slog.Logger, p *pty.PTY, te
 	s.setShell(st.id, cmd, p)
 	log = log.With("pid", p.Pid())
 	if lg == nil {
-		return log, p, ptyTerminal{p}, func() {}, true
+		return log, p, p, func() {}, true
 	}
 	if st.loginAttrs != nil {
 		log = log.With(st.loginAttrs(lg)...)
@@ -246,7 +246,7 @@ func isTimeout(err error) bool {
 // anything else), the key must be in the authorized_keys file, and the name must be the
 // daemon's user; so a client whose key is not authorized learns nothing about the user.
 func (s *Server) authorize(log *slog.Logger, req *session.Request, key ed25519.PublicKey) (string, bool) {
-	if !validUserName(req.User) {
+	if !session.ValidUserName(req.User) {
 		log.Warn("login refused", "reason", errInvalidUser.Error(), "user", sanitize.Text(req.User))
 		return reasonInvalidUser, false
 	}
@@ -287,10 +287,10 @@ func (s *Server) startShell(log *slog.Logger, req *session.Request) (*exec.Cmd, 
 	cmd := &exec.Cmd{
 		Path: s.shell,
 		Args: []string{"-" + filepath.Base(s.shell)},
-		Env:  shellEnv(s.user, s.home, s.shell, terminalType(req.Term), locale),
+		Env:  shellEnv(s.user, s.home, s.shell, session.TerminalTypeOrDumb(req.Term), locale),
 		Dir:  dir,
 	}
-	p, err := pty.Start(cmd, ptySize(req.Window))
+	p, err := pty.Start(cmd, req.Window)
 	return cmd, p, err
 }
 
@@ -319,14 +319,3 @@ func exitAttrs(st *os.ProcessState) []any {
 	}
 	return []any{"status", st.ExitCode()}
 }
-
-func ptySize(w session.WindowSize) pty.Size {
-	return pty.Size{Rows: w.Rows, Cols: w.Cols, X: w.XPixel, Y: w.YPixel}
-}
-
-// ptyTerminal makes a *pty.PTY a session.Terminal.
-type ptyTerminal struct{ *pty.PTY }
-
-var _ session.Terminal = ptyTerminal{}
-
-func (t ptyTerminal) Resize(w session.WindowSize) error { return t.PTY.Resize(ptySize(w)) }

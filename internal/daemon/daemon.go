@@ -64,6 +64,7 @@ import (
 
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/pty"
+	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )
 
@@ -292,7 +293,7 @@ func newGeneration(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: uid %q: %w", u.Uid, err)
 	}
-	if !validUserName(u.Username) {
+	if !session.ValidUserName(u.Username) {
 		return nil, fmt.Errorf("daemon: user name %q is not a portable user name", u.Username)
 	}
 	home := cfg.Home

@@ -305,7 +305,7 @@ func (g *loginGate) isOpen() bool {
 // ReadOutput, ReadPacket, Resize and Wait are the PTY's: output and window changes are not gated.
 func (g *loginGate) ReadOutput(b []byte) (int, bool, error)       { return g.p.ReadOutput(b) }
 func (g *loginGate) ReadPacket(b []byte) (int, pty.Status, error) { return g.p.ReadPacket(b) }
-func (g *loginGate) Resize(w session.WindowSize) error            { return g.p.Resize(ptySize(w)) }
+func (g *loginGate) Resize(w session.WindowSize) error            { return g.p.Resize(w) }
 func (g *loginGate) Wait() (*os.ProcessState, error)              { return g.p.Wait() }
 func (g *loginGate) Exited() <-chan struct{}                      { return g.p.Exited() }
 

@@ -8,17 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
-)
 
-// Limits on what a login request may carry. They follow netkit in.rlogind (user names of at most
-// 32 bytes, terminal types of at most 256) and bound every other field the same way.
-const (
-	maxUserLen  = 32
-	maxTermLen  = 256
-	maxEnvValue = 256
-	maxEnvVars  = 32
+	"github.com/rlogin-go/rlogin/session"
 )
 
 // DefaultPath is the PATH of every shell the daemon starts, whatever the daemon's own PATH is.
@@ -27,84 +18,24 @@ const DefaultPath = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 // fallbackShell runs when the passwd database names no shell for the user.
 const fallbackShell = "/bin/sh"
 
-// errInvalidUser is the reason logged for a user name that fails validUserName.
+// errInvalidUser is the reason logged for a user name that fails session.ValidUserName.
 var errInvalidUser = errors.New("invalid user name")
 
-// validUserName reports whether name is a portable user name: 1 to 32 bytes of [A-Za-z0-9._-],
-// not starting with '-' (so it can never be read as an option: CVE-1999-0113's "-froot").
-func validUserName(name string) bool {
-	if name == "" || len(name) > maxUserLen || name[0] == '-' {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// terminalType returns the TERM for the shell: the requested one if it is 1 to 256 printable
-// ASCII characters without spaces, "dumb" otherwise.
-func terminalType(term string) string {
-	if term == "" || len(term) > maxTermLen {
-		return "dumb"
-	}
-	for i := 0; i < len(term); i++ {
-		if term[i] <= ' ' || term[i] >= 0x7f {
-			return "dumb"
-		}
-	}
-	return term
-}
-
-// localeVarName reports whether name is LANG or LC_ followed by one or more of [A-Z_].
-func localeVarName(name string) bool {
-	if name == "LANG" {
-		return true
-	}
-	rest, ok := strings.CutPrefix(name, "LC_")
-	if !ok || rest == "" {
-		return false
-	}
-	for i := 0; i < len(rest); i++ {
-		if c := rest[i]; (c < 'A' || c > 'Z') && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
-// printableValue reports whether v is valid UTF-8 of at most maxEnvValue bytes without control
-// characters (C0, DEL, C1; so no NUL and no escape sequences).
-func printableValue(v string) bool {
-	if len(v) > maxEnvValue || !utf8.ValidString(v) {
-		return false
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
-}
-
-// localeEnv keeps the requested variables that are LANG or LC_* with printable values, first
-// occurrence of each name only, at most maxEnvVars of them; it returns the kept "NAME=value"
+// localeEnv is the daemon's policy for the requested environment: the shell gets only locale
+// variables, those session.LocaleEnv keeps (the protocol's rule: LANG and LC_* with printable
+// ASCII values, each name once, at most session.MaxLocaleVars). It returns the kept "NAME=value"
 // entries and the entries it dropped.
 func localeEnv(req []string) (kept, dropped []string) {
-	seen := make(map[string]bool)
+	kept = session.LocaleEnv(req)
+	// kept is a subsequence of req, and an entry it skipped is never equal to a later kept one
+	// (same bytes, same verdict), so matching in order finds the dropped ones.
+	j := 0
 	for _, kv := range req {
-		name, value, ok := strings.Cut(kv, "=")
-		if !ok || !localeVarName(name) || !printableValue(value) || seen[name] || len(kept) == maxEnvVars {
-			dropped = append(dropped, kv)
+		if j < len(kept) && kv == kept[j] {
+			j++
 			continue
 		}
-		seen[name] = true
-		kept = append(kept, kv)
+		dropped = append(dropped, kv)
 	}
 	return kept, dropped
 }

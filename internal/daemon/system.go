@@ -207,7 +207,7 @@ func (s *Server) program(lg *systemLogin) string {
 // nologin files refuse everyone but root. A client learns only "permission denied" whatever
 // failed, except for the nologin message.
 func (s *Server) authorizeSystem(log *slog.Logger, req *session.Request, key ed25519.PublicKey) (*systemLogin, string, bool) {
-	if !validUserName(req.User) {
+	if !session.ValidUserName(req.User) {
 		log.Warn("login refused", "reason", errInvalidUser.Error(), "user", sanitize.Text(req.User))
 		return nil, reasonInvalidUser, false
 	}
@@ -313,7 +313,7 @@ func peerHost(addr net.Addr) string {
 // happened before (CVE-1999-0113's "-froot"); there is never an argument after it (login(1)
 // would take it as an environment variable).
 func loginArgs(host string, preauthenticated bool, name string) ([]string, error) {
-	if !validUserName(name) {
+	if !session.ValidUserName(name) {
 		return nil, fmt.Errorf("daemon: %w: %s", errInvalidUser, sanitize.Text(name))
 	}
 	args := []string{"login", "-p"}
@@ -347,10 +347,10 @@ func (s *Server) startLogin(log *slog.Logger, req *session.Request, lg *systemLo
 	cmd := &exec.Cmd{
 		Path: s.cfg.LoginProgram,
 		Args: args,
-		Env:  loginEnv(terminalType(req.Term), acceptedLocale(log, req)),
+		Env:  loginEnv(session.TerminalTypeOrDumb(req.Term), acceptedLocale(log, req)),
 		Dir:  "/",
 	}
-	p, err := pty.Start(cmd, ptySize(req.Window))
+	p, err := pty.Start(cmd, req.Window)
 	return cmd, p, err
 }
 
@@ -359,7 +359,7 @@ func (s *Server) startLogin(log *slog.Logger, req *session.Request, lg *systemLo
 // finish, to be called once Serve has returned: it stops the gate and writes the logout record.
 func (s *Server) loginSession(log *slog.Logger, p *pty.PTY, lg *systemLogin, deadline time.Time) (session.Terminal, func(), error) {
 	tty := ttyOf(p.Pid())
-	var term session.Terminal = ptyTerminal{p}
+	var term session.Terminal = p
 	var gate *loginGate
 	if lg.method == methodPassword {
 		if tty == "" {

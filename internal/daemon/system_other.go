@@ -17,7 +17,7 @@ const (
 	wtmpPath = "/var/log/wtmp"
 )
 
-type loginGate struct{ ptyTerminal }
+type loginGate struct{ *pty.PTY }
 
 func (g *loginGate) TryWrite([]byte) (int, error) { return 0, nil }
 

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rlogin-go/rlogin/session"
 )
 
 func TestLoginArgs(t *testing.T) {
@@ -60,7 +62,7 @@ func FuzzLoginArgs(f *testing.F) {
 			return
 		}
 		n := len(args)
-		if n < 2 || args[n-2] != "--" || args[n-1] != name || !validUserName(name) {
+		if n < 2 || args[n-2] != "--" || args[n-1] != name || !session.ValidUserName(name) {
 			t.Fatalf("loginArgs(%q) = %q", name, args)
 		}
 		if slices.Contains(args[:n-2], name) && name != "login" {

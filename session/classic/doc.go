@@ -8,9 +8,11 @@
 //   - The client sends a NUL, then three NUL-terminated strings: its local user name, the user
 //     to log in as, and "terminal-type/speed" ("\x00bob\x00bob\x00xterm/38400\x00"). A server
 //     reads it under a deadline, with netkit in.rlogind's bounds: user names of at most 32 bytes
-//     (MaxUserLen), the terminal field at most 256 (MaxTermLen). User names must be portable
-//     names that do not start with '-' (so "-froot" never reaches login(1), CVE-1999-0113); the
-//     terminal type is printable ASCII without spaces or '/'.
+//     (session.MaxUserLen), the terminal field at most 256 (session.MaxTermLen). User names must
+//     pass session.ValidUserName (portable names that do not start with '-', so "-froot" never
+//     reaches login(1), CVE-1999-0113); the terminal type is empty or passes
+//     session.ValidTerminalType (printable ASCII without spaces or '/'). A terminal field with a
+//     '/' and no speed ("xterm/") reads as the type alone, as netkit in.rlogind reads it.
 //   - The server answers one NUL byte, or 0x01, a message and CR LF, and closes.
 //   - The session is then raw bytes both ways, with two additions. The server sends control
 //     bytes as TCP urgent data (MSG_OOB), the pty's packet-mode bits: 0x02 flush (the client

@@ -5,19 +5,21 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/rlogin-go/rlogin/session"
 )
 
-// Limits on the handshake's fields, as netkit in.rlogind has them: user names of at most 32
-// bytes, a terminal field ("type/speed") of at most 256, each without its NUL.
+// Limits on the handshake's fields. They are the session protocol's (session.MaxUserLen,
+// session.MaxTermLen), which are also netkit in.rlogind's: user names of at most 32 bytes, a
+// terminal field ("type/speed") of at most 256, each without its NUL.
 const (
-	MaxUserLen = 32
-	MaxTermLen = 256
-	maxSpeed   = 10 // digits of the speed after '/'
+	maxTermField = session.MaxTermLen // the whole "type/speed" field
+	maxSpeed     = 10                 // digits of the speed after '/'
 )
 
 // maxHandshake is the longest handshake a server accepts: the NUL and three bounded fields with
 // their NULs.
-const maxHandshake = 1 + (MaxUserLen + 1) + (MaxUserLen + 1) + (MaxTermLen + 1)
+const maxHandshake = 1 + (session.MaxUserLen + 1) + (session.MaxUserLen + 1) + (maxTermField + 1)
 
 // Request is the handshake a classic client sends: "\x00" clientuser "\x00" serveruser "\x00"
 // term "/" speed "\x00".
@@ -25,7 +27,7 @@ type Request struct {
 	ClientUser string // the user name on the client's machine (for .rhosts trust)
 	ServerUser string // the user to log in as
 	Term       string // terminal type, as in TERM ("xterm"); may be empty
-	Speed      string // terminal speed in decimal ("38400"); may be empty
+	Speed      string // terminal speed in decimal ("38400"); may be empty (no '/' is sent then)
 }
 
 // ErrNotClassic is returned by ReadRequest when the first byte is not NUL: the peer is not a
@@ -45,7 +47,7 @@ func handshakeErrorf(format string, args ...any) error {
 }
 
 // AppendRequest appends the handshake for req to b. It checks req as a server would (see
-// ValidUserName and validTerm) and fails without appending if it would be refused.
+// session.ValidUserName and session.ValidTerminalType) and fails without appending if it would be refused.
 func AppendRequest(b []byte, req *Request) ([]byte, error) {
 	if err := req.check(); err != nil {
 		return b, err
@@ -65,10 +67,10 @@ func AppendRequest(b []byte, req *Request) ([]byte, error) {
 
 // check validates the fields of a parsed or to-be-sent request.
 func (req *Request) check() error {
-	if !ValidUserName(req.ClientUser) {
+	if !session.ValidUserName(req.ClientUser) {
 		return handshakeErrorf("invalid client user name")
 	}
-	if !ValidUserName(req.ServerUser) {
+	if !session.ValidUserName(req.ServerUser) {
 		return handshakeErrorf("invalid server user name")
 	}
 	if !validTerm(req.Term) {
@@ -81,43 +83,14 @@ func (req *Request) check() error {
 	if req.Speed != "" {
 		field += 1 + len(req.Speed)
 	}
-	if field > MaxTermLen {
-		return handshakeErrorf("terminal type longer than %d bytes", MaxTermLen)
+	if field > maxTermField {
+		return handshakeErrorf("terminal type longer than %d bytes", maxTermField)
 	}
 	return nil
 }
 
-// ValidUserName reports whether name is a portable user name: 1 to MaxUserLen bytes of
-// [A-Za-z0-9._-], not starting with '-', so that it can never be read as an option of login(1)
-// (CVE-1999-0113's "-froot").
-func ValidUserName(name string) bool {
-	if name == "" || len(name) > MaxUserLen || name[0] == '-' {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validTerm accepts 0 to MaxTermLen bytes of printable ASCII without space or '/' (TERM is looked
-// up as a file name).
-func validTerm(t string) bool {
-	if len(t) > MaxTermLen {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if c := t[i]; c <= ' ' || c >= 0x7f || c == '/' {
-			return false
-		}
-	}
-	return true
-}
+// validTerm accepts no terminal type or one that passes session.ValidTerminalType.
+func validTerm(t string) bool { return t == "" || session.ValidTerminalType(t) }
 
 // validSpeed accepts "" or 1 to maxSpeed decimal digits.
 func validSpeed(s string) bool {
@@ -143,7 +116,7 @@ func scanRequest(b []byte) (req *Request, n int, done bool, err error) {
 		return nil, 0, false, ErrNotClassic
 	}
 	var fields [3]string
-	limits := [3]int{MaxUserLen, MaxUserLen, MaxTermLen}
+	limits := [3]int{session.MaxUserLen, session.MaxUserLen, maxTermField}
 	names := [3]string{"client user name", "server user name", "terminal type"}
 	pos := 1
 	for i := range fields {
@@ -168,6 +141,8 @@ func scanRequest(b []byte) (req *Request, n int, done bool, err error) {
 		pos += end + 1
 	}
 	req = &Request{ClientUser: fields[0], ServerUser: fields[1]}
+	// "xterm/" has no speed: netkit in.rlogind cuts at the '/' and reads an empty speed as none,
+	// so it is the same request as "xterm", which is how AppendRequest writes it back.
 	req.Term, req.Speed, _ = strings.Cut(fields[2], "/")
 	if err := req.check(); err != nil {
 		return nil, 0, false, err

@@ -46,7 +46,7 @@ const readChunk = 32 << 10
 const WindowRequestDelay = 100 * time.Millisecond
 
 // Terminal is the shell's side of a classic session: a pty in packet mode and the program on it.
-// *pty.PTY satisfies it through a small adapter (Resize takes a WindowSize). Serve calls
+// *pty.PTY satisfies it (WindowSize is pty.Size). Serve calls
 // ReadPacket from one goroutine, Write and Resize from a second, Hangup from any, and Wait once
 // the output is over.
 type Terminal interface {

@@ -655,7 +655,7 @@ func TestServeRealShell(t *testing.T) {
 			served <- err
 			return
 		}
-		_, err := srv.Serve(context.Background(), ptyTerminal{p})
+		_, err := srv.Serve(context.Background(), p)
 		served <- err
 	}()
 	out := newSyncBuffer()
@@ -697,8 +697,5 @@ func TestServeRealShell(t *testing.T) {
 	_, _ = p.Wait()
 }
 
-type ptyTerminal struct{ *pty.PTY }
-
-func (t ptyTerminal) Resize(w WindowSize) error {
-	return t.PTY.Resize(pty.Size{Rows: w.Rows, Cols: w.Cols, X: w.XPixel, Y: w.YPixel})
-}
+// A *pty.PTY is a Terminal as it is, as rlogind serves it.
+var _ Terminal = (*pty.PTY)(nil)

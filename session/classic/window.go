@@ -8,7 +8,7 @@ import (
 )
 
 // WindowSize is a terminal's size in characters and pixels (0 = unknown); the same type as the
-// secure protocol's.
+// secure protocol's and the pty's (pty.Size).
 type WindowSize = session.WindowSize
 
 // WindowMessageLen is the length of a window-size message: FF FF 's' 's' and four big-endian
