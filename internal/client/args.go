@@ -31,7 +31,7 @@ type Options struct {
 	EightBit   bool // -8: with -c, ignore the server's requests to switch local ^S/^Q flow control
 
 	// ConnectTimeout is -o ConnectTimeout=N: how long reaching the login service may take, and
-	// separately the login request; 0 means Config.ConnectTimeout.
+	// separately the login request; 0 means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 }
 

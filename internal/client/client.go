@@ -54,7 +54,8 @@ import (
 )
 
 // DefaultConnectTimeout bounds dialing and the mailbox exchange, and separately the login request,
-// when Config.ConnectTimeout is 0.
+// unless the command line sets another bound (-o ConnectTimeout=N). The TLS handshake has the
+// transport's own timeout.
 const DefaultConnectTimeout = 20 * time.Second
 
 // ExitFailure is the exit status for usage errors and failed or lost connections (as ssh's).
@@ -62,6 +63,8 @@ const ExitFailure = 255
 
 // Config is one rlogin run's surroundings. The zero value is rlogin as a user runs it, with
 // nothing to read on standard input and output discarded: set at least Stdin, Stdout and Stderr.
+// What the user chooses (the user, port, escape character, connect timeout...) comes from Run's
+// arguments only, so there is one way to set each.
 type Config struct {
 	Stdin  io.Reader // typed or piped input; raw mode and escapes when it is a terminal (*os.File)
 	Stdout io.Writer // the remote session's output
@@ -75,10 +78,6 @@ type Config struct {
 	Environ []string
 	// Prompt asks whether to trust an unknown host key; nil means TTYPrompter{} (/dev/tty).
 	Prompt Prompter
-	// ConnectTimeout bounds the dial and mailbox exchange, and the login request, unless the
-	// command line sets it (-o ConnectTimeout=N); 0 means DefaultConnectTimeout. The TLS
-	// handshake has the transport's own timeout.
-	ConnectTimeout time.Duration
 }
 
 // Main runs rlogin with the process's command-line arguments (without the program name) and

@@ -123,13 +123,10 @@ func secureRefusal(err error) (string, bool) {
 }
 
 // connectTimeout bounds reaching the login service, and separately the login request: -o
-// ConnectTimeout, else Config.ConnectTimeout, else DefaultConnectTimeout.
+// ConnectTimeout, else DefaultConnectTimeout.
 func (r *runner) connectTimeout() time.Duration {
-	switch {
-	case r.opts.ConnectTimeout > 0:
+	if r.opts.ConnectTimeout > 0 {
 		return r.opts.ConnectTimeout
-	case r.cfg.ConnectTimeout > 0:
-		return r.cfg.ConnectTimeout
 	}
 	return DefaultConnectTimeout
 }

@@ -100,10 +100,10 @@ func TestHostKeyAddedOnlyAfterHandshake(t *testing.T) {
 	prompt := &fakePrompt{answers: []string{"yes"}}
 	var stderr bytes.Buffer
 	cfg := &Config{Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: &stderr, Home: home,
-		LocalUser: "tester", Environ: []string{}, Prompt: prompt, ConnectTimeout: testTimeout}
+		LocalUser: "tester", Environ: []string{}, Prompt: prompt}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	if code := cfg.Run(ctx, []string{"-p", s.port, "127.0.0.1"}); code != ExitFailure {
+	if code := cfg.Run(ctx, []string{"-o", "ConnectTimeout=20", "-p", s.port, "127.0.0.1"}); code != ExitFailure {
 		t.Fatalf("exit status %d, want %d; stderr:\n%s", code, ExitFailure, stderr.String())
 	}
 	if len(prompt.questions) != 1 || !strings.Contains(prompt.questions[0], keys.Fingerprint(s.pub)) {
@@ -131,10 +131,10 @@ func TestHostKeyAddedAfterHandshake(t *testing.T) {
 		prompt := &fakePrompt{answers: answers}
 		var stderr bytes.Buffer
 		cfg := &Config{Stdin: strings.NewReader("exit 0\n"), Stdout: &bytes.Buffer{}, Stderr: &stderr, Home: home,
-			LocalUser: "tester", Environ: []string{}, Prompt: prompt, ConnectTimeout: testTimeout}
+			LocalUser: "tester", Environ: []string{}, Prompt: prompt}
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()
-		if code := cfg.Run(ctx, []string{"-p", s.port, "127.0.0.1"}); code != 0 {
+		if code := cfg.Run(ctx, []string{"-o", "ConnectTimeout=20", "-p", s.port, "127.0.0.1"}); code != 0 {
 			t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
 		}
 		return prompt, stderr.String()
@@ -183,9 +183,9 @@ func TestHostNamedLikeANetwork(t *testing.T) {
 	for _, host := range []string{"unix", "tcp"} {
 		var stderr bytes.Buffer
 		cfg := &Config{Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: &stderr, Home: t.TempDir(),
-			LocalUser: "tester", Environ: []string{}, Prompt: &fakePrompt{}, ConnectTimeout: 5 * time.Second}
+			LocalUser: "tester", Environ: []string{}, Prompt: &fakePrompt{}}
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		code := cfg.Run(ctx, []string{"-p", "5513", host})
+		code := cfg.Run(ctx, []string{"-o", "ConnectTimeout=5", "-p", "5513", host})
 		cancel()
 		if code != ExitFailure {
 			t.Errorf("%s: exit status %d, want %d", host, code, ExitFailure)

