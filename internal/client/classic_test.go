@@ -244,7 +244,7 @@ func TestClassicSessionPiped(t *testing.T) {
 	var stdout, stderr termtest.Buffer
 	cfg := &Config{Stdin: pr, Stdout: &stdout, Stderr: &stderr, LocalUser: "bob", Environ: []string{"TERM=vt100"}}
 	status := make(chan int, 1)
-	go func() { status <- cfg.Run(t.Context(), []string{"-c", "-p", port, "-l", "alice", "127.0.0.1"}) }()
+	go func() { status <- cfg.Run(watchdog(t), []string{"-c", "-p", port, "-l", "alice", "127.0.0.1"}) }()
 	deadline := time.Now().Add(testTimeout)
 	for !strings.Contains(stdout.String(), "hello") {
 		if time.Now().After(deadline) {

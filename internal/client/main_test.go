@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -270,7 +271,7 @@ func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"-x", "host"}, {"host", "extra"}, {"-p", "0", "host"}, {"-e", "xy", "host"}} {
 		var stdout, stderr bytes.Buffer
 		cfg := &Config{Stdout: &stdout, Stderr: &stderr, Home: t.TempDir()}
-		if code := cfg.Run(t.Context(), args); code != ExitFailure {
+		if code := cfg.Run(watchdog(t), args); code != ExitFailure {
 			t.Errorf("%q: status %d, want %d", args, code, ExitFailure)
 		}
 		lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
@@ -286,7 +287,7 @@ func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"host", "-h"}} {
 		var stdout, stderr bytes.Buffer
 		cfg := &Config{Stdout: &stdout, Stderr: &stderr}
-		if code := cfg.Run(t.Context(), args); code != 0 || stdout.String() != usageText || stderr.Len() != 0 {
+		if code := cfg.Run(watchdog(t), args); code != 0 || stdout.String() != usageText || stderr.Len() != 0 {
 			t.Errorf("%q: status %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
 		}
 	}
@@ -298,7 +299,7 @@ func TestNoServerPiped(t *testing.T) {
 	home := t.TempDir()
 	port := freePort(t)
 	cfg := &Config{Stdin: strings.NewReader("ls\n"), Stdout: &stdout, Stderr: &stderr, Home: home, LocalUser: "bob"}
-	if code := cfg.Run(t.Context(), []string{"-p", port, "localhost"}); code != ExitFailure {
+	if code := cfg.Run(watchdog(t), []string{"-p", port, "localhost"}); code != ExitFailure {
 		t.Fatalf("status %d", code)
 	}
 	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
@@ -319,7 +320,7 @@ func TestDebug(t *testing.T) {
 		if debug {
 			args = append([]string{"-d"}, args...)
 		}
-		if code := cfg.Run(t.Context(), args); code != ExitFailure {
+		if code := cfg.Run(watchdog(t), args); code != ExitFailure {
 			t.Fatalf("status %d", code)
 		}
 		has := strings.Contains(stderr.String(), "rlogin: debug: connecting to 127.0.0.1:"+port+"\n")
@@ -374,7 +375,7 @@ func TestConnectTimeoutOption(t *testing.T) {
 	var stderr bytes.Buffer
 	cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob"}
 	start := time.Now()
-	code := cfg.Run(t.Context(), []string{"-o", "ConnectTimeout=1", "-p", port, "127.0.0.1"})
+	code := cfg.Run(watchdog(t), []string{"-o", "ConnectTimeout=1", "-p", port, "127.0.0.1"})
 	if took := time.Since(start); took < time.Second || took > testTimeout {
 		t.Errorf("gave up after %v, want about 1s", took)
 	}
@@ -385,4 +386,12 @@ func TestConnectTimeoutOption(t *testing.T) {
 	if !strings.HasSuffix(stderr.String(), want) {
 		t.Errorf("stderr %q, want it to end in %q", stderr.String(), want)
 	}
+}
+
+// watchdog is a context that ends after testTimeout: a Run that would hang ends instead (status
+// 255), and the test fails on what it got rather than at go test's own timeout.
+func watchdog(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
 }

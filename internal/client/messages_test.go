@@ -2,7 +2,6 @@ package client
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -72,7 +71,7 @@ func TestNoRepeatedPrefixes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
 			cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob", Prompt: &fakePrompt{answers: []string{"yes"}}}
-			if code := cfg.Run(context.Background(), []string{"-d", "-p", tc.port, "127.0.0.1"}); code != ExitFailure {
+			if code := cfg.Run(watchdog(t), []string{"-d", "-p", tc.port, "127.0.0.1"}); code != ExitFailure {
 				t.Fatalf("status %d", code)
 			}
 			t.Logf("stderr:\n%s", stderr.String())
@@ -117,7 +116,7 @@ func TestSSHPort(t *testing.T) {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stderr bytes.Buffer
 			cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob"}
-			if code := cfg.Run(t.Context(), tc.args); code != ExitFailure {
+			if code := cfg.Run(watchdog(t), tc.args); code != ExitFailure {
 				t.Errorf("status %d, want %d", code, ExitFailure)
 			}
 			if !strings.HasSuffix(stderr.String(), tc.want) {
@@ -136,7 +135,7 @@ func TestNotRlogind(t *testing.T) {
 	})
 	var stderr bytes.Buffer
 	cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob"}
-	if code := cfg.Run(t.Context(), []string{"-p", port, "127.0.0.1"}); code != ExitFailure {
+	if code := cfg.Run(watchdog(t), []string{"-p", port, "127.0.0.1"}); code != ExitFailure {
 		t.Errorf("status %d, want %d", code, ExitFailure)
 	}
 	want := "rlogin: connect to host 127.0.0.1 port " + port + `: the server there is not rlogind: it answered "220 mail.example.net ESMTP\x1b[2J"` + "\n"
@@ -154,7 +153,7 @@ func TestClassicPortWithoutC(t *testing.T) {
 	})
 	var stderr bytes.Buffer
 	cfg := &Config{Stderr: &stderr, Home: t.TempDir(), LocalUser: "bob"}
-	if code := cfg.Run(t.Context(), []string{"-p", port, "127.0.0.1"}); code != ExitFailure {
+	if code := cfg.Run(watchdog(t), []string{"-p", port, "127.0.0.1"}); code != ExitFailure {
 		t.Errorf("status %d, want %d", code, ExitFailure)
 	}
 	want := "rlogin: connect to host 127.0.0.1 port " + port + ": the server there speaks classic rlogin, not rlogin's " +

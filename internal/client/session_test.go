@@ -549,7 +549,7 @@ func TestPipedInput(t *testing.T) {
 		LocalUser: "tester",
 		Environ:   []string{"LC_ALL=C", "SECRET=x"},
 	}
-	code := cfg.Run(t.Context(), []string{"-p", s.port, "127.0.0.1"})
+	code := cfg.Run(watchdog(t), []string{"-p", s.port, "127.0.0.1"})
 	if code != 0 || !strings.Contains(stdout.String(), "piped-4 ~.") || stderr.String() != "" {
 		t.Fatalf("status %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
@@ -628,7 +628,7 @@ func TestBulkInput(t *testing.T) {
 	}
 	var stdout, stderr termtest.Buffer
 	cfg := &Config{Stdin: &in, Stdout: &stdout, Stderr: &stderr, Home: home, LocalUser: "tester", Environ: []string{}}
-	if code := cfg.Run(t.Context(), []string{"-p", s.port, "127.0.0.1"}); code != 0 {
+	if code := cfg.Run(watchdog(t), []string{"-p", s.port, "127.0.0.1"}); code != 0 {
 		t.Fatalf("status %d, stderr %q", code, stderr.String())
 	}
 	if !regexp.MustCompile(`500000\r\n`).MatchString(stdout.String()) {
@@ -697,7 +697,7 @@ func TestHostKeyNoTerminalAdvice(t *testing.T) {
 			LocalUser: "tester",
 			Prompt:    TTYPrompter{Path: filepath.Join(home, "no-tty")},
 		}
-		return cfg.Run(t.Context(), []string{"-p", s.port, "127.0.0.1"}), stderr.String()
+		return cfg.Run(watchdog(t), []string{"-p", s.port, "127.0.0.1"}), stderr.String()
 	}
 	code, stderr := run("exit 5\n")
 	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
