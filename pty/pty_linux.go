@@ -503,7 +503,7 @@ func (p *PTY) Hangup() {
 // called). A session server kills a shell that outlives its hangup and the close
 // of its terminal, so that it cannot hold the session. Only the child is killed:
 // the hangup has already gone to its jobs. The signal goes through the child's
-// os.Process, and Wait marks the child reaped under sigMu before reaping it, so a
+// os.Process, and Wait marks the child reaped (under the lock Kill takes) before reaping it, so a
 // pid reused after the reap is never signalled.
 func (p *PTY) Kill() {
 	p.sigMu.Lock()

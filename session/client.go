@@ -2,6 +2,7 @@ package session
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Client is the client side of a session, shaped like os/exec.Cmd: set Stdin (or call StdinPipe)
@@ -16,8 +18,9 @@ import (
 //
 // Two goroutines move the output: one reads frames from the conn into a queue, one writes the
 // queue to Stdout in big chunks and grants the server credit. A FLUSH from the server drops what
-// is queued (but the newest bytes the server says to keep). When Stdout can write without waiting
-// (see queueOutput), the reading goroutine writes what Stdout takes at once itself. Input leaves at once: each StdinPipe Write is one frame in one conn Write.
+// is queued (but the newest bytes the server says to keep). When Stdout is a TryWriter and nothing
+// is queued, the reading goroutine writes what Stdout takes at once itself. Input leaves at once:
+// each StdinPipe Write is one frame in one conn Write.
 type Client struct {
 	Request // what to ask for
 
@@ -26,9 +29,9 @@ type Client struct {
 	// blocked in Read); otherwise Wait waits for Read to return, as os/exec does.
 	Stdin io.Reader
 
-	// Stdout receives the remote output, in large chunks; nil discards it. If Stdout also has a
-	// method TryWrite(p []byte) (n int, err error) that writes what it can take without waiting
-	// (n < len(p) with a nil error when it would have to wait), output goes through it first.
+	// Stdout receives the remote output, in large chunks; nil discards it. If Stdout is also a
+	// TryWriter, output goes through TryWrite first, from the goroutine that reads the conn, and
+	// only what it does not take waits for a Write from the second goroutine.
 	Stdout io.Writer
 
 	// OnFlush, if set, is called when the remote pty discarded output (after the client dropped
@@ -101,9 +104,12 @@ func (c *Client) StdinPipe() (io.WriteCloser, error) {
 
 // Start sends the protocol version and the login request, and reads the answer. A refusal is a
 // *RefusedError; so is a server's refusal of this protocol version, with its line as the Reason.
-// On failure Start closes the conn. Start sets no deadlines: set one on the conn
-// first if the server may not answer (and clear it after).
-func (c *Client) Start() error {
+// On failure Start closes the conn.
+//
+// ctx bounds the login: if it is done before the answer arrives, Start closes the conn and
+// returns an error that wraps context.Cause(ctx). Once Start has returned, ctx has no effect:
+// the session runs until Wait or Close ends it.
+func (c *Client) Start(ctx context.Context) error {
 	c.mu.Lock()
 	switch {
 	case c.started:
@@ -116,7 +122,7 @@ func (c *Client) Start() error {
 	c.started = true
 	c.mu.Unlock()
 
-	br, err := c.login()
+	br, err := c.loginUntil(ctx)
 	if err != nil {
 		_ = c.closeConn()
 		return err
@@ -141,6 +147,24 @@ func (c *Client) Start() error {
 		go func() { c.stdinDone <- c.copyStdin() }()
 	}
 	return nil
+}
+
+// loginUntil is login, cut short when ctx is done: a deadline in the past unblocks the conn.
+func (c *Client) loginUntil(ctx context.Context) (*bufio.Reader, error) {
+	if ctx.Done() == nil {
+		return c.login()
+	}
+	unblocked := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(unblocked)
+		_ = c.conn.SetDeadline(time.Unix(1, 0))
+	})
+	br, err := c.login()
+	if !stop() {
+		<-unblocked // the conn is spoiled even if the login got through: Start fails
+		return nil, fmt.Errorf("session: login: %w", context.Cause(ctx))
+	}
+	return br, err
 }
 
 // login sends the version and the request, and reads the answer.
@@ -187,7 +211,7 @@ func (c *Client) login() (*bufio.Reader, error) {
 	}
 	for _, name := range m.caps {
 		if !slices.Contains(req.Capabilities, name) {
-			return nil, fmt.Errorf("session: %w: server accepted capability %s, which was not offered", errProtocol, quote(name))
+			return nil, fmt.Errorf("session: %w: server accepted capability %s, which was not offered", ErrProtocol, quote(name))
 		}
 	}
 	c.accepted = m.caps
@@ -250,12 +274,22 @@ func (c *Client) Wait() error {
 	return c.result
 }
 
-// Run starts the session and waits for it to end.
-func (c *Client) Run() error {
-	if err := c.Start(); err != nil {
+// Run starts the session with Start(ctx) and waits for it to end. If ctx is done first, Run
+// closes the session (see Close).
+func (c *Client) Run(ctx context.Context) error {
+	if err := c.Start(ctx); err != nil {
 		return err
 	}
-	return c.Wait()
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		_ = c.Close()
+	})
+	err := c.Wait()
+	if !stop() {
+		<-closed // the goroutine that closed the session is done too
+	}
+	return err
 }
 
 // Close ends the session: queued output is dropped, the conn is closed, and Wait returns (an error
@@ -324,7 +358,7 @@ func (c *Client) readOutput(fr *frameReader) error {
 			}
 		}
 		if err != nil {
-			if errors.Is(err, errProtocol) {
+			if errors.Is(err, ErrProtocol) {
 				err = fmt.Errorf("session: %w", err)
 			} else {
 				err = fmt.Errorf("session: connection lost: %w", err)
@@ -393,7 +427,7 @@ func (c *Client) queueOutput(p []byte) error {
 		c.consumed += len(p)
 		return nil
 	}
-	if tw, ok := c.Stdout.(tryWriter); ok && !c.writing && !c.flushed && c.qoff == len(c.q) {
+	if tw, ok := c.Stdout.(TryWriter); ok && !c.writing && !c.flushed && c.qoff == len(c.q) {
 		c.writing = true
 		c.mu.Unlock()
 		n, err := tw.TryWrite(p)

@@ -14,7 +14,7 @@
 //	c.Stdout = os.Stdout
 //	stdin, err := c.StdinPipe()
 //	...
-//	if err := c.Start(); err != nil {
+//	if err := c.Start(ctx); err != nil {
 //		var refused *session.RefusedError
 //		... // errors.As(err, &refused): refused.Reason says why
 //	}

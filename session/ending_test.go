@@ -80,7 +80,7 @@ func serveTerminal(t *testing.T, term Terminal, configure func(*ServerConn), set
 	if setup != nil {
 		setup(cl)
 	}
-	if err := cl.Start(); err != nil {
+	if err := cl.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cl.Close() })
@@ -400,7 +400,7 @@ func TestLoginFrameLimit(t *testing.T) {
 				t.Errorf("answer %v %q, want REFUSE %q", m.typ, m.text, tc.reason)
 			}
 			_ = c.Close()
-			if err := <-done; !errors.Is(err, errProtocol) {
+			if err := <-done; !errors.Is(err, ErrProtocol) {
 				t.Errorf("ReadRequest: %v", err)
 			}
 		})
@@ -475,7 +475,7 @@ func TestClientRepairsRequest(t *testing.T) {
 			c, s := tcpPair(t)
 			cl := NewClient(c, Request{User: "bob", Term: tc.term, Env: tc.env})
 			started := make(chan error, 1)
-			go func() { started <- cl.Start() }()
+			go func() { started <- cl.Start(context.Background()) }()
 			p := newRawPeer(t, s)
 			if v := p.readByte(); v != version {
 				t.Fatalf("client version %d", v)

@@ -74,7 +74,7 @@ func Example() {
 
 	c := session.NewClient(clientConn, session.Request{User: "bob", Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
 	c.Stdout = os.Stdout
-	err := c.Run()
+	err := c.Run(context.Background())
 	<-served
 	var exit *session.ExitError
 	if errors.As(err, &exit) {
@@ -97,7 +97,7 @@ func ExampleRefusedError() {
 		}
 	}()
 	c := session.NewClient(clientConn, session.Request{User: "mallory"})
-	err := c.Start()
+	err := c.Start(context.Background())
 	<-served
 	var refused *session.RefusedError
 	if errors.As(err, &refused) {

@@ -429,7 +429,7 @@ func startSession(t testing.TB, clientConn, serverConn net.Conn, term *fakeTermi
 		_ = s.client.Close()
 		<-s.served // Serve always returns: the watchdog deadlines end it at worst
 	})
-	if err := s.client.Start(); err != nil {
+	if err := s.client.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	go func() { s.waited <- s.client.Wait() }()

@@ -105,11 +105,13 @@ func isServerFrame(t frameType) bool {
 	return false
 }
 
-// errProtocol marks a peer that broke the protocol (as opposed to a broken connection).
-var errProtocol = errors.New("protocol error")
+// ErrProtocol marks a peer that broke the protocol (docs/protocol.md), as opposed to a broken
+// connection: the errors of ReadRequest, Serve, Start and Wait wrap it then, so
+// errors.Is(err, ErrProtocol) tells the two apart.
+var ErrProtocol = errors.New("protocol error")
 
 func protocolErrorf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errProtocol, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, args...))
 }
 
 // A message is one decoded frame. Which field is meaningful depends on typ.
@@ -226,7 +228,7 @@ func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m messa
 		m.exit, err = decodeExit(p)
 	}
 	if err != nil {
-		return message{}, false, fmt.Errorf("%w: bad %v frame: %w", errProtocol, typ, err)
+		return message{}, false, fmt.Errorf("%w: bad %v frame: %w", ErrProtocol, typ, err)
 	}
 	return m, false, nil
 }
@@ -492,7 +494,7 @@ func quote(s string) string {
 }
 
 // checkReason: valid UTF-8 of at most 1 KiB without control or format characters, so a client
-// may print it (still through sanitize.Text, to be safe).
+// may print it (still through a filter for untrusted text, to be safe).
 func checkReason(s string) error {
 	if len(s) > maxReason {
 		return fmt.Errorf("reason of %d bytes exceeds the limit of %d", len(s), maxReason)

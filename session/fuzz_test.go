@@ -3,6 +3,7 @@ package session
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -156,7 +157,7 @@ func FuzzServerStream(f *testing.F) {
 
 		c := NewClient(newBytesConn(data), bob)
 		c.capabilities = []string{"resume"}
-		_ = c.Run() // any result but a panic or a hang
+		_ = c.Run(context.Background()) // any result but a panic or a hang
 	})
 }
 

@@ -163,7 +163,7 @@ func startPTYSession(t *testing.T, p *pty.PTY, setup func(*Client)) (*Client, ch
 	})
 	cl := NewClient(c, Request{User: "bob", Term: "xterm"})
 	setup(cl)
-	if err := cl.Start(); err != nil {
+	if err := cl.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cl.Close() })

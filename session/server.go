@@ -27,12 +27,15 @@ const (
 )
 
 // Terminal is the shell's side of a session: a pty in packet mode and the shell on it. *pty.PTY
-// satisfies it. Serve calls ReadOutput from one goroutine, Write and
-// SendEOF from a second (in the order the client sent them), Resize from a third, Wait from a
-// fourth, and Hangup, Close and Kill from Serve's own goroutine, concurrently. A Terminal that
-// also has an Exited method (a channel closed once the shell has exited, after which Wait
-// returns at once), as *pty.PTY does, saves the fourth goroutine: Serve's own goroutine
-// then calls Wait.
+// satisfies it, and all three optional interfaces below. Serve calls ReadOutput from one
+// goroutine, Write and SendEOF from a second (in the order the client sent them), Resize from a
+// third, Wait from a fourth, and Hangup, Close and Kill from Serve's own goroutine, concurrently.
+//
+// Serve looks for three optional interfaces by type assertion, each a saving, never needed:
+// ExitNotifier (Serve's own goroutine calls Wait once the shell has exited, so no goroutine
+// waits in Wait), OutputNowReader (a flood of output leaves in big writes while an idle session
+// keeps a small buffer) and TryWriter (a keystroke reaches the shell from the goroutine that
+// read it, without a hop to a second one).
 type Terminal interface {
 	// ReadOutput reads the shell's output. flushed reports that the terminal discarded pending
 	// output before these bytes (n may be 0 then). It returns io.EOF when the output is over:
@@ -52,13 +55,37 @@ type Terminal interface {
 	// Close closes the terminal, as closing a pty's master does: a pending or later ReadOutput or
 	// Write fails at once, pending input is dropped, and the line is hung up for good. Serve calls
 	// it when the shell is reaped and its output over (input may still wait for a terminal that a
-	// background job holds), and when the shell outlives a Hangup by hangupGrace. It may be called
+	// background job holds), and when the shell outlives a Hangup by 2 seconds. It may be called
 	// more than once.
 	Close() error
 
-	// Kill kills the shell (SIGKILL). Serve calls it when the shell outlives the Close by
-	// killGrace; like Hangup, it must do nothing once the shell is reaped.
+	// Kill kills the shell (SIGKILL). Serve calls it when the shell outlives the Close by 2
+	// seconds; like Hangup, it must do nothing once the shell is reaped.
 	Kill()
+}
+
+// ExitNotifier is an optional Terminal method. Exited returns a channel that is closed once the
+// shell has exited; Wait then returns without waiting. Serve calls it once, from its own
+// goroutine, and calls Wait from there when the channel is closed.
+type ExitNotifier interface {
+	Exited() <-chan struct{}
+}
+
+// OutputNowReader is an optional Terminal method. ReadOutputNow is ReadOutput that never waits:
+// when no output is pending it returns 0, false, nil at once. Serve calls it from the goroutine
+// that calls ReadOutput, after a read that filled more than half of a small buffer, to collect
+// the rest of a flood into one write to the client.
+type OutputNowReader interface {
+	ReadOutputNow(b []byte) (n int, flushed bool, err error)
+}
+
+// TryWriter is an optional method of a Terminal (and of a Client's Stdout). TryWrite writes what
+// fits without waiting and returns n < len(b) with a nil error when the rest would have to wait.
+// Serve calls it from the goroutine that reads the client's frames, never while a Write runs,
+// and leaves the rest to Write in another goroutine: that goroutine must never block on a shell
+// that reads no input, as it also reads the client's CREDIT frames.
+type TryWriter interface {
+	TryWrite(b []byte) (int, error)
 }
 
 // ServerConn is the server side of a session: ReadRequest, then Refuse or Serve, called in that
@@ -119,7 +146,7 @@ func (s *ServerConn) ReadRequest() (*Request, error) {
 	m, err := s.fr.readMessage(isLoginFrame)
 	s.fr.limit = 0
 	if err != nil {
-		if errors.Is(err, errProtocol) {
+		if errors.Is(err, ErrProtocol) {
 			_ = s.Refuse(err.Error())
 		}
 		return nil, fmt.Errorf("session: reading the login request: %w", err)
@@ -183,8 +210,8 @@ func (s *ServerConn) Close() error {
 // Serve accepts the login and runs the session until the shell exits (after its output is
 // drained, the client gets its exit status), the connection is lost or breaks the protocol (the
 // shell gets Hangup), or ctx is cancelled (the client gets CLOSE "service stopping", the shell
-// Hangup). A shell still there hangupGrace (2 s) after its Hangup gets its terminal closed, and
-// killGrace (2 s) after that, Kill. In every case Serve waits for the shell and for its
+// Hangup). A shell still there 2 seconds after its Hangup gets its terminal closed, and 2
+// seconds after that, Kill. In every case Serve waits for the shell and for its
 // goroutines, closes the terminal and the conn, and returns the shell's state. The error is nil
 // after a normal end.
 func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, error) {
@@ -309,7 +336,7 @@ func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 	go func() { results <- pumpResult{pumpWriteTerminal, s.writeTerminal()} }()
 	// A terminal that tells when the shell exited saves the goroutine that waits for it.
 	var exited <-chan struct{}
-	if en, ok := s.t.(exitNotifier); ok {
+	if en, ok := s.t.(ExitNotifier); ok {
 		exited = en.Exited()
 	} else {
 		go func() { results <- pumpResult{pumpWaitShell, s.waitShell()} }()
@@ -367,7 +394,7 @@ func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 				s.mu.Unlock()
 				switch {
 				case last: // the client closes after the last frame, or the farewell timed out
-				case errors.Is(r.err, errProtocol):
+				case errors.Is(r.err, ErrProtocol):
 					s.stop(r.err.Error(), fmt.Errorf("session: %w", r.err))
 				default:
 					s.stop("", fmt.Errorf("session: connection lost: %w", r.err))
@@ -464,13 +491,13 @@ func (s *serverSession) stop(reason string, cause error) {
 // once, rather than through sendOutput: one goroutine hop less for an echoed keystroke, and no
 // wake-up of another goroutine per read during a flood.
 //
-// When the terminal can read without waiting (nowReader), an idle session keeps only a small read
+// When the terminal can read without waiting (OutputNowReader), an idle session keeps only a small read
 // buffer; when a read comes back with more than half of it, readTerminal collects what else is
 // already queued into a bigger buffer, kept while the flood lasts, so that a flood leaves in
 // writes of up to collectSize bytes rather than one per pty read (at most 4 KiB, the size of its
 // line discipline's buffer).
 func (s *serverSession) readTerminal() error {
-	nr, _ := s.t.(nowReader)
+	nr, _ := s.t.(OutputNowReader)
 	small := make([]byte, terminalRead)
 	if nr == nil {
 		small = make([]byte, readChunk) // cannot collect: read big
@@ -684,18 +711,6 @@ func (s *serverSession) readInput() error {
 	}
 }
 
-// nowReader is a Terminal that can also read without waiting, as *pty.PTY's ReadOutputNow does:
-// when no output is pending it returns 0, false, nil at once.
-type nowReader interface {
-	ReadOutputNow(b []byte) (n int, flushed bool, err error)
-}
-
-// exitNotifier is a Terminal that tells when the shell has exited, as *pty.PTY's Exited does:
-// Wait then returns without waiting.
-type exitNotifier interface {
-	Exited() <-chan struct{}
-}
-
 // Terminal reads: an idle session reads into terminalRead bytes; a read of more than half of
 // them suggests a flood (a keystroke's echo or a prompt is smaller), and readTerminal then
 // collects more output, up to collectSize bytes, before it sends.
@@ -703,12 +718,6 @@ const (
 	terminalRead = 512
 	collectSize  = 32 << 10
 )
-
-// tryWriter is a Terminal that can also write without waiting, as *pty.PTY's TryWrite does:
-// it takes what fits now and returns n < len(b) with a nil error when the rest would have to wait.
-type tryWriter interface {
-	TryWrite(b []byte) (int, error)
-}
 
 func (s *serverSession) handleInput(m *message) error {
 	s.mu.Lock()
@@ -723,7 +732,7 @@ func (s *serverSession) handleInput(m *message) error {
 		}
 		s.inUnacked += len(m.data)
 		p := m.data
-		if tw, ok := s.t.(tryWriter); ok && !s.ending && len(s.in) == 0 && !s.writing {
+		if tw, ok := s.t.(TryWriter); ok && !s.ending && len(s.in) == 0 && !s.writing {
 			p = s.writeNowLocked(tw, p)
 		}
 		if s.ending {
@@ -755,7 +764,7 @@ func (s *serverSession) handleInput(m *message) error {
 // keystroke reaches the shell without a goroutine hop, and readInput never blocks on a terminal
 // whose program reads no input (it must go on reading the client's CREDIT frames). s.mu is held
 // on entry and on return, not during the write.
-func (s *serverSession) writeNowLocked(tw tryWriter, p []byte) []byte {
+func (s *serverSession) writeNowLocked(tw TryWriter, p []byte) []byte {
 	s.writing = true
 	s.fresh = 0 // output from here on may answer this input
 	s.mu.Unlock()

@@ -37,7 +37,8 @@ func (e *ExitError) ExitCode() int {
 }
 
 // RefusedError reports a login the server refused, with its reason. Reason comes from the peer:
-// show it through sanitize.Text.
+// the protocol lets it hold no control or format characters (docs/protocol.md, "REFUSE"), but a
+// program that shows it on a terminal should still filter it as any untrusted text.
 type RefusedError struct {
 	Reason string
 }
@@ -45,7 +46,7 @@ type RefusedError struct {
 func (e *RefusedError) Error() string { return "session: login refused: " + e.Reason }
 
 // ClosedError reports a session the server ended for a reason other than the shell's exit (it is
-// stopping, a protocol error, ...). Reason comes from the peer: show it through sanitize.Text.
+// stopping, a protocol error, ...). Reason comes from the peer, with the bounds of RefusedError's.
 type ClosedError struct {
 	Reason string
 }

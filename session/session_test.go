@@ -434,7 +434,7 @@ func TestFlushKeep(t *testing.T) {
 			flushes := 0
 			cl.OnFlush = func() { flushes++ }
 			started := make(chan error, 1)
-			go func() { started <- cl.Start() }()
+			go func() { started <- cl.Start(context.Background()) }()
 			p := rawServer(t, s)
 			if err := <-started; err != nil {
 				t.Fatal(err)
@@ -567,7 +567,7 @@ func TestRefused(t *testing.T) {
 			}()
 			cl := NewClient(c, Request{User: "alice", Term: "vt100", Window: WindowSize{Rows: 25, Cols: 80},
 				Env: []string{"PATH=/bin", "LANG=C.UTF-8", "LC_TIME=en_GB.UTF-8", "HOME=/"}})
-			err := cl.Start()
+			err := cl.Start(context.Background())
 			var refused *RefusedError
 			if !errors.As(err, &refused) || refused.Reason != tc.want {
 				t.Fatalf("Start: %v, want RefusedError(%q)", err, tc.want)
@@ -753,7 +753,7 @@ func TestProtocolErrors(t *testing.T) {
 				t.Errorf("got %v %q, want CLOSE %q", m.typ, m.text, want)
 			}
 			srv := waitServed(t, res)
-			if !errors.Is(srv.err, errProtocol) {
+			if !errors.Is(srv.err, ErrProtocol) {
 				t.Errorf("Serve: %v, want a protocol error", srv.err)
 			}
 			checkHungUp(t, term, srv)
@@ -825,7 +825,7 @@ func TestAnswers(t *testing.T) {
 			}()
 			cl := NewClient(c, bob)
 			cl.capabilities = tc.offer
-			err := cl.Start()
+			err := cl.Start(context.Background())
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("Start: %v", err)
@@ -917,7 +917,7 @@ func TestBadRequests(t *testing.T) {
 			cl := NewClient(c, tc.req)
 			cl.capabilities = tc.req.Capabilities
 			if checkUser(tc.req.User) != nil || checkCapabilities(tc.req.Capabilities) != nil {
-				err := cl.Start()
+				err := cl.Start(context.Background())
 				if err == nil || !strings.HasPrefix(err.Error(), "session: bad login request: ") {
 					t.Errorf("Start: %v, want a bad request", err)
 				}
@@ -952,7 +952,7 @@ func TestBadRequests(t *testing.T) {
 				t.Errorf("answer %v %q", m.typ, m.text)
 			}
 			_ = c.Close() // the server lingers until the client closes
-			if err := <-done; !errors.Is(err, errProtocol) {
+			if err := <-done; !errors.Is(err, ErrProtocol) {
 				t.Errorf("ReadRequest: %v", err)
 			}
 		})
@@ -1030,7 +1030,7 @@ func TestStdinPipe(t *testing.T) {
 		t.Error("second StdinPipe succeeded")
 	}
 	started := make(chan error, 1)
-	go func() { started <- cl.Start() }()
+	go func() { started <- cl.Start(context.Background()) }()
 	p := rawServer(t, s)
 	if err := <-started; err != nil {
 		t.Fatal(err)
@@ -1091,7 +1091,7 @@ func TestClientWindow(t *testing.T) {
 	cl := NewClient(c, bob)
 	cl.Stdout = out
 	started := make(chan error, 1)
-	go func() { started <- cl.Start() }()
+	go func() { started <- cl.Start(context.Background()) }()
 	p := rawServer(t, s)
 	if err := <-started; err != nil {
 		t.Fatal(err)
@@ -1121,10 +1121,10 @@ func TestStartErrors(t *testing.T) {
 	if err := cl.Close(); err != nil {
 		t.Error(err)
 	}
-	if err := cl.Start(); !errors.Is(err, net.ErrClosed) {
+	if err := cl.Start(context.Background()); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Start after Close: %v", err)
 	}
-	if err := cl.Start(); err == nil {
+	if err := cl.Start(context.Background()); err == nil {
 		t.Error("second Start succeeded")
 	}
 	cl2 := NewClient(s, bob)
@@ -1145,4 +1145,52 @@ func TestStartErrors(t *testing.T) {
 			t.Error("Serve did not wait for the shell")
 		}
 	})
+}
+
+// TestStartContext: a server that never answers cannot hold Start past its context, and the conn
+// is closed then.
+func TestStartContext(t *testing.T) {
+	c, s := tcpPair(t)
+	cl := NewClient(c, bob)
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan error, 1)
+	go func() { started <- cl.Start(ctx) }()
+	p := newRawPeer(t, s)
+	if v := p.readByte(); v != version {
+		t.Fatalf("client version %d", v)
+	}
+	if m := p.read(); m.typ != frameLogin {
+		t.Fatalf("client sent %v", m.typ)
+	}
+	cancel()
+	if err := <-started; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start after cancel: %v, want context.Canceled", err)
+	}
+	if _, err := p.br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Errorf("the server's read after the cancelled Start: %v, want EOF", err)
+	}
+	if err := cl.Wait(); err == nil {
+		t.Error("Wait after a failed Start succeeded")
+	}
+}
+
+// TestRunContext: Run's context ends a running session: Run closes it and returns.
+func TestRunContext(t *testing.T) {
+	c, s := tcpPair(t)
+	cl := NewClient(c, bob)
+	cl.Stdin = strings.NewReader("x") // sent once Start has returned
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- cl.Run(ctx) }()
+	p := newRawPeer(t, s)
+	p.readByte()
+	p.read()
+	p.write(appendFrame([]byte{version}, frameAccept, []byte{0}))
+	if m := p.read(); m.typ != frameData {
+		t.Fatalf("client sent %v, want its input", m.typ)
+	}
+	cancel()
+	if err := <-ran; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Run after cancel: %v, want net.ErrClosed", err)
+	}
 }

@@ -63,7 +63,7 @@ func TestInputTryWrite(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := cl.Start(); err != nil {
+			if err := cl.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			const want = "hello, world: and more"

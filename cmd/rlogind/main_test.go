@@ -175,7 +175,7 @@ func loginAt(t *testing.T, address, home string, log *lockedBuffer) (*session.Cl
 		t.Fatal(err)
 	}
 	_ = sc.SetDeadline(time.Now().Add(shortTimeout))
-	if err := c.Start(); err != nil {
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatalf("login: %v\n%s", err, log.String())
 	}
 	_ = sc.SetDeadline(time.Time{})

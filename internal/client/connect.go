@@ -61,7 +61,7 @@ func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string,
 		_ = sess.Close()
 		return nil, nil, err // already "session: ...": another prefix would add nothing
 	}
-	if err := startLogin(r.opts.Host, r.connectTimeout(), sess.Start, sess.Close, secureRefusal); err != nil {
+	if err := startLogin(r.opts.Host, r.connectTimeout(), func() error { return sess.Start(ctx) }, sess.Close, secureRefusal); err != nil {
 		return nil, nil, err
 	}
 	r.debugf("logged in")

@@ -263,7 +263,7 @@ func TestClassicOnePortForAll(t *testing.T) {
 	out := &termtest.Buffer{}
 	c.Stdout = out
 	in, _ := c.StdinPipe()
-	if err := c.Start(); err != nil {
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatalf("direct TLS login: %v", err)
 	}
 	_, _ = io.WriteString(in, "echo DIRECT$((40+2)); exit\n")

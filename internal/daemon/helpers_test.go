@@ -213,7 +213,7 @@ func login(t *testing.T, address string, hostKey ed25519.PublicKey, key ed25519.
 	}
 	r.in = in
 	started := make(chan error, 1)
-	go func() { started <- r.c.Start() }()
+	go func() { started <- r.c.Start(context.Background()) }()
 	select {
 	case err = <-started:
 	case <-time.After(shortTimeout):

@@ -276,7 +276,7 @@ func startRemote(t *testing.T, conn net.Conn, req session.Request) (*remote, err
 	}
 	r.in = in
 	_ = conn.SetDeadline(time.Now().Add(shortTimeout))
-	if err := r.c.Start(); err != nil {
+	if err := r.c.Start(context.Background()); err != nil {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})

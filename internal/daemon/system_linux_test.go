@@ -648,7 +648,7 @@ func clientProcess() int {
 	}
 	c := session.NewClient(sc, session.Request{User: os.Getenv("RLT_USER"), Term: "dumb", Window: session.WindowSize{Rows: 24, Cols: 80}})
 	c.Stdin, c.Stdout = os.Stdin, os.Stdout
-	if err := c.Run(); err != nil {
+	if err := c.Run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -24,8 +24,8 @@ const (
 	writeChunk = 16 << 10
 )
 
-// RefusedError is a server's refusal (0x01 and a message). Reason comes from the peer: show it
-// through sanitize.Text.
+// RefusedError is a server's refusal (0x01 and a message). Reason comes from the peer as it sent
+// it: filter out control characters before showing it on a terminal.
 type RefusedError struct {
 	Reason string
 }

@@ -168,10 +168,7 @@ func DialRlogin(ctx context.Context, addr string, key ed25519.PrivateKey, hostKe
 		_ = s.c.Close()
 		return nil, fmt.Errorf("driver: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = s.c.Close() })
-	err = s.c.Start()
-	stop()
-	if err != nil {
+	if err := s.c.Start(ctx); err != nil {
 		return nil, fmt.Errorf("driver: %w", err)
 	}
 	go func() { s.done <- s.c.Wait() }()
