@@ -82,44 +82,11 @@ func Start(cmd *exec.Cmd, sz Size) (*PTY, error) {
 		return nil, fmt.Errorf("pty: open: %w", err)
 	}
 	defer func() { _ = tty.Close() }() // best effort; the child has its own copies
-	master, err := masterFile(m)
+	master, raw, output, err := prepareMaster(m, sz)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := master.SyscallConn()
-	if err != nil {
-		_ = master.Close() // best effort
-		return nil, fmt.Errorf("pty: start: %w", err)
-	}
-	var output *rawio.Watch
-	err = control(raw, func(fd int) error {
-		ws := unix.Winsize{Row: sz.Rows, Col: sz.Cols, Xpixel: sz.XPixel, Ypixel: sz.YPixel}
-		if err := unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &ws); err != nil {
-			return fmt.Errorf("set window size: %w", err)
-		}
-		if err := unix.IoctlSetPointerInt(fd, unix.TIOCPKT, 1); err != nil {
-			return fmt.Errorf("set packet mode: %w", err)
-		}
-		// Status packets signal EPOLLIN too, and a hang-up always ends a wait.
-		output, err = rawio.NewWatch(fd, unix.EPOLLIN, rawio.WatchWhileWaiting)
-		return err
-	})
-	if err != nil {
-		_ = master.Close() // best effort
-		return nil, fmt.Errorf("pty: start: %w", err)
-	}
-
-	var attr syscall.SysProcAttr
-	if cmd.SysProcAttr != nil {
-		attr = *cmd.SysProcAttr
-	}
-	attr.Setsid = true   // a new session, so that the pty can become its controlling terminal
-	attr.Setctty = true  // TIOCSCTTY on ...
-	attr.Ctty = 0        // ... the child's descriptor 0, the slave
-	attr.Setpgid = false // setsid already made the child a process group leader
-	attr.Foreground = false
-	attr.Noctty = false
-	cmd.SysProcAttr = &attr
+	cmd.SysProcAttr = sessionLeader(cmd.SysProcAttr)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	if err := cmd.Start(); err != nil {
 		_ = output.Close() // best effort
@@ -137,6 +104,55 @@ func Start(cmd *exec.Cmd, sz Size) (*PTY, error) {
 	}
 	go p.watchExit()
 	return p, nil
+}
+
+// prepareMaster makes the master m ready for a session: the non-blocking copy that the PTY uses
+// (masterFile), with the window size sz, in packet mode, and the Watch that ReadOutput waits on.
+// It closes m, and on failure what it made.
+func prepareMaster(m *os.File, sz Size) (*os.File, syscall.RawConn, *rawio.Watch, error) {
+	master, err := masterFile(m)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	raw, err := master.SyscallConn()
+	if err != nil {
+		_ = master.Close() // best effort
+		return nil, nil, nil, fmt.Errorf("pty: start: %w", err)
+	}
+	var output *rawio.Watch
+	err = control(raw, func(fd int) error {
+		ws := unix.Winsize{Row: sz.Rows, Col: sz.Cols, Xpixel: sz.XPixel, Ypixel: sz.YPixel}
+		if err := unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &ws); err != nil {
+			return fmt.Errorf("set window size: %w", err)
+		}
+		if err := unix.IoctlSetPointerInt(fd, unix.TIOCPKT, 1); err != nil {
+			return fmt.Errorf("set packet mode: %w", err)
+		}
+		// Status packets signal EPOLLIN too, and a hang-up always ends a wait.
+		output, err = rawio.NewWatch(fd, unix.EPOLLIN, rawio.WatchWhileWaiting)
+		return err
+	})
+	if err != nil {
+		_ = master.Close() // best effort
+		return nil, nil, nil, fmt.Errorf("pty: start: %w", err)
+	}
+	return master, raw, output, nil
+}
+
+// sessionLeader returns a copy of attr (which may be nil) that makes the child a session leader
+// whose controlling terminal is its descriptor 0, the slave; the caller's other fields are kept.
+func sessionLeader(attr *syscall.SysProcAttr) *syscall.SysProcAttr {
+	var a syscall.SysProcAttr
+	if attr != nil {
+		a = *attr
+	}
+	a.Setsid = true   // a new session, so that the pty can become its controlling terminal
+	a.Setctty = true  // TIOCSCTTY on ...
+	a.Ctty = 0        // ... the child's descriptor 0, the slave
+	a.Setpgid = false // setsid already made the child a process group leader
+	a.Foreground = false
+	a.Noctty = false
+	return &a
 }
 
 // masterFile returns a non-blocking copy of the master m that Go's poller does not

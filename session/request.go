@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -177,4 +178,46 @@ func isLocaleName(name string) bool {
 		return false
 	}
 	return strings.Trim(rest, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == ""
+}
+
+// appendRequest appends a LOGIN payload.
+func appendRequest(b []byte, r *Request) ([]byte, error) {
+	if err := r.validate(); err != nil {
+		return b, err
+	}
+	b = appendString16(b, r.User)
+	b = appendString16(b, r.Term)
+	for _, v := range [4]uint16{r.Window.Rows, r.Window.Cols, r.Window.XPixel, r.Window.YPixel} {
+		b = binary.BigEndian.AppendUint16(b, v)
+	}
+	b = append(b, byte(len(r.Env)))
+	for _, e := range r.Env {
+		b = appendString16(b, e)
+	}
+	return appendCapabilities(b, r.Capabilities), nil
+}
+
+// decodeRequest decodes a LOGIN payload.
+func decodeRequest(p []byte) (*Request, error) {
+	d := decoder{p: p}
+	r := &Request{
+		User:   d.string16("user name", MaxUserLen),
+		Term:   d.string16("terminal type", MaxTermLen),
+		Window: d.window(),
+	}
+	n := int(d.u8())
+	if n > MaxLocaleVars {
+		d.fail("%d environment variables exceed the limit of %d", n, MaxLocaleVars)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		r.Env = append(r.Env, d.string16("environment variable", MaxLocaleVarLen))
+	}
+	r.Capabilities = d.capabilities()
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	return r, nil
 }

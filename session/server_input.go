@@ -1,0 +1,121 @@
+package session
+
+// readInput reads the client's frames: DATA into in, WINDOW to Resize, EOF after the input,
+// CREDIT for sendOutput. It returns when the conn fails or the client breaks the protocol.
+func (s *serverSession) readInput() error {
+	for {
+		m, err := s.sc.fr.readMessage(isClientFrame)
+		if err != nil {
+			return err
+		}
+		if m.typ == frameWindow {
+			s.mu.Lock()
+			ending := s.ending
+			s.mu.Unlock()
+			if !ending {
+				_ = s.t.Resize(m.window) // best effort, as a window change is
+			}
+			continue
+		}
+		if err := s.handleInput(&m); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *serverSession) handleInput(m *message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch m.typ {
+	case frameData:
+		if s.inEOF {
+			return protocolErrorf("DATA after EOF")
+		}
+		if s.inUnacked+len(m.data) > window {
+			return protocolErrorf("client sent more than the credit window of %d bytes", window)
+		}
+		s.inUnacked += len(m.data)
+		p := m.data
+		if tw, ok := s.t.(TryWriter); ok && !s.ending && len(s.in) == 0 && !s.writing {
+			p = s.writeNowLocked(tw, p)
+		}
+		if s.ending {
+			s.inDone += len(p)
+		} else if len(p) > 0 {
+			s.in = append(s.in, p...)
+			s.writeCond.Signal()
+		}
+	case frameEOF:
+		if s.inEOF {
+			return protocolErrorf("second EOF")
+		}
+		s.inEOF = true
+		s.writeCond.Signal()
+	case frameCredit:
+		if int64(m.credit) > int64(s.unacked) {
+			return protocolErrorf("client granted credit for %d bytes, but only %d were outstanding", m.credit, s.unacked)
+		}
+		s.unacked -= int(m.credit)
+		if len(s.out) > 0 {
+			s.sendCond.Signal() // output waited for this credit
+		}
+	}
+	return nil
+}
+
+// writeNowLocked writes input that finds nothing queued straight to the terminal from readInput,
+// as much as the terminal takes without waiting, and returns the rest for writeTerminal: a
+// keystroke reaches the shell without a goroutine hop, and readInput never blocks on a terminal
+// whose program reads no input (it must go on reading the client's CREDIT frames). s.mu is held
+// on entry and on return, not during the write.
+func (s *serverSession) writeNowLocked(tw TryWriter, p []byte) []byte {
+	s.writing = true
+	s.fresh = 0 // output from here on may answer this input
+	s.mu.Unlock()
+	n, err := tw.TryWrite(p)
+	s.mu.Lock()
+	s.writing = false
+	if err != nil {
+		n = len(p) // input for a shell that is gone is dropped, as writeTerminal drops it
+	}
+	s.inDone += n
+	if s.inDone >= creditBatch {
+		s.sendCond.Signal()
+	}
+	return p[n:]
+}
+
+// writeTerminal writes the input that readInput did not write itself to the terminal, everything
+// queued in one Write, counts it for the client's credit, and after the last input sends the end
+// of input.
+func (s *serverSession) writeTerminal() error {
+	var chunk []byte
+	for {
+		s.mu.Lock()
+		for (s.writing || len(s.in) == 0 && !s.inEOF) && !s.ending {
+			s.writeCond.Wait()
+		}
+		if s.ending {
+			s.mu.Unlock()
+			return nil
+		}
+		chunk, s.in = s.in, chunk[:0]
+		s.fresh = 0 // output from here on may answer this input
+		s.writing = true
+		s.mu.Unlock()
+
+		if len(chunk) == 0 { // inEOF, and all input is written
+			_ = s.t.SendEOF() // fails only if the shell is gone
+			return nil
+		}
+		_, _ = s.t.Write(chunk) // input for a shell that is gone is dropped
+
+		s.mu.Lock()
+		s.writing = false
+		s.inDone += len(chunk)
+		if s.inDone >= creditBatch {
+			s.sendCond.Signal()
+		}
+		s.mu.Unlock()
+	}
+}

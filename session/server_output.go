@@ -1,0 +1,265 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// readTerminal reads the shell's output into out, while there is room; on a flush it drops out and
+// asks for a FLUSH frame. After the end it keeps reading (and dropping) until the output is over.
+//
+// A flush drops only output read before the last input was written to the terminal: Linux may
+// report the flush of an interrupt character after output written after it (the shell's new
+// prompt), so output read since that input is kept, here and, through the FLUSH's keep count, at
+// the client.
+//
+// Output that finds nothing queued and the conn idle leaves from here, in a DATA frame written at
+// once, rather than through sendOutput: one goroutine hop less for an echoed keystroke, and no
+// wake-up of another goroutine per read during a flood.
+//
+// When the terminal can read without waiting (OutputNowReader), an idle session keeps only a small read
+// buffer; when a read comes back with more than half of it, readTerminal collects what else is
+// already queued into a bigger buffer, kept while the flood lasts, so that a flood leaves in
+// writes of up to collectSize bytes rather than one per pty read (at most 4 KiB, the size of its
+// line discipline's buffer).
+func (s *serverSession) readTerminal() error {
+	r := newOutputReader(s.t)
+	for {
+		s.waitForRoom()
+		p, flushed, err := r.read()
+
+		s.mu.Lock()
+		if flushed && !s.ending {
+			s.flushOutputLocked()
+		}
+		sent := false
+		if len(p) > 0 && !s.ending {
+			r.frame, sent = s.takeOutputLocked(r.frame, p, r.nr != nil)
+		}
+		if err != nil {
+			s.outEnded = true
+			if !errors.Is(err, io.EOF) {
+				s.outErr = err
+			}
+		}
+		if flushed || len(p) > 0 && !sent || err != nil {
+			s.sendCond.Signal()
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return nil
+		}
+	}
+}
+
+// waitForRoom waits until out has room for a frame's worth of output, or the session ends.
+func (s *serverSession) waitForRoom() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.out) >= maxDataFrame && !s.ending {
+		s.readCond.Wait()
+	}
+}
+
+// flushOutputLocked drops the queued output that the terminal's flush discarded, but the fresh
+// bytes (see readTerminal), and asks for a FLUSH frame.
+func (s *serverSession) flushOutputLocked() {
+	keepOut := min(len(s.out), s.fresh) // the fresh bytes are the newest
+	s.out = s.out[:copy(s.out, s.out[len(s.out)-keepOut:])]
+	s.flushKeep = min(s.fresh-keepOut, window)
+	s.flush = true
+}
+
+// takeOutputLocked takes p, just read from the terminal: it sends it at once (sendNowLocked, with
+// frame as the buffer) when nothing is queued and the conn is idle, else queues it for
+// sendOutput. It returns the frame buffer and whether p was sent.
+func (s *serverSession) takeOutputLocked(frame, p []byte, collects bool) (_ []byte, sent bool) {
+	s.fresh += len(p)
+	// Output from a terminal that cannot collect goes through sendOutput, which batches what
+	// piles up while it writes, unless it is as small as an echo.
+	if len(s.out) == 0 && !s.sending && !s.flush && s.unacked+len(p) <= window && (collects || len(p) <= terminalRead) {
+		return s.sendNowLocked(frame[:0], p), true
+	}
+	s.out = append(s.out, p...)
+	return frame, false
+}
+
+// outputReader is readTerminal's reading side: its buffers, and what a collection left for the
+// next read.
+type outputReader struct {
+	t     Terminal
+	nr    OutputNowReader // t, if it can read without waiting; else nil
+	small []byte          // the buffer of one ReadOutput
+	big   []byte          // collects a flood's output; nil when there is none
+	frame []byte          // the buffer of a frame sent directly; dropped with big
+
+	held        bool // a flush or an error came while collecting: the next read returns it
+	heldFlushed bool
+	heldErr     error
+}
+
+func newOutputReader(t Terminal) *outputReader {
+	r := &outputReader{t: t}
+	r.nr, _ = t.(OutputNowReader)
+	if r.nr != nil {
+		r.small = make([]byte, terminalRead)
+	} else {
+		r.small = make([]byte, readChunk) // cannot collect: read big
+	}
+	return r
+}
+
+// read returns the terminal's next output (valid until the next read): what one ReadOutput
+// gives, and during a flood also what else is queued already (collect).
+func (r *outputReader) read() (p []byte, flushed bool, err error) {
+	n := 0
+	if r.held {
+		flushed, err, r.held = r.heldFlushed, r.heldErr, false
+	} else {
+		n, flushed, err = r.t.ReadOutput(r.small)
+	}
+	flood := n >= len(r.small)/2 // (a pty in packet mode fills all but one byte)
+	if !flood && r.big != nil {
+		// The flood is over: an idle session keeps only the small buffers.
+		r.big, r.frame = nil, nil
+	}
+	if r.nr == nil || !flood || flushed || err != nil {
+		return r.small[:n], flushed, err
+	}
+	return r.collect(n), false, nil
+}
+
+// collect returns the n bytes in small followed by what the terminal has queued already, up to
+// collectSize bytes in all. A flush or an error that comes meanwhile is held for the next read.
+func (r *outputReader) collect(n int) []byte {
+	if r.big == nil {
+		r.big = make([]byte, collectSize)
+	}
+	buf := r.big
+	copy(buf, r.small[:n])
+	for n < len(buf) {
+		m, fl, e := r.nr.ReadOutputNow(buf[n:])
+		n += m
+		if fl || e != nil {
+			r.held, r.heldFlushed, r.heldErr = true, fl, e
+			break
+		}
+		if m == 0 {
+			break
+		}
+	}
+	return buf[:n]
+}
+
+// sendNowLocked sends p, just read from the terminal, as a DATA frame in one conn Write from the
+// calling goroutine, with an input CREDIT before it if one is due; s.mu is held on entry and on
+// return, not during the Write. The caller checked that nothing is queued before p, that no other
+// Write runs and that the client's credit allows p. A failed Write stops the session as
+// sendOutput's would. It returns the frame buffer for reuse.
+func (s *serverSession) sendNowLocked(b, p []byte) []byte {
+	s.sending = true
+	if s.inDone >= creditBatch {
+		b = appendCredit(b, s.inDone)
+		s.inUnacked -= s.inDone
+		s.inDone = 0
+	}
+	b = appendFrame(b, frameData, p)
+	s.unacked += len(p)
+	s.mu.Unlock()
+	_, err := s.sc.conn.Write(b)
+	if err != nil {
+		s.stop("", fmt.Errorf("session: connection lost: %w", err))
+	}
+	s.mu.Lock()
+	s.sending = false
+	if s.sendableLocked() {
+		s.sendCond.Signal() // sendOutput waited for the conn
+	}
+	return b
+}
+
+// sendOutput writes every frame to the client but the DATA that readTerminal sends directly. Each
+// round it sends, in one Write, what is due: FLUSH, input CREDIT, output DATA (everything read
+// while the last Write was busy, as the client's credit allows), and at the end EXIT or CLOSE.
+func (s *serverSession) sendOutput() error {
+	var b []byte
+	for {
+		s.mu.Lock()
+		for s.sending || !s.sendableLocked() {
+			s.sendCond.Wait()
+		}
+		if s.connDead {
+			s.mu.Unlock()
+			return nil
+		}
+		var last bool
+		b, last = s.appendFramesLocked(b[:0])
+		s.sending = true
+		s.mu.Unlock()
+
+		_, err := s.sc.conn.Write(b)
+		s.mu.Lock()
+		s.sending = false
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+	}
+}
+
+func (s *serverSession) sendableLocked() bool {
+	return s.connDead || s.closeReason != "" || s.flush || s.inDone >= creditBatch ||
+		len(s.out) > 0 && s.unacked < window || s.exitDueLocked()
+}
+
+// exitDueLocked reports whether the shell exited and all its output was sent.
+func (s *serverSession) exitDueLocked() bool {
+	return s.outEnded && len(s.out) == 0 && s.waited
+}
+
+func (s *serverSession) appendFramesLocked(b []byte) (_ []byte, last bool) {
+	if s.closeReason != "" {
+		s.lastQueued = true
+		b, _ = appendMessage(b, &message{typ: frameClose, text: cleanReason(s.closeReason)})
+		return b, true
+	}
+	if s.flush {
+		s.flush = false
+		b = appendFlush(b, s.flushKeep)
+	}
+	if s.inDone >= creditBatch {
+		b = appendCredit(b, s.inDone)
+		s.inUnacked -= s.inDone
+		s.inDone = 0
+	}
+	if n := min(len(s.out), window-s.unacked, maxDataFrame); n > 0 {
+		b = appendFrame(b, frameData, s.out[:n])
+		s.out = s.out[:copy(s.out, s.out[n:])]
+		s.unacked += n
+		s.readCond.Signal()
+	}
+	if !s.exitDueLocked() {
+		return b, false
+	}
+	s.lastQueued = true
+	s.ending = true
+	s.writeCond.Broadcast()
+	if s.state == nil {
+		b, _ = appendMessage(b, &message{typ: frameClose, text: "the shell's exit status is unknown"})
+	} else {
+		b, _ = appendMessage(b, &message{typ: frameExit, exit: exitStatus(s.state)})
+	}
+	return b, true
+}
+
+// Terminal reads: an idle session reads into terminalRead bytes; a read of more than half of
+// them suggests a flood (a keystroke's echo or a prompt is smaller), and readTerminal then
+// collects more output, up to collectSize bytes, before it sends.
+const (
+	terminalRead = 512
+	collectSize  = 32 << 10
+)

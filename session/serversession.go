@@ -1,0 +1,269 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// serverSession is one running session: five goroutines (pumps) around a shared state.
+type serverSession struct {
+	sc *ServerConn
+	t  Terminal
+
+	mu        sync.Mutex
+	readCond  sync.Cond // readTerminal waits for room in out
+	sendCond  sync.Cond // sendOutput waits for something to send
+	writeCond sync.Cond // writeTerminal waits for input
+
+	out       []byte // output read from the terminal, not yet sent
+	outEnded  bool   // ReadOutput returned an error: the output is over
+	outErr    error  // that error, unless io.EOF
+	fresh     int    // output bytes read since input was last written to the terminal
+	flush     bool   // a FLUSH frame is due
+	flushKeep int    // the FLUSH keeps that many bytes sent before it
+	unacked   int    // output bytes sent, not yet credited by the client
+	sending   bool   // a pump is writing the conn (sendOutput, or readTerminal's direct send)
+
+	in        []byte // input received, not yet written to the terminal
+	inEOF     bool   // the client ended its input
+	inUnacked int    // input bytes received, not yet credited back
+	inDone    int    // input bytes written to the terminal (or dropped), not yet credited back
+	writing   bool   // a pump is writing the terminal (writeTerminal, or readInput's direct write)
+
+	waited  bool // Wait returned
+	state   *os.ProcessState
+	waitErr error
+
+	lastQueued  bool   // the last frame (EXIT or CLOSE) is being sent
+	ending      bool   // the session is ending: terminal output and input are dropped
+	connDead    bool   // nothing more can be sent
+	closeReason string // if not "", sendOutput sends CLOSE with it and stops
+	cause       error  // why the session ended, if not by the shell's exit
+	farewell    bool   // the write deadline for the last frame is set
+
+	hungUp chan struct{} // closed by stop once it hung up the shell
+}
+
+// The pumps, by name, so results say which one ended.
+type pump int
+
+const (
+	pumpReadTerminal  pump = iota // terminal -> out
+	pumpSendOutput                // out -> conn, and every other frame to the client
+	pumpReadInput                 // conn -> in
+	pumpWriteTerminal             // in -> terminal
+	pumpWaitShell                 // Wait
+	numPumps
+)
+
+type pumpResult struct {
+	pump pump
+	err  error
+}
+
+// run starts the pumps, supervises them until all have ended, and returns the session's result.
+func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
+	results := make(chan pumpResult, numPumps)
+	exited := s.startPumps(results)
+	sv := supervisor{s: s, results: results, exited: exited, hungUp: s.hungUp}
+	sv.supervise(ctx)
+	_ = s.sc.Close()
+	return s.result()
+}
+
+// startPumps starts the pumps, which report on results. A terminal that tells when the shell
+// exited saves the goroutine that waits for it: startPumps then returns that notice, and the
+// supervisor calls waitShell itself.
+func (s *serverSession) startPumps(results chan<- pumpResult) (exited <-chan struct{}) {
+	go func() { results <- pumpResult{pumpReadTerminal, s.readTerminal()} }()
+	go func() { results <- pumpResult{pumpSendOutput, s.sendOutput()} }()
+	go func() { results <- pumpResult{pumpReadInput, s.readInput()} }()
+	go func() { results <- pumpResult{pumpWriteTerminal, s.writeTerminal()} }()
+	if en, ok := s.t.(ExitNotifier); ok {
+		return en.Exited()
+	}
+	go func() { results <- pumpResult{pumpWaitShell, s.waitShell()} }()
+	return nil
+}
+
+// result is what Serve returns once every pump has ended: the shell's state, and why the session
+// ended if not normally.
+func (s *serverSession) result() (*os.ProcessState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.cause != nil:
+		return s.state, s.cause
+	case s.waitErr != nil:
+		return s.state, fmt.Errorf("session: waiting for the shell: %w", s.waitErr)
+	case s.outErr != nil:
+		return s.state, fmt.Errorf("session: reading the terminal: %w", s.outErr)
+	}
+	return s.state, nil
+}
+
+// supervisor is run's goroutine while the pumps run: it collects their results, turns each end
+// into the next step (stop, linger, close the terminal), and gives a shell that outlives its
+// hangup its graces. Only that goroutine uses it.
+type supervisor struct {
+	s       *serverSession
+	results chan pumpResult
+	exited  <-chan struct{} // the terminal's exit notice; nil if a pump waits for the shell
+
+	hungUp <-chan struct{}  // closed once stop hung up the shell; nil once seen
+	grace  *time.Timer      // after the hangup: closes the terminal, then kills the shell
+	graceC <-chan time.Time // grace's channel while it counts
+
+	readDone bool // readTerminal ended: the output is over
+	reaped   bool // the shell is reaped
+	closed   bool // the terminal is closed
+}
+
+// supervise runs until every pump has ended, or ctx is cancelled and then every pump has ended.
+func (sv *supervisor) supervise(ctx context.Context) {
+	defer func() {
+		if sv.grace != nil {
+			sv.grace.Stop()
+		}
+	}()
+	ctxDone := ctx.Done()
+	for running := numPumps; running > 0; {
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			sv.s.stop("service stopping", fmt.Errorf("session: service stopping: %w", context.Cause(ctx)))
+		case <-sv.hungUp:
+			sv.hungUp = nil
+			sv.grace = time.NewTimer(sv.s.sc.hangupGrace)
+			sv.graceC = sv.grace.C
+		case <-sv.graceC:
+			sv.graceExpired()
+		case <-sv.exited:
+			sv.exited = nil
+			sv.results <- pumpResult{pumpWaitShell, sv.s.waitShell()} // Wait returns at once now
+		case r := <-sv.results:
+			running--
+			sv.pumpEnded(r)
+		}
+	}
+}
+
+// graceExpired handles a shell that outlived its hangup: the first time, it closes the terminal,
+// which hangs the line up for good; if the shell outlives that too, it kills it.
+func (sv *supervisor) graceExpired() {
+	if sv.closed {
+		sv.graceC = nil
+		sv.s.t.Kill()
+		return
+	}
+	sv.closeTerminal()
+	sv.grace.Reset(sv.s.sc.killGrace)
+}
+
+// pumpEnded takes the step that the end of a pump calls for.
+func (sv *supervisor) pumpEnded(r pumpResult) {
+	s := sv.s
+	switch r.pump {
+	case pumpReadTerminal:
+		sv.readDone = true
+	case pumpWaitShell:
+		sv.reaped = true
+		sv.graceC = nil
+	case pumpReadInput:
+		s.mu.Lock()
+		last := s.lastQueued
+		s.mu.Unlock()
+		switch {
+		case last: // the client closes after the last frame, or the farewell timed out
+		case errors.Is(r.err, ErrProtocol):
+			s.stop(r.err.Error(), fmt.Errorf("session: %w", r.err))
+		default:
+			s.stop("", fmt.Errorf("session: connection lost: %w", r.err))
+		}
+	case pumpSendOutput:
+		s.mu.Lock()
+		dead := s.connDead
+		s.mu.Unlock()
+		switch {
+		case r.err != nil:
+			s.stop("", fmt.Errorf("session: connection lost: %w", r.err))
+		case !dead:
+			s.sc.linger(false) // readInput reads until the client closes
+		}
+	}
+	if sv.readDone && sv.reaped {
+		// The shell is reaped and its output is over: nothing needs the terminal any more, and
+		// input may wait for it forever (a background job holds it and does not read;
+		// writeTerminal is blocked): closing it drops that input.
+		sv.closeTerminal()
+	}
+}
+
+// closeTerminal closes the terminal, once.
+func (sv *supervisor) closeTerminal() {
+	if !sv.closed {
+		sv.closed = true
+		_ = sv.s.t.Close()
+	}
+}
+
+// stop ends the session abnormally: with a CLOSE frame for reason, or at once if reason is ""
+// (the conn is dead). The first cause is kept. The shell gets Hangup, unless it is gone.
+func (s *serverSession) stop(reason string, cause error) {
+	s.mu.Lock()
+	if s.cause == nil {
+		s.cause = cause
+	}
+	if reason == "" {
+		s.connDead = true
+	}
+	farewell := reason != "" && !s.connDead && !s.farewell
+	if farewell {
+		s.farewell = true
+	}
+	if s.ending {
+		s.mu.Unlock()
+		switch {
+		case reason == "":
+			_ = s.sc.Close()
+		case farewell:
+			// The last frame (EXIT) may be queued already: a client that does not read it
+			// cannot hold the session either.
+			_ = s.sc.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
+		}
+		return
+	}
+	s.ending = true
+	s.closeReason = reason
+	s.out, s.in = nil, nil
+	hangup := !s.waited
+	s.readCond.Broadcast()
+	s.sendCond.Broadcast()
+	s.writeCond.Broadcast()
+	s.mu.Unlock()
+
+	if reason == "" {
+		_ = s.sc.Close() // unblocks the pumps that use the conn
+	} else if farewell {
+		_ = s.sc.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
+	}
+	if hangup {
+		s.t.Hangup()
+		close(s.hungUp) // run gives the shell hangupGrace to exit
+	}
+}
+
+// waitShell waits for the shell to exit, for EXIT.
+func (s *serverSession) waitShell() error {
+	st, err := s.t.Wait()
+	s.mu.Lock()
+	s.waited = true
+	s.state, s.waitErr = st, err
+	s.sendCond.Signal()
+	s.mu.Unlock()
+	return err
+}

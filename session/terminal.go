@@ -1,0 +1,67 @@
+package session
+
+import (
+	"os"
+)
+
+// Terminal is the shell's side of a session: a pty in packet mode and the shell on it. *pty.PTY
+// satisfies it, and all three optional interfaces below. Serve calls ReadOutput from one
+// goroutine, Write and SendEOF from a second (in the order the client sent them), Resize from a
+// third, Wait from a fourth, and Hangup, Close and Kill from Serve's own goroutine, concurrently.
+//
+// Serve looks for three optional interfaces by type assertion, each a saving, never needed:
+// ExitNotifier (Serve's own goroutine calls Wait once the shell has exited, so no goroutine
+// waits in Wait), OutputNowReader (a flood of output leaves in big writes while an idle session
+// keeps a small buffer) and TryWriter (a keystroke reaches the shell from the goroutine that
+// read it, without a hop to a second one).
+type Terminal interface {
+	// ReadOutput reads the shell's output. flushed reports that the terminal discarded pending
+	// output before these bytes (n may be 0 then). It returns io.EOF when the output is over:
+	// nothing holds the terminal any more, or the shell was reaped by Wait and no output is
+	// pending.
+	ReadOutput(b []byte) (n int, flushed bool, err error)
+	Write(b []byte) (int, error) // input for the shell
+	Resize(WindowSize) error
+	SendEOF() error                  // the end of input: the terminal's EOF character
+	Wait() (*os.ProcessState, error) // waits for the shell to exit and reaps it
+
+	// Hangup tells the shell the line is gone (SIGHUP to its process group). Serve calls it at most
+	// once, not after Wait returned, but possibly while Wait is returning: it must do nothing once
+	// the shell is reaped.
+	Hangup()
+
+	// Close closes the terminal, as closing a pty's master does: a pending or later ReadOutput or
+	// Write fails at once, pending input is dropped, and the line is hung up for good. Serve calls
+	// it when the shell is reaped and its output over (input may still wait for a terminal that a
+	// background job holds), and when the shell outlives a Hangup by 2 seconds. It may be called
+	// more than once.
+	Close() error
+
+	// Kill kills the shell (SIGKILL). Serve calls it when the shell outlives the Close by 2
+	// seconds; like Hangup, it must do nothing once the shell is reaped.
+	Kill()
+}
+
+// ExitNotifier is an optional Terminal method. Exited returns a channel that is closed once the
+// shell has exited; Wait then returns without waiting. Serve calls it once, from its own
+// goroutine, and calls Wait from there when the channel is closed.
+type ExitNotifier interface {
+	Exited() <-chan struct{}
+}
+
+// OutputNowReader is an optional Terminal method. ReadOutputNow is ReadOutput that never waits:
+// when no output is pending it returns 0, false, nil at once. Serve calls it from the goroutine
+// that calls ReadOutput, after a read that filled more than half of a small buffer, to collect
+// the rest of a flood into one write to the client.
+type OutputNowReader interface {
+	ReadOutputNow(b []byte) (n int, flushed bool, err error)
+}
+
+// TryWriter is an optional method of a Terminal (and of a Client's Stdout). TryWrite writes what
+// fits without waiting and returns n < len(b) with a nil error when the rest would have to wait.
+// Serve calls it from the goroutine that reads the client's frames, never while a Write runs,
+// and leaves the rest to Write in another goroutine: that goroutine must never block on a shell
+// that reads no input, as it also reads the client's CREDIT frames.
+type TryWriter interface {
+	TryWrite(b []byte) (int, error)
+}
