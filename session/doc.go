@@ -4,10 +4,6 @@
 // terminal type, window size, locale), the answer, then terminal data both ways with window
 // changes, end of input, output flushes and the shell's exit status.
 //
-// Output flows under a credit window, so a flush on the server (Ctrl-C with the pty in packet
-// mode) reaches the client behind at most a window of data, which the client drops: the prompt
-// comes back at once instead of after the whole backlog.
-//
 // Typical usage, client side (conn is any net.Conn, a TLS stream in production):
 //
 //	c := session.NewClient(conn, session.Request{User: "bob", Term: "xterm", Window: ws, Env: os.Environ()})
@@ -30,8 +26,16 @@
 //		s.Refuse("permission denied")
 //		return
 //	}
-//	t := startShell(req) // a Terminal, such as a pty in packet mode
+//	t := startShell(req) // a Terminal, such as a *pty.PTY (pty.Start(cmd, req.Window))
 //	state, err := s.Serve(ctx, t)
 //
 // A Client or ServerConn owns its conn: it closes it when the session ends.
+//
+// Output flows under a credit window, so a flush on the server (Ctrl-C with the pty in packet
+// mode) reaches the client behind at most a window of data, which the client drops: the prompt
+// comes back at once instead of after the whole backlog.
+//
+// The rules for the request's fields are this package's, with their limits, for every program
+// of this module: ValidUserName, ValidTerminalType and TerminalTypeOrDumb, ValidLocaleVar and
+// LocaleEnv. The classic protocol (package classic) uses the same ones.
 package session

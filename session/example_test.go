@@ -106,3 +106,22 @@ func ExampleRefusedError() {
 	// Output:
 	// refused: user mallory may not log in
 }
+
+// The rules of a login request's fields, as every program of this module applies them: a server
+// refuses a user name that is not portable, gives the shell "dumb" for a terminal type it cannot
+// use, and passes on the locale variables the protocol carries.
+func ExampleValidUserName() {
+	for _, name := range []string{"bob", "_apt", "-froot", "bob smith", "root;id"} {
+		fmt.Printf("%q %v\n", name, session.ValidUserName(name))
+	}
+	fmt.Println(session.TerminalTypeOrDumb("xterm-256color"), session.TerminalTypeOrDumb("../../tmp/x"), session.TerminalTypeOrDumb(""))
+	fmt.Println(session.LocaleEnv([]string{"PATH=/bin", "LANG=C.UTF-8", "LC_TIME=\u00e9t\u00e9", "LANG=de_DE", "LC_ALL=C"}))
+	// Output:
+	// "bob" true
+	// "_apt" true
+	// "-froot" false
+	// "bob smith" false
+	// "root;id" false
+	// xterm-256color dumb dumb
+	// [LANG=C.UTF-8 LC_ALL=C]
+}

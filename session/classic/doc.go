@@ -3,6 +3,36 @@
 // has no authentication of its own: use it only where the secure protocol (package session)
 // cannot be, and only on networks where anyone who can see or inject the traffic is trusted.
 //
+// Typical usage, client side (conn from transport.Dial, preferably from a port in 512-1023):
+//
+//	c := classic.NewClient(conn, classic.Request{ClientUser: "bob", ServerUser: "bob", Term: "xterm", Speed: "38400"})
+//	c.Stdout = os.Stdout
+//	c.Window = size
+//	c.OnFlush = func() { /* tcflush the terminal's output */ }
+//	stdin, _ := c.StdinPipe()
+//	if err := c.Start(); err != nil {
+//		var refused *classic.RefusedError
+//		... // errors.As(err, &refused): refused.Reason is the server's message
+//	}
+//	go copyKeystrokes(stdin) // each Write leaves at once
+//	err = c.Wait()           // nil when the server closed the connection
+//
+// Server side:
+//
+//	s := classic.NewServerConn(conn)
+//	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+//	req, err := s.ReadRequest() // malformed handshakes are refused and closed already
+//	...
+//	if !allowed(req) {
+//		s.Refuse("Permission denied.")
+//		return
+//	}
+//	_ = conn.SetDeadline(time.Time{})
+//	t := startLogin(req) // a Terminal: a pty in packet mode running login(1)
+//	state, err := s.Serve(ctx, t)
+//
+// A Client or ServerConn owns its conn and closes it when the session ends.
+//
 // The protocol, as this package speaks it:
 //
 //   - The client sends a NUL, then three NUL-terminated strings: its local user name, the user
@@ -33,34 +63,4 @@
 //
 // Urgent data needs a TCP socket; see urgent_linux.go for how it is read and sent around Go's
 // netpoller (in short: the client waits in poll(2) for POLLPRI and POLLIN on its own goroutine).
-//
-// Typical usage, client side (conn from transport.Dial, preferably from a port in 512-1023):
-//
-//	c := classic.NewClient(conn, classic.Request{ClientUser: "bob", ServerUser: "bob", Term: "xterm", Speed: "38400"})
-//	c.Stdout = os.Stdout
-//	c.Window = size
-//	c.OnFlush = func() { /* tcflush the terminal's output */ }
-//	stdin, _ := c.StdinPipe()
-//	if err := c.Start(); err != nil {
-//		var refused *classic.RefusedError
-//		... // errors.As(err, &refused): refused.Reason is the server's message
-//	}
-//	go copyKeystrokes(stdin) // each Write leaves at once
-//	err = c.Wait()           // nil when the server closed the connection
-//
-// Server side:
-//
-//	s := classic.NewServerConn(conn)
-//	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-//	req, err := s.ReadRequest() // malformed handshakes are refused and closed already
-//	...
-//	if !allowed(req) {
-//		s.Refuse("Permission denied.")
-//		return
-//	}
-//	_ = conn.SetDeadline(time.Time{})
-//	t := startLogin(req) // a Terminal: a pty in packet mode running login(1)
-//	state, err := s.Serve(ctx, t)
-//
-// A Client or ServerConn owns its conn and closes it when the session ends.
 package classic

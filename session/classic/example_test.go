@@ -51,3 +51,19 @@ func ExampleClient() {
 		fmt.Fprintln(os.Stderr, err)
 	}
 }
+
+// The handshake a classic client sends. Without a Speed no '/' is sent (a server reads a field
+// "xterm/" from other clients as the type alone, as netkit in.rlogind does), and a user name that
+// could pass for an option of login(1) is never sent.
+func ExampleAppendRequest() {
+	b, err := classic.AppendRequest(nil, &classic.Request{ClientUser: "bob", ServerUser: "alice", Term: "xterm", Speed: "38400"})
+	fmt.Printf("%q %v\n", b, err)
+	b, err = classic.AppendRequest(nil, &classic.Request{ClientUser: "bob", ServerUser: "alice", Term: "xterm"})
+	fmt.Printf("%q %v\n", b, err)
+	_, err = classic.AppendRequest(nil, &classic.Request{ClientUser: "bob", ServerUser: "-froot", Term: "xterm"})
+	fmt.Println(err)
+	// Output:
+	// "\x00bob\x00alice\x00xterm/38400\x00" <nil>
+	// "\x00bob\x00alice\x00xterm\x00" <nil>
+	// classic: bad handshake: invalid server user name
+}
