@@ -10,7 +10,8 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"time"
+
+	"github.com/rlogin-go/rlogin/internal/connctx"
 )
 
 // Client is the client side of a session, shaped like os/exec.Cmd: set Stdin (or call StdinPipe)
@@ -149,20 +150,15 @@ func (c *Client) Start(ctx context.Context) error {
 	return nil
 }
 
-// loginUntil is login, cut short when ctx is done: a deadline in the past unblocks the conn.
+// loginUntil is login, cut short when ctx is done.
 func (c *Client) loginUntil(ctx context.Context) (*bufio.Reader, error) {
-	if ctx.Done() == nil {
-		return c.login()
-	}
-	unblocked := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(unblocked)
-		_ = c.conn.SetDeadline(time.Unix(1, 0))
+	var br *bufio.Reader
+	err := connctx.Do(ctx, c.conn, func() (err error) {
+		br, err = c.login()
+		return err
 	})
-	br, err := c.login()
-	if !stop() {
-		<-unblocked // the conn is spoiled even if the login got through: Start fails
-		return nil, fmt.Errorf("session: login: %w", context.Cause(ctx))
+	if err != nil && err == context.Cause(ctx) {
+		return nil, fmt.Errorf("session: login: %w", err)
 	}
 	return br, err
 }

@@ -72,7 +72,7 @@ func (r *runner) loginClassic(ctx context.Context, local, user string) (*classic
 	r.debugf("connected from %s to %s; logging in as %s (local user %s)", conn.LocalAddr(), conn.RemoteAddr(), user, local)
 	c := r.newClassicClient(conn, req)
 	stdin, _ := c.StdinPipe()
-	if err := startLogin(r.opts.Host, r.connectTimeout(), c.Start, c.Close, classicRefusal); err != nil {
+	if err := startLogin(r.opts.Host, r.connectTimeout(), func() error { return c.Start(ctx) }, c.Close, classicRefusal); err != nil {
 		// An SSH server greets first; the classic client takes the greeting's "S" for a refusal
 		// (any byte but NUL) and the rest of the line for its reason.
 		var refused *classic.RefusedError

@@ -151,7 +151,7 @@ func loginClassic(t *testing.T, address, ruser, user string, privileged bool) (*
 	r.c.Window = classic.WindowSize{Rows: 33, Cols: 101}
 	r.in, _ = r.c.StdinPipe()
 	timer := time.AfterFunc(shortTimeout, func() { _ = r.c.Close() })
-	err := r.c.Start()
+	err := r.c.Start(context.Background())
 	timer.Stop()
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package classic
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/rlogin-go/rlogin/internal/connctx"
 )
 
 // Client-side sizes.
@@ -84,10 +87,12 @@ func NewClient(conn net.Conn, req Request) *Client {
 }
 
 // Start sends the handshake and reads the server's answer: nil for the byte 0, a *RefusedError
-// for 0x01 and a message. It sets no deadline (bound it with Close, or a deadline on the conn).
-// On failure it closes the conn. On success the goroutines that read the conn and write Stdout
-// are running; Wait waits for them.
-func (c *Client) Start() error {
+// for 0x01 and a message. On failure it closes the conn. On success the goroutines that read the
+// conn and write Stdout are running; Wait waits for them.
+//
+// ctx bounds the handshake: if it is done before the answer arrives, Start closes the conn and
+// returns an error that wraps context.Cause(ctx). Once Start has returned, ctx has no effect.
+func (c *Client) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
 		c.mu.Unlock()
@@ -95,7 +100,7 @@ func (c *Client) Start() error {
 	}
 	c.started = true
 	c.mu.Unlock()
-	if err := c.handshake(); err != nil {
+	if err := c.handshakeUntil(ctx); err != nil {
 		_ = c.conn.Close()
 		close(c.done)
 		return err
@@ -116,6 +121,16 @@ func (c *Client) Start() error {
 	return nil
 }
 
+// handshakeUntil is handshake, cut short when ctx is done.
+func (c *Client) handshakeUntil(ctx context.Context) error {
+	err := connctx.Do(ctx, c.conn, c.handshake)
+	if err != nil && err == context.Cause(ctx) {
+		return fmt.Errorf("classic: handshake: %w", err)
+	}
+	return err
+}
+
+// handshake sends the handshake and reads the answer.
 func (c *Client) handshake() error {
 	b, err := AppendRequest(nil, &c.Request)
 	if err != nil {

@@ -10,7 +10,7 @@
 //	c.Window = size
 //	c.OnFlush = func() { /* tcflush the terminal's output */ }
 //	stdin, _ := c.StdinPipe()
-//	if err := c.Start(); err != nil {
+//	if err := c.Start(ctx); err != nil {
 //		var refused *classic.RefusedError
 //		... // errors.As(err, &refused): refused.Reason is the server's message
 //	}

@@ -1,6 +1,7 @@
 package classic_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -39,7 +40,7 @@ func ExampleClient() {
 	c.Stdout = os.Stdout
 	c.Window = classic.WindowSize{Rows: 24, Cols: 80}
 	stdin, _ := c.StdinPipe()
-	if err := c.Start(); err != nil {
+	if err := c.Start(context.Background()); err != nil {
 		var refused *classic.RefusedError
 		if errors.As(err, &refused) {
 			fmt.Fprintln(os.Stderr, "refused:", refused.Reason)

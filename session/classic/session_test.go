@@ -244,7 +244,7 @@ func startSession(t *testing.T, setup func(*Client)) *testSession {
 		setup(s.client)
 	}
 	s.stdin, _ = s.client.StdinPipe()
-	if err := s.client.Start(); err != nil {
+	if err := s.client.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	s.req = <-reqC
@@ -326,7 +326,7 @@ func TestWindowRequestDelayed(t *testing.T) {
 	c.Window = WindowSize{Rows: 12, Cols: 34}
 	out := newSyncBuffer()
 	c.Stdout = out
-	if err := c.Start(); err != nil {
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -470,7 +470,7 @@ func TestServeStopping(t *testing.T) {
 	c := NewClient(cc, Request{ClientUser: "bob", ServerUser: "bob"})
 	out := newSyncBuffer()
 	c.Stdout = out
-	if err := c.Start(); err != nil {
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	term.waitFor(t, "the window size", func() bool { return len(term.sizes) == 1 })
@@ -619,7 +619,7 @@ func TestClientRefused(t *testing.T) {
 		}
 	}()
 	c := NewClient(cc, Request{ClientUser: "bob", ServerUser: "root", Term: "xterm"})
-	err := c.Start()
+	err := c.Start(context.Background())
 	var re *RefusedError
 	if !errors.As(err, &re) || re.Reason != "Permission denied.?[2J" {
 		t.Errorf("Start = %v, want the refusal with its controls replaced", err)
@@ -628,6 +628,31 @@ func TestClientRefused(t *testing.T) {
 		t.Errorf("Wait after a failed Start = %v", err)
 	}
 	<-done
+}
+
+// TestClientStartContext: a server that reads the handshake and never answers cannot hold Start
+// past its context; the conn is closed then.
+func TestClientStartContext(t *testing.T) {
+	cc, sc := tcpPair(t)
+	_ = sc.SetDeadline(time.Now().Add(watchdog))
+	ctx, cancel := context.WithCancel(context.Background())
+	c := NewClient(cc, Request{ClientUser: "bob", ServerUser: "bob", Term: "xterm"})
+	started := make(chan error, 1)
+	go func() { started <- c.Start(ctx) }()
+	hs := "\x00bob\x00bob\x00xterm\x00"
+	if _, err := io.ReadFull(sc, make([]byte, len(hs))); err != nil {
+		t.Fatalf("reading the handshake: %v", err)
+	}
+	cancel()
+	if err := <-started; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start after cancel = %v, want context.Canceled", err)
+	}
+	if _, err := sc.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("the server's read after the cancelled Start: %v, want EOF", err)
+	}
+	if err := c.Wait(); err != nil {
+		t.Errorf("Wait after a failed Start = %v", err)
+	}
 }
 
 // TestServeRealShell runs a real shell on a real pty: ^C during a flood stops it and the prompt
@@ -662,7 +687,7 @@ func TestServeRealShell(t *testing.T) {
 	c := NewClient(cc, Request{ClientUser: "bob", ServerUser: "bob", Term: "dumb"})
 	c.Stdout = out
 	c.Window = WindowSize{Rows: 33, Cols: 99}
-	if err := c.Start(); err != nil {
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	stdin, _ := c.StdinPipe()
