@@ -1,5 +1,37 @@
-// Package keys stores and checks the ed25519 keys of rlogin and rlogind in
-// OpenSSH's file formats, so ssh-keygen(1) can read, print and make them:
+// Package keys stores and checks ed25519 keys in OpenSSH's file formats,
+// so ssh-keygen(1) can read, print and make them: the keys and trust files
+// of rlogin and rlogind, and of any other tool that authenticates its peers
+// with the same files.
+//
+// Typical usage, a tool that serves a secure mailbox (see package
+// transport) to the keys in the user's authorized_keys:
+//
+//	home, _ := os.UserHomeDir()
+//	hostKey, _, err := keys.LoadOrCreate(filepath.Join(home, ".mytool", "host_ed25519_key"))
+//	...
+//	sc, err := transport.Server(ctx, conn, &transport.SecureConfig{
+//		Key:        hostKey,
+//		VerifyPeer: keys.AuthorizedVerifier(filepath.Join(home, ".rlogin", "authorized_keys"), os.Geteuid(), home),
+//	})
+//
+// and its client, which knows the server's key from known_hosts:
+//
+//	key, _, err := keys.LoadOrCreate(filepath.Join(home, ".rlogin", "id_ed25519"))
+//	...
+//	kh := &keys.KnownHosts{Path: filepath.Join(home, ".rlogin", "known_hosts")}
+//	sc, err := transport.Client(ctx, conn, &transport.SecureConfig{
+//		Key:        key,
+//		VerifyPeer: kh.HostVerifier("example.org:5513"),
+//	})
+//
+// A client that trusts a host on first use, as rlogin does, checks with
+// KnownHosts.Check, asks the user about a key that fails with
+// ErrUnknownHost (showing Fingerprint(pub)), and adds it with
+// KnownHosts.Add once the handshake has succeeded. A server that logs why
+// lines of an authorized_keys file authorize nobody calls LoadAuthorized
+// and reads Authorized.Skipped.
+//
+// The formats:
 //
 //   - private keys: OpenSSH private-key format ("-----BEGIN OPENSSH PRIVATE
 //     KEY-----"), mode 0600, with the public half in path+".pub";
@@ -7,27 +39,6 @@
 //     without options, checked like sshd's StrictModes;
 //   - known_hosts: sshd(8) SSH_KNOWN_HOSTS FILE FORMAT, including hashed host
 //     names and the @revoked marker.
-//
-// Typical usage, on the client:
-//
-//	key, created, err := keys.LoadOrCreate(filepath.Join(home, ".rlogin", "id_ed25519"))
-//	...
-//	kh := &keys.KnownHosts{Path: filepath.Join(home, ".rlogin", "known_hosts")}
-//	verify := func(pub ed25519.PublicKey) error {
-//		err := kh.Check("example.org:5513", pub)
-//		if errors.Is(err, keys.ErrUnknownHost) {
-//			// Ask the user, showing keys.Fingerprint(pub), then:
-//			return kh.Add("example.org:5513", pub)
-//		}
-//		return err // nil, *keys.KeyChangedError, ...
-//	}
-//
-// and on the server:
-//
-//	auth, err := keys.LoadAuthorized(filepath.Join(u.HomeDir, ".rlogin", "authorized_keys"), uid, u.HomeDir)
-//	if err != nil { refuse }
-//	for _, s := range auth.Skipped { log s.Line, s.Reason }
-//	if !auth.Allows(peerKey) { refuse }
 //
 // Only ed25519 keys are supported. Nothing in this package keeps state
 // between calls; all functions may be called from several goroutines.

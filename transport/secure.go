@@ -33,7 +33,9 @@ type SecureConfig struct {
 	// it too.
 	HandshakeTimeout time.Duration
 	// VerifyPeer, if set, is called during the handshake with the key the
-	// peer presented; an error aborts the handshake. (The handshake goes
+	// peer presented; an error aborts the handshake, and Client or Server
+	// return it as it is, so its words (and its type, for errors.As) reach
+	// the caller unchanged. (The handshake goes
 	// on to check that the peer holds the private half, so a key seen by
 	// VerifyPeer is trusted only once Client or Server succeeds.) Pin keys
 	// here: there are no certificate authorities, so without VerifyPeer
@@ -90,14 +92,17 @@ func handshake(ctx context.Context, conn net.Conn, cfg *SecureConfig, server boo
 	defer cancel()
 	if err := c.HandshakeContext(ctx); err != nil {
 		_ = c.Close()
+		if peer.refused != nil {
+			return nil, peer.refused // the caller's own error, in its own words
+		}
 		return nil, fmt.Errorf("transport: tls handshake: %w", err)
 	}
-	return &SecureConn{conn: c, raw: raw, peer: *peer}, nil
+	return &SecureConn{conn: c, raw: raw, peer: peer.key}, nil
 }
 
 // secureConfig returns the tls.Config of one handshake and where its
 // verification stores the peer's key.
-func secureConfig(cfg *SecureConfig) (*tls.Config, *ed25519.PublicKey, error) {
+func secureConfig(cfg *SecureConfig) (*tls.Config, *peerCheck, error) {
 	if cfg == nil || len(cfg.Key) != ed25519.PrivateKeySize {
 		return nil, nil, errors.New("transport: SecureConfig needs an ed25519 Key")
 	}
@@ -105,7 +110,7 @@ func secureConfig(cfg *SecureConfig) (*tls.Config, *ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	peer := new(ed25519.PublicKey)
+	peer := new(peerCheck)
 	tc := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		MaxVersion:   tls.VersionTLS13,
@@ -124,15 +129,24 @@ func secureConfig(cfg *SecureConfig) (*tls.Config, *ed25519.PublicKey, error) {
 			}
 			if cfg.VerifyPeer != nil {
 				if err := cfg.VerifyPeer(pub); err != nil {
-					return fmt.Errorf("peer key refused: %w", err)
+					peer.refused = err
+					return err
 				}
 			}
-			*peer = pub
+			peer.key = pub
 			return nil
 		},
 		SessionTicketsDisabled: true, // every connection checks its peer's key
 	}
 	return tc, peer, nil
+}
+
+// A peerCheck is what the verification of one handshake found. The
+// handshake runs the verification in the goroutine that called it, which
+// reads the result after the handshake returns.
+type peerCheck struct {
+	key     ed25519.PublicKey // the peer's key, verified
+	refused error             // VerifyPeer's error
 }
 
 // selfSigned makes a certificate for key's public half, signed by key.

@@ -31,9 +31,11 @@
 //		VerifyPeer: knownHost, // pins the server's key
 //	})
 //
-// Package keys reads the OpenSSH-format files (private keys,
-// authorized_keys, known_hosts) that supply hostKey, userKey, authorized
-// and knownHost.
+// Package keys reads the OpenSSH-format files that supply them: hostKey
+// and userKey with keys.LoadOrCreate, authorized with
+// keys.AuthorizedVerifier (authorized_keys) and knownHost with
+// KnownHosts.HostVerifier (known_hosts). examples/whoami in this module is
+// a whole tool built that way.
 //
 // Every conn transport hands out is a net.Conn, and the conns of mailboxes
 // are *Conn, with CloseWrite, NetConn, and ReadFrom and WriteTo that keep
