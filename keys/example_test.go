@@ -81,3 +81,48 @@ func ExampleLoadAuthorized() {
 		log.Printf("refused: key %s is not authorized", keys.Fingerprint(peerKey))
 	}
 }
+
+// A server's check of its clients' keys, for the VerifyPeer of a
+// transport.SecureConfig: authorized_keys is read at every call.
+func ExampleAuthorizedVerifier() {
+	home, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(home)
+	path := filepath.Join(home, "authorized_keys")
+	alice, _, _ := ed25519.GenerateKey(nil)
+	mallory, _, _ := ed25519.GenerateKey(nil)
+	if err := os.WriteFile(path, keys.MarshalAuthorizedKey(alice, "alice"), 0o600); err != nil {
+		log.Fatal(err)
+	}
+
+	verify := keys.AuthorizedVerifier(path, os.Geteuid(), home)
+	fmt.Println("alice:", verify(alice))
+	fmt.Println("mallory:", errors.Is(verify(mallory), keys.ErrNotAuthorized))
+	// Output:
+	// alice: <nil>
+	// mallory: true
+}
+
+// A client's check of a server's key, for the VerifyPeer of a
+// transport.SecureConfig: strict, it never adds to known_hosts.
+func ExampleKnownHosts_HostVerifier() {
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	kh := &keys.KnownHosts{Path: filepath.Join(dir, "known_hosts")}
+	server, _, _ := ed25519.GenerateKey(nil)
+
+	verify := kh.HostVerifier("server.example:5513")
+	fmt.Println("before:", errors.Is(verify(server), keys.ErrUnknownHost))
+	if err := kh.Add("server.example:5513", server); err != nil { // e.g. from the admin's list
+		log.Fatal(err)
+	}
+	fmt.Println("after:", verify(server))
+	// Output:
+	// before: true
+	// after: <nil>
+}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/rlogin-go/rlogin/transport"
 	"github.com/rlogin-go/rlogin/transport/memnet"
@@ -238,4 +239,71 @@ func ExampleMailboxError() {
 	}
 	// Output:
 	// that port speaks SSH, not rlogin
+}
+
+// ExampleConn reaches what is under a mailbox conn: the TCP socket, for
+// its options, and the half-close.
+func ExampleConn() {
+	ctx := context.Background()
+	ln, err := transport.Listen(ctx, "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := transport.NewMux(ln)
+	box, err := mux.Announce("upload")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = mux.Serve() })
+	received := make(chan string, 1)
+	wg.Go(func() {
+		c, err := box.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var b strings.Builder
+		_, _ = io.Copy(&b, c) // through Conn.WriteTo: the kernel's splice where it can
+		received <- b.String()
+	})
+	defer wg.Wait()
+	defer mux.Close()
+
+	c, err := transport.DialMailbox(ctx, ln.Addr().String(), "upload")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if tcp, ok := c.NetConn().(*net.TCPConn); ok {
+		_ = tcp.SetNoDelay(false) // a bulk transfer: let the kernel gather small writes
+	}
+	// From an *os.File, io.Copy goes through Conn.ReadFrom: the kernel's sendfile.
+	_, _ = io.Copy(c, strings.NewReader("a file's bytes"))
+	_ = c.CloseWrite() // the end of the upload; c can still read
+	fmt.Println(<-received)
+	// Output:
+	// a file's bytes
+}
+
+// ExampleListenConfig sets a socket option on the listening socket before
+// it is bound, as net.ListenConfig does.
+func ExampleListenConfig() {
+	lc := transport.ListenConfig{
+		Control: func(network, address string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+			})
+			return errors.Join(err, serr)
+		},
+	}
+	ln, err := lc.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	fmt.Println(ln.Addr().Network())
+	// Output:
+	// tcp
 }

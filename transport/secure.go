@@ -35,11 +35,12 @@ type SecureConfig struct {
 	// VerifyPeer, if set, is called during the handshake with the key the
 	// peer presented; an error aborts the handshake, and Client or Server
 	// return it as it is, so its words (and its type, for errors.As) reach
-	// the caller unchanged. (The handshake goes
-	// on to check that the peer holds the private half, so a key seen by
-	// VerifyPeer is trusted only once Client or Server succeeds.) Pin keys
-	// here: there are no certificate authorities, so without VerifyPeer
-	// any ed25519 key is accepted.
+	// the caller unchanged. (The handshake goes on to check that the peer
+	// holds the private half, so a key seen by VerifyPeer is trusted only
+	// once Client or Server succeeds.) Pin keys here: there are no
+	// certificate authorities, so without VerifyPeer any ed25519 key is
+	// accepted. keys.AuthorizedVerifier and KnownHosts.HostVerifier of
+	// package keys make one from authorized_keys and known_hosts files.
 	VerifyPeer func(ed25519.PublicKey) error
 }
 
