@@ -58,9 +58,11 @@ var ErrInvalidName = errors.New("invalid mailbox name")
 // errNameTooLong is the server's error for a requested name over MaxNameLen.
 var errNameTooLong = fmt.Errorf("%w: longer than %d bytes", ErrInvalidName, MaxNameLen)
 
-// ValidMailboxName reports whether name can name a mailbox: 1 to
-// MaxNameLen bytes of printable ASCII without spaces, not starting with "+"
-// or "-" (in a HELP listing such a name would read as a server's reply).
+// ValidMailboxName reports whether name can name a mailbox, in Announce and
+// in a request: 1 to MaxNameLen bytes of printable ASCII without spaces, not
+// starting with "+" or "-" (in a HELP listing such a name would read as a
+// server's reply). A Mux reads any printable name a client requests, and
+// answers one it cannot have, such as "-x", as an unknown mailbox.
 func ValidMailboxName(name string) bool {
 	if name == "" || len(name) > MaxNameLen || !isNameStart(name[0]) {
 		return false
@@ -442,7 +444,7 @@ func scanName(b []byte) (name string, rest []byte, done bool, err error) {
 		if i == MaxNameLen {
 			return "", nil, false, errNameTooLong
 		}
-		if !isNameByte(c) || i == 0 && !isNameStart(c) {
+		if !isNameByte(c) {
 			return "", nil, false, ErrInvalidName
 		}
 	}

@@ -336,8 +336,15 @@ func TestMailboxBadNames(t *testing.T) {
 	if want := `transport: request "a b": invalid mailbox name`; err == nil || err.Error() != want {
 		t.Errorf("message %q, want %q", err, want)
 	}
-	for _, req := range []string{"a b\r\n", "\r\n", "x\ry\r\n", "bare-lf\n", "-x\r\n", "+x\r\n", strings.Repeat("x", MaxNameLen+1) + "\r\n", strings.Repeat("y", 100)} {
+	for _, req := range []string{"a b\r\n", "\r\n", "x\ry\r\n", "bare-lf\n", strings.Repeat("x", MaxNameLen+1) + "\r\n", strings.Repeat("y", 100)} {
 		if got, want := rawExchange(t, addr, req), "-invalid mailbox name\r\n"; got != want {
+			t.Errorf("reply to %q: %q, want %q", req, got, want)
+		}
+	}
+	// Names no mailbox can have, requested by another client: unknown, as
+	// before the rule that keeps them out of HELP listings.
+	for _, req := range []string{"-x\r\n", "+x\r\n"} {
+		if got, want := rawExchange(t, addr, req), "-unknown mailbox\r\n"; got != want {
 			t.Errorf("reply to %q: %q, want %q", req, got, want)
 		}
 	}
@@ -893,8 +900,11 @@ func FuzzMailboxName(f *testing.F) {
 		r := &chunkReader{data: data, cuts: cuts}
 		name, rest, err := readName(r)
 
+		// The wire's rule: 1 to MaxNameLen bytes of printable ASCII without
+		// space (ValidMailboxName's, less the first byte's, which only
+		// Announce and requests need).
 		end := bytes.Index(data, []byte("\r\n"))
-		valid := end > 0 && ValidMailboxName(string(data[:end]))
+		valid := end > 0 && end <= MaxNameLen && !bytes.ContainsFunc(data[:end], func(r rune) bool { return r <= ' ' || r >= 0x7f })
 		if (err == nil) != valid {
 			t.Fatalf("readName(%q) = %q, %v; valid %v", data, name, err, valid)
 		}

@@ -2,6 +2,8 @@ package transport
 
 import (
 	"bytes"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -48,6 +50,52 @@ func FuzzMailboxReply(f *testing.F) {
 			}
 			if err == nil && (len(line) > maxReplyLen || !bytes.HasPrefix(data, []byte(line))) {
 				t.Fatalf("readReply(%q) = %q, not the bytes it read", data, line)
+			}
+		}
+	})
+}
+
+// FuzzParseHelp feeds arbitrary HELP listings to the client's parser. It must never panic; a
+// listing it takes must be the data's non-empty lines, each a valid mailbox name; one it refuses
+// must be a *MailboxError with a bounded Reply from the data (a "-" refusal, another protocol's
+// banner), never a list of names.
+func FuzzParseHelp(f *testing.F) {
+	for _, seed := range []string{
+		"login\r\nEcho\r\n",
+		"-no listing here\r\n",
+		"login\r\n-oops\r\n",
+		"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
+		"\r\n\nlf-only\n",
+		"a\rb\r\n",
+		strings.Repeat("n", MaxNameLen+1) + "\r\n",
+		"",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		names, err := parseHelp(data)
+		if err != nil {
+			var me *MailboxError
+			if !errors.As(err, &me) || names != nil {
+				t.Fatalf("parseHelp(%q) = %q, %v; want a *MailboxError alone", data, names, err)
+			}
+			if len(me.Reply) > maxReplyLen || !bytes.Contains(data, []byte(me.Reply)) {
+				t.Fatalf("parseHelp(%q): Reply %q is not a bounded part of the data", data, me.Reply)
+			}
+			return
+		}
+		var lines []string
+		for line := range strings.Lines(string(data)) {
+			if l := strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		if !slices.Equal(names, lines) {
+			t.Fatalf("parseHelp(%q) = %q, want the lines %q", data, names, lines)
+		}
+		for _, n := range names {
+			if !ValidMailboxName(n) {
+				t.Fatalf("parseHelp(%q) took the invalid name %q", data, n)
 			}
 		}
 	})
