@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session"
@@ -122,23 +123,6 @@ type classicConn struct{ net.Conn }
 // NetConn returns the wrapped conn (for startupOf and the urgent data's socket).
 func (c classicConn) NetConn() net.Conn { return c.Conn }
 
-// NetConn returns the raw conn, so that wrappers' users can reach the socket (classic rlogin's
-// urgent data needs it).
-func (c *startupConn) NetConn() net.Conn { return c.Conn }
-
-// SyscallConn exposes the socket: startupConn changes no Read or Write, so a TLS session
-// over it may read and write the descriptor directly (see transport's recordConn).
-func (c *startupConn) SyscallConn() (syscall.RawConn, error) { return rawConnOf(c.Conn) }
-
-// rawConnOf returns c's syscall.RawConn, if c has a descriptor.
-func rawConnOf(c net.Conn) (syscall.RawConn, error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil, fmt.Errorf("daemon: %T has no descriptor: %w", c, errors.ErrUnsupported)
-	}
-	return sc.SyscallConn()
-}
-
 // mergedListener accepts from the login mailbox, the direct TLS listener and the classic
 // listener. Its Accept fails only once all have failed (the Mux closed them), so its pumps have
 // ended when the accept loop ends.
@@ -206,10 +190,11 @@ func (m *mergedListener) Close() error {
 
 // handleClassic runs one classic conn from the handshake to the end of its session; it owns
 // conn. Everything before the session starts runs under the login grace deadline.
-func (s *Server) handleClassic(ctx context.Context, id uint64, conn net.Conn) {
+func (s *Server) handleClassic(ctx context.Context, ac *admission.Conn, conn net.Conn) {
+	id := ac.ID()
 	log := s.log.With("conn", id, "remote", conn.RemoteAddr().String(), "protocol", "classic")
 	log.Info("connection accepted (classic rlogin, unencrypted)")
-	deadline := acceptedAt(conn, time.Now()).Add(s.cfg.LoginGraceTime)
+	deadline := ac.GraceDeadline()
 	_ = conn.SetDeadline(deadline)
 	stopAbort := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stopAbort()
@@ -221,7 +206,7 @@ func (s *Server) handleClassic(ctx context.Context, id uint64, conn net.Conn) {
 		if errors.As(err, &he) || errors.Is(err, classic.ErrNotClassic) {
 			// Refused and closed by ReadRequest.
 			log.Warn("login refused: bad classic handshake", "err", sanitize.Text(err.Error()))
-			s.authFailed(conn)
+			ac.Failed()
 			return
 		}
 		s.logLoginError(ctx, log, "classic handshake", err)
@@ -232,11 +217,11 @@ func (s *Server) handleClassic(ctx context.Context, id uint64, conn net.Conn) {
 	log = log.With("user", req.ServerUser, "client_user", req.ClientUser)
 	lg, reason, ok := s.authorizeClassic(log, conn, req)
 	if !ok {
-		s.authFailed(conn)
+		ac.Failed()
 		_ = srv.Refuse(reason)
 		return
 	}
-	ended, refusal := s.authenticated(conn)
+	ended, refusal := s.authenticated(ac)
 	defer ended()
 	if refusal != "" {
 		_ = srv.Refuse(classicTooMany)

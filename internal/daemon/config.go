@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rlogin-go/rlogin/internal/admission"
 )
 
 // Configuration file locations: the system daemon's (run as root) and a user's.
@@ -45,10 +47,10 @@ type options struct {
 	hostKey        string
 	authorizedKeys string
 	grace          time.Duration
-	maxStartups    StartupLimit
+	maxStartups    admission.StartupLimit
 	perSourceMax   limitValue
-	netBlock       NetBlockSize
-	penalties      Penalties
+	netBlock       admission.NetBlockSize
+	penalties      admission.Penalties
 	exempt         prefixList
 	maxSessions    limitValue
 	stopGrace      time.Duration
@@ -69,7 +71,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	set := flag.NewFlagSet("rlogind", flag.ContinueOnError)
 	set.SetOutput(io.Discard) // errors are returned, usage printed by the caller
 	set.Usage = func() {}
-	o.perSourceMax = DefaultPerSourceMaxStartups
+	o.perSourceMax = admission.DefaultPerSourceMaxStartups
 	o.maxSessions = DefaultMaxSessions
 	o.exempt = nil
 	set.StringVar(&o.config, "config", "", "configuration `file`, or none (default "+SystemConfigFile+" when run as root, else "+UserConfigFile+"; a missing default file is no error)")
@@ -78,10 +80,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	set.StringVar(&o.hostKey, "host-key", defaultHostKey, "host key `file` (ed25519, OpenSSH format); created if missing")
 	set.StringVar(&o.authorizedKeys, "authorized-keys", defaultAuthorizedKeys, "`file` of the client keys allowed to log in (OpenSSH authorized_keys format, no options)")
 	set.DurationVar(&o.grace, "login-grace-time", DefaultLoginGraceTime, "deadline for a login: everything from connecting until the shell starts")
-	set.TextVar(&o.maxStartups, "max-startups", DefaultMaxStartups, "random early drop of unauthenticated connections, `start:rate:full` (or one number n for n:100:n)")
+	set.TextVar(&o.maxStartups, "max-startups", admission.DefaultMaxStartups(), "random early drop of unauthenticated connections, `start:rate:full` (or one number n for n:100:n)")
 	set.Var(&o.perSourceMax, "per-source-max-startups", "most unauthenticated connections from one source, `n` or none")
-	set.TextVar(&o.netBlock, "per-source-net-block-size", NetBlockSize{V4: DefaultNetBlock4, V6: DefaultNetBlock6}, "prefix lengths `v4:v6` that make one source")
-	set.TextVar(&o.penalties, "per-source-penalties", DefaultPenalties(), "refuse sources for a while after failed logins: `off` or keyword:duration items (authfail, noauth, grace-exceeded, max, min; max-sources:n)")
+	set.TextVar(&o.netBlock, "per-source-net-block-size", admission.NetBlockSize{V4: admission.DefaultNetBlock4, V6: admission.DefaultNetBlock6}, "prefix lengths `v4:v6` that make one source")
+	set.TextVar(&o.penalties, "per-source-penalties", admission.DefaultPenalties(), "refuse sources for a while after failed logins: `off` or keyword:duration items (authfail, noauth, grace-exceeded, max, min; max-sources:n)")
 	set.Var(&o.exempt, "per-source-penalty-exempt-list", "comma-separated `addresses` and CIDR prefixes never penalized")
 	set.Var(&o.maxSessions, "max-sessions", "most sessions at once, `n` or none")
 	set.DurationVar(&o.stopGrace, "stop-grace", DefaultStopGrace, "on SIGTERM, how long sessions have to end before their shells are killed")
@@ -333,7 +335,7 @@ func (v *limitValue) Set(s string) error {
 	return nil
 }
 
-// prefixList is a flag of comma-separated addresses and prefixes (ParsePrefixList).
+// prefixList is a flag of comma-separated addresses and prefixes (admission.ParsePrefixList).
 type prefixList []netip.Prefix
 
 func (l *prefixList) String() string {
@@ -348,45 +350,10 @@ func (l *prefixList) String() string {
 }
 
 func (l *prefixList) Set(s string) error {
-	list, err := ParsePrefixList(s)
+	list, err := admission.ParsePrefixList(s)
 	if err != nil {
 		return err
 	}
 	*l = list
-	return nil
-}
-
-// Text forms, for flags and configuration keywords.
-
-func (l StartupLimit) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
-
-func (l *StartupLimit) UnmarshalText(b []byte) error {
-	v, err := ParseStartupLimit(string(b))
-	if err != nil {
-		return err
-	}
-	*l = v
-	return nil
-}
-
-func (b NetBlockSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
-
-func (b *NetBlockSize) UnmarshalText(t []byte) error {
-	v, err := ParseNetBlockSize(string(t))
-	if err != nil {
-		return err
-	}
-	*b = v
-	return nil
-}
-
-func (p Penalties) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
-
-func (p *Penalties) UnmarshalText(b []byte) error {
-	v, err := ParsePenalties(string(b))
-	if err != nil {
-		return err
-	}
-	*p = v
 	return nil
 }

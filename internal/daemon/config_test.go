@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rlogin-go/rlogin/internal/admission"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -75,12 +77,12 @@ log-level warn
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantPenalties := DefaultPenalties()
+	wantPenalties := admission.DefaultPenalties()
 	wantPenalties.AuthFail, wantPenalties.NoAuth = time.Minute, 0
 	switch {
 	case o.grace != 45*time.Second:
 		t.Errorf("login-grace-time %v: the flag must win over the file", o.grace)
-	case o.maxStartups != StartupLimit{5, 50, 20}:
+	case o.maxStartups != admission.StartupLimit{Start: 5, Rate: 50, Full: 20}:
 		t.Errorf("max-startups %v", o.maxStartups)
 	case o.perSourceMax != -1:
 		t.Errorf("per-source-max-startups %v", o.perSourceMax)
@@ -112,9 +114,9 @@ func TestLoadOptionsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.configLoaded != "" || o.grace != DefaultLoginGraceTime || o.maxStartups != DefaultMaxStartups ||
-		o.perSourceMax != DefaultPerSourceMaxStartups || o.maxSessions != DefaultMaxSessions ||
-		o.penalties != DefaultPenalties() || o.addr != DefaultAddr || o.logLevel != slog.LevelInfo {
+	if o.configLoaded != "" || o.grace != DefaultLoginGraceTime || o.maxStartups != admission.DefaultMaxStartups() ||
+		o.perSourceMax != admission.DefaultPerSourceMaxStartups || o.maxSessions != DefaultMaxSessions ||
+		o.penalties != admission.DefaultPenalties() || o.addr != DefaultAddr || o.logLevel != slog.LevelInfo {
 		t.Errorf("defaults: %+v", o)
 	}
 	if o.authorizedKeys != filepath.Join(home, ".rlogin", "authorized_keys") {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/pty"
@@ -32,14 +33,15 @@ const (
 // handle runs one conn from the mailbox to the end of its session; it owns conn. Everything
 // before the shell starts runs under the login grace deadline, counted from when the raw conn
 // was accepted when that can be seen through the mailbox's wrapping, else from now.
-func (s *Server) handle(ctx context.Context, id uint64, conn net.Conn) {
+func (s *Server) handle(ctx context.Context, ac *admission.Conn, conn net.Conn) {
 	if cc, ok := conn.(classicConn); ok {
-		s.handleClassic(ctx, id, cc.Conn)
+		s.handleClassic(ctx, ac, cc.Conn)
 		return
 	}
+	id := ac.ID()
 	log := s.log.With("conn", id, "remote", conn.RemoteAddr().String())
 	log.Info("connection accepted")
-	deadline := acceptedAt(conn, time.Now()).Add(s.cfg.LoginGraceTime)
+	deadline := ac.GraceDeadline()
 	_ = conn.SetDeadline(deadline) // a conn that cannot take deadlines fails its first I/O instead
 	// A shutdown during the login makes its pending I/O fail at once.
 	stopAbort := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
@@ -77,13 +79,13 @@ func (s *Server) handle(ctx context.Context, id uint64, conn net.Conn) {
 	}
 	lg, reason, ok := s.authorizeLogin(log, req, key)
 	if !ok {
-		s.authFailed(conn) // for the per-source penalties
+		ac.Failed() // for the per-source penalties
 		_ = srv.Refuse(reason)
 		return
 	}
 	// From here the conn no longer counts as unauthenticated; it holds a session slot
 	// (MaxSessions) until ended runs.
-	ended, refusal := s.authenticated(conn)
+	ended, refusal := s.authenticated(ac)
 	defer ended()
 	if refusal != "" {
 		_ = srv.Refuse(refusal)
@@ -97,7 +99,7 @@ func (s *Server) handle(ctx context.Context, id uint64, conn net.Conn) {
 		startLogin:  s.startLogin,
 		startFailed: "cannot start the shell", programKey: "shell",
 		loginAttrs: func(lg *systemLogin) []any { return []any{"user", lg.user.name, "method", lg.method} },
-		onFail:     func() { s.authFailed(conn) }, // a wrong password, for the penalties
+		onFail:     ac.Failed, // a wrong password, for the penalties
 	})
 	if !ok {
 		return

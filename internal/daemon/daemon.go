@@ -50,7 +50,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -62,6 +61,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session"
@@ -70,8 +70,9 @@ import (
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultLoginGraceTime = 60 * time.Second
+	DefaultLoginGraceTime = admission.DefaultLoginGraceTime
 	DefaultStopGrace      = 5 * time.Second
+	DefaultMaxSessions    = 512
 )
 
 // killGrace is how long Serve still waits, after StopGrace, for sessions whose shells it killed.
@@ -82,14 +83,6 @@ const MailboxName = "login"
 
 // passwdPath is the passwd database the login shell is looked up in.
 const passwdPath = "/etc/passwd"
-
-// Reasons sent to clients whose connection is dropped before the mailbox exchange, as a
-// mailbox refusal ("-reason" CRLF), which rlogin shows.
-const (
-	dropBusy      = "server busy: too many unauthenticated connections; try again later"
-	dropPerSource = "too many unauthenticated connections from your address"
-	dropPenalty   = "connections from your address are refused for a while after failed logins"
-)
 
 // reasonMaxSessions is the refusal a client gets after authentication when MaxSessions
 // sessions are running.
@@ -116,17 +109,18 @@ type Config struct {
 	// conn still there after it is closed. 0 means DefaultLoginGraceTime.
 	LoginGraceTime time.Duration
 	// MaxStartups is the random early drop of connections that are not authenticated yet (see
-	// StartupLimit); a dropped connection is closed at once. Zero means DefaultMaxStartups.
-	MaxStartups StartupLimit
+	// admission.StartupLimit); a dropped connection is closed at once. Zero means
+	// admission.DefaultMaxStartups().
+	MaxStartups admission.StartupLimit
 	// PerSourceMaxStartups caps the unauthenticated connections from one source (an IPv4
-	// address, an IPv6 /64: see NetBlockSize), so that one source's flood leaves room for the
-	// others. 0 means DefaultPerSourceMaxStartups; negative means no cap.
+	// address, an IPv6 /64: see admission.NetBlockSize), so that one source's flood leaves room
+	// for the others. 0 means admission.DefaultPerSourceMaxStartups; negative means no cap.
 	PerSourceMaxStartups int
 	// PerSourceNetBlockSize groups client addresses into sources. Zero means 32:64.
-	PerSourceNetBlockSize NetBlockSize
+	PerSourceNetBlockSize admission.NetBlockSize
 	// PerSourcePenalties refuses sources for a while after failed logins; nil means
-	// DefaultPenalties().
-	PerSourcePenalties *Penalties
+	// admission.DefaultPenalties().
+	PerSourcePenalties *admission.Penalties
 	// PenaltyExempt lists addresses never penalized.
 	PenaltyExempt []netip.Prefix
 	// MaxSessions caps the sessions running at once; a login past it is refused after
@@ -166,32 +160,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.AuthorizedKeys == "" {
 		return cfg, errors.New("daemon: Config.AuthorizedKeys is empty")
 	}
-	if cfg.LoginGraceTime <= 0 {
-		cfg.LoginGraceTime = DefaultLoginGraceTime
-	}
-	if cfg.MaxStartups == (StartupLimit{}) {
-		cfg.MaxStartups = DefaultMaxStartups
-	}
-	if err := cfg.MaxStartups.check(); err != nil {
+	lim, err := cfg.limits().WithDefaults()
+	if err != nil {
 		return cfg, err
 	}
-	if cfg.PerSourceMaxStartups == 0 {
-		cfg.PerSourceMaxStartups = DefaultPerSourceMaxStartups
-	}
-	if cfg.PerSourceNetBlockSize == (NetBlockSize{}) {
-		cfg.PerSourceNetBlockSize = NetBlockSize{V4: DefaultNetBlock4, V6: DefaultNetBlock6}
-	}
-	if b := cfg.PerSourceNetBlockSize; b.V4 < 0 || b.V4 > 32 || b.V6 < 0 || b.V6 > 128 {
-		return cfg, fmt.Errorf("daemon: PerSourceNetBlockSize %v out of range", b)
-	}
-	p := DefaultPenalties()
-	if cfg.PerSourcePenalties != nil {
-		p = *cfg.PerSourcePenalties
-	}
-	if p.MaxSources <= 0 {
-		p.MaxSources = DefaultPenaltyMaxSources
-	}
-	cfg.PerSourcePenalties = &p
+	cfg.LoginGraceTime, cfg.MaxStartups, cfg.PerSourceMaxStartups = lim.LoginGraceTime, lim.MaxStartups, lim.PerSourceMaxStartups
+	cfg.PerSourceNetBlockSize, cfg.PerSourcePenalties = lim.NetBlockSize, lim.Penalties
 	if cfg.MaxSessions == 0 {
 		cfg.MaxSessions = DefaultMaxSessions
 	}
@@ -207,6 +181,18 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// limits returns the admission rules of cfg.
+func (cfg Config) limits() admission.Limits {
+	return admission.Limits{
+		LoginGraceTime:       cfg.LoginGraceTime,
+		MaxStartups:          cfg.MaxStartups,
+		PerSourceMaxStartups: cfg.PerSourceMaxStartups,
+		NetBlockSize:         cfg.PerSourceNetBlockSize,
+		Penalties:            cfg.PerSourcePenalties,
+		PenaltyExempt:        cfg.PenaltyExempt,
+	}
 }
 
 // A Server serves logins for the user running it. Create it with NewServer.
@@ -227,22 +213,13 @@ type Server struct {
 
 // serverState is what the generations of a Server share: the connections, sessions and limits.
 type serverState struct {
-	current  atomic.Pointer[Server] // the generation new connections get
-	nextID   atomic.Uint64          // connection ids
-	serving  atomic.Bool            // Serve or ServeConn was called
-	stopping atomic.Bool            // Serve's ctx is done: no penalties for conns cut short
-	randN    func(int) int
-	now      func() time.Time
+	current atomic.Pointer[Server] // the generation new connections get
+	serving atomic.Bool            // Serve or ServeConn was called
+	lim     *admission.Limiter     // the limits before authentication
 
-	mu        sync.Mutex
-	accepted  uint64                    // raw conns accepted, admitted or not
-	unauth    int                       // admitted conns not (yet) in a session
-	perSource map[netip.Prefix]int      // unauth by source
-	running   int                       // sessions running (MaxSessions)
-	sessions  map[uint64]*activeSession // conns being handled, by id
-	penalties *penaltyTable
-	drops     map[string]int // conns dropped since the last log line, by reason
-	lastDrop  time.Time      // when a drop was last logged
+	mu       sync.Mutex
+	running  int                       // sessions running (MaxSessions)
+	sessions map[uint64]*activeSession // conns being handled, by id
 }
 
 // activeSession is what a forced shutdown needs of a connection being handled.
@@ -258,21 +235,14 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	lim, err := admission.NewLimiterWith(g.cfg.limits(), g.log, cfg.randN, cfg.now)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
 	st := &serverState{
-		randN:     cfg.randN,
-		now:       cfg.now,
-		perSource: make(map[netip.Prefix]int),
-		sessions:  make(map[uint64]*activeSession),
-		penalties: newPenaltyTable(),
-		drops:     make(map[string]int),
+		lim:      lim,
+		sessions: make(map[uint64]*activeSession),
 	}
-	if st.randN == nil {
-		st.randN = rand.IntN
-	}
-	if st.now == nil {
-		st.now = time.Now
-	}
-	st.penalties.configure(*g.cfg.PerSourcePenalties, g.cfg.PenaltyExempt)
 	g.serverState = st
 	st.current.Store(g)
 	return g, nil
@@ -340,10 +310,10 @@ func (s *Server) Reload(cfg Config) error {
 		return err
 	}
 	g.serverState = s.serverState
-	s.mu.Lock()
+	if err := s.lim.Configure(g.cfg.limits(), g.log); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
 	s.current.Store(g)
-	s.penalties.configure(*g.cfg.PerSourcePenalties, g.cfg.PenaltyExempt)
-	s.mu.Unlock()
 	changes := configChanges(old, g)
 	if len(changes) == 0 {
 		g.log.Info("configuration reloaded; nothing changed")
@@ -411,7 +381,7 @@ func (s *Server) serve(ctx context.Context, l net.Listener, oneShot bool) error 
 	sessCtx, cancelSessions := context.WithCancel(ctx)
 	defer cancelSessions()
 
-	mux := transport.NewMux(&startupListener{Listener: l, st: s.serverState})
+	mux := transport.NewMux(s.lim.Listener(l))
 	// The limits on unauthenticated conns, their deadline included, are the startupListener's
 	// and startupConn's, which follow Reload; the mux's own ones only back them up.
 	mux.NameTimeout = 24 * time.Hour
@@ -436,7 +406,7 @@ func (s *Server) serve(ctx context.Context, l net.Listener, oneShot bool) error 
 		_ = mux.Close() // a failed Serve: stop the accept loop below too
 	})
 	stopOnCancel := context.AfterFunc(ctx, func() {
-		s.stopping.Store(true)
+		s.lim.ShuttingDown()
 		_ = mux.Close()
 	})
 	defer stopOnCancel()
@@ -451,20 +421,23 @@ func (s *Server) serve(ctx context.Context, l net.Listener, oneShot bool) error 
 			}
 			break
 		}
-		var id uint64
-		if sc := startupOf(conn); sc != nil {
-			id = sc.id
-			s.mu.Lock()
-			sc.delivered = true
-			s.mu.Unlock()
-		} else {
-			id = s.nextID.Add(1)
+		inner := conn
+		if cc, ok := conn.(classicConn); ok {
+			inner = cc.Conn
 		}
+		ac := admission.ConnOf(inner) // the mux hands out conns that wrap the limiter's
+		if ac == nil {
+			s.log.Error("connection not admitted; closed", "remote", conn.RemoteAddr().String())
+			_ = conn.Close()
+			continue
+		}
+		ac.Delivered()
 		g := s.current.Load()
+		id := ac.ID()
 		s.track(id, conn)
 		sessions.Go(func() {
 			defer s.untrack(id)
-			g.handle(sessCtx, id, conn)
+			g.handle(sessCtx, ac, conn)
 		})
 	}
 	_ = mux.Close()
@@ -559,28 +532,22 @@ func (s *Server) setShell(id uint64, cmd *exec.Cmd, p *pty.PTY) {
 
 // Hooks the connection flow calls.
 
-// authenticated is called once the login on conn is authorized, before the shell starts. It
-// takes conn out of the unauthenticated connections and claims a session slot. If MaxSessions
-// sessions run already, it returns the refusal reason for the client, and conn stays out of
-// the penalties. Otherwise the func it returns must be called when the session has ended (it
-// may be called more than once).
-func (s *Server) authenticated(conn net.Conn) (sessionEnded func(), refusal string) {
-	sc := startupOf(conn)
+// authenticated is called once the login on ac is authorized, before the shell starts. It
+// records the authentication and claims a session slot. If MaxSessions sessions run already, it
+// returns the refusal reason for the client, and the conn stays unauthenticated (but out of the
+// penalties) until it closes. Otherwise the conn enters its session, and the func it returns
+// must be called when the session has ended (it may be called more than once).
+func (s *Server) authenticated(ac *admission.Conn) (sessionEnded func(), refusal string) {
+	ac.Authenticated()
 	s.mu.Lock()
-	if sc != nil {
-		sc.authOK = true
-	}
 	if max := s.cfg.MaxSessions; max > 0 && s.running >= max {
 		s.mu.Unlock()
 		s.log.Warn("login refused: too many sessions", "max_sessions", max)
 		return func() {}, reasonMaxSessions
 	}
 	s.running++
-	if sc != nil && !sc.inSession.Load() {
-		sc.inSession.Store(true)
-		s.leaveStartup(sc)
-	}
 	s.mu.Unlock()
+	ac.StartSession()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -591,257 +558,5 @@ func (s *Server) authenticated(conn net.Conn) (sessionEnded func(), refusal stri
 	}, ""
 }
 
-// authFailed records that the login on conn was refused (a key not authorized, a bad or
-// unknown user name, a wrong password): its source gets the authfail penalty when conn closes,
-// even if a session had started (login(1) asking for the password).
-func (s *Server) authFailed(conn net.Conn) {
-	if sc := startupOf(conn); sc != nil {
-		s.mu.Lock()
-		sc.failed = true
-		s.mu.Unlock()
-	}
-}
-
 // unauthenticated returns the number of admitted conns not in a session.
-func (s *serverState) unauthenticated() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.unauth
-}
-
-// Admission of raw conns. Every admitted conn is counted in unauth (and in perSource for its
-// source) from accept until it enters a session or closes; a conn closed without entering a
-// session penalizes its source.
-
-// admit decides on a raw conn just accepted: it returns the conn to serve, or the reason it
-// must be dropped.
-func (s *serverState) admit(c net.Conn) (*startupConn, string) {
-	g := s.current.Load()
-	cfg := g.cfg
-	src := sourceOf(c.RemoteAddr(), cfg.PerSourceNetBlockSize)
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.accepted++
-	if src.ok() {
-		if kind, left, refused := s.penalties.refused(src, s.now()); refused {
-			s.logDrop(g.log, "penalty", c, "source", src.String(), "penalty", kind.String(), "left", left.Round(time.Second))
-			return nil, dropPenalty
-		}
-		if max := cfg.PerSourceMaxStartups; max > 0 && s.perSource[src.prefix] >= max {
-			s.logDrop(g.log, "per-source-max-startups", c, "source", src.String(), "per_source_max_startups", max)
-			return nil, dropPerSource
-		}
-	}
-	if p := cfg.MaxStartups.dropPercent(s.unauth); p >= 100 || (p > 0 && s.randN(100) < p) {
-		s.logDrop(g.log, "max-startups", c, "max_startups", cfg.MaxStartups.String(), "unauthenticated", s.unauth)
-		return nil, dropBusy
-	}
-	s.unauth++
-	if src.ok() {
-		s.perSource[src.prefix]++
-	}
-	return &startupConn{
-		Conn:     c,
-		st:       s,
-		id:       s.nextID.Add(1),
-		src:      src,
-		accepted: now,
-		deadline: now.Add(cfg.LoginGraceTime),
-	}, ""
-}
-
-// logDrop logs a dropped conn: the first, then at most one line a second with the number
-// dropped since, by reason, so that a flood of connections does not become a flood of log
-// lines. s.mu is held.
-func (s *serverState) logDrop(log *slog.Logger, reason string, c net.Conn, attrs ...any) {
-	s.drops[reason]++
-	now := time.Now()
-	if now.Sub(s.lastDrop) < time.Second {
-		return
-	}
-	s.lastDrop = now
-	var counts []any
-	for r, n := range s.drops {
-		counts = append(counts, slog.Int(r, n))
-	}
-	clear(s.drops)
-	attrs = append([]any{"reason", reason, "remote", c.RemoteAddr().String()}, attrs...)
-	attrs = append(attrs, slog.Group("dropped", counts...))
-	log.Warn("connection dropped", attrs...)
-}
-
-// leaveStartup takes sc out of the unauthenticated counts. s.mu is held.
-func (s *serverState) leaveStartup(sc *startupConn) {
-	s.unauth--
-	if sc.src.ok() {
-		if n := s.perSource[sc.src.prefix] - 1; n > 0 {
-			s.perSource[sc.src.prefix] = n
-		} else {
-			delete(s.perSource, sc.src.prefix)
-		}
-	}
-}
-
-// closed accounts for sc's close: a conn that never entered a session leaves the
-// unauthenticated counts, and penalizes its source unless it authenticated or the server is
-// stopping; so does a conn whose login was reported failed (authFailed), session or not.
-func (s *serverState) closed(sc *startupConn) {
-	now := time.Now()
-	s.mu.Lock()
-	inSession := sc.inSession.Load()
-	if !inSession {
-		s.leaveStartup(sc)
-	}
-	kind := penaltyNone
-	switch {
-	case s.stopping.Load():
-	case sc.failed: // also after a session: a password login(1) refused
-		kind = penaltyAuthFail
-	case sc.authOK || inSession:
-	case !now.Before(sc.deadline):
-		kind = penaltyGraceExceeded
-	default:
-		kind = penaltyNoAuth
-	}
-	var activated bool
-	var left time.Duration
-	if kind != penaltyNone {
-		activated, left = s.penalties.add(sc.src, kind, s.now())
-	}
-	delivered := sc.delivered
-	s.mu.Unlock()
-
-	log := s.current.Load().log
-	if !delivered && !inSession {
-		// The conn never reached the login flow, which logs the others.
-		attrs := []any{"conn", sc.id, "remote", sc.RemoteAddr().String(), "duration", now.Sub(sc.accepted).Round(time.Millisecond)}
-		if kind == penaltyGraceExceeded {
-			log.Info("connection closed before the login: login grace time exceeded", attrs...)
-		} else {
-			log.Info("connection closed before the login", attrs...)
-		}
-	}
-	if activated {
-		log.Warn("source penalized: its new connections are refused", "source", sc.src.String(),
-			"reason", kind.String(), "for", left.Round(time.Second))
-	}
-}
-
-// startupListener applies the admission limits to the raw conns of the daemon's listener.
-type startupListener struct {
-	net.Listener
-	st *serverState
-}
-
-// Accept returns the next conn admitted; it closes the others at once, after a one-line
-// mailbox refusal that tells the client why.
-func (l *startupListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		sc, reason := l.st.admit(c)
-		if sc != nil {
-			return sc, nil
-		}
-		// A fresh socket's send buffer is empty: this write does not block. The deadline
-		// only guards against the unexpected.
-		_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		_, _ = c.Write([]byte("-" + reason + "\r\n"))
-		_ = c.Close()
-	}
-}
-
-// startupConn is an admitted raw conn. Until it enters a session it cannot take a deadline
-// later than its login grace deadline, whoever sets it; it accounts for itself when closed.
-type startupConn struct {
-	net.Conn
-	st        *serverState
-	id        uint64
-	src       source
-	accepted  time.Time
-	deadline  time.Time   // accepted + the login grace time
-	inSession atomic.Bool // authenticated and counted as a session: no more deadline clamp
-	once      sync.Once
-
-	// Guarded by st.mu.
-	delivered bool // reached the login mailbox
-	authOK    bool // authenticated
-	failed    bool // a login attempt was refused
-}
-
-func (c *startupConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { c.st.closed(c) })
-	return err
-}
-
-// clamp bounds t by the login grace deadline while c is not in a session (zero t: no deadline
-// asked for, the grace deadline applies).
-func (c *startupConn) clamp(t time.Time) time.Time {
-	if c.inSession.Load() || (!t.IsZero() && t.Before(c.deadline)) {
-		return t
-	}
-	return c.deadline
-}
-
-// farewellAllowance lets the server write the reason it ends a login (REFUSE "login timed out")
-// a little past the grace deadline. Reads stay bounded by the deadline itself, so a peer cannot
-// use it to hold the conn: only the server's last write may take that long.
-const farewellAllowance = 2 * time.Second
-
-// clampWrite bounds a write deadline by the grace deadline plus farewellAllowance.
-func (c *startupConn) clampWrite(t time.Time) time.Time {
-	limit := c.deadline.Add(farewellAllowance)
-	if c.inSession.Load() || (!t.IsZero() && t.Before(limit)) {
-		return t
-	}
-	return limit
-}
-
-func (c *startupConn) SetDeadline(t time.Time) error {
-	if err := c.Conn.SetReadDeadline(c.clamp(t)); err != nil {
-		return err
-	}
-	return c.Conn.SetWriteDeadline(c.clampWrite(t))
-}
-func (c *startupConn) SetReadDeadline(t time.Time) error { return c.Conn.SetReadDeadline(c.clamp(t)) }
-func (c *startupConn) SetWriteDeadline(t time.Time) error {
-	return c.Conn.SetWriteDeadline(c.clampWrite(t))
-}
-
-// CloseWrite half-closes the conn (TCP or Unix).
-func (c *startupConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return fmt.Errorf("daemon: CloseWrite: %w", errors.ErrUnsupported)
-}
-
-// startupOf returns the startupConn under c, if c wraps one in a way it can see (through
-// NetConn methods, as the mailbox's conns and *tls.Conn have), else nil.
-func startupOf(c net.Conn) *startupConn {
-	for range 8 { // bounded: a wrapper that returns itself must not loop forever
-		if sc, ok := c.(*startupConn); ok {
-			return sc
-		}
-		w, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		c = w.NetConn()
-	}
-	return nil
-}
-
-// acceptedAt returns when the raw conn under c was accepted, if it can be seen (see
-// startupOf), else fallback, so the login grace time counts from accept and covers the name
-// exchange too.
-func acceptedAt(c net.Conn, fallback time.Time) time.Time {
-	if sc := startupOf(c); sc != nil {
-		return sc.accepted
-	}
-	return fallback
-}
+func (s *serverState) unauthenticated() int { return s.lim.Unauthenticated() }

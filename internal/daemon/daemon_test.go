@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
@@ -489,7 +490,7 @@ func TestMaxStartups(t *testing.T) {
 	)
 	ts := startServer(t, func(c *Config) {
 		c.LoginGraceTime = grace
-		c.MaxStartups = StartupLimit{Start: maxStartups, Rate: 100, Full: maxStartups}
+		c.MaxStartups = admission.StartupLimit{Start: maxStartups, Rate: 100, Full: maxStartups}
 	})
 	// An authenticated session does not count against the cap.
 	busy := ts.login(t)

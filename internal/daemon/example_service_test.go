@@ -45,23 +45,3 @@ func ExampleServer_Reload() {
 		fmt.Println("keeping the configuration in force:", err)
 	}
 }
-
-func ExampleParseStartupLimit() {
-	l, err := daemon.ParseStartupLimit("10:30:100")
-	fmt.Println(l.Start, l.Rate, l.Full, err)
-	hard, _ := daemon.ParseStartupLimit("20")
-	fmt.Println(hard)
-	// Output:
-	// 10 30 100 <nil>
-	// 20:100:20
-}
-
-func ExampleParsePenalties() {
-	p, err := daemon.ParsePenalties("authfail:30s max:1h")
-	fmt.Println(p, err)
-	off, _ := daemon.ParsePenalties("off")
-	fmt.Println(off)
-	// Output:
-	// authfail:30s noauth:1s grace-exceeded:10s max:1h0m0s min:15s max-sources:65536 <nil>
-	// off
-}

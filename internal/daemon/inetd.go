@@ -78,8 +78,15 @@ func (c *closeNotifyConn) Close() error {
 	return err
 }
 
-// SyscallConn exposes the socket, as startupConn's does.
-func (c *closeNotifyConn) SyscallConn() (syscall.RawConn, error) { return rawConnOf(c.Conn) }
+// SyscallConn exposes the socket: closeNotifyConn changes no Read or Write, so a TLS session
+// over it may read and write the descriptor directly.
+func (c *closeNotifyConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("daemon: %T has no descriptor: %w", c.Conn, errors.ErrUnsupported)
+	}
+	return sc.SyscallConn()
+}
 
 // CloseWrite half-closes the conn (TCP or Unix).
 func (c *closeNotifyConn) CloseWrite() error {

@@ -16,196 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )
-
-func TestParseStartupLimit(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want StartupLimit
-		bad  bool
-	}{
-		{in: "10:30:100", want: StartupLimit{10, 30, 100}},
-		{in: "5", want: StartupLimit{5, 100, 5}},
-		{in: "1:100:1", want: StartupLimit{1, 100, 1}},
-		{in: "0", bad: true},
-		{in: "10:30", bad: true},
-		{in: "10:0:100", bad: true},
-		{in: "10:101:100", bad: true},
-		{in: "20:30:10", bad: true},
-		{in: "a:b:c", bad: true},
-		{in: "", bad: true},
-	} {
-		got, err := ParseStartupLimit(tc.in)
-		if tc.bad {
-			if err == nil {
-				t.Errorf("ParseStartupLimit(%q) = %v, want an error", tc.in, got)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("ParseStartupLimit(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-		}
-		if back, err := ParseStartupLimit(got.String()); err != nil || back != got {
-			t.Errorf("round trip of %v: %v, %v", got, back, err)
-		}
-	}
-}
-
-func TestDropPercent(t *testing.T) {
-	l := StartupLimit{Start: 10, Rate: 30, Full: 100}
-	for _, tc := range []struct{ n, want int }{
-		{0, 0}, {9, 0}, {10, 30}, {55, 65}, {99, 99}, {100, 100}, {1000, 100},
-	} {
-		if got := l.dropPercent(tc.n); got != tc.want {
-			t.Errorf("dropPercent(%d) with %v = %d, want %d", tc.n, l, got, tc.want)
-		}
-	}
-	hard := StartupLimit{Start: 3, Rate: 100, Full: 3}
-	if hard.dropPercent(2) != 0 || hard.dropPercent(3) != 100 {
-		t.Errorf("hard cap %v: %d at 2, %d at 3", hard, hard.dropPercent(2), hard.dropPercent(3))
-	}
-}
-
-func TestParsePenalties(t *testing.T) {
-	def := DefaultPenalties()
-	got, err := ParsePenalties("")
-	if err != nil || got != def {
-		t.Fatalf("ParsePenalties(\"\") = %v, %v; want the defaults %v", got, err, def)
-	}
-	got, err = ParsePenalties("authfail:30s, noauth:0 max:1h30m min:2 max-sources:10")
-	want := def
-	want.AuthFail, want.NoAuth, want.Max, want.Min, want.MaxSources = 30*time.Second, 0, 90*time.Minute, 2*time.Second, 10
-	if err != nil || got != want {
-		t.Fatalf("got %v, %v; want %v", got, err, want)
-	}
-	if back, err := ParsePenalties(got.String()); err != nil || back != got {
-		t.Errorf("round trip of %v: %v, %v", got, back, err)
-	}
-	off, err := ParsePenalties("off")
-	if err != nil || !off.off() || off.String() != "off" {
-		t.Errorf("ParsePenalties(off) = %v, %v", off, err)
-	}
-	for _, bad := range []string{"authfail", "authfail:x", "crash:5s", "authfail:-5s", "max-sources:0"} {
-		if _, err := ParsePenalties(bad); err == nil {
-			t.Errorf("ParsePenalties(%q) succeeded", bad)
-		}
-	}
-}
-
-func TestParsePrefixList(t *testing.T) {
-	got, err := ParsePrefixList("192.0.2.1, 10.0.0.0/8,2001:db8::/32,::ffff:192.0.2.9")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []netip.Prefix{
-		netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("10.0.0.0/8"),
-		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("192.0.2.9/32"),
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	for _, bad := range []string{"10.0.0.1/8", "host.example", "10.0.0.0/33", "1.2.3.4,"} {
-		if _, err := ParsePrefixList(bad); err == nil {
-			t.Errorf("ParsePrefixList(%q) succeeded", bad)
-		}
-	}
-	if l, err := ParsePrefixList("none"); err != nil || l != nil {
-		t.Errorf("ParsePrefixList(none) = %v, %v", l, err)
-	}
-}
-
-func TestSourceOf(t *testing.T) {
-	bits := NetBlockSize{V4: 32, V6: 64}
-	for _, tc := range []struct {
-		addr net.Addr
-		want string
-	}{
-		{&net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1}, "192.0.2.7/32"},
-		{&net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.7"), Port: 1}, "192.0.2.7/32"},
-		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:3:4:5:6"), Port: 1, Zone: "eth0"}, "2001:db8:1:2::/64"},
-		{&net.UnixAddr{Name: "@", Net: "unix"}, "invalid Prefix"},
-	} {
-		if got := sourceOf(tc.addr, bits).String(); got != tc.want {
-			t.Errorf("sourceOf(%v) = %s, want %s", tc.addr, got, tc.want)
-		}
-	}
-	if got := sourceOf(&net.TCPAddr{IP: net.ParseIP("192.0.2.7")}, NetBlockSize{V4: 24, V6: 48}).String(); got != "192.0.2.0/24" {
-		t.Errorf("with /24: %s", got)
-	}
-}
-
-// TestPenaltyTable checks sshd's rules: penalties add up to max, are enforced once past min,
-// expire, spare exempt addresses, and the table forgets the soonest to expire when full.
-func TestPenaltyTable(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
-	src := func(s string) source {
-		return sourceOf(&net.TCPAddr{IP: net.ParseIP(s)}, NetBlockSize{V4: 32, V6: 64})
-	}
-	a, b := src("192.0.2.1"), src("192.0.2.2")
-	tab := newPenaltyTable()
-	tab.configure(Penalties{AuthFail: 5 * time.Second, NoAuth: time.Second, GraceExceeded: 10 * time.Second,
-		Max: 30 * time.Second, Min: 12 * time.Second, MaxSources: 2}, []netip.Prefix{netip.MustParsePrefix("192.0.2.9/32")})
-
-	// 5 s, then 10 s: not past min yet.
-	for range 2 {
-		if act, _ := tab.add(a, penaltyAuthFail, now); act {
-			t.Fatal("penalty active before reaching min")
-		}
-		if _, _, refused := tab.refused(a, now); refused {
-			t.Fatal("source refused before its penalty reached min")
-		}
-	}
-	// 15 s > 12 s: active.
-	act, left := tab.add(a, penaltyAuthFail, now)
-	if !act || left != 15*time.Second {
-		t.Fatalf("third authfail: active %v for %v, want active for 15s", act, left)
-	}
-	kind, left, refused := tab.refused(a, now.Add(time.Second))
-	if !refused || kind != penaltyAuthFail || left != 14*time.Second {
-		t.Fatalf("refused = %v %v %v, want authfail with 14s left", refused, kind, left)
-	}
-	// Capped at max from now.
-	for range 10 {
-		tab.add(a, penaltyGraceExceeded, now)
-	}
-	if _, left, _ := tab.refused(a, now); left != 30*time.Second {
-		t.Errorf("penalty %v after many, want the max 30s", left)
-	}
-	// Expiry.
-	if _, _, refused := tab.refused(a, now.Add(30*time.Second)); refused {
-		t.Error("still refused at expiry")
-	}
-	if len(tab.m) != 0 {
-		t.Errorf("expired penalty not forgotten: %v", tab.m)
-	}
-	// Exempt address: never recorded.
-	for range 10 {
-		tab.add(src("192.0.2.9"), penaltyGraceExceeded, now)
-	}
-	if _, _, refused := tab.refused(src("192.0.2.9"), now); refused || len(tab.m) != 0 {
-		t.Error("exempt address penalized")
-	}
-	// Full table: the soonest to expire goes.
-	tab.add(a, penaltyGraceExceeded, now)                // expires at +10s
-	tab.add(b, penaltyNoAuth, now)                       // +1s
-	tab.add(src("192.0.2.3"), penaltyGraceExceeded, now) // evicts b
-	if _, ok := tab.m[b.prefix]; ok || len(tab.m) != 2 {
-		t.Errorf("table after overflow: %v", tab.m)
-	}
-	// Off: everything forgotten, nothing recorded.
-	tab.configure(Penalties{Max: time.Minute}, nil)
-	tab.add(a, penaltyAuthFail, now)
-	if len(tab.m) != 0 {
-		t.Errorf("penalties recorded while off: %v", tab.m)
-	}
-	// Unix-domain clients have no source.
-	if act, _ := tab.add(source{}, penaltyAuthFail, now); act {
-		t.Error("penalized a conn without an address")
-	}
-}
 
 // fakeClock is an adjustable clock for the penalties.
 type fakeClock struct {
@@ -326,9 +141,7 @@ func (ts *testServer) waitUnauth(t *testing.T, n int) {
 func (ts *testServer) waitAccepted(t *testing.T, n uint64) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d connections accepted", n), func() bool {
-		ts.srv.mu.Lock()
-		defer ts.srv.mu.Unlock()
-		return ts.srv.accepted == n
+		return ts.srv.lim.Accepted() == n
 	})
 }
 
@@ -341,13 +154,20 @@ func closeAll(cs []net.Conn) {
 // TestMaxStartupsRandomEarlyDrop drives the random early drop with a chosen random number:
 // with start:rate:full 2:50:4, a new conn is dropped when the draw is under 50% at 2
 // unauthenticated conns, under 75% at 3, always at 4.
+// The reasons a dropped client is given, as a mailbox refusal.
+const (
+	dropBusy      = "server busy: too many unauthenticated connections; try again later"
+	dropPerSource = "too many unauthenticated connections from your address"
+	dropPenalty   = "connections from your address are refused for a while after failed logins"
+)
+
 func TestMaxStartupsRandomEarlyDrop(t *testing.T) {
 	var draw atomic.Int64 // what randN returns
 	var draws atomic.Int64
 	ts := startServer(t, func(c *Config) {
-		c.MaxStartups = StartupLimit{Start: 2, Rate: 50, Full: 4}
+		c.MaxStartups = admission.StartupLimit{Start: 2, Rate: 50, Full: 4}
 		c.PerSourceMaxStartups = -1
-		c.PerSourcePenalties = &Penalties{}
+		c.PerSourcePenalties = &admission.Penalties{}
 		c.randN = func(n int) int {
 			if n != 100 {
 				panic("randN not asked for a percentage")
@@ -411,7 +231,7 @@ func TestMaxStartupsRandomEarlyDrop(t *testing.T) {
 func TestPerSourceMaxStartups(t *testing.T) {
 	ts := startServer(t, func(c *Config) {
 		c.PerSourceMaxStartups = 2
-		c.PerSourcePenalties = &Penalties{}
+		c.PerSourcePenalties = &admission.Penalties{}
 	})
 	var idle []net.Conn
 	defer func() { closeAll(idle) }()
@@ -443,7 +263,7 @@ func TestPerSourcePenalties(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		src     string
-		penalty Penalties
+		penalty admission.Penalties
 		grace   time.Duration // 0: shortTimeout
 		offend  func(t *testing.T, ts *testServer)
 		reason  string
@@ -451,7 +271,7 @@ func TestPerSourcePenalties(t *testing.T) {
 		{
 			name:    "authfail",
 			src:     "127.0.0.2",
-			penalty: Penalties{AuthFail: time.Hour},
+			penalty: admission.Penalties{AuthFail: time.Hour},
 			offend: func(t *testing.T, ts *testServer) {
 				_, err := loginFrom(t, ts, "127.0.0.2", newKey(t))
 				var re *session.RefusedError
@@ -464,7 +284,7 @@ func TestPerSourcePenalties(t *testing.T) {
 		{
 			name:    "noauth",
 			src:     "127.0.0.3",
-			penalty: Penalties{NoAuth: time.Hour},
+			penalty: admission.Penalties{NoAuth: time.Hour},
 			offend: func(t *testing.T, ts *testServer) {
 				_ = dialFrom(t, ts.addr, "127.0.0.3").Close()
 			},
@@ -473,7 +293,7 @@ func TestPerSourcePenalties(t *testing.T) {
 		{
 			name:    "grace-exceeded",
 			src:     "127.0.0.4",
-			penalty: Penalties{GraceExceeded: time.Hour},
+			penalty: admission.Penalties{GraceExceeded: time.Hour},
 			grace:   time.Second,
 			offend: func(t *testing.T, ts *testServer) {
 				c := dialFrom(t, ts.addr, "127.0.0.4") // then silent
@@ -520,7 +340,7 @@ func TestPerSourcePenalties(t *testing.T) {
 	}
 	t.Run("exempt", func(t *testing.T) {
 		ts := startServer(t, func(c *Config) {
-			c.PerSourcePenalties = &Penalties{AuthFail: time.Hour, Max: time.Hour}
+			c.PerSourcePenalties = &admission.Penalties{AuthFail: time.Hour, Max: time.Hour}
 			c.PenaltyExempt = []netip.Prefix{netip.MustParsePrefix("127.0.0.8/30")} // .8 to .11
 		})
 		for range 3 {
@@ -569,7 +389,7 @@ func TestDefaultPenaltiesNeedRepeatedFailures(t *testing.T) {
 func TestMaxSessions(t *testing.T) {
 	ts := startServer(t, func(c *Config) {
 		c.MaxSessions = 1
-		c.PerSourcePenalties = &Penalties{AuthFail: time.Hour, NoAuth: time.Hour, Max: time.Hour}
+		c.PerSourcePenalties = &admission.Penalties{AuthFail: time.Hour, NoAuth: time.Hour, Max: time.Hour}
 	})
 	first := ts.login(t)
 	first.ready()
@@ -625,15 +445,15 @@ func TestLoginWhileThousandIdleConnections(t *testing.T) {
 		idle := openIdle(t, ts, idleConns, []string{"127.0.0.2", "127.0.0.3"})
 		defer closeAll(idle)
 		ts.waitAccepted(t, idleConns)
-		ts.waitUnauth(t, 2*DefaultPerSourceMaxStartups)
+		ts.waitUnauth(t, 2*admission.DefaultPerSourceMaxStartups)
 		r, err := loginFrom(t, ts, "127.0.0.1", ts.clientKey)
 		if err != nil {
 			t.Fatalf("login with %d idle connections open: %v", idleConns, err)
 		}
 		r.ready()
 		r.exitWith(0)
-		if n := ts.srv.unauthenticated(); n != 2*DefaultPerSourceMaxStartups {
-			t.Errorf("%d unauthenticated connections after the login, want %d", n, 2*DefaultPerSourceMaxStartups)
+		if n := ts.srv.unauthenticated(); n != 2*admission.DefaultPerSourceMaxStartups {
+			t.Errorf("%d unauthenticated connections after the login, want %d", n, 2*admission.DefaultPerSourceMaxStartups)
 		}
 	})
 	// With limits raised, the daemon itself holds all 1000 idle connections (each in its
@@ -641,7 +461,7 @@ func TestLoginWhileThousandIdleConnections(t *testing.T) {
 	t.Run("all held by the daemon", func(t *testing.T) {
 		ts := startServer(t, func(c *Config) {
 			c.LoginGraceTime = 10 * time.Minute
-			c.MaxStartups = StartupLimit{Start: 2 * idleConns, Rate: 30, Full: 3 * idleConns}
+			c.MaxStartups = admission.StartupLimit{Start: 2 * idleConns, Rate: 30, Full: 3 * idleConns}
 			c.PerSourceMaxStartups = -1
 		})
 		var srcs []string

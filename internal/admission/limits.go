@@ -1,8 +1,7 @@
-package daemon
+package admission
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -12,16 +11,15 @@ import (
 // Defaults of the pre-authentication limits.
 const (
 	DefaultPerSourceMaxStartups = 4
-	DefaultMaxSessions          = 512
 	DefaultNetBlock4            = 32
 	DefaultNetBlock6            = 64
 	DefaultPenaltyMaxSources    = 65536
 )
 
-// DefaultMaxStartups is the random early drop of unauthenticated connections when
-// Config.MaxStartups is zero: from 10 such connections on, a new one is dropped with a
-// probability of 30%, rising linearly to 100% at 100.
-var DefaultMaxStartups = StartupLimit{Start: 10, Rate: 30, Full: 100}
+// DefaultMaxStartups returns sshd's default random early drop of unauthenticated connections,
+// 10:30:100: from 10 such connections on, a new one is dropped with a probability of 30%, rising
+// linearly to 100% at 100.
+func DefaultMaxStartups() StartupLimit { return StartupLimit{Start: 10, Rate: 30, Full: 100} }
 
 // StartupLimit is sshd's MaxStartups "start:rate:full": while fewer than Start connections are
 // unauthenticated, a new one is always accepted; from Start on it is dropped with a probability
@@ -38,7 +36,7 @@ func ParseStartupLimit(s string) (StartupLimit, error) {
 	for i, v := range f {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {
-			return StartupLimit{}, fmt.Errorf("daemon: max-startups %q: want start:rate:full or a number", s)
+			return StartupLimit{}, fmt.Errorf("admission: max-startups %q: want start:rate:full or a number", s)
 		}
 		nums[i] = n
 	}
@@ -49,17 +47,18 @@ func ParseStartupLimit(s string) (StartupLimit, error) {
 	case 3:
 		l = StartupLimit{Start: nums[0], Rate: nums[1], Full: nums[2]}
 	default:
-		return StartupLimit{}, fmt.Errorf("daemon: max-startups %q: want start:rate:full or a number", s)
+		return StartupLimit{}, fmt.Errorf("admission: max-startups %q: want start:rate:full or a number", s)
 	}
-	if err := l.check(); err != nil {
+	if err := l.Check(); err != nil {
 		return StartupLimit{}, err
 	}
 	return l, nil
 }
 
-func (l StartupLimit) check() error {
+// Check reports whether l is a usable limit: 1 <= Start <= Full and 1 <= Rate <= 100.
+func (l StartupLimit) Check() error {
 	if l.Start < 1 || l.Full < l.Start || l.Rate < 1 || l.Rate > 100 {
-		return fmt.Errorf("daemon: max-startups %v: want 1 <= start <= full and 1 <= rate <= 100", l)
+		return fmt.Errorf("admission: max-startups %v: want 1 <= start <= full and 1 <= rate <= 100", l)
 	}
 	return nil
 }
@@ -91,11 +90,11 @@ func ParseNetBlockSize(s string) (NetBlockSize, error) {
 	b := NetBlockSize{V6: DefaultNetBlock6}
 	var err error
 	if b.V4, err = strconv.Atoi(v4s); err != nil || b.V4 < 0 || b.V4 > 32 {
-		return NetBlockSize{}, fmt.Errorf("daemon: per-source-net-block-size %q: want 0-32[:0-128]", s)
+		return NetBlockSize{}, fmt.Errorf("admission: per-source-net-block-size %q: want 0-32[:0-128]", s)
 	}
 	if two {
 		if b.V6, err = strconv.Atoi(v6s); err != nil || b.V6 < 0 || b.V6 > 128 {
-			return NetBlockSize{}, fmt.Errorf("daemon: per-source-net-block-size %q: want 0-32[:0-128]", s)
+			return NetBlockSize{}, fmt.Errorf("admission: per-source-net-block-size %q: want 0-32[:0-128]", s)
 		}
 	}
 	return b, nil
@@ -103,40 +102,6 @@ func ParseNetBlockSize(s string) (NetBlockSize, error) {
 
 // String returns b as v4:v6.
 func (b NetBlockSize) String() string { return fmt.Sprintf("%d:%d", b.V4, b.V6) }
-
-// source is a client's IP address and the network block it belongs to; the zero source (not
-// ok) stands for clients without an IP address (Unix-domain sockets), to which no per-source
-// rule applies.
-type source struct {
-	addr   netip.Addr
-	prefix netip.Prefix
-}
-
-func (s source) ok() bool       { return s.prefix.IsValid() }
-func (s source) String() string { return s.prefix.String() }
-
-// sourceOf returns the block of addr's IP address (IPv4-mapped IPv6 addresses count as IPv4).
-func sourceOf(addr net.Addr, bits NetBlockSize) source {
-	ta, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return source{}
-	}
-	ip, ok := netip.AddrFromSlice(ta.IP)
-	if !ok {
-		return source{}
-	}
-	ip = ip.Unmap()
-	n := bits.V6
-	if ip.Is4() {
-		n = bits.V4
-	}
-	ip = ip.WithZone("")
-	p, err := ip.Prefix(n)
-	if err != nil {
-		return source{}
-	}
-	return source{addr: ip, prefix: p}
-}
 
 // Penalties is sshd's PerSourcePenalties: how long a source is refused after what it did. A
 // penalty for a source that already has one adds to it, up to Max; a source is refused only
@@ -151,7 +116,7 @@ type Penalties struct {
 	MaxSources    int           // most sources with a penalty; past it the soonest to expire are forgotten
 }
 
-// DefaultPenalties are the penalties when Config.PerSourcePenalties is nil:
+// DefaultPenalties returns sshd's default penalties:
 // authfail:5s noauth:1s grace-exceeded:10s max:10m min:15s max-sources:65536, as sshd's.
 func DefaultPenalties() Penalties {
 	return Penalties{
@@ -178,19 +143,19 @@ func ParsePenalties(s string) (Penalties, error) {
 	for item := range strings.FieldsFuncSeq(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
 		key, val, ok := strings.Cut(item, ":")
 		if !ok {
-			return Penalties{}, fmt.Errorf("daemon: per-source-penalties: %q: want keyword:value", item)
+			return Penalties{}, fmt.Errorf("admission: per-source-penalties: %q: want keyword:value", item)
 		}
 		if key == "max-sources" {
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 {
-				return Penalties{}, fmt.Errorf("daemon: per-source-penalties: %q: want a positive number", item)
+				return Penalties{}, fmt.Errorf("admission: per-source-penalties: %q: want a positive number", item)
 			}
 			p.MaxSources = n
 			continue
 		}
 		d, err := parseSeconds(val)
 		if err != nil {
-			return Penalties{}, fmt.Errorf("daemon: per-source-penalties: %q: %w", item, err)
+			return Penalties{}, fmt.Errorf("admission: per-source-penalties: %q: %w", item, err)
 		}
 		switch key {
 		case "authfail":
@@ -204,7 +169,7 @@ func ParsePenalties(s string) (Penalties, error) {
 		case "min":
 			p.Min = d
 		default:
-			return Penalties{}, fmt.Errorf("daemon: per-source-penalties: unknown keyword %q", key)
+			return Penalties{}, fmt.Errorf("admission: per-source-penalties: unknown keyword %q", key)
 		}
 	}
 	return p, nil
@@ -244,7 +209,7 @@ func ParsePrefixList(s string) ([]netip.Prefix, error) {
 		if !strings.Contains(item, "/") {
 			a, err := netip.ParseAddr(item)
 			if err != nil {
-				return nil, fmt.Errorf("daemon: address list: %q is not an IP address or prefix", item)
+				return nil, fmt.Errorf("admission: address list: %q is not an IP address or prefix", item)
 			}
 			a = a.Unmap()
 			list = append(list, netip.PrefixFrom(a, a.BitLen()))
@@ -252,156 +217,53 @@ func ParsePrefixList(s string) ([]netip.Prefix, error) {
 		}
 		p, err := netip.ParsePrefix(item)
 		if err != nil {
-			return nil, fmt.Errorf("daemon: address list: %q is not an IP address or prefix", item)
+			return nil, fmt.Errorf("admission: address list: %q is not an IP address or prefix", item)
 		}
 		if p.Masked() != p {
-			return nil, fmt.Errorf("daemon: address list: %q has bits set past its length (%v?)", item, p.Masked())
+			return nil, fmt.Errorf("admission: address list: %q has bits set past its length (%v?)", item, p.Masked())
 		}
 		list = append(list, p)
 	}
 	return list, nil
 }
 
-// penaltyKind is what a source is penalized for.
-type penaltyKind int
+// Text forms, for flags and configuration keywords (flag.TextVar).
 
-const (
-	penaltyNone penaltyKind = iota
-	penaltyAuthFail
-	penaltyNoAuth
-	penaltyGraceExceeded
-)
+// MarshalText returns l as start:rate:full.
+func (l StartupLimit) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 
-func (k penaltyKind) String() string {
-	switch k {
-	case penaltyAuthFail:
-		return "failed authentication"
-	case penaltyNoAuth:
-		return "no authentication attempt"
-	case penaltyGraceExceeded:
-		return "login grace time exceeded"
+// UnmarshalText reads l as ParseStartupLimit does.
+func (l *StartupLimit) UnmarshalText(b []byte) error {
+	v, err := ParseStartupLimit(string(b))
+	if err != nil {
+		return err
 	}
-	return "none"
+	*l = v
+	return nil
 }
 
-// penalty is the state of one penalized source.
-type penalty struct {
-	expiry time.Time
-	active bool // the accumulated penalty went past Min: the source is refused until expiry
-	reason penaltyKind
+// MarshalText returns b as v4:v6.
+func (b NetBlockSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// UnmarshalText reads b as ParseNetBlockSize does.
+func (b *NetBlockSize) UnmarshalText(t []byte) error {
+	v, err := ParseNetBlockSize(string(t))
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
 }
 
-// penaltyTable tracks penalized sources. It is not safe for concurrent use: the Server guards
-// it with its mutex.
-type penaltyTable struct {
-	cfg    Penalties
-	exempt []netip.Prefix
-	m      map[netip.Prefix]*penalty
-}
+// MarshalText returns p in ParsePenalties's syntax.
+func (p Penalties) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
-func newPenaltyTable() *penaltyTable {
-	return &penaltyTable{cfg: DefaultPenalties(), m: make(map[netip.Prefix]*penalty)}
-}
-
-// configure applies new settings; penalties already recorded keep their expiry.
-func (t *penaltyTable) configure(cfg Penalties, exempt []netip.Prefix) {
-	t.cfg, t.exempt = cfg, exempt
-	if cfg.off() {
-		clear(t.m)
+// UnmarshalText reads p as ParsePenalties does.
+func (p *Penalties) UnmarshalText(b []byte) error {
+	v, err := ParsePenalties(string(b))
+	if err != nil {
+		return err
 	}
-}
-
-// exempted reports whether the client's own address is in the exemption list.
-func (t *penaltyTable) exempted(src source) bool {
-	for _, p := range t.exempt {
-		if p.Contains(src.addr) {
-			return true
-		}
-	}
-	return false
-}
-
-// refused reports whether src is refused at now, and why.
-func (t *penaltyTable) refused(src source, now time.Time) (penaltyKind, time.Duration, bool) {
-	p := t.m[src.prefix]
-	if p == nil {
-		return penaltyNone, 0, false
-	}
-	if !now.Before(p.expiry) {
-		delete(t.m, src.prefix)
-		return penaltyNone, 0, false
-	}
-	if !p.active {
-		return penaltyNone, 0, false
-	}
-	return p.reason, p.expiry.Sub(now), true
-}
-
-// add penalizes src for kind at now, as sshd's srclimit_penalise: a new penalty lasts its
-// duration; one added to an unexpired penalty extends it, up to Max from now. It reports
-// whether this made the penalty active, and for how long it then lasts.
-func (t *penaltyTable) add(src source, kind penaltyKind, now time.Time) (activated bool, left time.Duration) {
-	if !src.ok() || t.exempted(src) {
-		return false, 0
-	}
-	var d time.Duration
-	switch kind {
-	case penaltyAuthFail:
-		d = t.cfg.AuthFail
-	case penaltyNoAuth:
-		d = t.cfg.NoAuth
-	case penaltyGraceExceeded:
-		d = t.cfg.GraceExceeded
-	}
-	if d <= 0 {
-		return false, 0
-	}
-	p := t.m[src.prefix]
-	if p != nil && !now.Before(p.expiry) {
-		delete(t.m, src.prefix)
-		p = nil
-	}
-	if p == nil {
-		t.makeRoom(now)
-		p = &penalty{expiry: now}
-		t.m[src.prefix] = p
-	}
-	p.expiry = p.expiry.Add(d)
-	if p.expiry.Sub(now) > t.cfg.Max {
-		p.expiry = now.Add(t.cfg.Max)
-	}
-	p.reason = kind
-	if !p.active && p.expiry.Sub(now) > t.cfg.Min {
-		p.active = true
-		return true, p.expiry.Sub(now)
-	}
-	return false, 0
-}
-
-// makeRoom keeps the table under MaxSources before a new entry: it forgets the expired
-// penalties, then, if still full, the ones that would expire soonest (sshd's "permissive"
-// overflow mode).
-func (t *penaltyTable) makeRoom(now time.Time) {
-	max := t.cfg.MaxSources
-	if max <= 0 {
-		max = DefaultPenaltyMaxSources
-	}
-	if len(t.m) < max {
-		return
-	}
-	for k, p := range t.m {
-		if !now.Before(p.expiry) {
-			delete(t.m, k)
-		}
-	}
-	for len(t.m) >= max {
-		var soonest netip.Prefix
-		var at time.Time
-		for k, p := range t.m {
-			if at.IsZero() || p.expiry.Before(at) {
-				soonest, at = k, p.expiry
-			}
-		}
-		delete(t.m, soonest)
-	}
+	*p = v
+	return nil
 }
