@@ -529,6 +529,7 @@ func TestRequestMailboxNotAReply(t *testing.T) {
 		{"+\x0c\n", "+\x0c", false},
 		{"+\r\x0b", "+\r\x0b", false},
 		{"-go away\r\n", "-go away", true},
+		{"SSH-2.0", "SSH-2.0", false}, // and then nothing: bannerGrace ends the wait
 	} {
 		t.Run(tt.line, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(testCtx(t), 10*time.Second)

@@ -134,8 +134,9 @@ func requestMailbox(ctx context.Context, conn net.Conn, name string) (string, er
 // that will not come: a first byte other than "+" or "-", a CR or LF other
 // than the final CRLF, or more than maxReplyLen bytes. After a wrong first
 // byte the conn is of no more use, and the rest of the line is read in big
-// reads, so that a banner of another protocol ("SSH-2.0-...") comes whole.
-// err is a read's error before the line was known.
+// reads, so that a banner of another protocol ("SSH-2.0-...") comes whole;
+// if r has a read deadline, those reads wait bannerGrace at most. err is a
+// read's error before the line was known.
 func readReply(r io.Reader) (line string, ok bool, err error) {
 	buf := make([]byte, maxReplyLen)
 	n := 0
@@ -189,9 +190,18 @@ func scanReply(b []byte) (done, bad bool) {
 	return false, false
 }
 
+// bannerGrace bounds the wait for the rest of a line that is not a reply: a
+// server that greets first (an sshd) sends its banner in one write, which
+// has arrived by then.
+const bannerGrace = 100 * time.Millisecond
+
 // readRestOfLine reads into buf, which holds n bytes, until a LF, a full
-// buf or an error, and returns the first line without its line end.
+// buf, an error or bannerGrace from now, and returns the first line without
+// its line end.
 func readRestOfLine(r io.Reader, buf []byte, n int) string {
+	if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok && bytes.IndexByte(buf[:n], '\n') < 0 {
+		_ = d.SetReadDeadline(time.Now().Add(bannerGrace)) // withContext clears it
+	}
 	for n < len(buf) && bytes.IndexByte(buf[:n], '\n') < 0 {
 		m, err := r.Read(buf[n:])
 		n += m
