@@ -73,14 +73,19 @@ func TestConnCopy(t *testing.T) {
 
 			// WriteTo: the Mux's bytes, then the peer's.
 			c, peer := pipe()
+			wrote := make(chan error, 1)
 			go func() {
-				_, _ = io.WriteString(peer, "and late")
+				_, err := io.WriteString(peer, "and late")
 				_ = peer.Close()
+				wrote <- err
 			}()
 			var got bytes.Buffer
 			_, err := io.Copy(&got, c)
 			if got.String() != "early and late" || err != nil {
 				t.Errorf("io.Copy from the conn: %q, %v; want %q", got.String(), err, "early and late")
+			}
+			if err := <-wrote; err != nil {
+				t.Fatal(err)
 			}
 
 			// ReadFrom, from a reader without WriteTo (which io.Copy would prefer).
