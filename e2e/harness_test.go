@@ -110,18 +110,14 @@ func startDaemon(t *testing.T, home string, wrap string, extra ...string) *daemo
 		close(d.done)
 	}()
 	t.Cleanup(func() { d.stop(t) })
-	waitFor(t, "rlogind to listen on "+d.addr, func() bool {
+	// rlogind listens first and makes its keys after: serving is the sign that it is ready.
+	waitFor(t, "rlogind to serve on "+d.addr, func() bool {
 		select {
 		case <-d.done:
 			t.Fatalf("rlogind exited early: %v\n%s", d.err, d.log.String())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", d.addr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
+		return strings.Contains(d.log.String(), `msg="serving logins"`)
 	})
 	return d
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -60,8 +59,8 @@ func startDaemon(t *testing.T, wrap string) *daemonProc {
 	d.sock = sock
 	deadline := time.Now().Add(shortTimeout)
 	for {
-		if c, err := net.Dial("unix", d.sock); err == nil {
-			_ = c.Close()
+		// It listens first, then makes its keys: serving is the sign that it is ready.
+		if strings.Contains(d.log.String(), `msg="serving logins"`) {
 			return d
 		}
 		select {
@@ -70,7 +69,7 @@ func startDaemon(t *testing.T, wrap string) *daemonProc {
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rlogind not listening after %v:\n%s", shortTimeout, d.log.String())
+			t.Fatalf("rlogind not serving after %v:\n%s", shortTimeout, d.log.String())
 		}
 	}
 }

@@ -178,7 +178,7 @@ func TestConfigErrorExitStatus(t *testing.T) {
 	if !errors.As(d.err, &ee) || ee.ExitCode() != 2 {
 		t.Fatalf("rlogind: %v, want exit status 2", d.err)
 	}
-	if want := `rlogind: daemon: ` + conf + `: line 2: unknown keyword "NoSuchThing"`; !strings.Contains(d.log.String(), want) {
+	if want := `rlogind: ` + conf + `: line 2: unknown keyword "NoSuchThing"`; !strings.Contains(d.log.String(), want) {
 		t.Errorf("output %q lacks %q", d.log.String(), want)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -55,14 +54,6 @@ type ClassicConfig struct {
 	// AllowUserMode serves classic clients in user mode (not System), with .rhosts trust as the
 	// only way in.
 	AllowUserMode bool
-}
-
-// addClassicFlags adds the classic service's flags (and configuration keywords) to set.
-func addClassicFlags(set *flag.FlagSet, c *ClassicConfig) {
-	set.BoolVar(&c.Enabled, "classic", false, "also serve classic rlogin clients (RFC 1282: netkit rlogin, rlogin -c) on the same port; UNENCRYPTED: passwords and sessions in plaintext; passwords are asked by login(1) (root only)")
-	set.BoolVar(&c.TrustRhosts, "classic-trust-rhosts", false, "with -classic: no password for clients from privileged ports (512-1023) listed in /etc/hosts.equiv or ~/.rhosts (insecure outside a closed network)")
-	set.BoolVar(&c.TrustRhostsRoot, "classic-trust-rhosts-root", false, "with -classic-trust-rhosts: let ~root/.rhosts trust apply to root too")
-	set.BoolVar(&c.AllowUserMode, "classic-user-mode", false, "with -classic, when not run as root: serve classic clients for your own user, by .rhosts trust only (-classic-trust-rhosts)")
 }
 
 // Classic refusal messages: a classic client prints them as they are.

@@ -11,7 +11,7 @@
 // a source whose connections failed to log in is refused for a while (Config.PerSourcePenalties).
 // At most Config.MaxSessions sessions run at once.
 //
-// Typical usage (cmd/rlogind does this through Main):
+// Typical usage (package rlogind does this for cmd/rlogind):
 //
 //	key, _, err := keys.LoadOrCreate(filepath.Join(home, ".rlogin", "rlogind_host_ed25519_key"))
 //	...
@@ -80,6 +80,9 @@ const killGrace = 2 * time.Second
 
 // MailboxName is the transport mailbox rlogind serves logins on.
 const MailboxName = "login"
+
+// DefaultAddr is where rlogind listens unless told otherwise: TCP port 5513 on all interfaces.
+const DefaultAddr = ":5513"
 
 // passwdPath is the passwd database the login shell is looked up in.
 const passwdPath = "/etc/passwd"

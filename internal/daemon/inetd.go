@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"sync"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // ServeConn serves the one connection conn, as rlogind -inetd does with the socket inetd
@@ -94,75 +90,4 @@ func (c *closeNotifyConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return fmt.Errorf("daemon: CloseWrite: %w", errors.ErrUnsupported)
-}
-
-// inetdConn returns the connected socket f (inetd's standard input) as a net.Conn; it works on
-// a duplicate of f's descriptor.
-func inetdConn(f *os.File) (net.Conn, error) {
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, fmt.Errorf("daemon: -inetd: standard input is not a connected socket: %w", err)
-	}
-	var perr error
-	if err = control(f, func(fd int) { _, perr = unix.Getpeername(fd) }); err == nil {
-		err = perr
-	}
-	if err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("daemon: -inetd: standard input is not a connected socket (a listening socket? use socket activation without -inetd): %w", err)
-	}
-	return c, nil
-}
-
-// sameFile reports whether f and w (if a file) are the same open file, such as one socket
-// that inetd made both standard input and standard error.
-func sameFile(f *os.File, w io.Writer) bool {
-	g, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	var a, b syscall.Stat_t
-	var aerr, berr error
-	if control(f, func(fd int) { aerr = syscall.Fstat(fd, &a) }) != nil || aerr != nil ||
-		control(g, func(fd int) { berr = syscall.Fstat(fd, &b) }) != nil || berr != nil {
-		return false
-	}
-	return a.Dev == b.Dev && a.Ino == b.Ino
-}
-
-// control calls fn with f's descriptor. Unlike f.Fd, it leaves the descriptor's mode alone: Fd
-// makes it blocking, and the socket's open file description is shared with the connection
-// made from it, whose raw reads must never block (package rawio).
-func control(f *os.File, fn func(fd int)) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	return rc.Control(func(fd uintptr) { fn(int(fd)) })
-}
-
-// detachStdio points descriptors 0 and 1 (the connection, under inetd) at /dev/null, and
-// descriptor 2 too when it is the connection (at the log file if there is one, so that a panic
-// message lands there): from then on only the protocol writes to the connection, through its
-// own descriptor.
-func detachStdio(logFile *reopenFile, stderrIsConn bool) error {
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	defer null.Close()
-	nfd := int(null.Fd())
-	fds := map[int]int{0: nfd, 1: nfd}
-	if stderrIsConn {
-		fds[2] = nfd
-		if logFile != nil {
-			fds[2] = logFile.fd()
-		}
-	}
-	for to, from := range fds {
-		if err := unix.Dup2(from, to); err != nil {
-			return fmt.Errorf("daemon: dup2: %w", err)
-		}
-	}
-	return nil
 }

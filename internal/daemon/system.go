@@ -3,7 +3,6 @@ package daemon
 import (
 	"crypto/ed25519"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -59,35 +58,6 @@ const maxNologin = 4 << 10
 
 // defaultNologinMessage is sent when the nologin file is empty or cannot be read.
 const defaultNologinMessage = "logins are disabled on this system"
-
-// systemOptions are the command-line flags (and configuration keywords) of System mode.
-type systemOptions struct {
-	userMode        bool   // -user-mode
-	permitRootLogin string // -permit-root-login
-	passwordAuth    bool   // -password-authentication
-	enabled         bool   // System mode: run as root, and not -user-mode (set by resolvePaths)
-}
-
-func addSystemFlags(set *flag.FlagSet, o *systemOptions) {
-	set.BoolVar(&o.userMode, "user-mode", false, "when run as root, serve only root, in user mode, instead of every local user")
-	set.StringVar(&o.permitRootLogin, "permit-root-login", PermitRootNo, "when run as root: may root log in? `no`, prohibit-password (with an authorized key only) or yes")
-	set.BoolVar(&o.passwordAuth, "password-authentication", true, "when run as root: a user whose key is not authorized may log in with their password, which login(1) asks for")
-}
-
-// resolvePaths decides the mode (System when root is true, unless -user-mode) and completes the
-// paths of the options: "~/" is home; except that in System mode the host key defaults to
-// SystemHostKey and the authorized keys stay "~/..." (each user's home, see Config).
-func (o *options) resolvePaths(home string, root bool) {
-	o.sys.enabled = root && !o.sys.userMode
-	if o.sys.enabled {
-		if o.hostKey == defaultHostKey {
-			o.hostKey = SystemHostKey
-		}
-	} else {
-		o.authorizedKeys = expandHome(o.authorizedKeys, home)
-	}
-	o.hostKey = expandHome(o.hostKey, home)
-}
 
 // servingAttrs describes whom the server serves, for its first log line.
 func (s *Server) servingAttrs() []any {

@@ -170,7 +170,7 @@ func startSystem(t *testing.T, edit func(*Config)) *testServer {
 	t.Helper()
 	return startServer(t, func(c *Config) {
 		c.System = true
-		c.AuthorizedKeys = defaultAuthorizedKeys
+		c.AuthorizedKeys = "~/.rlogin/authorized_keys"
 		if edit != nil {
 			edit(c)
 		}
@@ -719,62 +719,5 @@ func TestSystemClientKilled(t *testing.T) {
 	got := lastSession(t, alice.name, time.Now())
 	if !strings.Contains(got, " - ") || strings.Contains(got, "still") || strings.Contains(got, "gone") {
 		t.Errorf("last does not show the session's logout: %s", got)
-	}
-}
-
-// TestSystemRun runs rlogind as root the way cmd/rlogind does (Run, with its flags and a
-// configuration file): it serves every user, here over a Unix socket.
-func TestSystemRun(t *testing.T) {
-	requireSystem(t)
-	alice := addUser(t, "rlt-alice")
-	alice.authorize(t, 0o600)
-	dir := t.TempDir()
-	hostKey := filepath.Join(dir, "host_key")
-	conf := filepath.Join(dir, "rlogind.conf")
-	if err := os.WriteFile(conf, []byte("permit-root-login no\npassword-authentication no\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "sock")
-	log := &termtest.Buffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"-config", conf, "-addr", "unix:" + sock, "-host-key", hostKey}, Env{Stderr: log})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(shortTimeout):
-			t.Errorf("Run did not return within %v of cancel", shortTimeout)
-		}
-		if t.Failed() {
-			t.Logf("log:\n%s", log.String())
-		}
-	})
-	mark := 0
-	if _, ok := log.Expect(&mark, regexp.MustCompile(`msg="serving logins" .*users="all \(system mode\)"`), shortTimeout); !ok {
-		t.Fatalf("not serving in system mode:\n%s", log.String())
-	}
-	key, err := keys.Load(hostKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := login(t, "unix:"+sock, pubOf(key), alice.key, session.Request{User: alice.name, Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
-	if err != nil {
-		t.Fatalf("login: %v\n%s", err, log.String())
-	}
-	r.send("echo I AM $(id -un) FROM ${REMOTEHOST-nowhere}.; exit\n")
-	if m := r.expect(`I AM (\S+) FROM (\S+)\.`); m[1] != alice.name || m[2] != "nowhere" {
-		t.Errorf("shell of %s from %s, want %s from nowhere (a Unix socket is a local login)", m[1], m[2], alice.name)
-	}
-	if err := r.wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := login(t, "unix:"+sock, pubOf(key), newKey(t), session.Request{User: alice.name, Term: "xterm"}); err == nil {
-		t.Error("an unlisted key logged in with password-authentication no")
 	}
 }

@@ -1,4 +1,20 @@
-package daemon
+// Package logsink sets up a daemon's log (log/slog) where an administrator expects it: a log
+// file that logrotate can move, syslog when standard error is an inetd connection, the systemd
+// journal with a priority on each line, or plain standard error.
+//
+// Typical usage:
+//
+//	sink, err := logsink.Open(logsink.Options{Level: slog.LevelInfo, Format: "text"}, os.Stderr, false)
+//	if err != nil {
+//		return err
+//	}
+//	defer sink.Close()
+//	log := sink.Logger()
+//	log.Info("serving")
+//	...
+//	sink.SetLevel(slog.LevelDebug) // on reload; loggers made before follow
+//	_ = sink.Reopen()              // on SIGHUP, after logrotate moved the file
+package logsink
 
 import (
 	"bytes"
@@ -15,26 +31,36 @@ import (
 )
 
 // The log goes, in this order of preference:
-//   - to -log-file, with timestamps;
+//   - to a log file (Options.File), with timestamps;
 //   - in -inetd mode when standard error is the connection itself (inetd makes descriptors 0,
 //     1 and 2 the socket): to syslog (facility auth), or nowhere if syslog is not running;
 //   - to standard error: when that is the systemd journal (JOURNAL_STREAM names it) without
 //     timestamps (the journal has its own) and with a "<N>" priority prefix on each line, so
 //     that `journalctl -p warning` works; otherwise with timestamps.
 
-// logSink is where the log goes.
-type logSink struct {
+// Options say what to log and where.
+type Options struct {
+	// Level is the least level logged.
+	Level slog.Level
+	// Format is "text" (slog.TextHandler) or "json" (slog.JSONHandler); "" is text.
+	Format string
+	// File, if not "", is the path of a file the log is appended to (created with mode 0600).
+	File string
+}
+
+// A Sink is where the log goes. Its methods may be called concurrently with logging.
+type Sink struct {
 	logger *slog.Logger
 	level  *slog.LevelVar
-	file   *reopenFile // -log-file, else nil
+	file   *reopenFile // Options.File, else nil
 	closer io.Closer   // syslog, else nil
 }
 
-// openLog sets up the log as the options ask (see above). stderrIsConn is true in inetd mode
-// when standard error is the connection.
-func openLog(o *options, stderr io.Writer, stderrIsConn bool) (*logSink, error) {
-	ls := &logSink{level: new(slog.LevelVar)}
-	ls.level.Set(o.logLevel)
+// Open sets up the log as o asks, in the order of preference above. stderrIsConn is true for
+// an inetd service whose standard error is the connection. The caller must Close the Sink.
+func Open(o Options, stderr io.Writer, stderrIsConn bool) (*Sink, error) {
+	ls := &Sink{level: new(slog.LevelVar)}
+	ls.level.Set(o.Level)
 	noTime := func(groups []string, a slog.Attr) slog.Attr {
 		if len(groups) == 0 && a.Key == slog.TimeKey {
 			return slog.Attr{}
@@ -46,14 +72,14 @@ func openLog(o *options, stderr io.Writer, stderrIsConn bool) (*logSink, error) 
 		if dropTime {
 			opts.ReplaceAttr = noTime
 		}
-		if o.logFormat == "json" {
+		if o.Format == "json" {
 			return slog.NewJSONHandler(w, opts)
 		}
 		return slog.NewTextHandler(w, opts)
 	}
 	switch {
-	case o.logFile != "":
-		f, err := openReopenFile(o.logFile)
+	case o.File != "":
+		f, err := openReopenFile(o.File)
 		if err != nil {
 			return nil, err
 		}
@@ -89,8 +115,23 @@ func openLog(o *options, stderr io.Writer, stderrIsConn bool) (*logSink, error) 
 	return ls, nil
 }
 
+// Logger returns the logger that writes to the sink.
+func (ls *Sink) Logger() *slog.Logger { return ls.logger }
+
+// SetLevel changes the least level logged, for every logger of the sink.
+func (ls *Sink) SetLevel(l slog.Level) { ls.level.Set(l) }
+
+// FileFD returns the descriptor of the log file now open, or -1 if the log goes elsewhere. It
+// stays valid until the next Reopen or Close.
+func (ls *Sink) FileFD() int {
+	if ls.file == nil {
+		return -1
+	}
+	return ls.file.fd()
+}
+
 // Reopen reopens the log file (after logrotate moved it), if there is one.
-func (ls *logSink) Reopen() error {
+func (ls *Sink) Reopen() error {
 	if ls.file == nil {
 		return nil
 	}
@@ -98,7 +139,7 @@ func (ls *logSink) Reopen() error {
 }
 
 // Close closes the log file or the syslog connection.
-func (ls *logSink) Close() error {
+func (ls *Sink) Close() error {
 	if ls.file != nil {
 		return ls.file.Close()
 	}
@@ -185,7 +226,7 @@ type reopenFile struct {
 func openReopenFile(path string) (*reopenFile, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("daemon: log file: %w", err)
+		return nil, fmt.Errorf("logsink: log file: %w", err)
 	}
 	return &reopenFile{path: path, f: f}, nil
 }
@@ -199,7 +240,7 @@ func (r *reopenFile) Write(p []byte) (int, error) {
 func (r *reopenFile) reopen() error {
 	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("daemon: log file: %w", err)
+		return fmt.Errorf("logsink: log file: %w", err)
 	}
 	r.mu.Lock()
 	old := r.f

@@ -1,6 +1,7 @@
-package daemon
+package rlogind
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"io"
@@ -13,42 +14,8 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/admission"
+	"github.com/rlogin-go/rlogin/internal/daemon"
 )
-
-func TestParseConfig(t *testing.T) {
-	data := "# comment\n\n  login-grace-time 30s\nMaxStartups=5:50:20\r\nlog-file \"/var/log/rlogind log\"\n\tno-bootstrap   =  yes  \n"
-	got, err := parseConfig([]byte(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []configLine{
-		{3, "login-grace-time", "30s"},
-		{4, "MaxStartups", "5:50:20"},
-		{5, "log-file", "/var/log/rlogind log"},
-		{6, "no-bootstrap", "yes"},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("line %d: got %+v, want %+v", i, got[i], want[i])
-		}
-	}
-	for _, bad := range []string{"keyword\n", "keyword   \n", "keyword \"\"\n", "keyword a\x1bb\n", "keyword =\n"} {
-		if _, err := parseConfig([]byte(bad)); err == nil {
-			t.Errorf("parseConfig(%q) succeeded", bad)
-		}
-	}
-}
-
-func TestNormalizeKeyword(t *testing.T) {
-	for _, k := range []string{"login-grace-time", "LoginGraceTime", "login_grace_time", "LOGIN-GRACE-TIME"} {
-		if got := normalizeKeyword(k); got != "logingracetime" {
-			t.Errorf("normalizeKeyword(%q) = %q", k, got)
-		}
-	}
-}
 
 // writeConfig writes a configuration file with mode 0600 and returns its path.
 func writeConfig(t *testing.T, dir, content string) string {
@@ -114,9 +81,9 @@ func TestLoadOptionsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.configLoaded != "" || o.grace != DefaultLoginGraceTime || o.maxStartups != admission.DefaultMaxStartups() ||
-		o.perSourceMax != admission.DefaultPerSourceMaxStartups || o.maxSessions != DefaultMaxSessions ||
-		o.penalties != admission.DefaultPenalties() || o.addr != DefaultAddr || o.logLevel != slog.LevelInfo {
+	if o.configLoaded != "" || o.grace != daemon.DefaultLoginGraceTime || o.maxStartups != admission.DefaultMaxStartups() ||
+		o.perSourceMax != admission.DefaultPerSourceMaxStartups || o.maxSessions != daemon.DefaultMaxSessions ||
+		o.penalties != admission.DefaultPenalties() || o.addr != daemon.DefaultAddr || o.logLevel != slog.LevelInfo {
 		t.Errorf("defaults: %+v", o)
 	}
 	if o.authorizedKeys != filepath.Join(home, ".rlogin", "authorized_keys") {
@@ -133,7 +100,7 @@ func TestLoadOptionsDefaults(t *testing.T) {
 	}
 	// -config none reads nothing.
 	o, err = loadOptions([]string{"-config", "none"}, io.Discard, home, "~/.rlogin/rlogind.conf")
-	if err != nil || o.maxSessions != DefaultMaxSessions || o.configLoaded != "" {
+	if err != nil || o.maxSessions != daemon.DefaultMaxSessions || o.configLoaded != "" {
 		t.Fatalf("-config none: %v, %+v", err, o)
 	}
 }
@@ -214,20 +181,55 @@ func TestEveryFlagIsAKeyword(t *testing.T) {
 	}
 }
 
-func FuzzParseConfig(f *testing.F) {
-	f.Add([]byte("login-grace-time 30s\nmax-startups 10:30:100\n"))
-	f.Add([]byte("# c\nPerSourcePenalties \"authfail:5s noauth:1s\"\nper-source-penalty-exempt-list 10.0.0.0/8\n"))
-	f.Add([]byte("no-bootstrap=yes\r\nmax-sessions none\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		lines, err := parseConfig(data)
-		if err != nil {
-			return
-		}
-		for _, l := range lines {
-			if l.keyword == "" || l.value == "" || strings.ContainsAny(l.keyword, " \t=\n") {
-				t.Fatalf("bad line %+v", l)
+func TestResolvePaths(t *testing.T) {
+	home := "/home/admin"
+	for _, tc := range []struct {
+		name           string
+		args           []string
+		root           bool
+		system         bool
+		hostKey, authz string
+	}{
+		{"user", nil, false, false, home + "/.rlogin/rlogind_host_ed25519_key", home + "/.rlogin/authorized_keys"},
+		{"root", nil, true, true, daemon.SystemHostKey, "~/.rlogin/authorized_keys"},
+		{"root -user-mode", []string{"-user-mode"}, true, false, home + "/.rlogin/rlogind_host_ed25519_key", home + "/.rlogin/authorized_keys"},
+		{"root, own paths", []string{"-host-key", "/srv/key", "-authorized-keys", "/etc/rlogin/keys/%u"}, true, true, "/srv/key", "/etc/rlogin/keys/%u"},
+		{"user -user-mode", []string{"-user-mode"}, false, false, home + "/.rlogin/rlogind_host_ed25519_key", home + "/.rlogin/authorized_keys"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o options
+			set := newFlagSet(&o)
+			if err := set.Parse(tc.args); err != nil {
+				t.Fatal(err)
 			}
-		}
-		_ = applyConfig(newFlagSet(new(options)), "fuzz", data)
-	})
+			o.resolvePaths(home, tc.root)
+			if o.sys.enabled != tc.system || o.hostKey != tc.hostKey || o.authorizedKeys != tc.authz {
+				t.Errorf("system %v, host key %q, authorized keys %q; want %v, %q, %q",
+					o.sys.enabled, o.hostKey, o.authorizedKeys, tc.system, tc.hostKey, tc.authz)
+			}
+			cfg := o.serverConfig(newKey(t), home, nil)
+			if cfg.System != tc.system || cfg.PermitRootLogin != daemon.PermitRootNo || !cfg.PasswordAuthentication {
+				t.Errorf("server config: System %v, PermitRootLogin %q, PasswordAuthentication %v",
+					cfg.System, cfg.PermitRootLogin, cfg.PasswordAuthentication)
+			}
+		})
+	}
+	var o options
+	set := newFlagSet(&o)
+	if err := set.Parse([]string{"-permit-root-login", "prohibit-password", "-password-authentication=false"}); err != nil {
+		t.Fatal(err)
+	}
+	o.resolvePaths(home, true)
+	if cfg := o.serverConfig(newKey(t), home, nil); cfg.PermitRootLogin != daemon.PermitRootProhibitPassword || cfg.PasswordAuthentication {
+		t.Errorf("flags not applied: PermitRootLogin %q, PasswordAuthentication %v", cfg.PermitRootLogin, cfg.PasswordAuthentication)
+	}
+}
+
+func newKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
