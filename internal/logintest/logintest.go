@@ -243,27 +243,32 @@ func listFDs() string {
 // childrenOf lists the pids whose parent is ppid (zombies included).
 func childrenOf(ppid int) []int {
 	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	eachProcess(func(pid int, dir string) {
+		stat, err := os.ReadFile(filepath.Join(dir, "stat"))
 		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
+			return
 		}
 		// The command name is in parentheses and may hold spaces; the fields after it are fixed.
 		i := bytes.LastIndexByte(stat, ')')
 		if i < 0 || i+2 >= len(stat) {
-			continue
+			return
 		}
 		if f := strings.Fields(string(stat[i+2:])); len(f) >= 2 && f[1] == strconv.Itoa(ppid) {
 			pids = append(pids, pid)
 		}
-	}
+	})
 	sort.Ints(pids)
 	return pids
+}
+
+// eachProcess calls fn with each process's pid and /proc directory.
+func eachProcess(fn func(pid int, dir string)) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			fn(pid, filepath.Join("/proc", e.Name()))
+		}
+	}
 }
 
 // ConnPair returns both ends of a loopback TCP connection: the server's, as inetd would hand

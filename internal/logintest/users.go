@@ -109,15 +109,10 @@ func processesOf(name string) []int {
 		return nil
 	}
 	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	eachProcess(func(pid int, dir string) {
+		status, err := os.ReadFile(filepath.Join(dir, "status"))
 		if err != nil {
-			continue
-		}
-		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-		if err != nil {
-			continue
+			return
 		}
 		live, mine := true, false
 		for line := range strings.Lines(string(status)) {
@@ -132,6 +127,6 @@ func processesOf(name string) []int {
 		if live && mine {
 			pids = append(pids, pid)
 		}
-	}
+	})
 	return pids
 }

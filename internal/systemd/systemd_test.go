@@ -104,20 +104,11 @@ func TestListeners(t *testing.T) {
 			t.Errorf("descriptor %d still open (flags %#x): it is the listener's to close", first+i, flags)
 		}
 	}
-	for i, dial := range []struct{ network, addr string }{{"tcp", l4.Addr().String()}, {"unix", lu.Addr().String()}} {
-		c, err := net.Dial(dial.network, dial.addr)
-		if err != nil {
-			t.Fatal(err)
+	// They are the sockets placed above, and the listeners own them now.
+	for i, want := range []net.Listener{l4, lu} {
+		if got := ls[i].Addr(); got.Network() != want.Addr().Network() || got.String() != want.Addr().String() {
+			t.Errorf("listener %d on %s %s, want %s %s", i, got.Network(), got, want.Addr().Network(), want.Addr())
 		}
-		got, err := ls[i].Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.LocalAddr().Network() != dial.network {
-			t.Errorf("accepted a %s conn, want %s", got.LocalAddr().Network(), dial.network)
-		}
-		_ = got.Close()
-		_ = c.Close()
 		if err := ls[i].Close(); err != nil {
 			t.Fatal(err)
 		}
