@@ -2,10 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"errors"
-	"io"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,9 +18,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
-	"github.com/rlogin-go/rlogin/transport"
 )
 
 // asDaemonEnv makes the test binary run main, as rlogind.
@@ -129,16 +128,16 @@ func (d *daemonProc) waitExit(t *testing.T) {
 	}
 }
 
-// login logs in with the key rlogind bootstrapped and returns the session with its input and
-// output; the session is closed at the end of the test.
-func (d *daemonProc) login(t *testing.T) (*session.Client, io.WriteCloser, *lockedBuffer, chan error) {
+// login logs in with the key rlogind bootstrapped; the session is closed at the end of the test.
+func (d *daemonProc) login(t *testing.T) *logintest.Remote {
 	t.Helper()
 	return loginAt(t, "unix:"+d.sock, d.home, d.log)
 }
 
 // loginAt logs in at address with the keys in home: the user's ~/.rlogin/id_ed25519, and the
-// host key ~/.rlogin/rlogind_host_ed25519_key pinned.
-func loginAt(t *testing.T, address, home string, log *lockedBuffer) (*session.Client, io.WriteCloser, *lockedBuffer, chan error) {
+// host key ~/.rlogin/rlogind_host_ed25519_key pinned. It fails the test, with log, if the login
+// does not start.
+func loginAt(t *testing.T, address, home string, log fmt.Stringer) *logintest.Remote {
 	t.Helper()
 	userKey, err := keys.Load(filepath.Join(home, ".rlogin", "id_ed25519"))
 	if err != nil {
@@ -148,52 +147,12 @@ func loginAt(t *testing.T, address, home string, log *lockedBuffer) (*session.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
-	defer cancel()
-	conn, err := transport.DialMailbox(ctx, address, "login")
+	r, err := logintest.Login(t, address, hostKey.Public().(ed25519.PublicKey), userKey,
+		session.Request{User: logintest.CurrentUser(t), Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
 	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := transport.Client(ctx, conn, &transport.SecureConfig{
-		Key: userKey,
-		VerifyPeer: func(pub ed25519.PublicKey) error {
-			if !pub.Equal(hostKey.Public()) {
-				return errors.New("wrong host key")
-			}
-			return nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := session.NewClient(sc, session.Request{User: currentUser(t), Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
-	out := &lockedBuffer{}
-	c.Stdout = out
-	in, err := c.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = sc.SetDeadline(time.Now().Add(shortTimeout))
-	if err := c.Start(context.Background()); err != nil {
 		t.Fatalf("login: %v\n%s", err, log.String())
 	}
-	_ = sc.SetDeadline(time.Time{})
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	t.Cleanup(func() {
-		_ = c.Close()
-		<-done
-	})
-	return c, in, out, done
-}
-
-func currentUser(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("id", "-un").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(out))
+	return r
 }
 
 // expect waits until out matches re.
@@ -219,18 +178,15 @@ func TestStopSignals(t *testing.T) {
 				t.Skipf("%v is ignored in this test process, so rlogind inherits it ignored and rightly keeps ignoring it", sig)
 			}
 			d := startDaemon(t, "")
-			_, in, out, done := d.login(t)
-			if _, err := io.WriteString(in, "echo UP$((1+1))\n"); err != nil {
-				t.Fatal(err)
-			}
-			expect(t, out, `UP2`)
+			r := d.login(t)
+			r.Send("echo UP$((1+1))\n")
+			r.Expect(`UP2`)
 			d.signal(t, sig)
 			d.waitExit(t)
 			var ce *session.ClosedError
-			if err := <-done; !errors.As(err, &ce) || ce.Reason != "service stopping" {
+			if err := r.Wait(); !errors.As(err, &ce) || ce.Reason != "service stopping" {
 				t.Fatalf("session ended with %v, want \"service stopping\"", err)
 			}
-			done <- nil // for the cleanup
 		})
 	}
 }
@@ -245,11 +201,9 @@ func TestIgnoredSIGINT(t *testing.T) {
 	// Whatever the daemon would do about these signals it does at once; a login after a pause
 	// shows it is still serving.
 	time.Sleep(200 * time.Millisecond)
-	_, in, out, _ := d.login(t)
-	if _, err := io.WriteString(in, "grep -E '^Sig(Ign|Blk)' /proc/self/status | tr -d '\\t' | tr '\\n' ' '; echo END$((1+1))\n"); err != nil {
-		t.Fatal(err)
-	}
-	m := expect(t, out, `(Sig\w+:[0-9a-f]+ Sig\w+:[0-9a-f]+) END2`) // SigBlk comes first
+	r := d.login(t)
+	r.Send("grep -E '^Sig(Ign|Blk)' /proc/self/status | tr -d '\\t' | tr '\\n' ' '; echo END$((1+1))\n")
+	m := r.Expect(`(Sig\w+:[0-9a-f]+ Sig\w+:[0-9a-f]+) END2`) // SigBlk comes first
 	if m[1] != "SigBlk:0000000000000000 SigIgn:0000000000000000" {
 		t.Errorf("a command in the shell has %s, want nothing ignored or blocked", m[1])
 	}

@@ -78,30 +78,24 @@ func TestSocketActivation(t *testing.T) {
 	// The log comes through a pipe: it may arrive after the notification.
 	waitLog(t, d, regexp.QuoteMeta(`msg="socket activation: serving the sockets systemd passed" addrs=`+addr+" names=rlogind.socket"))
 
-	_, in, out, done := loginAt(t, "tcp:"+addr, home, d.log)
-	if _, err := io.WriteString(in, "echo ENV:$LISTEN_FDS:$NOTIFY_SOCKET:END; exit 5\n"); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; !isExit(err, 5) {
+	r := loginAt(t, "tcp:"+addr, home, d.log)
+	r.Send("echo ENV:$LISTEN_FDS:$NOTIFY_SOCKET:END; exit 5\n")
+	if err := r.Wait(); !isExit(err, 5) {
 		t.Fatalf("session: %v, want exit status 5", err)
 	}
-	done <- nil // for the cleanup
-	if !strings.Contains(out.String(), "ENV::"+":END") {
-		t.Errorf("the shell sees systemd's variables: %q", out.String())
+	if !strings.Contains(r.Output(), "ENV::"+":END") {
+		t.Errorf("the shell sees systemd's variables: %q", r.Output())
 	}
 
 	d.signal(t, syscall.SIGHUP)
 	notify.expect(t, "RELOADING=1\nMONOTONIC_USEC=", d.log)
 	notify.expect(t, "READY=1", d.log)
 	// A second login after the reload, on the same socket.
-	_, in, _, done = loginAt(t, "tcp:"+addr, home, d.log)
-	if _, err := io.WriteString(in, "exit 6\n"); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; !isExit(err, 6) {
+	r = loginAt(t, "tcp:"+addr, home, d.log)
+	r.Send("exit 6\n")
+	if err := r.Wait(); !isExit(err, 6) {
 		t.Fatalf("session after the reload: %v, want exit status 6", err)
 	}
-	done <- nil
 
 	d.signal(t, syscall.SIGTERM)
 	notify.expect(t, "STOPPING=1", d.log)
@@ -130,11 +124,9 @@ func TestSIGHUPReload(t *testing.T) {
 	d := startProc(t, home, `exec "$0" -config "$1" -user-mode -addr "unix:$2"`, []string{conf, sock}, nil, nil)
 	d.sock = sock
 	waitLog(t, d, `serving logins`)
-	_, in, out, done := d.login(t)
-	if _, err := io.WriteString(in, "echo UP$((1+1))\n"); err != nil {
-		t.Fatal(err)
-	}
-	expect(t, out, `UP2`)
+	r := d.login(t)
+	r.Send("echo UP$((1+1))\n")
+	r.Expect(`UP2`)
 
 	write("login-grace-time 40s\nmax-sessions 3\n")
 	d.signal(t, syscall.SIGHUP)
@@ -143,14 +135,11 @@ func TestSIGHUPReload(t *testing.T) {
 	d.signal(t, syscall.SIGHUP)
 	waitLog(t, d, `reload failed; keeping the current configuration.*login-grace-time`)
 
-	if _, err := io.WriteString(in, "echo STILL$((2+3)); exit 0\n"); err != nil {
-		t.Fatal(err)
-	}
-	expect(t, out, `STILL5`)
-	if err := <-done; err != nil {
+	r.Send("echo STILL$((2+3)); exit 0\n")
+	r.Expect(`STILL5`)
+	if err := r.Wait(); err != nil {
 		t.Fatalf("session across reloads: %v", err)
 	}
-	done <- nil
 	d.signal(t, syscall.SIGTERM)
 	d.waitExit(t)
 }
@@ -235,26 +224,17 @@ func TestInetd(t *testing.T) {
 		return string(data)
 	}
 	// Two logins at once: two rlogind processes.
-	_, in1, out1, done1 := loginAt(t, "tcp:"+addr, home, logBuf)
-	_, in2, out2, done2 := loginAt(t, "tcp:"+addr, home, logBuf)
-	for _, s := range []struct {
-		in   io.Writer
-		out  *lockedBuffer
-		code int
-	}{{in1, out1, 7}, {in2, out2, 8}} {
-		if _, err := fmt.Fprintf(s.in, "echo PID=$PPID:$((40+2)); exit %d\n", s.code); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := <-done1; !isExit(err, 7) {
+	r1 := loginAt(t, "tcp:"+addr, home, logBuf)
+	r2 := loginAt(t, "tcp:"+addr, home, logBuf)
+	r1.Send("echo PID=$PPID:$((40+2)); exit 7\n")
+	r2.Send("echo PID=$PPID:$((40+2)); exit 8\n")
+	if err := r1.Wait(); !isExit(err, 7) {
 		t.Fatalf("first session: %v, want exit status 7\nlog:\n%s\ninetd:\n%s", err, readLog(), inetd.String())
 	}
-	if err := <-done2; !isExit(err, 8) {
+	if err := r2.Wait(); !isExit(err, 8) {
 		t.Fatalf("second session: %v, want exit status 8\nlog:\n%s", err, readLog())
 	}
-	done1 <- nil
-	done2 <- nil
-	p1, p2 := expect(t, out1, `PID=(\d+):42`)[1], expect(t, out2, `PID=(\d+):42`)[1]
+	p1, p2 := r1.Expect(`PID=(\d+):42`)[1], r2.Expect(`PID=(\d+):42`)[1]
 	if p1 == p2 {
 		t.Errorf("both sessions ran under one rlogind (%s)", p1)
 	}
@@ -271,8 +251,8 @@ func TestInetd(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if strings.Contains(out1.String(), "level=") || strings.Contains(out2.String(), "level=") {
-		t.Errorf("log lines reached the client: %q %q", out1.String(), out2.String())
+	if strings.Contains(r1.Output(), "level=") || strings.Contains(r2.Output(), "level=") {
+		t.Errorf("log lines reached the client: %q %q", r1.Output(), r2.Output())
 	}
 }
 

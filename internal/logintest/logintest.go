@@ -295,3 +295,6 @@ func ConnPair(t testing.TB) (server, client net.Conn) {
 	})
 	return server, client
 }
+
+// Output returns all the session's output so far.
+func (r *Remote) Output() string { return r.out.String() }
