@@ -249,6 +249,12 @@ func (c *SecureConn) Close() error {
 // peer's Read returns io.EOF while it can still write to this end.
 func (c *SecureConn) CloseWrite() error { return c.conn.CloseWrite() }
 
+// NetConn returns the conn the handshake ran on (a *Conn from a mailbox, or
+// the conn given to Client or Server), as tls.Conn.NetConn does: for socket
+// options and addresses. Reading or writing it directly breaks the TLS
+// stream.
+func (c *SecureConn) NetConn() net.Conn { return c.raw.Conn }
+
 func (c *SecureConn) LocalAddr() net.Addr                { return c.conn.LocalAddr() }
 func (c *SecureConn) RemoteAddr() net.Addr               { return c.conn.RemoteAddr() }
 func (c *SecureConn) SetDeadline(t time.Time) error      { return c.conn.SetDeadline(t) }

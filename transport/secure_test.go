@@ -370,6 +370,11 @@ func TestSecureOverMailbox(t *testing.T) {
 		}
 		roundTrip(t, c.c, s.c)
 		roundTrip(t, s.c, c.c)
+		for _, sc := range []*SecureConn{s.c, c.c} {
+			if _, ok := sc.NetConn().(*Conn); !ok {
+				t.Errorf("NetConn of a SecureConn over a mailbox: %T, want *Conn", sc.NetConn())
+			}
+		}
 		closeSecure(s.c, c.c)
 	}
 }

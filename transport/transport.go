@@ -37,10 +37,12 @@
 // KnownHosts.HostVerifier (known_hosts). examples/whoami in this module is
 // a whole tool built that way.
 //
-// Every conn transport hands out is a net.Conn, and the conns of mailboxes
-// are *Conn, with CloseWrite, NetConn, and ReadFrom and WriteTo that keep
-// the kernel's fast paths for io.Copy; every listener is a net.Listener
-// whose Close unblocks Accept with an error matching net.ErrClosed.
+// Every conn transport hands out is a net.Conn: the conns of mailboxes are
+// *Conn, with CloseWrite, NetConn, and ReadFrom and WriteTo that keep the
+// kernel's splice and sendfile paths for io.Copy; secure streams are
+// *SecureConn, with CloseWrite, NetConn and PeerKey. Every listener is a
+// net.Listener whose Close unblocks Accept with an error matching
+// net.ErrClosed.
 //
 // A Dialer and a ListenConfig configure the connections as net.Dialer and
 // net.ListenConfig do (LocalAddr, Control), or put them on another Network,
