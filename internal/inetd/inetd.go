@@ -19,6 +19,7 @@
 package inetd
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -33,7 +34,7 @@ import (
 func Conn(f *os.File) (net.Conn, error) {
 	c, err := net.FileConn(f)
 	if err != nil {
-		return nil, fmt.Errorf("inetd: standard input is not a connected socket: %w", err)
+		return nil, fmt.Errorf("inetd: standard input is not a connected socket: %w", errnoOf(err))
 	}
 	var perr error
 	if err = control(f, func(fd int) { _, perr = unix.Getpeername(fd) }); err == nil {
@@ -41,9 +42,19 @@ func Conn(f *os.File) (net.Conn, error) {
 	}
 	if err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("inetd: standard input is not a connected socket (a listening socket? use socket activation without -inetd): %w", err)
+		return nil, fmt.Errorf("inetd: standard input is not a connected socket (a listening socket? use socket activation without -inetd): %w", errnoOf(err))
 	}
 	return c, nil
+}
+
+// errnoOf returns the system's reason under err ("socket operation on non-socket"), without
+// the layers of context of package net that name descriptors and calls; err if it has none.
+func errnoOf(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
 }
 
 // SameFile reports whether f and w (if a file) are the same open file, such as one socket

@@ -1,6 +1,7 @@
 package inetd
 
 import (
+	"errors"
 	"net"
 	"os"
 	"syscall"
@@ -59,8 +60,10 @@ func TestConnNotASocket(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	if _, err := Conn(r); err == nil {
-		t.Fatal("Conn of a pipe succeeded")
+	if _, err := Conn(r); !errors.Is(err, syscall.ENOTSOCK) {
+		t.Fatalf("Conn of a pipe: %v, want ENOTSOCK", err)
+	} else if want := "inetd: standard input is not a connected socket: socket operation on non-socket"; err.Error() != want {
+		t.Errorf("Conn of a pipe: %q, want %q", err, want)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
