@@ -10,18 +10,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/session/classic"
-	"github.com/rlogin-go/rlogin/transport"
 )
 
 // Classic rlogin: with Config.Classic.Enabled the daemon also serves clients of BSD rlogin's own
@@ -61,9 +58,6 @@ const (
 	classicDenied     = "Permission denied."
 	classicNotServed  = "classic rlogin is not served here in user mode; use rlogin without -c"
 	classicNoPassword = "this rlogind runs as a user and cannot check passwords; only .rhosts trust can log you in"
-	classicStopping   = "service stopping"
-	classicNoShell    = "cannot start a shell"
-	classicTooMany    = "too many sessions; try again later"
 )
 
 // Paths of the trust files.
@@ -82,164 +76,74 @@ const (
 // methodRhosts is the authentication method logged for .rhosts and hosts.equiv trust.
 const methodRhosts = "rhosts"
 
-// withClassic, when the classic service is enabled, makes the daemon's one port serve every
-// kind of client (docs/protocol.md, "One port for all"): it announces on mux the listeners for
-// classic clients (first byte NUL) and for TLS clients that name no mailbox (first byte 0x16),
-// and returns the listener serve accepts from: mb's conns, the direct TLS ones (handled as mb's)
-// and the classic ones (marked as classicConn, which handle passes to handleClassic).
-func (s *Server) withClassic(mux *transport.Mux, mb net.Listener) (net.Listener, error) {
-	if !s.cfg.Classic.Enabled {
-		return mb, nil
+// warnClassic logs, when the classic service starts, that it is unencrypted.
+func (g *Server) warnClassic() {
+	attrs := []any{"trust_rhosts", g.cfg.Classic.TrustRhosts, "trust_rhosts_root", g.cfg.Classic.TrustRhostsRoot}
+	if !g.cfg.System && !g.cfg.Classic.AllowUserMode {
+		g.log.Warn("classic rlogin enabled, but refused in user mode (see -classic-user-mode)")
 	}
-	cl, err := mux.AnnounceFirstByte(transport.FirstByteClassic)
-	if err != nil {
-		return nil, fmt.Errorf("daemon: %w", err)
-	}
-	tl, err := mux.AnnounceFirstByte(transport.FirstByteTLS)
-	if err != nil {
-		_ = cl.Close()
-		return nil, fmt.Errorf("daemon: %w", err)
-	}
-	attrs := []any{"trust_rhosts", s.cfg.Classic.TrustRhosts, "trust_rhosts_root", s.cfg.Classic.TrustRhostsRoot}
-	if !s.cfg.System && !s.cfg.Classic.AllowUserMode {
-		s.log.Warn("classic rlogin enabled, but refused in user mode (see -classic-user-mode)")
-	}
-	s.log.Warn("classic rlogin (RFC 1282) enabled: this service is UNENCRYPTED, passwords and sessions cross the network in plaintext and the server is not authenticated", attrs...)
-	return newMergedListener(mb, tl, cl), nil
+	g.log.Warn("classic rlogin (RFC 1282) enabled: this service is UNENCRYPTED, passwords and sessions cross the network in plaintext and the server is not authenticated", attrs...)
 }
 
-// classicConn marks a conn from the classic listener.
-type classicConn struct{ net.Conn }
+// handleClassic runs one classic conn from the handshake to the end of its session; it owns c.
+// Everything before the session starts runs under c's login grace deadline.
+func (g *Server) handleClassic(ctx context.Context, c *conn) {
+	l := g.beginLogin(ctx, c, g.log.With("conn", c.id, "remote", c.RemoteAddr().String(), "protocol", "classic"))
+	defer l.stopAbort()
+	l.log.Info("connection accepted (classic rlogin, unencrypted)")
 
-// NetConn returns the wrapped conn (for startupOf and the urgent data's socket).
-func (c classicConn) NetConn() net.Conn { return c.Conn }
-
-// mergedListener accepts from the login mailbox, the direct TLS listener and the classic
-// listener. Its Accept fails only once all have failed (the Mux closed them), so its pumps have
-// ended when the accept loop ends.
-type mergedListener struct {
-	net.Listener // the mailbox: Addr
-	all          []net.Listener
-	ch           chan acceptResult
-	ended        int // pumps that ended; only Accept's goroutine touches it
-}
-
-type acceptResult struct {
-	conn net.Conn
-	err  error // non-nil: the pump ended
-}
-
-func newMergedListener(mb, tl, cl net.Listener) *mergedListener {
-	m := &mergedListener{Listener: mb, all: []net.Listener{mb, tl, cl}, ch: make(chan acceptResult)}
-	plain := func(c net.Conn) net.Conn { return c }
-	go m.pump(mb, plain)
-	go m.pump(tl, plain)
-	go m.pump(cl, func(c net.Conn) net.Conn { return classicConn{c} })
-	return m
-}
-
-// pump accepts from l until it fails, passing the conns on; its last message is the failure.
-func (m *mergedListener) pump(l net.Listener, wrap func(net.Conn) net.Conn) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			m.ch <- acceptResult{err: err}
-			return
-		}
-		m.ch <- acceptResult{conn: wrap(c)}
-	}
-}
-
-// Accept returns the next conn of any listener; once all have failed, an error matching
-// net.ErrClosed. Call it from one goroutine until it fails.
-func (m *mergedListener) Accept() (net.Conn, error) {
-	for m.ended < len(m.all) {
-		r := <-m.ch
-		if r.err == nil {
-			return r.conn, nil
-		}
-		m.ended++
-		if !errors.Is(r.err, net.ErrClosed) {
-			// A listener failed for another reason: close the others too, so that Accept
-			// does not wait for ever.
-			_ = m.Close()
-		}
-	}
-	return nil, fmt.Errorf("daemon: accept: %w", net.ErrClosed)
-}
-
-// Close closes all the listeners.
-func (m *mergedListener) Close() error {
-	var first error
-	for _, l := range m.all {
-		if err := l.Close(); err != nil && first == nil && !errors.Is(err, net.ErrClosed) {
-			first = err
-		}
-	}
-	return first
-}
-
-// handleClassic runs one classic conn from the handshake to the end of its session; it owns
-// conn. Everything before the session starts runs under the login grace deadline.
-func (s *Server) handleClassic(ctx context.Context, ac *admission.Conn, conn net.Conn) {
-	id := ac.ID()
-	log := s.log.With("conn", id, "remote", conn.RemoteAddr().String(), "protocol", "classic")
-	log.Info("connection accepted (classic rlogin, unencrypted)")
-	deadline := ac.GraceDeadline()
-	_ = conn.SetDeadline(deadline)
-	stopAbort := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stopAbort()
-
-	srv := classic.NewServerConn(conn)
-	req, err := srv.ReadRequest()
-	if err != nil {
-		var he *classic.HandshakeError
-		if errors.As(err, &he) || errors.Is(err, classic.ErrNotClassic) {
-			// Refused and closed by ReadRequest.
-			log.Warn("login refused: bad classic handshake", "err", sanitize.Text(err.Error()))
-			ac.Failed()
-			return
-		}
-		s.logLoginError(ctx, log, "classic handshake", err)
-		_ = srv.Close()
+	srv := classic.NewServerConn(c.Conn) // the mailbox conn itself: the urgent data reaches the socket through its NetConn
+	req, ok := g.readClassicRequest(ctx, l, srv)
+	if !ok {
 		return
 	}
 	// The names passed the handshake's checks (portable user names), so they log as they are.
-	log = log.With("user", req.ServerUser, "client_user", req.ClientUser)
-	lg, reason, ok := s.authorizeClassic(log, conn, req)
-	if !ok {
-		ac.Failed()
-		_ = srv.Refuse(reason)
+	l.log = l.log.With("user", req.ServerUser, "client_user", req.ClientUser)
+	lg, reason, ok := g.authorizeClassic(l.log, c, req)
+	slot := g.claimSession(c, srv, reason, ok)
+	if slot == nil {
 		return
 	}
-	ended, refusal := s.authenticated(ac)
-	defer ended()
-	if refusal != "" {
-		_ = srv.Refuse(classicTooMany)
-		return
-	}
-	sreq := &session.Request{User: req.ServerUser, Term: req.Term, Window: session.WindowSize{Rows: classicDefaultRows, Cols: classicDefaultCols}}
-	log, p, term, finish, ok := s.startSession(sessionStart{
-		id: id, log: log, lg: lg, req: sreq, host: peerHost(conn.RemoteAddr()), deadline: deadline,
-		stopAbort: stopAbort, ended: ended, refuse: func(reason string) { _ = srv.Refuse(reason) },
-		stopping: classicStopping, noShell: classicNoShell,
-		startLogin:  s.startClassicLogin,
-		startFailed: "cannot start the session", programKey: "program",
-	})
-	if !ok {
-		return
+	defer slot.release()
+
+	sr := sessionRequest{
+		term:   session.TerminalTypeOrDumb(req.Term),
+		window: pty.Size{Rows: classicDefaultRows, Cols: classicDefaultCols},
 	}
 	if lg != nil {
-		log = log.With("method", lg.method)
+		sr.logAttrs = []any{"method", lg.method}
 	}
-	log.Info("session started", "term", req.Term)
-	start := time.Now()
-	_ = conn.SetDeadline(time.Time{})
-	state, err := srv.Serve(ctx, term)
-	finish()
-	ended()
+	g.runSession(ctx, l, classicProtocol{srv, c.Conn}, slot, lg, sr, "term", req.Term)
+}
+
+// classicProtocol is the classic protocol's side of a session.
+type classicProtocol struct {
+	*classic.ServerConn
+	conn net.Conn
+}
+
+func (p classicProtocol) serve(ctx context.Context, term terminal) (*os.ProcessState, error) {
+	_ = p.conn.SetDeadline(time.Time{}) // the session has no deadline
+	return p.Serve(ctx, term)
+}
+
+// readClassicRequest reads the classic handshake. On failure it logs why, penalizes a bad
+// handshake, and closes the conn.
+func (g *Server) readClassicRequest(ctx context.Context, l *attempt, srv *classic.ServerConn) (*classic.Request, bool) {
+	req, err := srv.ReadRequest()
+	if err == nil {
+		return req, true
+	}
+	var he *classic.HandshakeError
+	if errors.As(err, &he) || errors.Is(err, classic.ErrNotClassic) {
+		// Refused and closed by ReadRequest.
+		l.log.Warn("login refused: bad classic handshake", "err", sanitize.Text(err.Error()))
+		l.ac.Failed()
+		return nil, false
+	}
+	g.logLoginError(ctx, l.log, "classic handshake", err)
 	_ = srv.Close()
-	endSession(log, p, start, state, err)
+	return nil, false
 }
 
 var _ classic.Terminal = terminal(nil) // what startSession returns serves classic rlogin too
@@ -311,23 +215,6 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 		}
 	}
 	return lg, "", true
-}
-
-// startClassicLogin starts login(1) for lg as startLogin does, with -f for a trusted (rhosts)
-// login.
-func (s *Server) startClassicLogin(log *slog.Logger, req *session.Request, lg *systemLogin, host string) (*exec.Cmd, *pty.PTY, error) {
-	args, err := loginArgs(host, lg.method == methodRhosts, lg.user.name)
-	if err != nil {
-		return nil, nil, err
-	}
-	cmd := &exec.Cmd{
-		Path: s.cfg.LoginProgram,
-		Args: args,
-		Env:  loginEnv(session.TerminalTypeOrDumb(req.Term), nil),
-		Dir:  "/",
-	}
-	p, err := pty.Start(cmd, req.Window)
-	return cmd, p, err
 }
 
 // classicPeer returns the client's address and whether its port is privileged (512-1023, as

@@ -25,7 +25,8 @@
 //	...
 //	err = srv.Serve(ctx, l) // until ctx is cancelled; sessions then end with "service stopping"
 //
-// Server.Reload applies a new Config to the connections accepted from then on, without
+// Serve may be called for several listeners at once on one Server, one call each (socket
+// activation hands over several). Server.Reload applies a new Config to the connections accepted from then on, without
 // disturbing the sessions running; Server.ServeConn serves one connection (inetd).
 //
 // # System mode
@@ -44,28 +45,21 @@
 package daemon
 
 import (
-	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/user"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/keys"
-	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session"
-	"github.com/rlogin-go/rlogin/transport"
 )
 
 // Defaults for the zero fields of Config.
@@ -74,9 +68,6 @@ const (
 	DefaultStopGrace      = 5 * time.Second
 	DefaultMaxSessions    = 512
 )
-
-// killGrace is how long Serve still waits, after StopGrace, for sessions whose shells it killed.
-const killGrace = 2 * time.Second
 
 // MailboxName is the transport mailbox rlogind serves logins on.
 const MailboxName = "login"
@@ -217,19 +208,10 @@ type Server struct {
 // serverState is what the generations of a Server share: the connections, sessions and limits.
 type serverState struct {
 	current atomic.Pointer[Server] // the generation new connections get
-	serving atomic.Bool            // Serve or ServeConn was called
 	lim     *admission.Limiter     // the limits before authentication
 
-	mu       sync.Mutex
-	running  int                       // sessions running (MaxSessions)
-	sessions map[uint64]*activeSession // conns being handled, by id
-}
-
-// activeSession is what a forced shutdown needs of a connection being handled.
-type activeSession struct {
-	conn net.Conn
-	cmd  *exec.Cmd // the shell, once started
-	pty  *pty.PTY  // its terminal
+	mu      sync.Mutex
+	running int // sessions running (MaxSessions)
 }
 
 // NewServer checks cfg, fills in its defaults and looks up the user running the daemon.
@@ -243,8 +225,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	st := &serverState{
-		lim:      lim,
-		sessions: make(map[uint64]*activeSession),
+		lim: lim,
 	}
 	g.serverState = st
 	st.current.Store(g)
@@ -364,201 +345,6 @@ func limitString(n int) string {
 		return "none"
 	}
 	return strconv.Itoa(n)
-}
-
-// Serve serves logins on l until ctx is cancelled, then stops: it closes l, cancels the sessions
-// (their clients are told "service stopping", their shells hung up), waits up to
-// Config.StopGrace for them, kills the shells of those still running and waits a little more.
-// Serve owns l. It returns nil after ctx is cancelled, or the error that stopped it otherwise.
-// Call Serve (or ServeConn) once per Server.
-func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	return s.serve(ctx, l, false)
-}
-
-// serve is Serve; with oneShot, l closing is the normal end (ServeConn).
-func (s *Server) serve(ctx context.Context, l net.Listener, oneShot bool) error {
-	if !s.serving.CompareAndSwap(false, true) {
-		_ = l.Close()
-		return errors.New("daemon: Serve called twice")
-	}
-	sessCtx, cancelSessions := context.WithCancel(ctx)
-	defer cancelSessions()
-
-	mux := transport.NewMux(s.lim.Listener(l))
-	// The limits on unauthenticated conns, their deadline included, are the startupListener's
-	// and startupConn's, which follow Reload; the mux's own ones only back them up.
-	mux.NameTimeout = 24 * time.Hour
-	mux.MaxPending = math.MaxInt32
-	mux.Logger = s.log
-	mb, err := mux.Announce(MailboxName)
-	if err == nil {
-		mb, err = s.withClassic(mux, mb) // classic rlogin clients too, if enabled
-	}
-	if err != nil {
-		_ = mux.Close()
-		return fmt.Errorf("daemon: %w", err)
-	}
-	if !oneShot {
-		s.log.Info("serving logins", append([]any{"addr", l.Addr().String()}, s.servingAttrs()...)...)
-	}
-
-	var wg sync.WaitGroup
-	muxErr := make(chan error, 1)
-	wg.Go(func() {
-		muxErr <- mux.Serve()
-		_ = mux.Close() // a failed Serve: stop the accept loop below too
-	})
-	stopOnCancel := context.AfterFunc(ctx, func() {
-		s.lim.ShuttingDown()
-		_ = mux.Close()
-	})
-	defer stopOnCancel()
-
-	var sessions sync.WaitGroup
-	var acceptErr error
-	for {
-		conn, err := mb.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				acceptErr = err
-			}
-			break
-		}
-		inner := conn
-		if cc, ok := conn.(classicConn); ok {
-			inner = cc.Conn
-		}
-		ac := admission.ConnOf(inner) // the mux hands out conns that wrap the limiter's
-		if ac == nil {
-			s.log.Error("connection not admitted; closed", "remote", conn.RemoteAddr().String())
-			_ = conn.Close()
-			continue
-		}
-		ac.Delivered()
-		g := s.current.Load()
-		id := ac.ID()
-		s.track(id, conn)
-		sessions.Go(func() {
-			defer s.untrack(id)
-			g.handle(sessCtx, ac, conn)
-		})
-	}
-	_ = mux.Close()
-	wg.Wait()
-
-	cancelSessions()
-	s.stopSessions(&sessions)
-
-	if ctx.Err() != nil {
-		if !oneShot {
-			s.current.Load().log.Info("stopped")
-		}
-		return nil
-	}
-	err = <-muxErr
-	if oneShot && acceptErr == nil && (err == nil || errors.Is(err, net.ErrClosed)) {
-		return nil
-	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	if acceptErr != nil {
-		return fmt.Errorf("daemon: %w", acceptErr)
-	}
-	return fmt.Errorf("daemon: listener closed: %w", net.ErrClosed)
-}
-
-// stopSessions waits for the cancelled sessions to end: up to StopGrace, then it kills the shells
-// still running (SIGKILL, and their terminals closed, which hangs up whatever else uses them),
-// makes their conns fail and waits up to killGrace more. It returns even if some session still
-// has not ended.
-func (s *Server) stopSessions(sessions *sync.WaitGroup) {
-	done := make(chan struct{})
-	go func() {
-		sessions.Wait()
-		close(done)
-	}()
-	g := s.current.Load()
-	if waitDone(done, g.cfg.StopGrace) {
-		return
-	}
-	s.mu.Lock()
-	n := len(s.sessions)
-	for _, a := range s.sessions {
-		_ = a.conn.SetDeadline(time.Unix(1, 0)) // in the past: blocked I/O fails at once
-		if a.cmd != nil {
-			// Through the os.Process (a pidfd), never a bare pid: the shell may have been
-			// reaped a moment ago and its pid reused.
-			_ = a.cmd.Process.Signal(syscall.SIGKILL)
-			_ = a.pty.Close()
-		}
-	}
-	s.mu.Unlock()
-	g.log.Warn("sessions still running after the stop grace time; killed their shells", "sessions", n, "grace", g.cfg.StopGrace)
-	if !waitDone(done, killGrace) {
-		g.log.Error("sessions still running; stopping anyway")
-	}
-}
-
-// waitDone waits until done is closed or d has passed, and reports whether done was closed.
-func waitDone(done <-chan struct{}, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
-}
-
-func (s *Server) track(id uint64, conn net.Conn) {
-	s.mu.Lock()
-	s.sessions[id] = &activeSession{conn: conn}
-	s.mu.Unlock()
-}
-
-func (s *Server) untrack(id uint64) {
-	s.mu.Lock()
-	delete(s.sessions, id)
-	s.mu.Unlock()
-}
-
-// setShell records the shell of session id, for a forced shutdown.
-func (s *Server) setShell(id uint64, cmd *exec.Cmd, p *pty.PTY) {
-	s.mu.Lock()
-	if a := s.sessions[id]; a != nil {
-		a.cmd, a.pty = cmd, p
-	}
-	s.mu.Unlock()
-}
-
-// Hooks the connection flow calls.
-
-// authenticated is called once the login on ac is authorized, before the shell starts. It
-// records the authentication and claims a session slot. If MaxSessions sessions run already, it
-// returns the refusal reason for the client, and the conn stays unauthenticated (but out of the
-// penalties) until it closes. Otherwise the conn enters its session, and the func it returns
-// must be called when the session has ended (it may be called more than once).
-func (s *Server) authenticated(ac *admission.Conn) (sessionEnded func(), refusal string) {
-	ac.Authenticated()
-	s.mu.Lock()
-	if max := s.cfg.MaxSessions; max > 0 && s.running >= max {
-		s.mu.Unlock()
-		s.log.Warn("login refused: too many sessions", "max_sessions", max)
-		return func() {}, reasonMaxSessions
-	}
-	s.running++
-	s.mu.Unlock()
-	ac.StartSession()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			s.running--
-			s.mu.Unlock()
-		})
-	}, ""
 }
 
 // unauthenticated returns the number of admitted conns not in a session.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -634,6 +635,44 @@ func TestManyLogins(t *testing.T) {
 	for i, s := range got {
 		if s != 10+i {
 			t.Fatalf("exit statuses %v, want 10..%d", got, 10+n-1)
+		}
+	}
+}
+
+// TestServeSeveralListeners: one Server serves two listeners at once, one Serve call each, as
+// rlogind does with the sockets systemd passes; each call stops with its own ctx and leaves the
+// other serving.
+func TestServeSeveralListeners(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := transport.Listen(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ts.srv.Serve(ctx, l) }()
+
+	for i, addr := range []string{ts.addr, l.Addr().String(), ts.addr} {
+		r, err := login(t, addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User()))
+		if err != nil {
+			t.Fatalf("login %d on %s: %v", i, addr, err)
+		}
+		r.send(fmt.Sprintf("exit %d\n", 10+i))
+		var ee *session.ExitError
+		if err := r.wait(); !errors.As(err, &ee) || ee.Status != 10+i {
+			t.Fatalf("login %d on %s: Wait: %v, want exit status %d", i, addr, err, 10+i)
+		}
+		if i == 1 { // the second listener stops; the first keeps serving
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("second Serve: %v, want nil after cancel", err)
+				}
+			case <-time.After(shortTimeout):
+				t.Fatal("second Serve did not return after its ctx was cancelled")
+			}
 		}
 	}
 }

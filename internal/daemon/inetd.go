@@ -12,8 +12,8 @@ import (
 // ServeConn serves the one connection conn, as rlogind -inetd does with the socket inetd
 // passed, and returns when conn is closed: after its session, or after a failed login. The
 // connection goes through the same mailbox exchange, limits and login flow as with Serve.
-// Cancelling ctx ends it as it ends Serve. ServeConn owns conn. Call ServeConn (or Serve) once
-// per Server.
+// Cancelling ctx ends it as it ends Serve. ServeConn owns conn. It may run alongside Serve calls
+// on the same Server.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	return s.serve(ctx, newOneConnListener(conn), true)
 }

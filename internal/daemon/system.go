@@ -308,52 +308,69 @@ func loginEnv(term string, locale []string) []string {
 }
 
 // startLogin starts login(1) for lg on a new pty, in the root directory (login(1) changes to
-// the user's home).
-func (s *Server) startLogin(log *slog.Logger, req *session.Request, lg *systemLogin, host string) (*exec.Cmd, *pty.PTY, error) {
-	args, err := loginArgs(host, lg.method == methodPublicKey, lg.user.name)
+// the user's home): "login -f" unless login(1) is to ask for the password.
+func (s *Server) startLogin(lg *systemLogin, host string, sr sessionRequest) (*exec.Cmd, *pty.PTY, error) {
+	args, err := loginArgs(host, lg.method != methodPassword, lg.user.name)
 	if err != nil {
 		return nil, nil, err
 	}
 	cmd := &exec.Cmd{
 		Path: s.cfg.LoginProgram,
 		Args: args,
-		Env:  loginEnv(session.TerminalTypeOrDumb(req.Term), acceptedLocale(log, req)),
+		Env:  loginEnv(sr.term, sr.locale),
 		Dir:  "/",
 	}
-	p, err := pty.Start(cmd, req.Window)
+	p, err := pty.Start(cmd, sr.window)
 	return cmd, p, err
 }
 
+// A systemSession is the session of login(1) for a System login: its terminal, the password
+// gate in front of it for a password login, and the logout record to write at its end.
+type systemSession struct {
+	log  *slog.Logger
+	p    *pty.PTY
+	tty  string     // the terminal of login(1), "" if unknown
+	gate *loginGate // nil unless a password login
+}
+
 // loginSession prepares the session of login(1) p for lg, whose login grace time ends at
-// deadline. It returns the Terminal to serve (the password gate, for a password login) and
-// finish, to be called once Serve has returned: it stops the gate and writes the logout record.
-func (s *Server) loginSession(log *slog.Logger, p *pty.PTY, lg *systemLogin, deadline time.Time) (session.Terminal, func(), error) {
-	tty := ttyOf(p.Pid())
-	var term session.Terminal = p
-	var gate *loginGate
-	if lg.method == methodPassword {
-		if tty == "" {
-			return nil, nil, errors.New("daemon: password login: cannot find the terminal of login(1)")
-		}
-		g, err := newLoginGate(log, p, tty, lg.user.uid, deadline, lg.onFail)
-		if err != nil {
-			return nil, nil, err
-		}
-		gate, term = g, g
+// deadline: for a password login, it puts the password gate in front of the terminal.
+func loginSession(log *slog.Logger, p *pty.PTY, lg *systemLogin, deadline time.Time) (*systemSession, error) {
+	ss := &systemSession{log: log, p: p, tty: ttyOf(p.Pid())}
+	if lg.method != methodPassword {
+		return ss, nil
 	}
-	finish := func() {
-		if gate != nil {
-			gate.close()
-		}
-		if tty == "" {
-			log.Warn("no logout record written: the terminal of login(1) is unknown")
-			return
-		}
-		if err := recordLogout(utmpPath, wtmpPath, strings.TrimPrefix(tty, "/dev/"), p.Pid(), time.Now()); err != nil {
-			log.Warn("cannot write the logout record", "err", err)
-		}
+	if ss.tty == "" {
+		return nil, errors.New("daemon: password login: cannot find the terminal of login(1)")
 	}
-	return term, finish, nil
+	g, err := newLoginGate(log, p, ss.tty, lg.user.uid, deadline, lg.onFail)
+	if err != nil {
+		return nil, err
+	}
+	ss.gate = g
+	return ss, nil
+}
+
+// terminal returns what the session serves: the password gate, or the pty.
+func (ss *systemSession) terminal() terminal {
+	if ss.gate != nil {
+		return ss.gate
+	}
+	return ss.p
+}
+
+// finish is called once the session is served: it stops the gate and writes the logout record.
+func (ss *systemSession) finish() {
+	if ss.gate != nil {
+		ss.gate.close()
+	}
+	if ss.tty == "" {
+		ss.log.Warn("no logout record written: the terminal of login(1) is unknown")
+		return
+	}
+	if err := recordLogout(utmpPath, wtmpPath, strings.TrimPrefix(ss.tty, "/dev/"), ss.p.Pid(), time.Now()); err != nil {
+		ss.log.Warn("cannot write the logout record", "err", err)
+	}
 }
 
 // ttyOf returns the terminal that process pid has as its standard input ("/dev/pts/3"), or ""

@@ -1,0 +1,235 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/pty"
+	"github.com/rlogin-go/rlogin/session"
+)
+
+// An attempt is a conn's login, its handling before its session: it runs under the conn's
+// grace deadline, and a shutdown cuts it short.
+type attempt struct {
+	*conn
+	log       *slog.Logger
+	deadline  time.Time   // the end of the login grace time
+	stopAbort func() bool // ends the shutdown's watch; false if the shutdown came first
+}
+
+// beginLogin puts c under its grace deadline, and makes a shutdown (ctx done) fail the login's
+// pending I/O at once.
+func (g *Server) beginLogin(ctx context.Context, c *conn, log *slog.Logger) *attempt {
+	deadline := c.ac.GraceDeadline()
+	_ = c.SetDeadline(deadline) // a conn that cannot take deadlines fails its first I/O instead
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	return &attempt{conn: c, log: log, deadline: deadline, stopAbort: stop}
+}
+
+// A slot is a session counted against MaxSessions until released.
+type slot struct {
+	s    *serverState
+	once sync.Once
+}
+
+// release frees the slot; it may be called more than once (nil: no slot).
+func (sl *slot) release() {
+	if sl == nil {
+		return
+	}
+	sl.once.Do(func() {
+		sl.s.mu.Lock()
+		sl.s.running--
+		sl.s.mu.Unlock()
+	})
+}
+
+// claimSession ends the authorization of c's login, whose outcome is ok (reason: the refusal).
+// A refused client is told reason, and its source will be penalized. An authorized conn leaves
+// the unauthenticated ones and claims a session slot (MaxSessions), which must be released when
+// the session has ended; if MaxSessions sessions run already, the client is refused, and the
+// conn stays unauthenticated, but out of the penalties, until it closes. It returns nil once
+// the client is refused.
+func (g *Server) claimSession(c *conn, p interface{ Refuse(string) error }, reason string, ok bool) *slot {
+	if !ok {
+		c.ac.Failed()
+		_ = p.Refuse(reason)
+		return nil
+	}
+	c.ac.Authenticated()
+	g.mu.Lock()
+	if max := g.cfg.MaxSessions; max > 0 && g.running >= max {
+		g.mu.Unlock()
+		g.log.Warn("login refused: too many sessions", "max_sessions", max)
+		_ = p.Refuse(reasonMaxSessions)
+		return nil
+	}
+	g.running++
+	g.mu.Unlock()
+	c.ac.StartSession()
+	return &slot{s: g.serverState}
+}
+
+// A sessionRequest is what an authorized login asks of its session, whatever the protocol.
+type sessionRequest struct {
+	term     string   // TERM, valid (session.TerminalTypeOrDumb)
+	locale   []string // the accepted locale variables
+	window   pty.Size
+	logAttrs []any // what the session's log adds after the pid (System logins)
+}
+
+// errStopping is startSession's error when the shutdown came before the session started.
+var errStopping = errors.New("daemon: service stopping")
+
+// A protocol is the server side of one login protocol, once its login is authorized.
+type protocol interface {
+	Refuse(reason string) error
+	Close() error
+	// serve lifts the login's deadline and serves term until the session ends; it returns what
+	// session.ServerConn.Serve (or classic's) returns.
+	serve(ctx context.Context, term terminal) (*os.ProcessState, error)
+}
+
+// runSession starts the session of the login authorized on a (see startSession), holding slot,
+// serves it with p to its end, and logs it; the log line of its start adds started. If the
+// session cannot start, the client is refused and the slot released.
+func (g *Server) runSession(ctx context.Context, a *attempt, p protocol, slot *slot, lg *systemLogin, sr sessionRequest, started ...any) {
+	run, err := g.startSession(a, lg, sr)
+	if err != nil {
+		slot.release()
+		reason := reasonNoShell
+		if errors.Is(err, errStopping) {
+			reason = reasonStopping
+		}
+		_ = p.Refuse(reason)
+		return
+	}
+	run.log.Info("session started", started...)
+	start := time.Now()
+	state, err := p.serve(ctx, run.term)
+	run.finish()
+	slot.release()
+	_ = p.Close()
+	run.end(start, state, err)
+}
+
+// running is a session that started: its program on a pty and the terminal to serve.
+type running struct {
+	log   *slog.Logger   // with the pid
+	p     *pty.PTY       // the program's terminal
+	term  terminal       // p, or the password gate in front of it
+	login *systemSession // nil in user mode
+}
+
+// terminal is what both protocols serve: a session.Terminal that also reads in packet mode, so a
+// classic.Terminal too. *pty.PTY and the password gate are both.
+type terminal interface {
+	session.Terminal
+	ReadPacket(b []byte) (n int, status pty.Status, err error)
+}
+
+var (
+	_ terminal = (*pty.PTY)(nil)
+	_ terminal = (*loginGate)(nil)
+)
+
+// startSession starts the session of an authorized login unless the shutdown came first
+// (errStopping): login(1) for lg (a System login), or the daemon user's shell (lg nil), on a new
+// pty, recorded on l's conn for a forced stop; for a password login, the password gate in front
+// of it. It logs why it failed.
+func (g *Server) startSession(l *attempt, lg *systemLogin, sr sessionRequest) (*running, error) {
+	if !l.stopAbort() {
+		return nil, errStopping
+	}
+	var cmd *exec.Cmd
+	var p *pty.PTY
+	var err error
+	if lg != nil {
+		cmd, p, err = g.startLogin(lg, peerHost(l.RemoteAddr()), sr)
+	} else {
+		cmd, p, err = g.startShell(l.log, sr)
+	}
+	if err != nil {
+		if lg != nil {
+			l.log.Error("cannot start the session", "program", g.cfg.LoginProgram, "err", err)
+		} else {
+			l.log.Error("cannot start the shell", "shell", g.shell, "err", err)
+		}
+		return nil, err
+	}
+	l.setShell(cmd, p)
+	run := &running{log: l.log.With("pid", p.Pid()).With(sr.logAttrs...), p: p, term: p}
+	if lg == nil {
+		return run, nil
+	}
+	run.login, err = loginSession(run.log, p, lg, l.deadline)
+	if err != nil {
+		run.log.Error("cannot start the session", "err", err)
+		p.Hangup()
+		_ = p.Close()
+		_, _ = p.Wait()
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	run.term = run.login.terminal()
+	return run, nil
+}
+
+// finish is called once the session is served, before its end is logged.
+func (r *running) finish() {
+	if r.login != nil {
+		r.login.finish()
+	}
+}
+
+// end closes the pty, reaps its program if Serve did not (state is nil then) and logs the end
+// of the session served since start; state and err are what Serve returned.
+func (r *running) end(start time.Time, state *os.ProcessState, err error) {
+	_ = r.p.Close()
+	if state == nil {
+		state, _ = r.p.Wait() // Serve waited already; this only fetches the status
+	}
+	attrs := []any{"duration", time.Since(start).Round(time.Millisecond)}
+	attrs = append(attrs, exitAttrs(state)...)
+	if err != nil {
+		attrs = append(attrs, "err", sanitize.Text(err.Error())) // may quote what the peer sent
+	}
+	r.log.Info("session ended", attrs...)
+}
+
+// startShell starts the user's login shell on a new pty: argv[0] is "-" and the shell's base
+// name, the working directory the home directory, and the environment exactly shellEnv's.
+func (s *Server) startShell(log *slog.Logger, sr sessionRequest) (*exec.Cmd, *pty.PTY, error) {
+	dir := s.home
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		log.Warn("no home directory; starting the shell in /", "home", dir)
+		dir = "/"
+	}
+	cmd := &exec.Cmd{
+		Path: s.shell,
+		Args: []string{"-" + filepath.Base(s.shell)},
+		Env:  shellEnv(s.user, s.home, s.shell, sr.term, sr.locale),
+		Dir:  dir,
+	}
+	p, err := pty.Start(cmd, sr.window)
+	return cmd, p, err
+}
+
+// exitAttrs describes how a shell ended, for the log.
+func exitAttrs(st *os.ProcessState) []any {
+	if st == nil {
+		return []any{"status", "unknown"}
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return []any{"signal", ws.Signal().String(), "core_dumped", ws.CoreDump()}
+	}
+	return []any{"status", st.ExitCode()}
+}
