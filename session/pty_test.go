@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/pty"
 )
 
@@ -26,9 +27,29 @@ type slowTerminal struct {
 	marker []byte
 	seen   time.Time
 	ended  bool // the session ended
+	paused bool // Write waits: the terminal is busy
+}
+
+// pause makes Write wait until resume, as a terminal busy with something else.
+func (s *slowTerminal) pause() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paused = true
+}
+
+func (s *slowTerminal) resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paused = false
+	s.cond.Broadcast()
 }
 
 func (s *slowTerminal) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	for s.paused {
+		s.cond.Wait()
+	}
+	s.mu.Unlock()
 	time.Sleep(time.Duration(float64(len(p)) / s.rate * float64(time.Second)))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -71,8 +92,16 @@ func TestFlushRealPTY(t *testing.T) {
 		waited <- err
 	}()
 
-	// Let the flood fill every buffer on the way, then interrupt it.
+	// Let the flood fill every buffer on the way, then interrupt it. The terminal stops drawing
+	// until the client holds a backlog, so that there is one to drop however the machine
+	// schedules `yes` (a loaded machine let the client drain everything: nothing to flush).
 	out.waitFor(t, func() bool { return out.buf.Len() >= 2*window || out.ended })
+	out.pause()
+	termtest.WaitFor(t, testTimeout, "a backlog at the client", func() bool {
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		return len(cl.q)-cl.qoff >= window/2 || cl.readDone
+	})
 	out.mu.Lock()
 	before := out.buf.Len()
 	out.mu.Unlock()
@@ -80,6 +109,7 @@ func TestFlushRealPTY(t *testing.T) {
 	if _, err := stdin.Write([]byte{3}); err != nil {
 		t.Fatal(err)
 	}
+	out.resume()
 	out.waitFor(t, func() bool { return !out.seen.IsZero() || out.ended })
 	out.mu.Lock()
 	latency := out.seen.Sub(start)
