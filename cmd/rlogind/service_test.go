@@ -56,29 +56,38 @@ func (n *notifySocket) expect(t *testing.T, want string, log *lockedBuffer) {
 // listening socket at descriptor 3, LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, NOTIFY_SOCKET. It
 // serves a full login on that socket, reloads on SIGHUP and stops on SIGTERM, telling
 // systemd each time.
+// TestSocketActivation: rlogind serves the sockets systemd passes (two here, as for IPv4 and
+// IPv6), each of them, and tells systemd how it goes.
 func TestSocketActivation(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var addrs []string
+	var files []*os.File
+	for range 2 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, l.Addr().String())
+		f, err := l.(*net.TCPListener).File()
+		_ = l.Close() // f still holds the socket, listening
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files = append(files, f)
 	}
-	addr := l.Addr().String()
-	f, err := l.(*net.TCPListener).File()
-	_ = l.Close() // f still holds the socket, listening
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	notify := newNotifySocket(t)
 	home := t.TempDir()
 	// LISTEN_PID is the daemon's own pid: the shell's, which exec keeps.
-	script := `export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=rlogind.socket; exec "$0" -config none -user-mode -addr unix:/nonexistent/ignored`
-	d := startProc(t, home, script, nil, []string{"NOTIFY_SOCKET=" + notify.path}, []*os.File{f})
-	_ = f.Close()
+	script := `export LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=rlogind.socket; exec "$0" -config none -user-mode -addr unix:/nonexistent/ignored`
+	d := startProc(t, home, script, nil, []string{"NOTIFY_SOCKET=" + notify.path}, files)
+	for _, f := range files {
+		_ = f.Close()
+	}
 	notify.expect(t, "READY=1", d.log)
 	// The log comes through a pipe: it may arrive after the notification.
-	waitLog(t, d, regexp.QuoteMeta(`msg="socket activation: serving the sockets systemd passed" addrs=`+addr+" names=rlogind.socket"))
+	waitLog(t, d, regexp.QuoteMeta(`msg="socket activation: serving the sockets systemd passed" addrs=`+strings.Join(addrs, ",")+" names=rlogind.socket,LISTEN_FD_4"))
 
-	r := loginAt(t, "tcp:"+addr, home, d.log)
+	r := loginAt(t, "tcp:"+addrs[0], home, d.log)
 	r.Send("echo ENV:$LISTEN_FDS:$NOTIFY_SOCKET:END; exit 5\n")
 	if err := r.Wait(); !isExit(err, 5) {
 		t.Fatalf("session: %v, want exit status 5", err)
@@ -90,8 +99,8 @@ func TestSocketActivation(t *testing.T) {
 	d.signal(t, syscall.SIGHUP)
 	notify.expect(t, "RELOADING=1\nMONOTONIC_USEC=", d.log)
 	notify.expect(t, "READY=1", d.log)
-	// A second login after the reload, on the same socket.
-	r = loginAt(t, "tcp:"+addr, home, d.log)
+	// A second login after the reload, on the other socket.
+	r = loginAt(t, "tcp:"+addrs[1], home, d.log)
 	r.Send("exit 6\n")
 	if err := r.Wait(); !isExit(err, 6) {
 		t.Fatalf("session after the reload: %v, want exit status 6", err)

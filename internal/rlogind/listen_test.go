@@ -38,37 +38,3 @@ func TestListenFirst(t *testing.T) {
 		t.Errorf("Run that could not listen left %q in the home directory (%v)", names, err)
 	}
 }
-
-func TestMultiListener(t *testing.T) {
-	l4, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lu, err := net.Listen("unix", filepath.Join(t.TempDir(), "sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := newMultiListener([]net.Listener{l4, lu})
-	defer m.Close()
-	for _, dial := range []struct{ network, addr string }{{"tcp", l4.Addr().String()}, {"unix", lu.Addr().String()}} {
-		c, err := net.Dial(dial.network, dial.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := m.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.LocalAddr().Network() != dial.network {
-			t.Errorf("accepted a %s conn, want %s", got.LocalAddr().Network(), dial.network)
-		}
-		_ = got.Close()
-		_ = c.Close()
-	}
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Accept(); err == nil {
-		t.Fatal("Accept after Close succeeded")
-	}
-}

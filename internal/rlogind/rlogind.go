@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
 	"sync"
@@ -200,12 +201,39 @@ func serveUntilDone(ctx context.Context, srv *daemon.Server, socks *sockets, r *
 	}
 	stopNotify := context.AfterFunc(ctx, func() { r.notify.Send(systemd.Stopping) })
 	r.notify.Send(readyMessage)
-	err := srv.Serve(ctx, socks.listener())
+	err := serveEach(ctx, srv, socks.ls)
 	stopNotify()
 	close(serveDone)
 	wg.Wait()
 	if err != nil {
 		return fmt.Errorf("rlogind: %w", err)
+	}
+	return nil
+}
+
+// serveEach serves each listener with its own Serve call, as net/http's servers are used,
+// until ctx is cancelled. A listener that fails stops the others: rlogind then exits with its
+// error, for the service manager to restart it whole.
+func serveEach(ctx context.Context, srv *daemon.Server, ls []net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(ls))
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Go(func() {
+			err := srv.Serve(ctx, l)
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs { // in the order they ended: the first error is the cause
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
