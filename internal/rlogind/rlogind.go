@@ -18,8 +18,8 @@
 // -inetd the connection on standard input); open the log; then load the host key, creating it
 // on first start, and create the authorized keys file with the user's own key if there is none
 // (user mode); then serve until the context is cancelled, reloading on each value of
-// Env.Reload. Every error it returns starts with "rlogind: " and says what failed in the
-// words of the manual (rlogind(8)); a bad command line or configuration file is a *UsageError.
+// Env.Reload. Every error it returns starts with "rlogind: ", once, so that the command prints
+// it as it is; a bad command line or configuration file is a *UsageError.
 package rlogind
 
 import (
