@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/session/classic"
@@ -122,7 +123,7 @@ type classicProtocol struct {
 	conn net.Conn
 }
 
-func (p classicProtocol) serve(ctx context.Context, term terminal) (*os.ProcessState, error) {
+func (p classicProtocol) serve(ctx context.Context, term systemlogin.Terminal) (*os.ProcessState, error) {
 	_ = p.conn.SetDeadline(time.Time{}) // the session has no deadline
 	return p.Serve(ctx, term)
 }
@@ -146,7 +147,7 @@ func (g *Server) readClassicRequest(ctx context.Context, l *attempt, srv *classi
 	return nil, false
 }
 
-var _ classic.Terminal = terminal(nil) // what startSession returns serves classic rlogin too
+var _ classic.Terminal = systemlogin.Terminal(nil) // what startSession returns serves classic rlogin too
 
 // authorizeClassic decides a classic login. It returns the System login to start (nil in user
 // mode: the daemon's own shell), or the refusal's reason.
@@ -173,7 +174,7 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 			log.Warn("login refused", "reason", "user mode has no password check and .rhosts trust is off")
 			return nil, classicNoPassword, false
 		}
-		u := &systemUser{name: s.user, uid: s.uid, home: s.home}
+		u := &systemlogin.User{Name: s.user, UID: s.uid, Home: s.home}
 		if why := s.rhostsTrust(log, u, req.ClientUser, peer, privileged); why != "" {
 			log.Warn("authentication failed", "method", methodRhosts, "reason", why)
 			return nil, classicNoPassword, false
@@ -181,12 +182,12 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 		log.Info("authentication succeeded", "method", methodRhosts)
 		return nil, "", true
 	}
-	u, err := lookupUser(req.ServerUser)
+	u, err := systemlogin.LookupUser(req.ServerUser)
 	if err != nil {
 		log.Warn("login refused", "reason", "no such user", "err", err)
 		return nil, classicDenied, false
 	}
-	root := u.uid == 0
+	root := u.UID == 0
 	if root && s.cfg.PermitRootLogin == PermitRootNo {
 		log.Warn("login refused", "reason", "root login not permitted (permit-root-login no)")
 		return nil, classicDenied, false
@@ -209,7 +210,7 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 		log.Info("no trust; login(1) asks for the password", "method", methodPassword, "rhosts", why)
 	}
 	if !root {
-		if msg, ok := nologinMessage(runNologin, etcNologin); ok {
+		if msg, refused := systemlogin.Nologin(); refused {
 			log.Warn("login refused", "reason", "nologin", "message", sanitize.Text(msg))
 			return nil, msg, false
 		}
@@ -231,7 +232,7 @@ func classicPeer(addr net.Addr) (netip.Addr, bool) {
 // rhostsTrust reports why the client user ruser at peer is not trusted to log in as u without
 // a password, or "" if it is: the connection comes from a privileged port, and /etc/hosts.equiv
 // (not for root) or u's ~/.rhosts lists the peer's host and ruser (see rhostsAllows).
-func (s *Server) rhostsTrust(log *slog.Logger, u *systemUser, ruser string, peer netip.Addr, privileged bool) string {
+func (s *Server) rhostsTrust(log *slog.Logger, u *systemlogin.User, ruser string, peer netip.Addr, privileged bool) string {
 	if !privileged || !peer.IsValid() {
 		return "the client's port is not privileged (512-1023)"
 	}
@@ -244,12 +245,12 @@ func (s *Server) rhostsTrust(log *slog.Logger, u *systemUser, ruser string, peer
 		}
 		return ips
 	}
-	files := []string{filepath.Join(u.home, rhostsName)}
-	if u.uid != 0 {
+	files := []string{filepath.Join(u.Home, rhostsName)}
+	if u.UID != 0 {
 		files = append([]string{hostsEquivPath}, files...)
 	}
 	for _, path := range files {
-		lines, err := readTrustFile(path, u.uid)
+		lines, err := readTrustFile(path, u.UID)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -257,7 +258,7 @@ func (s *Server) rhostsTrust(log *slog.Logger, u *systemUser, ruser string, peer
 			log.Warn("trust file not used", "err", err)
 			continue
 		}
-		if rhostsAllows(lines, path == hostsEquivPath, u.name, ruser, peer, lookup) {
+		if rhostsAllows(lines, path == hostsEquivPath, u.Name, ruser, peer, lookup) {
 			log.Info("trusted by "+path, "peer", peer.String())
 			return ""
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
@@ -58,7 +59,7 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	}
 	if lg != nil {
 		lg.onFail = c.ac.Failed // a wrong password, for the penalties
-		sr.logAttrs = []any{"user", lg.user.name, "method", lg.method}
+		sr.logAttrs = []any{"user", lg.user.Name, "method", lg.method}
 	}
 	started := []any{"term", sanitize.Text(req.Term)}
 	if lg == nil {
@@ -73,7 +74,7 @@ type secureProtocol struct {
 	tls *transport.SecureConn
 }
 
-func (p secureProtocol) serve(ctx context.Context, term terminal) (*os.ProcessState, error) {
+func (p secureProtocol) serve(ctx context.Context, term systemlogin.Terminal) (*os.ProcessState, error) {
 	_ = p.tls.SetDeadline(time.Time{}) // the session has no deadline
 	return p.Serve(ctx, term)
 }

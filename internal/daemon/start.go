@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/pty"
-	"github.com/rlogin-go/rlogin/session"
 )
 
 // An attempt is a conn's login, its handling before its session: it runs under the conn's
@@ -96,7 +96,7 @@ type protocol interface {
 	Close() error
 	// serve lifts the login's deadline and serves term until the session ends; it returns what
 	// session.ServerConn.Serve (or classic's) returns.
-	serve(ctx context.Context, term terminal) (*os.ProcessState, error)
+	serve(ctx context.Context, term systemlogin.Terminal) (*os.ProcessState, error)
 }
 
 // runSession starts the session of the login authorized on a (see startSession), holding slot,
@@ -124,23 +124,11 @@ func (g *Server) runSession(ctx context.Context, a *attempt, p protocol, slot *s
 
 // running is a session that started: its program on a pty and the terminal to serve.
 type running struct {
-	log   *slog.Logger   // with the pid
-	p     *pty.PTY       // the program's terminal
-	term  terminal       // p, or the password gate in front of it
-	login *systemSession // nil in user mode
+	log   *slog.Logger         // with the pid
+	p     *pty.PTY             // the program's terminal
+	term  systemlogin.Terminal // p, or the password gate in front of it
+	login *systemlogin.Session // nil in user mode
 }
-
-// terminal is what both protocols serve: a session.Terminal that also reads in packet mode, so a
-// classic.Terminal too. *pty.PTY and the password gate are both.
-type terminal interface {
-	session.Terminal
-	ReadPacket(b []byte) (n int, status pty.Status, err error)
-}
-
-var (
-	_ terminal = (*pty.PTY)(nil)
-	_ terminal = (*loginGate)(nil)
-)
 
 // startSession starts the session of an authorized login unless the shutdown came first
 // (errStopping): login(1) for lg (a System login), or the daemon user's shell (lg nil), on a new
@@ -153,8 +141,10 @@ func (g *Server) startSession(l *attempt, lg *systemLogin, sr sessionRequest) (*
 	var cmd *exec.Cmd
 	var p *pty.PTY
 	var err error
+	var sl *systemlogin.Login
 	if lg != nil {
-		cmd, p, err = g.startLogin(lg, peerHost(l.RemoteAddr()), sr)
+		sl = lg.login(systemlogin.PeerHost(l.RemoteAddr()))
+		cmd, p, err = systemlogin.Start(g.cfg.LoginProgram, sl, systemlogin.Request{Term: sr.term, Locale: sr.locale, Window: sr.window})
 	} else {
 		cmd, p, err = g.startShell(l.log, sr)
 	}
@@ -171,7 +161,7 @@ func (g *Server) startSession(l *attempt, lg *systemLogin, sr sessionRequest) (*
 	if lg == nil {
 		return run, nil
 	}
-	run.login, err = loginSession(run.log, p, lg, l.deadline)
+	run.login, err = systemlogin.NewSession(run.log, p, sl, l.deadline)
 	if err != nil {
 		run.log.Error("cannot start the session", "err", err)
 		p.Hangup()
@@ -179,14 +169,14 @@ func (g *Server) startSession(l *attempt, lg *systemLogin, sr sessionRequest) (*
 		_, _ = p.Wait()
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	run.term = run.login.terminal()
+	run.term = run.login.Terminal()
 	return run, nil
 }
 
 // finish is called once the session is served, before its end is logged.
 func (r *running) finish() {
 	if r.login != nil {
-		r.login.finish()
+		r.login.Finish()
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
@@ -412,7 +413,7 @@ func TestSystemHostileNames(t *testing.T) {
 		c.LoginProgram = program
 		c.PasswordAuthentication = true
 	})
-	names := append(hostileNames(), "rlt-nosuchuser", "root")
+	names := append(logintest.HostileUserNames(), "rlt-nosuchuser", "root")
 	for _, name := range names {
 		t.Run(strconv.Quote(name), func(t *testing.T) {
 			reason, accepted := rawLogin(t, ts, name, "xterm", nil)
@@ -541,33 +542,39 @@ func TestSystemAuthorizedKeysWritable(t *testing.T) {
 }
 
 // TestSystemNologin checks that /etc/nologin refuses users other than root, with its message.
+// The nologin files that refuse logins (pam_nologin(8)).
+const (
+	runNologinPath = "/var/run/nologin"
+	etcNologinPath = "/etc/nologin"
+)
+
 func TestSystemNologin(t *testing.T) {
 	requireSystem(t)
 	const marker = "rlt test: logins are off for maintenance"
-	old, oldErr := os.ReadFile(etcNologin)
+	old, oldErr := os.ReadFile(etcNologinPath)
 	if oldErr == nil && strings.HasPrefix(string(old), marker) {
 		oldErr = os.ErrNotExist // a leftover of ours from a crashed run
 	}
 	var oldMode os.FileMode = 0o644
-	if fi, err := os.Stat(etcNologin); err == nil {
+	if fi, err := os.Stat(etcNologinPath); err == nil {
 		oldMode = fi.Mode().Perm()
 	}
 	t.Cleanup(func() {
 		if oldErr == nil {
-			if err := os.WriteFile(etcNologin, old, oldMode); err != nil {
+			if err := os.WriteFile(etcNologinPath, old, oldMode); err != nil {
 				t.Error(err)
 			}
 			return
 		}
-		if err := os.Remove(etcNologin); err != nil && !os.IsNotExist(err) {
+		if err := os.Remove(etcNologinPath); err != nil && !os.IsNotExist(err) {
 			t.Error(err)
 		}
 	})
-	if err := os.WriteFile(etcNologin, []byte(marker+"\nuntil 15:00.\n"), 0o644); err != nil {
+	if err := os.WriteFile(etcNologinPath, []byte(marker+"\nuntil 15:00.\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(runNologin); err == nil {
-		t.Logf("%s exists too", runNologin)
+	if _, err := os.Stat(runNologinPath); err == nil {
+		t.Logf("%s exists too", runNologinPath)
 	}
 
 	alice := addUser(t, "rlt-alice")

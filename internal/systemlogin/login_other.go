@@ -1,6 +1,6 @@
 //go:build !linux
 
-package daemon
+package systemlogin
 
 import (
 	"errors"
@@ -22,7 +22,7 @@ type loginGate struct{ *pty.PTY }
 func (g *loginGate) TryWrite([]byte) (int, error) { return 0, nil }
 
 func newLoginGate(*slog.Logger, *pty.PTY, string, int, time.Time, func()) (*loginGate, error) {
-	return nil, errors.New("daemon: password logins are supported on Linux only")
+	return nil, errors.New("systemlogin: password logins are supported on Linux only")
 }
 
 func (g *loginGate) close() {}

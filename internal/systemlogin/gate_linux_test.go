@@ -1,4 +1,4 @@
-package daemon
+package systemlogin
 
 import (
 	"errors"
@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/pty"
 )
@@ -71,7 +72,7 @@ func startGate(t *testing.T, uid int, script string) *gateRun {
 // startGateUntil is startGate with the login grace time ending at deadline.
 func startGateUntil(t *testing.T, uid int, script string, deadline time.Time) *gateRun {
 	t.Helper()
-	checkNoLeftovers(t)
+	logintest.CheckNoLeftovers(t)
 	dir := t.TempDir()
 	g := &gateRun{t: t, out: filepath.Join(dir, "out"), log: &termtest.Buffer{}, term: &termtest.Buffer{}, read: make(chan struct{})}
 	cmd := exec.Command("/bin/sh", "-c", script)
@@ -326,7 +327,7 @@ func TestGateProbeSeesChownAfterFirstLook(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the fake login chowns its terminal")
 	}
-	checkNoLeftovers(t)
+	logintest.CheckNoLeftovers(t)
 	const uid = 65534
 	cmd := exec.Command("/bin/sh", "-c", `read x; chown `+strconv.Itoa(uid)+` "$(tty)"; read y`)
 	p, err := pty.Start(cmd, pty.Size{Rows: 24, Cols: 80})

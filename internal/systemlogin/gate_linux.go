@@ -1,4 +1,4 @@
-package daemon
+package systemlogin
 
 import (
 	"errors"
@@ -65,7 +65,7 @@ const (
 const maxHeld = 4 << 10
 
 // errGateClosed is Write's error once the login has ended or the session is over.
-var errGateClosed = errors.New("daemon: password login ended")
+var errGateClosed = errors.New("systemlogin: password login ended")
 
 // loginGate is the session.Terminal (and classic.Terminal) of a password login; see above.
 // Write never waits for login(1): it queues the input (up to maxHeld), and the gate's watcher
@@ -108,7 +108,7 @@ type loginGate struct {
 func newLoginGate(log *slog.Logger, p *pty.PTY, tty string, uid int, deadline time.Time, onFail func()) (*loginGate, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(tty, &st); err != nil {
-		return nil, fmt.Errorf("daemon: password login: %w", &os.PathError{Op: "stat", Path: tty, Err: err})
+		return nil, fmt.Errorf("systemlogin: password login: %w", &os.PathError{Op: "stat", Path: tty, Err: err})
 	}
 	g := &loginGate{
 		p:          p,

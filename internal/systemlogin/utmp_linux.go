@@ -1,4 +1,4 @@
-package daemon
+package systemlogin
 
 import (
 	"bytes"
@@ -136,10 +136,10 @@ func unmarshalUtmp(l utmpLayout, b []byte) utmpRecord {
 func recordLogout(utmpFile, wtmpFile, line string, pid int, now time.Time) error {
 	l := utmpLayoutOf(runtime.GOARCH)
 	if l.unsupported {
-		return fmt.Errorf("daemon: login records: the layout of struct utmp on %s is not known", runtime.GOARCH)
+		return fmt.Errorf("systemlogin: login records: the layout of struct utmp on %s is not known", runtime.GOARCH)
 	}
 	if line == "" || len(line) > utLineLen {
-		return fmt.Errorf("daemon: login records: bad line %q", line)
+		return fmt.Errorf("systemlogin: login records: bad line %q", line)
 	}
 	rec := utmpRecord{typ: utDeadProcess, pid: int32(pid), line: line, time: now}
 	uerr := clearUtmpEntry(l, utmpFile, &rec)
@@ -155,11 +155,11 @@ func clearUtmpEntry(l utmpLayout, path string, rec *utmpRecord) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("daemon: login records: %w", err)
+		return fmt.Errorf("systemlogin: login records: %w", err)
 	}
 	defer f.Close()
 	if err := lockRecords(f); err != nil {
-		return fmt.Errorf("daemon: login records: %s: %w", path, err)
+		return fmt.Errorf("systemlogin: login records: %s: %w", path, err)
 	}
 	b := make([]byte, l.size)
 	for off := int64(0); ; off += l.size {
@@ -167,7 +167,7 @@ func clearUtmpEntry(l utmpLayout, path string, rec *utmpRecord) error {
 			if errors.Is(err, io.EOF) {
 				return nil // no live entry for the line
 			}
-			return fmt.Errorf("daemon: login records: %w", err)
+			return fmt.Errorf("systemlogin: login records: %w", err)
 		}
 		old := unmarshalUtmp(l, b)
 		if old.line != rec.line || (old.typ != utUserProcess && old.typ != utLoginProcess) {
@@ -176,7 +176,7 @@ func clearUtmpEntry(l utmpLayout, path string, rec *utmpRecord) error {
 		dead := *rec
 		dead.id = old.id
 		if _, err := f.WriteAt(dead.marshal(l), off); err != nil {
-			return fmt.Errorf("daemon: login records: %w", err)
+			return fmt.Errorf("systemlogin: login records: %w", err)
 		}
 		return nil
 	}
@@ -190,24 +190,24 @@ func appendWtmp(l utmpLayout, path string, rec *utmpRecord) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("daemon: login records: %w", err)
+		return fmt.Errorf("systemlogin: login records: %w", err)
 	}
 	defer f.Close()
 	if err := lockRecords(f); err != nil {
-		return fmt.Errorf("daemon: login records: %s: %w", path, err)
+		return fmt.Errorf("systemlogin: login records: %s: %w", path, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("daemon: login records: %w", err)
+		return fmt.Errorf("systemlogin: login records: %w", err)
 	}
 	end := fi.Size() - fi.Size()%l.size
 	if end != fi.Size() {
 		if err := f.Truncate(end); err != nil {
-			return fmt.Errorf("daemon: login records: %w", err)
+			return fmt.Errorf("systemlogin: login records: %w", err)
 		}
 	}
 	if _, err := f.WriteAt(rec.marshal(l), end); err != nil {
-		return fmt.Errorf("daemon: login records: %w", err)
+		return fmt.Errorf("systemlogin: login records: %w", err)
 	}
 	return nil
 }
