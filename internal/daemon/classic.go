@@ -1,20 +1,14 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/rhosts"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/pty"
@@ -59,12 +53,6 @@ const (
 	classicDenied     = "Permission denied."
 	classicNotServed  = "classic rlogin is not served here in user mode; use rlogin without -c"
 	classicNoPassword = "this rlogind runs as a user and cannot check passwords; only .rhosts trust can log you in"
-)
-
-// Paths of the trust files.
-const (
-	hostsEquivPath = "/etc/hosts.equiv"
-	rhostsName     = ".rhosts"
 )
 
 // The terminal size until the client's first window message, which normally follows the window
@@ -156,7 +144,6 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 		log.Warn("login refused", "reason", errInvalidUser.Error())
 		return nil, classicDenied, false
 	}
-	peer, privileged := classicPeer(conn.RemoteAddr())
 	c := s.cfg.Classic
 	if !c.Enabled { // turned off by a reload since the listener was announced
 		log.Warn("login refused", "reason", "classic rlogin is turned off")
@@ -174,8 +161,8 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 			log.Warn("login refused", "reason", "user mode has no password check and .rhosts trust is off")
 			return nil, classicNoPassword, false
 		}
-		u := &systemlogin.User{Name: s.user, UID: s.uid, Home: s.home}
-		if why := s.rhostsTrust(log, u, req.ClientUser, peer, privileged); why != "" {
+		trust := rhosts.Request{User: s.user, UID: s.uid, Home: s.home, RemoteUser: req.ClientUser, Peer: conn.RemoteAddr()}
+		if why := rhosts.Check(log, trust); why != "" {
 			log.Warn("authentication failed", "method", methodRhosts, "reason", why)
 			return nil, classicNoPassword, false
 		}
@@ -195,7 +182,7 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 	lg := &systemLogin{user: u, method: methodPassword}
 	why := "trust is off"
 	if c.TrustRhosts && (!root || c.TrustRhostsRoot) {
-		why = s.rhostsTrust(log, u, req.ClientUser, peer, privileged)
+		why = rhosts.Check(log, rhosts.Request{User: u.Name, UID: u.UID, Home: u.Home, RemoteUser: req.ClientUser, Peer: conn.RemoteAddr()})
 	} else if c.TrustRhosts {
 		why = "trust does not apply to root"
 	}
@@ -216,142 +203,4 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 		}
 	}
 	return lg, "", true
-}
-
-// classicPeer returns the client's address and whether its port is privileged (512-1023, as
-// rresvport(3) binds them).
-func classicPeer(addr net.Addr) (netip.Addr, bool) {
-	ta, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return netip.Addr{}, false
-	}
-	ap := ta.AddrPort()
-	return ap.Addr().Unmap(), ap.Port() >= 512 && ap.Port() <= 1023
-}
-
-// rhostsTrust reports why the client user ruser at peer is not trusted to log in as u without
-// a password, or "" if it is: the connection comes from a privileged port, and /etc/hosts.equiv
-// (not for root) or u's ~/.rhosts lists the peer's host and ruser (see rhostsAllows).
-func (s *Server) rhostsTrust(log *slog.Logger, u *systemlogin.User, ruser string, peer netip.Addr, privileged bool) string {
-	if !privileged || !peer.IsValid() {
-		return "the client's port is not privileged (512-1023)"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	lookup := func(host string) []netip.Addr {
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
-			return nil
-		}
-		return ips
-	}
-	files := []string{filepath.Join(u.Home, rhostsName)}
-	if u.UID != 0 {
-		files = append([]string{hostsEquivPath}, files...)
-	}
-	for _, path := range files {
-		lines, err := readTrustFile(path, u.UID)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			log.Warn("trust file not used", "err", err)
-			continue
-		}
-		if rhostsAllows(lines, path == hostsEquivPath, u.Name, ruser, peer, lookup) {
-			log.Info("trusted by "+path, "peer", peer.String())
-			return ""
-		}
-	}
-	return "no trust file lists the client's host and user"
-}
-
-// readTrustFile reads a trust file, which must be a regular file (not a symbolic link) owned by
-// uid or root and not writable by group or others, as ruserok(3) requires.
-func readTrustFile(path string, uid int) ([]string, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("daemon: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("daemon: %w", err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	switch {
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("daemon: %s is not a regular file", path)
-	case !ok || (int(st.Uid) != uid && st.Uid != 0):
-		return nil, fmt.Errorf("daemon: %s is not owned by the user or root", path)
-	case fi.Mode().Perm()&0o022 != 0:
-		return nil, fmt.Errorf("daemon: %s is writable by group or others", path)
-	}
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() && len(lines) < 1024 {
-		lines = append(lines, sc.Text())
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("daemon: %s: %w", path, err)
-	}
-	return lines, nil
-}
-
-// rhostsAllows reports whether trust-file lines let ruser at peer log in as luser. Each line is
-// "host [user]": host an IP address or a name whose addresses (lookup) include peer; user the
-// client user allowed, or, when missing, the same name as luser. A line that names host "-host"
-// or user "-user" denies and ends the search, as in ruserok(3). Wildcards ("+") and netgroups
-// ("@group") are never honoured: they trust the whole network. In hosts.equiv (equiv) a line
-// with a user lets that user in as any local user, as ruserok(3) has it.
-func rhostsAllows(lines []string, equiv bool, luser, ruser string, peer netip.Addr, lookup func(string) []netip.Addr) bool {
-	for _, line := range lines {
-		f := strings.Fields(line)
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		host, user := f[0], ""
-		if len(f) > 1 {
-			user = f[1]
-		}
-		hostNeg := strings.HasPrefix(host, "-")
-		host = strings.TrimPrefix(host, "-")
-		if host == "" || host == "+" || strings.HasPrefix(host, "@") || strings.HasPrefix(user, "+") || strings.HasPrefix(user, "@") {
-			continue
-		}
-		if !hostMatches(host, peer, lookup) {
-			continue
-		}
-		if hostNeg {
-			return false
-		}
-		userNeg := strings.HasPrefix(user, "-")
-		user = strings.TrimPrefix(user, "-")
-		switch {
-		case user == "" && !userNeg:
-			if ruser == luser {
-				return true
-			}
-		case user == ruser:
-			if userNeg {
-				return false
-			}
-			return true // in hosts.equiv too: that user, as any local user (ruserok(3))
-		}
-	}
-	return false
-}
-
-// hostMatches reports whether a trust-file host is peer: an equal IP address, or a name one of
-// whose addresses is peer.
-func hostMatches(host string, peer netip.Addr, lookup func(string) []netip.Addr) bool {
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return ip.Unmap() == peer
-	}
-	for _, ip := range lookup(host) {
-		if ip.Unmap() == peer {
-			return true
-		}
-	}
-	return false
 }

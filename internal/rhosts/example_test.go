@@ -1,0 +1,21 @@
+package rhosts_test
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/rlogin-go/rlogin/internal/rhosts"
+)
+
+// A client from an ordinary port is never trusted, whatever the files say.
+func ExampleCheck() {
+	why := rhosts.Check(slog.New(slog.DiscardHandler), rhosts.Request{
+		User: "alice", UID: 1000, Home: "/home/alice",
+		RemoteUser: "alice",
+		Peer:       &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 40000},
+	})
+	fmt.Println(why)
+	// Output:
+	// the client's port is not privileged (512-1023)
+}
