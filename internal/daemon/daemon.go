@@ -58,6 +58,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/admission"
+	"github.com/rlogin-go/rlogin/internal/usershell"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 )
@@ -74,9 +75,6 @@ const MailboxName = "login"
 
 // DefaultAddr is where rlogind listens unless told otherwise: TCP port 5513 on all interfaces.
 const DefaultAddr = ":5513"
-
-// passwdPath is the passwd database the login shell is looked up in.
-const passwdPath = "/etc/passwd"
 
 // reasonMaxSessions is the refusal a client gets after authentication when MaxSessions
 // sessions are running.
@@ -222,7 +220,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	lim, err := admission.NewLimiterWith(g.cfg.limits(), g.log, cfg.randN, cfg.now)
 	if err != nil {
-		return nil, fmt.Errorf("daemon: %w", err)
+		return nil, err // admission's, with its prefix
 	}
 	st := &serverState{
 		lim: lim,
@@ -258,7 +256,7 @@ func newGeneration(cfg Config) (*Server, error) {
 	}
 	shell := cfg.Shell
 	if shell == "" {
-		shell, err = passwdShell(passwdPath, uid)
+		shell, err = usershell.Lookup(usershell.PasswdPath, uid)
 		if err != nil {
 			log.Warn("no login shell found; using the fallback", "shell", shell, "err", err)
 		}
@@ -295,7 +293,7 @@ func (s *Server) Reload(cfg Config) error {
 	}
 	g.serverState = s.serverState
 	if err := s.lim.Configure(g.cfg.limits(), g.log); err != nil {
-		return fmt.Errorf("daemon: %w", err)
+		return err // admission's, with its prefix
 	}
 	s.current.Store(g)
 	changes := configChanges(old, g)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/admission"
+	"github.com/rlogin-go/rlogin/internal/usershell"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
@@ -324,7 +325,7 @@ func TestShellEnvironment(t *testing.T) {
 				"USER":    ts.srv.User(),
 				"LOGNAME": ts.srv.User(),
 				"SHELL":   shell,
-				"PATH":    DefaultPath,
+				"PATH":    usershell.DefaultPath,
 				"TERM":    tc.wantTerm,
 			}
 			for k, v := range tc.wantEnv {

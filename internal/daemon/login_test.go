@@ -31,45 +31,6 @@ func TestLocaleEnv(t *testing.T) {
 	}
 }
 
-func TestShellEnvExact(t *testing.T) {
-	env := shellEnv("alice", "/home/alice", "/bin/zsh", "xterm", []string{"LANG=C"})
-	want := []string{"HOME=/home/alice", "USER=alice", "LOGNAME=alice", "SHELL=/bin/zsh", "PATH=" + DefaultPath, "TERM=xterm", "LANG=C"}
-	if strings.Join(env, "|") != strings.Join(want, "|") {
-		t.Fatalf("shellEnv = %q, want %q", env, want)
-	}
-}
-
-func TestParsePasswdShell(t *testing.T) {
-	const passwd = `root:x:0:0:root:/root:/bin/bash
-daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
-broken line
-short:x:5
-alice:x:1000:1000:Alice,,,:/home/alice:/usr/bin/zsh
-noshell:x:1001:1001::/home/noshell:
-relative:x:1002:1002::/home/r:zsh
-dup:x:1000:1000::/home/dup:/bin/false
-`
-	for _, tc := range []struct {
-		uid  int
-		want string
-	}{
-		{0, "/bin/bash"},
-		{1000, "/usr/bin/zsh"}, // first entry wins
-		{1001, fallbackShell},
-		{1002, fallbackShell},
-		{4242, fallbackShell},
-		{5, fallbackShell},
-	} {
-		got, err := parsePasswdShell(strings.NewReader(passwd), tc.uid)
-		if err != nil || got != tc.want {
-			t.Errorf("uid %d: %q, %v; want %q", tc.uid, got, err, tc.want)
-		}
-	}
-	if shell, err := passwdShell("/nonexistent/passwd", 0); err == nil || shell != fallbackShell {
-		t.Errorf("missing passwd file: %q, %v; want the fallback and an error", shell, err)
-	}
-}
-
 // FuzzLocaleEnv feeds NUL-separated environment lists: whatever passes must be LANG or LC_*
 // with a printable ASCII value, each name once, and every other entry is dropped.
 func FuzzLocaleEnv(f *testing.F) {

@@ -3,17 +3,16 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
+	"github.com/rlogin-go/rlogin/internal/usershell"
 	"github.com/rlogin-go/rlogin/pty"
 )
 
@@ -146,7 +145,8 @@ func (g *Server) startSession(l *attempt, lg *systemLogin, sr sessionRequest) (*
 		sl = lg.login(systemlogin.PeerHost(l.RemoteAddr()))
 		cmd, p, err = systemlogin.Start(g.cfg.LoginProgram, sl, systemlogin.Request{Term: sr.term, Locale: sr.locale, Window: sr.window})
 	} else {
-		cmd, p, err = g.startShell(l.log, sr)
+		sh := usershell.Shell{User: g.user, Home: g.home, Path: g.shell}
+		cmd, p, err = usershell.Start(l.log, sh, sr.term, sr.locale, sr.window)
 	}
 	if err != nil {
 		if lg != nil {
@@ -167,7 +167,7 @@ func (g *Server) startSession(l *attempt, lg *systemLogin, sr sessionRequest) (*
 		p.Hangup()
 		_ = p.Close()
 		_, _ = p.Wait()
-		return nil, fmt.Errorf("daemon: %w", err)
+		return nil, err
 	}
 	run.term = run.login.Terminal()
 	return run, nil
@@ -193,24 +193,6 @@ func (r *running) end(start time.Time, state *os.ProcessState, err error) {
 		attrs = append(attrs, "err", sanitize.Text(err.Error())) // may quote what the peer sent
 	}
 	r.log.Info("session ended", attrs...)
-}
-
-// startShell starts the user's login shell on a new pty: argv[0] is "-" and the shell's base
-// name, the working directory the home directory, and the environment exactly shellEnv's.
-func (s *Server) startShell(log *slog.Logger, sr sessionRequest) (*exec.Cmd, *pty.PTY, error) {
-	dir := s.home
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		log.Warn("no home directory; starting the shell in /", "home", dir)
-		dir = "/"
-	}
-	cmd := &exec.Cmd{
-		Path: s.shell,
-		Args: []string{"-" + filepath.Base(s.shell)},
-		Env:  shellEnv(s.user, s.home, s.shell, sr.term, sr.locale),
-		Dir:  dir,
-	}
-	p, err := pty.Start(cmd, sr.window)
-	return cmd, p, err
 }
 
 // exitAttrs describes how a shell ended, for the log.

@@ -1,0 +1,99 @@
+package usershell
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/rlogin-go/rlogin/pty"
+)
+
+// DefaultPath is the PATH of every shell started here, whatever the daemon's own PATH is.
+const DefaultPath = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
+
+// fallbackShell runs when the passwd database names no shell for the user.
+const fallbackShell = "/bin/sh"
+
+// PasswdPath is the passwd database the login shell is looked up in.
+const PasswdPath = "/etc/passwd"
+
+// A Shell is the user's login shell, as the daemon runs it for its own user.
+type Shell struct {
+	User string // the user's name: USER and LOGNAME
+	Home string // HOME, and the working directory if it exists
+	Path string // the shell program, absolute
+}
+
+// Start starts sh on a new pty of the given size, as a login shell: argv[0] is "-" and the
+// shell's base name, the working directory the home directory (or / if it is missing), and the
+// environment exactly Env's, with term (already valid: session.TerminalTypeOrDumb) and the
+// accepted locale variables.
+func Start(log *slog.Logger, sh Shell, term string, locale []string, window pty.Size) (*exec.Cmd, *pty.PTY, error) {
+	dir := sh.Home
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		log.Warn("no home directory; starting the shell in /", "home", dir)
+		dir = "/"
+	}
+	cmd := &exec.Cmd{
+		Path: sh.Path,
+		Args: []string{"-" + filepath.Base(sh.Path)},
+		Env:  Env(sh.User, sh.Home, sh.Path, term, locale),
+		Dir:  dir,
+	}
+	p, err := pty.Start(cmd, window)
+	return cmd, p, err
+}
+
+// Env is the complete environment of the user's shell: nothing of the daemon's own
+// environment is in it.
+func Env(user, home, shell, term string, locale []string) []string {
+	env := []string{
+		"HOME=" + home,
+		"USER=" + user,
+		"LOGNAME=" + user,
+		"SHELL=" + shell,
+		"PATH=" + DefaultPath,
+		"TERM=" + term,
+	}
+	return append(env, locale...)
+}
+
+// Lookup returns the login shell that the passwd database at path gives uid, or
+// fallbackShell if it names none (os/user has no shell field).
+func Lookup(path string, uid int) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return fallbackShell, fmt.Errorf("usershell: looking up the login shell: %w", err)
+	}
+	defer f.Close()
+	shell, err := parsePasswdShell(f, uid)
+	if err != nil {
+		return fallbackShell, fmt.Errorf("usershell: looking up the login shell in %s: %w", path, err)
+	}
+	return shell, nil
+}
+
+// parsePasswdShell reads passwd(5) lines ("name:password:uid:gid:gecos:home:shell") and returns
+// the shell of the first entry for uid; fallbackShell if that entry has an empty or relative
+// shell or there is none.
+func parsePasswdShell(r io.Reader, uid int) (string, error) {
+	sc := bufio.NewScanner(r)
+	want := strconv.Itoa(uid)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) != 7 || f[2] != want {
+			continue
+		}
+		if !strings.HasPrefix(f[6], "/") {
+			return fallbackShell, nil
+		}
+		return f[6], nil
+	}
+	return fallbackShell, sc.Err()
+}
