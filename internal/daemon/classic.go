@@ -22,7 +22,7 @@ import (
 // authentication; the daemon logs a warning saying so when it starts.
 //
 // Authentication, System mode (root): the password, asked by login(1) on the session's
-// terminal behind the password gate (gate_linux.go), as in.rlogind does when no trust applies.
+// terminal behind the password gate (package systemlogin), as in.rlogind does when no trust applies.
 // With Classic.TrustRhosts, a client connecting from a privileged port (512-1023) whose host and
 // user are listed in /etc/hosts.equiv or the user's ~/.rhosts logs in without a password
 // (login -f); never root, unless Classic.TrustRhostsRoot. PermitRootLogin applies as to secure
