@@ -25,7 +25,8 @@ const killGrace = 2 * time.Second
 //
 // Serve may be called for several listeners at once, one call each, as net/http's Server.Serve
 // can: the calls share the Server's configuration, its limits before authentication and its
-// session count (Config.MaxSessions).
+// session count (Config.MaxSessions). Once the ctx of one of them is done, the connections cut
+// short by the stop are not held against their sources, on any listener.
 //
 // Each connection goes through a transport.Mux on l: the mailbox "login" takes secure clients;
 // with the classic service, the first byte also sends classic clients (NUL) and TLS clients that
