@@ -150,17 +150,11 @@ func recordLogout(utmpFile, wtmpFile, line string, pid int, now time.Time) error
 // clearUtmpEntry marks the live entry (USER_PROCESS or LOGIN_PROCESS) of rec.line in path as
 // dead, with rec's time, keeping its id, as logout(3).
 func clearUtmpEntry(l utmpLayout, path string, rec *utmpRecord) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("systemlogin: login records: %w", err)
+	f, err := openRecords(path, os.O_RDWR)
+	if f == nil {
+		return err
 	}
 	defer f.Close()
-	if err := lockRecords(f); err != nil {
-		return fmt.Errorf("systemlogin: login records: %s: %w", path, err)
-	}
 	b := make([]byte, l.size)
 	for off := int64(0); ; off += l.size {
 		if _, err := f.ReadAt(b, off); err != nil {
@@ -185,17 +179,11 @@ func clearUtmpEntry(l utmpLayout, path string, rec *utmpRecord) error {
 // appendWtmp appends rec to the wtmp file at path; a partial record at its end (from a crash)
 // is cut off first, as glibc's updwtmp does.
 func appendWtmp(l utmpLayout, path string, rec *utmpRecord) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("systemlogin: login records: %w", err)
+	f, err := openRecords(path, os.O_WRONLY)
+	if f == nil {
+		return err
 	}
 	defer f.Close()
-	if err := lockRecords(f); err != nil {
-		return fmt.Errorf("systemlogin: login records: %s: %w", path, err)
-	}
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("systemlogin: login records: %w", err)
@@ -210,6 +198,24 @@ func appendWtmp(l utmpLayout, path string, rec *utmpRecord) error {
 		return fmt.Errorf("systemlogin: login records: %w", err)
 	}
 	return nil
+}
+
+// openRecords opens the login records file at path with flag and locks it (lockRecords). It
+// returns a nil file, and a nil error, if the file does not exist: missing files are not
+// created, as glibc does not.
+func openRecords(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("systemlogin: login records: %w", err)
+	}
+	if err := lockRecords(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("systemlogin: login records: %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // lockRecords takes a write lock on all of f, for as long as f is open, waiting up to
