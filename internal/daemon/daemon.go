@@ -26,8 +26,20 @@
 //	err = srv.Serve(ctx, l) // until ctx is cancelled; sessions then end with "service stopping"
 //
 // Serve may be called for several listeners at once on one Server, one call each (socket
-// activation hands over several). Server.Reload applies a new Config to the connections accepted from then on, without
-// disturbing the sessions running; Server.ServeConn serves one connection (inetd).
+// activation hands over several). Server.Reload applies a new Config to the connections accepted
+// from then on, without disturbing the sessions running; Server.ServeConn serves one connection
+// (inetd).
+//
+// # One connection, step by step
+//
+// Serve wraps its listener in an admission.Limiter (the limits before authentication) and a
+// transport.Mux, and serves each of the Mux's listeners with its own handler (serve.go): the
+// login mailbox and direct TLS clients with handleSecure (secure.go), classic clients with
+// handleClassic (classic.go). A handler reads as its steps: the login attempt under the grace
+// deadline (beginLogin), the protocol's handshake and request, the authorization (authorizeLogin
+// and system.go's policy, or authorizeClassic with package rhosts), claimSession (a session
+// slot, the admission's bookkeeping), then runSession (start.go): the user's shell (package
+// usershell) or login(1) (package systemlogin, with its password gate), served until it ends.
 //
 // # System mode
 //
