@@ -169,16 +169,11 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 		log.Info("authentication succeeded", "method", methodRhosts)
 		return nil, "", true
 	}
-	u, err := systemlogin.LookupUser(req.ServerUser)
-	if err != nil {
-		log.Warn("login refused", "reason", "no such user", "err", err)
+	u, ok := s.systemUser(log, req.ServerUser)
+	if !ok {
 		return nil, classicDenied, false
 	}
 	root := u.UID == 0
-	if root && s.cfg.PermitRootLogin == PermitRootNo {
-		log.Warn("login refused", "reason", "root login not permitted (permit-root-login no)")
-		return nil, classicDenied, false
-	}
 	lg := &systemLogin{user: u, method: methodPassword}
 	why := "trust is off"
 	if c.TrustRhosts && (!root || c.TrustRhostsRoot) {
@@ -196,11 +191,8 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 		}
 		log.Info("no trust; login(1) asks for the password", "method", methodPassword, "rhosts", why)
 	}
-	if !root {
-		if msg, refused := systemlogin.Nologin(); refused {
-			log.Warn("login refused", "reason", "nologin", "message", sanitize.Text(msg))
-			return nil, msg, false
-		}
+	if msg, refused := nologin(log, u); refused {
+		return nil, msg, false
 	}
 	return lg, "", true
 }

@@ -103,16 +103,11 @@ func (s *Server) authorizeSystem(log *slog.Logger, req *session.Request, key ed2
 		return nil, reasonInvalidUser, false
 	}
 	name := req.User // valid, so safe to log as is
-	u, err := systemlogin.LookupUser(name)
-	if err != nil {
-		log.Warn("login refused", "user", name, "reason", "no such user", "err", err)
+	u, ok := s.systemUser(log.With("user", name), name)
+	if !ok {
 		return nil, reasonDenied, false
 	}
 	root := u.UID == 0
-	if root && s.cfg.PermitRootLogin == PermitRootNo {
-		log.Warn("login refused", "user", name, "reason", "root login not permitted (permit-root-login no)")
-		return nil, reasonDenied, false
-	}
 	lg := &systemLogin{user: u, method: methodPublicKey}
 	if why := s.keyAuthorized(log, u, key); why != "" {
 		passwordOK := s.cfg.PasswordAuthentication && !(root && s.cfg.PermitRootLogin == PermitRootProhibitPassword)
@@ -125,13 +120,38 @@ func (s *Server) authorizeSystem(log *slog.Logger, req *session.Request, key ed2
 	} else {
 		log.Info("authentication succeeded", "method", methodPublicKey, "user", name)
 	}
-	if !root {
-		if msg, refused := systemlogin.Nologin(); refused {
-			log.Warn("login refused", "user", name, "reason", "nologin", "message", sanitize.Text(msg))
-			return nil, msg, false
-		}
+	if msg, refused := nologin(log.With("user", name), u); refused {
+		return nil, msg, false
 	}
 	return lg, "", true
+}
+
+// systemUser looks up the user a System login names, which must be a valid user name, and
+// applies PermitRootLogin's "no"; it logs why and returns false if the login is refused.
+func (s *Server) systemUser(log *slog.Logger, name string) (*systemlogin.User, bool) {
+	u, err := systemlogin.LookupUser(name)
+	if err != nil {
+		log.Warn("login refused", "reason", "no such user", "err", err)
+		return nil, false
+	}
+	if u.UID == 0 && s.cfg.PermitRootLogin == PermitRootNo {
+		log.Warn("login refused", "reason", "root login not permitted (permit-root-login no)")
+		return nil, false
+	}
+	return u, true
+}
+
+// nologin reports whether the nologin files refuse u's login (never root's), and with what
+// message for the client; it logs the refusal.
+func nologin(log *slog.Logger, u *systemlogin.User) (msg string, refused bool) {
+	if u.UID == 0 {
+		return "", false
+	}
+	msg, refused = systemlogin.Nologin()
+	if refused {
+		log.Warn("login refused", "reason", "nologin", "message", sanitize.Text(msg))
+	}
+	return msg, refused
 }
 
 // keyAuthorized reports why key may not log in as u, or "" if u's authorized keys list it.
