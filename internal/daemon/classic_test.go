@@ -83,14 +83,14 @@ func loginClassic(t *testing.T, address, ruser, user string, privileged bool) (*
 	return r, nil
 }
 
-func (r *classicRemote) send(s string) {
+func (r *classicRemote) Send(s string) {
 	r.t.Helper()
 	if _, err := io.WriteString(r.in, s); err != nil {
 		r.t.Fatalf("sending %q: %v", s, err)
 	}
 }
 
-func (r *classicRemote) expect(re string) []string {
+func (r *classicRemote) Expect(re string) []string {
 	r.t.Helper()
 	m, ok := r.out.Expect(&r.mark, regexp.MustCompile(re), shortTimeout)
 	if !ok {
@@ -99,7 +99,7 @@ func (r *classicRemote) expect(re string) []string {
 	return m
 }
 
-func (r *classicRemote) wait() error {
+func (r *classicRemote) Wait() error {
 	r.t.Helper()
 	select {
 	case <-r.done:
@@ -142,9 +142,9 @@ func TestClassicUserModeRefused(t *testing.T) {
 	}
 	// Secure logins on the same port are unaffected.
 	r := ts.login(t)
-	r.ready()
-	r.send("exit\n")
-	if err := r.wait(); err != nil {
+	r.Ready()
+	r.Send("exit\n")
+	if err := r.Wait(); err != nil {
 		t.Errorf("secure session: %v", err)
 	}
 }
@@ -154,9 +154,9 @@ func TestClassicOnePortForAll(t *testing.T) {
 	// classic clients.
 	ts := startServer(t, func(c *Config) { c.Classic.Enabled = true })
 	r := ts.login(t) // through the mailbox
-	r.ready()
-	r.send("exit\n")
-	if err := r.wait(); err != nil {
+	r.Ready()
+	r.Send("exit\n")
+	if err := r.Wait(); err != nil {
 		t.Errorf("mailbox session: %v", err)
 	}
 	// Direct TLS: the handshake and the login go through, as after the mailbox.
@@ -219,10 +219,10 @@ func TestClassicUserModeRhosts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("trusted login: %v\n%s", err, ts.log.String())
 	}
-	r.send("echo I AM $(id -un) on $TERM.\r")
-	r.expect(`I AM ` + regexp.QuoteMeta(ts.srv.User()) + ` on xterm\.`)
-	r.send("exit\r")
-	if err := r.wait(); err != nil {
+	r.Send("echo I AM $(id -un) on $TERM.\r")
+	r.Expect(`I AM ` + regexp.QuoteMeta(ts.srv.User()) + ` on xterm\.`)
+	r.Send("exit\r")
+	if err := r.Wait(); err != nil {
 		t.Errorf("Wait: %v", err)
 	}
 	ts.waitLog(`msg="authentication succeeded" .*method=rhosts`)
@@ -255,10 +255,10 @@ func TestClassicSystemPasswordLogin(t *testing.T) {
 		if err != nil {
 			t.Fatalf("login: %v\n%s", err, ts.log.String())
 		}
-		r.expect(`Password: `)
-		r.send(bob.password + "\r")
-		r.send("echo I AM $(id -un).\r")
-		r.expect(`I AM rlt-cbob\.\r\n`)
+		r.Expect(`Password: `)
+		r.Send(bob.password + "\r")
+		r.Send("echo I AM $(id -un).\r")
+		r.Expect(`I AM rlt-cbob\.\r\n`)
 		// The window request goes with output from classic.WindowRequestDelay on: ask until the
 		// client's size shows.
 		deadline := time.Now().Add(shortTimeout)
@@ -266,19 +266,19 @@ func TestClassicSystemPasswordLogin(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("stty size never showed 33 101; output:\n%q\nlog:\n%s", tail(r.out.String(), 1500), ts.log.String())
 			}
-			r.send("stty size\r")
+			r.Send("stty size\r")
 			time.Sleep(20 * time.Millisecond)
 		}
 		if err := r.c.Resize(classic.WindowSize{Rows: 40, Cols: 120}); err != nil {
 			t.Fatal(err)
 		}
-		r.send("stty size\r")
-		r.expect(`40 120\r\n`)
+		r.Send("stty size\r")
+		r.Expect(`40 120\r\n`)
 		if strings.Contains(r.out.String(), bob.password) {
 			t.Error("the password was echoed")
 		}
-		r.send("exit\r")
-		if err := r.wait(); err != nil {
+		r.Send("exit\r")
+		if err := r.Wait(); err != nil {
 			t.Errorf("Wait: %v", err)
 		}
 		ts.waitLog(`msg="session ended" .*protocol=classic user=rlt-cbob`)
@@ -289,9 +289,9 @@ func TestClassicSystemPasswordLogin(t *testing.T) {
 		if err != nil {
 			t.Fatalf("login: %v", err)
 		}
-		r.expect(`Password: `)
-		r.send("wrong-password\rroot\rrootpw\r")
-		_ = r.wait()
+		r.Expect(`Password: `)
+		r.Send("wrong-password\rroot\rrootpw\r")
+		_ = r.Wait()
 		out := r.out.String()
 		if strings.Count(out, "Password:") != 1 || strings.Contains(out, "root\r\n") || strings.Contains(out, "#") {
 			t.Errorf("output %q: want one password prompt and the end", out)
@@ -326,13 +326,13 @@ func TestClassicSystemRhosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.send("echo I AM $(id -un).\r")
-		r.expect(`I AM rlt-cbob\.`)
+		r.Send("echo I AM $(id -un).\r")
+		r.Expect(`I AM rlt-cbob\.`)
 		if strings.Contains(r.out.String(), "Password:") {
 			t.Error("a trusted login was asked for a password")
 		}
-		r.send("exit\r")
-		if err := r.wait(); err != nil {
+		r.Send("exit\r")
+		if err := r.Wait(); err != nil {
 			t.Errorf("Wait: %v", err)
 		}
 	})
@@ -341,7 +341,7 @@ func TestClassicSystemRhosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.expect(`Password: `)
+		r.Expect(`Password: `)
 	})
 	t.Run("root not trusted without TrustRhostsRoot", func(t *testing.T) {
 		// Even with a /root/.rhosts listing the client, root gets the password prompt.
@@ -356,7 +356,7 @@ func TestClassicSystemRhosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.expect(`Password: `)
+		r.Expect(`Password: `)
 	})
 }
 
@@ -372,10 +372,10 @@ func TestClassicHostileHandshakes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.expect(`Password: `)
-	r.send(bob.password + "\r")
-	r.send("echo UP$((40+2))\r")
-	r.expect(`UP42`)
+	r.Expect(`Password: `)
+	r.Send(bob.password + "\r")
+	r.Send("echo UP$((40+2))\r")
+	r.Expect(`UP42`)
 	before := len(children())
 
 	for _, tc := range []struct {
@@ -414,10 +414,10 @@ func TestClassicHostileHandshakes(t *testing.T) {
 		t.Error("-froot reached the login")
 	}
 	// The running session is undisturbed.
-	r.send("echo STILL$((40+2))\r")
-	r.expect(`STILL42`)
-	r.send("exit\r")
-	if err := r.wait(); err != nil {
+	r.Send("echo STILL$((40+2))\r")
+	r.Expect(`STILL42`)
+	r.Send("exit\r")
+	if err := r.Wait(); err != nil {
 		t.Errorf("Wait: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/admission"
+	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/internal/usershell"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
@@ -26,15 +27,15 @@ import (
 func TestLoginRunsCommand(t *testing.T) {
 	ts := startServer(t, nil)
 	r := ts.login(t)
-	r.send("echo MARK$((1+2)) $0 $PWD; exit 7\n")
-	m := r.expect(`MARK3 (\S+) (\S+)`)
+	r.Send("echo MARK$((1+2)) $0 $PWD; exit 7\n")
+	m := r.Expect(`MARK3 (\S+) (\S+)`)
 	if !strings.HasPrefix(m[1], "-") {
 		t.Errorf("$0 = %q: not a login shell (want a leading '-')", m[1])
 	}
 	if m[2] != ts.home {
 		t.Errorf("working directory %q, want the home directory %q", m[2], ts.home)
 	}
-	err := r.wait()
+	err := r.Wait()
 	var ee *session.ExitError
 	if !errors.As(err, &ee) || ee.Status != 7 {
 		t.Fatalf("Wait: %v, want exit status 7", err)
@@ -47,9 +48,9 @@ func TestLoginRunsCommand(t *testing.T) {
 func TestSessionEndsWithSignal(t *testing.T) {
 	ts := startServer(t, nil)
 	r := ts.login(t)
-	r.ready()
-	r.send("kill -KILL $$\n") // an interactive shell ignores SIGTERM
-	err := r.wait()
+	r.Ready()
+	r.Send("kill -KILL $$\n") // an interactive shell ignores SIGTERM
+	err := r.Wait()
 	var ee *session.ExitError
 	if !errors.As(err, &ee) || ee.Signal != "KILL" {
 		t.Fatalf("Wait: %v, want an exit by SIGKILL", err)
@@ -60,7 +61,7 @@ func TestSessionEndsWithSignal(t *testing.T) {
 func TestUnlistedKeyRefused(t *testing.T) {
 	ts := startServer(t, nil)
 	stranger := newKey(t)
-	_, err := login(t, ts.addr, pubOf(ts.hostKey), stranger, ts.request(ts.srv.User()))
+	_, err := logintest.Login(t, ts.addr, pubOf(ts.hostKey), stranger, ts.request(ts.srv.User()))
 	var re *session.RefusedError
 	if !errors.As(err, &re) {
 		t.Fatalf("login with an unlisted key: %v, want a *session.RefusedError", err)
@@ -80,7 +81,7 @@ func TestWrongUserRefused(t *testing.T) {
 	if ts.srv.User() == other {
 		other = "root"
 	}
-	_, err := login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(other))
+	_, err := logintest.Login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(other))
 	var re *session.RefusedError
 	if !errors.As(err, &re) {
 		t.Fatalf("login as %s: %v, want a *session.RefusedError", other, err)
@@ -89,7 +90,7 @@ func TestWrongUserRefused(t *testing.T) {
 		t.Errorf("reason %q, want %q", re.Reason, want)
 	}
 	// An unlisted key asking for another user learns nothing about who is served.
-	_, err = login(t, ts.addr, pubOf(ts.hostKey), newKey(t), ts.request(other))
+	_, err = logintest.Login(t, ts.addr, pubOf(ts.hostKey), newKey(t), ts.request(other))
 	if !errors.As(err, &re) || re.Reason != reasonDenied {
 		t.Fatalf("unlisted key as %s: %v, want refusal %q", other, err, reasonDenied)
 	}
@@ -206,7 +207,7 @@ func TestAuthorizedKeysChecks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, nil)
 			tc.setup(ts)
-			_, err := login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User()))
+			_, err := logintest.Login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User()))
 			var re *session.RefusedError
 			if !errors.As(err, &re) || re.Reason != reasonDenied {
 				t.Fatalf("login: %v, want refusal %q", err, reasonDenied)
@@ -220,19 +221,19 @@ func TestAuthorizedKeysChecks(t *testing.T) {
 func TestAuthorizedKeysReread(t *testing.T) {
 	ts := startServer(t, nil)
 	second := newKey(t)
-	if _, err := login(t, ts.addr, pubOf(ts.hostKey), second, ts.request(ts.srv.User())); err == nil {
+	if _, err := logintest.Login(t, ts.addr, pubOf(ts.hostKey), second, ts.request(ts.srv.User())); err == nil {
 		t.Fatal("an unlisted key logged in")
 	}
 	ts.writeAuthorized(t, string(keys.MarshalAuthorizedKey(pubOf(second), "second")), 0o600)
-	r, err := login(t, ts.addr, pubOf(ts.hostKey), second, ts.request(ts.srv.User()))
+	r, err := logintest.Login(t, ts.addr, pubOf(ts.hostKey), second, ts.request(ts.srv.User()))
 	if err != nil {
 		t.Fatalf("login with the newly listed key: %v", err)
 	}
-	r.send("exit 0\n")
-	if err := r.wait(); err != nil {
+	r.Send("exit 0\n")
+	if err := r.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User())); err == nil {
+	if _, err := logintest.Login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User())); err == nil {
 		t.Fatal("a key removed from authorized_keys still logged in")
 	}
 }
@@ -302,14 +303,14 @@ func TestShellEnvironment(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := ts.request(ts.srv.User())
 			req.Term, req.Env = tc.term, tc.env
-			r, err := login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, req)
+			r, err := logintest.Login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, req)
 			if err != nil {
 				t.Fatalf("login: %v", err)
 			}
-			if err := r.wait(); err != nil {
-				t.Fatalf("Wait: %v; output:\n%q", err, r.out.String())
+			if err := r.Wait(); err != nil {
+				t.Fatalf("Wait: %v; output:\n%q", err, r.Output())
 			}
-			out := r.out.String()
+			out := r.Output()
 			if !strings.Contains(out, "END") {
 				t.Fatalf("fake shell's report incomplete:\n%q", out)
 			}
@@ -359,10 +360,10 @@ func TestRealShellEnvironment(t *testing.T) {
 	t.Setenv("RLOGIND_TEST_SECRET", "must-not-leak")
 	ts := startServer(t, nil)
 	r := ts.login(t)
-	r.send("echo BEGIN$((1+1)); env | cut -d= -f1 | sort | tr '\\n' ' '; echo END$((2+2))\n")
-	names := strings.Fields(r.expect(`BEGIN2\r?\n(.*)END4`)[1])
-	r.send("exit\n")
-	if err := r.wait(); err != nil {
+	r.Send("echo BEGIN$((1+1)); env | cut -d= -f1 | sort | tr '\\n' ' '; echo END$((2+2))\n")
+	names := strings.Fields(r.Expect(`BEGIN2\r?\n(.*)END4`)[1])
+	r.Send("exit\n")
+	if err := r.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]bool{"HOME": true, "USER": true, "LOGNAME": true, "SHELL": true, "PATH": true, "TERM": true, "LANG": true}
@@ -457,9 +458,9 @@ func TestLoginGraceTime(t *testing.T) {
 			defer c.Close()
 			// A real login meanwhile is not held up.
 			r := ts.login(t)
-			r.send("exit 3\n")
+			r.Send("exit 3\n")
 			var ee *session.ExitError
-			if err := r.wait(); !errors.As(err, &ee) || ee.Status != 3 {
+			if err := r.Wait(); !errors.As(err, &ee) || ee.Status != 3 {
 				t.Fatalf("parallel login: %v, want exit status 3", err)
 			}
 			at, ok, got := waitClosed(c, grace+shortTimeout)
@@ -496,7 +497,7 @@ func TestMaxStartups(t *testing.T) {
 	})
 	// An authenticated session does not count against the cap.
 	busy := ts.login(t)
-	busy.ready()
+	busy.Ready()
 	var stalled []net.Conn
 	for i := range maxStartups {
 		stalled = append(stalled, stalledPeers[i%len(stalledPeers)].dial(t, ts))
@@ -528,12 +529,12 @@ func TestMaxStartups(t *testing.T) {
 		}
 	}
 	r := ts.login(t)
-	r.send("exit 0\n")
-	if err := r.wait(); err != nil {
+	r.Send("exit 0\n")
+	if err := r.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	busy.send("exit 0\n")
-	if err := busy.wait(); err != nil {
+	busy.Send("exit 0\n")
+	if err := busy.Wait(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -543,14 +544,14 @@ func TestMaxStartups(t *testing.T) {
 func TestStopEndsSessions(t *testing.T) {
 	ts := startServer(t, nil)
 	r := ts.login(t)
-	r.ready()
+	r.Ready()
 	shellPid, _ := strconv.Atoi(ts.waitLog(`msg="session started".*pid=(\d+)`)[1])
-	r.send("sh -c 'echo SLEEP=$$; exec sleep 1000'\n")
-	sleepPid, _ := strconv.Atoi(r.expect(`SLEEP=(\d+)`)[1])
+	r.Send("sh -c 'echo SLEEP=$$; exec sleep 1000'\n")
+	sleepPid, _ := strconv.Atoi(r.Expect(`SLEEP=(\d+)`)[1])
 	if err := ts.stop(); err != nil {
 		t.Fatal(err)
 	}
-	err := r.wait()
+	err := r.Wait()
 	var ce *session.ClosedError
 	if !errors.As(err, &ce) || ce.Reason != reasonStopping {
 		t.Fatalf("Wait after stop: %v, want *session.ClosedError %q", err, reasonStopping)
@@ -564,8 +565,8 @@ func TestStopKillsStubbornShell(t *testing.T) {
 	const stopGrace = 300 * time.Millisecond
 	ts := startServer(t, func(c *Config) { c.StopGrace = stopGrace })
 	r := ts.login(t)
-	r.send("trap '' HUP; echo TRAPPED$((1+1))\n")
-	r.expect(`TRAPPED2`)
+	r.Send("trap '' HUP; echo TRAPPED$((1+1))\n")
+	r.Expect(`TRAPPED2`)
 	shellPid, _ := strconv.Atoi(ts.waitLog(`msg="session started".*pid=(\d+)`)[1])
 	start := time.Now()
 	if err := ts.stop(); err != nil {
@@ -576,7 +577,7 @@ func TestStopKillsStubbornShell(t *testing.T) {
 		t.Fatalf("shell %d still running after Serve returned", shellPid)
 	}
 	ts.waitLog(`killed their shells`)
-	_ = r.wait()
+	_ = r.Wait()
 }
 
 // TestServeReturnsWhenListenerFails checks that Serve reports a listener that stops working
@@ -617,16 +618,16 @@ func TestServeListenerClosed(t *testing.T) {
 func TestManyLogins(t *testing.T) {
 	ts := startServer(t, nil)
 	const n = 4
-	var rs []*remote
+	var rs []*logintest.Remote
 	for i := range n {
 		r := ts.login(t)
-		r.send("exit " + strconv.Itoa(10+i) + "\n")
+		r.Send("exit " + strconv.Itoa(10+i) + "\n")
 		rs = append(rs, r)
 	}
 	var got []int
 	for _, r := range rs {
 		var ee *session.ExitError
-		if err := r.wait(); !errors.As(err, &ee) {
+		if err := r.Wait(); !errors.As(err, &ee) {
 			t.Fatalf("Wait: %v", err)
 		} else {
 			got = append(got, ee.Status)
@@ -655,13 +656,13 @@ func TestServeSeveralListeners(t *testing.T) {
 	go func() { done <- ts.srv.Serve(ctx, l) }()
 
 	for i, addr := range []string{ts.addr, l.Addr().String(), ts.addr} {
-		r, err := login(t, addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User()))
+		r, err := logintest.Login(t, addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User()))
 		if err != nil {
 			t.Fatalf("login %d on %s: %v", i, addr, err)
 		}
-		r.send(fmt.Sprintf("exit %d\n", 10+i))
+		r.Send(fmt.Sprintf("exit %d\n", 10+i))
 		var ee *session.ExitError
-		if err := r.wait(); !errors.As(err, &ee) || ee.Status != 10+i {
+		if err := r.Wait(); !errors.As(err, &ee) || ee.Status != 10+i {
 			t.Fatalf("login %d on %s: Wait: %v, want exit status %d", i, addr, err, 10+i)
 		}
 		if i == 1 { // the second listener stops; the first keeps serving

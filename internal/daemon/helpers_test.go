@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -21,6 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
@@ -164,17 +164,6 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 
 func pubOf(key ed25519.PrivateKey) ed25519.PublicKey { return key.Public().(ed25519.PublicKey) }
 
-// remote is a session.Client logged in (or trying to) through a testServer.
-type remote struct {
-	t    *testing.T
-	c    *session.Client
-	in   io.WriteCloser
-	out  *termtest.Buffer
-	mark int
-	done chan struct{}
-	err  error // Wait's result, after done
-}
-
 // dialSecure connects to ts's login mailbox and runs the TLS handshake with key, pinning ts's
 // host key.
 func dialSecure(t *testing.T, address string, hostKey ed25519.PublicKey, key ed25519.PrivateKey) (net.Conn, error) {
@@ -196,50 +185,11 @@ func dialSecure(t *testing.T, address string, hostKey ed25519.PublicKey, key ed2
 	})
 }
 
-// login connects with key and asks for user; it returns Start's error, and the remote once
-// started. The remote is closed and waited for at the end of the test.
-func login(t *testing.T, address string, hostKey ed25519.PublicKey, key ed25519.PrivateKey, req session.Request) (*remote, error) {
-	t.Helper()
-	conn, err := dialSecure(t, address, hostKey, key)
-	if err != nil {
-		return nil, err
-	}
-	r := &remote{t: t, c: session.NewClient(conn, req), out: &termtest.Buffer{}, done: make(chan struct{})}
-	r.c.Stdout = r.out
-	in, err := r.c.StdinPipe()
-	if err != nil {
-		_ = conn.Close()
-		t.Fatal(err)
-	}
-	r.in = in
-	started := make(chan error, 1)
-	go func() { started <- r.c.Start(context.Background()) }()
-	select {
-	case err = <-started:
-	case <-time.After(shortTimeout):
-		_ = r.c.Close()
-		<-started
-		t.Fatalf("Start did not return within %v", shortTimeout)
-	}
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		r.err = r.c.Wait()
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		_ = r.c.Close()
-		<-r.done
-	})
-	return r, nil
-}
-
-// loginAs logs in to ts as the daemon's user with ts's client key; it fails the test if the
+// login logs in to ts as the daemon's user with ts's client key; it fails the test if the
 // login does not start.
-func (ts *testServer) login(t *testing.T) *remote {
+func (ts *testServer) login(t *testing.T) *logintest.Remote {
 	t.Helper()
-	r, err := login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User()))
+	r, err := logintest.Login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User()))
 	if err != nil {
 		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
 	}
@@ -253,45 +203,6 @@ func (ts *testServer) request(user string) session.Request {
 		Window: session.WindowSize{Rows: 24, Cols: 80},
 		Env:    []string{"LANG=C.UTF-8"},
 	}
-}
-
-// send types s into the remote shell.
-func (r *remote) send(s string) {
-	r.t.Helper()
-	if _, err := io.WriteString(r.in, s); err != nil {
-		r.t.Fatalf("sending %q: %v", s, err)
-	}
-}
-
-// expect waits until the output after the mark matches re, moves the mark past the match and
-// returns the submatches.
-func (r *remote) expect(re string) []string {
-	r.t.Helper()
-	m, ok := r.out.Expect(&r.mark, regexp.MustCompile(re), shortTimeout)
-	if !ok {
-		r.t.Fatalf("timed out waiting for %q; output:\n%q", re, tail(r.out.String(), 2000))
-	}
-	return m
-}
-
-// wait waits for the session to end and returns Wait's error.
-func (r *remote) wait() error {
-	r.t.Helper()
-	select {
-	case <-r.done:
-		return r.err
-	case <-time.After(shortTimeout):
-		r.t.Fatalf("session did not end within %v; output:\n%q", shortTimeout, tail(r.out.String(), 2000))
-		return nil
-	}
-}
-
-// ready waits until the remote shell runs commands: the typed text echoes "$((40+2))"
-// literally, so only the shell's own output matches.
-func (r *remote) ready() {
-	r.t.Helper()
-	r.send("echo READY$((40+2))\n")
-	r.expect(`READY42`)
 }
 
 func tail(s string, n int) string {

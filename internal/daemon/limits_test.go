@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/admission"
-	"github.com/rlogin-go/rlogin/internal/termtest"
+	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )
@@ -55,7 +55,7 @@ func dialFrom(t *testing.T, addr, src string) net.Conn {
 
 // loginFrom logs in to ts from src with key as the daemon's user; it returns Start's error
 // (or the mailbox refusal), and the remote once started.
-func loginFrom(t *testing.T, ts *testServer, src string, key ed25519.PrivateKey) (*remote, error) {
+func loginFrom(t *testing.T, ts *testServer, src string, key ed25519.PrivateKey) (*logintest.Remote, error) {
 	t.Helper()
 	c := dialFrom(t, ts.addr, src)
 	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
@@ -76,46 +76,7 @@ func loginFrom(t *testing.T, ts *testServer, src string, key ed25519.PrivateKey)
 	if err != nil {
 		return nil, err
 	}
-	return startRemote(t, sc, ts.request(ts.srv.User()))
-}
-
-// startRemote starts a session on conn, as login does.
-func startRemote(t *testing.T, conn net.Conn, req session.Request) (*remote, error) {
-	t.Helper()
-	r := &remote{t: t, c: session.NewClient(conn, req), out: &termtest.Buffer{}, done: make(chan struct{})}
-	r.c.Stdout = r.out
-	in, err := r.c.StdinPipe()
-	if err != nil {
-		_ = conn.Close()
-		t.Fatal(err)
-	}
-	r.in = in
-	_ = conn.SetDeadline(time.Now().Add(shortTimeout))
-	if err := r.c.Start(context.Background()); err != nil {
-		return nil, err
-	}
-	_ = conn.SetDeadline(time.Time{})
-	go func() {
-		r.err = r.c.Wait()
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		_ = r.c.Close()
-		<-r.done
-	})
-	return r, nil
-}
-
-// exitWith ends the remote's shell with status and checks it.
-func (r *remote) exitWith(status int) {
-	r.t.Helper()
-	r.send(fmt.Sprintf("exit %d\n", status))
-	err := r.wait()
-	var ee *session.ExitError
-	if status == 0 && err == nil || errors.As(err, &ee) && ee.Status == status {
-		return
-	}
-	r.t.Fatalf("session ended with %v, want exit status %d", err, status)
+	return logintest.Start(t, sc, ts.request(ts.srv.User()))
 }
 
 // expectDropped checks that the server closes c at once with the mailbox refusal reason.
@@ -224,7 +185,7 @@ func TestMaxStartupsRandomEarlyDrop(t *testing.T) {
 	if err != nil {
 		t.Fatalf("login at 3 unauthenticated with draw 99: %v", err)
 	}
-	r.exitWith(0)
+	r.ExitWith(0)
 }
 
 // TestPerSourceMaxStartups: one source's stalled conns fill only its own share.
@@ -249,7 +210,7 @@ func TestPerSourceMaxStartups(t *testing.T) {
 	if err != nil {
 		t.Fatalf("login from another source: %v", err)
 	}
-	r.exitWith(4)
+	r.ExitWith(4)
 	// A conn that leaves frees its source's place.
 	_ = idle[0].Close()
 	ts.waitUnauth(t, 2)
@@ -328,14 +289,14 @@ func TestPerSourcePenalties(t *testing.T) {
 			if err != nil {
 				t.Fatalf("login from another source: %v", err)
 			}
-			r.exitWith(0)
+			r.ExitWith(0)
 			// The penalty ends.
 			clock.Advance(time.Hour)
 			r, err = loginFrom(t, ts, tc.src, ts.clientKey)
 			if err != nil {
 				t.Fatalf("login after the penalty: %v", err)
 			}
-			r.exitWith(0)
+			r.ExitWith(0)
 		})
 	}
 	t.Run("exempt", func(t *testing.T) {
@@ -354,7 +315,7 @@ func TestPerSourcePenalties(t *testing.T) {
 		if err != nil {
 			t.Fatalf("login from an exempt address after failures: %v", err)
 		}
-		r.exitWith(0)
+		r.ExitWith(0)
 		if strings.Contains(ts.log.String(), "source penalized") {
 			t.Fatal("an exempt address was penalized")
 		}
@@ -381,7 +342,7 @@ func TestDefaultPenaltiesNeedRepeatedFailures(t *testing.T) {
 	if err != nil {
 		t.Fatalf("login after the penalty expired: %v", err)
 	}
-	r.exitWith(0)
+	r.ExitWith(0)
 }
 
 // TestMaxSessions: past MaxSessions a login is refused with a clear reason, and is not held
@@ -392,20 +353,20 @@ func TestMaxSessions(t *testing.T) {
 		c.PerSourcePenalties = &admission.Penalties{AuthFail: time.Hour, NoAuth: time.Hour, Max: time.Hour}
 	})
 	first := ts.login(t)
-	first.ready()
+	first.Ready()
 	_, err := loginFrom(t, ts, "127.0.0.2", ts.clientKey)
 	var re *session.RefusedError
 	if !errors.As(err, &re) || re.Reason != reasonMaxSessions {
 		t.Fatalf("second login: %v, want the refusal %q", err, reasonMaxSessions)
 	}
 	ts.waitLog(`login refused: too many sessions.*max_sessions=1`)
-	first.exitWith(0)
+	first.ExitWith(0)
 	ts.waitLog(`msg="session ended"`)
 	r, err := loginFrom(t, ts, "127.0.0.2", ts.clientKey)
 	if err != nil {
 		t.Fatalf("login once the session ended: %v", err)
 	}
-	r.exitWith(0)
+	r.ExitWith(0)
 	if strings.Contains(ts.log.String(), "source penalized") {
 		t.Fatal("a refusal for MaxSessions penalized the source")
 	}
@@ -450,8 +411,8 @@ func TestLoginWhileThousandIdleConnections(t *testing.T) {
 		if err != nil {
 			t.Fatalf("login with %d idle connections open: %v", idleConns, err)
 		}
-		r.ready()
-		r.exitWith(0)
+		r.Ready()
+		r.ExitWith(0)
 		if n := ts.srv.unauthenticated(); n != 2*admission.DefaultPerSourceMaxStartups {
 			t.Errorf("%d unauthenticated connections after the login, want %d", n, 2*admission.DefaultPerSourceMaxStartups)
 		}
@@ -475,8 +436,8 @@ func TestLoginWhileThousandIdleConnections(t *testing.T) {
 		if err != nil {
 			t.Fatalf("login with %d idle connections held by the daemon: %v", idleConns, err)
 		}
-		r.ready()
-		r.exitWith(0)
+		r.Ready()
+		r.ExitWith(0)
 		if n := ts.srv.unauthenticated(); n != idleConns {
 			t.Errorf("%d unauthenticated connections after the login, want %d", n, idleConns)
 		}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 )
@@ -14,7 +15,7 @@ import (
 func TestReload(t *testing.T) {
 	ts := startServer(t, nil)
 	before := ts.login(t)
-	before.ready()
+	before.Ready()
 
 	cfg := Config{
 		HostKey:        newKey(t),
@@ -33,26 +34,26 @@ func TestReload(t *testing.T) {
 		` -> ` + regexp.QuoteMeta(keys.Fingerprint(pubOf(cfg.HostKey))) + `".*max_sessions="512 -> 2"`)
 
 	// The session from before is unaffected.
-	before.send("echo STILL$((2+3))\n")
-	before.expect(`STILL5`)
+	before.Send("echo STILL$((2+3))\n")
+	before.Expect(`STILL5`)
 
 	// New logins get the new host key...
-	if _, err := login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User())); err == nil {
+	if _, err := logintest.Login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, ts.request(ts.srv.User())); err == nil {
 		t.Fatal("a login still saw the old host key")
 	}
-	second, err := login(t, ts.addr, pubOf(cfg.HostKey), ts.clientKey, ts.request(ts.srv.User()))
+	second, err := logintest.Login(t, ts.addr, pubOf(cfg.HostKey), ts.clientKey, ts.request(ts.srv.User()))
 	if err != nil {
 		t.Fatalf("login with the new host key: %v", err)
 	}
-	second.ready()
+	second.Ready()
 	// ...and the new limit, which counts the session from before.
-	_, err = login(t, ts.addr, pubOf(cfg.HostKey), ts.clientKey, ts.request(ts.srv.User()))
+	_, err = logintest.Login(t, ts.addr, pubOf(cfg.HostKey), ts.clientKey, ts.request(ts.srv.User()))
 	var re *session.RefusedError
 	if !errors.As(err, &re) || re.Reason != reasonMaxSessions {
 		t.Fatalf("third session: %v, want the refusal %q", err, reasonMaxSessions)
 	}
-	before.exitWith(0)
-	second.exitWith(0)
+	before.ExitWith(0)
+	second.ExitWith(0)
 
 	// Reloading the same configuration changes nothing.
 	if err := ts.srv.Reload(cfg); err != nil {

@@ -178,9 +178,9 @@ func startSystem(t *testing.T, edit func(*Config)) *testServer {
 	})
 }
 
-func (ts *testServer) loginAs(t *testing.T, name string, key ed25519.PrivateKey) (*remote, error) {
+func (ts *testServer) loginAs(t *testing.T, name string, key ed25519.PrivateKey) (*logintest.Remote, error) {
 	t.Helper()
-	return login(t, ts.addr, pubOf(ts.hostKey), key, ts.request(name))
+	return logintest.Login(t, ts.addr, pubOf(ts.hostKey), key, ts.request(name))
 }
 
 // recordingLogin makes a stand-in for login(1) that records its arguments and environment in
@@ -238,10 +238,10 @@ func TestSystemKeyLogin(t *testing.T) {
 		t.Fatalf("login: %v\n%s", err, ts.log.String())
 	}
 	if m := motdLine(); m != "" {
-		r.expect(regexp.QuoteMeta(m))
+		r.Expect(regexp.QuoteMeta(m))
 	}
-	r.send(`echo "ID=$(id -u):$(id -g):$(id -G) HOME=$HOME SHELL=$SHELL PWD=$PWD USER=$USER LOGNAME=$LOGNAME TERM=$TERM LANG=$LANG TTY=$(tty) STAT=$(stat -c %u:%g:%a $(tty)) SECRET=${RLOGIND_SECRET-none} PARENT=$(cat /proc/$PPID/comm)."` + "\n")
-	m := r.expect(`ID=(\d+):(\d+):([\d ]+) HOME=(\S*) SHELL=(\S*) PWD=(\S*) USER=(\S*) LOGNAME=(\S*) TERM=(\S*) LANG=(\S*) TTY=(\S*) STAT=(\d+):(\d+):(\d+) SECRET=(\S*) PARENT=(\S*)\.`)
+	r.Send(`echo "ID=$(id -u):$(id -g):$(id -G) HOME=$HOME SHELL=$SHELL PWD=$PWD USER=$USER LOGNAME=$LOGNAME TERM=$TERM LANG=$LANG TTY=$(tty) STAT=$(stat -c %u:%g:%a $(tty)) SECRET=${RLOGIND_SECRET-none} PARENT=$(cat /proc/$PPID/comm)."` + "\n")
+	m := r.Expect(`ID=(\d+):(\d+):([\d ]+) HOME=(\S*) SHELL=(\S*) PWD=(\S*) USER=(\S*) LOGNAME=(\S*) TERM=(\S*) LANG=(\S*) TTY=(\S*) STAT=(\d+):(\d+):(\d+) SECRET=(\S*) PARENT=(\S*)\.`)
 	wantGroups := strings.Fields(run(t, "id", "-G", alice.name))
 	tty, err := user.LookupGroup("tty")
 	if err != nil {
@@ -275,8 +275,8 @@ func TestSystemKeyLogin(t *testing.T) {
 	line := strings.TrimPrefix(m[11], "/dev/")
 	t.Logf("terminal %s: %s:%s mode %s", m[11], m[12], m[13], m[14])
 
-	r.send("exit\n")
-	if err := r.wait(); err != nil {
+	r.Send("exit\n")
+	if err := r.Wait(); err != nil {
 		t.Fatalf("Wait: %v", err)
 	}
 	ts.waitLog(`msg="authentication succeeded" .*method=publickey user=rlt-alice`)
@@ -305,17 +305,17 @@ func TestSystemPasswordLogin(t *testing.T) {
 		if err != nil {
 			t.Fatalf("login: %v", err)
 		}
-		r.expect(`Password: `)
-		r.send(bob.password + "\r")
-		r.send("echo I AM $(id -un) $(id -u).\r")
-		if m := r.expect(`I AM (\S+) (\d+)\.`); m[1] != bob.name || m[2] != strconv.Itoa(bob.uid) {
+		r.Expect(`Password: `)
+		r.Send(bob.password + "\r")
+		r.Send("echo I AM $(id -un) $(id -u).\r")
+		if m := r.Expect(`I AM (\S+) (\d+)\.`); m[1] != bob.name || m[2] != strconv.Itoa(bob.uid) {
 			t.Errorf("the shell runs as %s (%s), want %s (%d)", m[1], m[2], bob.name, bob.uid)
 		}
-		if strings.Contains(r.out.String(), bob.password) {
+		if strings.Contains(r.Output(), bob.password) {
 			t.Error("the password was echoed")
 		}
-		r.send("exit\r")
-		if err := r.wait(); err != nil {
+		r.Send("exit\r")
+		if err := r.Wait(); err != nil {
 			t.Fatalf("Wait: %v", err)
 		}
 		ts.waitLog(`msg="key not authorized; login\(1\) asks for the password" .*method=password user=rlt-bob`)
@@ -329,9 +329,9 @@ func TestSystemPasswordLogin(t *testing.T) {
 		if err != nil {
 			t.Fatalf("login: %v", err)
 		}
-		r.send(bob.password + "\recho TYPED$((40+2))\rexit\r")
-		r.expect(`TYPED42`)
-		if err := r.wait(); err != nil {
+		r.Send(bob.password + "\recho TYPED$((40+2))\rexit\r")
+		r.Expect(`TYPED42`)
+		if err := r.Wait(); err != nil {
 			t.Fatalf("Wait: %v", err)
 		}
 	})
@@ -343,10 +343,10 @@ func TestSystemPasswordLogin(t *testing.T) {
 		if err != nil {
 			t.Fatalf("login: %v", err)
 		}
-		r.expect(`Password: `)
-		r.send("wrong-password\rroot\rrootpw\r")
-		err = r.wait()
-		out := r.out.String()
+		r.Expect(`Password: `)
+		r.Send("wrong-password\rroot\rrootpw\r")
+		err = r.Wait()
+		out := r.Output()
 		if !strings.Contains(out, "Login incorrect") || strings.Count(out, "Password:") != 1 || strings.Contains(out, "root\r\n") {
 			t.Errorf("output %q: want one password prompt, Login incorrect and the end", out)
 		}
@@ -393,7 +393,7 @@ func TestSystemLoginArguments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = r.wait()
+	_ = r.Wait()
 	b, err := os.ReadFile(record)
 	if err != nil {
 		t.Fatal(err)
@@ -500,9 +500,9 @@ func TestSystemRootLogin(t *testing.T) {
 			if err != nil {
 				t.Fatalf("root login: %v", err)
 			}
-			r.send("echo UID=$(id -u).; exit\n")
-			r.expect(`UID=0\.`)
-			if err := r.wait(); err != nil {
+			r.Send("echo UID=$(id -u).; exit\n")
+			r.Expect(`UID=0\.`)
+			if err := r.Wait(); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -530,9 +530,9 @@ func TestSystemAuthorizedKeysWritable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.expect(`Password: `)
-			_ = r.c.Close()
-			_ = r.wait()
+			r.Expect(`Password: `)
+			_ = r.Close()
+			_ = r.Wait()
 			ts.waitLog(`msg="session ended"`)
 			if strings.Contains(ts.log.String(), "authentication succeeded") {
 				t.Fatalf("authenticated:\n%s", ts.log.String())
@@ -607,9 +607,9 @@ func TestSystemNologin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("root login with nologin: %v", err)
 	}
-	r.send("echo UID=$(id -u).; exit\n")
-	r.expect(`UID=0\.`)
-	if err := r.wait(); err != nil {
+	r.Send("echo UID=$(id -u).; exit\n")
+	r.Expect(`UID=0\.`)
+	if err := r.Wait(); err != nil {
 		t.Fatal(err)
 	}
 }
