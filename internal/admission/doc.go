@@ -24,4 +24,11 @@
 //
 // A Limiter's counts and penalties are shared by all the listeners it wraps; Configure changes
 // the limits at once for the connections accepted afterwards (a reload).
+//
+// Under a transport.Mux (as in rlogind), the Limiter's listener goes under the Mux, so that a
+// dropped client gets its reason before any name exchange, and the Mux's own limits are set from
+// the same Limits: NameTimeout = LoginGraceTime (the Conn clamps the Mux's deadline to the grace
+// deadline anyway) and MaxPending = MaxStartups.Full (a conn in the name exchange is
+// unauthenticated, and the Limiter never lets more than Full of those in), so the Mux never
+// refuses a connection the Limiter admitted.
 package admission
