@@ -1,13 +1,8 @@
 package daemon
 
 import (
-	"errors"
-
 	"github.com/rlogin-go/rlogin/session"
 )
-
-// errInvalidUser is the reason logged for a user name that fails session.ValidUserName.
-var errInvalidUser = errors.New("invalid user name")
 
 // localeEnv is the daemon's policy for the requested environment: the shell gets only locale
 // variables, those session.LocaleEnv keeps (the protocol's rule: LANG and LC_* with printable

@@ -26,6 +26,9 @@ const (
 	reasonTimedOut    = "login timed out"
 )
 
+// errInvalidUser is the reason logged for a user name that fails session.ValidUserName.
+var errInvalidUser = errors.New("invalid user name")
+
 // handleSecure runs one secure conn (TLS 1.3, then the session protocol) from its mailbox to
 // the end of its session; it owns c. Everything before the shell starts runs under c's login
 // grace deadline, counted from accept.
