@@ -98,11 +98,11 @@ func (s *Server) serve(ctx context.Context, l net.Listener, oneShot bool) error 
 	for err := range acceptErrs {
 		acceptErr = cmpOr(acceptErr, err)
 	}
-	switch {
+	switch { // transport's errors, with their prefix
 	case acceptErr != nil:
-		return fmt.Errorf("daemon: %w", acceptErr)
+		return acceptErr
 	case muxErr != nil && !errors.Is(muxErr, net.ErrClosed):
-		return muxErr // transport's, with its prefix
+		return muxErr
 	case oneShot:
 		return nil
 	}
