@@ -83,10 +83,15 @@ type Env struct {
 	Reload <-chan struct{}
 }
 
-// Main is rlogind's process: it tunes the Go runtime (TuneRuntime), takes over the signals
-// (SIGTERM and SIGINT stop, SIGHUP reloads, unless they were ignored at start; everything else
-// back to its default, for the shells), and runs Run with the process's stderr and stdin.
+// Main is rlogind's process: it closes the descriptors it inherited but 0, 1, 2 and the
+// sockets systemd passed (so that no session gets them), tunes the Go runtime (TuneRuntime),
+// takes over the signals (SIGTERM and SIGINT stop, SIGHUP reloads, unless they were ignored at
+// start; everything else back to its default, for the shells), and runs Run with the process's
+// stderr and stdin.
 func Main(args []string) error {
+	if err := closeInherited(); err != nil {
+		return err
+	}
 	TuneRuntime(os.Getenv)
 	// First: sigreset.Reset changes what signal.Ignored reports.
 	stop, reload := StopSignals(), ReloadSignals()

@@ -43,19 +43,12 @@ const maxListenFDs = 64
 // closed when the listeners are) and marks them close-on-exec. It does not unset the
 // variables: a caller that starts other programs should, so that no child sees them.
 func Listeners(getenv func(string) string, pid, firstFD int) ([]net.Listener, []string, error) {
-	pidStr, nStr, namesStr := getenv("LISTEN_PID"), getenv("LISTEN_FDS"), getenv("LISTEN_FDNAMES")
-	if pidStr == "" {
-		return nil, nil, nil
-	}
-	if p, err := strconv.Atoi(pidStr); err != nil || p != pid {
-		return nil, nil, nil
-	}
-	n, err := strconv.Atoi(nStr)
-	if err != nil || n < 0 || n > maxListenFDs {
-		return nil, nil, fmt.Errorf("systemd: socket activation: bad LISTEN_FDS %q", nStr)
+	n, err := listenFDs(getenv, pid)
+	if err != nil || n == 0 {
+		return nil, nil, err
 	}
 	var names []string
-	if namesStr != "" {
+	if namesStr := getenv("LISTEN_FDNAMES"); namesStr != "" {
 		names = strings.Split(namesStr, ":")
 	}
 	var ls []net.Listener
@@ -87,6 +80,29 @@ func Listeners(getenv func(string) string, pid, firstFD int) ([]net.Listener, []
 		used = append(used, name)
 	}
 	return ls, used, nil
+}
+
+// ListenFDs returns how many descriptors systemd's socket activation passed the process pid,
+// from ListenFDsStart on: LISTEN_FDS when LISTEN_PID is pid, else 0. It only reads the
+// variables, for a daemon that must know which descriptors to keep before it takes them over
+// with Listeners; a bad LISTEN_FDS counts as 0 here, and Listeners reports it.
+func ListenFDs(getenv func(string) string, pid int) int {
+	n, _ := listenFDs(getenv, pid)
+	return n
+}
+
+// listenFDs is LISTEN_FDS when LISTEN_PID is pid, else 0; an error if it is not a number
+// from 0 to maxListenFDs.
+func listenFDs(getenv func(string) string, pid int) (int, error) {
+	pidStr, nStr := getenv("LISTEN_PID"), getenv("LISTEN_FDS")
+	if p, err := strconv.Atoi(pidStr); err != nil || p != pid {
+		return 0, nil // none, or inherited from a process that was activated
+	}
+	n, err := strconv.Atoi(nStr)
+	if err != nil || n < 0 || n > maxListenFDs {
+		return 0, fmt.Errorf("systemd: socket activation: bad LISTEN_FDS %q", nStr)
+	}
+	return n, nil
 }
 
 // States a service sends (sd_notify(3)); Reloading has its own function, ReloadingMessage.

@@ -156,3 +156,24 @@ func TestNotifier(t *testing.T) {
 	}
 	(&Notifier{}).Send(Ready) // no socket: nothing, no error
 }
+
+func TestListenFDs(t *testing.T) {
+	pid := os.Getpid()
+	me := strconv.Itoa(pid)
+	for _, tc := range []struct {
+		env  map[string]string
+		want int
+	}{
+		{map[string]string{}, 0},
+		{map[string]string{"LISTEN_PID": me, "LISTEN_FDS": "2"}, 2},
+		{map[string]string{"LISTEN_PID": strconv.Itoa(pid + 1), "LISTEN_FDS": "2"}, 0}, // inherited variables
+		{map[string]string{"LISTEN_FDS": "2"}, 0},
+		{map[string]string{"LISTEN_PID": me, "LISTEN_FDS": "x"}, 0},  // Listeners reports it
+		{map[string]string{"LISTEN_PID": me, "LISTEN_FDS": "65"}, 0}, // above maxListenFDs
+		{map[string]string{"LISTEN_PID": me, "LISTEN_FDS": "-1"}, 0},
+	} {
+		if got := ListenFDs(envOf(tc.env), pid); got != tc.want {
+			t.Errorf("ListenFDs(%v) = %d, want %d", tc.env, got, tc.want)
+		}
+	}
+}
