@@ -43,23 +43,7 @@ func startHolding(t *testing.T, path string, env []string, ready string, args ..
 	script := fmt.Sprintf(`exec %d<"$0"; exec "$@"`, inheritedFD)
 	d.cmd = exec.Command("/bin/bash", append([]string{"-c", script, path, filepath.Join(binDir, "rlogind")}, args...)...)
 	d.cmd.Env = env
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() { d.stop(t) })
-	waitFor(t, "rlogind to log "+ready, func() bool {
-		select {
-		case <-d.done:
-			t.Fatalf("rlogind exited early: %v\n%s", d.err, d.log.String())
-		default:
-		}
-		return strings.Contains(d.log.String(), ready)
-	})
+	d.start(t, ready)
 	return d
 }
 

@@ -101,6 +101,15 @@ func startDaemon(t *testing.T, home string, wrap string, extra ...string) *daemo
 		d.cmd = exec.Command(bin, args...)
 	}
 	d.cmd.Env = []string{"HOME=" + home, "PATH=/usr/local/bin:/usr/bin:/bin", "RLOGIND_SECRET=must-not-leak"}
+	// rlogind listens first and makes its keys after: serving is the sign that it is ready.
+	d.start(t, `msg="serving logins"`)
+	return d
+}
+
+// start starts d.cmd with its output in d.log, and waits until the log has ready; the test's
+// cleanup stops it.
+func (d *daemon) start(t *testing.T, ready string) {
+	t.Helper()
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -110,16 +119,14 @@ func startDaemon(t *testing.T, home string, wrap string, extra ...string) *daemo
 		close(d.done)
 	}()
 	t.Cleanup(func() { d.stop(t) })
-	// rlogind listens first and makes its keys after: serving is the sign that it is ready.
-	waitFor(t, "rlogind to serve on "+d.addr, func() bool {
+	waitFor(t, "rlogind to log "+ready, func() bool {
 		select {
 		case <-d.done:
 			t.Fatalf("rlogind exited early: %v\n%s", d.err, d.log.String())
 		default:
 		}
-		return strings.Contains(d.log.String(), `msg="serving logins"`)
+		return strings.Contains(d.log.String(), ready)
 	})
-	return d
 }
 
 // stop sends SIGTERM and waits for rlogind to exit, killing it if it does not within the deadline.
