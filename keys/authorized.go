@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/internal/userfile"
 )
 
 const (
@@ -56,45 +56,29 @@ func (s Skipped) String() string { return fmt.Sprintf("line %d: %s", s.Line, s.R
 // as in sshd, so a home under a world-writable sticky directory works. A missing
 // file gives an error matching fs.ErrNotExist.
 //
+// It reads only a regular file of at most 1 MiB on a disk-backed file system
+// (refusing FIFOs, devices, and the files of procfs, sysfs and the other
+// pseudo file systems, which may block or never end), opened without
+// blocking, with the calling thread's rights: a daemon running as root
+// calls it with the user's file-system credentials, and under a deadline,
+// as rlogind does, since a file system may still take its time.
+//
 // Every line of the form "ssh-ed25519 AAAA... [comment]" authorizes its key.
 // rlogind enforces no key options, so a line that carries any (from="...",
 // command="...", no-pty, restrict, cert-authority ...) authorizes nobody;
 // nor do keys of other types, over-long or unparsable lines. Each of those
 // is recorded in Skipped; blank lines and # comments are ignored.
 func LoadAuthorized(path string, uid int, home string) (*Authorized, error) {
-	// Refuse FIFOs and devices before opening anything.
-	fi, err := os.Stat(path)
+	data, fi, err := userfile.ReadFile(path, maxAuthorizedFile)
 	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
+		return nil, fmt.Errorf("keys: authorized keys: %w", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("keys: authorized keys %s is not a regular file", path)
-	}
-	f, err := openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ffi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	if !os.SameFile(fi, ffi) {
-		return nil, fmt.Errorf("keys: authorized keys %s changed while being opened", path)
-	}
-	// Check what was opened, then the directories leading to it.
-	if err := checkOwnerMode(path, "file", ffi, uid); err != nil {
+	// Check what was read, then the directories leading to it.
+	if err := checkOwnerMode(path, "file", fi, uid); err != nil {
 		return nil, err
 	}
 	if err := checkSecureDirs(path, uid, home); err != nil {
 		return nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxAuthorizedFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("keys: reading %s: %w", path, err)
-	}
-	if len(data) > maxAuthorizedFile {
-		return nil, fmt.Errorf("keys: authorized keys %s is larger than %d bytes", path, maxAuthorizedFile)
 	}
 	a := parseAuthorizedKeys(data)
 	a.Path = path

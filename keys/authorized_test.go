@@ -329,10 +329,43 @@ func TestLoadAuthorizedSymlink(t *testing.T) {
 	}
 }
 
+// TestLoadAuthorizedPseudoFiles checks that a link from a safe directory to
+// a device or to a file of procfs or sysfs, which fstat as regular files of
+// size 0 and may block (/proc/kmsg), is refused without being read.
+func TestLoadAuthorizedPseudoFiles(t *testing.T) {
+	dir := secureTempDir(t)
+	uid := os.Geteuid()
+	for _, target := range []string{"/dev/null", "/dev/zero", "/proc/kmsg", "/proc/self/status", "/sys/kernel/mm/transparent_hugepage/enabled"} {
+		if _, err := os.Stat(target); err != nil {
+			t.Logf("%s: %v; skipped", target, err)
+			continue
+		}
+		t.Run(strings.ReplaceAll(strings.TrimPrefix(target, "/"), "/", "-"), func(t *testing.T) {
+			link := filepath.Join(dir, filepath.Base(target))
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := LoadAuthorized(link, uid, "")
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !(strings.Contains(err.Error(), "not a regular file") || strings.Contains(err.Error(), "not on a disk file system")) {
+					t.Errorf("link to %s: %v, want a refusal naming why", target, err)
+				}
+			case <-time.After(10 * time.Second): // watchdog
+				t.Fatalf("LoadAuthorized on a link to %s hangs", target)
+			}
+		})
+	}
+}
+
 func TestLoadAuthorizedNotAFile(t *testing.T) {
 	dir := secureTempDir(t)
-	// The files below are ours: checked for any other uid, the big file
-	// would be refused for its owner before its size is looked at.
+	// The files below are ours, so what is refused is what they are, not
+	// who owns them.
 	uid := os.Geteuid()
 	_, err := LoadAuthorized(filepath.Join(dir, "missing"), uid, "")
 	if !errors.Is(err, fs.ErrNotExist) {

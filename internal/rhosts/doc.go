@@ -4,7 +4,7 @@
 //
 // Typical usage (the classic rlogin service, after the handshake):
 //
-//	why := rhosts.Check(logger, rhosts.Request{
+//	why := rhosts.Check(ctx, logger, files, rhosts.Request{ // ctx: the login's grace deadline
 //		User: "alice", UID: 1000, Home: "/home/alice", // the local user
 //		RemoteUser: req.ClientUser,                    // the client's user
 //		Peer:       conn.RemoteAddr(),                 // TCP, from a port in 512-1023
@@ -16,4 +16,7 @@
 // The trust is as weak as it always was: anyone who can use a privileged port on a trusted host,
 // or take over one of its addresses, is let in. A trust file is used only if it is a regular
 // file owned by the user or root and writable by nobody else; hosts.equiv never lets root in.
+// Both are read with the user's rights, non-blocking and before the login's deadline, by the
+// daemon's userfile.Reader (files above), so a .rhosts that leads to a FIFO or a /proc file
+// cannot hold the login.
 package rhosts

@@ -1,16 +1,19 @@
 package rhosts_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 
 	"github.com/rlogin-go/rlogin/internal/rhosts"
+	"github.com/rlogin-go/rlogin/internal/userfile"
 )
 
 // A client from an ordinary port is never trusted, whatever the files say.
 func ExampleCheck() {
-	why := rhosts.Check(slog.New(slog.DiscardHandler), rhosts.Request{
+	var files userfile.Reader // one per daemon: it bounds the reads of each user's files
+	why := rhosts.Check(context.Background(), slog.New(slog.DiscardHandler), &files, rhosts.Request{
 		User: "alice", UID: 1000, Home: "/home/alice",
 		RemoteUser: "alice",
 		Peer:       &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 40000},

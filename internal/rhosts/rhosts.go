@@ -1,7 +1,6 @@
 package rhosts
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rlogin-go/rlogin/internal/userfile"
 )
 
 // Paths of the trust files.
@@ -44,17 +44,35 @@ type Request struct {
 	Peer net.Addr
 }
 
+// maxTrustFile bounds the size of a trust file, and maxTrustLines the lines of it used.
+const (
+	maxTrustFile  = 1 << 20
+	maxTrustLines = 1024
+)
+
 // Check reports why r's client is not trusted to log in as r.User without a password, or "" if
 // it is: the connection comes from a privileged port, and /etc/hosts.equiv (not for root) or
-// the user's ~/.rhosts lists the client's host and user (see allows). Host names in the files
-// are looked up, for at most 5 s in all. It logs the trust file used, and the files it cannot
-// use.
-func Check(log *slog.Logger, r Request) string {
+// the user's ~/.rhosts lists the client's host and user (see allows). The files are read with
+// files, as r.UID, before ctx's deadline: a file that is not read in time, or not a regular file
+// on a disk file system, trusts nobody. Host names in the files are looked up, for at most 5 s in
+// all and not past ctx's deadline. It logs the trust file used, and the files it cannot use.
+func Check(ctx context.Context, log *slog.Logger, files *userfile.Reader, r Request) string {
 	peer, privileged := peerOf(r.Peer)
 	if !privileged || !peer.IsValid() {
 		return "the client's port is not privileged (512-1023)"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	paths := []string{filepath.Join(r.Home, rhostsName)}
+	if r.UID != 0 {
+		paths = append([]string{hostsEquivPath}, paths...)
+	}
+	read, err := userfile.Load(ctx, files, r.UID, func() ([]trustFile, error) {
+		return readTrustFiles(paths, r.UID), nil
+	})
+	if err != nil {
+		log.Warn("trust files not used", "err", err)
+		return "the trust files could not be read"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	lookup := func(host string) []netip.Addr {
 		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
@@ -63,55 +81,60 @@ func Check(log *slog.Logger, r Request) string {
 		}
 		return ips
 	}
-	files := []string{filepath.Join(r.Home, rhostsName)}
-	if r.UID != 0 {
-		files = append([]string{hostsEquivPath}, files...)
-	}
-	for _, path := range files {
-		lines, err := readTrustFile(path, r.UID)
-		if errors.Is(err, fs.ErrNotExist) {
+	for _, f := range read {
+		if errors.Is(f.err, fs.ErrNotExist) {
 			continue
 		}
-		if err != nil {
-			log.Warn("trust file not used", "err", err)
+		if f.err != nil {
+			log.Warn("trust file not used", "err", f.err)
 			continue
 		}
-		if allows(lines, path == hostsEquivPath, r.User, r.RemoteUser, peer, lookup) {
-			log.Info("trusted by "+path, "peer", peer.String())
+		if allows(f.lines, f.path == hostsEquivPath, r.User, r.RemoteUser, peer, lookup) {
+			log.Info("trusted by "+f.path, "peer", peer.String())
 			return ""
 		}
 	}
 	return "no trust file lists the client's host and user"
 }
 
-// readTrustFile reads a trust file, which must be a regular file (not a symbolic link) owned by
-// uid or root and not writable by group or others, as ruserok(3) requires.
-func readTrustFile(path string, uid int) ([]string, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("rhosts: %w", err)
+// trustFile is what readTrustFiles made of one trust file.
+type trustFile struct {
+	path  string
+	lines []string
+	err   error
+}
+
+// readTrustFiles reads the trust files at paths (see readTrustFile).
+func readTrustFiles(paths []string, uid int) []trustFile {
+	read := make([]trustFile, len(paths))
+	for i, path := range paths {
+		read[i].path = path
+		read[i].lines, read[i].err = readTrustFile(path, uid)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	return read
+}
+
+// readTrustFile reads the first maxTrustLines lines of a trust file, which must be a regular file
+// on a disk file system (not a symbolic link) of at most maxTrustFile bytes, owned by uid or root
+// and not writable by group or others, as ruserok(3) requires.
+func readTrustFile(path string, uid int) ([]string, error) {
+	data, fi, err := userfile.ReadFileNoFollow(path, maxTrustFile)
 	if err != nil {
 		return nil, fmt.Errorf("rhosts: %w", err)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	switch {
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("rhosts: %s is not a regular file", path)
 	case !ok || (int(st.Uid) != uid && st.Uid != 0):
 		return nil, fmt.Errorf("rhosts: %s is not owned by the user or root", path)
 	case fi.Mode().Perm()&0o022 != 0:
 		return nil, fmt.Errorf("rhosts: %s is writable by group or others", path)
 	}
 	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() && len(lines) < 1024 {
-		lines = append(lines, sc.Text())
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("rhosts: %s: %w", path, err)
+	for line := range strings.Lines(string(data)) {
+		if len(lines) == maxTrustLines {
+			break
+		}
+		lines = append(lines, strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"))
 	}
 	return lines, nil
 }

@@ -1,13 +1,18 @@
 package rhosts
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/userfile"
 )
 
 func TestRhostsAllows(t *testing.T) {
@@ -105,6 +110,7 @@ func TestCheckUsesRhosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
+	var files userfile.Reader
 	from := func(ip string, port int) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: port} }
 	for _, tc := range []struct {
 		ruser   string
@@ -118,9 +124,60 @@ func TestCheckUsesRhosts(t *testing.T) {
 		{"bob", from("192.0.2.7", 1024), false},
 		{"bob", &net.UnixAddr{Name: "@", Net: "unix"}, false},
 	} {
-		why := Check(log, Request{User: "alice", UID: uid, Home: home, RemoteUser: tc.ruser, Peer: tc.peer})
+		why := Check(context.Background(), log, &files, Request{User: "alice", UID: uid, Home: home, RemoteUser: tc.ruser, Peer: tc.peer})
 		if (why == "") != tc.trusted {
 			t.Errorf("%s from %v: %q, want trusted %v", tc.ruser, tc.peer, why, tc.trusted)
 		}
+	}
+}
+
+// TestCheckRefusesPseudoFiles: a ~/.rhosts that is a FIFO, or a symbolic link to /proc/kmsg (whose
+// read blocks), trusts nobody, at once, and says why in the log.
+func TestCheckRefusesPseudoFiles(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Chmod(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rhosts := filepath.Join(home, ".rhosts")
+	var files userfile.Reader
+	for _, tc := range []struct {
+		name string
+		make func() error
+		why  string
+	}{
+		{"fifo", func() error { return syscall.Mkfifo(rhosts, 0o600) }, "not a regular file"},
+		{"link to /proc/kmsg", func() error { return os.Symlink("/proc/kmsg", rhosts) }, "symbolic links"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_ = os.Remove(rhosts)
+			if err := tc.make(); err != nil {
+				t.Fatal(err)
+			}
+			var logged strings.Builder
+			log := slog.New(slog.NewTextHandler(&logged, nil))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // the watchdog too
+			defer cancel()
+			why := Check(ctx, log, &files, Request{User: "alice", UID: os.Getuid(), Home: home, RemoteUser: "alice",
+				Peer: &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1022}})
+			if why == "" || ctx.Err() != nil {
+				t.Fatalf("Check = %q, ctx %v; want refused at once", why, ctx.Err())
+			}
+			if !strings.Contains(logged.String(), "trust file not used") || !strings.Contains(logged.String(), tc.why) {
+				t.Errorf("log %q does not say why (%q)", logged.String(), tc.why)
+			}
+		})
+	}
+}
+
+// TestCheckBoundedByDeadline: trust files not read by ctx's deadline trust nobody.
+func TestCheckBoundedByDeadline(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	why := Check(ctx, log, &userfile.Reader{}, Request{User: "alice", UID: os.Getuid(), Home: t.TempDir(), RemoteUser: "alice",
+		Peer: &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1022}})
+	if why == "" || !strings.Contains(logged.String(), "trust files not used") {
+		t.Errorf("Check = %q, log %q; want refused, logged", why, logged.String())
 	}
 }
