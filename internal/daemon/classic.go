@@ -88,7 +88,9 @@ func (g *Server) handleClassic(ctx context.Context, c *conn) {
 	}
 	// The names passed the handshake's checks (portable user names), so they log as they are.
 	l.log = l.log.With("user", req.ServerUser, "client_user", req.ClientUser)
-	lg, reason, ok := g.authorizeClassic(l.log, c, req)
+	actx, cancel := context.WithDeadline(ctx, l.deadline) // users' files are read by the deadline
+	defer cancel()
+	lg, reason, ok := g.authorizeClassic(actx, l.log, c, req)
 	slot := g.claimSession(c, srv, reason, ok)
 	if slot == nil {
 		return
@@ -139,7 +141,7 @@ var _ classic.Terminal = systemlogin.Terminal(nil) // what startSession returns 
 
 // authorizeClassic decides a classic login. It returns the System login to start (nil in user
 // mode: the daemon's own shell), or the refusal's reason.
-func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.Request) (*systemLogin, string, bool) {
+func (s *Server) authorizeClassic(ctx context.Context, log *slog.Logger, conn net.Conn, req *classic.Request) (*systemLogin, string, bool) {
 	if !session.ValidUserName(req.ServerUser) || !session.ValidUserName(req.ClientUser) { // checked by the handshake already
 		log.Warn("login refused", "reason", errInvalidUser.Error())
 		return nil, classicDenied, false
@@ -162,7 +164,7 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 			return nil, classicNoPassword, false
 		}
 		trust := rhosts.Request{User: s.user, UID: s.uid, Home: s.home, RemoteUser: req.ClientUser, Peer: conn.RemoteAddr()}
-		if why := rhosts.Check(log, trust); why != "" {
+		if why := rhosts.Check(ctx, log, &s.files, trust); why != "" {
 			log.Warn("authentication failed", "method", methodRhosts, "reason", why)
 			return nil, classicNoPassword, false
 		}
@@ -177,7 +179,7 @@ func (s *Server) authorizeClassic(log *slog.Logger, conn net.Conn, req *classic.
 	lg := &systemLogin{user: u, method: methodPassword}
 	why := "trust is off"
 	if c.TrustRhosts && (!root || c.TrustRhostsRoot) {
-		why = rhosts.Check(log, rhosts.Request{User: u.Name, UID: u.UID, Home: u.Home, RemoteUser: req.ClientUser, Peer: conn.RemoteAddr()})
+		why = rhosts.Check(ctx, log, &s.files, rhosts.Request{User: u.Name, UID: u.UID, Home: u.Home, RemoteUser: req.ClientUser, Peer: conn.RemoteAddr()})
 	} else if c.TrustRhosts {
 		why = "trust does not apply to root"
 	}

@@ -70,6 +70,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/admission"
+	"github.com/rlogin-go/rlogin/internal/userfile"
 	"github.com/rlogin-go/rlogin/internal/usershell"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
@@ -219,6 +220,7 @@ type Server struct {
 type serverState struct {
 	current atomic.Pointer[Server] // the generation new connections get
 	lim     *admission.Limiter     // the limits before authentication
+	files   userfile.Reader        // reads users' authorized_keys and trust files: as the user, a bound per user
 
 	mu      sync.Mutex
 	running int // sessions running (MaxSessions)

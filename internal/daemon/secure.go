@@ -12,6 +12,7 @@ import (
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
+	"github.com/rlogin-go/rlogin/internal/userfile"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
@@ -48,7 +49,9 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	if !ok {
 		return
 	}
-	lg, reason, ok := g.authorizeLogin(l.log, req, key)
+	actx, cancel := context.WithDeadline(ctx, l.deadline) // users' files are read by the deadline
+	defer cancel()
+	lg, reason, ok := g.authorizeLogin(actx, l.log, req, key)
 	slot := g.claimSession(c, srv, reason, ok)
 	if slot == nil {
 		return
@@ -143,13 +146,13 @@ func isTimeout(err error) bool {
 // false, or "" and true. In order: the requested name must be a valid user name (checked before
 // anything else), the key must be in the authorized_keys file, and the name must be the
 // daemon's user; so a client whose key is not authorized learns nothing about the user.
-func (s *Server) authorize(log *slog.Logger, req *session.Request, key ed25519.PublicKey) (string, bool) {
+func (s *Server) authorize(ctx context.Context, log *slog.Logger, req *session.Request, key ed25519.PublicKey) (string, bool) {
 	if !session.ValidUserName(req.User) {
 		log.Warn("login refused", "reason", errInvalidUser.Error(), "user", sanitize.Text(req.User))
 		return reasonInvalidUser, false
 	}
 	user := req.User // valid, so safe to log as is
-	auth, err := keys.LoadAuthorized(s.cfg.AuthorizedKeys, s.uid, s.home)
+	auth, err := userfile.Load(ctx, &s.files, s.uid, func() (*keys.Authorized, error) { return keys.LoadAuthorized(s.cfg.AuthorizedKeys, s.uid, s.home) })
 	if err != nil {
 		log.Error("authentication failed: cannot use the authorized keys file", "user", user, "err", err)
 		return reasonDenied, false

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
+	"github.com/rlogin-go/rlogin/internal/userfile"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 )
@@ -83,11 +85,11 @@ type systemLogin struct {
 
 // authorizeLogin decides a login request: with authorizeSystem in System mode, else with
 // authorize (lg is nil then).
-func (s *Server) authorizeLogin(log *slog.Logger, req *session.Request, key ed25519.PublicKey) (lg *systemLogin, reason string, ok bool) {
+func (s *Server) authorizeLogin(ctx context.Context, log *slog.Logger, req *session.Request, key ed25519.PublicKey) (lg *systemLogin, reason string, ok bool) {
 	if s.cfg.System {
-		return s.authorizeSystem(log, req, key)
+		return s.authorizeSystem(ctx, log, req, key)
 	}
-	reason, ok = s.authorize(log, req, key)
+	reason, ok = s.authorize(ctx, log, req, key)
 	return nil, reason, ok
 }
 
@@ -97,7 +99,7 @@ func (s *Server) authorizeLogin(log *slog.Logger, req *session.Request, key ed25
 // else password logins must be allowed (login(1) then asks for the password); last, the
 // nologin files refuse everyone but root. A client learns only "permission denied" whatever
 // failed, except for the nologin message.
-func (s *Server) authorizeSystem(log *slog.Logger, req *session.Request, key ed25519.PublicKey) (*systemLogin, string, bool) {
+func (s *Server) authorizeSystem(ctx context.Context, log *slog.Logger, req *session.Request, key ed25519.PublicKey) (*systemLogin, string, bool) {
 	if !session.ValidUserName(req.User) {
 		log.Warn("login refused", "reason", errInvalidUser.Error(), "user", sanitize.Text(req.User))
 		return nil, reasonInvalidUser, false
@@ -109,7 +111,7 @@ func (s *Server) authorizeSystem(log *slog.Logger, req *session.Request, key ed2
 	}
 	root := u.UID == 0
 	lg := &systemLogin{user: u, method: methodPublicKey}
-	if why := s.keyAuthorized(log, u, key); why != "" {
+	if why := s.keyAuthorized(ctx, log, u, key); why != "" {
 		passwordOK := s.cfg.PasswordAuthentication && !(root && s.cfg.PermitRootLogin == PermitRootProhibitPassword)
 		if !passwordOK {
 			log.Warn("authentication failed", "method", methodPublicKey, "user", name, "reason", why)
@@ -155,9 +157,9 @@ func nologin(log *slog.Logger, u *systemlogin.User) (msg string, refused bool) {
 }
 
 // keyAuthorized reports why key may not log in as u, or "" if u's authorized keys list it.
-func (s *Server) keyAuthorized(log *slog.Logger, u *systemlogin.User, key ed25519.PublicKey) string {
+func (s *Server) keyAuthorized(ctx context.Context, log *slog.Logger, u *systemlogin.User, key ed25519.PublicKey) string {
 	path := u.AuthorizedKeysPath(s.cfg.AuthorizedKeys)
-	auth, err := keys.LoadAuthorized(path, u.UID, u.Home)
+	auth, err := userfile.Load(ctx, &s.files, u.UID, func() (*keys.Authorized, error) { return keys.LoadAuthorized(path, u.UID, u.Home) })
 	if errors.Is(err, fs.ErrNotExist) {
 		return "no authorized keys file " + path
 	}
