@@ -329,6 +329,24 @@ func TestLoadAuthorizedSymlink(t *testing.T) {
 	}
 }
 
+// loadWithin returns LoadAuthorized's error for path, failing the test if
+// it does not return within 10 s (a FIFO or /proc file whose read blocks).
+func loadWithin(t *testing.T, path string, uid int) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := LoadAuthorized(path, uid, "")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second): // watchdog
+		t.Fatalf("LoadAuthorized(%s) hangs", path)
+		return nil
+	}
+}
+
 // TestLoadAuthorizedPseudoFiles checks that a link from a safe directory to
 // a device or to a file of procfs or sysfs, which fstat as regular files of
 // size 0 and may block (/proc/kmsg), is refused without being read.
@@ -345,18 +363,9 @@ func TestLoadAuthorizedPseudoFiles(t *testing.T) {
 			if err := os.Symlink(target, link); err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan error, 1)
-			go func() {
-				_, err := LoadAuthorized(link, uid, "")
-				done <- err
-			}()
-			select {
-			case err := <-done:
-				if err == nil || !(strings.Contains(err.Error(), "not a regular file") || strings.Contains(err.Error(), "not on a disk file system")) {
-					t.Errorf("link to %s: %v, want a refusal naming why", target, err)
-				}
-			case <-time.After(10 * time.Second): // watchdog
-				t.Fatalf("LoadAuthorized on a link to %s hangs", target)
+			err := loadWithin(t, link, uid)
+			if err == nil || !(strings.Contains(err.Error(), "not a regular file") || strings.Contains(err.Error(), "not on a disk file system")) {
+				t.Errorf("link to %s: %v, want a refusal naming why", target, err)
 			}
 		})
 	}
@@ -386,18 +395,8 @@ func TestLoadAuthorizedNotAFile(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := LoadAuthorized(fifo, uid, "")
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
-			t.Errorf("fifo: %v", err)
-		}
-	case <-time.After(10 * time.Second): // watchdog
-		t.Fatal("LoadAuthorized on a FIFO hangs")
+	if err := loadWithin(t, fifo, uid); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("fifo: %v", err)
 	}
 	big := filepath.Join(dir, "big")
 	if err := os.WriteFile(big, bytes.Repeat([]byte("#\n"), maxAuthorizedFile/2+1), 0o600); err != nil {
