@@ -21,11 +21,13 @@
 // to the user's (Linux keeps these per thread; the set-uid, kill and signal rights of the thread
 // and the credentials of every other thread stay root's), and restores them before unlocking the
 // thread. If restoring fails the thread is never unlocked, so it ends with its goroutine and no
-// other goroutine ever runs with the user's credentials. We chose this over a child process
-// running as the user (a re-exec of the daemon per login, which tests and the one-binary build
-// cannot easily give) because a file read needs nothing but the file-system credentials. It does
-// not cover what the function does on other goroutines (it must not start any that touch files),
-// nor other kinds of access control (SELinux, AppArmor) that look at the real or effective uid.
+// other goroutine ever runs with the user's credentials; threads the Go runtime starts meanwhile
+// are cloned from its clean template thread, not from the locked one. We chose this over a child
+// process running as the user (a re-exec of the daemon per login, which tests and the one-binary
+// build cannot easily give) because a file read needs nothing but the file-system credentials.
+// It does not cover what the function does on other goroutines (it must not start any that touch
+// files), nor other kinds of access control (SELinux, AppArmor) that look at the real or
+// effective uid.
 //
 // Load returns when its function does or when ctx is done, whichever comes first. A function that
 // never returns (a hung network file system) keeps its goroutine, owned by the Reader: it is
