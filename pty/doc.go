@@ -29,6 +29,11 @@
 //		}
 //	}
 //	state, err := p.Wait()
+//	err = p.End(5 * time.Second) // what the shell left: SIGHUP, and SIGKILL 5 s after the hangup
+//
+// For a login session, StartContained starts the command in a cgroup of its own where the
+// caller may create one, so that End reaches every process the session started, even one that
+// left the session and the terminal; elsewhere End finds them by session and terminal.
 //
 // Start wraps github.com/creack/pty. Only Linux is supported; elsewhere Start
 // returns ErrUnsupported.

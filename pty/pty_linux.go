@@ -11,9 +11,11 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	creack "github.com/creack/pty"
 	"github.com/rlogin-go/rlogin/internal/rawio"
+	"github.com/rlogin-go/rlogin/internal/sessioncgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,10 +52,18 @@ type PTY struct {
 	drained  int        // bytes read since the child exited
 	finished bool       // io.EOF has been returned
 
-	sigMu  sync.Mutex         // orders Hangup against the reap
-	reaped bool               // guarded by sigMu: the child is being or has been reaped
-	hungUp map[process]string // guarded by sigMu: the processes Hangup signalled, with their command names; nil before
-	hangup sync.Once
+	cg  *sessioncgroup.Cgroup // the session's cgroup (StartContained), or nil: see members
+	tty uint64                // the child's controlling terminal (tty_nr) at start; 0 if unknown
+
+	sigMu    sync.Mutex         // orders Hangup against the reap
+	reaped   bool               // guarded by sigMu: the child is being or has been reaped
+	hungUp   map[process]string // guarded by sigMu: the processes Hangup signalled, with their command names; nil before
+	hungUpAt time.Time          // guarded by sigMu: when Hangup signalled; zero before
+	sids     map[int]bool       // guarded by sigMu: sessions seen holding the terminal (without a cgroup)
+	hangup   sync.Once
+
+	endOnce sync.Once
+	endErr  error
 
 	waitOnce sync.Once
 	state    *os.ProcessState
@@ -73,7 +83,28 @@ type PTY struct {
 // close-on-exec, and the parent's copy of the slave is closed once the command has started.
 //
 // The child is reaped by Wait, which the caller must call.
-func Start(cmd *exec.Cmd, sz Size) (*PTY, error) {
+func Start(cmd *exec.Cmd, sz Size) (*PTY, error) { return start(cmd, sz, nil) }
+
+// StartContained is Start for a login session, whose every process End must be able to end: the
+// child is started in a new cgroup (version 2) of its own where the caller may create one (root,
+// or a systemd unit with Delegate=yes), so that everything it starts stays in it whatever it
+// does. Elsewhere the PTY finds the session's processes as Start's does, by their session and
+// controlling terminal. The caller must call End, after Wait, which removes the cgroup. Its
+// cmd.SysProcAttr's UseCgroupFD and CgroupFD are overridden.
+func StartContained(cmd *exec.Cmd, sz Size) (*PTY, error) {
+	cg, err := sessioncgroup.New()
+	if err != nil {
+		cg = nil // no cgroup here: the session and terminal it is
+	}
+	p, err := start(cmd, sz, cg)
+	if err != nil && cg != nil {
+		_ = cg.Remove() // best effort: nothing was started in it
+	}
+	return p, err
+}
+
+// start is Start, and StartContained with the cgroup cg (nil for none).
+func start(cmd *exec.Cmd, sz Size, cg *sessioncgroup.Cgroup) (*PTY, error) {
 	if cmd.Stdin != nil || cmd.Stdout != nil || cmd.Stderr != nil {
 		return nil, errors.New("pty: start: cmd.Stdin, cmd.Stdout and cmd.Stderr must be nil")
 	}
@@ -87,6 +118,12 @@ func Start(cmd *exec.Cmd, sz Size) (*PTY, error) {
 		return nil, err
 	}
 	cmd.SysProcAttr = sessionLeader(cmd.SysProcAttr)
+	if cg != nil {
+		// Cloned into the cgroup (clone3's CLONE_INTO_CGROUP): the child is in it before it
+		// runs a single instruction, so no process of the session is ever outside it.
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = cg.FD()
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	if err := cmd.Start(); err != nil {
 		_ = output.Close() // best effort
@@ -101,6 +138,12 @@ func Start(cmd *exec.Cmd, sz Size) (*PTY, error) {
 		output:    output,
 		exited:    make(chan struct{}),
 		watchDone: make(chan struct{}),
+		cg:        cg,
+		sids:      make(map[int]bool),
+	}
+	// The child has set its controlling terminal before exec, and Start returns after the exec.
+	if st, ok := statOf(p.pid); ok {
+		p.tty = st.tty
 	}
 	go p.watchExit()
 	return p, nil
@@ -488,7 +531,10 @@ func (p *PTY) SendEOF() error {
 // Hangup hangs up the session, the first time it is called, and only if the child
 // has not been reaped yet (Wait has not been called): SIGHUP goes to the child's
 // process group and to every other process of its session (its jobs), each followed
-// by SIGCONT so that stopped jobs see it, as when a terminal line drops.
+// by SIGCONT so that stopped jobs see it, as when a terminal line drops. "The
+// session" also takes in the sessions that hold the terminal (a login(1) runs the
+// user's shell in a session of its own) and, for StartContained, every process in
+// the session's cgroup.
 func (p *PTY) Hangup() {
 	// Why once: a session has several reasons to hang up (the connection dropped,
 	// the daemon is stopping, the output pump failed) and may see more than one;
@@ -502,14 +548,16 @@ func (p *PTY) Hangup() {
 	// Why the whole session: a shell passes its SIGHUP on to its jobs, but not
 	// reliably (a job being started as the hangup arrives escapes it, seen with bash),
 	// and a process left behind by a dropped connection is a leak. Wait sweeps the
-	// session once more after the shell has exited, for jobs started meanwhile.
+	// session once more after the shell has exited, for jobs started meanwhile, and
+	// End ends whatever is left.
 	p.hangup.Do(func() {
 		p.sigMu.Lock()
 		defer p.sigMu.Unlock()
 		if !p.reaped {
 			_ = unix.Kill(-p.pid, unix.SIGHUP) // ESRCH: the group is gone already
 			p.hungUp = make(map[process]string)
-			hangupSession(p.pid, false, p.hungUp)
+			p.hungUpAt = time.Now()
+			p.sweep(false, p.hungUp, unix.SIGHUP, unix.SIGCONT)
 			_ = unix.Kill(-p.pid, unix.SIGCONT)
 		}
 	})
@@ -518,14 +566,96 @@ func (p *PTY) Hangup() {
 // Kill kills the child with SIGKILL, unless it has been reaped (Wait has been
 // called). A session server kills a shell that outlives its hangup and the close
 // of its terminal, so that it cannot hold the session. Only the child is killed:
-// the hangup has already gone to its jobs. The signal goes through the child's
-// os.Process, and Wait marks the child reaped (under the lock Kill takes) before reaping it, so a
-// pid reused after the reap is never signalled.
+// the hangup has already gone to its jobs, and End ends those left. The signal goes
+// through the child's os.Process, and Wait marks the child reaped (under the lock Kill
+// takes) before reaping it, so a pid reused after the reap is never signalled.
 func (p *PTY) Kill() {
 	p.sigMu.Lock()
 	defer p.sigMu.Unlock()
 	if !p.reaped {
 		_ = p.cmd.Process.Kill() // os.ErrProcessDone: it exited already
+	}
+}
+
+// endKillWait bounds End's wait for the processes it killed with SIGKILL to be gone: they
+// die at once unless stuck in the kernel (a hung network file system).
+const endKillWait = 2 * time.Second
+
+// End ends every process of the session that outlived the child, once the child has
+// exited (End calls Wait first): they get SIGHUP and SIGCONT (those that Hangup
+// signalled already and that still run the same program do not get a second one),
+// and SIGKILL if they are still there grace after the hangup (after this call if
+// Hangup was not called). It returns once they are all gone, or with an error if
+// some of them could not be ended. For StartContained, it then removes the cgroup.
+// Later calls return the first call's result.
+//
+// What End reaches: the processes of the child's session, of the sessions seen
+// holding its terminal (the terminal's session when Hangup ran, for instance), and,
+// until Close, those holding the terminal; a process that calls setsid(2) and gives up the
+// terminal before that escapes. For StartContained with a cgroup, also everything
+// the child started, directly or not, whatever it did (a process that ignores
+// SIGHUP, leaves the session and the terminal, or forks twice): only a privileged
+// agent can move a process out of the cgroup.
+func (p *PTY) End(grace time.Duration) error {
+	p.endOnce.Do(func() { p.endErr = p.end(grace) })
+	return p.endErr
+}
+
+func (p *PTY) end(grace time.Duration) error {
+	_, _ = p.Wait()
+	p.sigMu.Lock()
+	deadline := p.hungUpAt
+	if deadline.IsZero() {
+		deadline = time.Now()
+	}
+	deadline = deadline.Add(grace)
+	if p.hungUp == nil {
+		p.hungUp = make(map[process]string)
+	}
+	p.sweep(true, p.hungUp, unix.SIGHUP, unix.SIGCONT)
+	p.sigMu.Unlock()
+
+	gone := p.waitGone(deadline)
+	if !gone {
+		p.sigMu.Lock()
+		if p.cg != nil {
+			_ = p.cg.Kill() // an error: the next wait says what is left
+		}
+		p.sweep(true, nil, unix.SIGKILL) // without a cgroup; with one, what it did not reach
+		p.sigMu.Unlock()
+		gone = p.waitGone(time.Now().Add(endKillWait))
+	}
+	var err error
+	if !gone {
+		err = errors.New("pty: end: processes of the session are still running after SIGKILL")
+	}
+	if p.cg != nil && gone {
+		if rerr := p.cg.Remove(); rerr != nil {
+			err = fmt.Errorf("pty: end: %w", rerr)
+		}
+	}
+	return err
+}
+
+// waitGone waits until no process of the session is left, or deadline has passed, and reports
+// whether none is left.
+func (p *PTY) waitGone(deadline time.Time) bool {
+	if p.cg != nil && !p.cg.WaitEmpty(deadline) {
+		return false
+	}
+	for {
+		p.sigMu.Lock()
+		n := p.sweep(true, nil)
+		p.sigMu.Unlock()
+		if n == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		// Nothing announces the end of a process of another parent (outside the cgroup):
+		// look again shortly.
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -536,52 +666,99 @@ type process struct {
 	start uint64
 }
 
-// hangupSession sends SIGHUP then SIGCONT to every process of session sid that is not in
-// done, or has run another program since (its command name changed), and records it in
-// done; the members of the leader's group (sid) only if group is set, as the caller
-// otherwise signals them as a group. Each process is pinned with a pidfd and its session
-// checked again after the pin, so a pid reused between the scan and the signal is never
-// signalled.
-func hangupSession(sid int, group bool, done map[process]string) {
+// sweep sends sigs, in order, to every process of the session (member) other than the child,
+// that is not in done or has run another program since (its command name changed), and records
+// it in done (nil: record nothing); the members of the child's group only if group is set, as
+// the caller otherwise signals them as a group. It returns the number of processes it found,
+// signalled or not. Each process is pinned with a pidfd and checked again after the pin, so a
+// pid reused between the scan and the signal is never signalled. It runs under sigMu.
+func (p *PTY) sweep(group bool, done map[process]string, sigs ...unix.Signal) int {
+	var inCgroup map[int]bool
+	if p.cg != nil {
+		pids, _ := p.cg.Procs() // an error: the cgroup is gone, and its processes with it
+		inCgroup = make(map[int]bool, len(pids))
+		for _, pid := range pids {
+			inCgroup[pid] = true
+		}
+	}
+	// The terminal tells only while the master is open: once it is closed and the last process
+	// lets go of the slave, a new pty may get the same number, and the processes holding it are
+	// another session's. The sessions seen holding it before (p.sids) stay the session's.
+	p.roomMu.Lock()
+	ttyValid := !p.closed
+	p.roomMu.Unlock()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return 0
 	}
+	n := 0
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == sid {
+		if err != nil || pid == p.pid {
 			continue
 		}
 		st, ok := statOf(pid)
-		if !ok || st.sid != sid || st.pgid == sid && !group {
+		if !ok || st.zombie || !p.member(pid, st, ttyValid, inCgroup) {
+			continue // a zombie has exited: its parent (perhaps init, in its own time) reaps it
+		}
+		n++
+		if st.pgid == p.pid && !group {
 			continue
 		}
 		proc := process{pid, st.start}
-		if comm, ok := done[proc]; ok && comm == st.comm {
+		if done != nil {
+			if comm, ok := done[proc]; ok && comm == st.comm {
+				continue
+			}
+			done[proc] = st.comm
+		}
+		if len(sigs) == 0 {
 			continue
 		}
-		done[proc] = st.comm
 		fd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue // gone
 		}
-		if again, ok := statOf(pid); ok && again.sid == sid && again.start == st.start {
-			_ = unix.PidfdSendSignal(fd, unix.SIGHUP, nil, 0)
-			_ = unix.PidfdSendSignal(fd, unix.SIGCONT, nil, 0)
+		if again, ok := statOf(pid); ok && again.start == st.start && p.member(pid, again, ttyValid, inCgroup) {
+			for _, sig := range sigs {
+				_ = unix.PidfdSendSignal(fd, sig, nil, 0)
+			}
 		}
 		_ = unix.Close(fd)
 	}
+	return n
 }
 
-// A procStat holds the fields of /proc/PID/stat that hangupSession needs.
+// member reports whether process pid, whose stat is st, belongs to the session: it is in the
+// session's cgroup (listed in inCgroup, and still there), in the child's session, holds the
+// child's terminal (looked at only if ttyValid), or is in a session seen holding it (which member records, under sigMu, for
+// when the terminal has been hung up and its sessions have lost it). Both ways are used even
+// with a cgroup: login(1)'s PAM session stack may have a privileged agent move the session into
+// a cgroup of its own (pam_systemd: logind's session-N.scope). A session id stays reserved
+// while any process of that session lives; only after they are all gone can the pid wrap around
+// to a new session.
+func (p *PTY) member(pid int, st procStat, ttyValid bool, inCgroup map[int]bool) bool {
+	if ttyValid && p.tty != 0 && st.tty == p.tty {
+		p.sids[st.sid] = true
+		return true
+	}
+	if st.sid == p.pid || p.sids[st.sid] {
+		return true
+	}
+	return inCgroup[pid] && p.cg.Holds(pid)
+}
+
+// A procStat holds the fields of /proc/PID/stat that sweep needs.
 type procStat struct {
 	comm      string // the command name, which changes when the process runs another program
+	zombie    bool   // it has exited, and waits to be reaped
 	sid, pgid int
+	tty       uint64 // the controlling terminal's device number; 0 for none
 	start     uint64 // clock ticks since boot
 }
 
-// statOf reads the command name, the session and process group ids and the start time of
-// pid from /proc/PID/stat.
+// statOf reads the command name, the session and process group ids, the controlling terminal
+// and the start time of pid from /proc/PID/stat.
 func statOf(pid int) (procStat, bool) {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -601,9 +778,10 @@ func statOf(pid int) (procStat, bool) {
 	}
 	pgid, err1 := strconv.Atoi(f[2])
 	sid, err2 := strconv.Atoi(f[3])
-	start, err3 := strconv.ParseUint(f[19], 10, 64)
-	st := procStat{comm: string(stat[j+1 : i]), sid: sid, pgid: pgid, start: start}
-	return st, err1 == nil && err2 == nil && err3 == nil
+	tty, err3 := strconv.ParseInt(f[4], 10, 64) // signed in the kernel's format
+	start, err4 := strconv.ParseUint(f[19], 10, 64)
+	st := procStat{comm: string(stat[j+1 : i]), zombie: f[0] == "Z", sid: sid, pgid: pgid, tty: uint64(uint32(tty)), start: start}
+	return st, err1 == nil && err2 == nil && err3 == nil && err4 == nil
 }
 
 // Wait waits for the child to exit, reaps it and returns its state. It may be called
@@ -626,8 +804,7 @@ func (p *PTY) Wait() (*os.ProcessState, error) {
 			// second SIGHUP: rare, and a leak is worse.) A job forked just before the shell
 			// exited can still be between fork and exec now and take this SIGHUP the same way:
 			// that window remains (seen once in 80 e2e runs under load, with this sweep).
-			hangupSession(p.pid, true, p.hungUp)
-			p.hungUp = nil
+			p.sweep(true, p.hungUp, unix.SIGHUP, unix.SIGCONT)
 		}
 		p.reaped = true
 		p.sigMu.Unlock()

@@ -5,6 +5,7 @@ package pty
 import (
 	"os"
 	"os/exec"
+	"time"
 )
 
 // PTY is a command running on a pseudo-terminal. This platform is not supported.
@@ -12,6 +13,12 @@ type PTY struct{}
 
 // Start returns ErrUnsupported on this platform.
 func Start(cmd *exec.Cmd, sz Size) (*PTY, error) { return nil, ErrUnsupported }
+
+// StartContained returns ErrUnsupported.
+func StartContained(cmd *exec.Cmd, sz Size) (*PTY, error) { return nil, ErrUnsupported }
+
+// End returns ErrUnsupported.
+func (p *PTY) End(grace time.Duration) error { return ErrUnsupported }
 
 // ReadOutput returns ErrUnsupported.
 func (p *PTY) ReadOutput(b []byte) (int, bool, error) { return 0, false, ErrUnsupported }

@@ -119,6 +119,7 @@ func (g *Server) runSession(ctx context.Context, a *attempt, p protocol, slot *s
 	slot.release()
 	_ = p.Close()
 	run.end(start, state, err)
+	run.endProcesses(g.cfg.StopGrace)
 }
 
 // running is a session that started: its program on a pty and the terminal to serve.
@@ -167,6 +168,7 @@ func (g *Server) startSession(l *attempt, lg *systemLogin, sr sessionRequest) (*
 		p.Hangup()
 		_ = p.Close()
 		_, _ = p.Wait()
+		_ = p.End(g.cfg.StopGrace) // login(1) did not get far: at most a cgroup to remove
 		return nil, err
 	}
 	run.term = run.login.Terminal()
@@ -193,6 +195,15 @@ func (r *running) end(start time.Time, state *os.ProcessState, err error) {
 		attrs = append(attrs, "err", sanitize.Text(err.Error())) // may quote what the peer sent
 	}
 	r.log.Info("session ended", attrs...)
+}
+
+// endProcesses ends what is left of the session once its program has exited (the jobs it left
+// behind, SIGHUP-proof or not): they are gone grace after the hangup, or after now if there was
+// none (PTY.End).
+func (r *running) endProcesses(grace time.Duration) {
+	if err := r.p.End(grace); err != nil {
+		r.log.Error("cannot end the session's processes", "err", err)
+	}
 }
 
 // exitAttrs describes how a shell ended, for the log.

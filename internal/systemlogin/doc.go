@@ -18,6 +18,7 @@
 //	...
 //	serve(sess.Terminal()) // the password gate until the session starts, then the pty
 //	sess.Finish()          // stops the gate, writes the logout record
+//	err = p.End(stopGrace) // ends what is left of the session: SIGHUP, then SIGKILL
 //
 // Why login(1), and not setuid in a child: a login must go through the machine's own login
 // machinery, and a Go program cannot run PAM without cgo. With login(1), PAM's account and

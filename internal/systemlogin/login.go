@@ -164,7 +164,8 @@ type Request struct {
 
 // Start starts program (login(1)) for l on a new pty, in the root directory (login(1) changes to
 // the user's home), as "login -p [-h host] [-f] -- name", with only TERM and req's locale in its
-// environment.
+// environment. The caller ends what is left of the session with the PTY's End once login(1) has
+// exited.
 func Start(program string, l *Login, req Request) (*exec.Cmd, *pty.PTY, error) {
 	args, err := loginArgs(l.Host, !l.Password, l.User.Name)
 	if err != nil {
@@ -176,7 +177,9 @@ func Start(program string, l *Login, req Request) (*exec.Cmd, *pty.PTY, error) {
 		Env:  loginEnv(req.Term, req.Locale),
 		Dir:  "/",
 	}
-	p, err := pty.Start(cmd, req.Window) // pty's error, with its prefix
+	// Contained: every process of the session, login(1)'s and the shell's (which login(1) runs in
+	// a session of its own), can be ended with the session (PTY.End).
+	p, err := pty.StartContained(cmd, req.Window) // pty's error, with its prefix
 	return cmd, p, err
 }
 

@@ -33,7 +33,8 @@ type Shell struct {
 // Start starts sh on a new pty of the given size, as a login shell: argv[0] is "-" and the
 // shell's base name, the working directory the home directory (or / if it is missing), and the
 // environment exactly Env's, with term (already valid: session.TerminalTypeOrDumb) and the
-// accepted locale variables.
+// accepted locale variables. The caller ends what is left of the session with the PTY's End once
+// the shell has exited.
 func Start(log *slog.Logger, sh Shell, term string, locale []string, window pty.Size) (*exec.Cmd, *pty.PTY, error) {
 	dir := sh.Home
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
@@ -46,7 +47,7 @@ func Start(log *slog.Logger, sh Shell, term string, locale []string, window pty.
 		Env:  Env(sh.User, sh.Home, sh.Path, term, locale),
 		Dir:  dir,
 	}
-	p, err := pty.Start(cmd, window)
+	p, err := pty.StartContained(cmd, window) // a cgroup only if this user may make one
 	return cmd, p, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rlogin-go/rlogin/pty"
 )
@@ -74,6 +75,9 @@ func TestStart(t *testing.T) {
 		p.Kill() // SIGKILL: Wait below cannot hang on a shell that ignores the hangup
 		_ = p.Close()
 		if _, err := p.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.End(time.Second); err != nil { // the session's cgroup, when it has one
 			t.Fatal(err)
 		}
 	}
