@@ -86,11 +86,11 @@ func checkShellHasOnlyItsTerminal(t *testing.T, send func(string), expect func(s
 	}
 }
 
-// checkDaemonClosed checks that rlogind (pid) closed inheritedFD, not merely kept it from its
-// children.
-func checkDaemonClosed(t *testing.T, pid int) {
+// checkDaemonClosed checks that rlogind (pid) closed inheritedFD on path, not merely kept it
+// from its children (the number itself may be in use again, for a descriptor of its own).
+func checkDaemonClosed(t *testing.T, pid int, path string) {
 	t.Helper()
-	if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, inheritedFD)); err == nil {
+	if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, inheritedFD)); target == path {
 		t.Errorf("rlogind still holds descriptor %d on %s", inheritedFD, target)
 	}
 }
@@ -106,7 +106,7 @@ func TestInheritedDescriptorNotInSession(t *testing.T) {
 	d := startHolding(t, path, []string{"HOME=" + home, "PATH=/usr/local/bin:/usr/bin:/bin"}, `msg="serving logins"`,
 		"-user-mode", "-config", "none", "-addr", addr)
 	d.home, d.port, d.addr = home, port, addr
-	checkDaemonClosed(t, d.cmd.Process.Pid)
+	checkDaemonClosed(t, d.cmd.Process.Pid, path)
 	writeFile(t, filepath.Join(home, ".rlogin", "known_hosts"), d.hostKeyLine(t))
 	tm := rlogin(t, d, home)
 	tm.ready()
@@ -133,7 +133,7 @@ func TestInheritedDescriptorNotInSystemSession(t *testing.T) {
 	sock := filepath.Join(dir, "sock")
 	d := startHolding(t, path, []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root"}, `users="all (system mode)"`,
 		"-config", conf, "-addr", "unix:"+sock, "-host-key", hostKey)
-	checkDaemonClosed(t, d.cmd.Process.Pid)
+	checkDaemonClosed(t, d.cmd.Process.Pid, path)
 	key, err := keys.Load(hostKey)
 	if err != nil {
 		t.Fatal(err)

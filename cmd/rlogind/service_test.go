@@ -57,7 +57,8 @@ func (n *notifySocket) expect(t *testing.T, want string, log *lockedBuffer) {
 // serves a full login on that socket, reloads on SIGHUP and stops on SIGTERM, telling
 // systemd each time.
 // TestSocketActivation: rlogind serves the sockets systemd passes (two here, as for IPv4 and
-// IPv6), each of them, and tells systemd how it goes.
+// IPv6), each of them, and tells systemd how it goes. A descriptor after them that systemd did
+// not count (a file the starting process held open) is closed, and no session sees it.
 func TestSocketActivation(t *testing.T) {
 	var addrs []string
 	var files []*os.File
@@ -75,11 +76,16 @@ func TestSocketActivation(t *testing.T) {
 		defer f.Close()
 		files = append(files, f)
 	}
+	stray, err := os.Open(os.Args[0]) // descriptor 5 in the daemon
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stray.Close()
 	notify := newNotifySocket(t)
 	home := t.TempDir()
 	// LISTEN_PID is the daemon's own pid: the shell's, which exec keeps.
 	script := `export LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=rlogind.socket; exec "$0" -config none -user-mode -addr unix:/nonexistent/ignored`
-	d := startProc(t, home, script, nil, []string{"NOTIFY_SOCKET=" + notify.path}, files)
+	d := startProc(t, home, script, nil, []string{"NOTIFY_SOCKET=" + notify.path}, append(files, stray))
 	for _, f := range files {
 		_ = f.Close()
 	}
@@ -87,13 +93,21 @@ func TestSocketActivation(t *testing.T) {
 	// The log comes through a pipe: it may arrive after the notification.
 	waitLog(t, d, regexp.QuoteMeta(`msg="socket activation: serving the sockets systemd passed" addrs=`+strings.Join(addrs, ",")+" names=rlogind.socket,LISTEN_FD_4"))
 
+	// Closed, not merely close-on-exec (the number itself may be the daemon's again by now).
+	if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/5", d.cmd.Process.Pid)); target == stray.Name() {
+		t.Errorf("rlogind still holds the descriptor it inherited after systemd's: 5 on %s", target)
+	}
+
 	r := loginAt(t, "tcp:"+addrs[0], home, d.log)
-	r.Send("echo ENV:$LISTEN_FDS:$NOTIFY_SOCKET:END; exit 5\n")
+	r.Send(`echo ENV:$LISTEN_FDS:$NOTIFY_SOCKET:END; for fd in 3 4 5; do [ -e /proc/$$/fd/$fd ] && echo "OPEN:$fd:"; done; exit 5` + "\n")
 	if err := r.Wait(); !isExit(err, 5) {
 		t.Fatalf("session: %v, want exit status 5", err)
 	}
 	if !strings.Contains(r.Output(), "ENV::"+":END") {
 		t.Errorf("the shell sees systemd's variables: %q", r.Output())
+	}
+	if m := regexp.MustCompile(`OPEN:\d:`).FindAllString(r.Output(), -1); len(m) > 0 {
+		t.Errorf("the shell has descriptors of the daemon: %q", m)
 	}
 
 	d.signal(t, syscall.SIGHUP)

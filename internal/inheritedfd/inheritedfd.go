@@ -25,6 +25,12 @@ const procSelfFD = "/proc/self/fd"
 // CLOSE_RANGE_CLOEXEC): the inherited ones then stay open in the process but reach no program it
 // starts. Where close_range is missing too (Linux before 5.11), it asks each descriptor up to
 // the RLIMIT_NOFILE limit. It returns an error only when none of these works.
+//
+// sshd's closefrom closes everything from a number on (close_range(2) without flags); a Go
+// program cannot: by the time its main runs, the runtime holds descriptors of its own among the
+// inherited ones (the network poller's epoll and eventfd, the cgroup files Go 1.25 on watches
+// for GOMAXPROCS), and closing them would break the process. So Close picks the inherited ones
+// by their flag, which needs the list of open descriptors that only /proc gives cheaply.
 func Close(keep ...int) error {
 	if err := closeListed(procSelfFD, keep); err == nil {
 		return nil
