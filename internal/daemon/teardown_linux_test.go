@@ -96,7 +96,8 @@ func TestSystemTeardown(t *testing.T) {
 	}
 }
 
-// checkNoSessionCgroups checks that no session cgroup is left under this process's cgroup.
+// checkNoSessionCgroups checks that no session cgroup this process made is left under its
+// cgroup (others may have made theirs: a killed rlogind's stay until the next New).
 func checkNoSessionCgroups(t *testing.T) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/cgroup")
@@ -109,7 +110,7 @@ func checkNoSessionCgroups(t *testing.T) {
 			continue
 		}
 		for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-			left, _ := filepath.Glob(filepath.Join(root, own, "rlogin-session-*"))
+			left, _ := filepath.Glob(filepath.Join(root, own, "rlogin-session-"+strconv.Itoa(os.Getpid())+"-*"))
 			if len(left) > 0 {
 				t.Errorf("session cgroups left behind: %v", left)
 			}

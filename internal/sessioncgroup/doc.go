@@ -19,7 +19,8 @@
 //	err = cg.Remove()
 //
 // The cgroup is made under the caller's own cgroup (/proc/self/cgroup) in the cgroup2 hierarchy
-// (/proc/self/mountinfo), as "rlogin-session-*". That needs the right to create cgroups there:
+// (/proc/self/mountinfo), as "rlogin-session-PID-*" (PID: the caller's); New also removes the
+// empty ones whose maker is gone (an rlogind killed with SIGKILL leaves them). That needs the right to create cgroups there:
 // root on a machine without systemd, or a unit with Delegate=yes under systemd. A user-mode
 // daemon usually has neither, and gets ErrUnavailable.
 //

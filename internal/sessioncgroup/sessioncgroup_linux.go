@@ -36,7 +36,8 @@ func New() (*Cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(parent, "rlogin-session-")
+	removeStale(parent)
+	dir, err := os.MkdirTemp(parent, namePrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -46,6 +47,33 @@ func New() (*Cgroup, error) {
 		return nil, fmt.Errorf("sessioncgroup: %w", err)
 	}
 	return &Cgroup{dir: dir, path: filepath.Join(rel, filepath.Base(dir)), fd: fd}, nil
+}
+
+// namePrefix starts the name of every session cgroup, followed by the pid of the process that
+// made it, "-" and a random part.
+const namePrefix = "rlogin-session-"
+
+// removeStale removes the empty session cgroups in parent whose maker is gone: an rlogind killed
+// with SIGKILL leaves its sessions' cgroups behind. A cgroup of a live process is left alone (it
+// may be about to clone a session into it); one that still holds processes cannot be removed
+// (rmdir fails with EBUSY) and stays.
+func removeStale(parent string) {
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), namePrefix)
+		maker, _, ok2 := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(maker)
+		if !ok || !ok2 || err != nil || !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			continue // its maker runs (or a process that took its pid: the cgroup waits)
+		}
+		_ = unix.Rmdir(filepath.Join(parent, e.Name())) // best effort
+	}
 }
 
 // ownCgroup returns the caller's cgroup v2 path ("0::/path" in /proc/self/cgroup).

@@ -4,8 +4,11 @@ package sessioncgroup
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -123,5 +126,37 @@ func TestUnescape(t *testing.T) {
 		if got := unescape(in); got != want {
 			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestNewRemovesStale: New removes the empty cgroups of a maker that is gone (an rlogind killed
+// with SIGKILL), and leaves a live maker's alone.
+func TestNewRemovesStale(t *testing.T) {
+	cg := newOrSkip(t)
+	parent := filepath.Dir(cg.dir)
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(parent, namePrefix+strconv.Itoa(gone.Process.Pid)+"-test")
+	live := filepath.Join(parent, namePrefix+strconv.Itoa(os.Getpid())+"-test")
+	for _, dir := range []string{stale, live} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = unix.Rmdir(dir) })
+	}
+	again, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stale cgroup %s is still there (%v)", stale, err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the live maker's cgroup %s was removed: %v", live, err)
 	}
 }
