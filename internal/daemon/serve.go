@@ -18,9 +18,16 @@ import (
 // killGrace is how long Serve still waits, after StopGrace, for sessions whose shells it killed.
 const killGrace = 2 * time.Second
 
+// endSlack is how long Serve waits past StopGrace before it kills shells. A session whose shell
+// has exited may still be ending its leftover jobs (pty's End): End kills them at StopGrace after
+// the hangup, which the stop made, and they die at once. Killing at StopGrace itself would race
+// End and warn about sessions that were about to end anyway.
+const endSlack = 500 * time.Millisecond
+
 // Serve serves logins on l until ctx is cancelled, then stops: it closes l, cancels the sessions
 // it started (their clients are told "service stopping", their shells hung up), waits up to
-// Config.StopGrace for them, kills the shells of those still running and waits a little more.
+// Config.StopGrace (and a little more, for their leftover jobs' end) for them, kills the shells of
+// those still running and waits a little more.
 // Serve owns l. It returns nil after ctx is cancelled, or the error that stopped it otherwise.
 //
 // Serve may be called for several listeners at once, one call each, as net/http's Server.Serve
@@ -214,7 +221,8 @@ func (ss *sessionSet) remove(c *conn) {
 	ss.mu.Unlock()
 }
 
-// stop waits for the cancelled sessions to end: up to g's StopGrace, then it kills the shells
+// stop waits for the cancelled sessions to end: up to g's StopGrace and endSlack (the sessions
+// end their leftover jobs at StopGrace after the hangup), then it kills the shells
 // still running (SIGKILL, and their terminals closed, which hangs up whatever else uses them),
 // makes their conns fail and waits up to killGrace more. It returns even if some session still
 // has not ended.
@@ -224,7 +232,7 @@ func (ss *sessionSet) stop(g *Server) {
 		ss.wg.Wait()
 		close(done)
 	}()
-	if waitDone(done, g.cfg.StopGrace) {
+	if waitDone(done, g.cfg.StopGrace+endSlack) {
 		return
 	}
 	ss.mu.Lock()

@@ -98,7 +98,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	set.TextVar(&o.penalties, "per-source-penalties", admission.DefaultPenalties(), "refuse sources for a while after failed logins: `off` or keyword:duration items (authfail, noauth, grace-exceeded, max, min; max-sources:n)")
 	set.Var(&o.exempt, "per-source-penalty-exempt-list", "comma-separated `addresses` and CIDR prefixes never penalized")
 	set.Var(&o.maxSessions, "max-sessions", "most sessions at once, `n` or none")
-	set.DurationVar(&o.stopGrace, "stop-grace", daemon.DefaultStopGrace, "on SIGTERM, how long sessions have to end before their shells are killed")
+	set.DurationVar(&o.stopGrace, "stop-grace", daemon.DefaultStopGrace, "on SIGTERM, how long sessions have to end before their shells are killed; after any session ends, how long its leftover jobs may run before they are killed")
 	set.BoolVar(&o.noBootstrap, "no-bootstrap", false, "do not create the authorized keys file with your own rlogin key when it does not exist")
 	set.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "least `level` logged: debug, info, warn or error")
 	set.StringVar(&o.logFormat, "log-format", "text", "log line `format`: text or json")

@@ -11,4 +11,7 @@
 //	cmd, p, err := usershell.Start(logger, sh, "xterm", []string{"LANG=C.UTF-8"}, pty.Size{Rows: 24, Cols: 80})
 //	...
 //	// serve p; cmd.Process is the shell, for a forced stop
+//	p.Hangup()      // the session is over: the shell gets SIGHUP
+//	_, _ = p.Wait() // once the shell has exited:
+//	err = p.End(5 * time.Second) // its leftover jobs get SIGHUP, and SIGKILL 5s after the hangup
 package usershell
