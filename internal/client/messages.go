@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rlogin-go/rlogin/internal/errtext"
 	"github.com/rlogin-go/rlogin/transport"
 )
 
@@ -39,30 +40,8 @@ func userMessage(err error) string {
 	return plainText(err)
 }
 
-// plainText is err's text without the prefixes of this module's packages, wherever they stand:
-// "transport: tls handshake: remote error: tls: bad certificate" becomes "tls handshake: remote
-// error: tls: bad certificate". Prefixes from outside the module ("tls: ") stay: they name the
-// layer that failed, which the rest of the text does not.
-func plainText(err error) string {
-	parts := strings.Split(err.Error(), ": ")
-	kept := parts[:0]
-	for _, p := range parts {
-		if !isPackagePrefix(p) {
-			kept = append(kept, p)
-		}
-	}
-	return strings.Join(kept, ": ")
-}
-
-// isPackagePrefix reports whether word is the prefix the errors of one of this module's packages
-// start with.
-func isPackagePrefix(word string) bool {
-	switch word {
-	case "client", "transport", "session", "classic", "keys", "rawio", "pty":
-		return true
-	}
-	return false
-}
+// plainText is err's text without this module's package prefixes (errtext.Plain).
+func plainText(err error) string { return errtext.Plain(err) }
 
 // dialMessage words a failure to reach the login mailbox like ssh does.
 func dialMessage(host string, port int, err error) string {
