@@ -10,28 +10,6 @@ import (
 	"testing"
 )
 
-func TestPlainText(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{fmt.Errorf("transport: request mailbox %q: %w", "login", errors.New("transport: invalid mailbox name")),
-			`request mailbox "login": invalid mailbox name`},
-		{fmt.Errorf("session: connection lost: %w", errors.New("read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer")),
-			"connection lost: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer"},
-		{fmt.Errorf("transport: tls handshake: %w", errors.New("remote error: tls: bad certificate")),
-			"tls handshake: remote error: tls: bad certificate"},
-		{fmt.Errorf("client: %w", fmt.Errorf("keys: %w", errors.New("open /x: permission denied"))), "open /x: permission denied"},
-		{fmt.Errorf("classic: reading the server's answer: %w", errors.New("unexpected EOF")), "reading the server's answer: unexpected EOF"},
-		{errors.New("no session: here"), "no session: here"}, // a word, not a prefix
-		{errors.New("plain"), "plain"},
-	} {
-		if got := plainText(tc.err); got != tc.want {
-			t.Errorf("plainText(%q) = %q, want %q", tc.err, got, tc.want)
-		}
-	}
-}
-
 // TestUserMessage checks that a worded failure shows its words, and anything else its text without
 // package prefixes.
 func TestUserMessage(t *testing.T) {

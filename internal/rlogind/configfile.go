@@ -153,7 +153,7 @@ func applyConfig(set *flag.FlagSet, path string, data []byte) error {
 			}
 		}
 		if err := set.Set(f.Name, val); err != nil {
-			return fmt.Errorf("rlogind: %s: line %d: %s: %w", path, l.num, f.Name, err)
+			return fmt.Errorf("rlogind: %s: line %d: %w", path, l.num, &valueError{name: f.Name, value: val, keyword: true, err: err})
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rlogin-go/rlogin/internal/errtext"
 	"github.com/rlogin-go/rlogin/keys"
 )
 
@@ -21,7 +22,7 @@ const userKey = "~/.rlogin/id_ed25519"
 func loadHostKey(log *slog.Logger, path string) (ed25519.PrivateKey, error) {
 	hostKey, created, err := keys.LoadOrCreate(path)
 	if err != nil {
-		return nil, fmt.Errorf("rlogind: host key: %w", err)
+		return nil, errtext.Errorf("rlogind: cannot use the host key: %w", err)
 	}
 	fp := keys.Fingerprint(hostKey.Public().(ed25519.PublicKey))
 	if created {
@@ -42,18 +43,18 @@ func bootstrap(log *slog.Logger, home, path string) error {
 	keyPath := expandHome(userKey, home)
 	key, _, err := keys.LoadOrCreate(keyPath)
 	if err != nil {
-		return fmt.Errorf("rlogind: bootstrapping %s: %w", path, err)
+		return errtext.Errorf("rlogind: bootstrapping %s: %w", path, err)
 	}
 	pub := key.Public().(ed25519.PublicKey)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("rlogind: bootstrapping %s: %w", path, err)
+		return errtext.Errorf("rlogind: bootstrapping %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return nil // created meanwhile: not ours to touch
 	}
 	if err != nil {
-		return fmt.Errorf("rlogind: bootstrapping %s: %w", path, err)
+		return errtext.Errorf("rlogind: bootstrapping %s: %w", path, err)
 	}
 	_, err = f.Write(keys.MarshalAuthorizedKey(pub, keyComment()))
 	if err == nil {
@@ -64,7 +65,7 @@ func bootstrap(log *slog.Logger, home, path string) error {
 	}
 	if err != nil {
 		_ = os.Remove(path) // best effort: a half-written file would stop the next bootstrap
-		return fmt.Errorf("rlogind: bootstrapping %s: %w", path, err)
+		return errtext.Errorf("rlogind: bootstrapping %s: %w", path, err)
 	}
 	log.Info(fmt.Sprintf("authorized your own key %s.pub (%s) in %s because that file did not exist",
 		tildePath(keyPath, home), keys.Fingerprint(pub), tildePath(path, home)))

@@ -3,13 +3,13 @@ package rlogind
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"syscall"
 
+	"github.com/rlogin-go/rlogin/internal/errtext"
 	"github.com/rlogin-go/rlogin/internal/systemd"
 	"github.com/rlogin-go/rlogin/transport"
 )
@@ -30,14 +30,14 @@ func listen(ctx context.Context, addr string) (*sockets, error) {
 		_ = os.Unsetenv(v) // for no child to see
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rlogind: %w", err)
+		return nil, errtext.Errorf("rlogind: %w", err)
 	}
 	if len(ls) > 0 {
 		return &sockets{ls: ls, names: names, activated: true}, nil
 	}
 	l, err := transport.Listen(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("rlogind: cannot listen on %s: %w", addr, systemReason(err))
+		return nil, errtext.Errorf("rlogind: cannot listen on %s: %w", addr, systemReason(err))
 	}
 	return &sockets{ls: []net.Listener{l}}, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/internal/daemon"
+	"github.com/rlogin-go/rlogin/internal/errtext"
 	"github.com/rlogin-go/rlogin/internal/logsink"
 )
 
@@ -138,7 +139,7 @@ func defaultConfigFile() string {
 func loadOptions(args []string, stderr io.Writer, home, defaultConfig string) (*options, error) {
 	var first options
 	set := newFlagSet(&first)
-	if err := set.Parse(args); err != nil {
+	if err := parseFlags(set, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stderr, usageText)
 			set.SetOutput(stderr)
@@ -174,7 +175,7 @@ func loadOptions(args []string, stderr io.Writer, home, defaultConfig string) (*
 		}
 		o.configLoaded = path
 	}
-	if err := set.Parse(args); err != nil { // the command line wins
+	if err := parseFlags(set, args); err != nil { // the command line wins
 		return nil, usageErrorf("rlogind: %w", err)
 	}
 	o.config = path
@@ -188,12 +189,95 @@ func loadOptions(args []string, stderr io.Writer, home, defaultConfig string) (*
 		return nil, usageErrorf("rlogind: stop-grace %v: must be positive", o.stopGrace)
 	case o.logFormat != "text" && o.logFormat != "json":
 		return nil, usageErrorf("rlogind: log-format %q: want text or json", o.logFormat)
+	case !validRootLogin(o.sys.permitRootLogin):
+		// Here, before anything is created; daemon's own check is only a backstop.
+		return nil, usageErrorf("rlogind: permit-root-login %q: want %s, %s or %s", o.sys.permitRootLogin,
+			daemon.PermitRootNo, daemon.PermitRootProhibitPassword, daemon.PermitRootYes)
 	}
 	o.resolvePaths(home, os.Geteuid() == 0) // System mode when root
 	if o.logFile != "" {
 		o.logFile = expandHome(o.logFile, home)
 	}
 	return &o, nil
+}
+
+// validRootLogin reports whether v is a value of -permit-root-login.
+func validRootLogin(v string) bool {
+	switch v {
+	case daemon.PermitRootNo, daemon.PermitRootProhibitPassword, daemon.PermitRootYes:
+		return true
+	}
+	return false
+}
+
+// parseFlags is set.Parse, except that a bad value gives a *valueError: flag's own error for it
+// has only the text of the value's error, not the error.
+func parseFlags(set *flag.FlagSet, args []string) error {
+	var bad error
+	set.VisitAll(func(f *flag.Flag) { f.Value = &watchedValue{Value: f.Value, name: f.Name, bad: &bad} })
+	// Back to the flags' own values, which -h's list of defaults looks at.
+	defer set.VisitAll(func(f *flag.Flag) { f.Value = f.Value.(*watchedValue).Value })
+	err := set.Parse(args)
+	if err != nil && bad != nil {
+		return bad
+	}
+	return err
+}
+
+// A watchedValue is a flag's value that keeps the first error of Set in bad, as a *valueError.
+type watchedValue struct {
+	flag.Value
+	name string
+	bad  *error
+}
+
+func (v *watchedValue) Set(s string) error {
+	err := v.Value.Set(s)
+	if err != nil && *v.bad == nil {
+		*v.bad = &valueError{name: v.name, value: s, err: err}
+	}
+	return err
+}
+
+// IsBoolFlag keeps a boolean flag one that needs no value.
+func (v *watchedValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// A valueError is a bad value of a flag or, with keyword, of a configuration keyword.
+type valueError struct {
+	name, value string
+	keyword     bool
+	err         error
+}
+
+func (e *valueError) Error() string {
+	what := "-" + e.name
+	if e.keyword {
+		what = e.name
+	}
+	return fmt.Sprintf("invalid value %q for %s: %s", e.value, what, e.reason())
+}
+
+func (e *valueError) Unwrap() error { return e.err }
+
+// reason is why the value is bad: the text of err, without package prefixes nor what it repeats
+// of the message around it (the flag's name, the value), so that
+// `admission: max-startups "1:2": want start:rate:full` reads "want start:rate:full".
+func (e *valueError) reason() string {
+	text := errtext.Plain(e.err)
+	parts := strings.Split(text, ": ")
+	kept := parts[:0]
+	for _, p := range parts {
+		if p != e.name && !strings.HasPrefix(p, e.name+" ") && p != strconv.Quote(e.value) {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == 0 {
+		return text
+	}
+	return strings.Join(kept, ": ")
 }
 
 // limitValue is a count flag that also takes "none" (no limit, stored as -1).

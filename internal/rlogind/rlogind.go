@@ -18,8 +18,9 @@
 // -inetd the connection on standard input); open the log; then load the host key, creating it
 // on first start, and create the authorized keys file with the user's own key if there is none
 // (user mode); then serve until the context is cancelled, reloading on each value of
-// Env.Reload. Every error it returns starts with "rlogind: ", once, so that the command prints
-// it as it is; a bad command line or configuration file is a *UsageError.
+// Env.Reload. Every error it returns starts with "rlogind: ", once, then says what went wrong in
+// the user's words, so that the command prints it as it is; a bad command line or configuration
+// file is a *UsageError.
 package rlogind
 
 import (
@@ -35,6 +36,7 @@ import (
 	"sync"
 
 	"github.com/rlogin-go/rlogin/internal/daemon"
+	"github.com/rlogin-go/rlogin/internal/errtext"
 	"github.com/rlogin-go/rlogin/internal/inetd"
 	"github.com/rlogin-go/rlogin/internal/logsink"
 	"github.com/rlogin-go/rlogin/internal/sigreset"
@@ -96,7 +98,7 @@ func Main(args []string) error {
 	// First: sigreset.Reset changes what signal.Ignored reports.
 	stop, reload := StopSignals(), ReloadSignals()
 	if err := sigreset.Reset(); err != nil {
-		return fmt.Errorf("rlogind: %w", err)
+		return errtext.Errorf("rlogind: %w", err)
 	}
 	ctx, cancel := NotifyStop(context.Background(), stop)
 	defer cancel()
@@ -149,7 +151,7 @@ func runInetd(ctx context.Context, o *options, home string, env Env) error {
 	}
 	conn, err := inetd.Conn(stdin)
 	if err != nil {
-		return fmt.Errorf("rlogind: %w", err)
+		return errtext.Errorf("rlogind: %w", err)
 	}
 	defer conn.Close() // ServeConn closes it; this covers the failures before
 	stderrIsConn := inetd.SameFile(stdin, env.Stderr)
@@ -168,7 +170,7 @@ func runInetd(ctx context.Context, o *options, home string, env Env) error {
 		return err
 	}
 	if err := srv.ServeConn(ctx, conn); err != nil {
-		return fmt.Errorf("rlogind: %w", err)
+		return errtext.Errorf("rlogind: %w", err)
 	}
 	return nil
 }
@@ -211,7 +213,7 @@ func serveUntilDone(ctx context.Context, srv *daemon.Server, socks *sockets, r *
 	close(serveDone)
 	wg.Wait()
 	if err != nil {
-		return fmt.Errorf("rlogind: %w", err)
+		return errtext.Errorf("rlogind: %w", err)
 	}
 	return nil
 }
@@ -247,7 +249,7 @@ func serveEach(ctx context.Context, srv *daemon.Server, ls []net.Listener) error
 func openLog(o *options, stderr io.Writer, stderrIsConn bool) (*logsink.Sink, error) {
 	logs, err := logsink.Open(o.logOptions(), stderr, stderrIsConn)
 	if err != nil {
-		return nil, fmt.Errorf("rlogind: cannot open the log file %s: %w", o.logFile, systemReason(err))
+		return nil, errtext.Errorf("rlogind: cannot open the log file %s: %w", o.logFile, systemReason(err))
 	}
 	if o.configLoaded != "" {
 		logs.Logger().Debug("configuration file read", "path", o.configLoaded)
@@ -269,7 +271,7 @@ func newServer(log *slog.Logger, o *options, home string) (*daemon.Server, error
 	}
 	srv, err := daemon.NewServer(o.serverConfig(hostKey, home, log))
 	if err != nil {
-		return nil, fmt.Errorf("rlogind: %w", err)
+		return nil, errtext.Errorf("rlogind: %w", err)
 	}
 	return srv, nil
 }
