@@ -45,8 +45,9 @@ func isPackagePrefix(word string) bool {
 	return false
 }
 
-// Errorf is fmt.Errorf, except that each error its format shows with %w reads as Plain gives it;
-// the error returned still wraps them, for errors.Is and errors.As.
+// Errorf is fmt.Errorf, except that each error among args reads as Plain gives it (whether the
+// format shows it with %w or %v); the error returned still wraps those shown with %w, for
+// errors.Is and errors.As.
 func Errorf(format string, args ...any) error {
 	shown := make([]any, len(args))
 	for i, a := range args {
