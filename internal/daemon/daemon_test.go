@@ -583,7 +583,7 @@ func TestStopKillsStubbornShell(t *testing.T) {
 // TestServeReturnsWhenListenerFails checks that Serve reports a listener that stops working
 // instead of hanging.
 func TestServeListenerClosed(t *testing.T) {
-	checkNoLeftovers(t)
+	logintest.CheckNoLeftovers(t)
 	srv, err := NewServer(Config{HostKey: newKey(t), AuthorizedKeys: "/nonexistent"})
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ type testServer struct {
 // changes the Config first.
 func startServer(t *testing.T, edit func(*Config)) *testServer {
 	t.Helper()
-	checkNoLeftovers(t)
+	logintest.CheckNoLeftovers(t)
 	home := t.TempDir()
 	ts := &testServer{
 		t:         t,
@@ -216,46 +216,6 @@ func tail(s string, n int) string {
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	termtest.WaitFor(t, shortTimeout, what, cond)
-}
-
-// checkNoLeftovers checks, when the test ends (after the cleanups registered later, such as
-// the server's stop), that the test left no child process and no open descriptor behind.
-func checkNoLeftovers(t *testing.T) {
-	t.Helper()
-	before := countFDs(t)
-	t.Cleanup(func() {
-		deadline := time.Now().Add(shortTimeout)
-		for {
-			kids, fds := children(), countFDs(t)
-			if len(kids) == 0 && fds <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("left behind: child processes %v, %d descriptors (had %d): %s", kids, fds, before, listFDs())
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents) - 1 // the directory being read
-}
-
-func listFDs() string {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	var out []string
-	for _, e := range ents {
-		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		out = append(out, e.Name()+"->"+target)
-	}
-	return strings.Join(out, " ")
 }
 
 // children lists the pids whose parent is this process (zombies included).

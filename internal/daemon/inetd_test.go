@@ -26,7 +26,7 @@ func clientLogin(t *testing.T, conn net.Conn, hostKey ed25519.PublicKey, key ed2
 }
 
 func TestServeConn(t *testing.T) {
-	checkNoLeftovers(t)
+	logintest.CheckNoLeftovers(t)
 	home := t.TempDir()
 	hostKey, clientKey := newKey(t), newKey(t)
 	authPath := filepath.Join(home, "authorized_keys")
