@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/session/classic"
@@ -23,13 +24,8 @@ import (
 
 // classicRemote is a classic rlogin client session against a test server.
 type classicRemote struct {
-	t    *testing.T
-	c    *classic.Client
-	in   io.WriteCloser
-	out  *termtest.Buffer
-	mark int
-	done chan struct{}
-	err  error
+	*logintest.Remote
+	c *classic.Client
 }
 
 // dialClassic connects to address from a privileged port if privileged (the test runs as root),
@@ -61,53 +57,15 @@ func dialClassic(t *testing.T, address string, privileged bool) net.Conn {
 func loginClassic(t *testing.T, address, ruser, user string, privileged bool) (*classicRemote, error) {
 	t.Helper()
 	conn := dialClassic(t, address, privileged)
-	r := &classicRemote{t: t, out: &termtest.Buffer{}, done: make(chan struct{})}
-	r.c = classic.NewClient(conn, classic.Request{ClientUser: ruser, ServerUser: user, Term: "xterm", Speed: "38400"})
-	r.c.Stdout = r.out
-	r.c.Window = classic.WindowSize{Rows: 33, Cols: 101}
-	r.in, _ = r.c.StdinPipe()
-	timer := time.AfterFunc(shortTimeout, func() { _ = r.c.Close() })
-	err := r.c.Start(context.Background())
-	timer.Stop()
+	c := classic.NewClient(conn, classic.Request{ClientUser: ruser, ServerUser: user, Term: "xterm", Speed: "38400"})
+	out := &termtest.Buffer{}
+	c.Stdout = out
+	c.Window = classic.WindowSize{Rows: 33, Cols: 101}
+	r, err := logintest.StartClient(t, c, out)
 	if err != nil {
 		return nil, err
 	}
-	go func() {
-		r.err = r.c.Wait()
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		_ = r.c.Close()
-		<-r.done
-	})
-	return r, nil
-}
-
-func (r *classicRemote) Send(s string) {
-	r.t.Helper()
-	if _, err := io.WriteString(r.in, s); err != nil {
-		r.t.Fatalf("sending %q: %v", s, err)
-	}
-}
-
-func (r *classicRemote) Expect(re string) []string {
-	r.t.Helper()
-	m, ok := r.out.Expect(&r.mark, regexp.MustCompile(re), shortTimeout)
-	if !ok {
-		r.t.Fatalf("timed out waiting for %q; output:\n%q", re, tail(r.out.String(), 2000))
-	}
-	return m
-}
-
-func (r *classicRemote) Wait() error {
-	r.t.Helper()
-	select {
-	case <-r.done:
-		return r.err
-	case <-time.After(shortTimeout):
-		r.t.Fatalf("session did not end within %v; output:\n%q", shortTimeout, tail(r.out.String(), 2000))
-		return nil
-	}
+	return &classicRemote{Remote: r, c: c}, nil
 }
 
 // rawClassic sends b on a fresh conn and returns the server's whole answer.
@@ -262,9 +220,9 @@ func TestClassicSystemPasswordLogin(t *testing.T) {
 		// The window request goes with output from classic.WindowRequestDelay on: ask until the
 		// client's size shows.
 		deadline := time.Now().Add(shortTimeout)
-		for !strings.Contains(r.out.String()[r.mark:], "33 101\r\n") {
+		for asked := len(r.Output()); !strings.Contains(r.Output()[asked:], "33 101\r\n"); {
 			if time.Now().After(deadline) {
-				t.Fatalf("stty size never showed 33 101; output:\n%q\nlog:\n%s", tail(r.out.String(), 1500), ts.log.String())
+				t.Fatalf("stty size never showed 33 101; output:\n%q\nlog:\n%s", tail(r.Output(), 1500), ts.log.String())
 			}
 			r.Send("stty size\r")
 			time.Sleep(20 * time.Millisecond)
@@ -274,7 +232,7 @@ func TestClassicSystemPasswordLogin(t *testing.T) {
 		}
 		r.Send("stty size\r")
 		r.Expect(`40 120\r\n`)
-		if strings.Contains(r.out.String(), bob.password) {
+		if strings.Contains(r.Output(), bob.password) {
 			t.Error("the password was echoed")
 		}
 		r.Send("exit\r")
@@ -292,7 +250,7 @@ func TestClassicSystemPasswordLogin(t *testing.T) {
 		r.Expect(`Password: `)
 		r.Send("wrong-password\rroot\rrootpw\r")
 		_ = r.Wait()
-		out := r.out.String()
+		out := r.Output()
 		if strings.Count(out, "Password:") != 1 || strings.Contains(out, "root\r\n") || strings.Contains(out, "#") {
 			t.Errorf("output %q: want one password prompt and the end", out)
 		}
@@ -328,7 +286,7 @@ func TestClassicSystemRhosts(t *testing.T) {
 		}
 		r.Send("echo I AM $(id -un).\r")
 		r.Expect(`I AM rlt-cbob\.`)
-		if strings.Contains(r.out.String(), "Password:") {
+		if strings.Contains(r.Output(), "Password:") {
 			t.Error("a trusted login was asked for a password")
 		}
 		r.Send("exit\r")

@@ -50,7 +50,7 @@ const mailbox = "login"
 // A Remote is a session logged in through rlogind, with its output collected.
 type Remote struct {
 	t    testing.TB
-	c    *session.Client
+	c    Client
 	in   io.WriteCloser
 	out  *termtest.Buffer
 	mark int
@@ -107,26 +107,44 @@ func secure(t testing.TB, ctx context.Context, conn net.Conn, hostKey ed25519.Pu
 // owns conn.
 func Start(t testing.TB, conn net.Conn, req session.Request) (*Remote, error) {
 	t.Helper()
-	r := &Remote{t: t, c: session.NewClient(conn, req), out: &termtest.Buffer{}, done: make(chan struct{})}
-	r.c.Stdout = r.out
-	in, err := r.c.StdinPipe()
+	c := session.NewClient(conn, req)
+	out := &termtest.Buffer{}
+	c.Stdout = out
+	return StartClient(t, c, out)
+}
+
+// A Client is the client of a login protocol: a *session.Client, or a *classic.Client for
+// classic rlogin.
+type Client interface {
+	StdinPipe() (io.WriteCloser, error)
+	Start(ctx context.Context) error
+	Wait() error
+	Close() error
+}
+
+// StartClient starts c, whose Stdout is out, within Timeout, and returns the Remote that types
+// into it and reads out. It owns c: it is closed and waited for at the end of the test.
+func StartClient(t testing.TB, c Client, out *termtest.Buffer) (*Remote, error) {
+	t.Helper()
+	r := &Remote{t: t, c: c, out: out, done: make(chan struct{})}
+	in, err := c.StdinPipe()
 	if err != nil {
-		_ = conn.Close()
+		_ = c.Close()
 		t.Fatal(err)
 	}
 	r.in = in
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	if err := r.c.Start(ctx); err != nil {
-		_ = r.c.Close()
+	if err := c.Start(ctx); err != nil {
+		_ = c.Close()
 		return nil, err
 	}
 	go func() { // owned by the cleanup below, which waits for it
-		r.err = r.c.Wait()
+		r.err = c.Wait()
 		close(r.done)
 	}()
 	t.Cleanup(func() {
-		_ = r.c.Close()
+		_ = c.Close()
 		<-r.done
 	})
 	return r, nil
