@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
@@ -25,9 +26,12 @@ const DefaultHandshakeTimeout = 10 * time.Second
 
 // A SecureConfig configures one end of a secure stream.
 type SecureConfig struct {
-	// Key is this end's key (required). Its public half is sent to the
-	// peer in a self-signed certificate.
-	Key ed25519.PrivateKey
+	// Key is this end's key (required): an ed25519.PrivateKey, or any
+	// crypto.Signer whose public half is an ed25519.PublicKey, such as a key
+	// held by ssh-agent or by another process, so that the private half
+	// need not be in this one. Its public half is sent to the peer in a
+	// self-signed certificate.
+	Key crypto.Signer
 	// HandshakeTimeout bounds the handshake; 0 means
 	// DefaultHandshakeTimeout. The ctx given to Client or Server bounds
 	// it too.
@@ -104,8 +108,14 @@ func handshake(ctx context.Context, conn net.Conn, cfg *SecureConfig, server boo
 // secureConfig returns the tls.Config of one handshake and where its
 // verification stores the peer's key.
 func secureConfig(cfg *SecureConfig) (*tls.Config, *peerCheck, error) {
-	if cfg == nil || len(cfg.Key) != ed25519.PrivateKeySize {
+	if cfg == nil || cfg.Key == nil {
 		return nil, nil, errors.New("transport: SecureConfig needs an ed25519 Key")
+	}
+	if k, isRaw := cfg.Key.(ed25519.PrivateKey); isRaw && len(k) != ed25519.PrivateKeySize {
+		return nil, nil, errors.New("transport: SecureConfig needs an ed25519 Key")
+	}
+	if _, ok := cfg.Key.Public().(ed25519.PublicKey); !ok {
+		return nil, nil, fmt.Errorf("transport: SecureConfig.Key is a %T key, want ed25519", cfg.Key.Public())
 	}
 	cert, err := selfSigned(cfg.Key)
 	if err != nil {
@@ -151,7 +161,7 @@ type peerCheck struct {
 }
 
 // selfSigned makes a certificate for key's public half, signed by key.
-func selfSigned(key ed25519.PrivateKey) (tls.Certificate, error) {
+func selfSigned(key crypto.Signer) (tls.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("transport: certificate serial: %w", err)

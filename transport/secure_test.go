@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -570,4 +571,47 @@ func TestSecureDirectIO(t *testing.T) {
 		}
 		roundTrip(t, s, c.c)
 	})
+}
+
+// opaqueSigner holds an ed25519 key behind crypto.Signer only, as an agent's or another
+// process's key is: the handshake must not need the private key's bytes.
+type opaqueSigner struct {
+	key   ed25519.PrivateKey
+	signs int
+}
+
+func (s *opaqueSigner) Public() crypto.PublicKey { return s.key.Public() }
+func (s *opaqueSigner) Sign(r io.Reader, msg []byte, o crypto.SignerOpts) ([]byte, error) {
+	s.signs++
+	return s.key.Sign(r, msg, o)
+}
+
+func TestSecureSignerKey(t *testing.T) {
+	ss, cs := &opaqueSigner{key: newKey(t)}, &opaqueSigner{key: newKey(t)}
+	srv, cli := tcpPair(t)
+	s, c := handshakePair(testCtx(t), srv, cli, &SecureConfig{Key: ss}, &SecureConfig{Key: cs})
+	defer closeSecure(s.c, c.c)
+	if err := errors.Join(s.err, c.err); err != nil {
+		t.Fatal(err)
+	}
+	if !s.c.PeerKey().Equal(cs.key.Public()) || !c.c.PeerKey().Equal(ss.key.Public()) {
+		t.Error("the peers' keys are not the signers' keys")
+	}
+	if ss.signs == 0 || cs.signs == 0 {
+		t.Errorf("signers used %d (server) and %d (client) times, want both", ss.signs, cs.signs)
+	}
+	roundTrip(t, s.c, c.c)
+}
+
+func TestSecureRefusesOtherKeyTypes(t *testing.T) {
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, cli := tcpPair(t)
+	defer srv.Close()
+	_, err = Client(testCtx(t), cli, &SecureConfig{Key: ek})
+	if err == nil || !strings.Contains(err.Error(), "want ed25519") {
+		t.Errorf("Client with an ECDSA key: %v, want a refusal naming ed25519", err)
+	}
 }
