@@ -2,6 +2,7 @@ package keys_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -125,4 +126,39 @@ func ExampleKnownHosts_HostVerifier() {
 	// Output:
 	// before: true
 	// after: <nil>
+}
+
+// Signing through ssh-agent: the private key stays in the agent.
+func ExampleDialAgent() {
+	agent, err := keys.DialAgent(context.Background(), os.Getenv("SSH_AUTH_SOCK"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer agent.Close()
+	ks, err := agent.Keys() // ed25519 keys, in ssh-add -l's order
+	if err != nil || len(ks) == 0 {
+		log.Fatal("no ed25519 key in the agent")
+	}
+	fmt.Println("offering", keys.Fingerprint(ks[0].Public().(ed25519.PublicKey)))
+	// ks[0] is a crypto.Signer: transport.SecureConfig{Key: ks[0], ...}
+}
+
+// A passphrase-protected key, asked for only when the file is encrypted.
+func ExampleLoadWithPassphrase() {
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "id_ed25519")
+	if _, err := keys.Create(path, []byte("correct horse")); err != nil {
+		log.Fatal(err)
+	}
+	_, err = keys.Load(path)
+	fmt.Println("without:", errors.Is(err, keys.ErrPassphraseNeeded))
+	_, err = keys.LoadWithPassphrase(path, func() ([]byte, error) { return []byte("correct horse"), nil })
+	fmt.Println("with:", err)
+	// Output:
+	// without: true
+	// with: <nil>
 }

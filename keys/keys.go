@@ -24,6 +24,12 @@
 //		VerifyPeer: kh.HostVerifier("example.org:5513"),
 //	})
 //
+// A client whose user keeps keys in ssh-agent(1) signs through it: DialAgent
+// (SSH_AUTH_SOCK), then Agent.Keys; an AgentKey is a crypto.Signer, so it
+// can be the SecureConfig's Key, and the private key never leaves the agent.
+// A passphrase-protected key file opens with LoadWithPassphrase, which asks
+// for the passphrase only when the file is encrypted; Create makes one.
+//
 // A client that trusts a host on first use, as rlogin does, checks with
 // KnownHosts.Check, asks the user about a key that fails with
 // ErrUnknownHost (showing Fingerprint(pub)), and adds it with
@@ -34,7 +40,8 @@
 // The formats:
 //
 //   - private keys: OpenSSH private-key format ("-----BEGIN OPENSSH PRIVATE
-//     KEY-----"), mode 0600, with the public half in path+".pub";
+//     KEY-----"), plain or passphrase-protected as ssh-keygen -N makes them,
+//     mode 0600, with the public half in path+".pub";
 //   - authorized_keys: sshd(8) AUTHORIZED_KEYS FILE FORMAT, ssh-ed25519 lines
 //     without options, checked like sshd's StrictModes;
 //   - known_hosts: sshd(8) SSH_KNOWN_HOSTS FILE FORMAT, including hashed host
@@ -49,6 +56,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -67,6 +75,14 @@ import (
 // maxPrivateKeyFile bounds how much of a private key file is read; an
 // OpenSSH ed25519 key file is about 400 bytes.
 const maxPrivateKeyFile = 64 << 10
+
+// ErrPassphraseNeeded means a private key file is passphrase-protected and
+// no passphrase was given to open it (Load, or LoadWithPassphrase with a nil
+// passphrase function).
+var ErrPassphraseNeeded = errors.New("keys: key is passphrase-protected")
+
+// ErrWrongPassphrase means the passphrase given does not open the key file.
+var ErrWrongPassphrase = errors.New("keys: incorrect passphrase")
 
 // LoadOrCreate loads the ed25519 private key at path, or, if there is no
 // file there, creates one: a new key in OpenSSH private-key format, mode
@@ -88,19 +104,7 @@ func LoadOrCreate(path string) (key ed25519.PrivateKey, created bool, err error)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, false, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, fmt.Errorf("keys: %w", err)
-	}
-	_, key, err = ed25519.GenerateKey(nil)
-	if err != nil {
-		return nil, false, fmt.Errorf("keys: generating key: %w", err)
-	}
-	comment := defaultComment()
-	block, err := ssh.MarshalPrivateKey(key, comment)
-	if err != nil {
-		return nil, false, fmt.Errorf("keys: encoding key: %w", err)
-	}
-	err = writeFileAtomic(path, pem.EncodeToMemory(block), 0o600, true)
+	key, err = Create(path, nil)
 	if errors.Is(err, fs.ErrExist) {
 		// Another process created the key first: use that one.
 		key, err = Load(path)
@@ -113,44 +117,79 @@ func LoadOrCreate(path string) (key ed25519.PrivateKey, created bool, err error)
 	if err != nil {
 		return nil, false, err
 	}
+	return key, true, nil
+}
+
+// Create makes a new ed25519 key at path, in OpenSSH private-key format,
+// mode 0600, encrypted with passphrase unless it is empty (as ssh-keygen -N
+// does: bcrypt KDF and aes256-ctr, so ssh-keygen and ssh-add open it), and
+// its public half in path+".pub" (comment user@host, mode 0644). Missing
+// parent directories are made with mode 0700. It never replaces a file: if
+// path exists, it returns an error matching fs.ErrExist and writes nothing.
+func Create(path string, passphrase []byte) (ed25519.PrivateKey, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, fmt.Errorf("keys: generating key: %w", err)
+	}
+	comment := defaultComment()
+	var block *pem.Block
+	if len(passphrase) > 0 {
+		block, err = ssh.MarshalPrivateKeyWithPassphrase(key, comment, passphrase)
+	} else {
+		block, err = ssh.MarshalPrivateKey(key, comment)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: encoding key: %w", err)
+	}
+	if err := writeFileAtomic(path, pem.EncodeToMemory(block), 0o600, true); err != nil {
+		return nil, err
+	}
 	pub := MarshalAuthorizedKey(key.Public().(ed25519.PublicKey), comment)
 	if err := writeFileAtomic(path+".pub", pub, 0o644, false); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return key, true, nil
+	return key, nil
 }
 
 // Load reads the ed25519 private key at path (OpenSSH private-key format, or
 // PKCS#8 PEM). Like ssh(1), it refuses a key file that group or others may
 // access ("permissions 0644 ... are too open"). A missing file gives an
-// error matching fs.ErrNotExist. Passphrase-protected keys and keys of other
+// error matching fs.ErrNotExist; a passphrase-protected one, an error
+// matching ErrPassphraseNeeded (LoadWithPassphrase opens it). Keys of other
 // types are refused.
 func Load(path string) (ed25519.PrivateKey, error) {
-	f, err := openRegular(path)
+	return LoadWithPassphrase(path, nil)
+}
+
+// LoadWithPassphrase is Load for a key file that may be passphrase-protected:
+// passphrase is called, once, only when the file is encrypted, and its error
+// is returned as is. A passphrase that does not open the key gives an error
+// matching ErrWrongPassphrase. A nil passphrase function refuses encrypted
+// files as Load does.
+func LoadWithPassphrase(path string, passphrase func() ([]byte, error)) (ed25519.PrivateKey, error) {
+	data, err := readPrivateKeyFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("keys: permissions %04o for %q are too open: a private key file must not be accessible by group or others (chmod 600 it)", perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxPrivateKeyFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("keys: reading %s: %w", path, err)
-	}
-	if len(data) > maxPrivateKeyFile {
-		return nil, fmt.Errorf("keys: %s: too large for a private key file", path)
-	}
 	raw, err := ssh.ParseRawPrivateKey(data)
-	if err != nil {
-		var missing *ssh.PassphraseMissingError
-		if errors.As(err, &missing) {
-			return nil, fmt.Errorf("keys: %s: passphrase-protected keys are not supported", path)
+	var missing *ssh.PassphraseMissingError
+	if errors.As(err, &missing) {
+		if passphrase == nil {
+			return nil, fmt.Errorf("%w: %s", ErrPassphraseNeeded, path)
 		}
+		pass, perr := passphrase()
+		if perr != nil {
+			return nil, perr
+		}
+		raw, err = ssh.ParseRawPrivateKeyWithPassphrase(data, pass)
+		if errors.Is(err, x509.IncorrectPasswordError) {
+			return nil, fmt.Errorf("%w for %s", ErrWrongPassphrase, path)
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("keys: %s: %w", path, err)
 	}
 	var key ed25519.PrivateKey
@@ -170,6 +209,75 @@ func Load(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("keys: %s: inconsistent ed25519 key (public half does not match)", path)
 	}
 	return key, nil
+}
+
+// readPrivateKeyFile reads a private key file: a regular file, not open to
+// group or others, of at most maxPrivateKeyFile bytes.
+func readPrivateKeyFile(path string) ([]byte, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("keys: permissions %04o for %q are too open: a private key file must not be accessible by group or others (chmod 600 it)", perm, path)
+	}
+	return readBounded(f, path, "private key")
+}
+
+// readBounded reads f, the key file at path, refusing more than
+// maxPrivateKeyFile bytes: no key file of ours is near that size.
+func readBounded(f *os.File, path, what string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(f, maxPrivateKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("keys: reading %s: %w", path, err)
+	}
+	if len(data) > maxPrivateKeyFile {
+		return nil, fmt.Errorf("keys: %s: too large for a %s file", path, what)
+	}
+	return data, nil
+}
+
+// LoadPublic reads the ed25519 public key in a .pub file (one line in
+// authorized_keys format, as ssh-keygen writes it next to the private key).
+// A missing file gives an error matching fs.ErrNotExist.
+func LoadPublic(path string) (ed25519.PublicKey, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := readBounded(f, path, "public key")
+	if err != nil {
+		return nil, err
+	}
+	k, _, _, _, err := ssh.ParseAuthorizedKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s: %w", path, err)
+	}
+	pub, ok := ed25519PublicKey(k)
+	if !ok {
+		return nil, fmt.Errorf("keys: %s: %s key; only ed25519 keys are supported", path, k.Type())
+	}
+	return pub, nil
+}
+
+// ed25519PublicKey returns k's ed25519 key, if it is one (a plain key, not a
+// certificate).
+func ed25519PublicKey(k ssh.PublicKey) (ed25519.PublicKey, bool) {
+	if k.Type() != ssh.KeyAlgoED25519 {
+		return nil, false
+	}
+	ck, ok := k.(ssh.CryptoPublicKey)
+	if !ok {
+		return nil, false
+	}
+	pub, ok := ck.CryptoPublicKey().(ed25519.PublicKey)
+	return pub, ok && len(pub) == ed25519.PublicKeySize
 }
 
 // keyKind names the kind of a parsed private key for error messages.
