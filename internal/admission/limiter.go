@@ -282,6 +282,10 @@ func (l *Limiter) closed(c *Conn) {
 	case l.stopping:
 	case c.failed: // also after a session: a password login(1) refused
 		kind = penaltyAuthFail
+	case c.attempted && !c.authOK:
+		// An attempt whose verdict the client did not wait for is a failure: a password
+		// guesser that hangs up before login(1)'s fail delay is charged like one that waits.
+		kind = penaltyAuthFail
 	case c.authOK || inSession:
 	case !now.Before(c.deadline):
 		kind = penaltyGraceExceeded
@@ -333,6 +337,7 @@ type Conn struct {
 	delivered bool // reached a login flow
 	authOK    bool // authenticated
 	failed    bool // a login attempt was refused
+	attempted bool // an authentication attempt started whose verdict is pending
 }
 
 // ID returns the connection's number, unique in its Limiter, for the log.
@@ -350,6 +355,12 @@ func (c *Conn) Delivered() { c.set(func() { c.delivered = true }) }
 // Authenticated records that the login was authorized: closing the connection will not
 // penalize its source (unless Failed comes later).
 func (c *Conn) Authenticated() { c.set(func() { c.authOK = true }) }
+
+// Attempting records that an authentication attempt started whose verdict comes later (a
+// password that login(1) checks): unless Authenticated follows, closing the connection counts
+// as a failed attempt (the authfail penalty), however it ends: the client hanging up, the
+// grace time, an error.
+func (c *Conn) Attempting() { c.set(func() { c.attempted = true }) }
 
 // Failed records that a login attempt was refused (a key not authorized, a bad or unknown user
 // name, a wrong password): the source gets the authfail penalty when the connection closes,

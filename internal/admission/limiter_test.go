@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,9 +125,18 @@ func TestPenaltyOnClose(t *testing.T) {
 		{"failed", func(_ *Limiter, ac *Conn) { ac.Authenticated(); ac.StartSession(); ac.Failed() }, true},
 		{"authenticated", func(_ *Limiter, ac *Conn) { ac.Authenticated() }, false},
 		{"shutting down", func(lim *Limiter, _ *Conn) { lim.ShuttingDown() }, false},
+		// Below, only failed authentications are penalized (NoAuth 0): a client that hangs up
+		// while its password is being checked is charged, one that never tried is not.
+		{"attempt abandoned", func(_ *Limiter, ac *Conn) { ac.Attempting() }, true},
+		{"attempt abandoned in a session", func(_ *Limiter, ac *Conn) { ac.Attempting(); ac.StartSession() }, true},
+		{"attempt succeeded", func(_ *Limiter, ac *Conn) { ac.Attempting(); ac.Authenticated(); ac.StartSession() }, false},
+		{"no attempt", func(*Limiter, *Conn) {}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Penalties{AuthFail: time.Hour, NoAuth: time.Hour, Max: time.Hour}
+			if strings.HasPrefix(tc.name, "attempt") || tc.name == "no attempt" {
+				p.NoAuth = 0
+			}
 			lim, l, dial := listen(t, Limits{Penalties: &p}, clock)
 			dial()
 			ac := accept(t, l)

@@ -91,7 +91,7 @@ func (g *Server) handleClassic(ctx context.Context, c *conn) {
 	actx, cancel := context.WithDeadline(ctx, l.deadline) // users' files are read by the deadline
 	defer cancel()
 	lg, reason, ok := g.authorizeClassic(actx, l.log, c, req)
-	slot := g.claimSession(c, srv, reason, ok)
+	slot := g.claimSession(c, srv, reason, ok, lg)
 	if slot == nil {
 		return
 	}

@@ -57,6 +57,12 @@ func dialFrom(t *testing.T, addr, src string) net.Conn {
 // (or the mailbox refusal), and the remote once started.
 func loginFrom(t *testing.T, ts *testServer, src string, key ed25519.PrivateKey) (*logintest.Remote, error) {
 	t.Helper()
+	return loginFromAs(t, ts, src, key, ts.srv.User())
+}
+
+// loginFromAs is loginFrom as user.
+func loginFromAs(t *testing.T, ts *testServer, src string, key ed25519.PrivateKey, user string) (*logintest.Remote, error) {
+	t.Helper()
 	c := dialFrom(t, ts.addr, src)
 	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 	defer cancel()
@@ -76,7 +82,7 @@ func loginFrom(t *testing.T, ts *testServer, src string, key ed25519.PrivateKey)
 	if err != nil {
 		return nil, err
 	}
-	return logintest.Start(t, sc, ts.request(ts.srv.User()))
+	return logintest.Start(t, sc, ts.request(user))
 }
 
 // expectDropped checks that the server closes c at once with the mailbox refusal reason.

@@ -52,7 +52,7 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	actx, cancel := context.WithDeadline(ctx, l.deadline) // users' files are read by the deadline
 	defer cancel()
 	lg, reason, ok := g.authorizeLogin(actx, l.log, req, key)
-	slot := g.claimSession(c, srv, reason, ok)
+	slot := g.claimSession(c, srv, reason, ok, lg)
 	if slot == nil {
 		return
 	}
@@ -64,7 +64,6 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 		window: req.Window,
 	}
 	if lg != nil {
-		lg.onFail = c.ac.Failed // a wrong password, for the penalties
 		sr.logAttrs = []any{"user", lg.user.Name, "method", lg.method}
 	}
 	started := []any{"term", sanitize.Text(req.Term)}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,28 +54,36 @@ func (sl *slot) release() {
 }
 
 // claimSession ends the authorization of c's login, whose outcome is ok (reason: the refusal).
-// A refused client is told reason, and its source will be penalized. An authorized conn leaves
-// the unauthenticated ones and claims a session slot (MaxSessions), which must be released when
-// the session has ended; if MaxSessions sessions run already, the client is refused, and the
-// conn stays unauthenticated, but out of the penalties, until it closes. It returns nil once
-// the client is refused.
-func (g *Server) claimSession(c *conn, p interface{ Refuse(string) error }, reason string, ok bool) *slot {
+// A refused client is told reason, and its source will be penalized. An authorized conn claims
+// a session slot (MaxSessions), which must be released when the session has ended, and leaves
+// the unauthenticated ones, unless its verdict is still pending (lg.passwordPending: login(1)
+// checks the password in the session): such a conn is an authentication attempt, under its
+// grace deadline and counted as unauthenticated until the password is accepted (see
+// runSession), and a failure however it ends before that. If MaxSessions sessions run already,
+// the client is refused, and the conn stays unauthenticated, but out of the penalties, until it
+// closes. It returns nil once the client is refused.
+func (g *Server) claimSession(c *conn, p interface{ Refuse(string) error }, reason string, ok bool, lg *systemLogin) *slot {
 	if !ok {
 		c.ac.Failed()
 		_ = p.Refuse(reason)
 		return nil
 	}
-	c.ac.Authenticated()
 	g.mu.Lock()
 	if max := g.cfg.MaxSessions; max > 0 && g.running >= max {
 		g.mu.Unlock()
+		c.ac.Authenticated() // the server's limit, not the client's failure
 		g.log.Warn("login refused: too many sessions", "max_sessions", max)
 		_ = p.Refuse(reasonMaxSessions)
 		return nil
 	}
 	g.running++
 	g.mu.Unlock()
-	c.ac.StartSession()
+	if lg.passwordPending() {
+		c.ac.Attempting()
+	} else {
+		c.ac.Authenticated()
+		c.ac.StartSession()
+	}
 	return &slot{s: g.serverState}
 }
 
@@ -101,7 +110,25 @@ type protocol interface {
 // runSession starts the session of the login authorized on a (see startSession), holding slot,
 // serves it with p to its end, and logs it; the log line of its start adds started. If the
 // session cannot start, the client is refused and the slot released.
+//
+// A password login (lg.passwordPending) is authenticated only when login(1) has accepted the
+// password and started the user's session (the password gate opens): only then does the conn
+// leave the unauthenticated ones and its grace deadline, and is "session started" logged. A
+// login that ends before, however it ends, is a failed attempt, logged as one and charged to
+// its source.
 func (g *Server) runSession(ctx context.Context, a *attempt, p protocol, slot *slot, lg *systemLogin, sr sessionRequest, started ...any) {
+	var verdict passwordVerdict
+	if lg.passwordPending() {
+		lg.onFail = func() { verdict.failed.Store(true); a.ac.Failed() }
+		openLog := a.log.With(sr.logAttrs...)
+		lg.onOpen = func() {
+			verdict.accepted.Store(true)
+			a.ac.Authenticated()
+			a.ac.StartSession()
+			_ = a.SetDeadline(time.Time{}) // lifted: the grace deadline no longer clamps it
+			openLog.Info("session started", started...)
+		}
+	}
 	run, err := g.startSession(a, lg, sr)
 	if err != nil {
 		slot.release()
@@ -112,14 +139,28 @@ func (g *Server) runSession(ctx context.Context, a *attempt, p protocol, slot *s
 		_ = p.Refuse(reason)
 		return
 	}
-	run.log.Info("session started", started...)
+	if lg.passwordPending() {
+		run.log.Info("login(1) asks for the password", started...)
+	} else {
+		run.log.Info("session started", started...)
+	}
 	start := time.Now()
 	state, err := p.serve(ctx, run.term)
 	run.finish()
 	slot.release()
 	_ = p.Close()
-	run.end(start, state, err)
+	if lg.passwordPending() && !verdict.accepted.Load() {
+		run.endAttempt(start, verdict.failed.Load())
+	} else {
+		run.end(start, state, err)
+	}
 	run.endProcesses(g.cfg.StopGrace)
+}
+
+// A passwordVerdict is what the password gate said of a password login.
+type passwordVerdict struct {
+	accepted atomic.Bool // the session started
+	failed   atomic.Bool // the login failed, and the gate logged why
 }
 
 // running is a session that started: its program on a pty and the terminal to serve.
@@ -195,6 +236,17 @@ func (r *running) end(start time.Time, state *os.ProcessState, err error) {
 		attrs = append(attrs, "err", sanitize.Text(err.Error())) // may quote what the peer sent
 	}
 	r.log.Info("session ended", attrs...)
+}
+
+// endAttempt closes the pty of a password login that ended before the password was accepted,
+// reaps login(1), and logs the failed attempt, unless the gate logged it already (logged).
+func (r *running) endAttempt(start time.Time, logged bool) {
+	_ = r.p.Close()
+	_, _ = r.p.Wait()
+	if !logged {
+		r.log.Warn("authentication failed", "reason", "the connection ended before the password was accepted",
+			"duration", time.Since(start).Round(time.Millisecond))
+	}
 }
 
 // endProcesses ends what is left of the session once its program has exited (the jobs it left

@@ -81,7 +81,11 @@ type systemLogin struct {
 	user   *systemlogin.User
 	method string // methodPublicKey, methodRhosts: login -f; methodPassword: login(1) asks for the password
 	onFail func() // if not nil, called when a password login fails (the per-source penalties)
+	onOpen func() // if not nil, called when a password login's session starts (authenticated)
 }
+
+// passwordPending reports whether lg's verdict is still to come: login(1) checks the password.
+func (lg *systemLogin) passwordPending() bool { return lg != nil && lg.method == methodPassword }
 
 // authorizeLogin decides a login request: with authorizeSystem in System mode, else with
 // authorize (lg is nil then).
@@ -182,5 +186,5 @@ func (s *Server) keyAuthorized(ctx context.Context, log *slog.Logger, u *systeml
 
 // login returns lg as systemlogin carries it out, for a client at host.
 func (lg *systemLogin) login(host string) *systemlogin.Login {
-	return &systemlogin.Login{User: lg.user, Password: lg.method == methodPassword, Host: host, OnFail: lg.onFail}
+	return &systemlogin.Login{User: lg.user, Password: lg.method == methodPassword, Host: host, OnFail: lg.onFail, OnAuthenticated: lg.onOpen}
 }

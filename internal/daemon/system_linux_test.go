@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/keys"
@@ -361,6 +362,45 @@ func TestSystemPasswordLogin(t *testing.T) {
 	}
 }
 
+// TestSystemPasswordHangupCharged: a password guess whose client hangs up before login(1) has
+// answered (before its fail delay) is a failed attempt all the same: logged as one with the
+// user, the source and the method, never as a session, and charged to its source, which is
+// refused once its penalty is active. Before, such guessers were never charged.
+func TestSystemPasswordHangupCharged(t *testing.T) {
+	requireSystem(t)
+	bob := addUser(t, "rlt-hbob")
+	ts := startSystem(t, func(c *Config) {
+		c.PasswordAuthentication = true
+		c.PerSourcePenalties = &admission.Penalties{AuthFail: time.Hour, Max: 2 * time.Hour}
+	})
+	for _, tc := range []struct{ name, typed, src string }{
+		{"guess then hang up", "wrong-guess\r", "127.0.0.2"},
+		{"hang up at the prompt", "", "127.0.0.3"},
+	} {
+		src := tc.src
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := loginFromAs(t, ts, src, newKey(t), bob.name)
+			if err != nil {
+				t.Fatalf("login: %v", err)
+			}
+			r.Expect(`Password: `)
+			if tc.typed != "" {
+				r.Send(tc.typed)
+			}
+			_ = r.Close() // at once: login(1) has not answered yet
+			_ = r.Wait()
+			ts.waitLog(`msg="authentication failed" .*user=rlt-hbob method=password reason="the connection ended before the password was accepted"`)
+			ts.waitLog(`msg="source penalized.*source=` + src + `/32 reason="failed authentication"`)
+			c := dialFrom(t, ts.addr, src)
+			expectDropped(t, c, dropPenalty)
+			_ = c.Close()
+			if log := ts.log.String(); strings.Contains(log, `msg="session started"`) {
+				t.Fatalf("a failed password login was logged as a session:\n%s", log)
+			}
+		})
+	}
+}
+
 // TestSystemPasswordOff refuses a key that is not authorized when password logins are off (the
 // default of Config).
 func TestSystemPasswordOff(t *testing.T) {
@@ -533,7 +573,7 @@ func TestSystemAuthorizedKeysWritable(t *testing.T) {
 			r.Expect(`Password: `)
 			_ = r.Close()
 			_ = r.Wait()
-			ts.waitLog(`msg="session ended"`)
+			ts.waitLog(`msg="authentication failed" .*reason="the connection ended before the password was accepted"`)
 			if strings.Contains(ts.log.String(), "authentication succeeded") {
 				t.Fatalf("authenticated:\n%s", ts.log.String())
 			}

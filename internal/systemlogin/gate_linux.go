@@ -84,6 +84,7 @@ type loginGate struct {
 	startCtime unix.Timespec // and its ctime
 	deadline   time.Time     // end of the login grace time
 	onFail     func()        // called once if the login fails (not if the client leaves)
+	onOpen     func()        // called once when the session starts (the user is authenticated)
 
 	lastPass int64 // login(1)'s voluntary context switches when a line was last passed; -1: none (watcher only)
 
@@ -103,9 +104,10 @@ type loginGate struct {
 
 // newLoginGate starts gating the terminal of login(1) p, which runs on tty for a login as uid;
 // a login whose session has not started by deadline (the login grace time) is ended. onFail,
-// if not nil, is called once if the login fails. Call it right after login(1) started, before
+// if not nil, is called once if the login fails; onOpen, if not nil, once when the session
+// starts, before any input held for it is passed on. Call it right after login(1) started, before
 // any input reaches it; stop it with close.
-func newLoginGate(log *slog.Logger, p *pty.PTY, tty string, uid int, deadline time.Time, onFail func()) (*loginGate, error) {
+func newLoginGate(log *slog.Logger, p *pty.PTY, tty string, uid int, deadline time.Time, onFail, onOpen func()) (*loginGate, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(tty, &st); err != nil {
 		return nil, fmt.Errorf("systemlogin: password login: %w", &os.PathError{Op: "stat", Path: tty, Err: err})
@@ -120,6 +122,7 @@ func newLoginGate(log *slog.Logger, p *pty.PTY, tty string, uid int, deadline ti
 		startCtime: st.Ctim,
 		deadline:   deadline,
 		onFail:     onFail,
+		onOpen:     onOpen,
 		lastPass:   -1,
 		wake:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
@@ -215,6 +218,9 @@ func (g *loginGate) nextStep() []byte {
 // openUp passes the held input on once the session has started, then lets all input through.
 func (g *loginGate) openUp() {
 	g.log.Info("authentication succeeded")
+	if g.onOpen != nil {
+		g.onOpen()
+	}
 	for {
 		g.mu.Lock()
 		if g.closed {

@@ -61,8 +61,8 @@ type gateRun struct {
 	log  *termtest.Buffer // the gate's log
 	term *termtest.Buffer // what the fake login wrote to its terminal
 	read chan struct{}
-	// failures counts the gate's onFail calls.
-	failures atomic.Int32
+	// failures counts the gate's onFail calls, opens its onOpen calls.
+	failures, opens atomic.Int32
 }
 
 func startGate(t *testing.T, uid int, script string) *gateRun {
@@ -84,7 +84,7 @@ func startGateUntil(t *testing.T, uid int, script string, deadline time.Time) *g
 	g.p = p
 	tty := ttyOf(p.Pid())
 	log := slog.New(slog.NewTextHandler(g.log, nil))
-	g.gate, err = newLoginGate(log, p, tty, uid, deadline, func() { g.failures.Add(1) })
+	g.gate, err = newLoginGate(log, p, tty, uid, deadline, func() { g.failures.Add(1) }, func() { g.opens.Add(1) })
 	if err != nil {
 		p.Hangup()
 		_ = p.Close()
@@ -175,6 +175,9 @@ func TestGateOneUserOnly(t *testing.T) {
 	if n := g.failures.Load(); n != 1 {
 		t.Errorf("onFail called %d times, want 1", n)
 	}
+	if n := g.opens.Load(); n != 0 {
+		t.Errorf("onOpen called %d times after a failed login, want 0", n)
+	}
 }
 
 // TestGateAsksForNameWithoutInput checks that the watcher ends a login that asks for a user name
@@ -219,6 +222,9 @@ func TestGateTypeahead(t *testing.T) {
 	}
 	if n := g.failures.Load(); n != 0 {
 		t.Errorf("onFail called %d times after a successful login", n)
+	}
+	if n := g.opens.Load(); n != 1 {
+		t.Errorf("onOpen called %d times after a successful login, want 1", n)
 	}
 }
 

@@ -153,6 +153,10 @@ type Login struct {
 	// OnFail, if not nil, is called once if a password login fails (for the per-source
 	// penalties); not if the client leaves.
 	OnFail func()
+	// OnAuthenticated, if not nil, is called once when a password login's session starts:
+	// login(1) has checked the password, the account and the PAM session. Until then the
+	// client is not authenticated.
+	OnAuthenticated func()
 }
 
 // A Request is what the client asked of its session.
@@ -244,7 +248,7 @@ func NewSession(log *slog.Logger, p *pty.PTY, l *Login, deadline time.Time) (*Se
 	if s.tty == "" {
 		return nil, errors.New("systemlogin: password login: cannot find the terminal of login(1)")
 	}
-	g, err := newLoginGate(log, p, s.tty, l.User.UID, deadline, l.OnFail)
+	g, err := newLoginGate(log, p, s.tty, l.User.UID, deadline, l.OnFail, l.OnAuthenticated)
 	if err != nil {
 		return nil, err
 	}
