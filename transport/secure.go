@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/rlogin-go/rlogin/internal/rawio"
 )
@@ -46,15 +49,40 @@ type SecureConfig struct {
 	// accepted. keys.AuthorizedVerifier and KnownHosts.HostVerifier of
 	// package keys make one from authorized_keys and known_hosts files.
 	VerifyPeer func(ed25519.PublicKey) error
+	// Certificate, if set, is an OpenSSH certificate of Key's public half
+	// (ssh-keygen -s: a host certificate for a server, a user certificate
+	// for a client), sent to the peer with the key so that it can trust
+	// the key for the names the certificate's authority gives it. A peer
+	// that knows nothing of certificates ignores it. Setting it needs no
+	// access to a certificate authority's key, nor to Key's private half.
+	Certificate *ssh.Certificate
+	// VerifyPeerCertificate, if set, is called in place of VerifyPeer
+	// (set one of them, not both) with the key the peer presented and
+	// the OpenSSH certificate it sent with it, nil if it sent none. By
+	// then the certificate is known to be for that key; whether its
+	// authority, names, validity and options are acceptable is
+	// VerifyPeerCertificate's to decide (package keys: KnownHosts.CheckCertificate
+	// and UserCertPolicy). Its error is returned as VerifyPeer's is.
+	VerifyPeerCertificate func(ed25519.PublicKey, *ssh.Certificate) error
 }
+
+// MaxCertificateSize bounds an OpenSSH certificate in a handshake, as
+// OpenSSH bounds a public key blob (SSH_MAX_PUBKEY_BYTES).
+const MaxCertificateSize = 16 << 10
+
+// certificateOID identifies the non-critical X.509 extension that carries
+// an OpenSSH certificate (docs/protocol.md §6.1). A function, not a
+// variable: the package keeps no globals.
+func certificateOID() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{2, 25, 1569729058} }
 
 // A SecureConn is a TLS 1.3 stream whose ends are identified by ed25519
 // keys. It implements net.Conn; multiple goroutines may call its methods
 // simultaneously.
 type SecureConn struct {
-	conn *tls.Conn
-	raw  *recordConn // under conn
-	peer ed25519.PublicKey
+	conn     *tls.Conn
+	raw      *recordConn // under conn
+	peer     ed25519.PublicKey
+	peerCert *ssh.Certificate // the OpenSSH certificate the peer sent with peer, or nil
 }
 
 // Client runs the client side of a TLS 1.3 handshake on conn, presenting
@@ -102,7 +130,7 @@ func handshake(ctx context.Context, conn net.Conn, cfg *SecureConfig, server boo
 		}
 		return nil, fmt.Errorf("transport: tls handshake: %w", err)
 	}
-	return &SecureConn{conn: c, raw: raw, peer: peer.key}, nil
+	return &SecureConn{conn: c, raw: raw, peer: peer.key, peerCert: peer.cert}, nil
 }
 
 // secureConfig returns the tls.Config of one handshake and where its
@@ -117,7 +145,14 @@ func secureConfig(cfg *SecureConfig) (*tls.Config, *peerCheck, error) {
 	if _, ok := cfg.Key.Public().(ed25519.PublicKey); !ok {
 		return nil, nil, fmt.Errorf("transport: SecureConfig.Key is a %T key, want ed25519", cfg.Key.Public())
 	}
-	cert, err := selfSigned(cfg.Key)
+	if cfg.VerifyPeer != nil && cfg.VerifyPeerCertificate != nil {
+		return nil, nil, errors.New("transport: SecureConfig sets both VerifyPeer and VerifyPeerCertificate; set one")
+	}
+	ext, err := certificateExtension(cfg.Certificate, cfg.Key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := selfSigned(cfg.Key, ext)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -134,17 +169,21 @@ func secureConfig(cfg *SecureConfig) (*tls.Config, *peerCheck, error) {
 		// replaced by VerifyPeerCertificate.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			pub, err := peerKey(raw)
+			pub, sshCert, err := peerKey(raw)
 			if err != nil {
 				return err
 			}
-			if cfg.VerifyPeer != nil {
-				if err := cfg.VerifyPeer(pub); err != nil {
+			verify := cfg.VerifyPeerCertificate
+			if verify == nil && cfg.VerifyPeer != nil {
+				verify = func(pub ed25519.PublicKey, _ *ssh.Certificate) error { return cfg.VerifyPeer(pub) }
+			}
+			if verify != nil {
+				if err := verify(pub, sshCert); err != nil {
 					peer.refused = err
 					return err
 				}
 			}
-			peer.key = pub
+			peer.key, peer.cert = pub, sshCert
 			return nil
 		},
 		SessionTicketsDisabled: true, // every connection checks its peer's key
@@ -157,11 +196,13 @@ func secureConfig(cfg *SecureConfig) (*tls.Config, *peerCheck, error) {
 // reads the result after the handshake returns.
 type peerCheck struct {
 	key     ed25519.PublicKey // the peer's key, verified
+	cert    *ssh.Certificate  // the OpenSSH certificate the peer sent for key, or nil
 	refused error             // VerifyPeer's error
 }
 
-// selfSigned makes a certificate for key's public half, signed by key.
-func selfSigned(key crypto.Signer) (tls.Certificate, error) {
+// selfSigned makes a certificate for key's public half, signed by key,
+// with the extension ext if it is not nil.
+func selfSigned(key crypto.Signer, ext *pkix.Extension) (tls.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("transport: certificate serial: %w", err)
@@ -175,6 +216,9 @@ func selfSigned(key crypto.Signer) (tls.Certificate, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
+	if ext != nil {
+		tmpl.ExtraExtensions = []pkix.Extension{*ext}
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("transport: certificate: %w", err)
@@ -183,28 +227,112 @@ func selfSigned(key crypto.Signer) (tls.Certificate, error) {
 }
 
 // peerKey checks that raw is exactly one ed25519 certificate signed by its
-// own key, and returns that key. (The handshake itself then checks that
-// the peer holds the private half: TLS CertificateVerify.)
-func peerKey(raw [][]byte) (ed25519.PublicKey, error) {
+// own key, and returns that key and the OpenSSH certificate the X.509
+// certificate carries for it, if any. (The handshake itself then checks
+// that the peer holds the private half: TLS CertificateVerify.)
+func peerKey(raw [][]byte) (ed25519.PublicKey, *ssh.Certificate, error) {
 	if len(raw) != 1 {
-		return nil, fmt.Errorf("peer sent %d certificates, want 1", len(raw))
+		return nil, nil, fmt.Errorf("peer sent %d certificates, want 1", len(raw))
 	}
 	cert, err := x509.ParseCertificate(raw[0])
 	if err != nil {
-		return nil, fmt.Errorf("peer certificate: %w", err)
+		return nil, nil, fmt.Errorf("peer certificate: %w", err)
 	}
 	pub, ok := cert.PublicKey.(ed25519.PublicKey)
 	if !ok || cert.SignatureAlgorithm != x509.PureEd25519 {
-		return nil, errors.New("peer certificate is not ed25519")
+		return nil, nil, errors.New("peer certificate is not ed25519")
 	}
 	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
-		return nil, fmt.Errorf("peer certificate: %w", err)
+		return nil, nil, fmt.Errorf("peer certificate: %w", err)
 	}
-	return pub, nil
+	for _, ext := range cert.Extensions { // x509.ParseCertificate refuses duplicate extensions
+		if ext.Id.Equal(certificateOID()) {
+			sshCert, err := parseCertificateExtension(ext, pub)
+			if err != nil {
+				return nil, nil, fmt.Errorf("peer's OpenSSH certificate: %w", err)
+			}
+			return pub, sshCert, nil
+		}
+	}
+	return pub, nil, nil
+}
+
+// certificateExtension is the X.509 extension that carries cert, an
+// OpenSSH certificate of pub; nil if cert is nil.
+func certificateExtension(cert *ssh.Certificate, pub ed25519.PublicKey) (*pkix.Extension, error) {
+	if cert == nil {
+		return nil, nil
+	}
+	if err := certifies(cert, pub); err != nil {
+		return nil, fmt.Errorf("transport: SecureConfig.Certificate: %w", err)
+	}
+	blob := cert.Marshal()
+	if len(blob) > MaxCertificateSize {
+		return nil, fmt.Errorf("transport: SecureConfig.Certificate: %d bytes, more than %d", len(blob), MaxCertificateSize)
+	}
+	value, err := asn1.Marshal(blob) // an OCTET STRING
+	if err != nil {
+		return nil, fmt.Errorf("transport: SecureConfig.Certificate: %w", err)
+	}
+	return &pkix.Extension{Id: certificateOID(), Critical: false, Value: value}, nil
+}
+
+// parseCertificateExtension returns the OpenSSH certificate that ext
+// carries, refusing one that is malformed, too large, critical or not for
+// pub. Whether its authority and names are to be trusted is the verifier's
+// question, not this one's.
+func parseCertificateExtension(ext pkix.Extension, pub ed25519.PublicKey) (*ssh.Certificate, error) {
+	if ext.Critical {
+		return nil, errors.New("its extension is marked critical, which would make older peers refuse it")
+	}
+	var blob []byte
+	rest, err := asn1.Unmarshal(ext.Value, &blob)
+	if err != nil {
+		return nil, fmt.Errorf("not an OCTET STRING: %w", err)
+	}
+	if len(rest) != 0 {
+		return nil, errors.New("trailing bytes after the OCTET STRING")
+	}
+	if len(blob) > MaxCertificateSize {
+		return nil, fmt.Errorf("%d bytes, more than %d", len(blob), MaxCertificateSize)
+	}
+	key, err := ssh.ParsePublicKey(blob)
+	if err != nil {
+		return nil, err
+	}
+	cert, ok := key.(*ssh.Certificate)
+	if !ok {
+		return nil, fmt.Errorf("a plain %s key, not a certificate", key.Type())
+	}
+	if err := certifies(cert, pub); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// certifies checks that cert is an OpenSSH certificate of the ed25519 key pub.
+func certifies(cert *ssh.Certificate, pub ed25519.PublicKey) error {
+	if cert.Key == nil || cert.Key.Type() != ssh.KeyAlgoED25519 {
+		return errors.New("not a certificate of an ed25519 key")
+	}
+	ck, ok := cert.Key.(ssh.CryptoPublicKey)
+	if !ok {
+		return errors.New("not a certificate of an ed25519 key")
+	}
+	if k, ok := ck.CryptoPublicKey().(ed25519.PublicKey); !ok || !k.Equal(pub) {
+		return errors.New("a certificate of another key than the one presented")
+	}
+	return nil
 }
 
 // PeerKey returns the key the peer presented in the handshake.
 func (c *SecureConn) PeerKey() ed25519.PublicKey { return c.peer }
+
+// PeerCertificate returns the OpenSSH certificate the peer sent with its
+// key, or nil if it sent none. It is for PeerKey, and it passed
+// VerifyPeerCertificate if the SecureConfig had one; without that check
+// it proves nothing about the peer's names.
+func (c *SecureConn) PeerCertificate() *ssh.Certificate { return c.peerCert }
 
 // PeerKey returns the peer's key of c if c is a *SecureConn.
 func PeerKey(c net.Conn) (ed25519.PublicKey, bool) {

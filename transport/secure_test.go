@@ -184,7 +184,7 @@ func ecdsaCert(t *testing.T) tls.Certificate {
 func TestSecureRefusesOtherPeers(t *testing.T) {
 	key := newKey(t)
 	cert := ecdsaCert(t)
-	edCert, err := selfSigned(newKey(t))
+	edCert, err := selfSigned(newKey(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,12 +238,12 @@ func TestSecureRefusesOtherPeers(t *testing.T) {
 }
 
 func TestPeerKeyChecks(t *testing.T) {
-	good, err := selfSigned(newKey(t))
+	good, err := selfSigned(newKey(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	der := good.Certificate[0]
-	if _, err := peerKey([][]byte{der}); err != nil {
+	if _, _, err := peerKey([][]byte{der}); err != nil {
 		t.Errorf("own certificate refused: %v", err)
 	}
 	tampered := bytes.Clone(der)
@@ -255,7 +255,7 @@ func TestPeerKeyChecks(t *testing.T) {
 		"ecdsa":    {ecdsaCert(t).Certificate[0]},
 		"tampered": {tampered},
 	} {
-		if _, err := peerKey(raw); err == nil {
+		if _, _, err := peerKey(raw); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
