@@ -15,12 +15,16 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/rlogin-go/rlogin/internal/sanitize"
 )
 
 // maxKnownHostsFile bounds how much of a known_hosts file is read.
@@ -66,9 +70,9 @@ func (e *KeyChangedError) Error() string {
 // lists only other keys for the host; and an error wrapping ErrRevokedKey if
 // pub is marked @revoked. Lines that cannot be parsed are ignored, but a
 // file with no valid line at all is an error. @cert-authority lines are
-// ignored: rlogin has no host certificates, and a CA key is never a host
-// key (as in ssh(1); golang.org/x/crypto/ssh/knownhosts would accept pub
-// from a CA line). Host names match whatever their case in the file, as in
+// ignored: a CA key is never a host key (as in ssh(1);
+// golang.org/x/crypto/ssh/knownhosts would accept pub from a CA line); they
+// are CheckCertificate's. Host names match whatever their case in the file, as in
 // ssh(1) (knownhosts compares them case-sensitively).
 func (k *KnownHosts) Check(hostport string, pub ed25519.PublicKey) error {
 	pattern, addr, err := parseHostPort(hostport)
@@ -118,6 +122,81 @@ func (k *KnownHosts) Check(hostport string, pub ed25519.PublicKey) error {
 		return ErrUnknownHost
 	}
 	return changed
+}
+
+// CheckCertificate checks the OpenSSH host certificate a server presented
+// at hostport (as Check takes it) against the @cert-authority lines of the
+// file, with ssh(1)'s rules: neither the certificate's key nor its
+// authority may be marked @revoked; it must be a host certificate; a
+// @cert-authority line whose host patterns match the host (and port, as
+// for Check) must list the key that signed it; the host name (or address)
+// as dialed, in lower case, must be one of its principals; now must be in
+// its validity window; it may carry no critical option; and the
+// signature must verify (not with ssh-rsa, SHA-1). It returns nil when the
+// certificate is accepted, a *CertificateError wrapping ErrRevokedKey,
+// ErrUnknownAuthority or ErrCertificateRejected saying why not, or an
+// error reading the file. A missing file trusts no authority.
+//
+// A client that finds the certificate unacceptable for any reason but a
+// revocation may still check the host's key itself with Check, as ssh(1)
+// falls back to known_hosts' plain keys.
+func (k *KnownHosts) CheckCertificate(hostport string, cert *ssh.Certificate) error {
+	return k.checkCertificate(hostport, cert, nil)
+}
+
+func (k *KnownHosts) checkCertificate(hostport string, cert *ssh.Certificate, clock func() time.Time) error {
+	_, addr, err := parseHostPort(hostport)
+	if err != nil {
+		return err
+	}
+	if k.Path == "" {
+		return errors.New("keys: KnownHosts.Path is empty")
+	}
+	var entries []knownHostsEntry
+	data, err := readKnownHosts(k.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		if entries, err = parseKnownHosts(data); err != nil {
+			return fmt.Errorf("keys: known_hosts %s: %w", k.Path, err)
+		}
+	}
+	var revoked []ssh.PublicKey
+	for _, e := range entries {
+		if e.marker == markerRevoked {
+			revoked = append(revoked, e.key)
+		}
+	}
+	if err := checkRevoked(cert, revoked); err != nil {
+		return err
+	}
+	if cert.CertType != ssh.HostCert {
+		return certError(cert, ErrCertificateRejected, "a user certificate, not a host certificate")
+	}
+	host, port, _ := net.SplitHostPort(addr) // addr is parseHostPort's: it splits
+	trusted := false
+	for _, e := range entries {
+		if e.marker == markerCertAuthority && e.matchHost(host, port) && containsKey([]ssh.PublicKey{e.key}, cert.SignatureKey) {
+			trusted = true
+			break
+		}
+	}
+	if !trusted {
+		return certError(cert, ErrUnknownAuthority, "signed by %s, which no @cert-authority line for %s in %s trusts",
+			ssh.FingerprintSHA256(cert.SignatureKey), knownhosts.Normalize(addr), k.Path)
+	}
+	if !slices.Contains(cert.ValidPrincipals, host) {
+		return certError(cert, ErrCertificateRejected, "not valid for %s: its principals are %s", host, principalList(cert))
+	}
+	if err := checkValidity(cert, clock); err != nil {
+		return err
+	}
+	for opt := range cert.CriticalOptions {
+		return certError(cert, ErrCertificateRejected, "unsupported critical option %q in a host certificate", sanitize.Text(opt))
+	}
+	return checkSignature(cert, host, nil, clock)
 }
 
 // Add appends an entry for hostport and pub to the file, as
