@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -68,17 +67,9 @@ func certError(cert *ssh.Certificate, kind error, format string, args ...any) *C
 // gives an error matching fs.ErrNotExist. It checks the format only: who
 // signed the certificate, and for what, is for the peer to judge.
 func LoadCertificate(path string) (*ssh.Certificate, error) {
-	f, err := openRegular(path)
+	data, err := readBounded(path, "certificate file "+path, maxCertificateFile)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxCertificateFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("keys: reading %s: %w", path, err)
-	}
-	if len(data) > maxCertificateFile {
-		return nil, fmt.Errorf("keys: %s: too large for a certificate file", path)
 	}
 	pub, _, _, _, err := ssh.ParseAuthorizedKey(data)
 	if err != nil {
@@ -101,17 +92,9 @@ func LoadCertificate(path string) (*ssh.Certificate, error) {
 // since a line skipped in a list of revoked keys would let its key in.
 // Keys may be of any type golang.org/x/crypto/ssh knows.
 func LoadKeyList(path string) ([]ssh.PublicKey, error) {
-	f, err := openRegular(path)
+	data, err := readBounded(path, "key list "+path, maxKeyListFile)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyListFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("keys: reading %s: %w", path, err)
-	}
-	if len(data) > maxKeyListFile {
-		return nil, fmt.Errorf("keys: %s is larger than %d bytes", path, maxKeyListFile)
 	}
 	var list []ssh.PublicKey
 	for n, line := range strings.Split(string(data), "\n") {

@@ -307,17 +307,23 @@ func readKnownHosts(path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("keys: known_hosts %s is not a regular file", path)
 	}
+	return readBounded(path, "known_hosts "+path, maxKnownHostsFile)
+}
+
+// readBounded reads the regular file at path, of at most limit bytes;
+// what names it in the error for a larger one.
+func readBounded(path, what string, limit int) ([]byte, error) {
 	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKnownHostsFile+1))
+	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("keys: reading %s: %w", path, err)
 	}
-	if len(data) > maxKnownHostsFile {
-		return nil, fmt.Errorf("keys: known_hosts %s is larger than %d bytes", path, maxKnownHostsFile)
+	if len(data) > limit {
+		return nil, fmt.Errorf("keys: %s is larger than %d bytes", what, limit)
 	}
 	return data, nil
 }

@@ -37,6 +37,18 @@ func sshCert(t testing.TB, key ed25519.PrivateKey, typ uint32, principals ...str
 	return cert
 }
 
+// securePair is a server and a client secure conn over loopback TCP, closed when t ends.
+func securePair(t *testing.T, scfg, ccfg *SecureConfig) (s, c *SecureConn) {
+	t.Helper()
+	srv, cli := tcpPair(t)
+	sr, cr := handshakePair(testCtx(t), srv, cli, scfg, ccfg)
+	t.Cleanup(func() { closeSecure(sr.c, cr.c) })
+	if err := errors.Join(sr.err, cr.err); err != nil {
+		t.Fatal(err)
+	}
+	return sr.c, cr.c
+}
+
 func TestSecureCertificates(t *testing.T) {
 	skey, ckey := newKey(t), newKey(t)
 	hostCert := sshCert(t, skey, ssh.HostCert, "host.example.test")
@@ -55,23 +67,18 @@ func TestSecureCertificates(t *testing.T) {
 			sawHost = c
 			return nil
 		}}
-	srv, cli := tcpPair(t)
-	s, c := handshakePair(testCtx(t), srv, cli, scfg, ccfg)
-	defer closeSecure(s.c, c.c)
-	if err := errors.Join(s.err, c.err); err != nil {
-		t.Fatal(err)
-	}
+	s, c := securePair(t, scfg, ccfg)
 	if sawHost == nil || !bytes.Equal(sawHost.Marshal(), hostCert.Marshal()) {
 		t.Errorf("client's VerifyPeerCertificate saw %v, want the host certificate", sawHost)
 	}
-	if got := c.c.PeerCertificate(); got == nil || !bytes.Equal(got.Marshal(), hostCert.Marshal()) {
+	if got := c.PeerCertificate(); got == nil || !bytes.Equal(got.Marshal(), hostCert.Marshal()) {
 		t.Errorf("client's PeerCertificate = %v, want the host certificate", got)
 	}
-	roundTrip(t, s.c, c.c) // the server's check of the client runs in the client's first flight
+	roundTrip(t, s, c) // the server's check of the client runs in the client's first flight
 	if sawUser == nil || !bytes.Equal(sawUser.Marshal(), userCert.Marshal()) {
 		t.Errorf("server's VerifyPeerCertificate saw %v, want the user certificate", sawUser)
 	}
-	if got := s.c.PeerCertificate(); got == nil || got.KeyId != "test" {
+	if got := s.PeerCertificate(); got == nil || got.KeyId != "test" {
 		t.Errorf("server's PeerCertificate = %v, want the user certificate", got)
 	}
 }
@@ -86,17 +93,12 @@ func TestSecureCertificateIgnoredByPlainPeer(t *testing.T) {
 		called = true
 		return nil
 	}}
-	srv, cli := tcpPair(t)
-	s, c := handshakePair(testCtx(t), srv, cli, scfg, ccfg)
-	defer closeSecure(s.c, c.c)
-	if err := errors.Join(s.err, c.err); err != nil {
-		t.Fatal(err)
-	}
+	s, c := securePair(t, scfg, ccfg)
 	if !called {
 		t.Error("VerifyPeer was not called")
 	}
-	roundTrip(t, s.c, c.c)
-	if s.c.PeerCertificate() != nil {
+	roundTrip(t, s, c)
+	if s.PeerCertificate() != nil {
 		t.Error("the server sees a certificate the client never sent")
 	}
 }
