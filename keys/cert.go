@@ -67,7 +67,7 @@ func certError(cert *ssh.Certificate, kind error, format string, args ...any) *C
 // gives an error matching fs.ErrNotExist. It checks the format only: who
 // signed the certificate, and for what, is for the peer to judge.
 func LoadCertificate(path string) (*ssh.Certificate, error) {
-	data, err := readBounded(path, "certificate file "+path, maxCertificateFile)
+	data, err := readFileBounded(path, "certificate file "+path, maxCertificateFile)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func LoadCertificate(path string) (*ssh.Certificate, error) {
 // since a line skipped in a list of revoked keys would let its key in.
 // Keys may be of any type golang.org/x/crypto/ssh knows.
 func LoadKeyList(path string) ([]ssh.PublicKey, error) {
-	data, err := readBounded(path, "key list "+path, maxKeyListFile)
+	data, err := readFileBounded(path, "key list "+path, maxKeyListFile)
 	if err != nil {
 		return nil, err
 	}

@@ -307,12 +307,12 @@ func readKnownHosts(path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("keys: known_hosts %s is not a regular file", path)
 	}
-	return readBounded(path, "known_hosts "+path, maxKnownHostsFile)
+	return readFileBounded(path, "known_hosts "+path, maxKnownHostsFile)
 }
 
-// readBounded reads the regular file at path, of at most limit bytes;
+// readFileBounded reads the regular file at path, of at most limit bytes;
 // what names it in the error for a larger one.
-func readBounded(path, what string, limit int) ([]byte, error) {
+func readFileBounded(path, what string, limit int) ([]byte, error) {
 	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
