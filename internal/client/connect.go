@@ -80,7 +80,7 @@ func (r *runner) secureConn(ctx context.Context, key ed25519.PrivateKey, check *
 		return nil, &connectError{msg: dialMessage(r.opts.Host, r.opts.Port, err), err: err}
 	}
 	r.debugf("connected to %s; securing the connection", conn.RemoteAddr())
-	sc, err := transport.Client(ctx, conn, &transport.SecureConfig{Key: key, VerifyPeer: check.verify})
+	sc, err := transport.Client(ctx, conn, r.secureConfig(key, check))
 	if err != nil {
 		if check.err != nil {
 			return nil, check.err
