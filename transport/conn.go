@@ -18,15 +18,18 @@ import (
 // On the accepting side, the bytes the Mux read past the name's CRLF (or the
 // first bytes of a first-byte conn) come out of Read first, then the
 // underlying conn's. On the dialing side, ReplyText holds the text of the
-// server's "+" reply.
+// server's "+" reply; a conn from DialMailboxEarly reads that reply with its
+// first Read.
 //
 // Multiple goroutines may invoke methods on a Conn simultaneously.
 type Conn struct {
-	conn  net.Conn
+	conn net.Conn
+
+	mu    sync.Mutex
+	rest  []byte // read by the Mux past the name, not yet returned by Read
 	reply string // text after "+" in the server's reply; set by DialMailbox
 
-	mu   sync.Mutex
-	rest []byte // read by the Mux past the name, not yet returned by Read
+	early earlyReply // the reply a conn of DialMailboxEarly reads with its first Read
 }
 
 // newConn returns a Conn over c whose first Reads return rest.
@@ -44,6 +47,11 @@ func (c *Conn) takeRest() []byte {
 // Read reads the bytes the Mux read past the name first, then from the
 // underlying conn.
 func (c *Conn) Read(p []byte) (int, error) {
+	if c.early.pending.Load() {
+		if err := c.readEarlyReply(); err != nil {
+			return 0, err
+		}
+	}
 	c.mu.Lock()
 	if len(c.rest) > 0 {
 		n := copy(p, c.rest)
@@ -55,8 +63,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.conn.Read(p)
 }
 
-// buffered returns how many bytes Read returns before it reads the underlying conn.
+// buffered returns how many bytes Read returns before it reads the underlying conn; while the
+// reply of DialMailboxEarly is unread, at least 1, as Read must read it first.
 func (c *Conn) buffered() int {
+	if c.early.pending.Load() {
+		return 1
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.rest)
@@ -89,9 +101,14 @@ func (c *Conn) NetConn() net.Conn { return c.conn }
 
 // ReplyText returns the text after "+" in the server's reply to the mailbox
 // request (RFC 1078 allows "+text"), as received, without the CRLF; it is
-// empty for the server's plain "+" and for conns accepted from a Mux. It
-// comes from the peer: escape it before showing it.
-func (c *Conn) ReplyText() string { return c.reply }
+// empty for the server's plain "+" and for conns accepted from a Mux, and
+// for a conn of DialMailboxEarly until its first Read. It comes from the
+// peer: escape it before showing it.
+func (c *Conn) ReplyText() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reply
+}
 
 // ReadFrom writes what it reads from r to the conn. It uses the underlying
 // conn's ReadFrom if it has one, so io.Copy(c, file) keeps the kernel's
@@ -107,6 +124,11 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 // read past the name, then the underlying conn's, through its WriteTo if it
 // has one, so io.Copy(w, c) keeps the kernel's splice path.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	if c.early.pending.Load() {
+		if err := c.readEarlyReply(); err != nil {
+			return 0, err
+		}
+	}
 	var n int64
 	if rest := c.takeRest(); len(rest) > 0 {
 		m, err := w.Write(rest)

@@ -95,8 +95,9 @@ func serveEcho(t *testing.T, l net.Listener) {
 }
 
 // mailboxPipe makes pipes of conns from a mailbox of a Mux on address, on
-// the Network n (nil: the system's sockets).
-func mailboxPipe(n Network, address string) nettest.MakePipe {
+// the Network n (nil: the system's sockets), dialed with DialMailbox, or
+// with DialMailboxEarly if early is set.
+func mailboxPipe(n Network, address string, early bool) nettest.MakePipe {
 	return func() (c1, c2 net.Conn, stop func(), err error) {
 		lc := ListenConfig{Network: n}
 		l, err := lc.Listen(context.Background(), address)
@@ -117,6 +118,11 @@ func mailboxPipe(n Network, address string) nettest.MakePipe {
 		}
 		d := Dialer{Network: n}
 		c1, c2, err = connPair(box, func(ctx context.Context) (net.Conn, error) {
+			if early {
+				// Not connPair's ctx, which ends when it returns: the first Read waits for
+				// the reply under this one.
+				return d.DialMailboxEarly(context.Background(), box.Addr().String(), "pipe")
+			}
 			return d.DialMailbox(ctx, box.Addr().String(), "pipe")
 		})
 		if err != nil {
@@ -132,13 +138,15 @@ func mailboxPipe(n Network, address string) nettest.MakePipe {
 	}
 }
 
-func TestConnMailboxTCP(t *testing.T) { nettest.TestConn(t, mailboxPipe(nil, "127.0.0.1:0")) }
+func TestConnMailboxTCP(t *testing.T) { nettest.TestConn(t, mailboxPipe(nil, "127.0.0.1:0", false)) }
 
-func TestConnMailboxUnix(t *testing.T) { nettest.TestConn(t, mailboxPipe(nil, unixAddr(t))) }
+func TestConnMailboxUnix(t *testing.T) { nettest.TestConn(t, mailboxPipe(nil, unixAddr(t), false)) }
 
 func TestConnMailboxMemnet(t *testing.T) {
-	nettest.TestConn(t, mailboxPipe(new(memnet.Network), "127.0.0.1:0"))
+	nettest.TestConn(t, mailboxPipe(new(memnet.Network), "127.0.0.1:0", false))
 }
+
+func TestConnMailboxEarly(t *testing.T) { nettest.TestConn(t, mailboxPipe(nil, "127.0.0.1:0", true)) }
 
 // echoOK checks that conn reaches an echo server.
 func echoOK(t *testing.T, c net.Conn) {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -68,6 +70,85 @@ func (d *Dialer) DialMailbox(ctx context.Context, address, name string) (*Conn, 
 		return nil, err
 	}
 	return &Conn{conn: c, reply: text}, nil
+}
+
+// DialMailboxEarly dials address (see Dialer.Dial for its forms) and sends
+// the request for the mailbox name, as DialMailbox does, but returns without
+// waiting for the server's reply: the conn's first Read (or WriteTo) reads
+// it, and fails with a *MailboxError for an answer other than "+" (the conn
+// is then of no more use: close it). What the caller writes meanwhile
+// follows the request at once, so a TLS ClientHello written next travels in
+// the same round trip as the name, and a login through a mailbox costs one
+// round trip less. Use it when the next step is a write whose answer the
+// caller reads anyway, such as Client's handshake (whose error then wraps the
+// *MailboxError). A name that is not valid gives an error matching
+// ErrInvalidName, without dialing.
+//
+// ctx bounds the dial, the request and the wait for the reply in the first
+// Read, which fails with an error matching ctx's error when ctx is done
+// first: keep ctx alive until that Read has returned.
+func (d *Dialer) DialMailboxEarly(ctx context.Context, address, name string) (*Conn, error) {
+	if err := checkRequestName(name); err != nil {
+		return nil, err
+	}
+	c, err := d.Dial(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	err = withContext(ctx, c, func() error {
+		_, err := io.WriteString(c, name+"\r\n")
+		return err
+	})
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("transport: request mailbox %q: %w", name, err)
+	}
+	conn := &Conn{conn: c}
+	conn.early.ctx = ctx
+	conn.early.name = name
+	conn.early.pending.Store(true)
+	return conn, nil
+}
+
+// earlyReply is the state of a Conn of DialMailboxEarly whose reply is unread.
+type earlyReply struct {
+	pending atomic.Bool     // the reply is not read yet, or it failed
+	mu      sync.Mutex      // serializes reading it
+	ctx     context.Context // bounds the wait for it; nil once it is read
+	name    string          // the requested name
+	err     error           // the reply's error, returned by every Read
+}
+
+// readEarlyReply reads the server's reply to DialMailboxEarly's request, once; every later call
+// returns the same error, if there was one.
+func (c *Conn) readEarlyReply() error {
+	e := &c.early
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.pending.Load() || e.err != nil {
+		return e.err
+	}
+	var (
+		line string
+		ok   bool
+	)
+	err := withContext(e.ctx, c.conn, func() (err error) {
+		line, ok, err = readReply(c.conn)
+		return err
+	})
+	e.ctx = nil // the caller's, which it may cancel now
+	switch {
+	case err != nil:
+		e.err = fmt.Errorf("transport: request mailbox %q: %w", e.name, err)
+	case !ok || line[0] == '-':
+		e.err = newMailboxError(e.name, line)
+	default:
+		c.mu.Lock()
+		c.reply = line[1:]
+		c.mu.Unlock()
+		e.pending.Store(false)
+	}
+	return e.err
 }
 
 // DialMailbox dials address and asks for the mailbox name with the zero

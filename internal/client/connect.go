@@ -70,25 +70,45 @@ func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string,
 
 // secureConn dials the login mailbox and secures the connection, checking the server's key;
 // a key the user accepted goes into known_hosts once the server has proved that it holds it.
+//
+// The TLS ClientHello follows the mailbox name without waiting for the server's "+": the name's
+// round trip and the handshake's are one (docs/protocol.md, "Round trips"). The connect timeout
+// bounds the dial and the wait for that "+", which the handshake's first read takes.
 func (r *runner) secureConn(ctx context.Context, key ed25519.PrivateKey, check *hostKeyCheck) (*transport.SecureConn, error) {
 	r.debugf("connecting to %s", check.hostport)
 	dctx, cancel := context.WithTimeout(ctx, r.connectTimeout())
+	defer cancel()
+	var d transport.Dialer
 	// "tcp:": a host named "unix" or "tcp" is a host, not one of transport's address prefixes.
-	conn, err := transport.DialMailbox(dctx, "tcp:"+check.hostport, "login")
-	cancel()
+	conn, err := d.DialMailboxEarly(dctx, "tcp:"+check.hostport, "login")
 	if err != nil {
 		return nil, &connectError{msg: dialMessage(r.opts.Host, r.opts.Port, err), err: err}
 	}
 	r.debugf("connected to %s; securing the connection", conn.RemoteAddr())
-	sc, err := transport.Client(ctx, conn, r.secureConfig(key, check))
+	// The handshake takes in the wait for "+": it may last as long as the connect timeout allows.
+	cfg := r.secureConfig(key, check)
+	cfg.HandshakeTimeout = max(transport.DefaultHandshakeTimeout, r.connectTimeout())
+	sc, err := transport.Client(ctx, conn, cfg)
 	if err != nil {
-		if check.err != nil {
+		var mailbox *transport.MailboxError
+		switch {
+		case check.err != nil:
 			return nil, check.err
+		case errors.As(err, &mailbox) || errors.Is(err, context.DeadlineExceeded) && connectTimedOut(dctx):
+			// The server refused the mailbox, or did not answer in time.
+			return nil, &connectError{msg: dialMessage(r.opts.Host, r.opts.Port, err), err: err}
 		}
 		return nil, &connectError{msg: fmt.Sprintf("secure connection to %s failed: %s", check.hostport, plainText(err)), err: err}
 	}
 	check.commit(sc.PeerKey())
 	return sc, nil
+}
+
+// connectTimedOut reports whether the connect timeout of dctx has passed, even if dctx has not
+// noticed yet: a conn's deadline set from it may fire a moment before its timer.
+func connectTimedOut(dctx context.Context) bool {
+	d, ok := dctx.Deadline()
+	return dctx.Err() != nil || ok && !time.Now().Before(d)
 }
 
 // newSession is the login request for user over sc, with the terminal's type and size and the
