@@ -1,11 +1,16 @@
 // Package privsep holds the pieces of rlogind's privilege separation in system mode: the
 // messages between a connection's privileged monitor and its unprivileged net child, the
-// channel that carries them, and the host key as the net child holds it.
+// channel that carries them, the host key as the net child holds it, and the sandbox the net
+// child runs in (a dynamic uid of its own, no_new_privs, rlimits, a seccomp filter).
 //
 // Typical usage, in the monitor (root, one per connection):
 //
 //	monitorEnd, netEnd, err := privsep.Pair()
-//	// start the net child with netEnd as its fd 3, then close netEnd
+//	lease, err := privsep.LeaseUID(privsep.DefaultUIDDir, privsep.DefaultUIDRange())
+//	cmd := privsep.NetCommand(exe, lease, netEnd, conn) // the net child: fd 3, then conn as 4
+//	cmd.Args = append(cmd.Args, netRoleArgs...) // how the binary learns its role is the caller's
+//	err = cmd.Start()
+//	netEnd.Close()
 //	ch, err := privsep.NewFileChannel(monitorEnd, privsep.MonitorSide)
 //	hostKey, err := privsep.NewHostKeyHolder(key)
 //	for {
@@ -19,9 +24,11 @@
 //		}
 //	}
 //
-// and in the net child:
+// and when the session is over: cmd.Wait(), then lease.Release(). In the net child, the same
+// binary started by NetCommand:
 //
-//	ch, err := privsep.NewFileChannel(os.NewFile(3, "privsep"), privsep.NetSide)
+//	if err := privsep.Confine(); err != nil { ... } // first thing
+//	ch, err := privsep.NewFileChannel(os.NewFile(privsep.ChannelFD, "privsep"), privsep.NetSide)
 //	signer := privsep.NewHostKeySigner(ch, hostPublicKey)
 //	sc, err := transport.Server(ctx, conn, &transport.SecureConfig{Key: signer, ...})
 //	err = ch.Send(&privsep.Login{...})

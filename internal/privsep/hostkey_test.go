@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rlogin-go/rlogin/transport"
 )
 
@@ -100,6 +102,26 @@ func serveSignatures(ch *Channel, h *HostKeyHolder) (signed int, err error) {
 	}
 }
 
+// streamPair returns the ends of a SOCK_STREAM socketpair: buffered, unlike net.Pipe, so a
+// TLS close_notify that no one reads does not hold Close for crypto/tls's 5 s.
+func streamPair(t testing.TB) (a, b net.Conn) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]net.Conn, 2)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "stream")
+		conns[i], err = net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return conns[0], conns[1]
+}
+
 type result[T any] struct {
 	v   T
 	err error
@@ -121,7 +143,7 @@ func TestHostKeySignerHandshake(t *testing.T) {
 	}()
 
 	signer := NewHostKeySigner(netCh, hostKey.Public().(ed25519.PublicKey))
-	srvConn, cliConn := net.Pipe()
+	srvConn, cliConn := streamPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // the watchdog
 	defer cancel()
 	clientDone := make(chan result[*transport.SecureConn], 1)
