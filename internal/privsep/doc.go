@@ -13,14 +13,18 @@
 //	netEnd.Close()
 //	ch, err := privsep.NewFileChannel(monitorEnd, privsep.MonitorSide)
 //	hostKey, err := privsep.NewHostKeyHolder(key)
+//	conv := privsep.NewConversation(maxAuthTries)
 //	for {
-//		m, files, err := ch.Receive() // the end of the connection on any error
+//		m, _, err := ch.Receive() // any error ends the connection
+//		err = conv.Received(m)    // out of order: end the connection
 //		switch m := m.(type) {
 //		case *privsep.Sign:
 //			sig, err := hostKey.Answer(m) // refused: end the connection
+//			err = conv.Sending(sig)
 //			err = ch.Send(sig)
 //		case *privsep.Login:
-//			// authorize, PROMPT/ANSWER, then ch.Send(&privsep.Accept{}, ptyMaster)
+//			// authorize, PROMPT and ANSWER, then ch.Send(&privsep.Accept{}, ptyMaster),
+//			// each reply checked by conv.Sending first
 //		}
 //	}
 //

@@ -1,0 +1,78 @@
+package privsep
+
+import "fmt"
+
+// A Conversation is the monitor's check of the order of one net child's messages
+// (docs/privsep-messages.md, "Order"): SIGN and then LOGIN; ANSWER once per PROMPT, at most
+// MaxPrompts prompts; after ACCEPT, HANGUP and KILL only; nothing after REFUSE or EXITED. The
+// monitor calls Received for each request before acting on it and Sending before each reply;
+// an error means the message is out of order, and the connection ends. (How many host-key
+// signatures a connection gets is HostKeyHolder's to bound.)
+type Conversation struct {
+	maxPrompts int
+	state      conversationState
+	prompts    int  // PROMPTs sent
+	prompted   bool // a PROMPT awaits its ANSWER
+}
+
+type conversationState int
+
+const (
+	beforeLogin conversationState = iota
+	authenticating
+	inSession
+	done
+)
+
+func (s conversationState) String() string {
+	return [...]string{"before LOGIN", "authenticating", "in the session", "after the end"}[s]
+}
+
+// NewConversation returns the Conversation of a new net child that may be asked for at most
+// maxPrompts answers (MaxAuthTries-style: a password and its retries).
+func NewConversation(maxPrompts int) *Conversation { return &Conversation{maxPrompts: maxPrompts} }
+
+// Received checks a request from the net child and moves the conversation on.
+func (c *Conversation) Received(m Message) error {
+	switch t := m.Type(); {
+	case c.state == beforeLogin && t == TypeSign:
+	case c.state == beforeLogin && t == TypeLogin:
+		c.state = authenticating
+	case c.state == authenticating && t == TypeAnswer && c.prompted:
+		c.prompted = false
+	case c.state == inSession && (t == TypeHangup || t == TypeKill):
+	default:
+		return c.outOfOrder(m)
+	}
+	return nil
+}
+
+// Sending checks a reply the monitor is about to send and moves the conversation on.
+func (c *Conversation) Sending(m Message) error {
+	switch t := m.Type(); {
+	case c.state == beforeLogin && t == TypeSignature:
+	case c.state == authenticating && t == TypePrompt && !c.prompted:
+		if c.prompts == c.maxPrompts {
+			return fmt.Errorf("privsep: PROMPT beyond the limit of %d", c.maxPrompts)
+		}
+		c.prompts++
+		c.prompted = true
+	case (c.state == authenticating || c.state == inSession) && t == TypeInfo:
+	case c.state == authenticating && t == TypeAccept && !c.prompted:
+		c.state = inSession
+	case (c.state == beforeLogin || c.state == authenticating) && t == TypeRefuse:
+		c.state = done
+	case c.state == inSession && t == TypeExited:
+		c.state = done
+	default:
+		return c.outOfOrder(m)
+	}
+	return nil
+}
+
+func (c *Conversation) outOfOrder(m Message) error {
+	if c.prompted {
+		return fmt.Errorf("privsep: %v out of order (%v, a PROMPT unanswered)", m.Type(), c.state)
+	}
+	return fmt.Errorf("privsep: %v out of order (%v)", m.Type(), c.state)
+}

@@ -1,0 +1,60 @@
+package privsep
+
+import "testing"
+
+// step is a message in a conversation: received from the net child (a request) or sent by the
+// monitor (a reply), and whether the conversation allows it.
+type step struct {
+	m  Message
+	ok bool
+}
+
+func TestConversation(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"secure login with a key", []step{
+			{&Sign{}, true}, {&Signature{}, true}, {&Sign{}, true}, {&Signature{}, true},
+			{&Login{}, true}, {&Info{}, true}, {&Accept{}, true}, {&Hangup{}, true}, {&Kill{}, true},
+			{&Exited{}, true}, {&Hangup{}, false},
+		}},
+		{"password, wrong then right", []step{
+			{&Login{}, true}, {&Prompt{}, true}, {&Answer{}, true}, {&Info{}, true},
+			{&Prompt{}, true}, {&Answer{}, true}, {&Accept{}, true},
+		}},
+		{"too many prompts", []step{
+			{&Login{}, true}, {&Prompt{}, true}, {&Answer{}, true}, {&Prompt{}, true}, {&Answer{}, true},
+			{&Prompt{}, true}, {&Answer{}, true}, {&Prompt{}, false},
+		}},
+		{"refused", []step{{&Login{}, true}, {&Prompt{}, true}, {&Answer{}, true}, {&Refuse{}, true}, {&Login{}, false}}},
+		{"sign refused", []step{{&Sign{}, true}, {&Refuse{}, true}, {&Sign{}, false}}},
+		{"answer without a prompt", []step{{&Login{}, true}, {&Answer{}, false}}},
+		{"two answers", []step{{&Login{}, true}, {&Prompt{}, true}, {&Answer{}, true}, {&Answer{}, false}}},
+		{"two prompts at once", []step{{&Login{}, true}, {&Prompt{}, true}, {&Prompt{}, false}}},
+		{"accept with a prompt unanswered", []step{{&Login{}, true}, {&Prompt{}, true}, {&Accept{}, false}}},
+		{"sign after login", []step{{&Login{}, true}, {&Sign{}, false}}},
+		{"login twice", []step{{&Login{}, true}, {&Login{}, false}}},
+		{"answer before login", []step{{&Answer{}, false}}},
+		{"hangup before accept", []step{{&Login{}, true}, {&Hangup{}, false}}},
+		{"accept before login", []step{{&Accept{}, false}}},
+		{"signature after login", []step{{&Login{}, true}, {&Signature{}, false}}},
+		{"exited before accept", []step{{&Login{}, true}, {&Exited{}, false}}},
+		{"prompt in the session", []step{{&Login{}, true}, {&Accept{}, true}, {&Prompt{}, false}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewConversation(3)
+			for i, s := range tc.steps {
+				var err error
+				if s.m.Type().request() {
+					err = c.Received(s.m)
+				} else {
+					err = c.Sending(s.m)
+				}
+				if (err == nil) != s.ok {
+					t.Fatalf("step %d, %v: %v, want ok %v", i, s.m.Type(), err, s.ok)
+				}
+			}
+		})
+	}
+}
