@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/client/hostconfig"
 	"github.com/rlogin-go/rlogin/session"
 )
 
@@ -33,13 +34,25 @@ type Options struct {
 	// ConnectTimeout is -o ConnectTimeout=N: how long reaching the login service may take, and
 	// separately the login request; 0 means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+
+	IdentityFile string // -i file: offer only this key ("" means the usual keys, see rlogin(1))
+	PrintConfig  bool   // -G: print the settings for the host, after the configuration files, and exit
+	NewKey       bool   // --new-key: create a key (-i's file, else ~/.rlogin/id_ed25519) with a passphrase, and exit
+}
+
+// given records which settings the command line gave, so that the configuration files set only
+// the others.
+type given struct {
+	user, port, escape, connectTimeout bool
+	noEscape                           bool // -E
 }
 
 // UsageLine is the one line rlogin prints on a usage error.
-const UsageLine = "usage: rlogin [-8EKLcd] [-e char] [-l user] [-o option] [-p port] [user@]host"
+const UsageLine = "usage: rlogin [-8EGKLcd] [-e char] [-i file] [-l user] [-o option] [-p port] [user@]host"
 
 // usageText is what -h prints: the usage line, what the options do, the escapes and the exit status.
 const usageText = UsageLine + `
+       rlogin --new-key [-i file]
   -8        8-bit clean (always); with -c also: leave ^S/^Q to the remote side
   -E        no escape character
   -K, -L    accepted and ignored (no Kerberos; no litout mode)
@@ -48,12 +61,18 @@ const usageText = UsageLine + `
             default; from a port in 512-1023 when rlogin can bind one (as root)
   -d        debug messages on stderr
   -e char   escape character: a character, ^X, or \nnn in octal (default ~)
+  -G        print the settings for host (after ~/.rlogin/config) and exit, as ssh -G
   -h        this help, on standard output
+  -i file   offer only the key in file (default: ssh-agent's first ed25519 key, then
+            ~/.ssh/id_ed25519, then ~/.rlogin/id_ed25519, each if it exists)
   -l user   remote user name (default: your local user name); also user@host
   -o ConnectTimeout=N
             give up after N seconds reaching the host, and again waiting for the login to be
             accepted (default 20)
   -p port   port (default 5513, or 513 with -c)
+  --new-key make a new key (~/.rlogin/id_ed25519, or -i's file), asking for its passphrase
+Settings per host: ~/.rlogin/config, then /etc/rlogin/rlogin_config (ssh_config syntax: Host,
+Match, HostName, User, Port, IdentityFile, EscapeChar, ConnectTimeout); the command line wins.
 Options may also follow the host: rlogin host -l user.
 Escapes, at the start of a line only (not when standard input is not a terminal):
   ~. or ~^D disconnect, ~^Z suspend rlogin, ~~ send one ~, ~? list them.
@@ -88,27 +107,40 @@ func usageErrorf(format string, args ...any) error {
 // -o takes ssh's form, Name=value (or "Name value"); rlogin knows ConnectTimeout=N, in seconds.
 // The error is ErrHelp for -h or --help, or a *UsageError.
 func ParseArgs(args []string) (Options, error) {
+	o, _, err := parseArgs(args)
+	return o, err
+}
+
+// parseArgs is ParseArgs, also saying which settings the command line gave.
+func parseArgs(args []string) (Options, given, error) {
 	p := argParser{o: Options{Port: DefaultPort, EscapeChar: DefaultEscapeChar}}
 	if err := p.readArgs(args); err != nil {
-		return p.o, err
+		return p.o, p.given, err
 	}
-	if p.o.Classic && !p.portGiven {
+	if p.o.Classic && !p.given.port {
 		p.o.Port = ClassicPort
 	}
-	if err := p.setDestination(); err != nil {
-		return p.o, err
+	if p.o.NewKey {
+		if len(p.operands) > 0 {
+			return p.o, p.given, usageErrorf("--new-key takes no host (the key file is -i's)")
+		}
+		return p.o, p.given, nil
 	}
-	return p.o, nil
+	if err := p.setDestination(); err != nil {
+		return p.o, p.given, err
+	}
+	p.given.user = p.o.User != ""
+	return p.o, p.given, nil
 }
 
 // argParser is ParseArgs's state: the options so far, the operands, and what is decided only
 // once every argument has been read.
 type argParser struct {
-	o         Options
-	operands  []string // arguments that are not options: the host, and mistakes
-	lUser     string   // -l's value
-	lGiven    bool     // -l was given (it wins over user@host, wherever each stands)
-	portGiven bool     // -p was given (else -c changes the default port)
+	o        Options
+	operands []string // arguments that are not options: the host, and mistakes
+	lUser    string   // -l's value
+	lGiven   bool     // -l was given (it wins over user@host, wherever each stands)
+	given    given    // what the command line set (-p also decides -c's default port)
 }
 
 // readArgs reads every argument: options into p.o, the rest into p.operands.
@@ -123,6 +155,8 @@ func (p *argParser) readArgs(args []string) error {
 			return ErrHelp
 		case a == "--classic":
 			p.o.Classic = true
+		case a == "--new-key":
+			p.o.NewKey = true
 		case len(a) < 2 || a[0] != '-':
 			p.operands = append(p.operands, a)
 		default:
@@ -150,12 +184,14 @@ func (p *argParser) readFlags(args []string, i int) (int, error) {
 		case 'c':
 			p.o.Classic = true
 		case 'E':
-			p.o.NoEscape = true
+			p.o.NoEscape, p.given.escape, p.given.noEscape = true, true, true
+		case 'G':
+			p.o.PrintConfig = true
 		case 'd':
 			p.o.Debug = true
 		case 'h':
 			return i, ErrHelp
-		case 'e', 'l', 'o', 'p':
+		case 'e', 'i', 'l', 'o', 'p':
 			val := a[j+1:] // the rest of a is the value, or else the next argument is
 			if val == "" {
 				i++
@@ -172,7 +208,7 @@ func (p *argParser) readFlags(args []string, i int) (int, error) {
 	return i, nil
 }
 
-// setValue sets the option c (e, l, o or p) to val.
+// setValue sets the option c (e, i, l, o or p) to val.
 func (p *argParser) setValue(c byte, val string) error {
 	switch c {
 	case 'e':
@@ -180,7 +216,12 @@ func (p *argParser) setValue(c byte, val string) error {
 		if err != nil {
 			return err
 		}
-		p.o.EscapeChar = ch
+		p.o.EscapeChar, p.given.escape = ch, true
+	case 'i':
+		if val == "" {
+			return usageErrorf("empty key file name")
+		}
+		p.o.IdentityFile = val
 	case 'l':
 		p.lUser, p.lGiven = val, true
 	case 'o':
@@ -190,17 +231,13 @@ func (p *argParser) setValue(c byte, val string) error {
 		if err != nil || port < 1 || port > 65535 {
 			return usageErrorf("bad port %q", val)
 		}
-		p.o.Port, p.portGiven = port, true
+		p.o.Port, p.given.port = port, true
 	}
 	return nil
 }
 
-// maxConnectTimeout bounds -o ConnectTimeout: a day is already more than anyone waits for a
-// connection, and the bound keeps the seconds far from overflowing a time.Duration.
-const maxConnectTimeout = 24 * time.Hour
-
 // setOption reads one -o option, in ssh's forms Name=value and "Name value"; names are
-// case-insensitive, as ssh's are, so a later configuration file can take the same lines.
+// case-insensitive, as ssh's and the configuration file's are.
 func (p *argParser) setOption(opt string) error {
 	name, val, ok := strings.Cut(opt, "=")
 	if !ok {
@@ -209,11 +246,11 @@ func (p *argParser) setOption(opt string) error {
 	name, val = strings.TrimSpace(name), strings.TrimSpace(val)
 	switch strings.ToLower(name) {
 	case "connecttimeout":
-		secs, err := strconv.Atoi(val)
-		if err != nil || secs < 1 || time.Duration(secs)*time.Second > maxConnectTimeout {
-			return usageErrorf("bad ConnectTimeout %q: give a number of seconds, 1 to %d", val, int(maxConnectTimeout/time.Second))
+		d, err := hostconfig.ParseConnectTimeout(val)
+		if err != nil {
+			return &UsageError{Msg: err.Error()}
 		}
-		p.o.ConnectTimeout = time.Duration(secs) * time.Second
+		p.o.ConnectTimeout, p.given.connectTimeout = d, true
 		return nil
 	}
 	return usageErrorf("unknown option %q for -o (rlogin knows ConnectTimeout=N)", name)
@@ -259,49 +296,18 @@ func (p *argParser) setDestination() error {
 // ParseEscapeChar reads the value of -e as netkit's getescape does: one character taken as is
 // (any byte, "\" included), or \nnn in octal; and also ^X notation (^] is 0x1d, ^? is DEL).
 func ParseEscapeChar(s string) (byte, error) {
-	switch {
-	case len(s) == 1:
-		return s[0], nil
-	case len(s) == 2 && s[0] == '^':
-		c := s[1]
-		switch {
-		case c == '?':
-			return 0x7f, nil
-		case c >= 'a' && c <= 'z':
-			return c - 'a' + 1, nil
-		case c >= '@' && c <= '_':
-			return c - '@', nil
-		}
-	case len(s) >= 2 && len(s) <= 4 && s[0] == '\\':
-		v, err := strconv.ParseUint(s[1:], 8, 8)
-		if err == nil {
-			return byte(v), nil
-		}
+	c, err := hostconfig.ParseEscapeChar(s)
+	if err != nil {
+		return 0, &UsageError{Msg: plainText(err)}
 	}
-	return 0, usageErrorf("bad escape character %q: use one character, ^X or \\nnn", s)
+	return c, nil
 }
 
-// checkHost accepts host names and IPv4/IPv6 literals (with a %zone) and nothing else: the host
-// ends up in known_hosts lines and messages, where spaces, commas, patterns or controls would
-// mean something else.
+// checkHost accepts host names and IPv4/IPv6 literals (with a %zone) and nothing else
+// (hostconfig.ValidHost, the configuration file's rule too).
 func checkHost(h string) error {
-	if h == "" {
-		return usageErrorf("empty host name")
-	}
-	if h[0] == '-' {
-		return usageErrorf("host name %q starts with '-'", h)
-	}
-	if len(h) > 255 {
-		return usageErrorf("host name too long")
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.', c == '-', c == '_', c == ':', c == '%':
-		default:
-			return usageErrorf("bad character %s in host name", printableByte(c))
-		}
+	if err := hostconfig.ValidHost(h); err != nil {
+		return &UsageError{Msg: err.Error()}
 	}
 	return nil
 }

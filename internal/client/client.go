@@ -15,14 +15,18 @@
 //	cfg := &client.Config{Stdin: in, Stdout: out, Stderr: errs, Home: dir, Prompt: answers}
 //	status := cfg.Run(ctx, []string{"-p", "5513", "bob@example.net"})
 //
-// What a run does: parse the arguments (ParseArgs, args.go); load or create the user's key
-// ~/.rlogin/id_ed25519; dial host:port and ask for the "login" mailbox, within the connect timeout
+// What a run does: parse the arguments (ParseArgs, args.go); fill in what they leave unset from
+// ~/.rlogin/config and /etc/rlogin/rlogin_config (settings.go, package hostconfig; -G prints the
+// result); choose the key to offer: ssh-agent's first ed25519 key, ~/.ssh/id_ed25519 or
+// ~/.rlogin/id_ed25519, asking for a passphrase on the terminal when the file is encrypted, or -i's
+// (identity.go); dial host:port and ask for the "login" mailbox, within the connect timeout
 // (-o ConnectTimeout=N); secure the connection, checking the server's key against
 // ~/.rlogin/known_hosts with ssh's questions and warnings (connect.go, hostkey.go); ask for a
 // session as the user with TERM, the window size, LANG and LC_* (local.go); then, when standard
 // input is a terminal, put it in raw mode and handle the escapes (~. ~^Z ~? ~~), signals and window
 // size changes, until the remote shell exits (interact.go, escape.go, input.go, output.go,
-// terminal.go). The terminal is put back as it was on every way out. A failure is one line on
+// terminal.go). A key the server refuses is followed by the next one, on a new connection. The
+// terminal is put back as it was on every way out. A failure is one line on
 // standard error, in the user's words (messages.go).
 //
 // With -c rlogin speaks classic rlogin (RFC 1282, package session/classic) instead, to old servers:
@@ -35,7 +39,6 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +52,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
-	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 )
 
@@ -78,7 +80,15 @@ type Config struct {
 	Environ []string
 	// Prompt asks whether to trust an unknown host key; nil means TTYPrompter{} (/dev/tty).
 	Prompt Prompter
+	// Passphrase asks for a key file's passphrase; nil means TTYPassphrase{} (/dev/tty, no echo).
+	Passphrase Prompter
+	// SystemConfig is the configuration file read after the user's ~/.rlogin/config; "" means
+	// DefaultSystemConfig, and "none" no file.
+	SystemConfig string
 }
+
+// DefaultSystemConfig is the system-wide configuration file, read after the user's.
+const DefaultSystemConfig = "/etc/rlogin/rlogin_config"
 
 // Main runs rlogin with the process's command-line arguments (without the program name) and
 // returns the exit status.
@@ -102,7 +112,7 @@ func (c *Config) Run(ctx context.Context, args []string) int {
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	opts, err := ParseArgs(args)
+	opts, given, err := parseArgs(args)
 	if errors.Is(err, ErrHelp) {
 		// Asked for, so it is output, not a complaint: stdout and status 0, as ssh -V and most
 		// GNU tools do, so "rlogin -h | less" works.
@@ -123,6 +133,15 @@ func (c *Config) Run(ctx context.Context, args []string) int {
 		return ExitFailure
 	}
 	r := newRunner(c, opts, stderr)
+	if opts.NewKey {
+		return r.newKey()
+	}
+	if err := r.applyConfig(given); err != nil {
+		return r.fail(err)
+	}
+	if opts.PrintConfig {
+		return r.printConfig()
+	}
 	return r.run(ctx)
 }
 
@@ -150,6 +169,11 @@ type runner struct {
 	canceled     atomic.Bool  // ctx ended the session
 
 	stopSignal func(chan<- os.Signal) // signal.Stop (tests watch it)
+
+	// What the configuration files changed, for -G (settings.go).
+	alias           string // the host as given on the command line
+	escapeNone      bool   // -E or "EscapeChar none" (not: standard input is no terminal)
+	certificateFile string // CertificateFile, kept for presenting a certificate beside the key
 }
 
 func newRunner(c *Config, opts Options, stderr io.Writer) *runner {
@@ -182,15 +206,11 @@ func (r *runner) run(ctx context.Context) int {
 	if err != nil {
 		return r.fail(err)
 	}
-	key, err := r.loadKey(dir)
-	if err != nil {
-		return r.fail(err)
-	}
 	user, err := r.remoteUser()
 	if err != nil {
 		return r.fail(err)
 	}
-	sess, stdinPipe, err := r.connect(ctx, key, user, dir)
+	sess, stdinPipe, err := r.loginWithKeys(ctx, user, dir)
 	if err != nil {
 		return r.fail(err)
 	}
@@ -199,17 +219,37 @@ func (r *runner) run(ctx context.Context) int {
 	return r.interact(ctx, stdinPipe)
 }
 
-// loadKey loads the user's key, ~/.rlogin/id_ed25519, creating it the first time (and saying so).
-func (r *runner) loadKey(dir rloginDir) (ed25519.PrivateKey, error) {
-	key, created, err := keys.LoadOrCreate(dir.path("id_ed25519"))
+// loginWithKeys logs in with the first key the server takes, of those rlogin may offer (see
+// identity.go): a refused key is followed by the next one, on a new connection.
+func (r *runner) loginWithKeys(ctx context.Context, user string, dir rloginDir) (*session.Client, io.WriteCloser, error) {
+	ids, err := r.newIdentities(ctx, dir)
 	if err != nil {
-		return nil, &connectError{msg: fmt.Sprintf("cannot load your key %s: %s", dir.shown("id_ed25519"), plainText(err)), err: err}
+		return nil, nil, err
 	}
-	if created {
-		fmt.Fprintf(r.stderr, "rlogin: created your key %s (%s)\n",
-			dir.shown("id_ed25519"), keys.Fingerprint(key.Public().(ed25519.PublicKey)))
+	defer ids.close() // the handshakes are over: the agent has signed what it had to
+	var refused error // the server's last refusal of a key
+	for {
+		id, err := ids.next()
+		if err != nil {
+			return nil, nil, err
+		}
+		if id == nil { // every key left was one already offered
+			return nil, nil, ids.refusedAll(refused)
+		}
+		r.debugf("offering your key %s", id)
+		sess, stdinPipe, err := r.connect(ctx, id.signer, user, dir)
+		if err == nil {
+			return sess, stdinPipe, nil
+		}
+		if !keyRefused(err) {
+			return nil, nil, err
+		}
+		refused = err
+		if !ids.more() {
+			return nil, nil, ids.refusedAll(refused)
+		}
+		r.debugf("%s refused the key; trying the next one", r.opts.Host)
 	}
-	return key, nil
 }
 
 // ended reports how the session ended, on stderr when it is a failure, and returns the status.

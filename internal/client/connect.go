@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ import (
 // connect dials, secures and logs in. When the user accepted a new host key but the attempt then
 // failed (the server may have given up on a handshake while the question was on the screen), it
 // tries once more: the key is accepted now, so nothing is asked again.
-func (r *runner) connect(ctx context.Context, key ed25519.PrivateKey, user string, dir rloginDir) (*session.Client, io.WriteCloser, error) {
+func (r *runner) connect(ctx context.Context, key crypto.Signer, user string, dir rloginDir) (*session.Client, io.WriteCloser, error) {
 	var accepted ed25519.PublicKey // by the user, in the first attempt
 	for attempt := 1; ; attempt++ {
 		check := &hostKeyCheck{
@@ -49,7 +50,7 @@ func (r *runner) connect(ctx context.Context, key ed25519.PrivateKey, user strin
 }
 
 // login makes one attempt: dial, mailbox, TLS with the host key check, login request.
-func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string, check *hostKeyCheck) (*session.Client, io.WriteCloser, error) {
+func (r *runner) login(ctx context.Context, key crypto.Signer, user string, check *hostKeyCheck) (*session.Client, io.WriteCloser, error) {
 	sc, err := r.secureConn(ctx, key, check)
 	if err != nil {
 		return nil, nil, err
@@ -74,7 +75,7 @@ func (r *runner) login(ctx context.Context, key ed25519.PrivateKey, user string,
 // The TLS ClientHello follows the mailbox name without waiting for the server's "+": the name's
 // round trip and the handshake's are one (docs/protocol.md, "Round trips"). The connect timeout
 // bounds the dial and the wait for that "+", which the handshake's first read takes.
-func (r *runner) secureConn(ctx context.Context, key ed25519.PrivateKey, check *hostKeyCheck) (*transport.SecureConn, error) {
+func (r *runner) secureConn(ctx context.Context, key crypto.Signer, check *hostKeyCheck) (*transport.SecureConn, error) {
 	r.debugf("connecting to %s", check.hostport)
 	dctx, cancel := context.WithTimeout(ctx, r.connectTimeout())
 	defer cancel()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -38,38 +37,15 @@ type TTYPrompter struct {
 
 // Prompt writes question to the terminal and reads one line from it.
 func (p TTYPrompter) Prompt(question string) (string, error) {
-	path := p.Path
-	if path == "" {
-		path = "/dev/tty"
-	}
-	tty, err := os.OpenFile(path, os.O_RDWR, 0)
+	tty, err := openTTY(p.Path)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrNoTerminal, err)
+		return "", err
 	}
 	defer tty.Close()
 	if _, err := io.WriteString(tty, question); err != nil {
 		return "", fmt.Errorf("client: prompt: %w", err)
 	}
-	// The terminal is in canonical mode here, so one read returns one line; keep reading in case
-	// it is not, until the line ends. A human types this: small reads are fine.
-	var line []byte
-	buf := make([]byte, 256)
-	for {
-		n, err := tty.Read(buf)
-		line = append(line, buf[:n]...)
-		if i := strings.IndexAny(string(line), "\r\n"); i >= 0 {
-			return string(line[:i]), nil
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) && len(line) > 0 {
-				return string(line), nil
-			}
-			return "", fmt.Errorf("client: prompt: %w", err)
-		}
-		if n == 0 || len(line) > 4096 {
-			return "", fmt.Errorf("client: prompt: %w", io.EOF)
-		}
-	}
+	return readLine(tty) // the terminal is in canonical mode here
 }
 
 // hostKeyCheck decides whether to trust a server's key, as ssh does with StrictHostKeyChecking=ask:

@@ -29,17 +29,20 @@ import (
 )
 
 // testServer is rlogind in miniature: a "login" mailbox on loopback, TLS with its own host key
-// (any client key is let in), and a real shell on a real pty for each login.
+// (any client key is let in unless authorized is set), and a real shell on a real pty for each
+// login.
 type testServer struct {
 	t       *testing.T
 	addr    string // 127.0.0.1:port
 	port    string
 	hostKey ed25519.PrivateKey
 
-	refuse           string        // if set, every login is refused with this reason
-	handshakeTimeout time.Duration // the server's TLS handshake timeout; 0 = the transport's default
+	refuse           string              // if set, every login is refused with this reason
+	authorized       []ed25519.PublicKey // if set, only these keys may log in, as rlogind's authorized_keys
+	handshakeTimeout time.Duration       // the server's TLS handshake timeout; 0 = the transport's default
 
 	requests       chan session.Request
+	offered        chan ed25519.PublicKey // the client key of each handshake, in order
 	resizes        chan session.WindowSize
 	handshakeFails chan error
 
@@ -61,6 +64,7 @@ func startServer(t *testing.T, configure func(*testServer)) *testServer {
 		t:              t,
 		hostKey:        key,
 		requests:       make(chan session.Request, 16),
+		offered:        make(chan ed25519.PublicKey, 16),
 		resizes:        make(chan session.WindowSize, 64),
 		handshakeFails: make(chan error, 16),
 	}
@@ -134,6 +138,10 @@ func (s *testServer) serve(c net.Conn) {
 		}
 		return
 	}
+	select {
+	case s.offered <- sc.PeerKey():
+	default:
+	}
 	srv := session.NewServerConn(sc)
 	defer srv.Close()
 	req, err := srv.ReadRequest()
@@ -146,6 +154,10 @@ func (s *testServer) serve(c net.Conn) {
 	}
 	if s.refuse != "" {
 		_ = srv.Refuse(s.refuse)
+		return
+	}
+	if s.authorized != nil && !slices.ContainsFunc(s.authorized, func(k ed25519.PublicKey) bool { return k.Equal(sc.PeerKey()) }) {
+		_ = srv.Refuse("permission denied (publickey)") // rlogind's words
 		return
 	}
 	cmd := exec.Command("/bin/sh")
@@ -195,6 +207,18 @@ func (s *testServer) request(t *testing.T) session.Request {
 	case <-time.After(testTimeout):
 		t.Fatal("no login request reached the server")
 		return session.Request{}
+	}
+}
+
+// nextOffered is the client key of the next handshake.
+func (s *testServer) nextOffered(t *testing.T) ed25519.PublicKey {
+	t.Helper()
+	select {
+	case k := <-s.offered:
+		return k
+	case <-time.After(testTimeout):
+		t.Fatal("no handshake reached the server")
+		return nil
 	}
 }
 

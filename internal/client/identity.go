@@ -1,0 +1,245 @@
+package client
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rlogin-go/rlogin/keys"
+	"github.com/rlogin-go/rlogin/session"
+)
+
+// Which key rlogin offers. The secure protocol presents one key per connection, in the TLS
+// handshake, and the server says whether it takes it only after the login request. So rlogin
+// offers the first key that exists of, in order:
+//
+//  1. the first ed25519 key in ssh-agent (SSH_AUTH_SOCK), the first ED25519 line of ssh-add -l;
+//  2. ~/.ssh/id_ed25519;
+//  3. ~/.rlogin/id_ed25519, created (unencrypted, as before) only when none of the others exists;
+//
+// and when the server refuses it with "permission denied (publickey)", the next one, on a new
+// connection. Each such try costs a new TCP connection and TLS handshake (about 4 ms on loopback,
+// see docs/rlogin.1) and counts as a failed login in the server's per-source penalties (rlogind's
+// default: refused after four in a row); at most three keys are ever offered, so one run alone
+// never locks its user out. With -i or IdentityFile only that key is offered. A key file is read
+// (and its passphrase asked for) only when its turn comes, and a key the agent holds is not
+// offered twice.
+
+// identity is a key rlogin can offer, and where it comes from. A certificate that sits beside
+// the key (id_ed25519-cert.pub, or in the agent) is to be carried here too, once the transport
+// can present one.
+type identity struct {
+	signer crypto.Signer // an ed25519.PrivateKey, or a *keys.AgentKey
+	from   string        // for messages: "~/.ssh/id_ed25519", "ssh-agent key alice@laptop"
+}
+
+// public is the identity's public key.
+func (id *identity) public() ed25519.PublicKey { return id.signer.Public().(ed25519.PublicKey) }
+
+// String is how messages name the identity: where it comes from and its fingerprint.
+func (id *identity) String() string {
+	return fmt.Sprintf("%s (%s)", id.from, keys.Fingerprint(id.public()))
+}
+
+// identities hands out the keys to offer, one at a time, loading each only when its turn comes.
+type identities struct {
+	r       *runner
+	agent   *keys.Agent // nil when there is none; closed by close
+	pending []func() (*identity, error)
+	offered []*identity
+}
+
+// newIdentities finds the keys rlogin may offer (see above). The caller closes the result.
+func (r *runner) newIdentities(ctx context.Context, dir rloginDir) (*identities, error) {
+	ids := &identities{r: r}
+	if sock := r.getenv("SSH_AUTH_SOCK"); sock != "" {
+		a, err := keys.DialAgent(ctx, sock)
+		if err != nil {
+			r.debugf("not using ssh-agent: %v", err)
+		} else {
+			ids.agent = a
+		}
+	}
+	if r.opts.IdentityFile != "" {
+		path := r.opts.IdentityFile
+		ids.pending = append(ids.pending, func() (*identity, error) { return ids.fromFile(path, path) })
+		return ids, nil
+	}
+	if ids.agent != nil {
+		ks, err := ids.agent.Keys()
+		switch {
+		case err != nil:
+			r.debugf("not using ssh-agent: %v", err)
+		case len(ks) == 0:
+			r.debugf("ssh-agent holds no ed25519 key")
+		default:
+			first := ks[0]
+			ids.pending = append(ids.pending, func() (*identity, error) {
+				return &identity{signer: first, from: "ssh-agent key " + first.Comment}, nil
+			})
+		}
+	}
+	sshKey := filepath.Join(dir.home, ".ssh", "id_ed25519")
+	ownKey := dir.path("id_ed25519")
+	for _, f := range []struct{ path, shown string }{
+		{sshKey, shownUnder(dir, sshKey)},
+		{ownKey, dir.shown("id_ed25519")},
+	} {
+		if _, err := os.Lstat(f.path); err == nil {
+			ids.pending = append(ids.pending, func() (*identity, error) { return ids.fromFile(f.path, f.shown) })
+		}
+	}
+	if len(ids.pending) == 0 {
+		ids.pending = append(ids.pending, func() (*identity, error) { return r.createKey(dir) })
+	}
+	return ids, nil
+}
+
+// shownUnder is path as messages show it, under the home directory as dir shows it.
+func shownUnder(dir rloginDir, path string) string {
+	if rel, err := filepath.Rel(dir.home, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return dir.shownHome + "/" + rel
+	}
+	return path
+}
+
+// createKey makes ~/.rlogin/id_ed25519 when the user has no key at all, as rlogin always did.
+func (r *runner) createKey(dir rloginDir) (*identity, error) {
+	key, created, err := keys.LoadOrCreate(dir.path("id_ed25519"))
+	if err != nil {
+		return nil, &connectError{msg: fmt.Sprintf("cannot load your key %s: %s", dir.shown("id_ed25519"), plainText(err)), err: err}
+	}
+	id := &identity{signer: key, from: dir.shown("id_ed25519")}
+	if created {
+		fmt.Fprintf(r.stderr, "rlogin: created your key %s (%s)\n", id.from, keys.Fingerprint(id.public()))
+	}
+	return id, nil
+}
+
+// next returns the next key to offer, or nil when there is none left. A key file that is
+// passphrase-protected when there is no terminal to ask on is passed over, saying so, when
+// another key may follow.
+func (ids *identities) next() (*identity, error) {
+	for len(ids.pending) > 0 {
+		load := ids.pending[0]
+		ids.pending = ids.pending[1:]
+		id, err := load()
+		if errors.Is(err, ErrNoTerminal) && len(ids.pending) > 0 {
+			fmt.Fprintf(ids.r.stderr, "rlogin: %s\n", userMessage(err))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if id == nil || ids.seen(id.public()) {
+			continue
+		}
+		ids.offered = append(ids.offered, id)
+		return id, nil
+	}
+	return nil, nil
+}
+
+// more reports whether another key may follow.
+func (ids *identities) more() bool { return len(ids.pending) > 0 }
+
+// seen reports whether pub was offered already.
+func (ids *identities) seen(pub ed25519.PublicKey) bool {
+	for _, o := range ids.offered {
+		if o.public().Equal(pub) {
+			return true
+		}
+	}
+	return false
+}
+
+// close ends the connection to the agent.
+func (ids *identities) close() {
+	if ids.agent != nil {
+		_ = ids.agent.Close() // best effort: nothing more is signed
+	}
+}
+
+// fromFile loads the key file at path (shown as shown in messages). When the agent holds the
+// same key (path+".pub" names it), the agent signs and nothing is asked; when an offered key is
+// the same, the file is passed over (nil, nil); else the file is read, asking for its passphrase
+// once when it is encrypted.
+func (ids *identities) fromFile(path, shown string) (*identity, error) {
+	pub, pubErr := keys.LoadPublic(path + ".pub")
+	if pubErr == nil {
+		if ids.seen(pub) {
+			return nil, nil
+		}
+		if k := ids.agentKey(pub); k != nil {
+			return &identity{signer: k, from: shown + " (in ssh-agent)"}, nil
+		}
+	}
+	ask := func() ([]byte, error) { return ids.r.askPassphrase(shown) }
+	key, err := keys.LoadWithPassphrase(path, ask)
+	switch {
+	case err == nil:
+		return &identity{signer: key, from: shown}, nil
+	case errors.Is(err, ErrNoTerminal):
+		return nil, &connectError{msg: fmt.Sprintf("cannot ask for the passphrase of %s: no terminal "+
+			"(add the key to ssh-agent with ssh-add, or run rlogin from a terminal)", shown), err: err}
+	case errors.Is(err, keys.ErrWrongPassphrase):
+		return nil, &connectError{msg: fmt.Sprintf("wrong passphrase for %s", shown), err: err}
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &connectError{msg: fmt.Sprintf("no key %s", shown), err: err}
+	}
+	return nil, &connectError{msg: fmt.Sprintf("cannot load your key %s: %s", shown, plainText(err)), err: err}
+}
+
+// agentKey is the agent's key pub, or nil.
+func (ids *identities) agentKey(pub ed25519.PublicKey) *keys.AgentKey {
+	if ids.agent == nil {
+		return nil
+	}
+	ks, err := ids.agent.Keys()
+	if err != nil {
+		ids.r.debugf("ssh-agent: %v", err)
+		return nil
+	}
+	for _, k := range ks {
+		if k.Public().(ed25519.PublicKey).Equal(pub) {
+			return k
+		}
+	}
+	return nil
+}
+
+// askPassphrase asks for the passphrase of the key file shown as shown, on Config.Passphrase.
+func (r *runner) askPassphrase(shown string) ([]byte, error) {
+	p := r.cfg.Passphrase
+	if p == nil {
+		p = TTYPassphrase{}
+	}
+	answer, err := p.Prompt(fmt.Sprintf("Enter passphrase for key '%s': ", shown))
+	if err != nil {
+		return nil, err
+	}
+	return []byte(answer), nil
+}
+
+// keyRefused reports whether err is the server's refusal of the key offered (rlogind's words for
+// it, as sshd's): then another key may be let in.
+func keyRefused(err error) bool {
+	var refused *session.RefusedError
+	return errors.As(err, &refused) && refused.Reason == "permission denied (publickey)"
+}
+
+// refusedAll is the failure after the server refused every key offered, the last with err.
+func (ids *identities) refusedAll(err error) error {
+	names := make([]string, len(ids.offered))
+	for i, id := range ids.offered {
+		names[i] = id.String()
+	}
+	return &connectError{msg: fmt.Sprintf("%s; rlogin offered %s (choose another key with -i)",
+		userMessage(err), strings.Join(names, ", ")), err: err}
+}
