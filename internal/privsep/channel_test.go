@@ -138,6 +138,7 @@ func TestChannelReceiveRefuses(t *testing.T) {
 		{"a request to the net child", NetSide, hangup, nil, "unexpected"},
 		{"too long", MonitorSide, append(hangup, make([]byte, MaxMessageLen)...), nil, "limit"},
 		{"bad fields", MonitorSide, []byte{byte(TypeAnswer), 0, 1, '\n'}, nil, "ANSWER"},
+		{"SIGN of other content", MonitorSide, append([]byte{byte(TypeSign), 0, 5}, "hello"...), nil, "bad SIGN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mf, nf, err := Pair()

@@ -132,6 +132,7 @@ type result[T any] struct {
 func TestHostKeySignerHandshake(t *testing.T) {
 	hostKey, clientKey := testKey(), ed25519.NewKeyFromSeed(make([]byte, 32))
 	monitorCh, netCh := channels(t)
+	watchdog(t, monitorCh, netCh)
 	holder, err := NewHostKeyHolder(hostKey)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +168,9 @@ func TestHostKeySignerHandshake(t *testing.T) {
 	if !srv.PeerKey().Equal(clientKey.Public()) {
 		t.Error("server saw another client key")
 	}
-	go func() { _, _ = cr.v.Write([]byte("ping")) }()
+	if _, err := cr.v.Write([]byte("ping")); err != nil { // the socketpair buffers it
+		t.Fatal(err)
+	}
 	buf := make([]byte, 4)
 	if _, err := io.ReadFull(srv, buf); err != nil || string(buf) != "ping" {
 		t.Errorf("read %q, %v over the secure conn", buf, err)
@@ -232,13 +235,20 @@ func TestHostKeySignerChecks(t *testing.T) {
 	}
 
 	// A monitor whose signature is of something else: caught by the signer.
+	watchdog(t, monitorCh)
+	monitorDone := make(chan error, 1)
 	go func() {
-		if _, _, err := monitorCh.Receive(); err == nil {
-			_ = monitorCh.Send(&Signature{Sig: ed25519.Sign(key, []byte("other"))})
+		_, _, err := monitorCh.Receive()
+		if err == nil {
+			err = monitorCh.Send(&Signature{Sig: ed25519.Sign(key, []byte("other"))})
 		}
+		monitorDone <- err
 	}()
 	if _, err := signer.Sign(nil, certificateVerifyContent(32), crypto.Hash(0)); err == nil || !strings.Contains(err.Error(), "does not verify") {
 		t.Errorf("a wrong signature: %v, want it caught", err)
+	}
+	if err := <-monitorDone; err != nil {
+		t.Fatal(err)
 	}
 
 	// A monitor that does not answer: the timeout.

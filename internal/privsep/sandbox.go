@@ -24,8 +24,9 @@ const (
 	NetChildMaxFiles = 32
 )
 
-// NetCommand returns the command that starts a net child: the program exe (rlogind itself,
-// told its role by the arguments the caller sets in cmd.Args) as lease's dynamic uid, with
+// NetCommand returns the command that starts a net child: the program exe (a path, not looked
+// up in $PATH: rlogind itself, from os.Executable, told its role by the arguments the caller
+// sets in cmd.Args) as lease's dynamic uid, with
 // the same gid and no supplementary groups, so no capabilities; in "/" with an empty
 // environment; channel (the net child's end of Pair) as ChannelFD, then files; killed by
 // SIGKILL when the thread that starts it exits (Pdeathsig: start it from a goroutine that is

@@ -261,6 +261,7 @@ func TestNetChildHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer monitorCh.Close()
+	watchdog(t, monitorCh)
 	// The child's end goes to it as a file; this process keeps the client's.
 	childEnd, clientConn := streamPair(t)
 	childConn, err := childEnd.(*net.UnixConn).File()
