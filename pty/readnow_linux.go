@@ -14,7 +14,7 @@ import (
 // 0, false, nil at once. A session server calls it after a ReadOutput that returned a
 // full line-discipline buffer (a pty read gives at most 4 KiB), to collect what a
 // flood of output has queued meanwhile and send it in one write instead of several.
-func (p *PTY) ReadOutputNow(b []byte) (n int, flushed bool, err error) {
+func (p *ptyMaster) ReadOutputNow(b []byte) (n int, flushed bool, err error) {
 	p.readMu.Lock()
 	defer p.readMu.Unlock()
 	if len(b) == 0 {
