@@ -35,6 +35,14 @@
 // caller may create one, so that End reaches every process the session started, even one that
 // left the session and the terminal; elsewhere End finds them by session and terminal.
 //
+// A server with privilege separation serves the terminal in a process other than the one that
+// started the command: the starter passes on a copy of the master (DupMaster; with SCM_RIGHTS,
+// say), and the server attaches it with Attach, giving it a Process that asks the starter for
+// the hangup, the kill and the exit status:
+//
+//	t, err := pty.Attach(master, proc) // proc: the starter's side, reached by messages
+//	// t reads, writes and resizes as a PTY does; t.WaitStatus() is the command's wait status.
+//
 // Start wraps github.com/creack/pty. Only Linux is supported; elsewhere Start
 // returns ErrUnsupported.
 package pty

@@ -54,16 +54,32 @@ func prepareMaster(m *os.File, sz Size) (*os.File, syscall.RawConn, *rawio.Watch
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	raw, err := master.SyscallConn()
-	if err != nil {
-		_ = master.Close() // best effort
-		return nil, nil, nil, fmt.Errorf("pty: start: %w", err)
-	}
-	var output *rawio.Watch
-	err = control(raw, func(fd int) error {
+	raw, output, err := packetMaster(master, func(fd int) error {
 		ws := unix.Winsize{Row: sz.Rows, Col: sz.Cols, Xpixel: sz.XPixel, Ypixel: sz.YPixel}
 		if err := unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &ws); err != nil {
 			return fmt.Errorf("set window size: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("pty: start: %w", err)
+	}
+	return master, raw, output, nil
+}
+
+// packetMaster runs setup on the descriptor of master, a pty master out of Go's poller, puts it
+// into packet mode, and returns its RawConn and the Watch that ReadOutput waits on. On failure
+// it closes master.
+func packetMaster(master *os.File, setup func(fd int) error) (syscall.RawConn, *rawio.Watch, error) {
+	raw, err := master.SyscallConn()
+	if err != nil {
+		_ = master.Close() // best effort
+		return nil, nil, err
+	}
+	var output *rawio.Watch
+	err = control(raw, func(fd int) error {
+		if err := setup(fd); err != nil {
+			return err
 		}
 		if err := unix.IoctlSetPointerInt(fd, unix.TIOCPKT, 1); err != nil {
 			return fmt.Errorf("set packet mode: %w", err)
@@ -74,9 +90,9 @@ func prepareMaster(m *os.File, sz Size) (*os.File, syscall.RawConn, *rawio.Watch
 	})
 	if err != nil {
 		_ = master.Close() // best effort
-		return nil, nil, nil, fmt.Errorf("pty: start: %w", err)
+		return nil, nil, err
 	}
-	return master, raw, output, nil
+	return raw, output, nil
 }
 
 // masterFile returns a non-blocking copy of the master m that Go's poller does not

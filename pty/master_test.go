@@ -37,10 +37,20 @@ func waitWatchedFor(t *testing.T, fd int, events uint32) {
 // TestMasterWatchedOnlyWhileReading checks the design ReadOutput relies on: the master is
 // non-blocking and close-on-exec, and no epoll instance watches it (not Go's poller
 // either) except one that watches for output only while a ReadOutput waits, so that a
-// flood of output does not wake the process for each chunk while the reader is busy.
+// flood of output does not wake the process for each chunk while the reader is busy. The
+// same holds for an Attached copy, though the file it was made from was in Go's poller.
 func TestMasterWatchedOnlyWhileReading(t *testing.T) {
-	c := startChild(t, size, "cat")
-	master := pty.MasterFD(c.p)
+	eachTerminal(t, func(t *testing.T, start starter) {
+		c := start(t, size, "cat")
+		master := pty.MasterFD(c.p)
+		if c.a != nil {
+			master = pty.AttachedFD(c.a)
+		}
+		testWatchedOnlyWhileReading(t, c, master)
+	})
+}
+
+func testWatchedOnlyWhileReading(t *testing.T, c *child, master int) {
 	fdFlags, err := unix.FcntlInt(uintptr(master), unix.F_GETFD, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +72,7 @@ func TestMasterWatchedOnlyWhileReading(t *testing.T) {
 	got := make(chan string, 1)
 	go func() {
 		buf := make([]byte, 32<<10)
-		n, _, err := c.p.ReadOutput(buf)
+		n, _, err := c.term().ReadOutput(buf)
 		if err != nil {
 			got <- err.Error()
 			return

@@ -34,9 +34,26 @@ var size = pty.Size{Rows: 24, Cols: 80}
 type child struct {
 	t    *testing.T
 	p    *pty.PTY
+	a    *pty.Attached // if not nil, the terminal the test reads, writes and waits through (startAttached)
 	cmd  *exec.Cmd
 	once sync.Once
 	stop func()
+}
+
+// terminal is what a test reads and writes: a PTY, or an Attached copy of its master.
+type terminal interface {
+	ReadOutput(b []byte) (n int, flushed bool, err error)
+	Write(b []byte) (int, error)
+	Close() error
+	Hangup()
+	Kill()
+}
+
+func (c *child) term() terminal {
+	if c.a != nil {
+		return c.a
+	}
+	return c.p
 }
 
 // startChild starts argv on a pty. If the child outlives the watchdog, the test
@@ -71,11 +88,16 @@ func startChild(t *testing.T, sz pty.Size, argv ...string) *child {
 	return c
 }
 
-// finish stops the watchdog, closes the pty and reaps the child, killing it if it
-// does not exit after the hangup that closing the master causes.
+// finish stops the watchdog, closes the pty (and its attached copy) and reaps the child,
+// killing it if it does not exit after the hangup that closing the master causes.
 func (c *child) finish() {
 	c.once.Do(func() {
 		c.stop()
+		if c.a != nil {
+			if err := c.a.Close(); err != nil {
+				c.t.Errorf("Close of the attached copy: %v", err)
+			}
+		}
 		if err := c.p.Close(); err != nil {
 			c.t.Errorf("Close: %v", err)
 		}
@@ -100,7 +122,7 @@ func (c *child) readAll() (out string, flushes int) {
 	var sb strings.Builder
 	buf := make([]byte, 32<<10)
 	for {
-		n, flushed, err := c.p.ReadOutput(buf)
+		n, flushed, err := c.term().ReadOutput(buf)
 		sb.Write(buf[:n])
 		if flushed {
 			flushes++
@@ -120,7 +142,7 @@ func (c *child) readUntil(want string) string {
 	var sb strings.Builder
 	buf := make([]byte, 32<<10)
 	for !strings.Contains(sb.String(), want) {
-		n, _, err := c.p.ReadOutput(buf)
+		n, _, err := c.term().ReadOutput(buf)
 		sb.Write(buf[:n])
 		if err != nil {
 			c.t.Fatalf("ReadOutput waiting for %q, got %q: %v", want, sb.String(), err)
@@ -131,14 +153,25 @@ func (c *child) readUntil(want string) string {
 
 func (c *child) write(s string) {
 	c.t.Helper()
-	if n, err := c.p.Write([]byte(s)); n != len(s) || err != nil {
+	if n, err := c.term().Write([]byte(s)); n != len(s) || err != nil {
 		c.t.Fatalf("Write(%q) = %d, %v", s, n, err)
 	}
 }
 
-// wait reaps the child and returns its wait status.
+// wait reaps the child and returns its wait status; for an attached terminal, the status its
+// WaitStatus reports, and its Wait must give no state.
 func (c *child) wait() syscall.WaitStatus {
 	c.t.Helper()
+	if c.a != nil {
+		ws, err := c.a.WaitStatus()
+		if err != nil {
+			c.t.Fatalf("WaitStatus: %v", err)
+		}
+		if st, err := c.a.Wait(); st != nil || err != nil {
+			c.t.Errorf("Wait: %v, %v; want a nil state and no error", st, err)
+		}
+		return ws
+	}
 	state, err := c.p.Wait()
 	if err != nil {
 		c.t.Fatalf("Wait: %v", err)
@@ -352,12 +385,14 @@ func TestReadPacketFlush(t *testing.T) {
 }
 
 func TestHangup(t *testing.T) {
-	c := startChild(t, size, "sleep", "1000")
-	c.p.Hangup()
-	c.p.Hangup() // no second signal, no panic
-	c.readAll()
-	c.wantSignal(syscall.SIGHUP)
-	c.p.Hangup() // after the reap: nothing is sent
+	eachTerminal(t, func(t *testing.T, start starter) {
+		c := start(t, size, "sleep", "1000")
+		c.term().Hangup()
+		c.term().Hangup() // no second signal, no panic
+		c.readAll()
+		c.wantSignal(syscall.SIGHUP)
+		c.term().Hangup() // after the reap: nothing is sent
+	})
 }
 
 // jobInOwnGroup reads the line "job=PID" that the child prints and returns PID, which must
@@ -490,63 +525,88 @@ func waitGone(t *testing.T, pid int) {
 // TestKill checks that Kill ends a child that ignores the hangup, and does nothing once the child
 // is reaped.
 func TestKill(t *testing.T) {
-	c := startChild(t, size, "sh", "-c", "trap '' HUP; echo READY; exec sleep 1000")
-	c.readUntil("READY")
-	c.p.Hangup() // ignored
-	c.p.Kill()
-	c.readAll()
-	c.wantSignal(syscall.SIGKILL)
-	c.p.Kill() // after the reap: nothing is sent
+	eachTerminal(t, func(t *testing.T, start starter) {
+		c := start(t, size, "sh", "-c", "trap '' HUP; echo READY; exec sleep 1000")
+		c.readUntil("READY")
+		c.term().Hangup() // ignored
+		c.term().Kill()
+		c.readAll()
+		c.wantSignal(syscall.SIGKILL)
+		c.term().Kill() // after the reap: nothing is sent
+	})
 }
 
+// TestCloseUnblocksReadOutput: Close ends a pending ReadOutput, and later reads and writes fail.
+// A PTY's Close hangs up the line; an Attached copy's leaves the line to the PTY, which still
+// holds the master, until the PTY hangs it up.
 func TestCloseUnblocksReadOutput(t *testing.T) {
-	c := startChild(t, size, "sleep", "1000")
-	errc := make(chan error, 1)
-	go func() {
-		_, _, err := c.p.ReadOutput(make([]byte, 32<<10))
-		errc <- err
-	}()
-	if err := c.p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; !errors.Is(err, os.ErrClosed) {
-		t.Errorf("ReadOutput after Close: %v, want an error matching os.ErrClosed", err)
-	}
-	if err := c.p.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
-	// Closing the master hangs up the slave; the session leader gets SIGHUP.
-	c.wantSignal(syscall.SIGHUP)
+	eachTerminal(t, func(t *testing.T, start starter) {
+		c := start(t, size, "sleep", "1000")
+		errc := make(chan error, 1)
+		go func() {
+			_, _, err := c.term().ReadOutput(make([]byte, 32<<10))
+			errc <- err
+		}()
+		if err := c.term().Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; !errors.Is(err, os.ErrClosed) {
+			t.Errorf("ReadOutput after Close: %v, want an error matching os.ErrClosed", err)
+		}
+		if _, err := c.term().Write([]byte("x")); !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Write after Close: %v, want an error matching os.ErrClosed", err)
+		}
+		if err := c.term().Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		if c.a != nil {
+			// The line is not hung up: the PTY's master still gets the echo of its input.
+			if _, err := c.p.Write([]byte("y")); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 512)
+			if n, _, err := c.p.ReadOutput(buf); string(buf[:n]) != "y" || err != nil {
+				t.Fatalf("the PTY's ReadOutput after the copy's Close: %q, %v; want the echo %q", buf[:n], err, "y")
+			}
+			c.p.Hangup()
+		}
+		// Closing the (last) master hangs up the slave; the session leader gets SIGHUP.
+		c.wantSignal(syscall.SIGHUP)
+	})
 }
 
+// TestLastOutputNeverLost: all the output written before the exit comes before io.EOF, on a PTY
+// and on an Attached copy of its master (whose command another process waits for).
 func TestLastOutputNeverLost(t *testing.T) {
 	const runs = 200
-	for _, tc := range []struct {
-		name, script string
-	}{
-		{"shell alone", "printf last"},
-		// A background process survives the shell and keeps the slave open:
-		// ReadOutput must still deliver everything and then io.EOF.
-		{"background process holds the terminal", `trap "" HUP; sleep 60 & printf last`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for i := range runs {
-				c := startChild(t, size, "sh", "-c", tc.script)
-				out, _ := c.readAll()
-				c.wantExit(0)
-				// The group outlives its leader while the background sleep runs (it dies by itself
-				// within a minute if the test is interrupted), so its id is not reused.
-				_ = unix.Kill(-c.p.Pid(), unix.SIGKILL)
-				c.finish()
-				if out != "last" {
-					t.Fatalf("run %d: output %q, want %q", i, out, "last")
+	eachTerminal(t, func(t *testing.T, start starter) {
+		for _, tc := range []struct {
+			name, script string
+		}{
+			{"shell alone", "printf last"},
+			// A background process survives the shell and keeps the slave open:
+			// ReadOutput must still deliver everything and then io.EOF.
+			{"background process holds the terminal", `trap "" HUP; sleep 60 & printf last`},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				for i := range runs {
+					c := start(t, size, "sh", "-c", tc.script)
+					out, _ := c.readAll()
+					c.wantExit(0)
+					// The group outlives its leader while the background sleep runs (it dies by itself
+					// within a minute if the test is interrupted), so its id is not reused.
+					_ = unix.Kill(-c.p.Pid(), unix.SIGKILL)
+					c.finish()
+					if out != "last" {
+						t.Fatalf("run %d: output %q, want %q", i, out, "last")
+					}
+					if t.Failed() {
+						t.FailNow() // the watchdog fired: don't wait for it 200 times
+					}
 				}
-				if t.Failed() {
-					t.FailNow() // the watchdog fired: don't wait for it 200 times
-				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 func TestBulkOutput(t *testing.T) {
