@@ -150,8 +150,8 @@ func (s *ServerConn) Close() error {
 // shell gets Hangup), or ctx is cancelled (the client gets CLOSE "service stopping", the shell
 // Hangup). A shell still there 2 seconds after its Hangup gets its terminal closed, and 2
 // seconds after that, Kill. In every case Serve waits for the shell and for its
-// goroutines, closes the terminal and the conn, and returns the shell's state. The error is nil
-// after a normal end.
+// goroutines, closes the terminal and the conn, and returns the shell's state (nil for a
+// StatusWaiter, whose WaitStatus tells). The error is nil after a normal end.
 func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, error) {
 	if s.phase != phaseRequest {
 		_ = s.Close()

@@ -248,10 +248,10 @@ func (s *serverSession) appendFramesLocked(b []byte) (_ []byte, last bool) {
 	s.lastQueued = true
 	s.ending = true
 	s.writeCond.Broadcast()
-	if s.state == nil {
+	if s.exit == nil {
 		b, _ = appendMessage(b, &message{typ: frameClose, text: "the shell's exit status is unknown"})
 	} else {
-		b, _ = appendMessage(b, &message{typ: frameExit, exit: exitStatus(s.state)})
+		b, _ = appendMessage(b, &message{typ: frameExit, exit: *s.exit})
 	}
 	return b, true
 }

@@ -34,8 +34,9 @@ type serverSession struct {
 	inDone    int    // input bytes written to the terminal (or dropped), not yet credited back
 	writing   bool   // a pump is writing the terminal (writeTerminal, or readInput's direct write)
 
-	waited  bool // Wait returned
-	state   *os.ProcessState
+	waited  bool             // Wait returned
+	state   *os.ProcessState // Wait's; nil for a StatusWaiter
+	exit    *ExitError       // how the shell ended, for EXIT; nil if unknown
 	waitErr error
 
 	lastQueued  bool   // the last frame (EXIT or CLOSE) is being sent
@@ -259,10 +260,10 @@ func (s *serverSession) stop(reason string, cause error) {
 
 // waitShell waits for the shell to exit, for EXIT.
 func (s *serverSession) waitShell() error {
-	st, err := s.t.Wait()
+	st, exit, err := waitTerminal(s.t)
 	s.mu.Lock()
 	s.waited = true
-	s.state, s.waitErr = st, err
+	s.state, s.exit, s.waitErr = st, exit, err
 	s.sendCond.Signal()
 	s.mu.Unlock()
 	return err

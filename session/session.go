@@ -1,10 +1,6 @@
 package session
 
-import (
-	"fmt"
-	"os"
-	"syscall"
-)
+import "fmt"
 
 // ExitError reports a remote shell that did not exit with status 0.
 type ExitError struct {
@@ -52,18 +48,6 @@ type ClosedError struct {
 }
 
 func (e *ClosedError) Error() string { return "session: closed by server: " + e.Reason }
-
-// exitStatus converts a reaped process's state for an EXIT frame.
-func exitStatus(st *os.ProcessState) ExitError {
-	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return ExitError{Signal: signalName(ws.Signal()), CoreDumped: ws.CoreDump()}
-	}
-	code := st.ExitCode()
-	if code < 0 || code > 255 {
-		code = 255
-	}
-	return ExitError{Status: code}
-}
 
 // waitResult is what Client.Wait returns for an EXIT frame.
 func waitResult(e ExitError) error {

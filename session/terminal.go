@@ -5,7 +5,7 @@ import (
 )
 
 // Terminal is the shell's side of a session: a pty in packet mode and the shell on it. *pty.PTY
-// satisfies it, and all three optional interfaces below. Serve calls ReadOutput from one
+// satisfies it, and the three optional interfaces below; *pty.Attached also StatusWaiter. Serve calls ReadOutput from one
 // goroutine, Write and SendEOF from a second (in the order the client sent them), Resize from a
 // third, Wait from a fourth, and Hangup, Close and Kill from Serve's own goroutine, concurrently.
 //
@@ -14,6 +14,9 @@ import (
 // waits in Wait), OutputNowReader (a flood of output leaves in big writes while an idle session
 // keeps a small buffer) and TryWriter (a keystroke reaches the shell from the goroutine that
 // read it, without a hop to a second one).
+//
+// A fourth, StatusWaiter, is for a shell that another process reaps (a server with privilege
+// separation): Serve calls its WaitStatus in place of Wait, for the exit status the client gets.
 type Terminal interface {
 	// ReadOutput reads the shell's output. flushed reports that the terminal discarded pending
 	// output before these bytes (n may be 0 then). It returns io.EOF when the output is over:
@@ -23,7 +26,7 @@ type Terminal interface {
 	Write(b []byte) (int, error) // input for the shell
 	Resize(WindowSize) error
 	SendEOF() error                  // the end of input: the terminal's EOF character
-	Wait() (*os.ProcessState, error) // waits for the shell to exit and reaps it
+	Wait() (*os.ProcessState, error) // waits for the shell to exit and reaps it (see StatusWaiter)
 
 	// Hangup tells the shell the line is gone (SIGHUP to its process group). Serve calls it at most
 	// once, not after Wait returned, but possibly while Wait is returning: it must do nothing once
