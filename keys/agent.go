@@ -52,8 +52,9 @@ func DialAgent(ctx context.Context, socket string) (*Agent, error) {
 func (a *Agent) Close() error { return a.conn.Close() }
 
 // Keys returns the agent's ed25519 keys in the agent's order, the order
-// "ssh-add -l" lists them in. Keys of other types, and certificates, are
-// left out.
+// "ssh-add -l" lists them in. Keys of other types are left out; a
+// certificate the agent holds for one of the keys (ssh-add adds
+// id_ed25519-cert.pub with id_ed25519) is the key's Certificate.
 func (a *Agent) Keys() ([]*AgentKey, error) {
 	var list []*agent.Key
 	err := a.request(func() (err error) {
@@ -64,16 +65,32 @@ func (a *Agent) Keys() ([]*AgentKey, error) {
 		return nil, fmt.Errorf("keys: ssh-agent: listing keys: %w", err)
 	}
 	var out []*AgentKey
+	var certs []*ssh.Certificate
 	for _, k := range list {
 		pk, err := ssh.ParsePublicKey(k.Blob)
 		if err != nil {
 			continue // a key this library cannot read cannot be one of ours
+		}
+		if cert, ok := pk.(*ssh.Certificate); ok {
+			certs = append(certs, cert)
+			continue
 		}
 		pub, ok := ed25519PublicKey(pk)
 		if !ok {
 			continue
 		}
 		out = append(out, &AgentKey{agent: a, key: pk, pub: pub, Comment: k.Comment})
+	}
+	for _, cert := range certs {
+		pub, ok := ed25519PublicKey(cert.Key)
+		if !ok || cert.CertType != ssh.UserCert {
+			continue
+		}
+		for _, k := range out {
+			if k.pub.Equal(pub) && k.Certificate == nil {
+				k.Certificate = cert
+			}
+		}
 	}
 	return out, nil
 }
@@ -95,6 +112,9 @@ type AgentKey struct {
 	key     ssh.PublicKey
 	pub     ed25519.PublicKey
 	Comment string // as the agent reports it (usually the key file's path or comment)
+
+	// Certificate is the user certificate the agent holds for the key, or nil.
+	Certificate *ssh.Certificate
 }
 
 // Public returns the key's ed25519.PublicKey.

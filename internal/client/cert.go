@@ -1,7 +1,6 @@
 package client
 
 import (
-	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -22,31 +21,14 @@ import (
 // authority, another host's, outside its validity window) is set aside with a message saying
 // why, and the host's key is checked as if there were no certificate.
 
-// secureConfig is the client's end of the handshake: key, with the certificate beside its file,
-// and check for the server's key or certificate.
-func (r *runner) secureConfig(key crypto.Signer, check *hostKeyCheck) *transport.SecureConfig {
+// secureConfig is the client's end of the handshake: the identity's key and certificate
+// (identity.go chooses them), and check for the server's key or certificate.
+func (r *runner) secureConfig(id *identity, check *hostKeyCheck) *transport.SecureConfig {
 	return &transport.SecureConfig{
-		Key:                   key,
-		Certificate:           r.userCertificate(key),
+		Key:                   id.signer,
+		Certificate:           id.cert,
 		VerifyPeerCertificate: check.verifyCertificate,
 	}
-}
-
-// userCertificate is the certificate rlogin presents with key: the one beside the key file.
-//
-// Hook for the key sources of issue 16 (agent, ~/.ssh keys, -i, IdentityFile, CertificateFile):
-// until they land, the key is always ~/.rlogin/id_ed25519. A key from another file should carry
-// certificateBeside(thatPath, shown, pub), or the CertificateFile's certificate, with it instead.
-func (r *runner) userCertificate(key crypto.Signer) *ssh.Certificate {
-	pub, ok := key.Public().(ed25519.PublicKey)
-	if !ok {
-		return nil
-	}
-	dir, err := r.rloginDir()
-	if err != nil {
-		return nil
-	}
-	return r.certificateBeside(dir.path("id_ed25519"), dir.shown("id_ed25519"), pub)
 }
 
 // certificateBeside returns the user certificate in keyPath+"-cert.pub" (ssh-keygen -s writes it
@@ -54,8 +36,13 @@ func (r *runner) userCertificate(key crypto.Signer) *ssh.Certificate {
 // cannot use; messages name the key file shown (~/.rlogin/id_ed25519). Whether the certificate is
 // valid, and for whom, is the server's to judge.
 func (r *runner) certificateBeside(keyPath, shown string, pub ed25519.PublicKey) *ssh.Certificate {
-	cert, err := keys.LoadCertificate(keyPath + "-cert.pub")
-	path := shown + "-cert.pub"
+	return r.certificateAt(keyPath+"-cert.pub", shown+"-cert.pub", pub)
+}
+
+// certificateAt is certificateBeside for the certificate file certPath (CertificateFile's),
+// shown as path.
+func (r *runner) certificateAt(certPath, path string, pub ed25519.PublicKey) *ssh.Certificate {
+	cert, err := keys.LoadCertificate(certPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

@@ -237,7 +237,7 @@ func (r *runner) loginWithKeys(ctx context.Context, user string, dir rloginDir) 
 			return nil, nil, ids.refusedAll(refused)
 		}
 		r.debugf("offering your key %s", id)
-		sess, stdinPipe, err := r.connect(ctx, id.signer, user, dir)
+		sess, stdinPipe, err := r.connect(ctx, id, user, dir)
 		if err == nil {
 			return sess, stdinPipe, nil
 		}

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -20,7 +19,7 @@ import (
 // connect dials, secures and logs in. When the user accepted a new host key but the attempt then
 // failed (the server may have given up on a handshake while the question was on the screen), it
 // tries once more: the key is accepted now, so nothing is asked again.
-func (r *runner) connect(ctx context.Context, key crypto.Signer, user string, dir rloginDir) (*session.Client, io.WriteCloser, error) {
+func (r *runner) connect(ctx context.Context, id *identity, user string, dir rloginDir) (*session.Client, io.WriteCloser, error) {
 	var accepted ed25519.PublicKey // by the user, in the first attempt
 	for attempt := 1; ; attempt++ {
 		check := &hostKeyCheck{
@@ -34,7 +33,7 @@ func (r *runner) connect(ctx context.Context, key crypto.Signer, user string, di
 		if check.prompt == nil {
 			check.prompt = TTYPrompter{}
 		}
-		sess, in, err := r.login(ctx, key, user, check)
+		sess, in, err := r.login(ctx, id, user, check)
 		if err == nil {
 			return sess, in, nil
 		}
@@ -50,8 +49,8 @@ func (r *runner) connect(ctx context.Context, key crypto.Signer, user string, di
 }
 
 // login makes one attempt: dial, mailbox, TLS with the host key check, login request.
-func (r *runner) login(ctx context.Context, key crypto.Signer, user string, check *hostKeyCheck) (*session.Client, io.WriteCloser, error) {
-	sc, err := r.secureConn(ctx, key, check)
+func (r *runner) login(ctx context.Context, id *identity, user string, check *hostKeyCheck) (*session.Client, io.WriteCloser, error) {
+	sc, err := r.secureConn(ctx, id, check)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,7 +74,7 @@ func (r *runner) login(ctx context.Context, key crypto.Signer, user string, chec
 // The TLS ClientHello follows the mailbox name without waiting for the server's "+": the name's
 // round trip and the handshake's are one (docs/protocol.md, "Round trips"). The connect timeout
 // bounds the dial and the wait for that "+", which the handshake's first read takes.
-func (r *runner) secureConn(ctx context.Context, key crypto.Signer, check *hostKeyCheck) (*transport.SecureConn, error) {
+func (r *runner) secureConn(ctx context.Context, id *identity, check *hostKeyCheck) (*transport.SecureConn, error) {
 	r.debugf("connecting to %s", check.hostport)
 	dctx, cancel := context.WithTimeout(ctx, r.connectTimeout())
 	defer cancel()
@@ -87,7 +86,7 @@ func (r *runner) secureConn(ctx context.Context, key crypto.Signer, check *hostK
 	}
 	r.debugf("connected to %s; securing the connection", conn.RemoteAddr())
 	// The handshake takes in the wait for "+": it may last as long as the connect timeout allows.
-	cfg := r.secureConfig(key, check)
+	cfg := r.secureConfig(id, check)
 	cfg.HandshakeTimeout = max(transport.DefaultHandshakeTimeout, r.connectTimeout())
 	sc, err := transport.Client(ctx, conn, cfg)
 	if err != nil {

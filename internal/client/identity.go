@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 )
@@ -31,12 +33,13 @@ import (
 // (and its passphrase asked for) only when its turn comes, and a key the agent holds is not
 // offered twice.
 
-// identity is a key rlogin can offer, and where it comes from. A certificate that sits beside
-// the key (id_ed25519-cert.pub, or in the agent) is to be carried here too, once the transport
-// can present one.
+// identity is a key rlogin can offer, where it comes from, and the user certificate presented
+// with it (cert.go): CertificateFile's when it certifies the key, else the one beside the key
+// file (id_ed25519-cert.pub), else the one the agent holds for the key.
 type identity struct {
 	signer crypto.Signer // an ed25519.PrivateKey, or a *keys.AgentKey
 	from   string        // for messages: "~/.ssh/id_ed25519", "ssh-agent key alice@laptop"
+	cert   *ssh.Certificate
 }
 
 // public is the identity's public key.
@@ -81,7 +84,7 @@ func (r *runner) newIdentities(ctx context.Context, dir rloginDir) (*identities,
 		default:
 			first := ks[0]
 			ids.pending = append(ids.pending, func() (*identity, error) {
-				return &identity{signer: first, from: "ssh-agent key " + first.Comment}, nil
+				return &identity{signer: first, from: "ssh-agent key " + first.Comment, cert: ids.certificate(first, "", "")}, nil
 			})
 		}
 	}
@@ -111,11 +114,13 @@ func shownUnder(dir rloginDir, path string) string {
 
 // createKey makes ~/.rlogin/id_ed25519 when the user has no key at all, as rlogin always did.
 func (r *runner) createKey(dir rloginDir) (*identity, error) {
+	// (A certificate beside a key made just now is one the user put there first: it is presented
+	// as beside any other key file.)
 	key, created, err := keys.LoadOrCreate(dir.path("id_ed25519"))
 	if err != nil {
 		return nil, &connectError{msg: fmt.Sprintf("cannot load your key %s: %s", dir.shown("id_ed25519"), plainText(err)), err: err}
 	}
-	id := &identity{signer: key, from: dir.shown("id_ed25519")}
+	id := &identity{signer: key, from: dir.shown("id_ed25519"), cert: r.certificateBeside(dir.path("id_ed25519"), dir.shown("id_ed25519"), key.Public().(ed25519.PublicKey))}
 	if created {
 		fmt.Fprintf(r.stderr, "rlogin: created your key %s (%s)\n", id.from, keys.Fingerprint(id.public()))
 	}
@@ -177,14 +182,14 @@ func (ids *identities) fromFile(path, shown string) (*identity, error) {
 			return nil, nil
 		}
 		if k := ids.agentKey(pub); k != nil {
-			return &identity{signer: k, from: shown + " (in ssh-agent)"}, nil
+			return &identity{signer: k, from: shown + " (in ssh-agent)", cert: ids.certificate(k, path, shown)}, nil
 		}
 	}
 	ask := func() ([]byte, error) { return ids.r.askPassphrase(shown) }
 	key, err := keys.LoadWithPassphrase(path, ask)
 	switch {
 	case err == nil:
-		return &identity{signer: key, from: shown}, nil
+		return &identity{signer: key, from: shown, cert: ids.certificate(key, path, shown)}, nil
 	case errors.Is(err, ErrNoTerminal):
 		return nil, &connectError{msg: fmt.Sprintf("cannot ask for the passphrase of %s: no terminal "+
 			"(add the key to ssh-agent with ssh-add, or run rlogin from a terminal)", shown), err: err}
@@ -194,6 +199,28 @@ func (ids *identities) fromFile(path, shown string) (*identity, error) {
 		return nil, &connectError{msg: fmt.Sprintf("no key %s", shown), err: err}
 	}
 	return nil, &connectError{msg: fmt.Sprintf("cannot load your key %s: %s", shown, plainText(err)), err: err}
+}
+
+// certificate is the user certificate to present with key, whose file is path (shown as shown;
+// "" for a key only in the agent): see identity.
+func (ids *identities) certificate(key crypto.Signer, path, shown string) *ssh.Certificate {
+	r := ids.r
+	pub := key.Public().(ed25519.PublicKey)
+	if r.certificateFile != "" {
+		if cert := r.certificateAt(r.certificateFile, r.certificateFile, pub); cert != nil {
+			return cert
+		}
+	}
+	if path != "" {
+		if cert := r.certificateBeside(path, shown, pub); cert != nil {
+			return cert
+		}
+	}
+	if k, ok := key.(*keys.AgentKey); ok && k.Certificate != nil {
+		r.debugf("presenting the certificate ssh-agent holds for the key (key ID %q, serial %d)", k.Certificate.KeyId, k.Certificate.Serial)
+		return k.Certificate
+	}
+	return nil
 }
 
 // agentKey is the agent's key pub, or nil.

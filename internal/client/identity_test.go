@@ -10,6 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/rlogin-go/rlogin/internal/sshtest"
 	"github.com/rlogin-go/rlogin/keys"
@@ -289,4 +292,73 @@ func (l *answerList) Prompt(string) (string, error) {
 	a := (*l)[0]
 	*l = (*l)[1:]
 	return a, nil
+}
+
+// TestCertificateFollowsKey: the user certificate presented is the one for the key offered:
+// beside ~/.ssh/id_ed25519, held by the agent with its key, or CertificateFile's.
+func TestCertificateFollowsKey(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca")
+	sshtest.Keygen(t, ca, "")
+	sign := func(keyPath string) string {
+		sshtest.Run(t, nil, "ssh-keygen", "-q", "-s", ca, "-I", "id-"+filepath.Base(keyPath), "-n", "tester", keyPath+".pub")
+		return keyPath + "-cert.pub"
+	}
+	s := startServer(t, nil)
+	run := func(home string, env []string, args ...string) {
+		t.Helper()
+		var stderr bytes.Buffer
+		cfg := &Config{Stderr: &stderr, Home: home, SystemConfig: "none", Environ: append([]string{"TERM=dumb"}, env...)}
+		if code := cfg.Run(watchdog(t), append(args, "-l", "tester", "-p", s.port, "127.0.0.1")); code != 0 {
+			t.Fatalf("status %d, stderr %q", code, stderr.String())
+		}
+	}
+	presented := func(want string) {
+		t.Helper()
+		s.nextOffered(t)
+		var cert *ssh.Certificate
+		select {
+		case cert = <-s.presented: // sent right after the key
+		case <-time.After(testTimeout):
+			t.Fatal("no certificate report from the server")
+		}
+		if cert == nil || cert.KeyId != want {
+			t.Errorf("presented %v, want the certificate %q", cert, want)
+		}
+	}
+
+	home := t.TempDir()
+	s.knowHost(t, home)
+	sshKey := filepath.Join(home, ".ssh", "id_ed25519")
+	if err := os.MkdirAll(filepath.Dir(sshKey), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sshtest.Keygen(t, sshKey, "")
+	sign(sshKey)
+	run(home, nil)
+	presented("id-id_ed25519")
+
+	// ssh-add adds the certificate beside the key too; then only the agent holds either.
+	agentHome := t.TempDir()
+	s.knowHost(t, agentHome)
+	sock := sshtest.StartAgent(t)
+	tokenKey := filepath.Join(t.TempDir(), "token")
+	sshtest.Keygen(t, tokenKey, "")
+	sign(tokenKey)
+	sshtest.Run(t, []string{"SSH_AUTH_SOCK=" + sock}, "ssh-add", "-q", tokenKey)
+	if err := errors.Join(os.Remove(tokenKey), os.Remove(tokenKey+".pub"), os.Remove(tokenKey+"-cert.pub")); err != nil {
+		t.Fatal(err)
+	}
+	run(agentHome, []string{"SSH_AUTH_SOCK=" + sock})
+	presented("id-token")
+
+	// CertificateFile names a certificate kept elsewhere.
+	other := filepath.Join(t.TempDir(), "other")
+	sshtest.Keygen(t, other, "")
+	certFile := filepath.Join(t.TempDir(), "elsewhere-cert.pub")
+	if err := os.Rename(sign(other), certFile); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, home, "CertificateFile "+certFile+"\n")
+	run(home, nil, "-i", other)
+	presented("id-other")
 }

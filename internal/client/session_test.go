@@ -19,6 +19,7 @@ import (
 	"time"
 
 	creack "github.com/creack/pty"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
 	"github.com/rlogin-go/rlogin/internal/termtest"
@@ -43,6 +44,7 @@ type testServer struct {
 
 	requests       chan session.Request
 	offered        chan ed25519.PublicKey // the client key of each handshake, in order
+	presented      chan *ssh.Certificate  // the client certificate of each handshake (nil: none)
 	resizes        chan session.WindowSize
 	handshakeFails chan error
 
@@ -65,6 +67,7 @@ func startServer(t *testing.T, configure func(*testServer)) *testServer {
 		hostKey:        key,
 		requests:       make(chan session.Request, 16),
 		offered:        make(chan ed25519.PublicKey, 16),
+		presented:      make(chan *ssh.Certificate, 16),
 		resizes:        make(chan session.WindowSize, 64),
 		handshakeFails: make(chan error, 16),
 	}
@@ -140,6 +143,10 @@ func (s *testServer) serve(c net.Conn) {
 	}
 	select {
 	case s.offered <- sc.PeerKey():
+	default:
+	}
+	select {
+	case s.presented <- sc.PeerCertificate():
 	default:
 	}
 	srv := session.NewServerConn(sc)
