@@ -17,12 +17,10 @@ import (
 // NetCommand's files.
 const ChannelFD = 3
 
-// The net child's resource limits (soft and hard alike, so it cannot raise them).
-const (
-	// NetChildMaxFiles is its RLIMIT_NOFILE: 0-2, the Channel, the connection, the pty master,
-	// the runtime's epoll and wake-up descriptors, with room to spare.
-	NetChildMaxFiles = 32
-)
+// NetChildMaxFiles is the net child's RLIMIT_NOFILE, soft and hard alike (so it cannot raise
+// it): 0-2, the Channel, the connection, the pty master, the runtime's epoll and wake-up
+// descriptors, with room to spare.
+const NetChildMaxFiles = 32
 
 // NetCommand returns the command that starts a net child: the program exe (a path, not looked
 // up in $PATH: rlogind itself, from os.Executable, told its role by the arguments the caller
