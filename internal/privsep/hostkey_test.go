@@ -1,6 +1,7 @@
 package privsep
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -8,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
 	"github.com/rlogin-go/rlogin/transport"
@@ -127,10 +130,48 @@ type result[T any] struct {
 	err error
 }
 
+// hostCertificate returns an OpenSSH host certificate of key for principals, signed by a new CA.
+func hostCertificate(t testing.TB, key ed25519.PrivateKey, principals ...string) *ssh.Certificate {
+	t.Helper()
+	pub, err := ssh.NewPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := &ssh.Certificate{Key: pub, CertType: ssh.HostCert, KeyId: "test", ValidPrincipals: principals,
+		ValidBefore: ssh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
 // TestHostKeySignerHandshake runs a real TLS 1.3 handshake whose server key is a
-// HostKeySigner, with the monitor's side in a goroutine over a real socketpair.
+// HostKeySigner, with the monitor's side in a goroutine over a real socketpair: without a
+// host certificate, and with one large enough to make the certificate the monitor signs
+// several KiB.
 func TestHostKeySignerHandshake(t *testing.T) {
-	hostKey, clientKey := testKey(), ed25519.NewKeyFromSeed(make([]byte, 32))
+	hostKey := testKey()
+	many := make([]string, 500)
+	for i := range many {
+		many[i] = fmt.Sprintf("host%03d.example.test", i)
+	}
+	for _, tc := range []struct {
+		name string
+		cert *ssh.Certificate
+	}{
+		{"no certificate", nil},
+		{"a large host certificate", hostCertificate(t, hostKey, many...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) { signerHandshake(t, hostKey, tc.cert) })
+	}
+}
+
+func signerHandshake(t *testing.T, hostKey ed25519.PrivateKey, cert *ssh.Certificate) {
+	clientKey := ed25519.NewKeyFromSeed(make([]byte, 32))
 	monitorCh, netCh := channels(t)
 	watchdog(t, monitorCh, netCh)
 	holder, err := NewHostKeyHolder(hostKey)
@@ -150,15 +191,18 @@ func TestHostKeySignerHandshake(t *testing.T) {
 	clientDone := make(chan result[*transport.SecureConn], 1)
 	go func() {
 		c, err := transport.Client(ctx, cliConn, &transport.SecureConfig{Key: clientKey,
-			VerifyPeer: func(k ed25519.PublicKey) error {
+			VerifyPeerCertificate: func(k ed25519.PublicKey, c *ssh.Certificate) error {
 				if !k.Equal(hostKey.Public()) {
 					return errors.New("not the host key")
+				}
+				if (c == nil) != (cert == nil) {
+					return fmt.Errorf("host certificate %v, want %v", c, cert)
 				}
 				return nil
 			}})
 		clientDone <- result[*transport.SecureConn]{c, err}
 	}()
-	srv, err := transport.Server(ctx, srvConn, &transport.SecureConfig{Key: signer})
+	srv, err := transport.Server(ctx, srvConn, &transport.SecureConfig{Key: signer, Certificate: cert})
 	cr := <-clientDone
 	if err != nil || cr.err != nil {
 		t.Fatalf("handshake: server %v, client %v", err, cr.err)

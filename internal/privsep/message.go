@@ -16,6 +16,7 @@ import (
 
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/session/classic"
+	"github.com/rlogin-go/rlogin/transport"
 )
 
 // A Type is the first byte of a message: what it is. Requests (net child to monitor) are
@@ -81,8 +82,9 @@ const (
 	// MaxInfoLen bounds one INFO; longer text (a long motd) goes in several.
 	MaxInfoLen = 4096
 	// MaxSignLen bounds the content of a SIGN: a certificate's to-be-signed part for the host
-	// key is about 300 bytes, a CertificateVerify content 146 at most.
-	MaxSignLen = 1024
+	// key is about 300 bytes, plus the host's OpenSSH certificate if it has one (at most
+	// transport.MaxCertificateSize); a CertificateVerify content is 146 at most.
+	MaxSignLen = transport.MaxCertificateSize + 1024
 	// maxPeerLen bounds the text of a peer address ("[v6%zone]:port").
 	maxPeerLen = 64
 	// maxFiles is the most descriptors one message carries (ACCEPT: 1); a receiver makes room
