@@ -214,3 +214,36 @@ func TestNewChannelRefusesStreams(t *testing.T) {
 		t.Error("NewFileChannel took a SOCK_STREAM socket")
 	}
 }
+
+// TestChannelConcurrentSends: messages sent from several goroutines at once arrive whole.
+func TestChannelConcurrentSends(t *testing.T) {
+	monitor, netc := channels(t)
+	watchdog(t, monitor, netc)
+	const senders, each = 4, 50
+	errs := make(chan error, senders)
+	for i := range senders {
+		go func() {
+			for range each {
+				if err := netc.Send(&Answer{Text: strings.Repeat(string(rune('a'+i)), 400)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range senders * each {
+		m, _, err := monitor.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := m.(*Answer).Text; strings.Trim(text, text[:1]) != "" || len(text) != 400 {
+			t.Fatalf("received a mixed or cut answer %q", text)
+		}
+	}
+	for range senders {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
