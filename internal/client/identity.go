@@ -26,7 +26,7 @@ import (
 //  3. ~/.rlogin/id_ed25519, created (unencrypted, as before) only when none of the others exists;
 //
 // and when the server refuses it with "permission denied (publickey)", the next one, on a new
-// connection. Each such try costs a new TCP connection and TLS handshake (about 4 ms on loopback,
+// connection. Each such try costs a new TCP connection and TLS handshake (about 3 ms on loopback,
 // see docs/rlogin.1) and counts as a failed login in the server's per-source penalties (rlogind's
 // default: refused after four in a row); at most three keys are ever offered, so one run alone
 // never locks its user out. With -i or IdentityFile only that key is offered. A key file is read
