@@ -65,8 +65,8 @@ const ExitFailure = 255
 
 // Config is one rlogin run's surroundings. The zero value is rlogin as a user runs it, with
 // nothing to read on standard input and output discarded: set at least Stdin, Stdout and Stderr.
-// What the user chooses (the user, port, escape character, connect timeout...) comes from Run's
-// arguments only, so there is one way to set each.
+// What the user chooses (the user, port, escape character, connect timeout, key...) comes from
+// Run's arguments and the user's configuration files, as for rlogin itself, never from Config.
 type Config struct {
 	Stdin  io.Reader // typed or piped input; raw mode and escapes when it is a terminal (*os.File)
 	Stdout io.Writer // the remote session's output

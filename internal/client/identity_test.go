@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -361,4 +363,30 @@ func TestCertificateFollowsKey(t *testing.T) {
 	writeConfig(t, home, "CertificateFile "+certFile+"\n")
 	run(home, nil, "-i", other)
 	presented("id-other")
+}
+
+// TestPassphraseInterrupted: ^C at the passphrase question ends rlogin by SIGINT, as it would
+// without the question, with echo back on.
+func TestPassphraseInterrupted(t *testing.T) {
+	home := t.TempDir()
+	encryptedSSHKey(t, home)
+	s := startServer(t, nil)
+	s.knowHost(t, home)
+	tt := openTerminal(t)
+	before := tt.termios()
+	tt.start(userEnv(home), "-l", "tester", "-p", s.port, "127.0.0.1")
+	tt.expect(`Enter passphrase for key `)
+	tt.send("\x03")
+	select {
+	case <-tt.exited:
+	case <-time.After(testTimeout):
+		t.Fatalf("rlogin did not exit at ^C; output:\n%q", tt.out.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(tt.waitErr, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
+		t.Errorf("rlogin ended with %v, want killed by SIGINT", tt.waitErr)
+	}
+	if after := tt.termios(); after != before {
+		t.Fatalf("terminal changed (echo left off?):\nbefore %+v\nafter  %+v", before, after)
+	}
 }
