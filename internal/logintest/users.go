@@ -130,3 +130,23 @@ func processesOf(name string) []int {
 	})
 	return pids
 }
+
+// SetPassword gives the test user u the password password (chpasswd), for tests of password
+// logins; userdel removes it with the user. Like userCmd, it tries again while other tests hold
+// the user database's lock.
+func SetPassword(t testing.TB, u *User, password string) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for {
+		cmd := exec.Command("chpasswd")
+		cmd.Stdin = strings.NewReader(u.Name + ":" + password + "\n")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chpasswd for %s: %v\n%s", u.Name, err, out)
+		}
+		time.Sleep(100 * time.Millisecond) // the lock holder gives no sign when it is done
+	}
+}
