@@ -34,6 +34,11 @@
 //
 // Settings change with SetProfile while connections run; they apply to bytes read afterwards.
 //
+// Bytes are never written before their delay has passed. They may leave the bottleneck up to
+// 1 ms before their serialization time ends: an idle Go process sleeps in whole milliseconds, and
+// waiting for each small packet's few microseconds would add a millisecond to it. The rate holds
+// all the same, as departures are accounted exactly.
+//
 // # Cut, Blackhole, Restore
 //
 // Cut resets every connection through the link (both peers see an error: an RST where the
@@ -280,13 +285,21 @@ func reset(c net.Conn) {
 	_ = c.Close()
 }
 
+// timerSlack is how much earlier than its departure from the bottleneck a chunk may be written:
+// a Go process that is idle sleeps in whole milliseconds (epoll_wait), so a timer shorter than
+// that would wake a millisecond late and make a capped link of small packets a millisecond
+// slower each way than its rate. Being early by this much never accumulates (departures are
+// accounted exactly), and never cuts into the delay.
+const timerSlack = time.Millisecond
+
 // A chunk is bytes read at once from one peer, with the time they reach the other; or, with end
 // set, the end of the stream (err nil for a half-close, else a reset).
 type chunk struct {
-	data []byte
-	due  time.Time
-	end  bool
-	err  error
+	data     []byte
+	due      time.Time // departure from the bottleneck plus delay and jitter
+	earliest time.Time // read time plus delay: never written before it
+	end      bool
+	err      error
 }
 
 // A direction carries the bytes of src to dst: readLoop puts them into the delay line, writeLoop
@@ -419,7 +432,7 @@ func (d *direction) push(prof Profile, b []byte) {
 	}
 	due = later(due, d.lastDue) // never before the bytes sent before: a stream is not reordered
 	d.lastDue = due
-	d.queue = append(d.queue, chunk{data: append([]byte(nil), b...), due: due})
+	d.queue = append(d.queue, chunk{data: append([]byte(nil), b...), due: due, earliest: now.Add(prof.Delay)})
 	d.inFlight += len(b)
 	d.mu.Unlock()
 	signal(d.ready)
@@ -428,7 +441,8 @@ func (d *direction) push(prof Profile, b []byte) {
 // pushEnd puts the end of the stream into the delay line, behind the bytes before it.
 func (d *direction) pushEnd(err error) {
 	d.mu.Lock()
-	d.queue = append(d.queue, chunk{end: true, err: err, due: later(time.Now(), d.lastDue)})
+	now := time.Now()
+	d.queue = append(d.queue, chunk{end: true, err: err, due: later(now, d.lastDue), earliest: now})
 	d.mu.Unlock()
 	signal(d.ready)
 }
@@ -489,7 +503,7 @@ func (d *direction) next() (chunk, bool) {
 		var fired <-chan time.Time
 		var timer *time.Timer
 		if st == up {
-			wait := time.Until(c.due)
+			wait := time.Until(later(c.earliest, c.due.Add(-timerSlack)))
 			if wait <= 0 {
 				if c.end {
 					d.mu.Lock()

@@ -165,7 +165,7 @@ func TestRateCap(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	floor := bitTime(size, rate) + p.Delay
+	floor := bitTime(size, rate) + p.Delay - timerSlack
 	got := float64(size) * 8 / elapsed.Seconds()
 	t.Logf("%d bytes in %v: %.2f Mbit/s, cap %.2f Mbit/s", size, elapsed, got/1e6, rate/1e6)
 	if elapsed < floor {
