@@ -63,6 +63,7 @@ type options struct {
 	profile  string
 	envC     string
 	envS     string
+	wan      *wanOptions // nil: the loopback suite
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -78,8 +79,29 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.profile, "cpuprofile", "", "`dir`ectory, relative to the repository, for CPU profiles of rlogind and rlogin (runs their profiling builds, go build -tags profile)")
 	fs.StringVar(&o.envC, "rlogin-env", "", "extra environment for our rlogin, comma-separated (experiments: GOMAXPROCS=1, GODEBUG=...)")
 	fs.StringVar(&o.envS, "rlogind-env", "", "extra environment for our rlogind, comma-separated")
+	wan := fs.Bool("wan", false, "run the WAN section instead: rlogin and ssh through the link emulator at -rtts, -rates")
+	rtts := fs.String("rtts", "0,50,100,300", "with -wan: round trips to emulate, in ms, comma-separated")
+	rates := fs.String("rates", "0,20mbit", "with -wan: bandwidth caps per direction, comma-separated (0: none; 20mbit, 500kbit, ...)")
+	wanBytes := fs.Int64("wan-bytes", 20_000_000, "with -wan: bytes of output for the bulk test")
+	wanKeys := fs.Int("wan-keys", 20, "with -wan: keystrokes per session for the echo test")
+	flood := fs.Int64("flood", 2_000_000, "with -wan: bytes of `yes` output read before Ctrl-C is typed")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *wan {
+		set := make(map[string]bool)
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["rounds"] {
+			o.rounds = 3 // a WAN round is long: about 5 minutes with every RTT and cap
+		}
+		if !set["paths"] {
+			o.paths = "rlogin,ssh"
+		}
+		w, err := parseWAN(*rtts, *rates, *wanBytes, *wanKeys, *flood)
+		if err != nil {
+			return nil, err
+		}
+		o.wan = w
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -96,6 +118,11 @@ type path struct {
 	label  string // for the table
 	server *servers.Server
 	client func() *exec.Cmd
+	// clientTo is the client to a proxy's port in front of server, and knownHosts the client's
+	// known_hosts file (relative to the user's home) that must trust the server's key there; nil
+	// for paths that can not go through a proxy.
+	clientTo   func(port int) *exec.Cmd
+	knownHosts string
 }
 
 // sample is what one round measured on one path.
@@ -169,8 +196,12 @@ func run(args []string, stdout io.Writer) error {
 	defer u.Close()
 	fmt.Fprintf(stdout, "temporary user %s (uid %d), home %s, shell %s\n", u.Name, u.UID, u.Home, u.Shell)
 
+	dataBytes := o.bytes
+	if o.wan != nil {
+		dataBytes = o.wan.bytes
+	}
 	data := filepath.Join(u.Home, "data.txt")
-	if err := writeData(data, o.bytes); err != nil {
+	if err := writeData(data, dataBytes); err != nil {
 		return err
 	}
 	if err := u.ChownAll(data); err != nil {
@@ -226,11 +257,13 @@ func run(args []string, stdout io.Writer) error {
 			if variant != "" {
 				p.label += " with " + strings.Join(extra, " ")
 			}
-			p.client = func() *exec.Cmd {
-				cmd := s.RloginClient(u, rloginBin)
+			p.clientTo = func(port int) *exec.Cmd {
+				cmd := servers.RloginClientTo(u, rloginBin, port)
 				cmd.Env = append(append(cmd.Env, clientEnv...), extraC...)
 				return cmd
 			}
+			p.client = func() *exec.Cmd { return p.clientTo(s.Port) }
+			p.knownHosts = ".rlogin/known_hosts"
 		case "ssh":
 			s, err := servers.StartSshd(ctx, u, dir)
 			if err != nil {
@@ -239,6 +272,8 @@ func run(args []string, stdout io.Writer) error {
 			defer s.Close()
 			p.label, p.server = "OpenSSH ssh -tt → sshd", s
 			p.client = func() *exec.Cmd { return s.SSHClient(u) }
+			p.clientTo = func(port int) *exec.Cmd { return servers.SSHClientTo(u, port) }
+			p.knownHosts = ".ssh/known_hosts"
 		case "netkit":
 			s, err := servers.StartInetd(ctx, u, dir)
 			if err != nil {
@@ -262,6 +297,9 @@ func run(args []string, stdout io.Writer) error {
 		if err := warmUp(ctx, p, o); err != nil {
 			return fmt.Errorf("%s: warm-up: %w", p.name, err)
 		}
+	}
+	if o.wan != nil {
+		return runWAN(ctx, stdout, u, paths, o, wanReport{root: root, machine: machine, args: args})
 	}
 	results := make(map[string][]sample)
 	for r := 1; r <= o.rounds; r++ {
@@ -289,7 +327,7 @@ func run(args []string, stdout io.Writer) error {
 		// The chart goes beside the Markdown file: docs/benchmarks.md -> docs/benchmarks-suite.png.
 		out := outPath(root, o.out)
 		pngPath := strings.TrimSuffix(out, filepath.Ext(out)) + "-suite.png"
-		if err := writePlot(pngPath, paths, st); err != nil {
+		if err := writePlot(pngPath, func(w io.Writer) error { return plot(w, paths, st) }); err != nil {
 			return err
 		}
 		body := fmt.Sprintf("### Run of %s\n\n%s\nCommand: `%s`\n\n%s\n![The medians above as bar charts](%s)\n",
@@ -302,13 +340,13 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// writePlot writes the chart of the medians to a PNG file at path.
-func writePlot(path string, paths []*path, st map[string]stats) error {
+// writePlot writes a chart, drawn by draw, to a PNG file at path.
+func writePlot(path string, draw func(io.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := plot(f, paths, st); err != nil {
+	if err := draw(f); err != nil {
 		f.Close()
 		return fmt.Errorf("plot: %w", err)
 	}

@@ -44,19 +44,27 @@ var seriesColors = []color.RGBA{
 // BarChart draws panels side by side, one bar per series in each, with each bar's value above
 // it and a legend of the series below, and writes it to w as a PNG.
 func BarChart(w io.Writer, series []string, panels []Panel) error {
+	return BarGrid(w, series, panels, len(panels))
+}
+
+// BarGrid is BarChart with the panels in rows of columns panels each, left to right, then top to
+// bottom: a grid of a metric per row and a condition per column, say.
+func BarGrid(w io.Writer, series []string, panels []Panel, columns int) error {
 	if len(series) > len(seriesColors) {
 		return fmt.Errorf("report: %d series, at most %d", len(series), len(seriesColors))
 	}
-	width := margin*2 + panelWidth*len(panels)
-	height := margin*2 + panelHeight + legendRow*len(series)
+	columns = max(1, min(columns, len(panels)))
+	rows := (len(panels) + columns - 1) / columns
+	width := margin*2 + panelWidth*columns
+	height := margin*2 + panelHeight*max(1, rows) + legendRow*len(series)
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
 	ink := image.NewUniform(color.Black)
 
 	for i, p := range panels {
-		x0 := margin + i*panelWidth
-		text(img, ink, x0+6, margin+14, p.Title)
-		top, bottom := margin+barsTop, margin+panelHeight-barsBottom
+		x0, y0 := margin+(i%columns)*panelWidth, margin+(i/columns)*panelHeight
+		text(img, ink, x0+6, y0+14, p.Title)
+		top, bottom := y0+barsTop, y0+panelHeight-barsBottom
 		maxV := 0.0
 		for _, v := range p.Values {
 			if !math.IsNaN(v) {
@@ -77,7 +85,7 @@ func BarChart(w io.Writer, series []string, panels []Panel) error {
 		}
 	}
 	for j, name := range series {
-		y := margin + panelHeight + j*legendRow
+		y := margin + panelHeight*max(1, rows) + j*legendRow
 		drawRect(img, image.NewUniform(seriesColors[j]), margin+6, y, margin+20, y+12)
 		text(img, ink, margin+28, y+11, name)
 	}

@@ -36,4 +36,17 @@ func TestBarChart(t *testing.T) {
 	if err := BarChart(&b, make([]string, 7), panels); err == nil {
 		t.Error("7 series accepted; there are colors for 6")
 	}
+
+	// In a grid of two columns, the third panel starts a second row.
+	b.Reset()
+	if err := BarGrid(&b, series, append(panels, Panel{Title: "three", Values: []float64{1, 1, 1}}), 2); err != nil {
+		t.Fatal(err)
+	}
+	img, err = png.Decode(&b)
+	if err != nil {
+		t.Fatalf("not a PNG: %v", err)
+	}
+	if w, h := img.Bounds().Dx(), img.Bounds().Dy(); w != 2*margin+2*panelWidth || h != 2*margin+2*panelHeight+3*legendRow {
+		t.Errorf("grid of 3 panels in 2 columns is %dx%d", w, h)
+	}
 }

@@ -145,7 +145,13 @@ func StartRlogind(ctx context.Context, u *User, bin, logDir string, extraArgs, e
 
 // RloginClient is the command line of our rlogin to s, run as u.
 func (s *Server) RloginClient(u *User, bin string) *exec.Cmd {
-	return u.Command(bin, "-p", strconv.Itoa(s.Port), "127.0.0.1")
+	return RloginClientTo(u, bin, s.Port)
+}
+
+// RloginClientTo is the command line of our rlogin to port on 127.0.0.1 (a proxy in front of a
+// server), run as u.
+func RloginClientTo(u *User, bin string, port int) *exec.Cmd {
+	return u.Command(bin, "-p", strconv.Itoa(port), "127.0.0.1")
 }
 
 // StartSshd starts OpenSSH's sshd (root, as it must be) on a free loopback port with a temporary
@@ -226,7 +232,12 @@ func StartSshd(ctx context.Context, u *User, dir string, extraConfig ...string) 
 // SSHClient is the command line of OpenSSH's ssh -tt to s, run as u: no configuration file
 // (-F /dev/null: all defaults), the user's key, and the host key pinned.
 func (s *Server) SSHClient(u *User) *exec.Cmd {
-	return u.Command("/usr/bin/ssh", "-F", "/dev/null", "-tt", "-p", strconv.Itoa(s.Port),
+	return SSHClientTo(u, s.Port)
+}
+
+// SSHClientTo is SSHClient to port on 127.0.0.1 (a proxy in front of a server).
+func SSHClientTo(u *User, port int) *exec.Cmd {
+	return u.Command("/usr/bin/ssh", "-F", "/dev/null", "-tt", "-p", strconv.Itoa(port),
 		"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-l", u.Name, "127.0.0.1")
 }
 

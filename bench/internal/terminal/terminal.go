@@ -190,6 +190,22 @@ func (t *Terminal) Expect(marker string, timeout time.Duration) (int64, error) {
 	}
 }
 
+// Skip reads and drops at least n bytes of output, those Expect left unconsumed first, and
+// consumes all it read.
+func (t *Terminal) Skip(n int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	n -= int64(len(t.buf))
+	t.buf = t.buf[:0]
+	for n > 0 {
+		b, err := t.read(deadline)
+		if err != nil {
+			return fmt.Errorf("terminal: skipping output, %d bytes to go: %w; last output: %q", n, err, t.Tail())
+		}
+		n -= int64(len(b))
+	}
+	return nil
+}
+
 // Drain reads and drops output until none arrives for quiet, or timeout passes.
 func (t *Terminal) Drain(quiet, timeout time.Duration) {
 	t.buf = t.buf[:0]
