@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/internal/userfile"
 )
 
 const (
@@ -112,6 +113,27 @@ func LoadKeyList(path string) ([]ssh.PublicKey, error) {
 		list = append(list, pub)
 	}
 	return list, nil
+}
+
+// LoadPrincipals reads the authorized principals file at path for the
+// user with the given uid and home directory, with the StrictModes checks
+// and the safe reading of LoadAuthorized (see there), and parses it with
+// ParsePrincipals. A missing file gives an error matching fs.ErrNotExist:
+// as in sshd, a server that uses principals files then lets no
+// certificate in for the user.
+func LoadPrincipals(path string, uid int, home string) (principals []string, skipped []Skipped, err error) {
+	data, fi, err := userfile.ReadFile(path, maxKeyListFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("keys: authorized principals: %w", err)
+	}
+	if err := checkOwnerMode(path, "file", fi, uid); err != nil {
+		return nil, nil, err
+	}
+	if err := checkSecureDirs(path, uid, home); err != nil {
+		return nil, nil, err
+	}
+	principals, skipped = ParsePrincipals(data)
+	return principals, skipped, nil
 }
 
 // ParsePrincipals parses an authorized principals file (sshd_config(5),

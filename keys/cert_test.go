@@ -329,6 +329,30 @@ func TestParsePrincipals(t *testing.T) {
 	}
 }
 
+func TestLoadPrincipals(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Chmod(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(home, "principals")
+	if err := os.WriteFile(path, []byte("alice\nops\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := LoadPrincipals(path, os.Getuid(), home)
+	if err != nil || strings.Join(got, ",") != "alice,ops" {
+		t.Fatalf("LoadPrincipals: %q, %v", got, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadPrincipals(path, os.Getuid(), home); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("LoadPrincipals of a world-writable file: %v", err)
+	}
+	if _, _, err := LoadPrincipals(filepath.Join(home, "missing"), os.Getuid(), home); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadPrincipals of a missing file: %v", err)
+	}
+}
+
 func FuzzParsePrincipals(f *testing.F) {
 	f.Add([]byte("alice\n# c\nfrom=x bob\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
