@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -268,6 +269,13 @@ func (p *UserCertPolicy) Check(user string, cert *ssh.Certificate, source net.Ad
 		CA:           ssh.FingerprintSHA256(cert.SignatureKey),
 		ForceCommand: cert.CriticalOptions[OptionForceCommand],
 	}, nil
+}
+
+// Revokes reports whether pub is one of p.Revoked: a key that may not log
+// in at all, certificate or not.
+func (p *UserCertPolicy) Revokes(pub ed25519.PublicKey) bool {
+	k, err := ssh.NewPublicKey(pub)
+	return err != nil || containsKey(p.Revoked, k)
 }
 
 // checkRevoked refuses cert if its key or its authority's is in revoked.

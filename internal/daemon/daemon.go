@@ -69,6 +69,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/internal/userfile"
 	"github.com/rlogin-go/rlogin/internal/usershell"
@@ -103,6 +105,18 @@ type Config struct {
 	// mode it is each user's own: a leading "~/" is the user's home directory, "%u" the user's
 	// name, "%h" the home directory ("~/.rlogin/authorized_keys", "/etc/rlogin/keys/%u").
 	AuthorizedKeys string
+	// HostCertificate is the path of an OpenSSH host certificate of HostKey (ssh-keygen -s ca -h),
+	// presented with it so that clients whose known_hosts trusts the authority need not be asked
+	// about the key (docs/protocol.md §6.1); "" for none. NewServer and Reload read it.
+	HostCertificate string
+	// TrustedUserCAKeys is the path of a file of user certificate authority keys, one per line
+	// (sshd's TrustedUserCAKeys): a client whose key has a certificate signed by one of them logs
+	// in as its principals allow (certificate.go), without an authorized_keys entry. "" trusts no
+	// certificate. AuthorizedPrincipalsFile, a path like AuthorizedKeys ("~/", "%u", "%h"), lists
+	// the principals that may log in as the user; "" means the user's own name. RevokedKeys is
+	// the path of a list of keys that may log in neither plainly nor with a certificate, nor sign
+	// one. Each file is read at each login.
+	TrustedUserCAKeys, AuthorizedPrincipalsFile, RevokedKeys string
 	// Home is the user's home directory: the shell's HOME and working directory.
 	// "" means os.UserHomeDir().
 	Home string
@@ -213,6 +227,8 @@ type Server struct {
 	home  string
 	shell string
 
+	hostCert *ssh.Certificate // Config.HostCertificate's, or nil
+
 	*serverState
 }
 
@@ -275,13 +291,18 @@ func newGeneration(cfg Config) (*Server, error) {
 			log.Warn("no login shell found; using the fallback", "shell", shell, "err", err)
 		}
 	}
+	hostCert, err := loadHostCertificate(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return &Server{
-		cfg:   cfg,
-		log:   log,
-		user:  u.Username,
-		uid:   uid,
-		home:  home,
-		shell: shell,
+		cfg:      cfg,
+		log:      log,
+		user:     u.Username,
+		uid:      uid,
+		home:     home,
+		shell:    shell,
+		hostCert: hostCert,
 	}, nil
 }
 
@@ -335,6 +356,10 @@ func configChanges(a, b *Server) []any {
 	ac, bc := a.cfg, b.cfg
 	diff("host_key", fp(ac.HostKey), fp(bc.HostKey))
 	diff("authorized_keys", ac.AuthorizedKeys, bc.AuthorizedKeys)
+	diff("host_certificate", certID(a.hostCert), certID(b.hostCert))
+	diff("trusted_user_ca_keys", ac.TrustedUserCAKeys, bc.TrustedUserCAKeys)
+	diff("authorized_principals_file", ac.AuthorizedPrincipalsFile, bc.AuthorizedPrincipalsFile)
+	diff("revoked_keys", ac.RevokedKeys, bc.RevokedKeys)
 	diff("home", a.home, b.home)
 	diff("shell", a.shell, b.shell)
 	diff("login_grace_time", ac.LoginGraceTime, bc.LoginGraceTime)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/internal/userfile"
@@ -51,7 +53,7 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	}
 	actx, cancel := context.WithDeadline(ctx, l.deadline) // users' files are read by the deadline
 	defer cancel()
-	lg, reason, ok := g.authorizeLogin(actx, l.log, req, key)
+	lg, reason, ok := g.authorizeLogin(actx, l.log, req, client{key, sc.PeerCertificate(), c.RemoteAddr()})
 	slot := g.claimSession(c, srv, reason, ok, lg)
 	if slot == nil {
 		return
@@ -91,6 +93,7 @@ func (g *Server) handshake(ctx context.Context, l *attempt) (*transport.SecureCo
 	defer cancel()
 	sc, err := transport.Server(hctx, l.Conn, &transport.SecureConfig{
 		Key:              g.cfg.HostKey,
+		Certificate:      g.hostCert,
 		HandshakeTimeout: max(time.Until(l.deadline), time.Millisecond),
 	})
 	if err != nil {
@@ -141,16 +144,36 @@ func isTimeout(err error) bool {
 		(errors.As(err, &ne) && ne.Timeout())
 }
 
-// authorize decides a login request from the holder of key. It returns the refusal's reason and
-// false, or "" and true. In order: the requested name must be a valid user name (checked before
-// anything else), the key must be in the authorized_keys file, and the name must be the
-// daemon's user; so a client whose key is not authorized learns nothing about the user.
-func (s *Server) authorize(ctx context.Context, log *slog.Logger, req *session.Request, key ed25519.PublicKey) (string, bool) {
+// A client is who the client proved to be in the handshake: its key, the OpenSSH certificate it
+// sent for it (nil if none), and where it connects from.
+type client struct {
+	key  ed25519.PublicKey
+	cert *ssh.Certificate
+	addr net.Addr
+}
+
+// authorize decides a login request from cl. It returns the refusal's reason and false, or ""
+// and true. In order: the requested name must be a valid user name (checked before anything
+// else), the key must not be revoked, its certificate must let it in (userCertificate) or the
+// key be in the authorized_keys file, and the name must be the daemon's user; so a client
+// whose key is not authorized learns nothing about the user.
+func (s *Server) authorize(ctx context.Context, log *slog.Logger, req *session.Request, cl client) (string, bool) {
 	if !session.ValidUserName(req.User) {
 		log.Warn("login refused", "reason", errInvalidUser.Error(), "user", sanitize.Text(req.User))
 		return reasonInvalidUser, false
 	}
-	user := req.User // valid, so safe to log as is
+	user, key := req.User, cl.key // valid, so safe to log as is
+	switch s.userCertificate(ctx, log, &systemlogin.User{Name: user, UID: s.uid, Home: s.home}, key, cl.cert, cl.addr) {
+	case certRevoked:
+		return reasonDenied, false
+	case certAccepted:
+		if user != s.user {
+			log.Warn("login refused", "user", user, "reason", "this rlogind serves only user "+s.user)
+			return "this rlogind serves only user " + s.user, false
+		}
+		log.Info("authentication succeeded", "method", methodPublicKey, "user", user)
+		return "", true
+	}
 	auth, err := userfile.Load(ctx, &s.files, s.uid, func() (*keys.Authorized, error) { return keys.LoadAuthorized(s.cfg.AuthorizedKeys, s.uid, s.home) })
 	if err != nil {
 		log.Error("authentication failed: cannot use the authorized keys file", "user", user, "err", err)

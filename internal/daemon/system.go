@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -89,11 +88,11 @@ func (lg *systemLogin) passwordPending() bool { return lg != nil && lg.method ==
 
 // authorizeLogin decides a login request: with authorizeSystem in System mode, else with
 // authorize (lg is nil then).
-func (s *Server) authorizeLogin(ctx context.Context, log *slog.Logger, req *session.Request, key ed25519.PublicKey) (lg *systemLogin, reason string, ok bool) {
+func (s *Server) authorizeLogin(ctx context.Context, log *slog.Logger, req *session.Request, cl client) (lg *systemLogin, reason string, ok bool) {
 	if s.cfg.System {
-		return s.authorizeSystem(ctx, log, req, key)
+		return s.authorizeSystem(ctx, log, req, cl)
 	}
-	reason, ok = s.authorize(ctx, log, req, key)
+	reason, ok = s.authorize(ctx, log, req, cl)
 	return nil, reason, ok
 }
 
@@ -103,7 +102,7 @@ func (s *Server) authorizeLogin(ctx context.Context, log *slog.Logger, req *sess
 // else password logins must be allowed (login(1) then asks for the password); last, the
 // nologin files refuse everyone but root. A client learns only "permission denied" whatever
 // failed, except for the nologin message.
-func (s *Server) authorizeSystem(ctx context.Context, log *slog.Logger, req *session.Request, key ed25519.PublicKey) (*systemLogin, string, bool) {
+func (s *Server) authorizeSystem(ctx context.Context, log *slog.Logger, req *session.Request, cl client) (*systemLogin, string, bool) {
 	if !session.ValidUserName(req.User) {
 		log.Warn("login refused", "reason", errInvalidUser.Error(), "user", sanitize.Text(req.User))
 		return nil, reasonInvalidUser, false
@@ -115,7 +114,7 @@ func (s *Server) authorizeSystem(ctx context.Context, log *slog.Logger, req *ses
 	}
 	root := u.UID == 0
 	lg := &systemLogin{user: u, method: methodPublicKey}
-	if why := s.keyAuthorized(ctx, log, u, key); why != "" {
+	if why := s.keyAuthorized(ctx, log, u, cl); why != "" {
 		passwordOK := s.cfg.PasswordAuthentication && !(root && s.cfg.PermitRootLogin == PermitRootProhibitPassword)
 		if !passwordOK {
 			log.Warn("authentication failed", "method", methodPublicKey, "user", name, "reason", why)
@@ -160,8 +159,16 @@ func nologin(log *slog.Logger, u *systemlogin.User) (msg string, refused bool) {
 	return msg, refused
 }
 
-// keyAuthorized reports why key may not log in as u, or "" if u's authorized keys list it.
-func (s *Server) keyAuthorized(ctx context.Context, log *slog.Logger, u *systemlogin.User, key ed25519.PublicKey) string {
+// keyAuthorized reports why cl's key may not log in as u, or "" if its certificate lets it in
+// (userCertificate) or u's authorized keys list it.
+func (s *Server) keyAuthorized(ctx context.Context, log *slog.Logger, u *systemlogin.User, cl client) string {
+	switch s.userCertificate(ctx, log, u, cl.key, cl.cert, cl.addr) {
+	case certRevoked:
+		return "key revoked"
+	case certAccepted:
+		return ""
+	}
+	key := cl.key
 	path := u.AuthorizedKeysPath(s.cfg.AuthorizedKeys)
 	auth, err := userfile.Load(ctx, &s.files, u.UID, func() (*keys.Authorized, error) { return keys.LoadAuthorized(path, u.UID, u.Home) })
 	if errors.Is(err, fs.ErrNotExist) {

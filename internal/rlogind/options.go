@@ -51,6 +51,7 @@ type options struct {
 	addr           string
 	hostKey        string
 	authorizedKeys string
+	certs          certOptions // -host-certificate, -trusted-user-ca-keys and friends
 	grace          time.Duration
 	maxStartups    admission.StartupLimit
 	perSourceMax   limitValue
@@ -107,6 +108,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	set.BoolVar(&o.verbose, "v", false, "log debugging details (-log-level debug)")
 	addClassicFlags(set, &o.classic)
 	addSystemFlags(set, &o.sys)
+	addCertFlags(set, &o.certs)
 	return set
 }
 
@@ -123,6 +125,19 @@ func addSystemFlags(set *flag.FlagSet, o *systemOptions) {
 	set.BoolVar(&o.userMode, "user-mode", false, "when run as root, serve only root, in user mode, instead of every local user")
 	set.StringVar(&o.permitRootLogin, "permit-root-login", daemon.PermitRootNo, "when run as root: may root log in? `no`, prohibit-password (with an authorized key only) or yes")
 	set.BoolVar(&o.passwordAuth, "password-authentication", true, "when run as root: a user whose key is not authorized may log in with their password, which login(1) asks for")
+}
+
+// certOptions are the flags (and configuration keywords) of OpenSSH certificates.
+type certOptions struct {
+	hostCert, trustedUserCAKeys, authorizedPrincipals, revokedKeys string
+}
+
+// addCertFlags adds the flags of OpenSSH certificates to set.
+func addCertFlags(set *flag.FlagSet, c *certOptions) {
+	set.StringVar(&c.hostCert, "host-certificate", "", "OpenSSH host certificate `file` of the host key (ssh-keygen -s ca -h), presented to clients")
+	set.StringVar(&c.trustedUserCAKeys, "trusted-user-ca-keys", "", "`file` of user certificate authority keys: a client key certified by one logs in as the certificate's principals allow")
+	set.StringVar(&c.authorizedPrincipals, "authorized-principals-file", "", "per-user `file` of the certificate principals that may log in as the user (~/, %u, %h as for -authorized-keys); default: the user's name")
+	set.StringVar(&c.revokedKeys, "revoked-keys", "", "`file` of public keys that may not log in, nor sign certificates")
 }
 
 // defaultConfigFile is the configuration file read when -config is not given.
@@ -340,6 +355,9 @@ func (o *options) resolvePaths(home string, root bool) {
 		o.authorizedKeys = expandHome(o.authorizedKeys, home)
 	}
 	o.hostKey = expandHome(o.hostKey, home)
+	for _, p := range []*string{&o.certs.hostCert, &o.certs.trustedUserCAKeys, &o.certs.revokedKeys} {
+		*p = expandHome(*p, home)
+	}
 }
 
 // serverConfig is the Server configuration the options ask for. A nil log keeps the current
@@ -347,9 +365,15 @@ func (o *options) resolvePaths(home string, root bool) {
 func (o *options) serverConfig(hostKey ed25519.PrivateKey, home string, log *slog.Logger) daemon.Config {
 	p := o.penalties
 	return daemon.Config{
-		HostKey:               hostKey,
-		AuthorizedKeys:        o.authorizedKeys,
-		Home:                  home,
+		HostKey:        hostKey,
+		AuthorizedKeys: o.authorizedKeys,
+		Home:           home,
+
+		HostCertificate:          o.certs.hostCert,
+		TrustedUserCAKeys:        o.certs.trustedUserCAKeys,
+		AuthorizedPrincipalsFile: o.certs.authorizedPrincipals,
+		RevokedKeys:              o.certs.revokedKeys,
+
 		LoginGraceTime:        o.grace,
 		MaxStartups:           o.maxStartups,
 		PerSourceMaxStartups:  int(o.perSourceMax),

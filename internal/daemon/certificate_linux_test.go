@@ -1,0 +1,39 @@
+package daemon
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/rlogin-go/rlogin/session"
+)
+
+// TestSystemUserCertificate: in System mode a certificate for the user's name logs the user in
+// through login(1) without any authorized_keys file; one for another name does not, and with
+// password logins off nothing else is tried.
+func TestSystemUserCertificate(t *testing.T) {
+	requireSystem(t)
+	ca := newTestCA(t)
+	alice := addUser(t, "rlt-certa") // no ~/.rlogin/authorized_keys
+	ts := startSystem(t, func(c *Config) {
+		c.TrustedUserCAKeys = ca.path + ".pub"
+		c.PasswordAuthentication = false
+	})
+	key := newKey(t)
+	r, _, err := certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", alice.name), alice.name)
+	if err != nil {
+		t.Fatalf("login: %v\n%s", err, ts.log.String())
+	}
+	r.Send("echo \"I am $(id -un).\"; exit 0\n")
+	r.Expect(`I am rlt-certa\.`)
+	if err := r.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	ts.waitLog(`certificate accepted.*user=rlt-certa.*principal=rlt-certa`)
+
+	_, _, err = certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", "rlt-other"), alice.name)
+	var re *session.RefusedError
+	if !errors.As(err, &re) || re.Reason != reasonDenied {
+		t.Fatalf("login with another name's certificate: %v, want %q", err, reasonDenied)
+	}
+	ts.waitLog(`certificate not accepted.*user=rlt-certa.*none of its principals \(rlt-other\)`)
+}
