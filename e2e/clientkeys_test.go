@@ -36,13 +36,21 @@ func noKeyFiles(t *testing.T, home string) {
 	}
 }
 
+// agentHolding starts an ssh-agent holding a new key named name, and returns the agent's
+// SSH_AUTH_SOCK entry and the key's file (still on disk).
+func agentHolding(t *testing.T, name string) (env, keyPath string) {
+	t.Helper()
+	env = "SSH_AUTH_SOCK=" + sshtest.StartAgent(t)
+	keyPath = filepath.Join(t.TempDir(), name)
+	sshtest.Keygen(t, keyPath, "")
+	sshtest.Run(t, []string{env}, "ssh-add", "-q", keyPath)
+	return env, keyPath
+}
+
 // TestAgentOnlyKeyLogin logs in to a real rlogind with a key that lives only in ssh-agent: no key
 // file anywhere on disk, and rlogin -d names the key as ssh-add -l lists it.
 func TestAgentOnlyKeyLogin(t *testing.T) {
-	sock := sshtest.StartAgent(t)
-	keyPath := filepath.Join(t.TempDir(), "agent_only")
-	sshtest.Keygen(t, keyPath, "")
-	sshtest.Run(t, []string{"SSH_AUTH_SOCK=" + sock}, "ssh-add", "-q", keyPath)
+	agentEnv, keyPath := agentHolding(t, "agent_only")
 	daemonHome := newHome(t)
 	authorize(t, daemonHome, keyPath+".pub")
 	fingerprint := sshtest.Fingerprint(t, keyPath)
@@ -53,13 +61,13 @@ func TestAgentOnlyKeyLogin(t *testing.T) {
 
 	home := newHome(t)
 	writeFile(t, filepath.Join(home, ".rlogin", "known_hosts"), d.hostKeyLine(t))
-	tm := startTerminal(t, append(clientEnv(home), "SSH_AUTH_SOCK="+sock), filepath.Join(binDir, "rlogin"),
+	tm := startTerminal(t, append(clientEnv(home), agentEnv), filepath.Join(binDir, "rlogin"),
 		"-d", "-p", d.port, "127.0.0.1")
 	m := tm.expect(`offering your key ssh-agent key \S+ \((SHA256:[A-Za-z0-9+/]{43})\)`)
 	if m[1] != fingerprint {
 		t.Errorf("rlogin offered %s, the agent's key is %s", m[1], fingerprint)
 	}
-	if listed := sshtest.Run(t, []string{"SSH_AUTH_SOCK=" + sock}, "ssh-add", "-l", "-E", "sha256"); !strings.Contains(listed, m[1]) {
+	if listed := sshtest.Run(t, []string{agentEnv}, "ssh-add", "-l", "-E", "sha256"); !strings.Contains(listed, m[1]) {
 		t.Errorf("ssh-add -l does not list what rlogin offered (%s):\n%s", m[1], listed)
 	}
 	tm.ready()
@@ -131,10 +139,7 @@ func TestConfigAlias(t *testing.T) {
 // TestRefusedKeyCost measures what a refused key costs: the agent's key is offered first and
 // refused, then ~/.rlogin/id_ed25519 on a new connection logs in. It logs both logins' times.
 func TestRefusedKeyCost(t *testing.T) {
-	sock := sshtest.StartAgent(t)
-	keyPath := filepath.Join(t.TempDir(), "unlisted")
-	sshtest.Keygen(t, keyPath, "")
-	sshtest.Run(t, []string{"SSH_AUTH_SOCK=" + sock}, "ssh-add", "-q", keyPath)
+	agentEnv, _ := agentHolding(t, "unlisted")
 	home := newHome(t)
 	d := startDaemon(t, home, "") // authorizes ~/.rlogin/id_ed25519 only
 	writeFile(t, filepath.Join(home, ".rlogin", "known_hosts"), d.hostKeyLine(t))
@@ -152,7 +157,7 @@ func TestRefusedKeyCost(t *testing.T) {
 		return took
 	}
 	direct := timeLogin(clientEnv(home))
-	fallback := timeLogin(append(clientEnv(home), "SSH_AUTH_SOCK="+sock))
+	fallback := timeLogin(append(clientEnv(home), agentEnv))
 	t.Logf("login with the first key: %v; after one refused key: %v", direct, fallback)
 	if n := strings.Count(d.log.String(), "authentication failed"); n != 1 {
 		t.Errorf("the daemon logged %d failed authentications, want 1 (the agent's key):\n%s", n, d.log.String())
