@@ -4,11 +4,13 @@ package pty_test
 
 import (
 	"errors"
+	"io"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -135,15 +137,37 @@ func TestAttachedOutputInputAndStatus(t *testing.T) {
 	}
 }
 
-// TestAttachedDrainBound: a background job that floods the terminal after the command exited
-// cannot keep the output open.
-func TestAttachedDrainBound(t *testing.T) {
-	c := startAttached(t, size, "sh", "-c", `trap "" HUP; yes flood & sleep 0.1; exit 0`)
-	t.Cleanup(func() { _ = unix.Kill(-c.p.Pid(), unix.SIGKILL) })
-	if out, _ := c.readAll(); !strings.Contains(out, "flood") {
-		t.Errorf("output %.40q...: the job never wrote", out)
-	}
-	c.wantExit(0)
+// TestDrainBound: a background job that floods the terminal after the command exited cannot
+// keep the output open, on a PTY and on an Attached copy.
+func TestDrainBound(t *testing.T) {
+	eachTerminal(t, func(t *testing.T, start starter) {
+		c := start(t, size, "sh", "-c", `trap "" HUP; yes flood & read x; exit 0`)
+		// The group outlives the shell while the job runs, so its id is not reused.
+		t.Cleanup(func() { _ = unix.Kill(-c.p.Pid(), unix.SIGKILL) })
+		c.readUntil("flood")
+		c.write("\n") // the shell exits; the job floods on
+		// Read slower than the job writes, so that output is nearly always pending: then only
+		// the bound ends the output (the watchdog fails the test if nothing does).
+		buf := make([]byte, 32<<10)
+		n := 0
+		for {
+			m, _, err := c.term().ReadOutput(buf)
+			n += m
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("ReadOutput after %d bytes: %v", n, err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		// 1 MiB after the exit, and what came before the exit was seen: a few reads, at most
+		// a few hundred on a loaded machine.
+		if n > 8<<20 {
+			t.Errorf("%d bytes after the shell's exit was asked for: the bound did not end the output", n)
+		}
+		c.wantExit(0)
+	})
 }
 
 // TestAttachedResize: the window size set through the copy is the terminal's.
