@@ -2,6 +2,7 @@ package session
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/rlogin-go/rlogin/internal/connctx"
 )
@@ -40,9 +42,19 @@ type Client struct {
 	// (tcflush). It is never called during a Stdout Write.
 	OnFlush func()
 
+	// Interrupts are the input bytes that may make the remote terminal discard its output: the
+	// user's interrupt, quit and suspend characters (usually ^C, ^\ and ^Z). After input that
+	// holds one, the client writes no output to Stdout until the server has said whether the
+	// terminal discarded output, and drops what it discarded: an interrupted flood stops on the
+	// screen at once, whatever the round-trip time, and output that was not discarded (a
+	// program that reads ^C as a key) is only delayed by a round trip. It needs a server that
+	// supports it (docs/protocol.md, section 7.3); with another, output flows as without it.
+	Interrupts []byte
+
 	conn         net.Conn
-	capabilities []string // what Start offers; none in this version (tests set it)
+	capabilities []string // what Start offers: flow2 (tests change it)
 	accepted     []string // what the server accepted
+	flow2        bool     // capability flow2 was accepted: window growth and SYNC
 
 	wmu  sync.Mutex // serializes frame writes, so frames never interleave
 	wbuf []byte     // frame being written; under wmu
@@ -64,6 +76,7 @@ type Client struct {
 	consumed int  // output bytes written or dropped, not yet credited
 	credit   int  // input bytes we may still send
 	readDone bool // readOutput ended: no more output, credit or frames
+	tune     windowTuner
 
 	ended    bool  // the session's result is known
 	result   error // what Wait returns
@@ -78,7 +91,9 @@ type Client struct {
 // NewClient returns a client for a session over conn. It never dials; the Client owns conn and
 // closes it when the session ends, Start fails, or Close is called.
 func NewClient(conn net.Conn, req Request) *Client {
-	c := &Client{Request: req, conn: conn, pumps: make(chan error, 2), stdinDone: make(chan error, 1)}
+	c := &Client{Request: req, conn: conn, pumps: make(chan error, 2), stdinDone: make(chan error, 1),
+		capabilities: []string{capFlow2}}
+	c.tune.window = window
 	c.outCond.L = &c.mu
 	c.inCond.L = &c.mu
 	return c
@@ -135,8 +150,15 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	c.running = true
 	c.credit = window
+	c.flow2 = slices.Contains(c.accepted, capFlow2)
 	eof := c.pipe != nil && c.pipe.closed
+	if c.flow2 {
+		c.tune.syncSent(false) // the first round-trip time
+	}
 	c.mu.Unlock()
+	if c.flow2 {
+		_ = c.writeFrame(frameSync, nil) // a failure shows in Wait
+	}
 	if eof {
 		_ = c.writeFrame(frameEOF, nil) // a failure shows in Wait
 	}
@@ -344,8 +366,12 @@ func (c *Client) readOutput(fr *frameReader) error {
 		c.inCond.Broadcast()
 		c.mu.Unlock()
 	}()
+	allowed := isServerFrame
+	if c.flow2 {
+		allowed = isServerFrameFlow2
+	}
 	for {
-		m, err := fr.readMessage(isServerFrame)
+		m, err := fr.readMessage(allowed)
 		if err == nil {
 			var last bool
 			if last, err = c.handleOutput(&m); last {
@@ -397,6 +423,16 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 		}
 		c.credit += int(m.credit)
 		c.inCond.Broadcast()
+	case frameSynced:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		held, ok := c.tune.synced()
+		if !ok {
+			return false, protocolErrorf("SYNCED without a SYNC")
+		}
+		if held && c.tune.holds == 0 {
+			c.outCond.Signal() // writeOutput may write the held output now
+		}
 	case frameExit:
 		c.end(waitResult(m.exit))
 		return true, nil
@@ -415,15 +451,15 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 func (c *Client) queueOutput(p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.unacked+len(p) > window {
-		return protocolErrorf("server sent more than the credit window of %d bytes", window)
+	if c.unacked+len(p) > c.tune.window {
+		return protocolErrorf("server sent more than the credit window of %d bytes", c.tune.window)
 	}
 	c.unacked += len(p)
 	if c.closed {
 		c.consumed += len(p)
 		return nil
 	}
-	if tw, ok := c.Stdout.(TryWriter); ok && !c.writing && !c.flushed && c.qoff == len(c.q) {
+	if tw, ok := c.Stdout.(TryWriter); ok && !c.writing && !c.flushed && c.qoff == len(c.q) && c.tune.holds == 0 {
 		c.writing = true
 		c.mu.Unlock()
 		n, err := tw.TryWrite(p)
@@ -460,7 +496,7 @@ func (c *Client) writeOutput() error {
 	buf := make([]byte, maxDataFrame)
 	for {
 		c.mu.Lock()
-		for (c.writing || c.qoff == len(c.q) && !c.flushed && !c.readDone) && !c.closed {
+		for (c.writing || (c.qoff == len(c.q) || c.heldLocked()) && !c.flushed && !c.readDone) && !c.closed {
 			c.outCond.Wait()
 		}
 		if c.closed {
@@ -469,10 +505,16 @@ func (c *Client) writeOutput() error {
 		}
 		flushed := c.flushed
 		c.flushed = false
-		n := copy(buf, c.q[c.qoff:])
-		c.qoff += n
+		n := 0
+		if !c.heldLocked() {
+			n = copy(buf[:c.writeChunkLocked()], c.q[c.qoff:])
+			c.qoff += n
+		}
 		if c.qoff == len(c.q) {
 			c.q, c.qoff = c.q[:0], 0
+			if cap(c.q) > maxIdleQueue {
+				c.q = nil // a grown window's or a hold's worth: not kept once written
+			}
 		}
 		c.writing = true
 		c.mu.Unlock()
@@ -502,6 +544,22 @@ func (c *Client) writeOutput() error {
 	}
 }
 
+// holdChunk is the largest Stdout Write while an interrupt may hold the output: a Write under
+// way when the user types the interrupt character still reaches the terminal, so it is no
+// bigger than the output a flush may let through (docs/protocol.md, section 7.3).
+const holdChunk = 8 << 10
+
+// writeChunkLocked is the most writeOutput writes at once.
+func (c *Client) writeChunkLocked() int {
+	if c.flow2 && len(c.Interrupts) > 0 {
+		return holdChunk
+	}
+	return maxDataFrame
+}
+
+// heldLocked reports whether output waits for the answer to a SYNC after an interrupt.
+func (c *Client) heldLocked() bool { return c.tune.holds > 0 && !c.readDone }
+
 // stdout is where the output goes.
 func (c *Client) stdout() io.Writer {
 	if c.Stdout == nil {
@@ -527,6 +585,9 @@ func (c *Client) takeCreditLocked() int {
 	n := c.consumed
 	c.consumed = 0
 	c.unacked -= n
+	if c.flow2 {
+		n += c.tune.adjust(n, len(c.q)-c.qoff, time.Now())
+	}
 	return n
 }
 
@@ -559,17 +620,44 @@ func (c *Client) sendInput(p []byte, pipe *stdinPipe) (int, error) {
 		}
 		n := min(len(p), c.credit, maxDataFrame)
 		c.credit -= n
+		// After an interrupt, hold the output until the server says what the terminal did.
+		hold := err == nil && c.flow2 && c.tune.canSync() && containsAnyByte(p[:n], c.Interrupts)
+		if hold {
+			c.tune.syncSent(true)
+		}
 		c.mu.Unlock()
 		if err != nil {
 			return sent, err
 		}
-		if err := c.writeFrame(frameData, p[:n]); err != nil {
+		if err := c.writeInput(p[:n], hold); err != nil {
 			return sent, fmt.Errorf("session: sending input: %w", err)
 		}
 		sent += n
 		p = p[n:]
 	}
 	return sent, nil
+}
+
+// writeInput sends p as a DATA frame, followed by a SYNC if sync is set, in one conn Write.
+func (c *Client) writeInput(p []byte, sync bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = appendFrame(c.wbuf[:0], frameData, p)
+	if sync {
+		c.wbuf = appendHeader(c.wbuf, frameSync, 0)
+	}
+	_, err := c.conn.Write(c.wbuf)
+	return err
+}
+
+// containsAnyByte reports whether p holds any of the bytes of set.
+func containsAnyByte(p, set []byte) bool {
+	for _, b := range set {
+		if bytes.IndexByte(p, b) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // copyStdin copies Stdin to the server, one frame per Read, then sends the end of input.

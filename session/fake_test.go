@@ -36,6 +36,7 @@ type fakeTerminal struct {
 	floodRead int    // if not 0, the flood's reads return at most this many bytes
 	produced  int
 	flushNext bool                            // the next ReadOutput reports a flush, then returns out
+	predicts  bool                            // FlushesOutput predicts a flush for input with ^C
 	flushLate chan struct{}                   // if set, once out is empty ReadOutput reports a flush after it is closed
 	onInput   func(f *fakeTerminal, p []byte) // called with each Write, under mu
 	input     []byte                          // what was written (when not echoing)
@@ -130,6 +131,13 @@ func (f *fakeTerminal) ReadOutput(b []byte) (int, bool, error) {
 		}
 		f.cond.Wait()
 	}
+}
+
+// FlushesOutput predicts a flush for input with ^C, if f.predicts is set (FlushPredictor).
+func (f *fakeTerminal) FlushesOutput(p []byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.predicts && bytes.IndexByte(p, 3) >= 0
 }
 
 func (f *fakeTerminal) Write(p []byte) (int, error) {
@@ -339,6 +347,12 @@ func (b *syncBuffer) waitFor(t testing.TB, what string, cond func() bool) {
 // tcpPair returns the two ends of a loopback TCP connection, with the watchdog as deadline.
 func tcpPair(t testing.TB) (client, server net.Conn) {
 	t.Helper()
+	return tcpPairThrough(t, func(addr string) string { return addr })
+}
+
+// tcpPairThrough is tcpPair with the client dialing through(the server's address).
+func tcpPairThrough(t testing.TB, through func(addr string) string) (client, server net.Conn) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +367,7 @@ func tcpPair(t testing.TB) (client, server net.Conn) {
 		c, err := l.Accept()
 		ch <- accepted{c, err}
 	}()
-	client, err = net.Dial("tcp", l.Addr().String())
+	client, err = net.Dial("tcp", through(l.Addr().String()))
 	a := <-ch
 	if err != nil || a.err != nil {
 		t.Fatal(err, a.err)

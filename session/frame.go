@@ -18,6 +18,10 @@ const (
 
 	window      = 256 << 10  // credit window: DATA bytes a sender may have outstanding, each way
 	creditBatch = window / 4 // receivers grant credit in batches of at least this many bytes
+	maxWindow   = 16 << 20   // the largest output window a client may grow to (capability flow2)
+
+	// capFlow2 is the capability of window growth and SYNC (docs/protocol.md, section 7.3).
+	capFlow2 = "flow2"
 
 	maxCaps       = 32   // capabilities in a list
 	maxCapName    = 64   // bytes of a capability name
@@ -51,6 +55,8 @@ const (
 	frameFlush  frameType = 0x08 // server: the remote pty discarded output; drop what is queued but the last bytes
 	frameExit   frameType = 0x09 // server: the shell's exit status; the last frame
 	frameClose  frameType = 0x0a // server: the session ends for another reason
+	frameSync   frameType = 0x0b // client (flow2): answer with SYNCED once the input before this is in
+	frameSynced frameType = 0x0c // server (flow2): the answer to a SYNC
 
 	frameOptional frameType = 0x80 // the bit that makes a type optional
 )
@@ -77,12 +83,16 @@ func (t frameType) String() string {
 		return "EXIT"
 	case frameClose:
 		return "CLOSE"
+	case frameSync:
+		return "SYNC"
+	case frameSynced:
+		return "SYNCED"
 	}
 	return fmt.Sprintf("type 0x%02x", byte(t))
 }
 
 // known reports whether this version defines t.
-func (t frameType) known() bool { return t >= frameLogin && t <= frameClose }
+func (t frameType) known() bool { return t >= frameLogin && t <= frameSynced }
 
 // Which frames a side may receive, by phase.
 func isLoginFrame(t frameType) bool { return t == frameLogin }
@@ -94,6 +104,9 @@ func isClientFrame(t frameType) bool {
 	return t == frameData || t == frameWindow || t == frameEOF || t == frameCredit
 }
 
+// isClientFrameFlow2 is isClientFrame once capability flow2 was accepted.
+func isClientFrameFlow2(t frameType) bool { return isClientFrame(t) || t == frameSync }
+
 // isServerFrame reports whether a server may send t once the session runs.
 func isServerFrame(t frameType) bool {
 	switch t {
@@ -102,6 +115,9 @@ func isServerFrame(t frameType) bool {
 	}
 	return false
 }
+
+// isServerFrameFlow2 is isServerFrame once capability flow2 was accepted.
+func isServerFrameFlow2(t frameType) bool { return isServerFrame(t) || t == frameSynced }
 
 // ErrProtocol marks a peer that broke the protocol (docs/protocol.md), as opposed to a broken
 // connection: the errors of ReadRequest, Serve, Start and Wait wrap it then, so
@@ -204,7 +220,7 @@ func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m messa
 		d := decoder{p: p}
 		m.window = d.window()
 		err = d.finish()
-	case frameEOF:
+	case frameEOF, frameSync, frameSynced:
 		if len(p) != 0 {
 			err = fmt.Errorf("%d bytes of payload", len(p))
 		}
@@ -212,8 +228,8 @@ func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m messa
 		d := decoder{p: p}
 		m.keep = d.u32()
 		err = d.finish()
-		if err == nil && m.keep > window {
-			err = fmt.Errorf("keep of %d bytes exceeds the window", m.keep)
+		if err == nil && m.keep > maxWindow {
+			err = fmt.Errorf("keep of %d bytes exceeds the largest window", m.keep)
 		}
 	case frameCredit:
 		d := decoder{p: p}
@@ -281,9 +297,9 @@ func appendMessage(b []byte, m *message) ([]byte, error) {
 		}
 	case frameWindow:
 		b = appendWindow(b[:start], m.window)
-	case frameEOF:
+	case frameEOF, frameSync, frameSynced:
 	case frameFlush:
-		if m.keep > window {
+		if m.keep > maxWindow {
 			err = fmt.Errorf("FLUSH keeping %d bytes", m.keep)
 		}
 		b = binary.BigEndian.AppendUint32(b, m.keep)

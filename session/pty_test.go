@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os/exec"
 	"sync"
 	"testing"
@@ -171,6 +172,12 @@ func (s *slowTerminal) waitFor(t *testing.T, cond func() bool) {
 func startPTYSession(t *testing.T, p *pty.PTY, setup func(*Client)) (*Client, chan served) {
 	t.Helper()
 	c, s := tcpPair(t)
+	return startPTYSessionOver(t, c, s, p, setup)
+}
+
+// startPTYSessionOver is startPTYSession over the conns c (the client's) and s, for any terminal.
+func startPTYSessionOver(t *testing.T, c, s net.Conn, p Terminal, setup func(*Client)) (*Client, chan served) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	srv := NewServerConn(s)
 	res := make(chan served, 1)

@@ -32,7 +32,7 @@ type ServerConn struct {
 	conn         net.Conn
 	br           *bufio.Reader
 	fr           frameReader
-	capabilities []string // what this server supports; none in this version (tests set it)
+	capabilities []string // what this server supports: flow2 (tests change it)
 	phase        serverPhase
 	req          *Request
 
@@ -55,7 +55,8 @@ const (
 func NewServerConn(conn net.Conn) *ServerConn {
 	// The buffer is small: input is keystrokes and CREDIT frames, larger frames pass through it,
 	// and an idle session keeps it.
-	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), hangupGrace: hangupGrace, killGrace: killGrace}
+	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2},
+		hangupGrace: hangupGrace, killGrace: killGrace}
 	s.fr.r = s.br
 	return s
 }
@@ -158,12 +159,13 @@ func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, e
 		return s.abandon(t), errors.New("session: Serve needs a login request that ReadRequest read and nobody answered")
 	}
 	s.phase = phaseAnswered
-	b, _ := appendMessage([]byte{version}, &message{typ: frameAccept, caps: s.accept(s.req.Capabilities)})
+	accepted := s.accept(s.req.Capabilities)
+	b, _ := appendMessage([]byte{version}, &message{typ: frameAccept, caps: accepted})
 	if _, err := s.conn.Write(b); err != nil {
 		_ = s.Close()
 		return s.abandon(t), fmt.Errorf("session: sending the accept: %w", err)
 	}
-	ss := &serverSession{sc: s, t: t, hungUp: make(chan struct{})}
+	ss := &serverSession{sc: s, t: t, hungUp: make(chan struct{}), flow2: slices.Contains(accepted, capFlow2)}
 	ss.readCond.L = &ss.mu
 	ss.sendCond.L = &ss.mu
 	ss.writeCond.L = &ss.mu

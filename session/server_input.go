@@ -1,10 +1,16 @@
 package session
 
+import "time"
+
 // readInput reads the client's frames: DATA into in, WINDOW to Resize, EOF after the input,
 // CREDIT for sendOutput. It returns when the conn fails or the client breaks the protocol.
 func (s *serverSession) readInput() error {
+	allowed := isClientFrame
+	if s.flow2 {
+		allowed = isClientFrameFlow2
+	}
 	for {
-		m, err := s.sc.fr.readMessage(isClientFrame)
+		m, err := s.sc.fr.readMessage(allowed)
 		if err != nil {
 			return err
 		}
@@ -35,12 +41,14 @@ func (s *serverSession) handleInput(m *message) error {
 			return protocolErrorf("client sent more than the credit window of %d bytes", window)
 		}
 		s.inUnacked += len(m.data)
+		s.inTotal += int64(len(m.data))
 		p := m.data
 		if tw, ok := s.t.(TryWriter); ok && !s.ending && len(s.in) == 0 && !s.writing {
 			p = s.writeNowLocked(tw, p)
 		}
 		if s.ending {
 			s.inDone += len(p)
+			s.inWritten += int64(len(p))
 		} else if len(p) > 0 {
 			s.in = append(s.in, p...)
 			s.writeCond.Signal()
@@ -51,8 +59,13 @@ func (s *serverSession) handleInput(m *message) error {
 		}
 		s.inEOF = true
 		s.writeCond.Signal()
+	case frameSync:
+		return s.syncLocked()
 	case frameCredit:
-		if int64(m.credit) > int64(s.unacked) {
+		switch {
+		case s.flow2 && int64(s.unacked)-int64(m.credit) < window-maxWindow:
+			return protocolErrorf("client granted credit beyond the largest window of %d bytes", maxWindow)
+		case !s.flow2 && int64(m.credit) > int64(s.unacked):
 			return protocolErrorf("client granted credit for %d bytes, but only %d were outstanding", m.credit, s.unacked)
 		}
 		s.unacked -= int(m.credit)
@@ -71,13 +84,22 @@ func (s *serverSession) handleInput(m *message) error {
 func (s *serverSession) writeNowLocked(tw TryWriter, p []byte) []byte {
 	s.writing = true
 	s.fresh = 0 // output from here on may answer this input
+	seen := s.flushes
 	s.mu.Unlock()
+	var flushWait time.Duration
+	if s.flow2 {
+		flushWait = s.mayFlush(p)
+	}
 	n, err := tw.TryWrite(p)
 	s.mu.Lock()
+	if s.flushes != seen || n == 0 {
+		flushWait = 0 // the flush was reported already, or nothing was written
+	}
 	s.writing = false
 	if err != nil {
 		n = len(p) // input for a shell that is gone is dropped, as writeTerminal drops it
 	}
+	s.inputWrittenLocked(n, flushWait)
 	s.inDone += n
 	if s.inDone >= creditBatch {
 		s.sendCond.Signal()
@@ -102,16 +124,25 @@ func (s *serverSession) writeTerminal() error {
 		chunk, s.in = s.in, chunk[:0]
 		s.fresh = 0 // output from here on may answer this input
 		s.writing = true
+		seen := s.flushes
 		s.mu.Unlock()
 
 		if len(chunk) == 0 { // inEOF, and all input is written
 			_ = s.t.SendEOF() // fails only if the shell is gone
 			return nil
 		}
+		var flushWait time.Duration
+		if s.flow2 {
+			flushWait = s.mayFlush(chunk)
+		}
 		_, _ = s.t.Write(chunk) // input for a shell that is gone is dropped
 
 		s.mu.Lock()
 		s.writing = false
+		if s.flushes != seen {
+			flushWait = 0 // the flush was reported already
+		}
+		s.inputWrittenLocked(len(chunk), flushWait)
 		s.inDone += len(chunk)
 		if s.inDone >= creditBatch {
 			s.sendCond.Signal()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // readTerminal reads the shell's output into out, while there is room; on a flush it drops out and
@@ -25,6 +26,7 @@ import (
 // line discipline's buffer).
 func (s *serverSession) readTerminal() error {
 	r := newOutputReader(s.t)
+	r.flushDue = &s.flushDue
 	for {
 		s.waitForRoom()
 		p, flushed, err := r.read()
@@ -53,22 +55,45 @@ func (s *serverSession) readTerminal() error {
 	}
 }
 
-// waitForRoom waits until out has room for a frame's worth of output, or the session ends.
+// waitForRoom waits until out has room for a frame's worth of output, or the session ends. While
+// a flush is due it reads on, up to flushDueRoom bytes: the flush's report comes through the
+// reads, and the client may hold its output (and its credit) until that report.
 func (s *serverSession) waitForRoom() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.out) >= maxDataFrame && !s.ending {
+	for (len(s.out) >= maxDataFrame && !s.expectFlush || len(s.out) >= flushDueRoom) && !s.ending {
 		s.readCond.Wait()
 	}
 }
 
+// expectedFlushKeep bounds the output kept at an expected flush: more than an echoed ^C and a
+// prompt, less than what a flood leaves on the screen.
+const expectedFlushKeep = 4 << 10
+
+// flushDueRoom bounds out while a flush is due: what the terminal still holds when the flush is
+// late (its buffers hold about 64 KiB), read in small reads.
+const flushDueRoom = 4 * maxDataFrame
+
 // flushOutputLocked drops the queued output that the terminal's flush discarded, but the fresh
 // bytes (see readTerminal), and asks for a FLUSH frame.
 func (s *serverSession) flushOutputLocked() {
-	keepOut := min(len(s.out), s.fresh) // the fresh bytes are the newest
+	fresh := s.fresh
+	s.flushes++
+	if s.expectFlush || s.flushDue.Load() {
+		// Input that makes the terminal flush was written, and the line discipline acts on it a
+		// moment later: output read in between is mostly what the flush discards (a flood goes
+		// on until then), and only its newest bytes may answer the input.
+		fresh = min(fresh, expectedFlushKeep)
+	}
+	keepOut := min(len(s.out), fresh) // the fresh bytes are the newest
 	s.out = s.out[:copy(s.out, s.out[len(s.out)-keepOut:])]
-	s.flushKeep = min(s.fresh-keepOut, window)
+	s.flushKeep = min(fresh-keepOut, window)
+	if s.flow2 {
+		s.flushKeep = min(fresh-keepOut, maxWindow)
+	}
 	s.flush = true
+	s.expectFlush = false // the flush a SYNC may wait for
+	s.flushDue.Store(false)
 }
 
 // takeOutputLocked takes p, just read from the terminal: it sends it at once (sendNowLocked, with
@@ -78,7 +103,7 @@ func (s *serverSession) takeOutputLocked(frame, p []byte, collects bool) (_ []by
 	s.fresh += len(p)
 	// Output from a terminal that cannot collect goes through sendOutput, which batches what
 	// piles up while it writes, unless it is as small as an echo.
-	if len(s.out) == 0 && !s.sending && !s.flush && s.unacked+len(p) <= window && (collects || len(p) <= terminalRead) {
+	if len(s.out) == 0 && !s.sending && !s.flush && !s.syncDueLocked() && s.unacked+len(p) <= window && (collects || len(p) <= terminalRead) {
 		return s.sendNowLocked(frame[:0], p), true
 	}
 	s.out = append(s.out, p...)
@@ -97,6 +122,11 @@ type outputReader struct {
 	held        bool // a flush or an error came while collecting: the next read returns it
 	heldFlushed bool
 	heldErr     error
+
+	// flushDue, if set and true, says that input which makes the terminal flush was written and
+	// the flush is not reported yet: reads stay small meanwhile, so that little of the output the
+	// flush should have discarded is read (and kept as fresh) before its report.
+	flushDue *atomic.Bool
 }
 
 func newOutputReader(t Terminal) *outputReader {
@@ -124,7 +154,7 @@ func (r *outputReader) read() (p []byte, flushed bool, err error) {
 		// The flood is over: an idle session keeps only the small buffers.
 		r.big, r.frame = nil, nil
 	}
-	if r.nr == nil || !flood || flushed || err != nil {
+	if r.nr == nil || !flood || flushed || err != nil || r.flushDue != nil && r.flushDue.Load() {
 		return r.small[:n], flushed, err
 	}
 	return r.collect(n), false, nil
@@ -145,7 +175,7 @@ func (r *outputReader) collect(n int) []byte {
 			r.held, r.heldFlushed, r.heldErr = true, fl, e
 			break
 		}
-		if m == 0 {
+		if m == 0 || r.flushDue != nil && r.flushDue.Load() {
 			break
 		}
 	}
@@ -213,7 +243,7 @@ func (s *serverSession) sendOutput() error {
 
 func (s *serverSession) sendableLocked() bool {
 	return s.connDead || s.closeReason != "" || s.flush || s.inDone >= creditBatch ||
-		len(s.out) > 0 && s.unacked < window || s.exitDueLocked()
+		len(s.out) > 0 && s.unacked < window || s.exitDueLocked() || s.syncDueLocked()
 }
 
 // exitDueLocked reports whether the shell exited and all its output was sent.
@@ -236,6 +266,7 @@ func (s *serverSession) appendFramesLocked(b []byte) (_ []byte, last bool) {
 		s.inUnacked -= s.inDone
 		s.inDone = 0
 	}
+	b = s.appendSyncedLocked(b) // after the FLUSH a SYNC waited for, before newer output
 	if n := min(len(s.out), window-s.unacked, maxDataFrame); n > 0 {
 		b = appendFrame(b, frameData, s.out[:n])
 		s.out = s.out[:copy(s.out, s.out[n:])]

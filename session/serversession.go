@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,6 +48,18 @@ type serverSession struct {
 	farewell    bool   // the write deadline for the last frame is set
 
 	hungUp chan struct{} // closed by stop once it hung up the shell
+
+	// Capability flow2 (docs/protocol.md, section 7.3): the client may grow the output window
+	// (unacked then goes below 0) and asks with SYNC when its input is in.
+	flow2       bool
+	syncsDue    int         // SYNCs received, not yet answered
+	syncTarget  int64       // inTotal at the last SYNC: SYNCED waits until inWritten reaches it
+	inTotal     int64       // input bytes received
+	inWritten   int64       // input bytes written to the terminal (or dropped)
+	expectFlush bool        // input that may make the terminal flush was written; no flush seen yet
+	flushDue    atomic.Bool // a flush is expected, from before the input is written; for readTerminal
+	flushes     int         // flushes reported
+	flushTimer  *time.Timer // ends expectFlush after flushWait
 }
 
 // The pumps, by name, so results say which one ended.
@@ -72,6 +85,11 @@ func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 	exited := s.startPumps(results)
 	sv := supervisor{s: s, results: results, exited: exited, hungUp: s.hungUp}
 	sv.supervise(ctx)
+	s.mu.Lock()
+	if s.flushTimer != nil {
+		s.flushTimer.Stop()
+	}
+	s.mu.Unlock()
 	_ = s.sc.Close()
 	return s.result()
 }

@@ -5,17 +5,19 @@ import (
 )
 
 // Terminal is the shell's side of a session: a pty in packet mode and the shell on it. *pty.PTY
-// satisfies it, and the three optional interfaces below; *pty.Attached also StatusWaiter. Serve calls ReadOutput from one
-// goroutine, Write and SendEOF from a second (in the order the client sent them), Resize from a
-// third, Wait from a fourth, and Hangup, Close and Kill from Serve's own goroutine, concurrently.
+// satisfies it, and the optional interfaces below but StatusWaiter and FlushPredictor;
+// *pty.Attached also StatusWaiter. Serve calls ReadOutput from one goroutine, Write and SendEOF
+// from a second (in the order the client sent them), Resize from a third, Wait from a fourth, and
+// Hangup, Close and Kill from Serve's own goroutine, concurrently.
 //
-// Serve looks for three optional interfaces by type assertion, each a saving, never needed:
+// Serve looks for optional interfaces by type assertion, each a saving, never needed:
 // ExitNotifier (Serve's own goroutine calls Wait once the shell has exited, so no goroutine
 // waits in Wait), OutputNowReader (a flood of output leaves in big writes while an idle session
-// keeps a small buffer) and TryWriter (a keystroke reaches the shell from the goroutine that
-// read it, without a hop to a second one).
+// keeps a small buffer), TryWriter (a keystroke reaches the shell from the goroutine that
+// read it, without a hop to a second one) and FlushPredictor (an interrupted flood's output is
+// held no longer than needed).
 //
-// A fourth, StatusWaiter, is for a shell that another process reaps (a server with privilege
+// Another, StatusWaiter, is for a shell that another process reaps (a server with privilege
 // separation): Serve calls its WaitStatus in place of Wait, for the exit status the client gets.
 type Terminal interface {
 	// ReadOutput reads the shell's output. flushed reports that the terminal discarded pending
@@ -58,6 +60,18 @@ type ExitNotifier interface {
 // the rest of a flood into one write to the client.
 type OutputNowReader interface {
 	ReadOutputNow(b []byte) (n int, flushed bool, err error)
+}
+
+// FlushPredictor is an optional Terminal method. FlushesOutput reports whether input b, just
+// written, makes the terminal discard its pending output: b holds one of the terminal's signal
+// characters (VINTR, VQUIT, VSUSP) while ISIG is set and NOFLSH is not. Serve calls it after
+// writing input, from the goroutine that wrote it, when the client asked to be told once its
+// input is in (capability flow2, docs/protocol.md): it then waits for the flush's report before
+// answering (at most a second). Without it, Serve expects a flush after ^C, ^\ and ^Z, and waits
+// no more than 50 ms for the report, which a program that reads those bytes as keys (signals
+// off) pays in the delay of its output after them.
+type FlushPredictor interface {
+	FlushesOutput(b []byte) bool
 }
 
 // TryWriter is an optional method of a Terminal (and of a Client's Stdout). TryWrite writes what

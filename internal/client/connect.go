@@ -125,6 +125,7 @@ func (r *runner) newSession(sc *transport.SecureConn, user string) *session.Clie
 	}
 	sess := session.NewClient(sc, req)
 	sess.Stdout = r.stdout
+	sess.Interrupts = r.interruptChars()
 	if r.outTTY {
 		r.stdout.openNonblocking(r.outFd)
 		fd := r.outFd

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rlogin-go/rlogin/session"
 )
 
@@ -88,4 +90,25 @@ func (r *runner) windowSize() session.WindowSize {
 		fds = append(fds, r.outFd)
 	}
 	return windowSize(fds)
+}
+
+// interruptChars are the characters that make the user's own terminal interrupt, quit and
+// suspend (VINTR, VQUIT, VSUSP), read before raw mode, when standard input is a terminal with
+// signals on: typed in the session, they are what makes the remote terminal flush its output,
+// and the session holds the output until it knows (session.Client.Interrupts).
+func (r *runner) interruptChars() []byte {
+	if !r.inTTY {
+		return nil
+	}
+	ts, err := unix.IoctlGetTermios(r.inFd, unix.TCGETS)
+	if err != nil || ts.Lflag&unix.ISIG == 0 {
+		return nil
+	}
+	var chars []byte
+	for _, c := range []byte{ts.Cc[unix.VINTR], ts.Cc[unix.VQUIT], ts.Cc[unix.VSUSP]} {
+		if c != 0 { // 0 is _POSIX_VDISABLE
+			chars = append(chars, c)
+		}
+	}
+	return chars
 }

@@ -1,0 +1,371 @@
+package session
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rlogin-go/rlogin/internal/linkemu"
+	"github.com/rlogin-go/rlogin/pty"
+)
+
+// delayedPair is tcpPair through a link emulator that delays each direction by oneWay.
+func delayedPair(t *testing.T, oneWay time.Duration) (client, server net.Conn) {
+	t.Helper()
+	return tcpPairThrough(t, func(addr string) string {
+		proxy, err := linkemu.New(linkemu.Profile{Delay: oneWay}).Listen("127.0.0.1:0", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = proxy.Close() })
+		return proxy.Addr().String()
+	})
+}
+
+// consume feeds the tuner n bytes consumed in 64 KiB credits, spread evenly over d from *now, with
+// queued bytes waiting, and returns the credit it grants in all.
+func consume(w *windowTuner, now *time.Time, n int, d time.Duration, queued int) int {
+	granted := 0
+	for done := 0; done < n; done += creditBatch {
+		*now = now.Add(d * creditBatch / time.Duration(n))
+		granted += creditBatch + w.adjust(creditBatch, queued, *now)
+	}
+	return granted
+}
+
+// TestWindowTuner: the output window doubles while a window's output is consumed within a round
+// trip (the window limits the rate), up to its bound; it stays put when the rate is below half a
+// window per round trip or before a round trip was measured; it halves, never below the base,
+// while the writer falls behind. Every change is credit: granted in advance or withheld.
+func TestWindowTuner(t *testing.T) {
+	const rtt = 100 * time.Millisecond
+	now := time.Unix(1000, 0)
+
+	w := windowTuner{window: window}
+	if consume(&w, &now, 4*window, 4*rtt, 0); w.window != window {
+		t.Errorf("no round trip measured: window %d, want %d", w.window, window)
+	}
+
+	w = windowTuner{window: window, minRTT: rtt}
+	consumed, granted := 0, 0
+	for i := 0; w.window < maxClientWindow; i++ {
+		if i > 10 {
+			t.Fatalf("window %d after %d round trips, want %d", w.window, i, maxClientWindow)
+		}
+		// A window-limited link: one window per round trip.
+		consumed += w.window
+		granted += consume(&w, &now, w.window, rtt, 0)
+	}
+	consumed += w.window
+	granted += consume(&w, &now, w.window, rtt, 0)
+	if w.window != maxClientWindow {
+		t.Errorf("window %d past the bound %d", w.window, maxClientWindow)
+	}
+	if granted-consumed != w.window-window {
+		t.Errorf("granted %d for %d consumed: %d in advance, want the window's growth %d", granted, consumed, granted-consumed, w.window-window)
+	}
+
+	// A writer that falls behind: more than half the window queued. The window halves, by
+	// credit withheld, and halves again while the queue stays, down to the base.
+	consumed, granted, before := 0, 0, w.window
+	consumed += maxClientWindow / 2
+	granted += consume(&w, &now, maxClientWindow/2, 10*rtt, maxClientWindow)
+	if w.window != before/2 {
+		t.Errorf("window %d with the writer behind, want %d", w.window, before/2)
+	}
+	for range 20 {
+		consumed += window
+		granted += consume(&w, &now, window, 10*rtt, maxClientWindow)
+	}
+	if w.window != window {
+		t.Errorf("window %d after the writer stayed behind, want the base %d", w.window, window)
+	}
+	if consumed-granted != before-window {
+		t.Errorf("withheld %d, want the window's shrinkage %d", consumed-granted, before-window)
+	}
+
+	// A link slower than half the window per round trip: no growth.
+	w = windowTuner{window: window, minRTT: rtt}
+	if consume(&w, &now, 8*window, 8*2*rtt, 0); w.window != window {
+		t.Errorf("rate of half a window per round trip: window %d, want %d", w.window, window)
+	}
+}
+
+// TestAdvanceCredit: with flow2 a server takes credit in advance, which grows the window it
+// sends into, up to the largest window; beyond it, or without flow2, such credit is a protocol
+// error.
+func TestAdvanceCredit(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	term.flood = true
+	req := bob
+	req.Capabilities = []string{capFlow2}
+	p, res, accept := serveRaw(t, term, req, []string{capFlow2})
+	if accept.typ != frameAccept || strings.Join(accept.caps, ",") != capFlow2 {
+		t.Fatalf("answer %v %q, want ACCEPT [flow2]", accept.typ, accept.caps)
+	}
+	const advance = 1 << 20
+	p.send(message{typ: frameCredit, credit: advance})
+	got := 0
+	for got < window+advance {
+		m := p.read()
+		if m.typ != frameData {
+			t.Fatalf("got %v, want DATA", m.typ)
+		}
+		got += len(m.data)
+	}
+	if got != window+advance {
+		t.Fatalf("the server sent %d bytes, want the grown window of %d", got, window+advance)
+	}
+	p.quiet(100 * time.Millisecond) // the window is full: the server waits for credit
+
+	// The server may send nothing now; credit that lets it send more than the largest window is
+	// an error.
+	p.send(message{typ: frameCredit, credit: maxWindow + 1})
+	for {
+		m := p.read()
+		want := fmt.Sprintf("protocol error: client granted credit beyond the largest window of %d bytes", maxWindow)
+		if m.typ != frameClose || m.text != want {
+			t.Errorf("got %v %q, want CLOSE %q", m.typ, m.text, want)
+		}
+		break
+	}
+	if srv := waitServed(t, res); !errors.Is(srv.err, ErrProtocol) {
+		t.Errorf("Serve: %v, want a protocol error", srv.err)
+	}
+}
+
+// TestFlow2ProtocolErrors: SYNC needs flow2, and a client may leave at most maxSyncs of them
+// unanswered.
+func TestFlow2ProtocolErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		caps   []string
+		send   func(p *rawPeer)
+		reason string
+	}{
+		{"SYNC without flow2", nil, func(p *rawPeer) { p.send(message{typ: frameSync}) }, "unexpected SYNC frame"},
+		{"SYNC with payload", []string{capFlow2}, func(p *rawPeer) { p.write([]byte{byte(frameSync), 0, 0, 1, 0}) }, "bad SYNC frame: 1 bytes of payload"},
+		{"too many SYNCs", []string{capFlow2}, func(p *rawPeer) {
+			// ^C makes the server wait for the flush the terminal predicts (it reports none,
+			// so for predictedFlushWait) before it answers: the SYNCs pile up meanwhile.
+			b := appendFrame(nil, frameData, []byte{3})
+			for range maxSyncs + 1 {
+				b = appendHeader(b, frameSync, 0)
+			}
+			p.write(b)
+		}, fmt.Sprintf("more than %d SYNCs unanswered", maxSyncs)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			term := newFakeTerminal(t, "sleep", "3600")
+			term.predicts = true
+			req := bob
+			req.Capabilities = tc.caps
+			p, res, _ := serveRaw(t, term, req, tc.caps)
+			tc.send(p)
+			m := p.read()
+			want := "protocol error: " + tc.reason
+			if m.typ != frameClose || m.text != want {
+				t.Errorf("got %v %q, want CLOSE %q", m.typ, m.text, want)
+			}
+			if srv := waitServed(t, res); !errors.Is(srv.err, ErrProtocol) {
+				t.Errorf("Serve: %v, want a protocol error", srv.err)
+			}
+		})
+	}
+}
+
+// TestWindowGrowsOverDelay: over a 100 ms round trip, a flood makes the client grow the window
+// past the base, and the output arrives whole.
+func TestWindowGrowsOverDelay(t *testing.T) {
+	c, s := delayedPair(t, 50*time.Millisecond)
+	term := newFakeTerminal(t, "sleep", "3600")
+	term.flood = true
+	term.floodMax = 8 << 20
+	ts := startSession(t, c, s, term, nil)
+	ts.stdout.waitFor(t, "the flood", func() bool { return ts.stdout.buf.Len() >= term.floodMax })
+	ts.client.mu.Lock()
+	grown := ts.client.tune.window
+	rtt := ts.client.tune.minRTT
+	ts.client.mu.Unlock()
+	if !ts.client.flow2 {
+		t.Fatal("flow2 was not accepted")
+	}
+	if rtt < 100*time.Millisecond {
+		t.Errorf("measured round trip %v, want at least the link's 100ms", rtt)
+	}
+	if grown <= window {
+		t.Errorf("window %d after an 8 MB flood at 100 ms, want more than the base %d", grown, window)
+	}
+	t.Logf("round trip %v, window %d", rtt, grown)
+	if got := ts.stdout.Bytes(); len(got) != term.floodMax || bytes.Count(got, []byte("x")) != len(got) {
+		t.Errorf("got %d bytes of output, want the flood's %d", len(got), term.floodMax)
+	}
+	_ = ts.stdin.Close()
+	ts.term.Hangup()
+	_, _ = ts.wait()
+}
+
+// predictingPTY is a *pty.PTY that predicts flushes from its terminal's settings, read through the
+// shell's standard input (the pty's slave).
+type predictingPTY struct {
+	*pty.PTY
+	slave *os.File
+}
+
+func newPredictingPTY(p *pty.PTY) (*predictingPTY, error) {
+	slave, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/0", p.Pid()), os.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &predictingPTY{PTY: p, slave: slave}, nil
+}
+
+func (p *predictingPTY) FlushesOutput(b []byte) bool {
+	ts, err := unix.IoctlGetTermios(int(p.slave.Fd()), unix.TCGETS)
+	if err != nil || ts.Lflag&unix.ISIG == 0 || ts.Lflag&unix.NOFLSH != 0 {
+		return false
+	}
+	for _, c := range []byte{ts.Cc[unix.VINTR], ts.Cc[unix.VQUIT], ts.Cc[unix.VSUSP]} {
+		if c != 0 && bytes.IndexByte(b, c) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ptyOverDelay runs script in sh on a real pty, served over a link of the given one-way delay to
+// a client that holds output after ^C; it returns the client's input, its output and the
+// output's length at the first OnFlush (-1 before). With predict, the terminal predicts flushes
+// from its settings; without, the server guesses them.
+func ptyOverDelay(t *testing.T, oneWay time.Duration, script string, predict bool) (*Client, io.WriteCloser, *syncBuffer, *atomic.Int64, chan served) {
+	t.Helper()
+	p, err := pty.Start(exec.Command("sh", "-c", script), pty.Size{Rows: 24, Cols: 80})
+	if errors.Is(err, pty.ErrUnsupported) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	var term Terminal = p
+	if predict {
+		pp, err := newPredictingPTY(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = pp.slave.Close() })
+		term = pp
+	}
+	c, s := delayedPair(t, oneWay)
+	out := newSyncBuffer()
+	flushLen := new(atomic.Int64)
+	flushLen.Store(-1)
+	var stdin io.WriteCloser
+	cl, res := startPTYSessionOver(t, c, s, term, func(c *Client) {
+		c.Stdout = out
+		c.Interrupts = []byte{3}
+		c.OnFlush = func() { flushLen.CompareAndSwap(-1, int64(out.Len())) }
+		stdin, _ = c.StdinPipe()
+	})
+	return cl, stdin, out, flushLen, res
+}
+
+// TestInterruptOverDelay: a flood interrupted by ^C across a 200 ms round trip: the client holds
+// the output from the ^C until the server has reported the terminal's flush, and drops what was
+// flushed. Nothing of the flood that was on its way reaches Stdout after the ^C (but the one Write
+// under way then, at most holdChunk bytes), where without the hold a round trip's worth of it
+// would (here about a megabyte), and at most 16 KiB come before the prompt, with what the terminal
+// itself lets through after its flush (the flooding program's last write before SIGINT stops it).
+func TestInterruptOverDelay(t *testing.T) {
+	cl, stdin, out, flushLen, res := ptyOverDelay(t, 100*time.Millisecond,
+		`trap 'echo; echo PROMPT; exit 3' INT; yes flood`, true)
+	// Let the flood fill the window, then interrupt it: between two Writes, so that the test
+	// knows what was written before the ^C (the next Write, blocked at the gate meanwhile, was
+	// under way when the ^C was typed).
+	out.waitFor(t, "the flood", func() bool { return out.buf.Len() >= 4*window })
+	gate := make(chan struct{})
+	out.mu.Lock()
+	out.gate = gate
+	out.mu.Unlock()
+	out.waitFor(t, "a Write at the gate", func() bool { return out.blocked })
+	mark := out.Len()
+	if _, err := stdin.Write([]byte{3}); err != nil {
+		t.Fatal(err)
+	}
+	out.mu.Lock()
+	out.gate = nil
+	out.mu.Unlock()
+	close(gate)
+	after := -1
+	out.waitFor(t, "the prompt", func() bool {
+		after = bytes.Index(out.buf.Bytes()[mark:], []byte("PROMPT"))
+		return after >= 0
+	})
+	atFlush := int(flushLen.Load()) - mark
+	t.Logf("%d bytes written after ^C before the flush arrived, %d before the prompt", atFlush, after)
+	if flushLen.Load() < 0 {
+		t.Fatal("OnFlush was not called")
+	}
+	if atFlush > holdChunk {
+		t.Errorf("%d bytes written after ^C before the flush arrived, want at most the Write under way (%d)", atFlush, holdChunk)
+	}
+	if after > 16<<10 {
+		t.Errorf("%d bytes written after ^C before the prompt, want at most 16 KiB", after)
+	}
+	var exit *ExitError
+	if err := cl.Wait(); !errors.As(err, &exit) || exit.Status != 3 {
+		t.Errorf("Wait: %v, want exit status 3", err)
+	}
+	if srv := waitServed(t, res); srv.err != nil {
+		t.Errorf("Serve: %v", srv.err)
+	}
+}
+
+// TestInterruptLosesNothing: programs that take ^C themselves lose no output to the hold: one
+// that reads it as a key (signals off), whether the terminal predicts that no flush comes or the
+// server guesses one, and one that catches SIGINT and then writes.
+func TestInterruptLosesNothing(t *testing.T) {
+	const rawKey = `stty raw -echo; echo READY; dd bs=1 count=1 2>/dev/null | od -An -c; seq 1 3000; echo DONE`
+	for _, tc := range []struct {
+		name, script string
+		predict      bool
+	}{
+		{"raw key", rawKey, true},
+		{"raw key, guessed", rawKey, false},
+		{"caught", `trap 'echo CAUGHT; seq 1 3000; echo DONE; exit 0' INT; echo READY; while :; do sleep 1; done`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl, stdin, out, _, res := ptyOverDelay(t, 50*time.Millisecond, tc.script, tc.predict)
+			out.waitFor(t, "READY", func() bool { return bytes.Contains(out.buf.Bytes(), []byte("READY")) })
+			mark := out.Len()
+			if _, err := stdin.Write([]byte{3}); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.Wait(); err != nil {
+				t.Errorf("Wait: %v", err)
+			}
+			if srv := waitServed(t, res); srv.err != nil {
+				t.Errorf("Serve: %v", srv.err)
+			}
+			got := strings.ReplaceAll(string(out.Bytes()[mark:]), "\r\n", "\n")
+			var want strings.Builder
+			for i := 1; i <= 3000; i++ {
+				fmt.Fprintf(&want, "%d\n", i)
+			}
+			want.WriteString("DONE\n")
+			if !strings.HasSuffix(got, want.String()) {
+				t.Errorf("output after ^C ends %q, want all of seq 1 3000 and DONE", got[max(0, len(got)-200):])
+			}
+		})
+	}
+}
