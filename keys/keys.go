@@ -48,7 +48,8 @@
 //     names and the @revoked marker.
 //
 // Only ed25519 keys are supported. Nothing in this package keeps state
-// between calls; all functions may be called from several goroutines.
+// between calls but an Agent, which holds its connection to the agent; all
+// functions and methods may be called from several goroutines.
 package keys
 
 import (
