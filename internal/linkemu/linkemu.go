@@ -237,7 +237,7 @@ func (l *Link) join(stop <-chan struct{}, a, b net.Conn) error {
 			defer watcher.Done()
 			select {
 			case <-stop:
-				p.end(net.ErrClosed)
+				p.end(fmt.Errorf("linkemu: proxy closed: %w", net.ErrClosed))
 			case <-done:
 			}
 		}()
@@ -347,6 +347,8 @@ func (d *direction) readLoop() {
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = nil
+			} else {
+				err = fmt.Errorf("linkemu: %w", err)
 			}
 			d.pushEnd(err)
 			return
@@ -474,7 +476,7 @@ func (d *direction) writeLoop() {
 		d.mu.Unlock()
 		signal(d.space)
 		if err != nil {
-			d.pair.end(err)
+			d.pair.end(fmt.Errorf("linkemu: %w", err))
 			return
 		}
 	}

@@ -321,6 +321,24 @@ func TestCut(t *testing.T) {
 	roundTrip(t, client, server)
 }
 
+// TestCutWhileHeld cuts the path while the proxy holds a connection it accepted during a
+// blackhole: the connection is reset, and never reaches upstream.
+func TestCutWhileHeld(t *testing.T) {
+	l := New(Profile{})
+	up := upstream(t)
+	p := proxy(t, l, up)
+	l.Blackhole()
+	held := dial(t, p)
+	mustWrite(t, held, []byte("held"))
+	l.Cut()
+	wantReset(t, "held client", held)
+	l.Restore()
+	client := dial(t, p)
+	server := accept(t, up) // the first connection upstream sees is the new one
+	mustWrite(t, client, []byte("new"))
+	mustRead(t, server, []byte("new"))
+}
+
 func TestBlackhole(t *testing.T) {
 	l, up, p, client, server := talking(t)
 
