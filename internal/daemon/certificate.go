@@ -42,6 +42,18 @@ func loadHostCertificate(cfg Config) (*ssh.Certificate, error) {
 	return cert, nil
 }
 
+// certAttrs describes the certificates the server presents and trusts, for its first log line.
+func (s *Server) certAttrs() []any {
+	var attrs []any
+	if s.hostCert != nil {
+		attrs = append(attrs, "host_certificate", certID(s.hostCert))
+	}
+	if s.cfg.TrustedUserCAKeys != "" {
+		attrs = append(attrs, "trusted_user_ca_keys", s.cfg.TrustedUserCAKeys)
+	}
+	return attrs
+}
+
 // certID names a host certificate in the log: its key ID and serial.
 func certID(cert *ssh.Certificate) string {
 	if cert == nil {

@@ -43,10 +43,10 @@ const (
 // servingAttrs describes whom the server serves, for its first log line.
 func (s *Server) servingAttrs() []any {
 	if s.cfg.System {
-		return []any{"users", "all (system mode)", "login", s.cfg.LoginProgram, "permit_root_login", s.cfg.PermitRootLogin,
-			"password_authentication", s.cfg.PasswordAuthentication}
+		return append([]any{"users", "all (system mode)", "login", s.cfg.LoginProgram, "permit_root_login", s.cfg.PermitRootLogin,
+			"password_authentication", s.cfg.PasswordAuthentication}, s.certAttrs()...)
 	}
-	return []any{"user", s.user, "shell", s.shell}
+	return append([]any{"user", s.user, "shell", s.shell}, s.certAttrs()...)
 }
 
 // checkSystem checks the System fields of cfg and fills in their defaults. It runs for a System
