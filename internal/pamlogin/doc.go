@@ -24,9 +24,11 @@
 // fails, PAM's stack gives up and the PAM transaction is ended before the call returns.
 //
 // A failed authentication is answered after the delay the PAM stack asks for (pam_faildelay,
-// pam_unix's own), served in Go so that a context that ends cuts it short; a user name that
-// does not exist goes through the same prompts, the same delay and the same refusal as a known
-// one with a wrong password (pam_unix does that; Authenticate keeps the refusal's text the same).
+// pam_unix's own), served in Go so that a context that ends cuts it short, and counted from
+// the user's last answer, so that the time PAM spent checking it does not show; a user name
+// that does not exist goes through the same prompts, the same delay and the same refusal as a
+// known one with a wrong password (pam_unix asks for the password of an unknown user too, but
+// hashes only a known one's: measured 3-9 ms against 36-100 ms of work before the delay).
 //
 // Start opens the session on the process's main thread because the kernel lets only that
 // thread set the login uid (pam_loginuid is in login's stack): a process that uses this package

@@ -122,6 +122,12 @@ func start(ctx context.Context, cfg Config, conv Conversation, password bool) (*
 	if err == nil {
 		return l, nil
 	}
+	// The delay counts from the user's last answer, not from PAM's return: pam_unix checks a
+	// known user's password (a hash, 36-100 ms here) and not an unknown user's (3-9 ms), and
+	// PAM adds its delay after that work, which would tell the two apart on average.
+	if !l.conv.answered.IsZero() {
+		delay -= time.Since(l.conv.answered)
+	}
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
@@ -519,6 +525,8 @@ type conversation struct {
 	conv Conversation    // nil once the session has ended: messages are dropped, prompts fail
 	ctx  context.Context // the context of the call in progress
 	err  error           // the first error of the caller's Conversation, or of a bad answer
+
+	answered time.Time // when the caller's Conversation last answered a prompt; zero before
 }
 
 // errBadAnswer is the conversation's error for an answer PAM must not get.
@@ -538,6 +546,7 @@ func (c *conversation) RespondPAM(style pam.Style, msg string) (string, error) {
 	switch style {
 	case pam.PromptEchoOff, pam.PromptEchoOn:
 		answer, err := c.conv.Prompt(c.ctx, msg, style == pam.PromptEchoOn)
+		c.answered = time.Now()
 		if err != nil {
 			return "", c.fail(err)
 		}

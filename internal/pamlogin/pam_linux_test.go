@@ -230,6 +230,12 @@ func TestPasswordLoginRunsSession(t *testing.T) {
 	if f["path"] == "" || strings.Contains(f["path"], "sbin") {
 		t.Errorf("PATH %q, want login.defs' ENV_PATH (no sbin)", f["path"])
 	}
+	if motd, err := os.ReadFile("/etc/motd"); err == nil && len(bytes.TrimSpace(motd)) > 0 {
+		first, _, _ := strings.Cut(strings.TrimSpace(string(motd)), "\n")
+		if !slices.ContainsFunc(conv.said, func(m string) bool { return strings.HasPrefix(m, "info: ") && strings.Contains(m, first) }) {
+			t.Errorf("the message of the day (pam_motd) did not come through Info: %q", conv.said)
+		}
+	}
 	line := strings.TrimPrefix(f["tty"], "/dev/")
 	recs.mu.Lock()
 	defer recs.mu.Unlock()
@@ -286,6 +292,40 @@ func TestRefusedAlike(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExpiredPassword: a password that must be changed (chage -d 0) is changed through the
+// conversation, after which the new one logs in; a client that cannot answer is refused.
+func TestExpiredPassword(t *testing.T) {
+	u := passwordUser(t, "rlt-pam-expired")
+	expire := func() {
+		t.Helper()
+		if out, err := exec.Command("chage", "-d", "0", u.Name).CombinedOutput(); err != nil {
+			t.Fatalf("chage: %v\n%s", err, out)
+		}
+	}
+	expire()
+	l, err := authenticate(t, u.Name, &script{answers: []string{password}}) // no new password given
+	if err == nil {
+		l.Close()
+		t.Fatal("a login with an expired password that was not changed was accepted")
+	}
+	if !errors.Is(err, pamlogin.ErrRefused) {
+		t.Errorf("error %v, want ErrRefused", err)
+	}
+	const changed = "rlt-pam-Changed7!x"
+	conv := &script{answers: []string{password, password, changed, changed}}
+	l, err = authenticate(t, u.Name, conv)
+	if err != nil {
+		t.Fatalf("Authenticate with a change of password: %v (conversation %q)", err, conv.said)
+	}
+	l.Close()
+	t.Logf("conversation: %q", conv.said)
+	l, err = authenticate(t, u.Name, &script{answers: []string{changed}})
+	if err != nil {
+		t.Fatalf("the changed password: %v", err)
+	}
+	l.Close()
 }
 
 // TestFailureTiming measures how long a refusal takes for a known user with a wrong password
