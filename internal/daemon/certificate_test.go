@@ -211,3 +211,49 @@ func writeFile(t *testing.T, name, data string) string {
 	}
 	return path
 }
+
+// Reload (SIGHUP) reads the host certificate again: the next handshake presents the new one, and
+// a certificate of another key is refused with the old one kept.
+func TestHostCertificateReload(t *testing.T) {
+	ca := newTestCA(t)
+	hostKey := newKey(t)
+	first := ca.sign(t, pubOf(hostKey), "-h", "-n", "127.0.0.1", "-z", "1")
+	ts := startServer(t, func(c *Config) {
+		c.HostKey = hostKey
+		c.HostCertificate = first
+		c.TrustedUserCAKeys = ca.path + ".pub"
+	})
+	ts.hostKey = hostKey
+	presented := func() uint64 {
+		t.Helper()
+		key := newKey(t)
+		r, hostCert, err := certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", ts.srv.User()), ts.srv.User())
+		if err != nil {
+			t.Fatalf("login: %v\n%s", err, ts.log.String())
+		}
+		r.Send("exit 0\n")
+		if err := r.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		return hostCert.Serial
+	}
+	if got := presented(); got != 1 {
+		t.Fatalf("serial %d presented, want 1", got)
+	}
+	cfg := ts.srv.current.Load().cfg
+	cfg.HostCertificate = ca.sign(t, pubOf(hostKey), "-h", "-n", "127.0.0.1", "-z", "2")
+	if err := ts.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ts.waitLog(`configuration reloaded.*host_certificate="\\"test-cert\\" serial 1 -> \\"test-cert\\" serial 2"`)
+	if got := presented(); got != 2 {
+		t.Fatalf("serial %d presented after the reload, want 2", got)
+	}
+	cfg.HostCertificate = ca.sign(t, pubOf(newKey(t)), "-h", "-n", "127.0.0.1", "-z", "3")
+	if err := ts.srv.Reload(cfg); err == nil || !strings.Contains(err.Error(), "is for the key") {
+		t.Fatalf("Reload with another key's certificate: %v", err)
+	}
+	if got := presented(); got != 2 {
+		t.Fatalf("serial %d presented after a failed reload, want 2", got)
+	}
+}
