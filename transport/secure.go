@@ -44,9 +44,9 @@ type SecureConfig struct {
 	// return it as it is, so its words (and its type, for errors.As) reach
 	// the caller unchanged. (The handshake goes on to check that the peer
 	// holds the private half, so a key seen by VerifyPeer is trusted only
-	// once Client or Server succeeds.) Pin keys here: there are no
-	// certificate authorities, so without VerifyPeer any ed25519 key is
-	// accepted. keys.AuthorizedVerifier and KnownHosts.HostVerifier of
+	// once Client or Server succeeds.) Pin keys here (or in
+	// VerifyPeerCertificate): there are no X.509 certificate authorities,
+	// so without a verifier any ed25519 key is accepted. keys.AuthorizedVerifier and KnownHosts.HostVerifier of
 	// package keys make one from authorized_keys and known_hosts files.
 	VerifyPeer func(ed25519.PublicKey) error
 	// Certificate, if set, is an OpenSSH certificate of Key's public half
@@ -165,7 +165,7 @@ func secureConfig(cfg *SecureConfig) (*tls.Config, *peerCheck, error) {
 			return &cert, nil
 		},
 		ClientAuth: tls.RequireAnyClientCert,
-		// There are no certificate authorities: the chain check is
+		// There are no X.509 certificate authorities: the chain check is
 		// replaced by VerifyPeerCertificate.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {

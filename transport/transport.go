@@ -2,7 +2,7 @@
 // between any other tool's: plain stream sockets (TCP over IPv4 and IPv6,
 // Unix-domain), named mailboxes that share one listening socket (the TCPMUX
 // convention of RFC 1078), and secure streams (TLS 1.3 with ed25519 keys on
-// both ends, no certificate authorities).
+// both ends, for which OpenSSH certificates may vouch; no X.509 authorities).
 //
 // Typical usage, server side:
 //
@@ -40,9 +40,9 @@
 // Every conn transport hands out is a net.Conn: the conns of mailboxes are
 // *Conn, with CloseWrite, NetConn, and ReadFrom and WriteTo that keep the
 // kernel's splice and sendfile paths for io.Copy; secure streams are
-// *SecureConn, with CloseWrite, NetConn and PeerKey. Every listener is a
-// net.Listener whose Close unblocks Accept with an error matching
-// net.ErrClosed.
+// *SecureConn, with CloseWrite, NetConn, PeerKey and PeerCertificate.
+// Every listener is a net.Listener whose Close unblocks Accept with an
+// error matching net.ErrClosed.
 //
 // A Dialer and a ListenConfig configure the connections as net.Dialer and
 // net.ListenConfig do (LocalAddr, Control), or put them on another Network,
