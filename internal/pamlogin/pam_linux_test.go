@@ -515,6 +515,21 @@ func TestNoDescriptorLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = l.Close() // authenticated, never started
+	// A start that fails once the session is open: the user's shell does not exist.
+	if out, err := exec.Command("usermod", "-s", "/nonexistent/shell", u.Name).CombinedOutput(); err != nil {
+		t.Fatalf("usermod: %v\n%s", err, out)
+	}
+	l, err = authenticate(t, u.Name, &script{answers: []string{password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	mainThread(func() { err = l.Start(ctx, pamlogin.Program{Command: "exit 0"}) })
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/shell") {
+		t.Errorf("Start with a missing shell: %v", err)
+	}
+	_ = l.Close()
 	if after := openFDs(t); !slices.Equal(before, after) {
 		t.Errorf("descriptors before %q, after %q", before, after)
 	}
