@@ -112,6 +112,10 @@ func start(ctx context.Context, cfg Config, conv Conversation, password bool) (*
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("pamlogin: %w", err)
 	}
+	if cfg.User == "" {
+		// PAM would ask for one ("login: "): the client names its user before anything else.
+		return nil, errors.New("pamlogin: no user name")
+	}
 	if cfg.Service == "" {
 		cfg.Service = DefaultService
 	}
@@ -246,9 +250,9 @@ func (l *Login) Start(ctx context.Context, p Program) error {
 	}
 	ttyItem := noTTY
 	if p.TTY != nil {
-		name, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(p.TTY.Fd())))
-		if err != nil || !strings.HasPrefix(name, "/dev/") {
-			return fmt.Errorf("pamlogin: start: the terminal's name: %q, %w", name, err)
+		name, err := ttyName(p.TTY)
+		if err != nil {
+			return err
 		}
 		ttyItem, l.line = name, strings.TrimPrefix(name, "/dev/")
 	}
@@ -274,6 +278,28 @@ func (l *Login) Start(ctx context.Context, p Program) error {
 		}
 	}
 	return nil
+}
+
+// ttyName returns the path of the terminal f ("/dev/pts/3"), from /proc (without f.Fd, which
+// would make f blocking for good).
+func ttyName(f *os.File) (string, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return "", fmt.Errorf("pamlogin: start: the terminal: %w", err)
+	}
+	var name string
+	var nameErr, ttyErr error
+	err = rc.Control(func(fd uintptr) {
+		_, ttyErr = unix.IoctlGetTermios(int(fd), unix.TCGETS)
+		name, nameErr = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(fd)))
+	})
+	if err = errors.Join(err, ttyErr, nameErr); err != nil {
+		return "", fmt.Errorf("pamlogin: start: the terminal: %w", err)
+	}
+	if !strings.HasPrefix(name, "/dev/") {
+		return "", fmt.Errorf("pamlogin: start: the terminal %q is not in /dev", name)
+	}
+	return name, nil
 }
 
 // account is what the passwd and group databases say about the user a session runs as.

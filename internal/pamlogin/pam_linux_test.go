@@ -422,6 +422,10 @@ func TestAccountOnlyWithFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	mainThread(func() { err = l.Start(ctx, pamlogin.Program{TTY: w}) })
+	if err == nil || !strings.Contains(err.Error(), "terminal") {
+		t.Fatalf("Start on a pipe as its terminal: %v, want an error", err)
+	}
 	mainThread(func() {
 		err = l.Start(ctx, pamlogin.Program{Command: "echo uid=$(id -u); echo tty=$(tty); exit 4", Stdout: w, Stderr: w})
 	})
@@ -439,6 +443,22 @@ func TestAccountOnlyWithFiles(t *testing.T) {
 	f := fields(string(out))
 	if f["uid"] != strconv.Itoa(u.UID) || f["tty"] != "not a tty" {
 		t.Errorf("output %q: want the user's uid and no terminal", out)
+	}
+}
+
+func TestNoUserName(t *testing.T) {
+	for _, f := range []func(context.Context, pamlogin.Config, pamlogin.Conversation) (*pamlogin.Login, error){
+		pamlogin.Authenticate, pamlogin.Account,
+	} {
+		conv := &script{answers: []string{"root"}}
+		l, err := f(context.Background(), pamlogin.Config{}, conv)
+		if err == nil {
+			l.Close()
+			t.Fatal("a login without a user name went ahead")
+		}
+		if len(conv.said) != 0 {
+			t.Errorf("PAM was asked to prompt for a user: %q", conv.said)
+		}
 	}
 }
 
