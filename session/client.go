@@ -547,7 +547,7 @@ func (c *Client) writeOutput() error {
 // holdChunk is the largest Stdout Write while an interrupt may hold the output: a Write under
 // way when the user types the interrupt character still reaches the terminal, so it is no
 // bigger than the output a flush may let through (docs/protocol.md, section 7.3).
-const holdChunk = 8 << 10
+const holdChunk = 4 << 10
 
 // writeChunkLocked is the most writeOutput writes at once.
 func (c *Client) writeChunkLocked() int {

@@ -115,22 +115,24 @@ func TestAdvanceCredit(t *testing.T) {
 	}
 	const advance = 1 << 20
 	p.send(message{typ: frameCredit, credit: advance})
+	// The grown window, but for the part kept for the answer to an interrupt.
+	const want = window + advance - flushReserve
 	got := 0
-	for got < window+advance {
+	for got < want {
 		m := p.read()
 		if m.typ != frameData {
 			t.Fatalf("got %v, want DATA", m.typ)
 		}
 		got += len(m.data)
 	}
-	if got != window+advance {
-		t.Fatalf("the server sent %d bytes, want the grown window of %d", got, window+advance)
+	if got != want {
+		t.Fatalf("the server sent %d bytes, want the grown window of %d", got, want)
 	}
 	p.quiet(100 * time.Millisecond) // the window is full: the server waits for credit
 
-	// The server may send nothing now; credit that lets it send more than the largest window is
-	// an error.
-	p.send(message{typ: frameCredit, credit: maxWindow + 1})
+	// The server may send flushReserve bytes more now, at most; credit that lets it send more
+	// than the largest window is an error.
+	p.send(message{typ: frameCredit, credit: maxWindow - flushReserve + 1})
 	for {
 		m := p.read()
 		want := fmt.Sprintf("protocol error: client granted credit beyond the largest window of %d bytes", maxWindow)
@@ -286,8 +288,10 @@ func ptyOverDelay(t *testing.T, oneWay time.Duration, script string, predict boo
 // under way then, at most holdChunk bytes), where without the hold a round trip's worth of it
 // would (here about a megabyte), and at most 16 KiB come before the prompt, with what the terminal
 // itself lets through after its flush (the flooding program's last write before SIGINT stops it).
+// The prompt comes a round trip after the ^C, also when the window was full.
 func TestInterruptOverDelay(t *testing.T) {
-	cl, stdin, out, flushLen, res := ptyOverDelay(t, 100*time.Millisecond,
+	const rtt = 200 * time.Millisecond
+	cl, stdin, out, flushLen, res := ptyOverDelay(t, rtt/2,
 		`trap 'echo; echo PROMPT; exit 3' INT; yes flood`, true)
 	// Let the flood fill the window, then interrupt it: between two Writes, so that the test
 	// knows what was written before the ^C (the next Write, blocked at the gate meanwhile, was
@@ -298,7 +302,10 @@ func TestInterruptOverDelay(t *testing.T) {
 	out.gate = gate
 	out.mu.Unlock()
 	out.waitFor(t, "a Write at the gate", func() bool { return out.blocked })
+	// The whole window is in: the server waits for credit, which the hold keeps back.
+	waitClient(t, cl, "a full window", func() bool { return cl.unacked >= cl.tune.window-flushReserve })
 	mark := out.Len()
+	start := time.Now()
 	if _, err := stdin.Write([]byte{3}); err != nil {
 		t.Fatal(err)
 	}
@@ -311,6 +318,7 @@ func TestInterruptOverDelay(t *testing.T) {
 		after = bytes.Index(out.buf.Bytes()[mark:], []byte("PROMPT"))
 		return after >= 0
 	})
+	took := time.Since(start)
 	atFlush := int(flushLen.Load()) - mark
 	t.Logf("%d bytes written after ^C before the flush arrived, %d before the prompt", atFlush, after)
 	if flushLen.Load() < 0 {
@@ -321,6 +329,11 @@ func TestInterruptOverDelay(t *testing.T) {
 	}
 	if after > 16<<10 {
 		t.Errorf("%d bytes written after ^C before the prompt, want at most 16 KiB", after)
+	}
+	// The prompt comes a round trip after the ^C, although the window was full: the server
+	// keeps a reserve of it for the answer to an interrupt. The bound is a count of round trips.
+	if rounds := int(took / rtt); rounds > 1 {
+		t.Errorf("the prompt came %v after ^C: %d round trips of %v, want 1", took, rounds, rtt)
 	}
 	var exit *ExitError
 	if err := cl.Wait(); !errors.As(err, &exit) || exit.Status != 3 {

@@ -69,6 +69,9 @@ func (s *serverSession) handleInput(m *message) error {
 			return protocolErrorf("client granted credit for %d bytes, but only %d were outstanding", m.credit, s.unacked)
 		}
 		s.unacked -= int(m.credit)
+		if s.reserveOpen && s.unacked <= window-flushReserve {
+			s.reserveOpen = false // the credit for what the flush dropped came back
+		}
 		if len(s.out) > 0 {
 			s.sendCond.Signal() // output waited for this credit
 		}

@@ -66,6 +66,20 @@ func (s *serverSession) waitForRoom() {
 	}
 }
 
+// flushReserve is the part of the output window that, with flow2, only output read after a
+// flush may use, until the credit for what the flush dropped comes back: the answer to an
+// interrupt (an echoed ^C, a prompt) then leaves at once, even when the flood had filled the
+// window, rather than a round trip later.
+const flushReserve = 16 << 10
+
+// outputWindowLocked is how many bytes may be outstanding now (see flushReserve).
+func (s *serverSession) outputWindowLocked() int {
+	if s.flow2 && !s.reserveOpen {
+		return window - flushReserve
+	}
+	return window
+}
+
 // expectedFlushKeep bounds the output kept at an expected flush: more than an echoed ^C and a
 // prompt, less than what a flood leaves on the screen.
 const expectedFlushKeep = 4 << 10
@@ -92,6 +106,7 @@ func (s *serverSession) flushOutputLocked() {
 		s.flushKeep = min(fresh-keepOut, maxWindow)
 	}
 	s.flush = true
+	s.reserveOpen = true
 	s.expectFlush = false // the flush a SYNC may wait for
 	s.flushDue.Store(false)
 }
@@ -103,7 +118,7 @@ func (s *serverSession) takeOutputLocked(frame, p []byte, collects bool) (_ []by
 	s.fresh += len(p)
 	// Output from a terminal that cannot collect goes through sendOutput, which batches what
 	// piles up while it writes, unless it is as small as an echo.
-	if len(s.out) == 0 && !s.sending && !s.flush && !s.syncDueLocked() && s.unacked+len(p) <= window && (collects || len(p) <= terminalRead) {
+	if len(s.out) == 0 && !s.sending && !s.flush && !s.syncDueLocked() && s.unacked+len(p) <= s.outputWindowLocked() && (collects || len(p) <= terminalRead) {
 		return s.sendNowLocked(frame[:0], p), true
 	}
 	s.out = append(s.out, p...)
@@ -243,7 +258,7 @@ func (s *serverSession) sendOutput() error {
 
 func (s *serverSession) sendableLocked() bool {
 	return s.connDead || s.closeReason != "" || s.flush || s.inDone >= creditBatch ||
-		len(s.out) > 0 && s.unacked < window || s.exitDueLocked() || s.syncDueLocked()
+		len(s.out) > 0 && s.unacked < s.outputWindowLocked() || s.exitDueLocked() || s.syncDueLocked()
 }
 
 // exitDueLocked reports whether the shell exited and all its output was sent.
@@ -267,7 +282,7 @@ func (s *serverSession) appendFramesLocked(b []byte) (_ []byte, last bool) {
 		s.inDone = 0
 	}
 	b = s.appendSyncedLocked(b) // after the FLUSH a SYNC waited for, before newer output
-	if n := min(len(s.out), window-s.unacked, maxDataFrame); n > 0 {
+	if n := min(len(s.out), s.outputWindowLocked()-s.unacked, maxDataFrame); n > 0 {
 		b = appendFrame(b, frameData, s.out[:n])
 		s.out = s.out[:copy(s.out, s.out[n:])]
 		s.unacked += n

@@ -59,6 +59,7 @@ type serverSession struct {
 	expectFlush bool        // input that may make the terminal flush was written; no flush seen yet
 	flushDue    atomic.Bool // a flush is expected, from before the input is written; for readTerminal
 	flushes     int         // flushes reported
+	reserveOpen bool        // output may use flushReserve: a flush came, its credit has not
 	flushTimer  *time.Timer // ends expectFlush after flushWait
 }
 
