@@ -375,8 +375,8 @@ func TestDeadlineDuringPrompt(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v, want the context's", err)
 	}
-	// PAM's failure delay (3 s) must not hold it: a little scheduling slack only.
-	if took > deadline+300*time.Millisecond {
+	// PAM's failure delay (2 to 4.5 s on login's stack) must not hold it: scheduling slack only.
+	if took > deadline+time.Second {
 		t.Errorf("Authenticate returned %v after it started, past its %v deadline", took, deadline)
 	}
 }
