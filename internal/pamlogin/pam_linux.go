@@ -71,7 +71,8 @@ const noHomeMessage = "No directory, logging in with HOME=/"
 // Login is an authenticated user's PAM transaction: made by Authenticate or Account, it starts
 // the user's program once (Start), waits for it and closes the PAM session (Wait). Close must
 // be called in every case: it ends a program still running and the transaction. A Login's
-// methods must not be called concurrently, except Process.
+// methods must not be called concurrently; Process may be, from any goroutine, once Start has
+// returned (to signal the program while Wait waits).
 type Login struct {
 	cfg  Config
 	conv *conversation
