@@ -33,7 +33,11 @@
 //
 // Output flows under a credit window, so a flush on the server (Ctrl-C with the pty in packet
 // mode) reaches the client behind at most a window of data, which the client drops: the prompt
-// comes back at once instead of after the whole backlog.
+// comes back at once instead of after the whole backlog. Between a Client and a ServerConn of
+// this package the window grows with the link's bandwidth-delay product (up to 8 MiB; 256 KiB
+// with older peers), and a Client with Interrupts set holds the output after the user's ^C until
+// the server says whether the terminal flushed: on a long link the interrupted flood stops on
+// the screen at once too.
 //
 // The rules for the request's fields are this package's, with their limits, for every program
 // of this module: ValidUserName, ValidTerminalType and TerminalTypeOrDumb, ValidLocaleVar and
