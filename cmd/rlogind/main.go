@@ -11,10 +11,16 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/rlogin-go/rlogin/internal/daemon"
 	"github.com/rlogin-go/rlogin/internal/rlogind"
 )
 
 func main() {
+	// A monitor or network process of a privilege-separated rlogind: its own work, before
+	// anything else touches its descriptors.
+	if ran, status := daemon.RunRole(); ran {
+		os.Exit(status)
+	}
 	if err := profiled(func() error { return rlogind.Main(os.Args[1:]) }); err != nil {
 		fmt.Fprintln(os.Stderr, err) // Main's errors start with "rlogind: "
 		os.Exit(rlogind.ExitStatus(err))

@@ -161,6 +161,17 @@ type Config struct {
 	PasswordAuthentication bool
 	// LoginProgram (System) is login(1); "" means DefaultLoginProgram.
 	LoginProgram string
+	// PrivilegeSeparation (System) runs each connection in processes of its own, as sshd does:
+	// a monitor (root) that never reads the network, and a net child without privileges that
+	// does the TLS handshake and serves the protocol (docs/system-mode.md). Sessions then
+	// outlive Serve's stop; EndSessions ends them. Password logins need PAM (not yet: they are
+	// refused).
+	PrivilegeSeparation bool
+	// Executable (PrivilegeSeparation) is the program started as the monitor and net child
+	// processes, which must call RunRole first thing; "" means this program (os.Executable).
+	Executable string
+	// ProcessLog (PrivilegeSeparation) is where the monitors log.
+	ProcessLog ProcessLog
 
 	// Classic configures the classic rlogin service (RFC 1282, unencrypted; see classic.go).
 	Classic ClassicConfig
@@ -169,6 +180,15 @@ type Config struct {
 	// clock of the penalties (nil: time.Now). Only NewServer reads them.
 	randN func(n int) int
 	now   func() time.Time
+}
+
+// ProcessLog says where and how the processes of a privilege-separated server log: each
+// writes its own lines (slog's text or JSON format, as package logsink makes them).
+type ProcessLog struct {
+	Path   string     // a log file each opens and appends to (the daemon's -log-file); "": File
+	File   *os.File   // their standard error, where they log without Path; nil: the daemon's own
+	Level  slog.Level // the least level logged
+	Format string     // "text" (or "") or "json"
 }
 
 // withDefaults fills in the zero fields of cfg and checks it.
@@ -193,6 +213,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PrivilegeSeparation && !cfg.System {
+		return cfg, errors.New("daemon: Config.PrivilegeSeparation is for System mode")
 	}
 	if cfg.System {
 		if err := checkSystem(&cfg); err != nil {
@@ -220,12 +243,13 @@ func (cfg Config) limits() admission.Limits {
 // connections accepted afterwards use, while the others finish with theirs. All generations
 // share the serverState.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	user  string // the only user served
-	uid   int
-	home  string
-	shell string
+	cfg        Config
+	log        *slog.Logger
+	executable string // Config.Executable, or this program (PrivilegeSeparation)
+	user       string // the only user served
+	uid        int
+	home       string
+	shell      string
 
 	hostCert *ssh.Certificate // Config.HostCertificate's, or nil
 
@@ -240,6 +264,11 @@ type serverState struct {
 
 	mu      sync.Mutex
 	running int // sessions running (MaxSessions)
+
+	// Privilege separation: the monitor processes started, reaped by follow (EndSessions).
+	monitors     sync.WaitGroup
+	monitorsMu   sync.Mutex
+	monitorProcs map[*os.Process]struct{}
 }
 
 // NewServer checks cfg, fills in its defaults and looks up the user running the daemon.
@@ -253,7 +282,8 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err // admission's, with its prefix
 	}
 	st := &serverState{
-		lim: lim,
+		lim:          lim,
+		monitorProcs: make(map[*os.Process]struct{}),
 	}
 	g.serverState = st
 	st.current.Store(g)
@@ -295,14 +325,26 @@ func newGeneration(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	executable := cfg.Executable
+	if cfg.PrivilegeSeparation {
+		if executable == "" {
+			if executable, err = os.Executable(); err != nil {
+				return nil, fmt.Errorf("daemon: privilege separation needs this program's path: %w", err)
+			}
+		}
+		if err := checkWorldExecutable(executable); err != nil {
+			return nil, err
+		}
+	}
 	return &Server{
-		cfg:      cfg,
-		log:      log,
-		user:     u.Username,
-		uid:      uid,
-		home:     home,
-		shell:    shell,
-		hostCert: hostCert,
+		cfg:        cfg,
+		log:        log,
+		executable: executable,
+		user:       u.Username,
+		uid:        uid,
+		home:       home,
+		shell:      shell,
+		hostCert:   hostCert,
 	}, nil
 }
 

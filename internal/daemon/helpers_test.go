@@ -38,6 +38,10 @@ func TestMain(m *testing.M) {
 	if os.Args[0] == "-"+fakeShellName {
 		os.Exit(fakeShell())
 	}
+	// The monitor and net child processes of privilege separation (privsep_linux_test.go).
+	if ran, status := RunRole(); ran {
+		os.Exit(status)
+	}
 	// Open the netpoller's descriptors before any test counts descriptors.
 	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
 		_ = l.Close()

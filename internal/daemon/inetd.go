@@ -74,6 +74,10 @@ func (c *closeNotifyConn) Close() error {
 	return err
 }
 
+// NetConn returns the conn it wraps, for what needs the socket itself (the classic protocol's
+// urgent data).
+func (c *closeNotifyConn) NetConn() net.Conn { return c.Conn }
+
 // SyscallConn exposes the socket: closeNotifyConn changes no Read or Write, so a TLS session
 // over it may read and write the descriptor directly.
 func (c *closeNotifyConn) SyscallConn() (syscall.RawConn, error) {

@@ -57,6 +57,9 @@ type route struct {
 // serve is Serve; with oneShot, l closing is the normal end (ServeConn).
 func (s *Server) serve(ctx context.Context, l net.Listener, oneShot bool) error {
 	g := s.current.Load()
+	if g.cfg.System && g.cfg.PrivilegeSeparation && !oneShot {
+		return s.serveSeparated(ctx, l)
+	}
 	mux := transport.NewMux(s.lim.Listener(l))
 	mux.NameTimeout = g.cfg.LoginGraceTime
 	mux.MaxPending = g.cfg.MaxStartups.Full

@@ -73,8 +73,9 @@ func (t Type) request() bool { return t < 0x80 }
 // The bounds of the message set (docs/privsep-messages.md, "Limits").
 const (
 	// MaxMessageLen bounds one encoded message: the largest LOGIN (64 locale variables of
-	// 1024 bytes) fits, with room to spare.
-	MaxMessageLen = 68 << 10
+	// 1024 bytes and a client certificate of transport.MaxCertificateSize) fits, with room to
+	// spare.
+	MaxMessageLen = 96 << 10
 	// MaxAnswerLen bounds an ANSWER: PAM's own bound on a response (PAM_MAX_RESP_SIZE).
 	MaxAnswerLen = 512
 	// MaxPromptLen bounds a PROMPT and a REFUSE reason (the session protocol's reason bound).
@@ -119,9 +120,13 @@ type Login struct {
 	Env      []string           // secure only: LANG and LC_* (session.ValidLocaleVar), each once
 	// ClientKey is the key the client proved it holds in the TLS handshake (secure only,
 	// required there).
-	ClientKey  ed25519.PublicKey
-	ClientUser string // classic only (required there): the user name on the client's host
-	Speed      string // classic only: "" or decimal digits
+	ClientKey ed25519.PublicKey
+	// ClientCertificate is the OpenSSH certificate the client presented with ClientKey, in
+	// the SSH wire format (ssh.Certificate.Marshal), or nil (secure only). The monitor checks
+	// it itself: its signature, that it certifies ClientKey, and the policy.
+	ClientCertificate []byte
+	ClientUser        string // classic only (required there): the user name on the client's host
+	Speed             string // classic only: "" or decimal digits
 	// Peer is the client's address as the net child saw it; the zero AddrPort if it has none
 	// (a Unix socket). The monitor holds the conn too and trusts getpeername(2), not this.
 	Peer netip.AddrPort
@@ -307,6 +312,9 @@ func (m *Login) check() error {
 		if len(m.ClientKey) != ed25519.PublicKeySize {
 			return fmt.Errorf("client key of %d bytes, want %d", len(m.ClientKey), ed25519.PublicKeySize)
 		}
+		if len(m.ClientCertificate) > transport.MaxCertificateSize {
+			return fmt.Errorf("client certificate of %d bytes exceeds %d", len(m.ClientCertificate), transport.MaxCertificateSize)
+		}
 		if !session.ValidUserName(m.User) {
 			return fmt.Errorf("invalid user name %q", m.User)
 		}
@@ -315,7 +323,7 @@ func (m *Login) check() error {
 		}
 		return checkEnv(m.Env)
 	case ProtocolClassic:
-		if len(m.ClientKey) != 0 || len(m.Env) != 0 || m.Window != (session.WindowSize{}) {
+		if len(m.ClientKey) != 0 || len(m.ClientCertificate) != 0 || len(m.Env) != 0 || m.Window != (session.WindowSize{}) {
 			return errors.New("classic login with secure fields")
 		}
 		// The classic handshake's own rules, where they live.
@@ -438,6 +446,7 @@ func (m *Login) appendFields(b []byte) []byte {
 		b = appendBytes16(b, []byte(e))
 	}
 	b = appendBytes16(b, m.ClientKey)
+	b = appendBytes16(b, m.ClientCertificate)
 	b = appendBytes16(b, []byte(m.ClientUser))
 	b = appendBytes16(b, []byte(m.Speed))
 	peer := ""
@@ -543,6 +552,7 @@ func (d *decoder) login() *Login {
 		m.Env = append(m.Env, d.string16("environment variable", session.MaxLocaleVarLen))
 	}
 	m.ClientKey = d.bytes16("client key", ed25519.PublicKeySize)
+	m.ClientCertificate = d.bytes16("client certificate", transport.MaxCertificateSize)
 	m.ClientUser = d.string16("client user name", session.MaxUserLen)
 	m.Speed = d.string16("speed", session.MaxTermLen)
 	if peer := d.string16("peer address", maxPeerLen); peer != "" && d.err == nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/transport"
 )
 
 // certificateVerifyContent returns a TLS 1.3 server CertificateVerify content with a
@@ -43,7 +44,8 @@ func validMessages(t testing.TB) []Message {
 			Peer: netip.MustParseAddrPort("192.0.2.1:50000")},
 		&Login{Protocol: ProtocolSecure, User: strings.Repeat("a", session.MaxUserLen),
 			Term: strings.Repeat("t", session.MaxTermLen), Env: longEnv, ClientKey: key.Public().(ed25519.PublicKey),
-			Peer: netip.MustParseAddrPort("[fe80::1%eth0]:65535")},
+			ClientCertificate: bytes.Repeat([]byte{0xc5}, transport.MaxCertificateSize), // the largest LOGIN
+			Peer:              netip.MustParseAddrPort("[fe80::1%eth0]:65535")},
 		&Login{Protocol: ProtocolClassic, User: "root", ClientUser: "alice", Term: "vt100", Speed: "38400",
 			Peer: netip.MustParseAddrPort("[2001:db8::1]:1023")},
 		&Login{Protocol: ProtocolClassic, User: "bob", ClientUser: "bob"},

@@ -32,7 +32,7 @@ const (
 )
 
 // commandLineOnly are the flags that are not configuration keywords.
-var commandLineOnly = map[string]bool{"config": true, "inetd": true, "v": true, "h": true, "help": true}
+var commandLineOnly = map[string]bool{"config": true, "inetd": true, "end-sessions": true, "v": true, "h": true, "help": true}
 
 // A UsageError is a bad command line or configuration file (rlogind exits with status 2).
 type UsageError struct{ Err error }
@@ -48,6 +48,7 @@ func usageErrorf(format string, args ...any) error {
 type options struct {
 	config         string
 	inetd          bool
+	endSessions    bool
 	addr           string
 	hostKey        string
 	authorizedKeys string
@@ -76,6 +77,7 @@ type systemOptions struct {
 	userMode        bool   // -user-mode
 	permitRootLogin string // -permit-root-login
 	passwordAuth    bool   // -password-authentication
+	privsep         bool   // -privilege-separation
 	enabled         bool   // System mode: run as root, and not -user-mode (set by resolvePaths)
 }
 
@@ -90,6 +92,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	o.exempt = nil
 	set.StringVar(&o.config, "config", "", "configuration `file`, or none (default "+SystemConfigFile+" when run as root, else "+UserConfigFile+"; a missing default file is no error)")
 	set.BoolVar(&o.inetd, "inetd", false, "serve one connection on standard input, as started by inetd (see the manual)")
+	set.BoolVar(&o.endSessions, "end-sessions", false, "as root, with -privilege-separation: end every session of every rlogind on this machine (each within its -stop-grace), then exit; a stop or restart of the listener leaves them running")
 	set.StringVar(&o.addr, "addr", daemon.DefaultAddr, "listen `address`: host:port, [ipv6]:port, :port, tcp:host:port, or unix:/path/sock (any address with a '/' is a Unix socket); ignored when systemd passes listening sockets")
 	set.StringVar(&o.hostKey, "host-key", defaultHostKey, "host key `file` (ed25519, OpenSSH format); created if missing")
 	set.StringVar(&o.authorizedKeys, "authorized-keys", defaultAuthorizedKeys, "`file` of the client keys allowed to log in (OpenSSH authorized_keys format, no options)")
@@ -124,6 +127,7 @@ func addClassicFlags(set *flag.FlagSet, c *daemon.ClassicConfig) {
 func addSystemFlags(set *flag.FlagSet, o *systemOptions) {
 	set.BoolVar(&o.userMode, "user-mode", false, "when run as root, serve only root, in user mode, instead of every local user")
 	set.StringVar(&o.permitRootLogin, "permit-root-login", daemon.PermitRootNo, "when run as root: may root log in? `no`, prohibit-password (with an authorized key only) or yes")
+	set.BoolVar(&o.privsep, "privilege-separation", false, "when run as root: serve each connection in processes of its own, as sshd does: a root monitor that never reads the network and an unprivileged process that does; sessions outlive a restart (-end-sessions ends them); password logins are refused for now")
 	set.BoolVar(&o.passwordAuth, "password-authentication", true, "when run as root: a user whose key is not authorized may log in with their password, which login(1) asks for")
 }
 
@@ -388,6 +392,8 @@ func (o *options) serverConfig(hostKey ed25519.PrivateKey, home string, log *slo
 		System:                 o.sys.enabled,
 		PermitRootLogin:        o.sys.permitRootLogin,
 		PasswordAuthentication: o.sys.passwordAuth,
+		PrivilegeSeparation:    o.sys.enabled && o.sys.privsep,
+		ProcessLog:             daemon.ProcessLog{Path: o.logFile, Level: o.logLevel, Format: o.logFormat},
 	}
 }
 

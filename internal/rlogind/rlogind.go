@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/user"
 	"sync"
+	"time"
 
 	"github.com/rlogin-go/rlogin/internal/daemon"
 	"github.com/rlogin-go/rlogin/internal/errtext"
@@ -67,7 +68,8 @@ Under systemd socket activation (LISTEN_FDS) rlogind serves the sockets it is
 given; with -inetd it serves the one connection on standard input.
 
 SIGTERM or SIGINT stops it: sessions end with "service stopping" (after
--stop-grace their shells are killed). SIGHUP re-reads the configuration file
+-stop-grace their shells are killed); with -privilege-separation they go on,
+and rlogind -end-sessions ends them. SIGHUP re-reads the configuration file
 and the host key; sessions go on. rlogind(8) has the details.
 
 Flags:
@@ -140,7 +142,26 @@ func Run(ctx context.Context, args []string, env Env) error {
 	if o.inetd {
 		return runInetd(ctx, o, home, env)
 	}
+	if o.endSessions {
+		return endSessions(ctx, o, env)
+	}
 	return runListening(ctx, o, args, home, env)
+}
+
+// endSessions ends every session of the machine's privilege-separated rlogind processes
+// (daemon.EndAllSessions), and says how many it ended.
+func endSessions(ctx context.Context, o *options, env Env) error {
+	if os.Geteuid() != 0 {
+		return errtext.Errorf("rlogind: -end-sessions needs root: the sessions' processes are root's")
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.stopGrace+10*time.Second)
+	defer cancel()
+	n, err := daemon.EndAllSessions(ctx)
+	if err != nil {
+		return errtext.Errorf("rlogind: %w", err)
+	}
+	fmt.Fprintf(env.Stderr, "rlogind: ended %d sessions\n", n)
+	return nil
 }
 
 // runInetd serves the one connection inetd passed on standard input.

@@ -1,0 +1,467 @@
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/logsink"
+	"github.com/rlogin-go/rlogin/internal/privsep"
+	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/internal/systemlogin"
+	"github.com/rlogin-go/rlogin/keys"
+	"github.com/rlogin-go/rlogin/pty"
+	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/session/classic"
+	"golang.org/x/crypto/ssh"
+)
+
+// The monitor: the root process of one connection (see roles.go). It never reads the network:
+// its net child does, and asks it for what needs root (a host-key signature, the
+// authorization, the session), in the messages of package privsep.
+
+// netChildWait bounds how long a monitor waits for its net child to finish once there is
+// nothing more it can do (a refusal sent, the session's shell reaped and its output drained).
+const netChildWait = 5 * time.Second
+
+// reasonPasswordNeedsPAM is the refusal of a password login that privilege separation cannot
+// serve yet.
+const reasonPasswordNeedsPAM = "permission denied (publickey): password logins are not available on this server"
+
+// runMonitor is the monitor role's main: it serves the connection on monitorConnFD with the
+// configuration on monitorConfigFD, reporting to the listener on monitorControlFD.
+func runMonitor() int {
+	cfgFile := os.NewFile(monitorConfigFD, "monitor-config")
+	var mc monitorConfig
+	err := json.NewDecoder(io.LimitReader(cfgFile, 1<<20)).Decode(&mc)
+	_ = cfgFile.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rlogind: monitor: read the configuration: %v\n", err)
+		return 1
+	}
+	sink, err := logsink.Open(logsink.Options{Level: mc.LogLevel, Format: mc.LogFormat, File: mc.LogPath}, os.Stderr, false)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rlogind: monitor: %v\n", err)
+		return 1
+	}
+	defer sink.Close()
+	control, err := packetConn(os.NewFile(monitorControlFD, "monitor-control"))
+	if err != nil {
+		sink.Logger().Error("monitor: no control socket", "err", err)
+		return 1
+	}
+	defer control.Close()
+	connFile := os.NewFile(monitorConnFD, "monitor-conn")
+	conn, err := net.FileConn(connFile)
+	_ = connFile.Close() // conn has its own descriptor
+	if err != nil {
+		sink.Logger().Error("monitor: no connection", "err", err)
+		return 1
+	}
+	log := sink.Logger().With("conn", mc.ConnID, "remote", conn.RemoteAddr().String())
+	if len(mc.HostKeySeed) != ed25519.SeedSize {
+		log.Error("monitor: no host key in the configuration")
+		_ = conn.Close()
+		return 1
+	}
+	g, err := newGeneration(Config{
+		HostKey:                  ed25519.NewKeyFromSeed(mc.HostKeySeed),
+		AuthorizedKeys:           mc.AuthorizedKeys,
+		Home:                     "/", // System mode: each user's own
+		LoginGraceTime:           mc.LoginGraceTime,
+		StopGrace:                mc.StopGrace,
+		Logger:                   log,
+		System:                   true,
+		PermitRootLogin:          mc.PermitRootLogin,
+		PasswordAuthentication:   mc.PasswordAuthentication,
+		LoginProgram:             mc.LoginProgram,
+		Classic:                  mc.Classic,
+		HostCertificate:          mc.HostCertificate,
+		TrustedUserCAKeys:        mc.TrustedUserCAKeys,
+		AuthorizedPrincipalsFile: mc.AuthorizedPrincipals,
+		RevokedKeys:              mc.RevokedKeys,
+	})
+	if err != nil {
+		log.Error("monitor: configuration", "err", err)
+		_ = conn.Close()
+		return 1
+	}
+	g.serverState = &serverState{}
+	if g.executable, err = os.Executable(); err != nil { // the net child is this program too
+		log.Error("monitor: this program's path", "err", err)
+		_ = conn.Close()
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	m := &monitor{g: g, log: log, control: control, deadline: mc.Deadline}
+	m.run(ctx, conn)
+	return 0
+}
+
+// A monitor serves one connection as root.
+type monitor struct {
+	g        *Server
+	log      *slog.Logger
+	control  *net.UnixConn // to the listener; its writes fail harmlessly once the listener is gone
+	deadline time.Time     // the end of the login grace time
+}
+
+// report tells the listener ev (eventAttempt, eventFailed, eventEnded).
+func (m *monitor) report(ev byte) { _, _ = m.control.Write([]byte{ev}) }
+
+// mayStart asks the listener for a place among its MaxSessions; without a listener (it has
+// stopped) the session may start.
+func (m *monitor) mayStart() bool {
+	if _, err := m.control.Write([]byte{eventSession}); err != nil {
+		return true
+	}
+	_ = m.control.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	n, err := m.control.Read(b[:])
+	_ = m.control.SetReadDeadline(time.Time{})
+	return err != nil || n == 0 || b[0] == answerYes
+}
+
+// run serves conn: it starts the net child with it, answers the child's requests until the
+// login is refused or its session has ended, and ends the session's processes.
+func (m *monitor) run(ctx context.Context, conn net.Conn) {
+	m.log.Info("connection accepted")
+	child, err := m.startNetChild(conn)
+	remote := conn.RemoteAddr()
+	_ = conn.Close() // the child has its own copy; the connection ends with it
+	if err != nil {
+		m.log.Error("cannot start the network process; connection closed", "err", err)
+		return
+	}
+	defer child.finish(m.log)
+
+	// The login: everything until the session starts is bounded by the grace time, whatever
+	// the child does.
+	graceTimer := time.AfterFunc(time.Until(m.deadline), child.kill) // serveLogin logs it
+	stopTimer := context.AfterFunc(ctx, child.kill)                  // a stop during the login ends it
+	login, ok := m.serveLogin(ctx, child)
+	if !graceTimer.Stop() || !stopTimer() || !ok {
+		return
+	}
+	m.serveSession(ctx, child, login, remote)
+}
+
+// serveLogin answers the child's requests until its LOGIN, and returns it.
+func (m *monitor) serveLogin(ctx context.Context, child *netChild) (*privsep.Login, bool) {
+	holder, err := privsep.NewHostKeyHolder(m.g.cfg.HostKey)
+	if err != nil {
+		m.log.Error("monitor: host key", "err", err)
+		return nil, false
+	}
+	for {
+		msg, _, err := child.ch.Receive()
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				m.log.Info("login abandoned: service stopping")
+			case !time.Now().Before(m.deadline):
+				// The child gave up at the deadline, or the grace timer killed it.
+				m.log.Warn("login grace time exceeded; connection closed", "grace", m.g.cfg.LoginGraceTime)
+			case !errors.Is(err, io.EOF):
+				m.log.Warn("login failed", "stage", "network process", "err", sanitize.Text(err.Error()))
+			}
+			return nil, false
+		}
+		switch msg := msg.(type) {
+		case *privsep.Sign:
+			sig, err := holder.Answer(msg)
+			if err != nil {
+				m.log.Error("login failed: the network process asked for a signature it does not need; connection closed", "err", err)
+				_ = child.ch.Send(&privsep.Refuse{Reason: "protocol error"})
+				return nil, false
+			}
+			if err := child.ch.Send(sig); err != nil {
+				return nil, false
+			}
+		case *privsep.Login:
+			return msg, true
+		default:
+			m.log.Error("login failed: the network process sent a message out of order; connection closed", "type", msg.Type().String())
+			return nil, false
+		}
+	}
+}
+
+// serveSession decides the login and, if it is authorized, starts its session on a pty, hands
+// the pty's master to the child and does the shell's process operations for it until the
+// session has ended.
+func (m *monitor) serveSession(ctx context.Context, child *netChild, login *privsep.Login, remote net.Addr) {
+	g := m.g
+	actx, cancel := context.WithDeadline(ctx, m.deadline) // users' files are read by the deadline
+	defer cancel()
+	var lg *systemLogin
+	var reason string
+	var ok bool
+	var sr sessionRequest
+	log := m.log
+	switch login.Protocol {
+	case privsep.ProtocolSecure:
+		log = log.With("key", keys.Fingerprint(login.ClientKey))
+		req := &session.Request{User: login.User, Term: login.Term, Window: login.Window, Env: login.Env}
+		cert, err := clientCertificate(login)
+		if err != nil {
+			log.Warn("login refused", "reason", err.Error())
+			m.report(eventFailed)
+			_ = child.ch.Send(&privsep.Refuse{Reason: reasonDenied})
+			return
+		}
+		lg, reason, ok = g.authorizeSystem(actx, log, req, client{login.ClientKey, cert, remote})
+		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), locale: acceptedLocale(log, req), window: login.Window}
+	case privsep.ProtocolClassic:
+		log = log.With("protocol", "classic", "user", login.User, "client_user", login.ClientUser)
+		req := &classic.Request{ServerUser: login.User, ClientUser: login.ClientUser, Term: login.Term}
+		lg, reason, ok = g.authorizeClassic(actx, log, addrConn{remote}, req)
+		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), window: pty.Size{Rows: classicDefaultRows, Cols: classicDefaultCols}}
+	}
+	if ok && lg.passwordPending() {
+		// The password gate needs the terminal's input in this process, which the child serves:
+		// password logins wait for PAM's conversation (docs/system-mode.md).
+		log.Warn("authentication failed", "method", methodPassword, "user", lg.user.Name,
+			"reason", "password logins need PAM with privilege separation")
+		ok, reason = false, reasonPasswordNeedsPAM
+	}
+	if !ok {
+		m.report(eventFailed)
+		_ = child.ch.Send(&privsep.Refuse{Reason: reason})
+		return
+	}
+	if !m.mayStart() {
+		_ = child.ch.Send(&privsep.Refuse{Reason: reasonMaxSessions})
+		return
+	}
+	defer m.report(eventEnded)
+	sl := lg.login(systemlogin.PeerHost(remote))
+	_, p, err := systemlogin.Start(g.cfg.LoginProgram, sl, systemlogin.Request{Term: sr.term, Locale: sr.locale, Window: sr.window})
+	if err != nil {
+		log.Error("cannot start the session", "program", g.cfg.LoginProgram, "err", err)
+		_ = child.ch.Send(&privsep.Refuse{Reason: reasonNoShell})
+		return
+	}
+	run := &running{log: log.With("pid", p.Pid(), "user", lg.user.Name, "method", lg.method), p: p, term: p}
+	defer run.endProcesses(g.cfg.StopGrace)
+	master, err := p.DupMaster()
+	if err == nil {
+		err = child.ch.Send(&privsep.Accept{}, master)
+		_ = master.Close()
+	}
+	if err != nil {
+		run.log.Error("cannot hand the session to the network process", "err", err)
+		p.Hangup()
+		_ = p.Close()
+		_, _ = p.Wait()
+		return
+	}
+	run.log.Info("session started", "term", sanitize.Text(login.Term))
+	start := time.Now()
+	state := m.shellOps(ctx, child, p)
+	run.end(start, state, nil)
+}
+
+// shellOps does the child's process operations on the shell of p (hangup, kill) until the shell
+// has exited, tells the child how it ended (EXITED), waits for the child to finish the session,
+// and returns how the shell ended. A stop of the monitor (ctx) hangs the shell up, and kills it
+// if it is still there StopGrace later; so does the child's end.
+func (m *monitor) shellOps(ctx context.Context, child *netChild, p *pty.PTY) *os.ProcessState {
+	hangupKill := func() {
+		p.Hangup()
+		time.AfterFunc(m.g.cfg.StopGrace, p.Kill) // Kill does nothing once the shell is reaped
+	}
+	stop := context.AfterFunc(ctx, func() {
+		// The child tells its client "service stopping" (protocol.md §8) and hangs up.
+		_ = child.cmd.Process.Signal(syscall.SIGTERM)
+		hangupKill()
+	})
+	defer stop()
+	var ops sync.WaitGroup
+	ops.Go(func() {
+		for {
+			msg, _, err := child.ch.Receive()
+			if err != nil {
+				select {
+				case <-p.Exited(): // the child finished after the shell: the normal end
+				default:
+					hangupKill() // the child is gone: nobody serves the terminal any more
+				}
+				return
+			}
+			switch msg.(type) {
+			case *privsep.Hangup:
+				p.Hangup()
+			case *privsep.Kill:
+				p.Kill()
+			}
+		}
+	})
+	<-p.Exited()
+	state, _ := p.Wait()
+	_ = child.ch.Send(exitedOf(state))
+	child.waitOrKill(netChildWait) // it drains the output, sends the client the exit and closes
+	ops.Wait()                     // the child's end ended the Receive
+	return state
+}
+
+// clientCertificate parses the certificate of a secure LOGIN, if any, and checks that it
+// certifies the client's key: the net child is not trusted to have checked. Its signature and
+// the policy are checked by the authorization, as without privilege separation.
+func clientCertificate(login *privsep.Login) (*ssh.Certificate, error) {
+	if len(login.ClientCertificate) == 0 {
+		return nil, nil
+	}
+	pub, err := ssh.ParsePublicKey(login.ClientCertificate)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate: %w", err)
+	}
+	cert, ok := pub.(*ssh.Certificate)
+	if !ok {
+		return nil, errors.New("client certificate: not a certificate")
+	}
+	ck, ok := cert.Key.(ssh.CryptoPublicKey)
+	if !ok {
+		return nil, errors.New("client certificate: not for an ed25519 key")
+	}
+	if k, ok := ck.CryptoPublicKey().(ed25519.PublicKey); !ok || !k.Equal(login.ClientKey) {
+		return nil, errors.New("client certificate: for another key than the client's")
+	}
+	return cert, nil
+}
+
+// exitedOf is the EXITED message of a shell that ended as st (nil: unknown, sent as status 1).
+func exitedOf(st *os.ProcessState) *privsep.Exited {
+	if st == nil {
+		return &privsep.Exited{Status: 1}
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return &privsep.Exited{Signal: int(ws.Signal()), CoreDumped: ws.CoreDump()}
+	}
+	return &privsep.Exited{Status: st.ExitCode()}
+}
+
+// addrConn is a net.Conn that has only its remote address: what authorizeClassic looks at.
+type addrConn struct{ remote net.Addr }
+
+func (a addrConn) Read([]byte) (int, error)         { return 0, net.ErrClosed }
+func (a addrConn) Write([]byte) (int, error)        { return 0, net.ErrClosed }
+func (a addrConn) Close() error                     { return nil }
+func (a addrConn) LocalAddr() net.Addr              { return nil }
+func (a addrConn) RemoteAddr() net.Addr             { return a.remote }
+func (a addrConn) SetDeadline(time.Time) error      { return nil }
+func (a addrConn) SetReadDeadline(time.Time) error  { return nil }
+func (a addrConn) SetWriteDeadline(time.Time) error { return nil }
+
+// A netChild is a running net child, seen from its monitor.
+type netChild struct {
+	cmd    *exec.Cmd
+	ch     *privsep.Channel
+	stderr *os.File          // the read end of its standard error: why it failed
+	lease  *privsep.UIDLease // its uid, released once it is reaped
+	once   sync.Once
+}
+
+// startNetChild starts the net child of conn, without privileges (privsep.NetCommand), as a
+// dynamic uid of its own.
+func (m *monitor) startNetChild(conn net.Conn) (*netChild, error) {
+	connFile, err := socketFile(conn)
+	if err != nil {
+		return nil, err
+	}
+	defer connFile.Close()
+	monEnd, netEnd, err := privsep.Pair()
+	if err != nil {
+		return nil, err
+	}
+	defer netEnd.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		_ = monEnd.Close()
+		return nil, fmt.Errorf("daemon: net child's stderr: %w", err)
+	}
+	defer errW.Close()
+	lease, err := privsep.LeaseUID(privsep.DefaultUIDDir, privsep.DefaultUIDRange())
+	if err != nil {
+		_ = monEnd.Close()
+		_ = errR.Close()
+		return nil, err
+	}
+	pub := m.g.cfg.HostKey.Public().(ed25519.PublicKey)
+	classicOn := "0"
+	if m.g.cfg.Classic.Enabled {
+		classicOn = "1"
+	}
+	cmd := privsep.NetCommand(m.g.executable, lease, netEnd, connFile)
+	cmd.Args = []string{"rlogind: net"}
+	cmd.Env = []string{
+		roleEnv + "=" + roleNet,
+		netHostKeyEnv + "=" + hex.EncodeToString(pub),
+		netDeadlineEnv + "=" + strconv.FormatInt(m.deadline.UnixNano(), 10),
+		netClassicEnv + "=" + classicOn,
+	}
+	if c := m.g.hostCert; c != nil {
+		cmd.Env = append(cmd.Env, netHostCertEnv+"="+base64.StdEncoding.EncodeToString(c.Marshal()))
+	}
+	cmd.Stderr = errW
+	if err := cmd.Start(); err != nil {
+		_ = monEnd.Close()
+		_ = errR.Close()
+		lease.Release()
+		return nil, fmt.Errorf("daemon: start the network process: %w", err)
+	}
+	ch, err := privsep.NewFileChannel(monEnd, privsep.MonitorSide)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = errR.Close()
+		lease.Release()
+		return nil, err
+	}
+	return &netChild{cmd: cmd, ch: ch, stderr: errR, lease: lease}, nil
+}
+
+// kill ends the child at once.
+func (c *netChild) kill() { _ = c.cmd.Process.Kill() }
+
+// waitOrKill waits up to d for the child to exit on its own, then kills it.
+func (c *netChild) waitOrKill(d time.Duration) {
+	t := time.AfterFunc(d, c.kill)
+	defer t.Stop()
+	c.wait()
+}
+
+// wait reaps the child (once).
+func (c *netChild) wait() {
+	c.once.Do(func() {
+		_ = c.cmd.Wait()
+		c.lease.Release() // nothing of that uid runs any more
+	})
+}
+
+// finish closes the channel, reaps the child (killing it if it is still there) and logs what
+// it said on its standard error, if anything: why it failed.
+func (c *netChild) finish(log *slog.Logger) {
+	_ = c.ch.Close()
+	c.waitOrKill(netChildWait)
+	said, _ := io.ReadAll(io.LimitReader(c.stderr, 4<<10))
+	_ = c.stderr.Close()
+	if len(said) > 0 {
+		log.Info("network process ended", "said", sanitize.Text(string(said))) // it may quote the peer
+	}
+}

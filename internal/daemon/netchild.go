@@ -1,0 +1,363 @@
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/privsep"
+	"github.com/rlogin-go/rlogin/pty"
+	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/session/classic"
+	"github.com/rlogin-go/rlogin/transport"
+	"golang.org/x/crypto/ssh"
+)
+
+// The net child: the process of one connection that reads the network (see roles.go). It runs
+// without privileges (privsep.Confine), and everything it learns goes to its monitor as
+// messages; after authentication it serves the session over the pty master the monitor hands
+// it. What it writes on its standard error, the monitor logs (sanitized) as why it ended.
+
+// The net child's environment: what it needs of the configuration, none of it secret.
+const (
+	netHostKeyEnv  = "RLOGIND_NET_HOST_KEY"  // the host's public key, hex
+	netDeadlineEnv = "RLOGIND_NET_DEADLINE"  // the end of the login grace time, Unix nanoseconds
+	netClassicEnv  = "RLOGIND_NET_CLASSIC"   // "1": classic rlogin is served
+	netHostCertEnv = "RLOGIND_NET_HOST_CERT" // the host's OpenSSH certificate, if any: wire format, base64
+)
+
+// runNetChild is the net role's main.
+func runNetChild() int {
+	if err := privsep.Confine(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := serveNet(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// serveNet serves the net child's connection.
+func serveNet() error {
+	pub, err := hex.DecodeString(os.Getenv(netHostKeyEnv))
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return errors.New("net child: no host key")
+	}
+	nanos, err := strconv.ParseInt(os.Getenv(netDeadlineEnv), 10, 64)
+	if err != nil {
+		return errors.New("net child: no deadline")
+	}
+	deadline := time.Unix(0, nanos)
+	ch, err := privsep.NewFileChannel(os.NewFile(netChannelFD, "net-channel"), privsep.NetSide)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	connFile := os.NewFile(netConnFD, "net-conn")
+	conn, err := net.FileConn(connFile)
+	_ = connFile.Close() // conn has its own descriptor
+	if err != nil {
+		return fmt.Errorf("net child: %w", err)
+	}
+	_ = conn.SetDeadline(deadline)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	n := &netServer{ch: ch, hostKey: ed25519.PublicKey(pub), deadline: deadline}
+	if c := os.Getenv(netHostCertEnv); c != "" {
+		n.hostCert, err = parseCertificate(c)
+		if err != nil {
+			return err
+		}
+	}
+	return n.serve(ctx, conn, os.Getenv(netClassicEnv) == "1")
+}
+
+// A netServer serves one connection in the net child.
+type netServer struct {
+	ch       *privsep.Channel
+	hostKey  ed25519.PublicKey
+	hostCert *ssh.Certificate // presented with hostKey, or nil
+	deadline time.Time
+}
+
+// parseCertificate reads the host certificate the monitor passed (netHostCertEnv).
+func parseCertificate(b64 string) (*ssh.Certificate, error) {
+	blob, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("net child: host certificate: %w", err)
+	}
+	pub, err := ssh.ParsePublicKey(blob)
+	if err != nil {
+		return nil, fmt.Errorf("net child: host certificate: %w", err)
+	}
+	cert, ok := pub.(*ssh.Certificate)
+	if !ok {
+		return nil, errors.New("net child: host certificate: not a certificate")
+	}
+	return cert, nil
+}
+
+// serve sorts conn out as the daemon's Mux does (the login mailbox, and with classic, the first
+// bytes of classic clients and of TLS clients that name no mailbox) and serves it.
+func (n *netServer) serve(ctx context.Context, conn net.Conn, classicOn bool) error {
+	one := newOneConnListener(conn)
+	mux := transport.NewMux(one)
+	mux.NameTimeout = time.Until(n.deadline)
+	mux.MaxPending = 1
+	type route struct {
+		l      net.Listener
+		handle func(context.Context, net.Conn) error
+	}
+	mb, err := mux.Announce(MailboxName)
+	if err != nil {
+		return err
+	}
+	routes := []route{{mb, n.serveSecure}}
+	if classicOn {
+		cl, err := mux.AnnounceFirstByte(transport.FirstByteClassic)
+		if err != nil {
+			return err
+		}
+		tl, err := mux.AnnounceFirstByte(transport.FirstByteTLS)
+		if err != nil {
+			return err
+		}
+		routes = append(routes, route{tl, n.serveSecure}, route{cl, n.serveClassic})
+	}
+	type handed struct {
+		c      net.Conn
+		handle func(context.Context, net.Conn) error
+	}
+	got := make(chan handed, len(routes))
+	var accepts sync.WaitGroup
+	for _, r := range routes {
+		accepts.Go(func() {
+			if c, err := r.l.Accept(); err == nil {
+				got <- handed{c, r.handle}
+			}
+		})
+	}
+	var muxErr error
+	var serving sync.WaitGroup
+	serving.Go(func() { muxErr = mux.Serve() })
+	var h handed
+	select {
+	case h = <-got:
+	case <-one.done: // the Mux gave up on the connection (a bad or unknown name, a timeout)
+	case <-ctx.Done():
+	}
+	_ = mux.Close() // ends the other Accepts and Serve; a conn handed over stays open
+	accepts.Wait()
+	serving.Wait()
+	if h.c == nil {
+		select {
+		case h = <-got: // handed over just as the Mux closed
+		default:
+			if muxErr != nil && !errors.Is(muxErr, net.ErrClosed) {
+				return muxErr
+			}
+			return errors.New("connection ended before a login")
+		}
+	}
+	return h.handle(ctx, h.c)
+}
+
+// serveSecure runs the secure protocol on c: the TLS handshake (the monitor signs), the login
+// request, the monitor's verdict, and the session.
+func (n *netServer) serveSecure(ctx context.Context, c net.Conn) error {
+	hctx, cancel := context.WithDeadline(ctx, n.deadline)
+	defer cancel()
+	sc, err := transport.Server(hctx, c, &transport.SecureConfig{
+		Key:              privsep.NewHostKeySigner(n.ch, n.hostKey),
+		Certificate:      n.hostCert,
+		HandshakeTimeout: max(time.Until(n.deadline), time.Millisecond),
+	})
+	if err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	_ = sc.SetDeadline(n.deadline)
+	srv := session.NewServerConn(sc)
+	req, err := srv.ReadRequest()
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			_ = srv.Refuse(reasonTimedOut)
+		}
+		_ = srv.Close()
+		return fmt.Errorf("login request: %w", err)
+	}
+	login := &privsep.Login{
+		Protocol:  privsep.ProtocolSecure,
+		User:      req.User,
+		Term:      req.Term,
+		Window:    req.Window,
+		Env:       req.Env,
+		ClientKey: sc.PeerKey(),
+		Peer:      peerOf(c),
+	}
+	if cert := sc.PeerCertificate(); cert != nil {
+		login.ClientCertificate = cert.Marshal()
+	}
+	return n.loginAndServe(ctx, login, secureNet{srv}, sc)
+}
+
+// serveClassic runs the classic protocol on c.
+func (n *netServer) serveClassic(ctx context.Context, c net.Conn) error {
+	srv := classic.NewServerConn(c)
+	req, err := srv.ReadRequest()
+	if err != nil {
+		_ = c.Close()
+		return fmt.Errorf("classic handshake: %w", err)
+	}
+	login := &privsep.Login{
+		Protocol:   privsep.ProtocolClassic,
+		User:       req.ServerUser,
+		ClientUser: req.ClientUser,
+		Term:       req.Term,
+		Peer:       peerOf(c),
+	}
+	return n.loginAndServe(ctx, login, classicNet{srv}, c)
+}
+
+// A netProtocol is a protocol's server side, as loginAndServe needs it.
+type netProtocol interface {
+	Refuse(reason string) error
+	serve(ctx context.Context, term *pty.Attached) error
+}
+
+type secureNet struct{ *session.ServerConn }
+
+func (p secureNet) serve(ctx context.Context, term *pty.Attached) error {
+	_, err := p.Serve(ctx, term)
+	return err
+}
+
+type classicNet struct{ *classic.ServerConn }
+
+func (p classicNet) serve(ctx context.Context, term *pty.Attached) error {
+	_, err := p.Serve(ctx, term)
+	return err
+}
+
+// loginAndServe asks the monitor to decide login, which came over conn with protocol p, and
+// tells the client its refusal, or serves the session the monitor started.
+func (n *netServer) loginAndServe(ctx context.Context, login *privsep.Login, p netProtocol, conn net.Conn) error {
+	term, err := n.verdict(login)
+	if err != nil {
+		var refused refusal
+		if errors.As(err, &refused) {
+			_ = p.Refuse(string(refused))
+			return nil
+		}
+		_ = conn.Close()
+		return err
+	}
+	_ = conn.SetDeadline(time.Time{}) // the session has no deadline
+	err = p.serve(ctx, term)
+	_ = term.Close()
+	return err
+}
+
+// refusal is verdict's error when the monitor refused the login: the reason for the client.
+type refusal string
+
+func (r refusal) Error() string { return "login refused: " + string(r) }
+
+// verdict sends login to the monitor and waits for its answer: the session's terminal, or a
+// refusal.
+func (n *netServer) verdict(login *privsep.Login) (*pty.Attached, error) {
+	if err := n.ch.Send(login); err != nil {
+		return nil, err
+	}
+	msg, files, err := n.ch.Receive()
+	if err != nil {
+		return nil, err
+	}
+	switch msg := msg.(type) {
+	case *privsep.Refuse:
+		return nil, refusal(msg.Reason)
+	case *privsep.Accept:
+		shell := newRemoteShell(n.ch)
+		term, err := pty.Attach(files[0], shell)
+		_ = files[0].Close() // Attach keeps a copy of its own
+		if err != nil {
+			shell.Kill()
+			return nil, err
+		}
+		return term, nil
+	}
+	return nil, fmt.Errorf("unexpected %v from the monitor", msg.Type())
+}
+
+// peerOf is c's remote address, if it is an IP one.
+func peerOf(c net.Conn) netip.AddrPort {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// A remoteShell is the shell the monitor runs, as pty.Attach needs it: its process operations
+// are messages to the monitor, and its end the monitor's EXITED.
+type remoteShell struct {
+	ch     *privsep.Channel
+	exited chan struct{}
+	hangup sync.Once
+	status syscall.WaitStatus
+	err    error
+}
+
+// newRemoteShell returns the shell of ch's session, whose EXITED it waits for in a goroutine
+// that ends with that message or with the channel.
+func newRemoteShell(ch *privsep.Channel) *remoteShell {
+	s := &remoteShell{ch: ch, exited: make(chan struct{})}
+	go s.watch() // owned by the session: returns at EXITED, which the monitor always sends, or the channel's end
+	return s
+}
+
+func (s *remoteShell) watch() {
+	defer close(s.exited)
+	for {
+		msg, _, err := s.ch.Receive()
+		if err != nil {
+			s.err = fmt.Errorf("the monitor is gone: %w", err)
+			return
+		}
+		if e, ok := msg.(*privsep.Exited); ok {
+			s.status = waitStatus(e)
+			return
+		}
+	}
+}
+
+func (s *remoteShell) Hangup()                 { s.hangup.Do(func() { _ = s.ch.Send(&privsep.Hangup{}) }) }
+func (s *remoteShell) Kill()                   { _ = s.ch.Send(&privsep.Kill{}) }
+func (s *remoteShell) Exited() <-chan struct{} { return s.exited }
+func (s *remoteShell) Wait() (syscall.WaitStatus, error) {
+	<-s.exited
+	return s.status, s.err
+}
+
+// waitStatus is the wait status an EXITED message describes (Linux's encoding).
+func waitStatus(e *privsep.Exited) syscall.WaitStatus {
+	if e.Signal != 0 {
+		ws := syscall.WaitStatus(e.Signal & 0x7f)
+		if e.CoreDumped {
+			ws |= 0x80
+		}
+		return ws
+	}
+	return syscall.WaitStatus((e.Status & 0xff) << 8)
+}

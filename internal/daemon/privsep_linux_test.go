@@ -1,0 +1,306 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/admission"
+	"github.com/rlogin-go/rlogin/internal/privsep"
+	"github.com/rlogin-go/rlogin/session"
+)
+
+// startSeparated starts a System server with privilege separation: its monitors and net
+// children are this test binary (TestMain runs their roles), and the monitors' log joins the
+// server's. Its cleanup ends the sessions that outlive Serve.
+func startSeparated(t *testing.T, edit func(*Config)) *testServer {
+	t.Helper()
+	requireSystem(t)
+	exe := worldExecutableCopy(t)
+	logR, logW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts *testServer
+	copied := make(chan struct{})
+	ts = startSystem(t, func(c *Config) {
+		c.PrivilegeSeparation = true
+		c.Executable = exe
+		c.ProcessLog = ProcessLog{File: logW, Level: slog.LevelDebug}
+		if edit != nil {
+			edit(c)
+		}
+	})
+	go func() { // ends when the last writer (the test's copy, then the monitors') is closed
+		defer close(copied)
+		_, _ = io.Copy(ts.log, logR)
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
+		defer cancel()
+		if err := ts.srv.EndSessions(ctx); err != nil {
+			t.Error(err)
+		}
+		_ = logW.Close()
+		select {
+		case <-copied:
+		case <-time.After(shortTimeout):
+			t.Error("a monitor still holds the log")
+		}
+		_ = logR.Close()
+	})
+	return ts
+}
+
+// worldExecutableCopy copies this test binary where a net child, whose dynamic uid has no
+// rights but the world's, can execute it: go test builds it in a directory only root may enter.
+func worldExecutableCopy(t *testing.T) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "rlogind-privsep-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "daemon.test")
+	if err := os.WriteFile(exe, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// TestSeparatedKeyLogin: with privilege separation a key login works as without: the shell runs
+// as the user, and the log says what it says without.
+func TestSeparatedKeyLogin(t *testing.T) {
+	ts := startSeparated(t, nil)
+	alice := addUser(t, "rlt-psalice")
+	alice.authorize(t, 0o600)
+	r, err := ts.loginAs(t, alice.name, alice.key)
+	if err != nil {
+		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
+	}
+	r.Send("echo I AM $(id -un) $(id -u).; exit\n")
+	if m := r.Expect(`I AM (\S+) (\d+)\.`); m[1] != alice.name || m[2] != strconv.Itoa(alice.uid) {
+		t.Errorf("the shell runs as %s (%s), want %s (%d)", m[1], m[2], alice.name, alice.uid)
+	}
+	if err := r.Wait(); err != nil {
+		t.Errorf("Wait: %v", err)
+	}
+	ts.waitLog(`msg="authentication succeeded" .*method=publickey user=rlt-psalice`)
+	ts.waitLog(`msg="session started" .*user=rlt-psalice`)
+	ts.waitLog(`msg="session ended" .*user=rlt-psalice`)
+}
+
+// TestSeparatedRefusal: a key that is not authorized is refused as without privilege
+// separation, and the failure reaches the listener's penalties.
+func TestSeparatedRefusal(t *testing.T) {
+	ts := startSeparated(t, nil)
+	bob := addUser(t, "rlt-psbob")
+	_, err := ts.loginAs(t, bob.name, newKey(t))
+	var re *session.RefusedError
+	if !errors.As(err, &re) || re.Reason != reasonDenied {
+		t.Fatalf("login with an unlisted key: %v, want refusal %q", err, reasonDenied)
+	}
+	ts.waitLog(`msg="authentication failed" .*user=rlt-psbob`)
+	ts.waitUnauth(t, 0)
+}
+
+// TestSeparatedNoRootReadsNetwork: while a client is in the middle of its login (connected,
+// nothing sent), the only process that holds the server's end of the connection runs as a
+// dynamic uid, not root; the monitor and the listener have handed theirs over.
+func TestSeparatedNoRootReadsNetwork(t *testing.T) {
+	ts := startSeparated(t, nil)
+	c := dialFrom(t, ts.addr, "127.0.0.1")
+	defer c.Close()
+	ts.waitLog(`msg="connection accepted"`)
+	// The server's end of c: the socket whose local address is c's remote one.
+	inode := serverSocketInode(t, c.RemoteAddr().String(), c.LocalAddr().String())
+	var holders []int
+	deadline := time.Now().Add(shortTimeout)
+	for holders = socketHolders(t, inode); len(holders) != 1; holders = socketHolders(t, inode) {
+		if time.Now().After(deadline) {
+			t.Fatalf("processes %v hold the server's socket (inode %s), want the net child alone", holders, inode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The child confines itself first thing (privsep.Confine), before it reads the connection;
+	// until its exec it is the monitor's fork, root's: wait for it.
+	var status []byte
+	waitFor(t, "the net child to confine itself", func() bool {
+		status, _ = os.ReadFile(filepath.Join("/proc", strconv.Itoa(holders[0]), "status"))
+		return strings.Contains(string(status), "Seccomp:\t2")
+	})
+	uid := procUID(t, holders[0])
+	r := privsep.DefaultUIDRange()
+	if uid < r.First || uid >= r.First+r.Count {
+		t.Fatalf("the process holding the connection (pid %d) runs as uid %d, not a dynamic uid of %d-%d", holders[0], uid, r.First, r.First+r.Count-1)
+	}
+	for _, want := range []string{"NoNewPrivs:\t1", "Seccomp:\t2", "CapEff:\t0000000000000000"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("the net child's status lacks %q:\n%s", want, status)
+		}
+	}
+}
+
+// TestSeparatedSessionsOutliveStop: a session goes on after the listener's Serve has returned
+// (a restart of rlogind), and EndSessions ends it: the client is told the service is stopping,
+// and the session's processes are gone.
+func TestSeparatedSessionsOutliveStop(t *testing.T) {
+	ts := startSeparated(t, func(c *Config) { c.StopGrace = 2 * time.Second })
+	carol := addUser(t, "rlt-pscarol")
+	carol.authorize(t, 0o600)
+	r, err := ts.loginAs(t, carol.name, carol.key)
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	r.Send("echo BEFORE $((6*7)).\n")
+	r.Expect(`BEFORE 42\.`)
+	if err := ts.stop(); err != nil {
+		t.Fatal(err)
+	}
+	ts.waitLog(`msg="stopped listening; sessions go on"`)
+	r.Send("echo AFTER $((6*8)).\n")
+	r.Expect(`AFTER 48\.`)
+	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
+	defer cancel()
+	if err := ts.srv.EndSessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = r.Wait()
+	var ce *session.ClosedError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, reasonStopping) {
+		t.Errorf("client's end: %v, want the server's %q", err, reasonStopping)
+	}
+	ts.waitLog(`msg="session ended" .*user=rlt-pscarol`)
+}
+
+// TestSeparatedGraceTime: a client that sends nothing is cut off at the login grace time, and
+// its monitor and net child are gone with it.
+func TestSeparatedGraceTime(t *testing.T) {
+	ts := startSeparated(t, func(c *Config) { c.LoginGraceTime = time.Second })
+	c := dialFrom(t, ts.addr, "127.0.0.1")
+	defer c.Close()
+	if _, ok, _ := waitClosed(c, shortTimeout); !ok {
+		t.Fatal("a silent connection was not closed at the grace time")
+	}
+	ts.waitLog(`login grace time exceeded`)
+	waitFor(t, "the connection's processes to end", func() bool {
+		pids, err := monitorPids()
+		return err == nil && len(pids) == 0
+	})
+}
+
+// TestSeparatedPenalty: a failure the monitor reports reaches the listener's penalties.
+func TestSeparatedPenalty(t *testing.T) {
+	ts := startSeparated(t, func(c *Config) {
+		c.PerSourcePenalties = &admission.Penalties{AuthFail: time.Hour, Max: 2 * time.Hour}
+	})
+	dave := addUser(t, "rlt-psdave")
+	if _, err := loginFromAs(t, ts, "127.0.0.2", newKey(t), dave.name); err == nil {
+		t.Fatal("an unlisted key logged in")
+	}
+	ts.waitLog(`msg="source penalized.*source=127.0.0.2/32 reason="failed authentication"`)
+	c := dialFrom(t, ts.addr, "127.0.0.2")
+	expectDropped(t, c, dropPenalty)
+	_ = c.Close()
+}
+
+// serverSocketInode finds the inode of the TCP socket whose local address is local and remote
+// address remote, in /proc/net/tcp.
+func serverSocketInode(t *testing.T, local, remote string) string {
+	t.Helper()
+	hexAddr := func(hp string) string {
+		host, port, _ := strings.Cut(hp, ":")
+		var b [4]byte
+		for i, part := range strings.Split(host, ".") {
+			n, _ := strconv.Atoi(part)
+			b[i] = byte(n)
+		}
+		p, _ := strconv.Atoi(port)
+		return strings.ToUpper(strconv.FormatUint(uint64(b[3])<<24|uint64(b[2])<<16|uint64(b[1])<<8|uint64(b[0]), 16)) +
+			":" + strings.ToUpper(strconv.FormatUint(uint64(p), 16))
+	}
+	l, r := hexAddr(local), hexAddr(remote)
+	var inode string
+	waitFor(t, "the server's socket in /proc/net/tcp", func() bool {
+		data, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(data)) {
+			f := strings.Fields(line)
+			if len(f) > 9 && strings.EqualFold(f[1], padAddr(l)) && strings.EqualFold(f[2], padAddr(r)) {
+				inode = f[9]
+				return true
+			}
+		}
+		return false
+	})
+	return inode
+}
+
+// padAddr pads the address part of "ADDR:PORT" to /proc/net/tcp's 8 and port to 4 digits.
+func padAddr(a string) string {
+	addr, port, _ := strings.Cut(a, ":")
+	return strings.Repeat("0", 8-len(addr)) + addr + ":" + strings.Repeat("0", 4-len(port)) + port
+}
+
+// socketHolders lists the processes with a descriptor on the socket inode.
+func socketHolders(t *testing.T, inode string) []int {
+	t.Helper()
+	want := "socket:[" + inode + "]"
+	var pids []int
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", p.Name(), "fd"))
+		for _, fd := range fds {
+			if target, _ := os.Readlink(filepath.Join("/proc", p.Name(), "fd", fd.Name())); target == want {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// procUID is the real uid of pid, from its status (the owner of /proc/PID is root's for a
+// process that is not dumpable, such as a net child).
+func procUID(t *testing.T, pid int) uint32 {
+	t.Helper()
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			uid, err := strconv.ParseUint(f[1], 10, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return uint32(uid)
+		}
+	}
+	t.Fatalf("no Uid line in /proc/%d/status", pid)
+	return 0
+}

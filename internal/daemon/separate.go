@@ -1,0 +1,429 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/admission"
+	"github.com/rlogin-go/rlogin/internal/privsep"
+)
+
+// The listener's side of privilege separation: each admitted connection goes, unread, to a
+// monitor process of its own (monitor.go), which tells the listener what the admission needs
+// to know over a control socket, one byte a message.
+const (
+	eventAttempt = 'a' // monitor: an authentication attempt started whose verdict comes later
+	eventFailed  = 'F' // monitor: a login attempt failed (the penalties)
+	eventSession = 'S' // monitor: authenticated; may the session start (MaxSessions)? Answered:
+	answerYes    = 'y' //   listener: yes: the session counts against MaxSessions
+	answerNo     = 'n' //   listener: no: too many sessions
+	eventEnded   = 'E' // monitor: the session ended; its place is free
+)
+
+// monitorConfig is what a monitor knows of the daemon's configuration: the listener writes it
+// on the monitor's configuration pipe, in JSON, then closes it. It holds the host key.
+type monitorConfig struct {
+	HostKeySeed            []byte
+	AuthorizedKeys         string
+	Deadline               time.Time // the end of the connection's login grace time
+	LoginGraceTime         time.Duration
+	StopGrace              time.Duration
+	PermitRootLogin        string
+	PasswordAuthentication bool
+	LoginProgram           string
+	Classic                ClassicConfig
+	HostCertificate        string
+	TrustedUserCAKeys      string
+	AuthorizedPrincipals   string
+	RevokedKeys            string
+	ConnID                 uint64
+	LogPath                string
+	LogLevel               slog.Level
+	LogFormat              string
+}
+
+// A monitorProc is a running monitor, seen from the listener.
+type monitorProc struct {
+	cmd     *exec.Cmd
+	control *net.UnixConn // the control socket (SOCK_SEQPACKET)
+}
+
+// startMonitor starts the monitor of nc, an admitted connection (ac), and hands nc over to it:
+// the listener keeps no copy.
+func (g *Server) startMonitor(nc net.Conn, ac *admission.Conn) (*monitorProc, error) {
+	connFile, err := socketFile(ac.Conn)
+	if err != nil {
+		return nil, err
+	}
+	defer connFile.Close()
+	lisEnd, monEnd, err := privsep.Pair()
+	if err != nil {
+		return nil, err
+	}
+	defer monEnd.Close()
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		_ = lisEnd.Close()
+		return nil, fmt.Errorf("daemon: monitor configuration pipe: %w", err)
+	}
+	defer cfgR.Close()
+	cmd := &exec.Cmd{
+		Path:       g.executable,
+		Args:       []string{processTitle},
+		Env:        roleEnvironment(roleMonitor),
+		ExtraFiles: []*os.File{connFile, monEnd, cfgR},
+		Dir:        "/",
+		// A session of its own: a signal to the listener's process group (^C in a terminal,
+		// a restart that signals the group) does not reach the sessions.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if f := g.processLog(); f != nil { // not a nil *os.File in the interface: nil means /dev/null
+		cmd.Stderr = f
+	}
+	if err := cmd.Start(); err != nil {
+		_ = lisEnd.Close()
+		_ = cfgW.Close()
+		return nil, fmt.Errorf("daemon: start the monitor %s: %w", g.executable, err)
+	}
+	_ = ac.Conn.Close() // the socket: the monitor has its own copy (ac's Close, which accounts for the connection, comes when the monitor ends)
+	cfg := g.monitorConfig(ac)
+	err = json.NewEncoder(cfgW).Encode(&cfg)
+	_ = cfgW.Close()
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = lisEnd.Close()
+		return nil, fmt.Errorf("daemon: send the monitor its configuration: %w", err)
+	}
+	control, err := packetConn(lisEnd)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, err
+	}
+	return &monitorProc{cmd: cmd, control: control}, nil
+}
+
+// monitorConfig returns what the monitor of ac needs of g's configuration.
+func (g *Server) monitorConfig(ac *admission.Conn) monitorConfig {
+	return monitorConfig{
+		HostKeySeed:            g.cfg.HostKey.Seed(),
+		AuthorizedKeys:         g.cfg.AuthorizedKeys,
+		Deadline:               ac.GraceDeadline(),
+		LoginGraceTime:         ac.GraceTime(),
+		StopGrace:              g.cfg.StopGrace,
+		PermitRootLogin:        g.cfg.PermitRootLogin,
+		PasswordAuthentication: g.cfg.PasswordAuthentication,
+		LoginProgram:           g.cfg.LoginProgram,
+		Classic:                g.cfg.Classic,
+		HostCertificate:        g.cfg.HostCertificate,
+		TrustedUserCAKeys:      g.cfg.TrustedUserCAKeys,
+		AuthorizedPrincipals:   g.cfg.AuthorizedPrincipalsFile,
+		RevokedKeys:            g.cfg.RevokedKeys,
+		ConnID:                 ac.ID(),
+		LogPath:                g.cfg.ProcessLog.Path,
+		LogLevel:               g.cfg.ProcessLog.Level,
+		LogFormat:              g.cfg.ProcessLog.Format,
+	}
+}
+
+// processLog is the standard error of monitors: Config.ProcessLog.File; nothing (nil:
+// /dev/null) when they open the log file themselves (ProcessLog.Path); else the listener's
+// standard error (the journal, a terminal).
+func (g *Server) processLog() *os.File {
+	switch {
+	case g.cfg.ProcessLog.File != nil:
+		return g.cfg.ProcessLog.File
+	case g.cfg.ProcessLog.Path != "":
+		return nil
+	}
+	return os.Stderr
+}
+
+// roleEnvironment is the environment of a process started in role: the role, and what the log
+// needs to recognize the systemd journal (package logsink).
+func roleEnvironment(role string) []string {
+	env := []string{roleEnv + "=" + role, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	if js, ok := os.LookupEnv("JOURNAL_STREAM"); ok {
+		env = append(env, "JOURNAL_STREAM="+js)
+	}
+	return env
+}
+
+// socketFile returns a duplicate of c's socket, to hand to another process.
+func socketFile(c net.Conn) (*os.File, error) {
+	fc, ok := c.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("daemon: a %T cannot be handed to a monitor process", c)
+	}
+	f, err := fc.File()
+	if err != nil {
+		return nil, fmt.Errorf("daemon: hand the connection over: %w", err)
+	}
+	return f, nil
+}
+
+// packetConn makes a *net.UnixConn of f, a SOCK_SEQPACKET socket, and closes f.
+func packetConn(f *os.File) (*net.UnixConn, error) {
+	c, err := net.FileConn(f)
+	_ = f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("daemon: control socket: %w", err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		_ = c.Close()
+		return nil, fmt.Errorf("daemon: control socket is a %T", c)
+	}
+	return uc, nil
+}
+
+// follow keeps ac's admission up to date with what m reports, until m closes its control
+// socket (it exited) or stop is closed (the listener stops: the monitor goes on alone, and
+// its session's place in MaxSessions is forgotten). Then it reaps m: a monitor whose session
+// outlives the listener's Serve is reaped when it ends (EndSessions waits for that).
+func (s *Server) follow(stop <-chan struct{}, m *monitorProc, ac *admission.Conn) {
+	var sl *slot
+	defer func() {
+		sl.release()
+		_ = ac.Close() // accounts for the connection: penalties unless it authenticated
+	}()
+	ended := make(chan struct{})
+	defer close(ended)
+	go func() { // owned by follow: ends when the control socket closes, before follow returns
+		select {
+		case <-stop:
+		case <-ended:
+		}
+		_ = m.control.SetReadDeadline(time.Unix(1, 0))
+	}()
+	var b [1]byte
+	for {
+		n, err := m.control.Read(b[:])
+		if err != nil || n == 0 {
+			break // io.EOF: the monitor closed it (exited); a deadline: stop
+		}
+		switch b[0] {
+		case eventAttempt:
+			ac.Attempting()
+		case eventFailed:
+			ac.Failed()
+		case eventSession:
+			answer := byte(answerNo)
+			if sl == nil {
+				if sl = s.current.Load().claimSlot(); sl != nil {
+					ac.Authenticated()
+					ac.StartSession()
+					answer = answerYes
+				} else {
+					ac.Authenticated() // the server's limit, not the client's failure
+				}
+			}
+			_, _ = m.control.Write([]byte{answer})
+		case eventEnded:
+			sl.release()
+		}
+	}
+	_ = m.control.Close()
+	go func() { // the reaper: the monitor may run long after the listener stopped
+		defer s.monitors.Done()
+		_ = m.cmd.Wait()
+		s.monitorsMu.Lock()
+		delete(s.monitorProcs, m.cmd.Process)
+		s.monitorsMu.Unlock()
+	}()
+}
+
+// claimSlot claims a place among the MaxSessions, or returns nil (and logs) if there is none.
+func (g *Server) claimSlot() *slot {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if max := g.cfg.MaxSessions; max > 0 && g.running >= max {
+		g.log.Warn("login refused: too many sessions", "max_sessions", max)
+		return nil
+	}
+	g.running++
+	return &slot{s: g.serverState}
+}
+
+// serveSeparated is serve for a System server with PrivilegeSeparation: each admitted
+// connection goes to a monitor process of its own; Serve's stop stops the accepting, and the
+// sessions go on (EndSessions ends them).
+func (s *Server) serveSeparated(ctx context.Context, l net.Listener) error {
+	g := s.current.Load()
+	al := s.lim.Listener(l)
+	g.log.Info("serving logins", append([]any{"addr", l.Addr().String(), "privilege_separation", true}, g.servingAttrs()...)...)
+	stopping := make(chan struct{})
+	stopOnCancel := context.AfterFunc(ctx, func() {
+		s.lim.ShuttingDown()
+		close(stopping)
+		_ = al.Close()
+	})
+	defer stopOnCancel()
+	var followers sync.WaitGroup
+	var acceptErr error
+	for {
+		nc, err := al.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				acceptErr = err
+			}
+			break
+		}
+		ac := admission.ConnOf(nc)
+		g := s.current.Load()
+		if ac == nil {
+			g.log.Error("connection not admitted; closed", "remote", nc.RemoteAddr().String())
+			_ = nc.Close()
+			continue
+		}
+		ac.Delivered()
+		m, err := g.startMonitor(nc, ac)
+		if err != nil {
+			g.log.Error("cannot start the connection's monitor; connection closed", "conn", ac.ID(),
+				"remote", nc.RemoteAddr().String(), "err", err)
+			_ = ac.Close()
+			continue
+		}
+		s.monitors.Add(1) // done by follow's reaper
+		s.monitorsMu.Lock()
+		s.monitorProcs[m.cmd.Process] = struct{}{}
+		s.monitorsMu.Unlock()
+		followers.Go(func() { s.follow(stopping, m, ac) })
+	}
+	_ = al.Close()
+	if ctx.Err() == nil {
+		s.lim.ShuttingDown()
+		close(stopping)
+	}
+	followers.Wait()
+	if ctx.Err() != nil {
+		s.current.Load().log.Info("stopped listening; sessions go on")
+		return nil
+	}
+	if acceptErr != nil {
+		return acceptErr
+	}
+	return fmt.Errorf("daemon: listener closed: %w", net.ErrClosed)
+}
+
+// EndSessions ends the sessions of this Server's monitors (privilege separation), which
+// outlive Serve, as a stop of the daemon without privilege separation does: each monitor gets
+// SIGTERM, its client is told "service stopping" and its shell hung up, and what is still
+// running StopGrace later is killed. It returns when they have all exited, or when ctx is
+// done. See EndAllSessions for those of other rlogind processes.
+func (s *Server) EndSessions(ctx context.Context) error {
+	s.monitorsMu.Lock()
+	procs := make([]*os.Process, 0, len(s.monitorProcs))
+	for p := range s.monitorProcs {
+		procs = append(procs, p)
+	}
+	s.monitorsMu.Unlock()
+	for _, p := range procs {
+		_ = p.Signal(syscall.SIGTERM) // os.ErrProcessDone: it ended meanwhile
+	}
+	done := make(chan struct{})
+	go func() { // owned here: ends with the last monitor, which SIGTERM ends within StopGrace
+		s.monitors.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("daemon: end sessions: %w", ctx.Err())
+	}
+}
+
+// EndAllSessions ends the sessions of every rlogind monitor process on this machine (privilege
+// separation), whichever listener started them, as `rlogind -end-sessions` does: each gets
+// SIGTERM, and ends its session within its StopGrace (its client told "service stopping", its
+// shell hung up, then killed). A monitor is a process of root's whose command line is
+// processTitle. It returns how many it signalled once they are all gone, or an error when ctx
+// ends first.
+func EndAllSessions(ctx context.Context) (int, error) {
+	pids, err := monitorPids()
+	if err != nil {
+		return 0, err
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGTERM) // ESRCH: it ended meanwhile
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		left := 0
+		for _, pid := range pids {
+			if isMonitor(pid) {
+				left++
+			}
+		}
+		if left == 0 {
+			return len(pids), nil
+		}
+		select {
+		case <-ctx.Done():
+			return len(pids), fmt.Errorf("daemon: %d of %d sessions still running: %w", left, len(pids), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// monitorPids lists the monitor processes running.
+func monitorPids() ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("daemon: list processes: %w", err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err == nil && isMonitor(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// isMonitor reports whether pid is a monitor: root's, with processTitle as its command line
+// (a zombie, whose command line is empty, is not one any more).
+func isMonitor(pid int) bool {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/"+strconv.Itoa(pid), &st); err != nil || st.Uid != 0 {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && string(cmdline) == processTitle+"\x00"
+}
+
+// checkWorldExecutable checks that a process with no rights but the world's (a net child) can
+// execute path: every directory on the way may be searched by others, and the file executed.
+func checkWorldExecutable(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("daemon: privilege separation: %w", err)
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("daemon: privilege separation: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("daemon: privilege separation: the network process, which runs with no rights but everyone's, cannot execute %s: %s is not executable (searchable) by others; install rlogind where everyone may run it (such as /usr/local/sbin)", abs, p)
+		}
+		if p == "/" {
+			return nil
+		}
+	}
+}
