@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/internal/userfile"
 	"github.com/rlogin-go/rlogin/keys"
@@ -71,12 +71,11 @@ const (
 	certRevoked                     // the key is revoked (RevokedKeys): it lets no one in
 )
 
-// userCertificate applies RevokedKeys to key, and the user certificate rules to cert (nil if the
-// client sent none) for a login as u from addr. It logs why a certificate was not accepted, and
-// what an accepted one was.
-func (s *Server) userCertificate(ctx context.Context, log *slog.Logger, u *systemlogin.User,
-	key ed25519.PublicKey, cert *ssh.Certificate, addr net.Addr) certVerdict {
-	user := u.Name
+// userCertificate applies RevokedKeys to cl's key, and the user certificate rules to its
+// certificate (if it sent one) for a login as u. It logs why a certificate was not accepted, and
+// what an accepted one was; it sets cl.forceCommand to an accepted one's force-command.
+func (s *Server) userCertificate(ctx context.Context, log *slog.Logger, u *systemlogin.User, cl *client) certVerdict {
+	user, key, cert := u.Name, cl.key, cl.cert
 	policy := &keys.UserCertPolicy{}
 	if s.cfg.RevokedKeys != "" {
 		revoked, err := keys.LoadKeyList(s.cfg.RevokedKeys)
@@ -121,7 +120,7 @@ func (s *Server) userCertificate(ctx context.Context, log *slog.Logger, u *syste
 			}
 		}
 	}
-	login, err := policy.Check(user, cert, addr)
+	login, err := policy.Check(user, cert, cl.addr)
 	if errors.Is(err, keys.ErrRevokedKey) {
 		log.Warn("certificate revoked", "user", user, "err", err)
 		return certRevoked
@@ -130,13 +129,14 @@ func (s *Server) userCertificate(ctx context.Context, log *slog.Logger, u *syste
 		log.Warn("certificate not accepted", "user", user, "err", err)
 		return certNotUsed
 	}
-	if login.ForceCommand != "" {
-		// Never ignore a restriction: until a session can run a command in place of the shell,
-		// such a certificate lets no one in.
-		log.Warn("certificate not accepted: its force-command option is not supported", "user", user, "certificate", login.KeyID)
+	if login.ForceCommand != "" && s.cfg.System {
+		// Never ignore a restriction: login(1) runs the user's shell, never a command, so such
+		// a certificate lets no one in.
+		log.Warn("certificate not accepted: its force-command option is not supported in system mode", "user", user, "certificate", login.KeyID)
 		return certNotUsed
 	}
 	log.Info("certificate accepted", "user", user, "certificate", login.KeyID, "serial", login.Serial,
-		"principal", login.Principal, "ca", login.CA)
+		"principal", login.Principal, "ca", login.CA, "force_command", sanitize.Text(login.ForceCommand))
+	cl.forceCommand = login.ForceCommand
 	return certAccepted
 }

@@ -36,4 +36,11 @@ func TestSystemUserCertificate(t *testing.T) {
 		t.Fatalf("login with another name's certificate: %v, want %q", err, reasonDenied)
 	}
 	ts.waitLog(`certificate not accepted.*user=rlt-certa.*none of its principals \(rlt-other\)`)
+
+	// login(1) cannot run a command: a force-command certificate lets no one in.
+	_, _, err = certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", alice.name, "-O", "force-command=/bin/true"), alice.name)
+	if !errors.As(err, &re) || re.Reason != reasonDenied {
+		t.Fatalf("login with a force-command certificate: %v, want %q", err, reasonDenied)
+	}
+	ts.waitLog(`certificate not accepted: its force-command option is not supported in system mode`)
 }

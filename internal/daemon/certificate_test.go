@@ -114,7 +114,6 @@ func TestUserCertificateRefusals(t *testing.T) {
 		{"not yet valid", nil, ca, []string{"-n", "%u", "-V", "+1d:+2d"}, `certificate not accepted.*not valid before`},
 		{"unknown CA", nil, other, []string{"-n", "%u"}, `certificate not accepted.*not a trusted user certificate authority`},
 		{"source-address", nil, ca, []string{"-n", "%u", "-O", "source-address=10.0.0.0/8"}, `certificate not accepted.*127.0.0.1 is not in its source-address list`},
-		{"force-command", nil, ca, []string{"-n", "%u", "-O", "force-command=/bin/true"}, `certificate not accepted: its force-command option is not supported`},
 		{"revoked key", func(t *testing.T, c *Config, pub ed25519.PublicKey) {
 			c.RevokedKeys = writeFile(t, "revoked", string(keys.MarshalAuthorizedKey(pub, "")))
 		}, ca, []string{"-n", "%u"}, `key revoked`},
@@ -149,6 +148,23 @@ func TestUserCertificateRefusals(t *testing.T) {
 			ts.waitLog(tc.wantLog)
 		})
 	}
+}
+
+// A certificate's force-command runs in place of the login shell, and the session ends with it.
+func TestUserCertificateForceCommand(t *testing.T) {
+	ca := newTestCA(t)
+	ts := startServer(t, func(c *Config) { c.TrustedUserCAKeys = ca.path + ".pub" })
+	key := newKey(t)
+	r, _, err := certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", ts.srv.User(), "-O", "force-command=echo FORCED-$((6*7)); exit 3"), ts.srv.User())
+	if err != nil {
+		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
+	}
+	r.Expect(`FORCED-42`)
+	var exit *session.ExitError
+	if err := r.Wait(); !errors.As(err, &exit) || exit.Status != 3 {
+		t.Fatalf("session ended with %v, want the forced command's status 3", err)
+	}
+	ts.waitLog(`certificate accepted.*force_command="echo FORCED-\$\(\(6\*7\)\); exit 3"`)
 }
 
 // AuthorizedPrincipalsFile maps certificate principals to the user; RevokedKeys refuses a key

@@ -225,7 +225,7 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 			_ = child.ch.Send(&privsep.Refuse{Reason: reasonDenied})
 			return
 		}
-		lg, reason, ok = g.authorizeSystem(actx, log, req, client{login.ClientKey, cert, remote})
+		lg, reason, ok = g.authorizeSystem(actx, log, req, &client{key: login.ClientKey, cert: cert, addr: remote})
 		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), locale: acceptedLocale(log, req), window: login.Window}
 	case privsep.ProtocolClassic:
 		log = log.With("protocol", "classic", "user", login.User, "client_user", login.ClientUser)

@@ -53,7 +53,8 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	}
 	actx, cancel := context.WithDeadline(ctx, l.deadline) // users' files are read by the deadline
 	defer cancel()
-	lg, reason, ok := g.authorizeLogin(actx, l.log, req, client{key, sc.PeerCertificate(), c.RemoteAddr()})
+	cl := &client{key: key, cert: sc.PeerCertificate(), addr: c.RemoteAddr()}
+	lg, reason, ok := g.authorizeLogin(actx, l.log, req, cl)
 	slot := g.claimSession(c, srv, reason, ok, lg)
 	if slot == nil {
 		return
@@ -61,9 +62,10 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	defer slot.release()
 
 	sr := sessionRequest{
-		term:   session.TerminalTypeOrDumb(req.Term),
-		locale: acceptedLocale(l.log, req),
-		window: req.Window,
+		term:    session.TerminalTypeOrDumb(req.Term),
+		locale:  acceptedLocale(l.log, req),
+		window:  req.Window,
+		command: cl.forceCommand,
 	}
 	if lg != nil {
 		sr.logAttrs = []any{"user", lg.user.Name, "method", lg.method}
@@ -145,11 +147,13 @@ func isTimeout(err error) bool {
 }
 
 // A client is who the client proved to be in the handshake: its key, the OpenSSH certificate it
-// sent for it (nil if none), and where it connects from.
+// sent for it (nil if none), and where it connects from; and, once its certificate let it in,
+// the command the certificate forces, if any.
 type client struct {
-	key  ed25519.PublicKey
-	cert *ssh.Certificate
-	addr net.Addr
+	key          ed25519.PublicKey
+	cert         *ssh.Certificate
+	addr         net.Addr
+	forceCommand string
 }
 
 // authorize decides a login request from cl. It returns the refusal's reason and false, or ""
@@ -157,13 +161,13 @@ type client struct {
 // else), the key must not be revoked, its certificate must let it in (userCertificate) or the
 // key be in the authorized_keys file, and the name must be the daemon's user; so a client
 // whose key is not authorized learns nothing about the user.
-func (s *Server) authorize(ctx context.Context, log *slog.Logger, req *session.Request, cl client) (string, bool) {
+func (s *Server) authorize(ctx context.Context, log *slog.Logger, req *session.Request, cl *client) (string, bool) {
 	if !session.ValidUserName(req.User) {
 		log.Warn("login refused", "reason", errInvalidUser.Error(), "user", sanitize.Text(req.User))
 		return reasonInvalidUser, false
 	}
 	user, key := req.User, cl.key // valid, so safe to log as is
-	switch s.userCertificate(ctx, log, &systemlogin.User{Name: user, UID: s.uid, Home: s.home}, key, cl.cert, cl.addr) {
+	switch s.userCertificate(ctx, log, &systemlogin.User{Name: user, UID: s.uid, Home: s.home}, cl) {
 	case certRevoked:
 		return reasonDenied, false
 	case certAccepted:

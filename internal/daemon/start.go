@@ -92,7 +92,8 @@ type sessionRequest struct {
 	term     string   // TERM, valid (session.TerminalTypeOrDumb)
 	locale   []string // the accepted locale variables
 	window   pty.Size
-	logAttrs []any // what the session's log adds after the pid (System logins)
+	command  string // a user certificate's force-command, run in place of the login shell (user mode)
+	logAttrs []any  // what the session's log adds after the pid (System logins)
 }
 
 // errStopping is startSession's error when the shutdown came before the session started.
@@ -187,7 +188,7 @@ func (g *Server) startSession(l *attempt, lg *systemLogin, sr sessionRequest) (*
 		sl = lg.login(systemlogin.PeerHost(l.RemoteAddr()))
 		cmd, p, err = systemlogin.Start(g.cfg.LoginProgram, sl, systemlogin.Request{Term: sr.term, Locale: sr.locale, Window: sr.window})
 	} else {
-		sh := usershell.Shell{User: g.user, Home: g.home, Path: g.shell}
+		sh := usershell.Shell{User: g.user, Home: g.home, Path: g.shell, Command: sr.command}
 		cmd, p, err = usershell.Start(l.log, sh, sr.term, sr.locale, sr.window)
 	}
 	if err != nil {

@@ -88,7 +88,7 @@ func (lg *systemLogin) passwordPending() bool { return lg != nil && lg.method ==
 
 // authorizeLogin decides a login request: with authorizeSystem in System mode, else with
 // authorize (lg is nil then).
-func (s *Server) authorizeLogin(ctx context.Context, log *slog.Logger, req *session.Request, cl client) (lg *systemLogin, reason string, ok bool) {
+func (s *Server) authorizeLogin(ctx context.Context, log *slog.Logger, req *session.Request, cl *client) (lg *systemLogin, reason string, ok bool) {
 	if s.cfg.System {
 		return s.authorizeSystem(ctx, log, req, cl)
 	}
@@ -102,7 +102,7 @@ func (s *Server) authorizeLogin(ctx context.Context, log *slog.Logger, req *sess
 // else password logins must be allowed (login(1) then asks for the password); last, the
 // nologin files refuse everyone but root. A client learns only "permission denied" whatever
 // failed, except for the nologin message.
-func (s *Server) authorizeSystem(ctx context.Context, log *slog.Logger, req *session.Request, cl client) (*systemLogin, string, bool) {
+func (s *Server) authorizeSystem(ctx context.Context, log *slog.Logger, req *session.Request, cl *client) (*systemLogin, string, bool) {
 	if !session.ValidUserName(req.User) {
 		log.Warn("login refused", "reason", errInvalidUser.Error(), "user", sanitize.Text(req.User))
 		return nil, reasonInvalidUser, false
@@ -161,8 +161,8 @@ func nologin(log *slog.Logger, u *systemlogin.User) (msg string, refused bool) {
 
 // keyAuthorized reports why cl's key may not log in as u, or "" if its certificate lets it in
 // (userCertificate) or u's authorized keys list it.
-func (s *Server) keyAuthorized(ctx context.Context, log *slog.Logger, u *systemlogin.User, cl client) string {
-	switch s.userCertificate(ctx, log, u, cl.key, cl.cert, cl.addr) {
+func (s *Server) keyAuthorized(ctx context.Context, log *slog.Logger, u *systemlogin.User, cl *client) string {
+	switch s.userCertificate(ctx, log, u, cl) {
 	case certRevoked:
 		return "key revoked"
 	case certAccepted:

@@ -28,6 +28,9 @@ type Shell struct {
 	User string // the user's name: USER and LOGNAME
 	Home string // HOME, and the working directory if it exists
 	Path string // the shell program, absolute
+	// Command, if set, is run by the shell ("shell -c Command", as sshd runs a command) in place
+	// of a login shell: a user certificate's force-command.
+	Command string
 }
 
 // Start starts sh on a new pty of the given size, as a login shell: argv[0] is "-" and the
@@ -41,9 +44,13 @@ func Start(log *slog.Logger, sh Shell, term string, locale []string, window pty.
 		log.Warn("no home directory; starting the shell in /", "home", dir)
 		dir = "/"
 	}
+	args := []string{"-" + filepath.Base(sh.Path)}
+	if sh.Command != "" {
+		args = []string{filepath.Base(sh.Path), "-c", sh.Command}
+	}
 	cmd := &exec.Cmd{
 		Path: sh.Path,
-		Args: []string{"-" + filepath.Base(sh.Path)},
+		Args: args,
 		Env:  Env(sh.User, sh.Home, sh.Path, term, locale),
 		Dir:  dir,
 	}

@@ -82,3 +82,29 @@ func TestStart(t *testing.T) {
 		}
 	}
 }
+
+// TestStartCommand: with Command the shell runs it with -c, as sshd runs a command, and is not a
+// login shell.
+func TestStartCommand(t *testing.T) {
+	sh := Shell{User: "alice", Home: t.TempDir(), Path: "/bin/sh", Command: "exit 7"}
+	cmd, p, err := Start(slog.New(slog.DiscardHandler), sh, "xterm", nil, pty.Size{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cmd.Args, " ") != "sh -c exit 7" {
+		t.Errorf("started %q, want sh -c 'exit 7'", cmd.Args)
+	}
+	watchdog := time.AfterFunc(20*time.Second, p.Kill) // a stuck shell fails the test, not CI
+	defer watchdog.Stop()
+	state, err := p.Wait() // "exit 7" writes nothing: the shell cannot block on its terminal
+	_ = p.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state.ExitCode() != 7 {
+		t.Errorf("exit status %d, want 7", state.ExitCode())
+	}
+	if err := p.End(time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
