@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/rlogin-go/rlogin/internal/errtext"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/internal/userfile"
@@ -29,7 +30,7 @@ func loadHostCertificate(cfg Config) (*ssh.Certificate, error) {
 	}
 	cert, err := keys.LoadCertificate(cfg.HostCertificate)
 	if err != nil {
-		return nil, fmt.Errorf("daemon: host certificate: %w", err)
+		return nil, errtext.Errorf("daemon: host certificate: %w", err) // one prefix: keys' goes
 	}
 	if cert.CertType != ssh.HostCert {
 		return nil, fmt.Errorf("daemon: host certificate %s is a user certificate (sign it with ssh-keygen -h)", cfg.HostCertificate)
