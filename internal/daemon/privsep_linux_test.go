@@ -304,3 +304,38 @@ func procUID(t *testing.T, pid int) uint32 {
 	t.Fatalf("no Uid line in /proc/%d/status", pid)
 	return 0
 }
+
+// TestSeparatedClassicRhosts: a classic (RFC 1282) client from a privileged port, trusted by
+// the user's .rhosts, logs in through the net child, whose one-conn Mux sorts it out by its
+// first byte; the monitor checks the trust with the address the kernel gives it. A password
+// login (no trust from an ordinary port) is refused for now, with the reason.
+func TestSeparatedClassicRhosts(t *testing.T) {
+	ts := startSeparated(t, func(c *Config) {
+		c.Classic = ClassicConfig{Enabled: true, TrustRhosts: true}
+		c.PasswordAuthentication = true
+	})
+	erin := addUser(t, "rlt-pserin")
+	rhosts := filepath.Join(erin.home, ".rhosts")
+	if err := os.WriteFile(rhosts, []byte("127.0.0.1 remote-erin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(rhosts, erin.uid, erin.gid); err != nil {
+		t.Fatal(err)
+	}
+	r, err := loginClassic(t, ts.addr, "remote-erin", erin.name, true)
+	if err != nil {
+		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
+	}
+	r.Send("echo I AM $(id -un).\r")
+	r.Expect(`I AM rlt-pserin\.`)
+	r.Send("exit\r")
+	if err := r.Wait(); err != nil {
+		t.Errorf("Wait: %v", err)
+	}
+	ts.waitLog(`msg="authentication succeeded" .*method=rhosts`)
+
+	_, err = loginClassic(t, ts.addr, "remote-erin", erin.name, false)
+	if err == nil || !strings.Contains(err.Error(), "password logins are not available") {
+		t.Errorf("a password login with privilege separation: %v, want the refusal", err)
+	}
+}
