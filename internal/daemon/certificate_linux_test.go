@@ -9,12 +9,27 @@ import (
 
 // TestSystemUserCertificate: in System mode a certificate for the user's name logs the user in
 // through login(1) without any authorized_keys file; one for another name does not, and with
-// password logins off nothing else is tried.
+// password logins off nothing else is tried. The same with privilege separation, where the
+// certificate travels from the net child to the monitor, which checks it.
 func TestSystemUserCertificate(t *testing.T) {
 	requireSystem(t)
+	for _, separated := range []bool{false, true} {
+		name := "one process"
+		if separated {
+			name = "privilege separation"
+		}
+		t.Run(name, func(t *testing.T) { testSystemUserCertificate(t, separated) })
+	}
+}
+
+func testSystemUserCertificate(t *testing.T, separated bool) {
 	ca := newTestCA(t)
 	alice := addUser(t, "rlt-certa") // no ~/.rlogin/authorized_keys
-	ts := startSystem(t, func(c *Config) {
+	start := startSystem
+	if separated {
+		start = startSeparated
+	}
+	ts := start(t, func(c *Config) {
 		c.TrustedUserCAKeys = ca.path + ".pub"
 		c.PasswordAuthentication = false
 	})
