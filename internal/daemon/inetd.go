@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // ServeConn serves the one connection conn, as rlogind -inetd does with the socket inetd
@@ -14,7 +15,17 @@ import (
 // connection goes through the same mailbox exchange, limits and login flow as with Serve.
 // Cancelling ctx ends it as it ends Serve. ServeConn owns conn. It may run alongside Serve calls
 // on the same Server.
+//
+// With privilege separation (System mode), the calling process is the connection's monitor, as
+// inetd starts one rlogind per connection: it starts the net child and serves the login and the
+// session as a monitor does (monitor.go), without the listener's limits, which inetd's own
+// take the place of.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
+	if g := s.current.Load(); g.cfg.System && g.cfg.PrivilegeSeparation {
+		m := &monitor{g: g, log: g.log.With("remote", conn.RemoteAddr().String()), deadline: time.Now().Add(g.cfg.LoginGraceTime)}
+		m.run(ctx, conn)
+		return nil
+	}
 	return s.serve(ctx, newOneConnListener(conn), true)
 }
 

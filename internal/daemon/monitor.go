@@ -117,16 +117,23 @@ func runMonitor() int {
 type monitor struct {
 	g        *Server
 	log      *slog.Logger
-	control  *net.UnixConn // to the listener; its writes fail harmlessly once the listener is gone
+	control  *net.UnixConn // to the listener (nil: none); its writes fail harmlessly once the listener is gone
 	deadline time.Time     // the end of the login grace time
 }
 
-// report tells the listener ev (eventAttempt, eventFailed, eventEnded).
-func (m *monitor) report(ev byte) { _, _ = m.control.Write([]byte{ev}) }
+// report tells the listener ev (eventAttempt, eventFailed, eventEnded), if there is one.
+func (m *monitor) report(ev byte) {
+	if m.control != nil {
+		_, _ = m.control.Write([]byte{ev})
+	}
+}
 
 // mayStart asks the listener for a place among its MaxSessions; without a listener (it has
-// stopped) the session may start.
+// stopped, or inetd started this monitor: ServeConn) the session may start.
 func (m *monitor) mayStart() bool {
+	if m.control == nil {
+		return true
+	}
 	if _, err := m.control.Write([]byte{eventSession}); err != nil {
 		return true
 	}

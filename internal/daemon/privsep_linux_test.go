@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/admission"
+	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/internal/privsep"
 	"github.com/rlogin-go/rlogin/session"
 )
@@ -338,4 +340,44 @@ func TestSeparatedClassicRhosts(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "password logins are not available") {
 		t.Errorf("a password login with privilege separation: %v, want the refusal", err)
 	}
+}
+
+// TestSeparatedInetd: ServeConn (rlogind -inetd) with privilege separation makes the calling
+// process the connection's monitor: the login goes through a net child as with a listener.
+func TestSeparatedInetd(t *testing.T) {
+	ts := startSeparated(t, nil)
+	frank := addUser(t, "rlt-psfrank")
+	frank.authorize(t, 0o600)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		served <- ts.srv.ServeConn(context.Background(), c)
+	}()
+	r, err := logintest.Login(t, l.Addr().String(), pubOf(ts.hostKey), frank.key, ts.request(frank.name))
+	if err != nil {
+		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
+	}
+	r.Send("echo I AM $(id -un).; exit\n")
+	r.Expect(`I AM rlt-psfrank\.`)
+	if err := r.Wait(); err != nil {
+		t.Errorf("Wait: %v", err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("ServeConn: %v", err)
+		}
+	case <-time.After(shortTimeout):
+		t.Fatal("ServeConn did not return after the session")
+	}
+	ts.waitLog(`msg="session ended" .*user=rlt-psfrank`)
 }
