@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rlogin-go/rlogin/internal/logsink"
 	"github.com/rlogin-go/rlogin/internal/privsep"
@@ -37,6 +38,24 @@ import (
 // netChildWait bounds how long a monitor waits for its net child to finish once there is
 // nothing more it can do (a refusal sent, the session's shell reaped and its output drained).
 const netChildWait = 5 * time.Second
+
+// farewell is how long the net child has, past the grace deadline or a stop, to tell its
+// client why the login ends, before it is killed.
+const farewell = 2 * time.Second
+
+// refusalText makes reason fit a REFUSE message (one line of text, privsep.MaxPromptLen bytes):
+// a nologin file's text may hold anything.
+func refusalText(reason string) string {
+	r := sanitize.Text(reason)
+	if len(r) > privsep.MaxPromptLen {
+		r = r[:privsep.MaxPromptLen-3]
+		for !utf8.ValidString(r) {
+			r = r[:len(r)-1]
+		}
+		r += "..."
+	}
+	return r
+}
 
 // reasonPasswordNeedsPAM is the refusal of a password login that privilege separation cannot
 // serve yet.
@@ -106,8 +125,30 @@ func runMonitor() int {
 		_ = conn.Close()
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	// SIGTERM ends the session (EndAllSessions); SIGHUP reopens the log (logrotate signals
+	// every rlogind: a reload must not end sessions); SIGINT is not for a daemon's session.
+	// Handled, not ignored, so that login(1) and the shell get them at their defaults.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	others := make(chan os.Signal, 1)
+	signal.Notify(others, syscall.SIGHUP, syscall.SIGINT)
+	defer signal.Stop(others)
+	var reopening sync.WaitGroup
+	defer reopening.Wait()
+	reopenCtx, endReopen := context.WithCancel(ctx)
+	defer endReopen()
+	reopening.Go(func() {
+		for {
+			select {
+			case <-reopenCtx.Done():
+				return
+			case sig := <-others:
+				if sig == syscall.SIGHUP {
+					_ = sink.Reopen()
+				}
+			}
+		}
+	})
 	m := &monitor{g: g, log: log, control: control, deadline: mc.Deadline}
 	m.run(ctx, conn)
 	return 0
@@ -153,6 +194,7 @@ func (m *monitor) run(ctx context.Context, conn net.Conn) {
 	_ = conn.Close() // the child has its own copy; the connection ends with it
 	if err != nil {
 		m.log.Error("cannot start the network process; connection closed", "err", err)
+		m.report(eventServerFault)
 		return
 	}
 	defer child.finish(m.log)
@@ -240,16 +282,29 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 		lg, reason, ok = g.authorizeClassic(actx, log, addrConn{remote}, req)
 		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), window: pty.Size{Rows: classicDefaultRows, Cols: classicDefaultCols}}
 	}
+	if ok && lg.user.UID == 0 {
+		// The monitor takes the net child's word for the key the client proved it holds
+		// (docs/system-mode.md): a taken-over net child could claim root's public key.
+		log.Warn("login refused", "user", lg.user.Name,
+			"reason", "root does not log in with privilege separation until the monitor checks the client's signature itself")
+		m.report(eventServerFault)
+		_ = child.ch.Send(&privsep.Refuse{Reason: reasonDenied})
+		return
+	}
 	if ok && lg.passwordPending() {
 		// The password gate needs the terminal's input in this process, which the child serves:
 		// password logins wait for PAM's conversation (docs/system-mode.md).
 		log.Warn("authentication failed", "method", methodPassword, "user", lg.user.Name,
 			"reason", "password logins need PAM with privilege separation")
-		ok, reason = false, reasonPasswordNeedsPAM
+		m.report(eventServerFault) // not the client's failure: the server cannot do it yet
+		_ = child.ch.Send(&privsep.Refuse{Reason: reasonPasswordNeedsPAM})
+		return
 	}
 	if !ok {
 		m.report(eventFailed)
-		_ = child.ch.Send(&privsep.Refuse{Reason: reason})
+		if err := child.ch.Send(&privsep.Refuse{Reason: refusalText(reason)}); err != nil {
+			log.Error("cannot tell the client why", "err", err)
+		}
 		return
 	}
 	if !m.mayStart() {
@@ -266,6 +321,15 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	}
 	run := &running{log: log.With("pid", p.Pid(), "user", lg.user.Name, "method", lg.method), p: p, term: p}
 	defer run.endProcesses(g.cfg.StopGrace)
+	// The logout record (utmp, wtmp) when the session ends, as without privilege separation.
+	if run.login, err = systemlogin.NewSession(run.log, p, sl, m.deadline); err != nil {
+		run.log.Error("cannot start the session", "err", err)
+		p.Hangup()
+		_ = p.Close()
+		_, _ = p.Wait()
+		_ = child.ch.Send(&privsep.Refuse{Reason: reasonNoShell})
+		return
+	}
 	master, err := p.DupMaster()
 	if err == nil {
 		err = child.ch.Send(&privsep.Accept{}, master)
@@ -281,6 +345,7 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	run.log.Info("session started", "term", sanitize.Text(login.Term))
 	start := time.Now()
 	state := m.shellOps(ctx, child, p)
+	run.finish()
 	run.end(start, state, nil)
 }
 

@@ -75,6 +75,9 @@ func serveNet() error {
 	_ = conn.SetDeadline(deadline)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	// A SIGHUP or SIGINT meant for rlogind (pkill -HUP rlogind at a log rotation) must not end
+	// the session: taken and dropped.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT)
 	n := &netServer{ch: ch, hostKey: ed25519.PublicKey(pub), deadline: deadline}
 	if c := os.Getenv(netHostCertEnv); c != "" {
 		n.hostCert, err = parseCertificate(c)

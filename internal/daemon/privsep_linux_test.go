@@ -381,3 +381,20 @@ func TestSeparatedInetd(t *testing.T) {
 	}
 	ts.waitLog(`msg="session ended" .*user=rlt-psfrank`)
 }
+
+// TestSeparatedRootRefused: with privilege separation root does not log in, even with an
+// authorized key and permit-root-login yes, since the monitor takes the net child's word for the
+// client's key (docs/system-mode.md); the refusal is the usual one, and no penalty follows.
+func TestSeparatedRootRefused(t *testing.T) {
+	pattern, rootKey := rootKeys(t)
+	ts := startSeparated(t, func(c *Config) {
+		c.AuthorizedKeys = pattern
+		c.PermitRootLogin = PermitRootYes
+	})
+	_, err := ts.loginAs(t, "root", rootKey)
+	var re *session.RefusedError
+	if !errors.As(err, &re) || re.Reason != reasonDenied {
+		t.Fatalf("root login with privilege separation: %v, want refusal %q", err, reasonDenied)
+	}
+	ts.waitLog(`msg="login refused" .*user=root reason="root does not log in with privilege separation`)
+}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +30,8 @@ const (
 	answerYes    = 'y' //   listener: yes: the session counts against MaxSessions
 	answerNo     = 'n' //   listener: no: too many sessions
 	eventEnded   = 'E' // monitor: the session ended; its place is free
+
+	eventServerFault = 'X' // monitor: it could not serve the login (no penalty for the client)
 )
 
 // monitorConfig is what a monitor knows of the daemon's configuration: the listener writes it
@@ -219,6 +222,8 @@ func (s *Server) follow(stop <-chan struct{}, m *monitorProc, ac *admission.Conn
 			ac.Attempting()
 		case eventFailed:
 			ac.Failed()
+		case eventServerFault:
+			ac.Authenticated() // the login could not be served: not the client's failure
 		case eventSession:
 			answer := byte(answerNo)
 			if sl == nil {
@@ -243,6 +248,16 @@ func (s *Server) follow(stop <-chan struct{}, m *monitorProc, ac *admission.Conn
 		delete(s.monitorProcs, m.cmd.Process)
 		s.monitorsMu.Unlock()
 	}()
+}
+
+// acceptBackoff says how long to wait before the next Accept after err, if err is a shortage
+// that passes (descriptors, buffers, memory): 5 ms, doubling up to 1 s.
+func acceptBackoff(err error, last time.Duration) (time.Duration, bool) {
+	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) &&
+		!errors.Is(err, syscall.ENOBUFS) && !errors.Is(err, syscall.ENOMEM) {
+		return 0, false
+	}
+	return min(max(2*last, 5*time.Millisecond), time.Second), true
 }
 
 // claimSlot claims a place among the MaxSessions, or returns nil (and logs) if there is none.
@@ -273,14 +288,23 @@ func (s *Server) serveSeparated(ctx context.Context, l net.Listener) error {
 	defer stopOnCancel()
 	var followers sync.WaitGroup
 	var acceptErr error
+	var backoff time.Duration
 	for {
 		nc, err := al.Accept()
 		if err != nil {
+			if wait, ok := acceptBackoff(err, backoff); ok && ctx.Err() == nil {
+				// Out of descriptors or memory for a moment: wait, as the Mux does.
+				s.current.Load().log.Warn("accept failed; retrying", "err", err, "in", wait)
+				backoff = wait
+				time.Sleep(wait)
+				continue
+			}
 			if !errors.Is(err, net.ErrClosed) {
 				acceptErr = err
 			}
 			break
 		}
+		backoff = 0
 		ac := admission.ConnOf(nc)
 		g := s.current.Load()
 		if ac == nil {
@@ -293,6 +317,7 @@ func (s *Server) serveSeparated(ctx context.Context, l net.Listener) error {
 		if err != nil {
 			g.log.Error("cannot start the connection's monitor; connection closed", "conn", ac.ID(),
 				"remote", nc.RemoteAddr().String(), "err", err)
+			ac.Authenticated() // the server's failure, not the client's: no penalty
 			_ = ac.Close()
 			continue
 		}
@@ -304,8 +329,7 @@ func (s *Server) serveSeparated(ctx context.Context, l net.Listener) error {
 	}
 	_ = al.Close()
 	if ctx.Err() == nil {
-		s.lim.ShuttingDown()
-		close(stopping)
+		close(stopping) // the listener failed: the sessions go on; penalties stay as they are
 	}
 	followers.Wait()
 	if ctx.Err() != nil {
@@ -396,15 +420,26 @@ func monitorPids() ([]int, error) {
 	return pids, nil
 }
 
-// isMonitor reports whether pid is a monitor: root's, with processTitle as its command line
-// (a zombie, whose command line is empty, is not one any more).
+// isMonitor reports whether pid is a monitor: a process whose real, effective and saved uids
+// are root's (from its status: the owner of /proc/PID is root's for any process that made
+// itself not dumpable), with processTitle as its command line (a zombie, whose command line is
+// empty, is not one any more).
 func isMonitor(pid int) bool {
-	var st syscall.Stat_t
-	if err := syscall.Stat("/proc/"+strconv.Itoa(pid), &st); err != nil || st.Uid != 0 {
+	dir := "/proc/" + strconv.Itoa(pid)
+	cmdline, err := os.ReadFile(dir + "/cmdline")
+	if err != nil || string(cmdline) != processTitle+"\x00" {
 		return false
 	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return err == nil && string(cmdline) == processTitle+"\x00"
+	status, err := os.ReadFile(dir + "/status")
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(status)) {
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == "Uid:" {
+			return f[1] == "0" && f[2] == "0" && f[3] == "0"
+		}
+	}
+	return false
 }
 
 // checkWorldExecutable checks that a process with no rights but the world's (a net child) can

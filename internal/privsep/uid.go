@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 
@@ -60,6 +61,9 @@ func LeaseUID(dir string, r UIDRange) (*UIDLease, error) {
 	start := rand.Uint32N(r.Count)
 	for i := range r.Count {
 		uid := r.First + (start+i)%r.Count
+		if accountUses(uid) {
+			continue // an account's (LDAP, SSSD...): a net child must never be someone
+		}
 		f, err := lockUID(filepath.Join(dir, strconv.FormatUint(uint64(uid), 10)))
 		if err != nil {
 			return nil, fmt.Errorf("privsep: dynamic uid %d: %w", uid, err)
@@ -69,6 +73,17 @@ func LeaseUID(dir string, r UIDRange) (*UIDLease, error) {
 		}
 	}
 	return nil, ErrNoUID
+}
+
+// accountUses reports whether the user or group database knows uid (as a user or group id), as
+// systemd checks before it hands out a dynamic uid.
+func accountUses(uid uint32) bool {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if _, err := user.LookupId(id); err == nil {
+		return true
+	}
+	_, err := user.LookupGroupId(id)
+	return err == nil
 }
 
 // lockUID takes the lock of one uid's file: the file, or nil if another monitor holds it.
