@@ -544,14 +544,19 @@ func (c *Client) writeOutput() error {
 	}
 }
 
-// holdChunk is the largest Stdout Write while an interrupt may hold the output: a Write under
-// way when the user types the interrupt character still reaches the terminal, so it is no
-// bigger than the output a flush may let through (docs/protocol.md, section 7.3).
-const holdChunk = 4 << 10
+// holdChunk is the largest Stdout Write while an interrupt may hold the output across a long
+// round trip (holdChunkRTT or more): a Write under way when the user types the interrupt
+// character still reaches the terminal, so it is no bigger than the output a flush may let
+// through (docs/protocol.md, section 7.3). Over a short round trip the flush comes before much
+// more is written anyway, and a flood a fast link brings leaves in fewer, bigger Writes.
+const (
+	holdChunk    = 4 << 10
+	holdChunkRTT = 10 * time.Millisecond
+)
 
 // writeChunkLocked is the most writeOutput writes at once.
 func (c *Client) writeChunkLocked() int {
-	if c.flow2 && len(c.Interrupts) > 0 {
+	if c.flow2 && len(c.Interrupts) > 0 && c.tune.minRTT >= holdChunkRTT {
 		return holdChunk
 	}
 	return maxDataFrame
