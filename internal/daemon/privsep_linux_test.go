@@ -386,6 +386,7 @@ func TestSeparatedInetd(t *testing.T) {
 // authorized key and permit-root-login yes, since the monitor takes the net child's word for the
 // client's key (docs/system-mode.md); the refusal is the usual one, and no penalty follows.
 func TestSeparatedRootRefused(t *testing.T) {
+	requireSystem(t) // before rootKeys, which needs root too
 	pattern, rootKey := rootKeys(t)
 	ts := startSeparated(t, func(c *Config) {
 		c.AuthorizedKeys = pattern
