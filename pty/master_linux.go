@@ -1,6 +1,7 @@
 package pty
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -398,6 +399,30 @@ func (p *ptyMaster) SendEOF() error {
 		return fmt.Errorf("pty: send EOF: %w", err)
 	}
 	return nil
+}
+
+// FlushesOutput reports whether input b, just written, makes the line discipline discard the
+// output not read yet: b holds one of the terminal's signal characters (VINTR, VQUIT, VSUSP, in
+// its current settings) while ISIG is set and NOFLSH is not, as for ^C at a shell. A session
+// server asks it to know whether to wait for the flush before it answers the client (package
+// session's FlushPredictor); a program that reads ^C as a key (signals off) flushes nothing. It
+// reports false when the settings cannot be read.
+func (p *ptyMaster) FlushesOutput(b []byte) bool {
+	var t *unix.Termios
+	err := control(p.raw, func(fd int) error {
+		var err error
+		t, err = unix.IoctlGetTermios(fd, unix.TCGETS) // the master reports the slave's termios
+		return err
+	})
+	if err != nil || t.Lflag&unix.ISIG == 0 || t.Lflag&unix.NOFLSH != 0 {
+		return false
+	}
+	for _, c := range [...]byte{t.Cc[unix.VINTR], t.Cc[unix.VQUIT], t.Cc[unix.VSUSP]} {
+		if c != 0 && bytes.IndexByte(b, c) >= 0 { // 0: _POSIX_VDISABLE
+			return true
+		}
+	}
+	return false
 }
 
 // Close closes the master side of the terminal. A pending ReadOutput or Write

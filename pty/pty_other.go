@@ -35,6 +35,9 @@ func (p *PTY) TryWrite(b []byte) (int, error) { return 0, ErrUnsupported }
 // Resize returns ErrUnsupported.
 func (p *PTY) Resize(sz Size) error { return ErrUnsupported }
 
+// FlushesOutput reports false.
+func (p *PTY) FlushesOutput(b []byte) bool { return false }
+
 // SendEOF returns ErrUnsupported.
 func (p *PTY) SendEOF() error { return ErrUnsupported }
 

@@ -789,3 +789,39 @@ func openFDs(t *testing.T) []string {
 	}
 	return fds
 }
+
+// TestFlushesOutput: the prediction follows the terminal's current settings, as the child left
+// them: ^C, ^\ and ^Z flush with ISIG on and NOFLSH off; nothing does with signals off or NOFLSH
+// on; a remapped interrupt character counts, ^C then does not.
+func TestFlushesOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stty  string // "" leaves the defaults
+		flush []string
+		keep  []string
+	}{
+		{"defaults", "", []string{"\x03", "\x1c", "\x1a", "ls\x03"}, []string{"abc\r", "\x04", ""}},
+		{"signals off", "-isig", nil, []string{"\x03", "\x1c", "\x1a"}},
+		{"noflsh", "noflsh", nil, []string{"\x03"}},
+		{"intr remapped", "intr ^B", []string{"\x02"}, []string{"\x03"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := "echo ready && exec sleep 1000"
+			if tc.stty != "" {
+				script = "stty " + tc.stty + " && " + script
+			}
+			c := startChild(t, size, "sh", "-c", script)
+			c.readUntil("ready")
+			for _, in := range tc.flush {
+				if !c.p.FlushesOutput([]byte(in)) {
+					t.Errorf("FlushesOutput(%q) = false, want true", in)
+				}
+			}
+			for _, in := range tc.keep {
+				if c.p.FlushesOutput([]byte(in)) {
+					t.Errorf("FlushesOutput(%q) = true, want false", in)
+				}
+			}
+		})
+	}
+}

@@ -18,6 +18,16 @@ import (
 // A *pty.PTY is a Terminal as it is, as rlogind serves it.
 var _ Terminal = (*pty.PTY)(nil)
 
+// The optional interfaces a pty gives Serve (Terminal's doc says which).
+var (
+	_ ExitNotifier    = (*pty.PTY)(nil)
+	_ OutputNowReader = (*pty.PTY)(nil)
+	_ TryWriter       = (*pty.PTY)(nil)
+	_ FlushPredictor  = (*pty.PTY)(nil)
+	_ FlushPredictor  = (*pty.Attached)(nil)
+	_ StatusWaiter    = (*pty.Attached)(nil)
+)
+
 // slowTerminal is a Stdout that takes time in proportion to the bytes written, like a terminal
 // emulator drawing them, and remembers when a marker first appeared.
 type slowTerminal struct {

@@ -5,8 +5,8 @@ import (
 )
 
 // Terminal is the shell's side of a session: a pty in packet mode and the shell on it. *pty.PTY
-// satisfies it, and the optional interfaces below but StatusWaiter and FlushPredictor;
-// *pty.Attached also StatusWaiter. Serve calls ReadOutput from one goroutine, Write and SendEOF
+// satisfies it, and the optional interfaces below but StatusWaiter; *pty.Attached also
+// StatusWaiter. Serve calls ReadOutput from one goroutine, Write and SendEOF
 // from a second (in the order the client sent them), Resize from a third, Wait from a fourth, and
 // Hangup, Close and Kill from Serve's own goroutine, concurrently.
 //
