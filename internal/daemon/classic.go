@@ -90,7 +90,7 @@ func (g *Server) handleClassic(ctx context.Context, c *conn) {
 	l.log = l.log.With("user", req.ServerUser, "client_user", req.ClientUser)
 	actx, cancel := context.WithDeadline(ctx, l.deadline) // users' files are read by the deadline
 	defer cancel()
-	lg, reason, ok := g.authorizeClassic(actx, l.log, c, req)
+	lg, reason, ok := g.authorizeClassic(actx, l.log, c.RemoteAddr(), req)
 	slot := g.claimSession(c, srv, reason, ok, lg)
 	if slot == nil {
 		return
@@ -140,8 +140,9 @@ func (g *Server) readClassicRequest(ctx context.Context, l *attempt, srv *classi
 var _ classic.Terminal = systemlogin.Terminal(nil) // what startSession returns serves classic rlogin too
 
 // authorizeClassic decides a classic login. It returns the System login to start (nil in user
-// mode: the daemon's own shell), or the refusal's reason.
-func (s *Server) authorizeClassic(ctx context.Context, log *slog.Logger, conn net.Conn, req *classic.Request) (*systemLogin, string, bool) {
+// mode: the daemon's own shell), or the refusal's reason. peer is the client's address as the kernel
+// gives it (the trust files name hosts and need a privileged port).
+func (s *Server) authorizeClassic(ctx context.Context, log *slog.Logger, peer net.Addr, req *classic.Request) (*systemLogin, string, bool) {
 	if !session.ValidUserName(req.ServerUser) || !session.ValidUserName(req.ClientUser) { // checked by the handshake already
 		log.Warn("login refused", "reason", errInvalidUser.Error())
 		return nil, classicDenied, false
@@ -163,7 +164,7 @@ func (s *Server) authorizeClassic(ctx context.Context, log *slog.Logger, conn ne
 			log.Warn("login refused", "reason", "user mode has no password check and .rhosts trust is off")
 			return nil, classicNoPassword, false
 		}
-		trust := rhosts.Request{User: s.user, UID: s.uid, Home: s.home, RemoteUser: req.ClientUser, Peer: conn.RemoteAddr()}
+		trust := rhosts.Request{User: s.user, UID: s.uid, Home: s.home, RemoteUser: req.ClientUser, Peer: peer}
 		if why := rhosts.Check(ctx, log, &s.files, trust); why != "" {
 			log.Warn("authentication failed", "method", methodRhosts, "reason", why)
 			return nil, classicNoPassword, false
@@ -179,7 +180,7 @@ func (s *Server) authorizeClassic(ctx context.Context, log *slog.Logger, conn ne
 	lg := &systemLogin{user: u, method: methodPassword}
 	why := "trust is off"
 	if c.TrustRhosts && (!root || c.TrustRhostsRoot) {
-		why = rhosts.Check(ctx, log, &s.files, rhosts.Request{User: u.Name, UID: u.UID, Home: u.Home, RemoteUser: req.ClientUser, Peer: conn.RemoteAddr()})
+		why = rhosts.Check(ctx, log, &s.files, rhosts.Request{User: u.Name, UID: u.UID, Home: u.Home, RemoteUser: req.ClientUser, Peer: peer})
 	} else if c.TrustRhosts {
 		why = "trust does not apply to root"
 	}

@@ -279,7 +279,7 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	case privsep.ProtocolClassic:
 		log = log.With("protocol", "classic", "user", login.User, "client_user", login.ClientUser)
 		req := &classic.Request{ServerUser: login.User, ClientUser: login.ClientUser, Term: login.Term}
-		lg, reason, ok = g.authorizeClassic(actx, log, addrConn{remote}, req)
+		lg, reason, ok = g.authorizeClassic(actx, log, remote, req)
 		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), window: pty.Size{Rows: classicDefaultRows, Cols: classicDefaultCols}}
 	}
 	if ok && lg.user.UID == 0 {
@@ -427,18 +427,6 @@ func exitedOf(st *os.ProcessState) *privsep.Exited {
 	}
 	return &privsep.Exited{Status: st.ExitCode()}
 }
-
-// addrConn is a net.Conn that has only its remote address: what authorizeClassic looks at.
-type addrConn struct{ remote net.Addr }
-
-func (a addrConn) Read([]byte) (int, error)         { return 0, net.ErrClosed }
-func (a addrConn) Write([]byte) (int, error)        { return 0, net.ErrClosed }
-func (a addrConn) Close() error                     { return nil }
-func (a addrConn) LocalAddr() net.Addr              { return nil }
-func (a addrConn) RemoteAddr() net.Addr             { return a.remote }
-func (a addrConn) SetDeadline(time.Time) error      { return nil }
-func (a addrConn) SetReadDeadline(time.Time) error  { return nil }
-func (a addrConn) SetWriteDeadline(time.Time) error { return nil }
 
 // A netChild is a running net child, seen from its monitor.
 type netChild struct {
