@@ -126,7 +126,9 @@ func parseAuthorizedKeys(data []byte) *Authorized {
 			a.skip(lineNum, fmt.Sprintf("line longer than %d bytes", maxAuthorizedLine))
 			continue
 		}
-		line = bytes.Trim(line, " \t\r")
+		// As OpenSSH: blanks skipped at the start are spaces and tabs only (a line that starts
+		// with CR is malformed there); a CR at the end is a CRLF file's.
+		line = bytes.TrimRight(bytes.TrimLeft(line, " \t"), " \t\r")
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
