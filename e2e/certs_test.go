@@ -156,39 +156,11 @@ func TestCertificateRefusals(t *testing.T) {
 	})
 }
 
-// oldRelease builds rlogin and rlogind of the last release before certificates (727cdf7) from
-// this repository's history; it skips the test, saying so, when there is no history.
-func oldRelease(t *testing.T) (rlogin, rlogind string) {
-	t.Helper()
-	const commit = "727cdf7"
-	if err := exec.Command("git", "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
-		t.Skipf("the repository has no commit %s (no history): old peers NOT tested", commit)
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src")
-	if err := os.Mkdir(src, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// From the top of the work tree: git archive of a subdirectory holds only that directory.
-	archive := exec.Command("sh", "-c", `cd "$(git rev-parse --show-toplevel)" && git archive "$1" | tar -x -C "$2"`, "sh", commit, src)
-	if out, err := archive.CombinedOutput(); err != nil {
-		t.Fatalf("git archive %s: %v\n%s", commit, err, out)
-	}
-	for _, name := range []string{"rlogin", "rlogind"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
-		build.Dir = src
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building the old %s: %v\n%s", name, err, out)
-		}
-	}
-	return filepath.Join(dir, "rlogin"), filepath.Join(dir, "rlogind")
-}
-
 // TestCertificatesAndOldPeers: an old rlogin logs in to a new rlogind that presents a host
 // certificate (it sees a plain key), and a new rlogin that presents a user certificate logs in to
 // an old rlogind (which sees a plain key), each by authorized_keys and known_hosts as before.
 func TestCertificatesAndOldPeers(t *testing.T) {
-	oldRlogin, oldRlogind := oldRelease(t)
+	oldRlogin, oldRlogind := oldRelease(t, beforeCertificates)
 	s := newCertSetup(t)
 	s.sign(t, s.hostKey, "e2e-host", "-h", "-n", "127.0.0.1")
 	s.sign(t, s.userKey, "e2e-user", "-n", logintest.CurrentUser(t))
