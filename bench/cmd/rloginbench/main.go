@@ -63,7 +63,8 @@ type options struct {
 	profile  string
 	envC     string
 	envS     string
-	wan      *wanOptions // nil: the loopback suite
+	wan      *wanOptions   // nil: the loopback suite
+	alone    *aloneOptions // nil: the loopback suite
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -85,8 +86,28 @@ func parseFlags(args []string) (*options, error) {
 	wanBytes := fs.Int64("wan-bytes", 20_000_000, "with -wan: bytes of output for the bulk test")
 	wanKeys := fs.Int("wan-keys", 20, "with -wan: keystrokes per session for the echo test")
 	flood := fs.Int64("flood", 2_000_000, "with -wan: bytes of `yes` output read before Ctrl-C is typed")
+	alone := fs.Bool("alone", false, "run the echo-alone section instead: one session at a time, keystrokes spaced as a person types, in three modes")
+	aloneKeys := fs.Int("alone-keys", 40, "with -alone: keystrokes per session and mode")
+	gap := fs.String("gap", "100ms-200ms", "with -alone: the pause before each keystroke, a random duration in this range")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *alone && *wan {
+		return nil, errors.New("-alone and -wan are two sections: run one at a time")
+	}
+	if *alone {
+		lo, hi, ok := strings.Cut(*gap, "-")
+		a := &aloneOptions{keys: *aloneKeys}
+		var err1, err2 error
+		a.gapMin, err1 = time.ParseDuration(lo)
+		a.gapMax, err2 = time.ParseDuration(hi)
+		if !ok || err1 != nil || err2 != nil || a.gapMin < 0 || a.gapMax < a.gapMin {
+			return nil, fmt.Errorf("-gap: %q is not a range like 100ms-200ms", *gap)
+		}
+		if a.keys < 1 {
+			return nil, errors.New("-alone-keys must be positive")
+		}
+		o.alone = a
 	}
 	if *wan {
 		set := make(map[string]bool)
@@ -200,6 +221,9 @@ func run(args []string, stdout io.Writer) error {
 	if o.wan != nil {
 		dataBytes = o.wan.bytes
 	}
+	if o.alone != nil {
+		dataBytes = 1 << 20 // only the warm-up reads it
+	}
 	data := filepath.Join(u.Home, "data.txt")
 	if err := writeData(data, dataBytes); err != nil {
 		return err
@@ -303,7 +327,10 @@ func run(args []string, stdout io.Writer) error {
 		}
 	}
 	if o.wan != nil {
-		return runWAN(ctx, stdout, u, paths, o, wanReport{root: root, machine: machine, args: args})
+		return runWAN(ctx, stdout, u, paths, o, sectionReport{root: root, machine: machine, args: args})
+	}
+	if o.alone != nil {
+		return runAlone(ctx, stdout, paths, o, sectionReport{root: root, machine: machine, args: args})
 	}
 	results := make(map[string][]sample)
 	for r := 1; r <= o.rounds; r++ {

@@ -76,8 +76,8 @@ type wanSample struct {
 	ctrlC time.Duration // from typing Ctrl-C until the prompt is back
 }
 
-// wanReport is where the WAN section's results go.
-type wanReport struct {
+// sectionReport is where the results of a section (-wan, -alone) go.
+type sectionReport struct {
 	root    string
 	machine report.Machine
 	args    []string
@@ -92,7 +92,7 @@ type wanKey struct {
 // runWAN measures every path through one link emulator, a proxy in front of each server, under
 // every condition, in interleaved rounds (round, then condition, then path), and writes the
 // results.
-func runWAN(ctx context.Context, stdout io.Writer, u *servers.User, paths []*path, o *options, rep wanReport) error {
+func runWAN(ctx context.Context, stdout io.Writer, u *servers.User, paths []*path, o *options, rep sectionReport) error {
 	for _, p := range paths {
 		if p.clientTo == nil {
 			return fmt.Errorf("-wan: path %s can not go through the emulator (netkit's in.rlogind wants a privileged source port; bare has no network): use -paths rlogin,ssh", p.name)
@@ -285,10 +285,11 @@ func wanMetrics() []wanMetric {
 	}
 }
 
-// spread is the median, minimum and maximum of one metric over the rounds.
+// spread is the median, minimum and maximum of one metric over the rounds (of the WAN section
+// or of the alone section).
 type spread struct{ med, lo, hi float64 }
 
-func spreadOf(ss []wanSample, v func(wanSample) float64) spread {
+func spreadOf[S any](ss []S, v func(S) float64) spread {
 	if len(ss) == 0 {
 		return spread{}
 	}
