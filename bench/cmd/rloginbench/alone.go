@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -167,16 +165,7 @@ func measureAlone(p *path, m echoMode, a *aloneOptions) (aloneSample, error) {
 	if _, err := t.Expect("END42", stepTimeout); err != nil {
 		return s, fmt.Errorf("after the keystrokes: %w", err)
 	}
-	if err := t.Send("exit\r"); err != nil {
-		return s, err
-	}
-	if err := t.Wait(stepTimeout); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) { // a client's status after logout may be anything
-			return s, err
-		}
-	}
-	return s, nil
+	return s, logout(t)
 }
 
 // summarizeAlone makes the Markdown: for each mode, a row per path with the median over the

@@ -250,16 +250,21 @@ func measureWAN(cmd *exec.Cmd, w *wanOptions) (wanSample, error) {
 	}
 	s.ctrlC, s.stale = time.Since(t1), n
 
+	return s, logout(t)
+}
+
+// logout types exit at the prompt and waits for the client to end.
+func logout(t *terminal.Terminal) error {
 	if err := t.Send("exit\r"); err != nil {
-		return s, err
+		return err
 	}
 	if err := t.Wait(stepTimeout); err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) { // a client's status after logout may be anything
-			return s, err
+			return err
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // wanMetric is one figure of the WAN section, for tables and the chart.
