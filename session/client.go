@@ -51,10 +51,17 @@ type Client struct {
 	// supports it (docs/protocol.md, section 7.3); with another, output flows as without it.
 	Interrupts []byte
 
+	// Keepalive says when to probe a silent server, and when to give it up for dead (Wait then
+	// returns a *NoAnswerError). The zero value probes after 15 seconds of silence and gives up
+	// after 45. It needs a server that supports it; with another, only TCP notices a dead path.
+	Keepalive Keepalive
+
 	conn         net.Conn
 	capabilities []string // what Start offers: flow2 (tests change it)
 	accepted     []string // what the server accepted
 	flow2        bool     // capability flow2 was accepted: window growth and SYNC
+	keepalive    bool     // capability keepalive was accepted: PING and PONG
+	alive        *prober  // probes a silent server; nil if off
 
 	wmu  sync.Mutex // serializes frame writes, so frames never interleave
 	wbuf []byte     // frame being written; under wmu
@@ -92,7 +99,7 @@ type Client struct {
 // closes it when the session ends, Start fails, or Close is called.
 func NewClient(conn net.Conn, req Request) *Client {
 	c := &Client{Request: req, conn: conn, pumps: make(chan error, 2), stdinDone: make(chan error, 1),
-		capabilities: []string{capFlow2}}
+		capabilities: []string{capFlow2, capKeepalive}}
 	c.tune.window = window
 	c.outCond.L = &c.mu
 	c.inCond.L = &c.mu
@@ -151,6 +158,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.running = true
 	c.credit = window
 	c.flow2 = slices.Contains(c.accepted, capFlow2)
+	c.keepalive = slices.Contains(c.accepted, capKeepalive)
 	eof := c.pipe != nil && c.pipe.closed
 	if c.flow2 {
 		c.tune.syncSent(false) // the first round-trip time
@@ -163,6 +171,9 @@ func (c *Client) Start(ctx context.Context) error {
 		_ = c.writeFrame(frameEOF, nil) // a failure shows in Wait
 	}
 
+	if c.keepalive {
+		c.alive = newProber(c.Keepalive, c.sendPing, c.noAnswer)
+	}
 	fr := &frameReader{r: br}
 	go func() { c.pumps <- c.readOutput(fr) }()
 	go func() { c.pumps <- c.writeOutput() }()
@@ -281,6 +292,7 @@ func (c *Client) Wait() error {
 		<-c.pumps
 	}
 	_ = c.closeConn()
+	c.alive.stop()
 	if _, isFile := c.Stdin.(*os.File); c.Stdin != nil && !isFile {
 		<-c.stdinDone
 	}
@@ -370,9 +382,13 @@ func (c *Client) readOutput(fr *frameReader) error {
 	if c.flow2 {
 		allowed = isServerFrameFlow2
 	}
+	if c.keepalive {
+		allowed = withKeepalive(allowed)
+	}
 	for {
 		m, err := fr.readMessage(allowed)
 		if err == nil {
+			c.alive.heard()
 			var last bool
 			if last, err = c.handleOutput(&m); last {
 				_ = c.closeConn() // after the last frame the server waits for this close
@@ -433,6 +449,10 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 		if held && c.tune.holds == 0 {
 			c.outCond.Signal() // writeOutput may write the held output now
 		}
+	case framePing:
+		return false, c.answerPing(m.cookie)
+	case framePong:
+		return false, c.alive.pong(m.cookie)
 	case frameExit:
 		c.end(waitResult(m.exit))
 		return true, nil

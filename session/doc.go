@@ -39,6 +39,10 @@
 // the server says whether the terminal flushed: on a long link the interrupted flood stops on
 // the screen at once too.
 //
+// Each end also watches the other (Keepalive): a peer that stays silent is asked for a sign of
+// life, and one that gives none for 45 seconds ends the session as a lost connection would, with
+// a *NoAnswerError, so that a path that broke without a word is noticed on both ends.
+//
 // The rules for the request's fields are this package's, with their limits, for every program
 // of this module: ValidUserName, ValidTerminalType and TerminalTypeOrDumb, ValidLocaleVar and
 // LocaleEnv. The classic protocol (package classic) uses the same ones.

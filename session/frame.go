@@ -22,6 +22,8 @@ const (
 
 	// capFlow2 is the capability of window growth and SYNC (docs/protocol.md, section 7.3).
 	capFlow2 = "flow2"
+	// capKeepalive is the capability of PING and PONG (docs/protocol.md, section 7.4).
+	capKeepalive = "keepalive"
 
 	maxCaps       = 32   // capabilities in a list
 	maxCapName    = 64   // bytes of a capability name
@@ -57,6 +59,8 @@ const (
 	frameClose  frameType = 0x0a // server: the session ends for another reason
 	frameSync   frameType = 0x0b // client (flow2): answer with SYNCED once the input before this is in
 	frameSynced frameType = 0x0c // server (flow2): the answer to a SYNC
+	framePing   frameType = 0x10 // both (keepalive): answer with PONG; the cookie is echoed
+	framePong   frameType = 0x11 // both (keepalive): the answer to a PING
 
 	frameOptional frameType = 0x80 // the bit that makes a type optional
 )
@@ -87,12 +91,18 @@ func (t frameType) String() string {
 		return "SYNC"
 	case frameSynced:
 		return "SYNCED"
+	case framePing:
+		return "PING"
+	case framePong:
+		return "PONG"
 	}
 	return fmt.Sprintf("type 0x%02x", byte(t))
 }
 
 // known reports whether this version defines t.
-func (t frameType) known() bool { return t >= frameLogin && t <= frameSynced }
+func (t frameType) known() bool {
+	return t >= frameLogin && t <= frameSynced || t == framePing || t == framePong
+}
 
 // Which frames a side may receive, by phase.
 func isLoginFrame(t frameType) bool { return t == frameLogin }
@@ -139,6 +149,7 @@ type message struct {
 	credit uint32     // CREDIT
 	keep   uint32     // FLUSH
 	exit   ExitError  // EXIT
+	cookie uint32     // PING, PONG
 }
 
 // frameReader reads frames from a peer. It copes with input split anywhere: it only uses
@@ -240,6 +251,10 @@ func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m messa
 		}
 	case frameExit:
 		m.exit, err = decodeExit(p)
+	case framePing, framePong:
+		d := decoder{p: p}
+		m.cookie = d.u32()
+		err = d.finish()
 	}
 	if err != nil {
 		return message{}, false, fmt.Errorf("%w: bad %v frame: %w", ErrProtocol, typ, err)
@@ -310,6 +325,8 @@ func appendMessage(b []byte, m *message) ([]byte, error) {
 		b = binary.BigEndian.AppendUint32(b, m.credit)
 	case frameExit:
 		b, err = appendExit(b, &m.exit)
+	case framePing, framePong:
+		b = binary.BigEndian.AppendUint32(b, m.cookie)
 	default:
 		err = fmt.Errorf("cannot encode a %v frame", m.typ)
 	}

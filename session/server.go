@@ -29,10 +29,15 @@ const (
 // ServerConn is the server side of a session: ReadRequest, then Refuse or Serve, called in that
 // order from one goroutine. Close may be called at any time.
 type ServerConn struct {
+	// Keepalive says when to probe a silent client, and when to give it up for dead (the session
+	// then ends as when the connection is lost, and Serve's error wraps a *NoAnswerError). The
+	// zero value probes after 15 seconds of silence and gives up after 45. Set it before Serve.
+	Keepalive Keepalive
+
 	conn         net.Conn
 	br           *bufio.Reader
 	fr           frameReader
-	capabilities []string // what this server supports: flow2 (tests change it)
+	capabilities []string // what this server supports: flow2, keepalive (tests change it)
 	phase        serverPhase
 	req          *Request
 
@@ -55,7 +60,7 @@ const (
 func NewServerConn(conn net.Conn) *ServerConn {
 	// The buffer is small: input is keystrokes and CREDIT frames, larger frames pass through it,
 	// and an idle session keeps it.
-	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2},
+	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2, capKeepalive},
 		hangupGrace: hangupGrace, killGrace: killGrace}
 	s.fr.r = s.br
 	return s
@@ -166,6 +171,7 @@ func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, e
 		return s.abandon(t), fmt.Errorf("session: sending the accept: %w", err)
 	}
 	ss := &serverSession{sc: s, t: t, hungUp: make(chan struct{}), flow2: slices.Contains(accepted, capFlow2)}
+	ss.ka.on = slices.Contains(accepted, capKeepalive)
 	ss.readCond.L = &ss.mu
 	ss.sendCond.L = &ss.mu
 	ss.writeCond.L = &ss.mu

@@ -9,11 +9,13 @@ func (s *serverSession) readInput() error {
 	if s.flow2 {
 		allowed = isClientFrameFlow2
 	}
+	allowed = s.allowedWithKeepalive(allowed)
 	for {
 		m, err := s.sc.fr.readMessage(allowed)
 		if err != nil {
 			return err
 		}
+		s.ka.prober.heard()
 		if m.typ == frameWindow {
 			s.mu.Lock()
 			ending := s.ending
@@ -61,6 +63,8 @@ func (s *serverSession) handleInput(m *message) error {
 		s.writeCond.Signal()
 	case frameSync:
 		return s.syncLocked()
+	case framePing, framePong:
+		return s.keepaliveInputLocked(m)
 	case frameCredit:
 		switch {
 		case s.flow2 && int64(s.unacked)-int64(m.credit) < window-maxWindow:

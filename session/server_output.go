@@ -258,7 +258,8 @@ func (s *serverSession) sendOutput() error {
 
 func (s *serverSession) sendableLocked() bool {
 	return s.connDead || s.closeReason != "" || s.flush || s.inDone >= creditBatch ||
-		len(s.out) > 0 && s.unacked < s.outputWindowLocked() || s.exitDueLocked() || s.syncDueLocked()
+		len(s.out) > 0 && s.unacked < s.outputWindowLocked() || s.exitDueLocked() || s.syncDueLocked() ||
+		s.keepaliveDueLocked()
 }
 
 // exitDueLocked reports whether the shell exited and all its output was sent.
@@ -282,6 +283,7 @@ func (s *serverSession) appendFramesLocked(b []byte) (_ []byte, last bool) {
 		s.inDone = 0
 	}
 	b = s.appendSyncedLocked(b) // after the FLUSH a SYNC waited for, before newer output
+	b = s.appendKeepaliveLocked(b)
 	if n := min(len(s.out), s.outputWindowLocked()-s.unacked, maxDataFrame); n > 0 {
 		b = appendFrame(b, frameData, s.out[:n])
 		s.out = s.out[:copy(s.out, s.out[n:])]

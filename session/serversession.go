@@ -61,6 +61,8 @@ type serverSession struct {
 	flushes     int         // flushes reported
 	reserveOpen bool        // output may use flushReserve: a flush came, its credit has not
 	flushTimer  *time.Timer // ends expectFlush after flushWait
+
+	ka serverKeepalive // capability keepalive (keepalive_server.go)
 }
 
 // The pumps, by name, so results say which one ended.
@@ -83,9 +85,11 @@ type pumpResult struct {
 // run starts the pumps, supervises them until all have ended, and returns the session's result.
 func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 	results := make(chan pumpResult, numPumps)
+	s.startKeepalive()
 	exited := s.startPumps(results)
 	sv := supervisor{s: s, results: results, exited: exited, hungUp: s.hungUp}
 	sv.supervise(ctx)
+	s.ka.prober.stop()
 	s.mu.Lock()
 	if s.flushTimer != nil {
 		s.flushTimer.Stop()

@@ -677,13 +677,17 @@ func (p *rawPeer) login(req Request) {
 	p.write(b)
 }
 
-// serveRaw runs a server with term for a raw client, which it returns logged in.
-func serveRaw(t *testing.T, term *fakeTerminal, req Request, caps []string) (*rawPeer, chan served, message) {
+// serveRaw runs a server with term for a raw client, which it returns logged in. setup, if
+// given, adjusts the server before it starts.
+func serveRaw(t *testing.T, term *fakeTerminal, req Request, caps []string, setup ...func(*ServerConn)) (*rawPeer, chan served, message) {
 	t.Helper()
 	c, s := tcpPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	srv := NewServerConn(s)
 	srv.capabilities = caps
+	for _, f := range setup {
+		f(srv)
+	}
 	res := make(chan served, 1)
 	go func() {
 		defer cancel()

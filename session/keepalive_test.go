@@ -1,0 +1,261 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Short intervals: the tests wait for several of them, and the bounds they check are generous.
+var fastKeepalive = Keepalive{Interval: 40 * time.Millisecond, CountMax: 3}
+
+// TestKeepaliveFrames: PING and PONG carry exactly a u32 cookie, and only with the capability.
+func TestKeepaliveFrames(t *testing.T) {
+	allowed := withKeepalive(isClientFrame)
+	for _, typ := range []frameType{framePing, framePong} {
+		b := appendCookie(nil, typ, 0xdeadbeef)
+		if want := []byte{byte(typ), 0, 0, 4, 0xde, 0xad, 0xbe, 0xef}; string(b) != string(want) {
+			t.Errorf("%v: % x, want % x", typ, b, want)
+		}
+		m, _, err := decodeFrame(typ, b[headerLen:], allowed)
+		if err != nil || m.cookie != 0xdeadbeef {
+			t.Errorf("%v decodes to %d, %v", typ, m.cookie, err)
+		}
+		if enc, err := appendMessage(nil, &m); err != nil || string(enc) != string(b) {
+			t.Errorf("%v re-encodes to % x, %v", typ, enc, err)
+		}
+		for _, p := range [][]byte{nil, {1, 2, 3}, {1, 2, 3, 4, 5}} {
+			if _, _, err := decodeFrame(typ, p, allowed); !errors.Is(err, ErrProtocol) {
+				t.Errorf("%v with %d bytes: %v, want a protocol error", typ, len(p), err)
+			}
+		}
+		if _, _, err := decodeFrame(typ, b[headerLen:], isClientFrame); err == nil {
+			t.Errorf("%v accepted without the capability", typ)
+		}
+	}
+}
+
+// TestKeepaliveTimeout: the defaults, CountMax's default, and off.
+func TestKeepaliveTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		k    Keepalive
+		want time.Duration
+	}{
+		{Keepalive{}, 45 * time.Second},
+		{Keepalive{Interval: time.Second}, 3 * time.Second},
+		{Keepalive{Interval: time.Second, CountMax: 5}, 5 * time.Second},
+		{Keepalive{CountMax: 2}, 30 * time.Second},
+		{Keepalive{Interval: -1}, 0},
+	} {
+		if got := tc.k.Timeout(); got != tc.want {
+			t.Errorf("%+v: Timeout %v, want %v", tc.k, got, tc.want)
+		}
+	}
+	if p := newProber(Keepalive{Interval: -1}, nil, nil); p != nil {
+		t.Error("a negative Interval probes")
+	}
+}
+
+// TestProberOnePing: with CountMax 1, a PING still goes before the verdict, and the verdict
+// never comes before the timeout.
+func TestProberOnePing(t *testing.T) {
+	pings := make(chan uint32, 4)
+	dead := make(chan *NoAnswerError, 1)
+	start := time.Now()
+	p := newProber(Keepalive{Interval: 60 * time.Millisecond, CountMax: 1},
+		func(c uint32) bool { pings <- c; return true }, func(e *NoAnswerError) { dead <- e })
+	defer p.stop()
+	select {
+	case e := <-dead:
+		if time.Since(start) < 60*time.Millisecond || e.Silence != 60*time.Millisecond {
+			t.Errorf("verdict %v after %v", e, time.Since(start))
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("no verdict")
+	}
+	if len(pings) != 1 {
+		t.Errorf("%d PINGs before the verdict, want 1", len(pings))
+	}
+	if err := p.pong(2); err == nil {
+		t.Error("a PONG for a PING never sent was taken")
+	}
+	if err := p.pong(1); err != nil {
+		t.Errorf("PONG 1: %v", err)
+	}
+	if err := p.pong(1); err == nil {
+		t.Error("a second PONG 1 was taken")
+	}
+}
+
+// keepaliveServer runs a ServerConn with k that supports keepalive, for a raw client that logs
+// in offering caps; it returns the raw client after the ACCEPT.
+func keepaliveServer(t *testing.T, term *fakeTerminal, k Keepalive, caps []string) (*rawPeer, chan served) {
+	t.Helper()
+	req := bob
+	req.Capabilities = caps
+	p, res, m := serveRaw(t, term, req, []string{capFlow2, capKeepalive}, func(s *ServerConn) { s.Keepalive = k })
+	if m.typ != frameAccept || fmt.Sprint(m.caps) != fmt.Sprint(caps) {
+		t.Fatalf("answer %v %q, want ACCEPT %q", m.typ, m.caps, caps)
+	}
+	return p, res
+}
+
+// TestServerProbesSilentClient: the server PINGs a silent client, takes its PONGs as life, and
+// once the client stops answering, ends the session as a lost connection, hanging up the shell,
+// no sooner than the timeout after the client's last frame.
+func TestServerProbesSilentClient(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	p, res := keepaliveServer(t, term, fastKeepalive, []string{capKeepalive})
+	for want := uint32(1); want <= 3; want++ {
+		m := p.read()
+		if m.typ != framePing || m.cookie != want {
+			t.Fatalf("got %v %d, want PING %d", m.typ, m.cookie, want)
+		}
+		p.write(appendCookie(nil, framePong, m.cookie))
+	}
+	// The client's own PING is answered with its cookie. It is the client's last frame: the
+	// server hears nothing after this moment.
+	lastSent := time.Now()
+	p.write(appendCookie(nil, framePing, 77))
+	for {
+		m := p.read()
+		if m.typ == framePong && m.cookie == 77 {
+			break
+		}
+		if m.typ != framePing {
+			t.Fatalf("got %v, want PONG 77", m.typ)
+		}
+	}
+	// Silent from here on: the server PINGs, then gives up.
+	srv := waitServed(t, res)
+	var noAnswer *NoAnswerError
+	if !errors.As(srv.err, &noAnswer) || noAnswer.Silence != fastKeepalive.Timeout() {
+		t.Fatalf("Serve: %v, want a NoAnswerError of %v", srv.err, fastKeepalive.Timeout())
+	}
+	if d := time.Since(lastSent); d < fastKeepalive.Timeout() {
+		t.Errorf("gave up %v after the last frame, before the timeout %v", d, fastKeepalive.Timeout())
+	}
+	checkHungUp(t, term, srv)
+}
+
+// TestClientProbesSilentServer: a client PINGs a silent server and gives up on it with a
+// NoAnswerError; the server's PING is answered.
+func TestClientProbesSilentServer(t *testing.T) {
+	c, s := tcpPair(t)
+	srv := make(chan *rawPeer, 1)
+	go func() {
+		p := newRawPeer(t, s)
+		if v, _ := p.br.ReadByte(); v != version {
+			t.Errorf("client version %d", v)
+		}
+		m, err := p.fr.readMessage(isLoginFrame)
+		if err != nil || fmt.Sprint(m.req.Capabilities) != fmt.Sprint([]string{capFlow2, capKeepalive}) {
+			t.Errorf("LOGIN %+v, %v", m.req, err)
+		}
+		_, _ = s.Write(appendFrame([]byte{version}, frameAccept, appendCapabilities(nil, []string{capKeepalive})))
+		srv <- p
+	}()
+	cl := NewClient(c, bob)
+	cl.Keepalive = fastKeepalive
+	if err := cl.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p := <-srv
+	lastSent := time.Now() // the server's last frame follows
+	p.write(appendCookie(nil, framePing, 5))
+	if m := p.read(); m.typ != framePong || m.cookie != 5 {
+		t.Fatalf("got %v %d, want PONG 5", m.typ, m.cookie)
+	}
+	for want := uint32(1); want <= 2; want++ {
+		if m := p.read(); m.typ != framePing || m.cookie != want {
+			t.Fatalf("got %v %d, want PING %d", m.typ, m.cookie, want)
+		}
+	}
+	err := cl.Wait()
+	var noAnswer *NoAnswerError
+	if !errors.As(err, &noAnswer) || noAnswer.Silence != fastKeepalive.Timeout() {
+		t.Fatalf("Wait: %v, want a NoAnswerError of %v", err, fastKeepalive.Timeout())
+	}
+	if d := time.Since(lastSent); d < fastKeepalive.Timeout() {
+		t.Errorf("gave up %v after the last frame, before the timeout %v", d, fastKeepalive.Timeout())
+	}
+	if want := "session: connection lost: no answer from the peer for 120ms"; err.Error() != want {
+		t.Errorf("Wait: %q, want %q", err, want)
+	}
+}
+
+// TestKeepaliveQuietSession: a healthy session without a byte of data outlives many intervals
+// on both ends, and then ends normally.
+func TestKeepaliveQuietSession(t *testing.T) {
+	c, s := delayedPair(t, 10*time.Millisecond)
+	term := newFakeTerminal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	srv := NewServerConn(s)
+	srv.Keepalive = fastKeepalive
+	res := make(chan served, 1)
+	go func() {
+		if _, err := srv.ReadRequest(); err != nil {
+			res <- served{nil, err}
+			return
+		}
+		st, err := srv.Serve(ctx, term)
+		res <- served{st, err}
+	}()
+	cl := NewClient(c, bob)
+	cl.Keepalive = fastKeepalive
+	stdin, err := cl.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Ten PINGs answered: the session lived through more than three timeouts without data. (The
+	// server hears the client's PINGs, so it seldom needs to PING itself.)
+	waitUntil(t, "ten PINGs answered", func() bool { return cl.alive.answered.Load() >= 10 })
+	_ = stdin.Close() // the fake shell exits at the end of its input
+	if err := cl.Wait(); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if r := waitServed(t, res); r.err != nil {
+		t.Fatalf("Serve: %v", r.err)
+	}
+}
+
+// TestKeepaliveOldPeers: with a peer that does not offer or accept the capability, nobody PINGs.
+func TestKeepaliveOldPeers(t *testing.T) {
+	t.Run("old client", func(t *testing.T) {
+		term := newFakeTerminal(t, "sleep", "3600")
+		p, _ := keepaliveServer(t, term, fastKeepalive, nil)
+		p.quiet(5 * fastKeepalive.Timeout())
+	})
+	t.Run("old server", func(t *testing.T) {
+		c, s := tcpPair(t)
+		cl := NewClient(c, bob)
+		cl.Keepalive = fastKeepalive
+		go func() { rawServer(t, s) }()
+		if err := cl.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		p := newRawPeer(t, s)
+		p.quiet(5 * fastKeepalive.Timeout())
+	})
+}
+
+// TestKeepaliveProtocolErrors: a PONG must answer the oldest unanswered PING.
+func TestKeepaliveProtocolErrors(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	p, res := keepaliveServer(t, term, Keepalive{Interval: -1}, []string{capKeepalive})
+	p.write(appendCookie(nil, framePong, 1))
+	m := p.read()
+	if want := "protocol error: PONG 1 does not answer the oldest unanswered PING"; m.typ != frameClose || m.text != want {
+		t.Errorf("got %v %q, want CLOSE %q", m.typ, m.text, want)
+	}
+	if srv := waitServed(t, res); !errors.Is(srv.err, ErrProtocol) {
+		t.Errorf("Serve: %v, want a protocol error", srv.err)
+	}
+}
