@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rlogin-go/rlogin/transport"
 	"github.com/rlogin-go/rlogin/transport/memnet"
@@ -306,4 +307,16 @@ func ExampleListenConfig() {
 	fmt.Println(ln.Addr().Network())
 	// Output:
 	// tcp
+}
+
+// A client that wants a dead server noticed within 20 seconds rather than 45: keepalive probes
+// after 10 seconds of silence, 2 of them, and sent data unacknowledged for at most 20 seconds.
+func ExampleKeepAlive() {
+	d := transport.Dialer{KeepAlive: transport.KeepAlive{Interval: 10 * time.Second, Count: 2}}
+	c, err := d.DialMailbox(context.Background(), "host.example:5513", "login")
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	// ... transport.Client(ctx, c, cfg) and the session
 }

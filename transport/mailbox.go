@@ -99,6 +99,10 @@ type Mux struct {
 	MaxPending int
 	// Logger, if set, receives refused and failed exchanges.
 	Logger *slog.Logger
+	// KeepAlive is set on each TCP conn accepted, so that a peer that
+	// vanishes is noticed (see KeepAlive); the zero value within 45
+	// seconds.
+	KeepAlive KeepAlive
 
 	l net.Listener
 
@@ -266,6 +270,9 @@ func (m *Mux) start(c net.Conn) {
 	m.pending[c] = struct{}{}
 	m.wg.Add(1) // under mu, so never concurrent with Close's Wait at zero
 	m.mu.Unlock()
+	if err := m.KeepAlive.Set(c); err != nil { // the conn works without: logged, and served
+		m.logger().Warn("transport: setting keepalive", "peer", c.RemoteAddr().String(), "err", err)
+	}
 	go m.exchange(c)
 }
 

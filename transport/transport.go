@@ -44,6 +44,10 @@
 // Every listener is a net.Listener whose Close unblocks Accept with an
 // error matching net.ErrClosed.
 //
+// The TCP conns a Dialer makes and a Mux accepts notice a peer that vanished
+// without a word within 45 seconds, through TCP keepalive and
+// TCP_USER_TIMEOUT: their KeepAlive fields change the bound.
+//
 // A Dialer and a ListenConfig configure the connections as net.Dialer and
 // net.ListenConfig do (LocalAddr, Control), or put them on another Network,
 // such as the in-memory one of package transport/memnet for tests; Dial,
@@ -211,6 +215,9 @@ type Dialer struct {
 	// sockets; it is configured on its own, and LocalAddr and Control must
 	// be nil.
 	Network Network
+	// KeepAlive is how a TCP conn notices a dead peer (see KeepAlive); the
+	// zero value within 45 seconds.
+	KeepAlive KeepAlive
 }
 
 // Dial connects to address, which takes one of the forms:
@@ -239,6 +246,12 @@ func (d *Dialer) Dial(ctx context.Context, address string) (net.Conn, error) {
 	default:
 		nd := net.Dialer{LocalAddr: d.LocalAddr, Control: d.Control}
 		c, err = nd.DialContext(ctx, network, addr)
+		if err == nil {
+			if err = d.KeepAlive.Set(c); err != nil {
+				_ = c.Close()
+				return nil, err
+			}
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
