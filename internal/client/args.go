@@ -34,6 +34,12 @@ type Options struct {
 	// ConnectTimeout is -o ConnectTimeout=N: how long reaching the login service may take, and
 	// separately the login request; 0 means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// ServerAliveInterval is -o ServerAliveInterval=N: after N seconds without a word from the
+	// server, ask it for one; 0 means DefaultServerAliveInterval, negative (N=0) no probes.
+	// ServerAliveCountMax is -o ServerAliveCountMax=N: the server is dead after N intervals of
+	// silence; 0 means DefaultServerAliveCountMax.
+	ServerAliveInterval time.Duration
+	ServerAliveCountMax int
 
 	IdentityFile string // -i file: offer only this key ("" means the usual keys, see rlogin(1))
 	PrintConfig  bool   // -G: print the settings for the host, after the configuration files, and exit
@@ -43,8 +49,9 @@ type Options struct {
 // given records which settings the command line gave, so that the configuration files set only
 // the others.
 type given struct {
-	user, port, escape, connectTimeout bool
-	noEscape                           bool // -E
+	user, port, escape, connectTimeout       bool
+	serverAliveInterval, serverAliveCountMax bool
+	noEscape                                 bool // -E
 }
 
 // UsageLine is the one line rlogin prints on a usage error.
@@ -69,10 +76,14 @@ const usageText = UsageLine + `
   -o ConnectTimeout=N
             give up after N seconds reaching the host, and again waiting for the login to be
             accepted (default 20)
+  -o ServerAliveInterval=N, -o ServerAliveCountMax=M
+            ask a silent server for a sign of life after N seconds, and give the connection up
+            as lost after N*M seconds of silence (default 15 and 3: 45 s; N=0: never)
   -p port   port (default 5513, or 513 with -c)
   --new-key make a new key (~/.rlogin/id_ed25519, or -i's file), asking for its passphrase
 Settings per host: ~/.rlogin/config, then /etc/rlogin/rlogin_config (ssh_config syntax: Host,
-Match, HostName, User, Port, IdentityFile, EscapeChar, ConnectTimeout); the command line wins.
+Match, HostName, User, Port, IdentityFile, EscapeChar, ConnectTimeout, ServerAliveInterval,
+ServerAliveCountMax); the command line wins.
 Options may also follow the host: rlogin host -l user.
 Escapes, at the start of a line only (not when standard input is not a terminal):
   ~. or ~^D disconnect, ~^Z suspend rlogin, ~~ send one ~, ~? list them.
@@ -104,7 +115,8 @@ func usageErrorf(format string, args ...any) error {
 //
 // Flags may be grouped (-8E) and option values attached (-lbob, -e^]). Options may come before or
 // after the host, in any order; "--" ends the options. -l wins over user@host. -E wins over -e.
-// -o takes ssh's form, Name=value (or "Name value"); rlogin knows ConnectTimeout=N, in seconds.
+// -o takes ssh's form, Name=value (or "Name value"); rlogin knows ConnectTimeout=N,
+// ServerAliveInterval=N (seconds) and ServerAliveCountMax=N.
 // The error is ErrHelp for -h or --help, or a *UsageError.
 func ParseArgs(args []string) (Options, error) {
 	o, _, err := parseArgs(args)
@@ -244,16 +256,24 @@ func (p *argParser) setOption(opt string) error {
 		name, val, _ = strings.Cut(strings.TrimSpace(opt), " ")
 	}
 	name, val = strings.TrimSpace(name), strings.TrimSpace(val)
+	var err error
 	switch strings.ToLower(name) {
 	case "connecttimeout":
-		d, err := hostconfig.ParseConnectTimeout(val)
-		if err != nil {
-			return &UsageError{Msg: err.Error()}
-		}
-		p.o.ConnectTimeout, p.given.connectTimeout = d, true
-		return nil
+		p.o.ConnectTimeout, err = hostconfig.ParseConnectTimeout(val)
+		p.given.connectTimeout = true
+	case "serveraliveinterval":
+		p.o.ServerAliveInterval, err = hostconfig.ParseServerAliveInterval(val)
+		p.given.serverAliveInterval = true
+	case "serveralivecountmax":
+		p.o.ServerAliveCountMax, err = hostconfig.ParseServerAliveCountMax(val)
+		p.given.serverAliveCountMax = true
+	default:
+		return usageErrorf("unknown option %q for -o (rlogin knows ConnectTimeout, ServerAliveInterval and ServerAliveCountMax)", name)
 	}
-	return usageErrorf("unknown option %q for -o (rlogin knows ConnectTimeout=N)", name)
+	if err != nil {
+		return &UsageError{Msg: err.Error()}
+	}
+	return nil
 }
 
 // setDestination takes the one operand, [user@]host, into p.o.User and p.o.Host, with -l

@@ -67,6 +67,10 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-oconnecttimeout=7", "host"}, def(func(o *Options) { o.ConnectTimeout = 7 * time.Second })},
 		{[]string{"host", "-o", "ConnectTimeout 9"}, def(func(o *Options) { o.ConnectTimeout = 9 * time.Second })},
 		{[]string{"-do", " ConnectTimeout = 86400 ", "host"}, def(func(o *Options) { o.Debug = true; o.ConnectTimeout = 24 * time.Hour })},
+		{[]string{"-o", "ServerAliveInterval=5", "-oServerAliveCountMax=2", "host"}, def(func(o *Options) {
+			o.ServerAliveInterval, o.ServerAliveCountMax = 5*time.Second, 2
+		})},
+		{[]string{"-o", "serveraliveinterval 0", "host"}, def(func(o *Options) { o.ServerAliveInterval = -1 })},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			got, err := ParseArgs(tc.args)
@@ -131,6 +135,8 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"-o", "ConnectTimeout=86401", "host"}, "bad ConnectTimeout"},
 		{[]string{"-o", "ConnectTimeout=99999999999999999999", "host"}, "bad ConnectTimeout"},
 		{[]string{"-o", "ConnectTimeout", "host"}, "bad ConnectTimeout"},
+		{[]string{"-o", "ServerAliveInterval=-1", "host"}, "bad ServerAliveInterval"},
+		{[]string{"-o", "ServerAliveCountMax=0", "host"}, "bad ServerAliveCountMax"},
 		{[]string{"-o", "Port=22", "host"}, `unknown option "Port" for -o`},
 		{[]string{"-o", "", "host"}, `unknown option "" for -o`},
 	} {

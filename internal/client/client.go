@@ -279,6 +279,10 @@ func (r *runner) ended(waitErr error) int {
 	case errors.As(waitErr, &exit):
 		return exit.ExitCode()
 	}
+	var noAnswer *session.NoAnswerError
+	if errors.As(waitErr, &noAnswer) {
+		return r.fail(&connectError{msg: noAnswerMessage(host, noAnswer), err: waitErr})
+	}
 	var closed *session.ClosedError
 	if errors.As(waitErr, &closed) {
 		return r.fail(&connectError{msg: fmt.Sprintf("connection closed by %s: %s", host, closed.Reason), err: waitErr})

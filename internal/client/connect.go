@@ -78,7 +78,9 @@ func (r *runner) secureConn(ctx context.Context, id *identity, check *hostKeyChe
 	r.debugf("connecting to %s", check.hostport)
 	dctx, cancel := context.WithTimeout(ctx, r.connectTimeout())
 	defer cancel()
-	var d transport.Dialer
+	alive := r.keepalive()
+	// TCP notices a dead path within the same time, also when the server does not probe.
+	d := transport.Dialer{KeepAlive: transport.KeepAlive{Interval: alive.Interval, Count: alive.CountMax}}
 	// "tcp:": a host named "unix" or "tcp" is a host, not one of transport's address prefixes.
 	conn, err := d.DialMailboxEarly(dctx, "tcp:"+check.hostport, "login")
 	if err != nil {
@@ -126,6 +128,7 @@ func (r *runner) newSession(sc *transport.SecureConn, user string) *session.Clie
 	sess := session.NewClient(sc, req)
 	sess.Stdout = r.stdout
 	sess.Interrupts = r.interruptChars()
+	sess.Keepalive = r.keepalive()
 	if r.outTTY {
 		r.stdout.openNonblocking(r.outFd)
 		fd := r.outFd

@@ -68,6 +68,12 @@ func (r *runner) applyConfig(g given) error {
 	if set.ConnectTimeout != 0 && !g.connectTimeout {
 		r.opts.ConnectTimeout = set.ConnectTimeout
 	}
+	if set.ServerAliveInterval != 0 && !g.serverAliveInterval {
+		r.opts.ServerAliveInterval = set.ServerAliveInterval
+	}
+	if set.ServerAliveCountMax != 0 && !g.serverAliveCountMax {
+		r.opts.ServerAliveCountMax = set.ServerAliveCountMax
+	}
 	return nil
 }
 
@@ -106,6 +112,9 @@ func (r *runner) printConfig() int {
 		line("certificatefile", shownUnder(dir, r.certificateFile))
 	}
 	line("connecttimeout", strconv.Itoa(int(r.connectTimeout().Seconds())))
+	alive := r.keepalive()
+	line("serveraliveinterval", strconv.Itoa(int(max(alive.Interval, 0).Seconds()))) // 0: off
+	line("serveralivecountmax", strconv.Itoa(alive.CountMax))
 	if r.escapeNone {
 		line("escapechar", "none")
 	} else {

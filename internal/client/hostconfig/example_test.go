@@ -29,9 +29,9 @@ Host *
 	}
 	fmt.Println(s.HostName, s.User, s.Port, s.IdentityFile, s.ConnectTimeout)
 
-	_, err = hostconfig.Parse("config", []byte("Host *\n  ServerAliveInterval 30\n"))
+	_, err = hostconfig.Parse("config", []byte("Host *\n  ForwardAgent 30\n"))
 	fmt.Println(err)
 	// Output:
 	// web1.example.test alice 6000 /home/alice/.ssh/id_work 5s
-	// hostconfig: config:2: unknown keyword "ServerAliveInterval" (rlogin knows Host, Match, HostName, User, Port, IdentityFile, CertificateFile, EscapeChar, ConnectTimeout)
+	// hostconfig: config:2: unknown keyword "ForwardAgent" (rlogin knows Host, Match, HostName, User, Port, IdentityFile, CertificateFile, EscapeChar, ConnectTimeout, ServerAliveInterval, ServerAliveCountMax)
 }

@@ -56,7 +56,18 @@ type Settings struct {
 	CertificateFile string        // a certificate to present beside the key, expanded likewise
 	EscapeChar      EscapeChar    // set when EscapeChar.Set
 	ConnectTimeout  time.Duration // whole seconds, 1s to MaxConnectTimeout
+
+	// ServerAliveInterval is the silence of the server after which rlogin asks it for a sign of
+	// life: whole seconds, 1s to MaxConnectTimeout, or negative for 0 in the file (no probes).
+	ServerAliveInterval time.Duration
+	// ServerAliveCountMax is how many intervals of silence make the server dead: 1 to
+	// MaxServerAliveCountMax.
+	ServerAliveCountMax int
 }
+
+// MaxServerAliveCountMax bounds ServerAliveCountMax; with MaxConnectTimeout as the interval, the
+// product still fits a time.Duration.
+const MaxServerAliveCountMax = 1000
 
 // EscapeChar is an EscapeChar setting: a character, or none.
 type EscapeChar struct {
@@ -153,6 +164,9 @@ var keywords = map[string]int{
 	"certificatefile": 1,
 	"escapechar":      1,
 	"connecttimeout":  1,
+
+	"serveraliveinterval": 1,
+	"serveralivecountmax": 1,
 }
 
 // parseLine parses one line; a blank or comment line has an empty keyword.
@@ -185,7 +199,7 @@ func parseLine(text string) (line, error) {
 	}
 	nargs, ok := keywords[kw]
 	if !ok {
-		return line{}, fmt.Errorf("unknown keyword %q (rlogin knows Host, Match, HostName, User, Port, IdentityFile, CertificateFile, EscapeChar, ConnectTimeout)", text[:end])
+		return line{}, fmt.Errorf("unknown keyword %q (rlogin knows Host, Match, HostName, User, Port, IdentityFile, CertificateFile, EscapeChar, ConnectTimeout, ServerAliveInterval, ServerAliveCountMax)", text[:end])
 	}
 	args, err := splitArgs(rest)
 	if err != nil {
@@ -269,6 +283,12 @@ func checkValue(kw, v string) error {
 		if _, err := ParseConnectTimeout(v); err != nil {
 			return err
 		}
+	case "serveraliveinterval":
+		_, err := ParseServerAliveInterval(v)
+		return err
+	case "serveralivecountmax":
+		_, err := ParseServerAliveCountMax(v)
+		return err
 	}
 	return nil
 }
@@ -347,6 +367,14 @@ func (s *Settings) set(l line, host string, tok Tokens) error {
 		if s.ConnectTimeout == 0 {
 			s.ConnectTimeout, _ = ParseConnectTimeout(v) // checked when parsed
 		}
+	case "serveraliveinterval":
+		if s.ServerAliveInterval == 0 {
+			s.ServerAliveInterval, _ = ParseServerAliveInterval(v) // checked when parsed
+		}
+	case "serveralivecountmax":
+		if s.ServerAliveCountMax == 0 {
+			s.ServerAliveCountMax, _ = ParseServerAliveCountMax(v) // checked when parsed
+		}
 	}
 	return nil
 }
@@ -403,6 +431,28 @@ func ParseConnectTimeout(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("bad ConnectTimeout %q: give a number of seconds, 1 to %d", v, int(MaxConnectTimeout/time.Second))
 	}
 	return time.Duration(secs) * time.Second, nil
+}
+
+// ParseServerAliveInterval reads a ServerAliveInterval: whole seconds, 0 to MaxConnectTimeout;
+// 0 (no probes) reads as a negative Duration, so that a zero Duration stays "not set".
+func ParseServerAliveInterval(v string) (time.Duration, error) {
+	secs, err := strconv.Atoi(v)
+	if err != nil || secs < 0 || time.Duration(secs)*time.Second > MaxConnectTimeout {
+		return 0, fmt.Errorf("bad ServerAliveInterval %q: give a number of seconds, 0 (off) to %d", v, int(MaxConnectTimeout/time.Second))
+	}
+	if secs == 0 {
+		return -1, nil
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
+// ParseServerAliveCountMax reads a ServerAliveCountMax: 1 to MaxServerAliveCountMax.
+func ParseServerAliveCountMax(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxServerAliveCountMax {
+		return 0, fmt.Errorf("bad ServerAliveCountMax %q: give a number, 1 to %d", v, MaxServerAliveCountMax)
+	}
+	return n, nil
 }
 
 // parseEscape reads an EscapeChar: "none", or a character as ParseEscapeChar reads it.

@@ -98,7 +98,11 @@ func TestMatchCriteria(t *testing.T) {
 // TestBadLines: each malformed line is an error naming the file and line, and nothing is set.
 func TestBadLines(t *testing.T) {
 	for _, tt := range []struct{ text, want string }{
-		{"ServerAliveInterval 5", `test_config:1: unknown keyword "ServerAliveInterval"`},
+		{"ForwardAgent yes", `test_config:1: unknown keyword "ForwardAgent"`},
+		{"ServerAliveInterval -1", `bad ServerAliveInterval "-1"`},
+		{"ServerAliveInterval 1m", `bad ServerAliveInterval "1m"`},
+		{"ServerAliveCountMax 0", `bad ServerAliveCountMax "0"`},
+		{"ServerAliveCountMax 1001", `bad ServerAliveCountMax "1001"`},
 		{"Host x\n  ProxyJump y", `test_config:2: unknown keyword "ProxyJump"`},
 		{"Port", "test_config:1: Port: missing argument"},
 		{"Port 0", `bad port "0"`},
@@ -213,4 +217,27 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("out of range: %+v", s)
 		}
 	})
+}
+
+// TestServerAlive: ServerAliveInterval in seconds, 0 read as off (negative), the first value
+// winning; ServerAliveCountMax a count.
+func TestServerAlive(t *testing.T) {
+	f := parse(t, "Host quiet\n ServerAliveInterval 0\nHost *\n ServerAliveInterval 30\n ServerAliveCountMax 4\n")
+	for _, tt := range []struct {
+		host     string
+		interval time.Duration
+		count    int
+	}{
+		{"quiet", -1, 4},
+		{"other", 30 * time.Second, 4},
+	} {
+		var s Settings
+		if err := s.Apply(tt.host, Tokens{}, f); err != nil {
+			t.Fatal(err)
+		}
+		if s.ServerAliveInterval != tt.interval || s.ServerAliveCountMax != tt.count {
+			t.Errorf("%s: ServerAliveInterval %v, ServerAliveCountMax %d; want %v, %d", tt.host,
+				s.ServerAliveInterval, s.ServerAliveCountMax, tt.interval, tt.count)
+		}
+	}
 }
