@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
@@ -33,7 +32,7 @@ type Authorized struct {
 	// daemon's log.
 	Skipped []Skipped
 
-	keys []ed25519.PublicKey
+	keys []authorizedKey
 }
 
 // Skipped is a line of an authorized_keys file that authorizes nobody.
@@ -63,10 +62,10 @@ func (s Skipped) String() string { return fmt.Sprintf("line %d: %s", s.Line, s.R
 // calls it with the user's file-system credentials, and under a deadline,
 // as rlogind does, since a file system may still take its time.
 //
-// Every line of the form "ssh-ed25519 AAAA... [comment]" authorizes its key.
-// rlogind enforces no key options, so a line that carries any (from="...",
-// command="...", no-pty, restrict, cert-authority ...) authorizes nobody;
-// nor do keys of other types, over-long or unparsable lines. Each of those
+// Every line of the form "[options] ssh-ed25519 AAAA... [comment]" authorizes its
+// key. The options enforced are command="...", from="..." and no-pty (KeyOptions,
+// Permit); a line that carries any other (restrict, cert-authority, environment=
+// ...) authorizes nobody, nor do keys of other types, over-long or unparsable lines. Each of those
 // is recorded in Skipped; blank lines and # comments are ignored.
 func LoadAuthorized(path string, uid int, home string) (*Authorized, error) {
 	data, fi, err := userfile.ReadFile(path, maxAuthorizedFile)
@@ -85,28 +84,31 @@ func LoadAuthorized(path string, uid int, home string) (*Authorized, error) {
 	return a, nil
 }
 
-// Allows reports whether pub is one of the authorized keys (an exact
-// comparison of the 32-byte keys).
+// Allows reports whether pub is one of the authorized keys on a line without options (an
+// exact comparison of the 32-byte keys): for a caller that enforces none. Permit also takes the
+// lines with options.
 func (a *Authorized) Allows(pub ed25519.PublicKey) bool {
 	if a == nil || len(pub) != ed25519.PublicKeySize {
 		return false
 	}
 	for _, k := range a.keys {
-		if bytes.Equal(k, pub) {
+		if bytes.Equal(k.key, pub) && k.opts == (KeyOptions{}) {
 			return true
 		}
 	}
 	return false
 }
 
-// Keys returns a copy of the authorized keys, in file order.
+// Keys returns a copy of the keys Allows accepts (on lines without options), in file order.
 func (a *Authorized) Keys() []ed25519.PublicKey {
 	if a == nil {
 		return nil
 	}
-	out := make([]ed25519.PublicKey, len(a.keys))
-	for i, k := range a.keys {
-		out[i] = bytes.Clone(k)
+	var out []ed25519.PublicKey
+	for _, k := range a.keys {
+		if k.opts == (KeyOptions{}) {
+			out = append(out, bytes.Clone(k.key))
+		}
 	}
 	return out
 }
@@ -132,12 +134,12 @@ func parseAuthorizedKeys(data []byte) *Authorized {
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		key, reason := parseAuthorizedLine(line)
+		key, opts, reason := parseAuthorizedLine(line)
 		if key == nil {
 			a.skip(lineNum, reason)
 			continue
 		}
-		a.keys = append(a.keys, key)
+		a.keys = append(a.keys, authorizedKey{key: key, opts: opts})
 	}
 	return a
 }
@@ -147,38 +149,28 @@ func (a *Authorized) skip(line int, reason string) {
 }
 
 // parseAuthorizedLine parses one non-blank, non-comment line. It returns the
-// key it authorizes, or nil and why not.
-func parseAuthorizedLine(line []byte) (ed25519.PublicKey, string) {
+// key it authorizes with its options, or nil and why not.
+func parseAuthorizedLine(line []byte) (ed25519.PublicKey, KeyOptions, string) {
 	pub, _, options, rest, err := ssh.ParseAuthorizedKey(line)
 	if err != nil || len(bytes.TrimSpace(rest)) != 0 {
-		return nil, "malformed line or unknown key type"
+		return nil, KeyOptions{}, "malformed line or unknown key type"
 	}
-	if len(options) > 0 {
-		return nil, "key options are not supported (rlogind enforces none): " + optionNames(options)
+	opts, err := parseKeyOptions(options)
+	if err != nil {
+		return nil, KeyOptions{}, err.Error()
 	}
 	if pub.Type() != ssh.KeyAlgoED25519 {
-		return nil, fmt.Sprintf("key type %s is not supported (only %s)", sanitize.Text(pub.Type()), ssh.KeyAlgoED25519)
+		return nil, KeyOptions{}, fmt.Sprintf("key type %s is not supported (only %s)", sanitize.Text(pub.Type()), ssh.KeyAlgoED25519)
 	}
 	cpk, ok := pub.(ssh.CryptoPublicKey)
 	if !ok {
-		return nil, "not a valid ed25519 key"
+		return nil, KeyOptions{}, "not a valid ed25519 key"
 	}
 	key, ok := cpk.CryptoPublicKey().(ed25519.PublicKey)
 	if !ok || len(key) != ed25519.PublicKeySize {
-		return nil, "not a valid ed25519 key"
+		return nil, KeyOptions{}, "not a valid ed25519 key"
 	}
-	return bytes.Clone(key), ""
-}
-
-// optionNames lists the names of key options (without their values) for a
-// log message.
-func optionNames(options []string) string {
-	names := make([]string, 0, len(options))
-	for _, o := range options {
-		name, _, _ := strings.Cut(o, "=")
-		names = append(names, name)
-	}
-	return sanitize.Text(strings.Join(names, ","))
+	return bytes.Clone(key), opts, ""
 }
 
 // checkOwnerMode applies the StrictModes rule to one file or directory: it

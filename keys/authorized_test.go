@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,18 +121,37 @@ func TestLoadAuthorized(t *testing.T) {
 	}
 
 	wantSkipped := []Skipped{
-		{6, "key options are not supported (rlogind enforces none): from"},
-		{7, "key options are not supported (rlogind enforces none): command,no-pty"},
-		{8, "key options are not supported (rlogind enforces none): restrict"},
-		{9, "key options are not supported (rlogind enforces none): cert-authority"},
+		{8, "key option restrict is not supported (rlogind enforces command=, from= and no-pty)"},
+		{9, "key option cert-authority is not supported (rlogind enforces command=, from= and no-pty)"},
 		{10, "key type ecdsa-sha2-nistp256 is not supported (only ssh-ed25519)"},
 		{11, "malformed line or unknown key type"},
 		{12, "malformed line or unknown key type"},
 		{13, fmt.Sprintf("line longer than %d bytes", maxAuthorizedLine)},
-		{15, "key options are not supported (rlogind enforces none): environment"},
+		{15, "key option environment is not supported (rlogind enforces command=, from= and no-pty)"},
 	}
 	if fmt.Sprint(a.Skipped) != fmt.Sprint(wantSkipped) {
 		t.Errorf("Skipped:\n got  %v\n want %v", a.Skipped, wantSkipped)
+	}
+
+	// Lines 6 and 7 authorize through Permit, with their options.
+	from := &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 1023}
+	other := &net.TCPAddr{IP: net.ParseIP("10.0.0.2"), Port: 1023}
+	if opts, ok := a.Permit(pubs[3], from); !ok || opts != (KeyOptions{From: "10.0.0.1"}) {
+		t.Errorf("Permit(pubs[3], %v) = %+v, %v", from, opts, ok)
+	}
+	if _, ok := a.Permit(pubs[3], other); ok {
+		t.Errorf("Permit(pubs[3], %v) allowed a client outside from=", other)
+	}
+	if opts, ok := a.Permit(pubs[4], other); !ok || opts != (KeyOptions{Command: "/bin/true", NoPTY: true}) {
+		t.Errorf("Permit(pubs[4]) = %+v, %v", opts, ok)
+	}
+	if opts, ok := a.Permit(pubs[0], other); !ok || opts != (KeyOptions{}) {
+		t.Errorf("Permit(pubs[0]) = %+v, %v", opts, ok)
+	}
+	for _, i := range []int{5, 6, 10} {
+		if _, ok := a.Permit(pubs[i], other); ok {
+			t.Errorf("Permit(pubs[%d]) allowed a line with an option rlogind does not enforce", i)
+		}
 	}
 }
 
@@ -421,7 +441,7 @@ func TestParseAuthorizedKeysOddInput(t *testing.T) {
 		{"only newlines", "\n\n\n", false, 0},
 		{"NUL bytes", "\x00\x00\n", false, 1},
 		{"unbalanced quote", `from="x ` + good, false, 1},
-		{"quoted space in option", `from="a b" ` + good, false, 1},
+		{"quoted space in option", `environment="A=a b" ` + good, false, 1},
 		{"option only", "no-pty", false, 1},
 		{"key type only", "ssh-ed25519", false, 1},
 		{"bad base64", "ssh-ed25519 !!!!", false, 1},

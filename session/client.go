@@ -37,6 +37,11 @@ type Client struct {
 	// only what it does not take waits for a Write from the second goroutine.
 	Stdout io.Writer
 
+	// Stderr receives a command's error output (a Request with a Command without a terminal);
+	// nil discards it. It is written from the goroutine that reads the conn, so a Stderr that
+	// blocks holds up the session.
+	Stderr io.Writer
+
 	// OnFlush, if set, is called when the remote pty discarded output (after the client dropped
 	// its queue), so a terminal client can also discard the local terminal's output queue
 	// (tcflush). It is never called during a Stdout Write.
@@ -203,8 +208,11 @@ func (c *Client) login() (*bufio.Reader, error) {
 	if checkTerm(req.Term) != nil {
 		req.Term = "dumb" // a terminal type that cannot be sent must not fail the login
 	}
-	req.Capabilities = c.capabilities
+	req.Capabilities = c.offers()
 	b, err := appendMessage([]byte{version}, &message{typ: frameLogin, req: &req})
+	if err == nil && req.Command != nil {
+		b, err = appendCommand(b, req.Command) // at once: the server waits for it
+	}
 	if err != nil {
 		return nil, fmt.Errorf("session: bad login request: %w", err)
 	}
@@ -244,6 +252,9 @@ func (c *Client) login() (*bufio.Reader, error) {
 		}
 	}
 	c.accepted = m.caps
+	if req.Command != nil && !slices.Contains(m.caps, capExec) {
+		return nil, ErrCommandsUnsupported
+	}
 	return br, nil
 }
 
@@ -385,6 +396,9 @@ func (c *Client) readOutput(fr *frameReader) error {
 	if c.keepalive {
 		allowed = withKeepalive(allowed)
 	}
+	if c.pipedCommand() {
+		allowed = withStderr(allowed)
+	}
 	for {
 		m, err := fr.readMessage(allowed)
 		if err == nil {
@@ -413,6 +427,8 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 	switch m.typ {
 	case frameData:
 		return false, c.queueOutput(m.data)
+	case frameStderr:
+		return false, c.writeErrorOutput(m.data)
 	case frameFlush:
 		c.mu.Lock()
 		queued := len(c.q) - c.qoff

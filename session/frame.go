@@ -65,6 +65,13 @@ const (
 	frameOptional frameType = 0x80 // the bit that makes a type optional
 )
 
+// The frames of capability exec (docs/protocol.md, section 6.2).
+const (
+	frameCommand frameType = 0x0d // client: the command to run, right after LOGIN
+	frameStderr  frameType = 0x0e // server: the command's error output
+	frameSignal  frameType = 0x0f // client: a signal for a command without a terminal
+)
+
 func (t frameType) String() string {
 	switch t {
 	case frameLogin:
@@ -95,13 +102,19 @@ func (t frameType) String() string {
 		return "PING"
 	case framePong:
 		return "PONG"
+	case frameCommand:
+		return "COMMAND"
+	case frameStderr:
+		return "STDERR"
+	case frameSignal:
+		return "SIGNAL"
 	}
 	return fmt.Sprintf("type 0x%02x", byte(t))
 }
 
 // known reports whether this version defines t.
 func (t frameType) known() bool {
-	return t >= frameLogin && t <= frameSynced || t == framePing || t == framePong
+	return t >= frameLogin && t <= frameSignal || t == framePing || t == framePong
 }
 
 // Which frames a side may receive, by phase.
@@ -143,6 +156,8 @@ type message struct {
 	typ    frameType
 	data   []byte     // DATA; aliases the frameReader's buffer
 	req    *Request   // LOGIN
+	cmd    *Command   // COMMAND
+	signal string     // SIGNAL
 	caps   []string   // ACCEPT
 	text   string     // REFUSE, CLOSE
 	window WindowSize // WINDOW
@@ -217,8 +232,12 @@ func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m messa
 	}
 	m.typ = typ
 	switch typ {
-	case frameData:
+	case frameData, frameStderr:
 		m.data = p
+	case frameCommand:
+		m.cmd, err = decodeCommand(p)
+	case frameSignal:
+		m.signal, err = decodeSignal(p)
 	case frameLogin:
 		m.req, err = decodeRequest(p)
 	case frameAccept:
@@ -298,8 +317,14 @@ func appendMessage(b []byte, m *message) ([]byte, error) {
 	b = appendHeader(b, m.typ, 0)
 	var err error
 	switch m.typ {
-	case frameData:
+	case frameData, frameStderr:
 		b = append(b, m.data...)
+	case frameCommand:
+		b, err = appendCommand(b[:start], m.cmd)
+	case frameSignal:
+		if _, err = decodeSignal([]byte(m.signal)); err == nil {
+			b = append(b, m.signal...)
+		}
 	case frameLogin:
 		b, err = appendRequest(b, m.req)
 	case frameAccept:

@@ -134,13 +134,18 @@ func FuzzClientStream(f *testing.F) {
 		if err := req.validate(); err != nil {
 			t.Fatalf("ReadRequest returned an invalid request: %v", err)
 		}
-		b, err := appendMessage(nil, &message{typ: frameLogin, req: req})
+		login := *req
+		login.Command = nil // the COMMAND frame's, below
+		b, err := appendMessage(nil, &message{typ: frameLogin, req: &login})
 		if err != nil {
 			t.Fatalf("request %+v does not encode: %v", req, err)
 		}
 		fr := frameReader{r: bytes.NewReader(b)}
-		if m, err := fr.readMessage(isLoginFrame); err != nil || !reflect.DeepEqual(m.req, req) {
+		if m, err := fr.readMessage(isLoginFrame); err != nil || !reflect.DeepEqual(m.req, &login) {
 			t.Fatalf("request %+v round-trips to %+v, %v", req, m.req, err)
+		}
+		if req.Command != nil {
+			checkCommandRoundTrip(t, req.Command)
 		}
 		_ = s.Refuse("fuzz")
 	})
@@ -155,9 +160,11 @@ func FuzzServerStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		parseStream(t, data, isAnswerFrame, isServerFrame)
 
-		c := NewClient(newBytesConn(data), bob)
-		c.capabilities = []string{"resume"}
-		_ = c.Run(context.Background()) // any result but a panic or a hang
+		for _, req := range []Request{bob, {User: "bob", Command: &Command{Line: "cat"}}} {
+			c := NewClient(newBytesConn(data), req)
+			c.capabilities = []string{"resume"}
+			_ = c.Run(context.Background()) // any result but a panic or a hang
+		}
 	})
 }
 
@@ -178,6 +185,10 @@ func clientSeeds(t testing.TB) []seed {
 		{"session", encodeStream(t, clientMessages(false))},
 		{"login", login()},
 		{"login-caps", append(login("resume", "exec"), 0x81, 0, 0, 1, 'x', byte(frameData), 0, 0, 2, 'h', 'i')},
+		{"command", append(login("flow2", "exec"), encodeStream(t, []message{{typ: frameCommand, cmd: &Command{Line: "tar x -C 'dst dir'"}},
+			{typ: frameData, data: []byte("in")}, {typ: frameSignal, signal: "INT"}, {typ: frameEOF}})...)},
+		{"command-twice", append(login("exec"), encodeStream(t, []message{{typ: frameCommand, cmd: &Command{Line: "a", PTY: true}},
+			{typ: frameCommand, cmd: &Command{Line: "b"}}})...)},
 		{"version-7", append([]byte{7}, login()[1:]...)},
 		{"bad-user", appendFrame([]byte{version}, frameLogin, badUser)},
 		{"oversized", []byte{version, byte(frameLogin), 0xff, 0xff, 0xff}},
@@ -194,13 +205,14 @@ func serverSeeds(t testing.TB) []seed {
 		{"refuse", encodeStream(t, []message{{typ: frameRefuse, text: "permission denied"}})},
 		{"version-refusal", appendVersionRefusal(nil, "unsupported protocol version 1; this server speaks 2")},
 		{"optional-frame", append(encodeStream(t, []message{accept}), 0xc0, 0, 0, 0)},
+		{"stderr", encodeStream(t, []message{{typ: frameAccept, caps: []string{capExec}}, {typ: frameStderr, data: []byte("err\n")}, {typ: frameExit, exit: ExitError{Status: 5}}})},
 	}
 }
 
 // TestFuzzSeeds keeps testdata/fuzz in step with the encoder (go test -run TestFuzzSeeds -update
 // rewrites it) and checks that the seeds decode.
 func TestFuzzSeeds(t *testing.T) {
-	for target, seeds := range map[string][]seed{"FuzzClientStream": clientSeeds(t), "FuzzServerStream": serverSeeds(t)} {
+	for target, seeds := range map[string][]seed{"FuzzClientStream": clientSeeds(t), "FuzzServerStream": serverSeeds(t), "FuzzCommand": commandSeeds()} {
 		dir := filepath.Join("testdata", "fuzz", target)
 		var want []string
 		for _, s := range seeds {

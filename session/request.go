@@ -38,8 +38,13 @@ type Request struct {
 	Env []string
 
 	// Capabilities lists the optional features the client offers. A Client fills it in itself
-	// (this version offers none); a server ignores names it does not know.
+	// (flow2, and exec with a Command); a server ignores names it does not know.
 	Capabilities []string
+
+	// Command, if set, asks for a command in place of a login shell (capability exec). A Client
+	// offers exec and sends it right after the request; a server reads it with the request (a
+	// server that accepts exec only: an older one does not know it).
+	Command *Command
 }
 
 // ValidUserName reports whether name is a portable user name: 1 to MaxUserLen bytes of

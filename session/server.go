@@ -37,7 +37,7 @@ type ServerConn struct {
 	conn         net.Conn
 	br           *bufio.Reader
 	fr           frameReader
-	capabilities []string // what this server supports: flow2, keepalive (tests change it)
+	capabilities []string // what this server supports: flow2, keepalive, exec (tests change it)
 	phase        serverPhase
 	req          *Request
 
@@ -60,7 +60,7 @@ const (
 func NewServerConn(conn net.Conn) *ServerConn {
 	// The buffer is small: input is keystrokes and CREDIT frames, larger frames pass through it,
 	// and an idle session keeps it.
-	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2, capKeepalive},
+	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2, capKeepalive, capExec},
 		hangupGrace: hangupGrace, killGrace: killGrace}
 	s.fr.r = s.br
 	return s
@@ -88,6 +88,13 @@ func (s *ServerConn) ReadRequest() (*Request, error) {
 	// client gets no bigger buffer than that.
 	s.fr.limit = maxLogin
 	m, err := s.fr.readMessage(isLoginFrame)
+	if err == nil {
+		s.phase = phaseRequest
+		s.req = m.req
+		if slices.Contains(m.req.Capabilities, capExec) && slices.Contains(s.capabilities, capExec) {
+			err = s.readCommand() // it follows the request at once
+		}
+	}
 	s.fr.limit = 0
 	if err != nil {
 		if errors.Is(err, ErrProtocol) {
@@ -95,9 +102,7 @@ func (s *ServerConn) ReadRequest() (*Request, error) {
 		}
 		return nil, fmt.Errorf("session: reading the login request: %w", err)
 	}
-	s.phase = phaseRequest
-	s.req = m.req
-	return m.req, nil
+	return s.req, nil
 }
 
 // Refuse sends a refusal with reason (which the client shows) and closes the conn. Before the
@@ -175,6 +180,7 @@ func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, e
 	ss.readCond.L = &ss.mu
 	ss.sendCond.L = &ss.mu
 	ss.writeCond.L = &ss.mu
+	ss.errCond.L = &ss.mu
 	return ss.run(ctx)
 }
 

@@ -10,12 +10,19 @@ func (s *serverSession) readInput() error {
 		allowed = isClientFrameFlow2
 	}
 	allowed = s.allowedWithKeepalive(allowed)
+	if s.sc.pipedCommand() {
+		allowed = withSignal(allowed)
+	}
 	for {
 		m, err := s.sc.fr.readMessage(allowed)
 		if err != nil {
 			return err
 		}
 		s.ka.prober.heard()
+		if m.typ == frameSignal {
+			s.signalCommand(m.signal)
+			continue
+		}
 		if m.typ == frameWindow {
 			s.mu.Lock()
 			ending := s.ending
@@ -79,6 +86,7 @@ func (s *serverSession) handleInput(m *message) error {
 		if len(s.out) > 0 {
 			s.sendCond.Signal() // output waited for this credit
 		}
+		s.errCond.Broadcast() // so may the error output
 	}
 	return nil
 }

@@ -63,17 +63,23 @@ type serverSession struct {
 	flushTimer  *time.Timer // ends expectFlush after flushWait
 
 	ka serverKeepalive // capability keepalive (keepalive_server.go)
+
+	// A command without a terminal (capability exec): its error output has a pump of its own.
+	errCond sync.Cond // that pump waits for credit; waitShell for that pump's end
+	errPump bool      // the pump runs
+	errDone bool      // the pump has sent all the error output, or the session ended
 }
 
 // The pumps, by name, so results say which one ended.
 type pump int
 
 const (
-	pumpReadTerminal  pump = iota // terminal -> out
-	pumpSendOutput                // out -> conn, and every other frame to the client
-	pumpReadInput                 // conn -> in
-	pumpWriteTerminal             // in -> terminal
-	pumpWaitShell                 // Wait
+	pumpReadTerminal    pump = iota // terminal -> out
+	pumpSendOutput                  // out -> conn, and every other frame to the client
+	pumpReadInput                   // conn -> in
+	pumpWriteTerminal               // in -> terminal
+	pumpWaitShell                   // Wait
+	pumpReadErrorOutput             // error output -> conn (a command without a terminal)
 	numPumps
 )
 
@@ -85,6 +91,9 @@ type pumpResult struct {
 // run starts the pumps, supervises them until all have ended, and returns the session's result.
 func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 	results := make(chan pumpResult, numPumps)
+	if s.sc.pipedCommand() {
+		s.sc.conn = &lockedWriteConn{Conn: s.sc.conn} // two pumps write it
+	}
 	s.startKeepalive()
 	exited := s.startPumps(results)
 	sv := supervisor{s: s, results: results, exited: exited, hungUp: s.hungUp}
@@ -107,6 +116,12 @@ func (s *serverSession) startPumps(results chan<- pumpResult) (exited <-chan str
 	go func() { results <- pumpResult{pumpSendOutput, s.sendOutput()} }()
 	go func() { results <- pumpResult{pumpReadInput, s.readInput()} }()
 	go func() { results <- pumpResult{pumpWriteTerminal, s.writeTerminal()} }()
+	if er, ok := s.t.(ErrorOutputReader); ok && s.sc.pipedCommand() {
+		s.errPump = true
+		go func() { results <- pumpResult{pumpReadErrorOutput, s.readErrorOutput(er)} }()
+	} else {
+		results <- pumpResult{pumpReadErrorOutput, nil} // none: it ended
+	}
 	if en, ok := s.t.(ExitNotifier); ok {
 		return en.Exited()
 	}
@@ -268,6 +283,7 @@ func (s *serverSession) stop(reason string, cause error) {
 	s.readCond.Broadcast()
 	s.sendCond.Broadcast()
 	s.writeCond.Broadcast()
+	s.errCond.Broadcast()
 	s.mu.Unlock()
 
 	if reason == "" {
@@ -285,6 +301,7 @@ func (s *serverSession) stop(reason string, cause error) {
 func (s *serverSession) waitShell() error {
 	st, exit, err := waitTerminal(s.t)
 	s.mu.Lock()
+	s.waitErrorOutputLocked() // EXIT says that the error output is over too
 	s.waited = true
 	s.state, s.exit, s.waitErr = st, exit, err
 	s.sendCond.Signal()
