@@ -148,6 +148,10 @@ type Config struct {
 	// StopGrace is how long Serve waits for sessions to end after its ctx is cancelled before it
 	// kills their shells. 0 means DefaultStopGrace.
 	StopGrace time.Duration
+	// ClientAlive is how a session probes a silent client, and when it gives it up for dead
+	// (session.Keepalive; the zero value: 15 seconds, 3 times); the TCP keepalive and user
+	// timeout of the connections take the same bound. A negative Interval turns both off.
+	ClientAlive session.Keepalive
 	// Logger receives the daemon's log. nil means no log (for Reload: the current logger).
 	Logger *slog.Logger
 

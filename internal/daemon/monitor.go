@@ -474,6 +474,7 @@ func (m *monitor) startNetChild(conn net.Conn) (*netChild, error) {
 		netHostKeyEnv + "=" + hex.EncodeToString(pub),
 		netDeadlineEnv + "=" + strconv.FormatInt(m.deadline.UnixNano(), 10),
 		netClassicEnv + "=" + classicOn,
+		clientAliveEnv(m.g.cfg.ClientAlive),
 	}
 	if c := m.g.hostCert; c != nil {
 		cmd.Env = append(cmd.Env, netHostCertEnv+"="+base64.StdEncoding.EncodeToString(c.Marshal()))

@@ -79,6 +79,9 @@ func serveNet() error {
 	// the session: taken and dropped.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT)
 	n := &netServer{ch: ch, hostKey: ed25519.PublicKey(pub), deadline: deadline}
+	if n.alive, err = clientAliveFromEnv(); err != nil {
+		return err
+	}
 	if c := os.Getenv(netHostCertEnv); c != "" {
 		n.hostCert, err = parseCertificate(c)
 		if err != nil {
@@ -94,6 +97,7 @@ type netServer struct {
 	hostKey  ed25519.PublicKey
 	hostCert *ssh.Certificate // presented with hostKey, or nil
 	deadline time.Time
+	alive    session.Keepalive // Config.ClientAlive
 }
 
 // parseCertificate reads the host certificate the monitor passed (netHostCertEnv).
@@ -120,6 +124,7 @@ func (n *netServer) serve(ctx context.Context, conn net.Conn, classicOn bool) er
 	mux := transport.NewMux(one)
 	mux.NameTimeout = time.Until(n.deadline)
 	mux.MaxPending = 1
+	mux.KeepAlive = tcpKeepAlive(n.alive)
 	type route struct {
 		l      net.Listener
 		handle func(context.Context, net.Conn) error
@@ -193,6 +198,7 @@ func (n *netServer) serveSecure(ctx context.Context, c net.Conn) error {
 	}
 	_ = sc.SetDeadline(n.deadline)
 	srv := session.NewServerConn(sc)
+	srv.Keepalive = n.alive
 	req, err := srv.ReadRequest()
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -47,6 +47,7 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	key := sc.PeerKey()
 	l.log = l.log.With("key", keys.Fingerprint(key))
 	srv := session.NewServerConn(sc)
+	srv.Keepalive = g.cfg.ClientAlive
 	req, ok := g.readRequest(ctx, l, srv)
 	if !ok {
 		return

@@ -64,6 +64,7 @@ func (s *Server) serve(ctx context.Context, l net.Listener, oneShot bool) error 
 	mux.NameTimeout = g.cfg.LoginGraceTime
 	mux.MaxPending = g.cfg.MaxStartups.Full
 	mux.Logger = g.log
+	mux.KeepAlive = tcpKeepAlive(g.cfg.ClientAlive)
 	routes, err := g.routes(mux)
 	if err != nil {
 		_ = mux.Close()

@@ -61,6 +61,7 @@ type options struct {
 	exempt         prefixList
 	maxSessions    limitValue
 	stopGrace      time.Duration
+	alive          clientAlive // -client-alive-interval, -client-alive-count-max
 	noBootstrap    bool
 	logLevel       slog.Level
 	logFormat      string
@@ -112,6 +113,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	addClassicFlags(set, &o.classic)
 	addSystemFlags(set, &o.sys)
 	addCertFlags(set, &o.certs)
+	addClientAliveFlags(set, &o.alive)
 	return set
 }
 
@@ -386,6 +388,7 @@ func (o *options) serverConfig(hostKey ed25519.PrivateKey, home string, log *slo
 		PenaltyExempt:         o.exempt,
 		MaxSessions:           int(o.maxSessions),
 		StopGrace:             o.stopGrace,
+		ClientAlive:           o.alive.keepalive(),
 		Logger:                log,
 		Classic:               o.classic,
 
