@@ -411,7 +411,7 @@ func (p *ptyMaster) FlushesOutput(b []byte) bool {
 	var t *unix.Termios
 	err := control(p.raw, func(fd int) error {
 		var err error
-		t, err = unix.IoctlGetTermios(fd, unix.TCGETS) // the master reports the slave's termios
+		t, err = rawio.Termios(fd) // the master reports the slave's termios; raw, as it runs per keystroke
 		return err
 	})
 	if err != nil || t.Lflag&unix.ISIG == 0 || t.Lflag&unix.NOFLSH != 0 {

@@ -37,13 +37,19 @@
 // waiting for input or for room would hold every goroutine of the process until it returned.
 // So raw calls are made only where the kernel does not sleep waiting for anyone:
 //
-//   - The only raw calls are read(2) and write(2), in Read and Write (which ReadWait,
+//   - The raw calls are read(2) and write(2), in Read and Write (which ReadWait,
 //     WriteWait and Conn use), on non-blocking descriptors: where a blocking call would sleep
 //     for data or room, the kernel returns EAGAIN at once. What remains is copying the bytes,
 //     and locks held only by another call on the same object that does not sleep either: a
 //     terminal's read and write locks are only tried under O_NONBLOCK, never waited for, and a
 //     read of a pty master that finds nothing first lets the pty's own buffer work finish
 //     moving queued bytes, a copy.
+//   - And two that never wait for data or room at all: Termios's ioctl(TCGETS), a copy of a
+//     terminal's settings under a lock that a change of the settings holds only while it
+//     copies them in (tcsetattr's wait for output to drain comes before it takes the lock);
+//     and a Watch's epoll_ctl(2), which adds or removes one entry of its own epoll instance
+//     under that instance's lock, held by the kernel only for such short updates and scans,
+//     never across a wait.
 //   - O_NONBLOCK means that for sockets, pipes and FIFOs, and for character devices whose
 //     driver honours it (terminals and pty masters do; /dev/null never waits). For regular
 //     files, block devices and directories it means nothing: a read may wait for the disk.
@@ -57,8 +63,8 @@
 //     the one way a net.Conn's flag does change).
 //   - The package makes no wait of its own: a Watch's epoll instance sits in Go's poller,
 //     which waits for it (epoll_wait) with the scheduler's knowledge, as it waits for sockets.
-//     epoll_create1 and epoll_ctl go through x/sys/unix's ordinary system calls, and return
-//     at once anyway.
+//     epoll_create1 goes through x/sys/unix's ordinary system call (once per Watch); the
+//     epoll_ctl of each wait is raw (above), as it comes with every keystroke a pty echoes.
 package rawio
 
 import (
@@ -101,6 +107,20 @@ func rawCall(trap uintptr, fd int, p []byte) (int, error) {
 		}
 		return int(n), nil
 	}
+}
+
+// Termios returns the settings of the terminal fd (for a pty master, those of its slave), read
+// with a raw ioctl(TCGETS): a session server reads them with each input it writes (does it
+// flush?), and the ordinary system call woke the runtime's monitor thread on each keystroke
+// after a pause, as the package doc says. fd may be blocking: TCGETS never waits for data.
+func Termios(fd int) (*unix.Termios, error) {
+	var t unix.Termios
+	// Raw: TCGETS copies the settings and returns (see the package doc).
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), unix.TCGETS, uintptr(unsafe.Pointer(&t)))
+	if e != 0 {
+		return nil, e
+	}
+	return &t, nil
 }
 
 // ReadWait reads into p from rc's descriptor, which must be non-blocking (as the poller's

@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -92,7 +93,7 @@ func (w *Watch) Do(try func() (done bool)) error {
 			// entry off that queue (no epoll_wait on this instance), so a disabled entry would
 			// miss exactly that wake-up (TestWatchReadyWhenAdded).
 			ev := unix.EpollEvent{Events: w.events, Fd: int32(w.fd)}
-			if ctlErr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, w.fd, &ev); ctlErr != nil {
+			if ctlErr = epollCtl(int(ep), unix.EPOLL_CTL_ADD, w.fd, &ev); ctlErr != nil {
 				return true
 			}
 			added = true
@@ -102,7 +103,7 @@ func (w *Watch) Do(try func() (done bool)) error {
 	if added {
 		// Best effort: it fails only once the Watch or the watched descriptor is closed, which
 		// removes the entry anyway.
-		_ = w.rc.Control(func(ep uintptr) { _ = unix.EpollCtl(int(ep), unix.EPOLL_CTL_DEL, w.fd, nil) })
+		_ = w.rc.Control(func(ep uintptr) { _ = epollCtl(int(ep), unix.EPOLL_CTL_DEL, w.fd, nil) })
 	}
 	switch {
 	case err == nil && ctlErr != nil:
@@ -113,6 +114,17 @@ func (w *Watch) Do(try func() (done bool)) error {
 	// The poller's only other failure, with an internal error ("use of closed file") that
 	// does not match os.ErrClosed: report that one.
 	return os.ErrClosed
+}
+
+// epollCtl is epoll_ctl(2) as a raw system call: a WatchWhileWaiting watch makes two per wait,
+// one per keystroke on a pty, and the first ordinary system call after a pause wakes the
+// runtime's monitor thread (see the package doc for why a raw one is safe here).
+func epollCtl(ep, op, fd int, ev *unix.EpollEvent) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(ep), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // Stop makes a Do in progress, and every later one, fail with os.ErrDeadlineExceeded. It
