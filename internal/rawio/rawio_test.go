@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -262,5 +263,60 @@ func TestNewConnRefusesBlocking(t *testing.T) {
 	f.Fd() // makes the description blocking, for the conn too
 	if _, ok := NewConn(tc); ok {
 		t.Fatal("NewConn wrapped a conn whose descriptor is blocking")
+	}
+}
+
+// Termios reads what the ordinary ioctl reads, and a change made through the slave shows
+// through the master; a descriptor that is no terminal is refused with ENOTTY.
+func TestTermios(t *testing.T) {
+	master, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer unix.Close(master)
+	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(master, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err := unix.Open("/dev/pts/"+strconv.Itoa(n), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(slave)
+	st, err := unix.IoctlGetTermios(slave, unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Lflag &^= unix.ISIG
+	st.Cc[unix.VINTR] = 0x07
+	if err := unix.IoctlSetTermios(slave, unix.TCSETS, st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Termios(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Lflag&unix.ISIG != 0 || got.Cc[unix.VINTR] != 0x07 {
+		t.Errorf("Termios(master): lflag %#x, VINTR %#x; want ISIG off and VINTR 0x07 as set on the slave", got.Lflag, got.Cc[unix.VINTR])
+	}
+	want, err := unix.IoctlGetTermios(master, unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got != *want {
+		t.Errorf("Termios(master) = %+v; the ordinary ioctl reads %+v", *got, *want)
+	}
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if _, err := Termios(int(r.Fd())); !errors.Is(err, unix.ENOTTY) {
+		t.Errorf("Termios(pipe): %v; want ENOTTY", err)
 	}
 }
