@@ -23,13 +23,19 @@ const cutDeadline = 10 * time.Second
 // commands.
 func rloginVia(t *testing.T, d *daemon, link *linkemu.Link) *terminal {
 	t.Helper()
+	return rloginBinVia(t, filepath.Join(binDir, "rlogin"), d, link)
+}
+
+// rloginBinVia is rloginVia with the rlogin binary bin (an old release's).
+func rloginBinVia(t *testing.T, bin string, d *daemon, link *linkemu.Link) *terminal {
+	t.Helper()
 	p, err := link.Listen("127.0.0.1:0", d.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	_, port, _ := net.SplitHostPort(p.Addr().String())
-	tm := startTerminal(t, clientEnv(d.home), filepath.Join(binDir, "rlogin"), "-p", port, "127.0.0.1")
+	tm := startTerminal(t, clientEnv(d.home), bin, "-p", port, "127.0.0.1")
 	tm.expect(`\(yes/no\)\? `)
 	tm.send("yes\r")
 	tm.ready()
