@@ -44,6 +44,13 @@ type Options struct {
 	IdentityFile string // -i file: offer only this key ("" means the usual keys, see rlogin(1))
 	PrintConfig  bool   // -G: print the settings for the host, after the configuration files, and exit
 	NewKey       bool   // --new-key: create a key (-i's file, else ~/.rlogin/id_ed25519) with a passphrase, and exit
+
+	// Command is the command after the host, its words joined with spaces as ssh joins them (the
+	// remote shell splits it again); "" for a login.
+	Command   string
+	ForcePTY  bool // -t: run the command on a terminal
+	NoPTY     bool // -T: never ask for a terminal
+	NullStdin bool // -n: standard input from /dev/null
 }
 
 // given records which settings the command line gave, so that the configuration files set only
@@ -55,7 +62,7 @@ type given struct {
 }
 
 // UsageLine is the one line rlogin prints on a usage error.
-const UsageLine = "usage: rlogin [-8EGKLcd] [-e char] [-i file] [-l user] [-o option] [-p port] [user@]host"
+const UsageLine = "usage: rlogin [-8EGKLcdnTt] [-e char] [-i file] [-l user] [-o option] [-p port] [user@]host [command [arg ...]]"
 
 // usageText is what -h prints: the usage line, what the options do, the escapes and the exit status.
 const usageText = UsageLine + `
@@ -73,6 +80,7 @@ const usageText = UsageLine + `
   -i file   offer only the key in file (default: ssh-agent's first ed25519 key, then
             ~/.ssh/id_ed25519, then ~/.rlogin/id_ed25519, each if it exists)
   -l user   remote user name (default: your local user name); also user@host
+  -n        standard input from /dev/null (for a command run in the background)
   -o ConnectTimeout=N
             give up after N seconds reaching the host, and again waiting for the login to be
             accepted (default 20)
@@ -80,14 +88,21 @@ const usageText = UsageLine + `
             ask a silent server for a sign of life after N seconds, and give the connection up
             as lost after N*M seconds of silence (default 15 and 3: 45 s; N=0: never)
   -p port   port (default 5513, or 513 with -c)
+  -T        no terminal for the command (the default with a command)
+  -t        run the command on a terminal (for interactive programs: rlogin -t host top)
   --new-key make a new key (~/.rlogin/id_ed25519, or -i's file), asking for its passphrase
 Settings per host: ~/.rlogin/config, then /etc/rlogin/rlogin_config (ssh_config syntax: Host,
 Match, HostName, User, Port, IdentityFile, EscapeChar, ConnectTimeout, ServerAliveInterval,
 ServerAliveCountMax); the command line wins.
-Options may also follow the host: rlogin host -l user.
-Escapes, at the start of a line only (not when standard input is not a terminal):
+Options may also follow the host: rlogin host -l user. The first argument after the host that
+is not an option (or what follows "--") starts a command, run by the remote user's shell instead
+of a login, its words joined with spaces: rlogin host tar c dir > dir.tar. Without -t it has no
+terminal: its output and error output arrive apart, the end of standard input is its end of
+input, and SIGINT, SIGTERM and SIGHUP to rlogin are passed on to it.
+Escapes, at the start of a line only (not when standard input is not a terminal, nor for a
+command without a terminal):
   ~. or ~^D disconnect, ~^Z suspend rlogin, ~~ send one ~, ~? list them.
-Exit status: the remote shell's (with -c: 0 when the server closes); 128+n if it was killed by signal n;
+Exit status: the remote shell's or command's (with -c: 0 when the server closes); 128+n if it was killed by signal n;
 0 after ~. (as netkit rlogin) and for -h;
 128+n if rlogin itself gets signal n (HUP, INT, QUIT, TERM); 255 for usage errors and when the
 connection, host key check or login fails or the connection is lost.
@@ -113,8 +128,12 @@ func usageErrorf(format string, args ...any) error {
 //	rlogin [options] user@host
 //	rlogin host [options]
 //
+//	rlogin [options] host [options] [--] command [arg ...]
+//
 // Flags may be grouped (-8E) and option values attached (-lbob, -e^]). Options may come before or
-// after the host, in any order; "--" ends the options. -l wins over user@host. -E wins over -e.
+// after the host, in any order; "--" ends the options. After the host, the first argument that is
+// not an option starts the command, as in ssh: the rest are its arguments, options or not
+// ("rlogin host ls -l"). -l wins over user@host. -E wins over -e.
 // -o takes ssh's form, Name=value (or "Name value"); rlogin knows ConnectTimeout=N,
 // ServerAliveInterval=N (seconds) and ServerAliveCountMax=N.
 // The error is ErrHelp for -h or --help, or a *UsageError.
@@ -163,6 +182,9 @@ func (p *argParser) readArgs(args []string) error {
 		case a == "--":
 			p.operands = append(p.operands, args[i+1:]...)
 			return nil
+		case len(p.operands) == 1 && (len(a) < 2 || a[0] != '-'):
+			p.operands = append(p.operands, args[i:]...) // the command, with its options
+			return nil
 		case a == "--help":
 			return ErrHelp
 		case a == "--classic":
@@ -201,6 +223,12 @@ func (p *argParser) readFlags(args []string, i int) (int, error) {
 			p.o.PrintConfig = true
 		case 'd':
 			p.o.Debug = true
+		case 'n':
+			p.o.NullStdin = true
+		case 't':
+			p.o.ForcePTY = true
+		case 'T':
+			p.o.NoPTY = true
 		case 'h':
 			return i, ErrHelp
 		case 'e', 'i', 'l', 'o', 'p':
@@ -279,12 +307,11 @@ func (p *argParser) setOption(opt string) error {
 // setDestination takes the one operand, [user@]host, into p.o.User and p.o.Host, with -l
 // winning over the user part, and checks both.
 func (p *argParser) setDestination() error {
-	switch len(p.operands) {
-	case 0:
+	if len(p.operands) == 0 {
 		return usageErrorf("no host given")
-	case 1:
-	default:
-		return usageErrorf("unexpected argument %q after host %q", p.operands[1], p.operands[0])
+	}
+	if err := p.setCommand(p.operands[1:]); err != nil {
+		return err
 	}
 	host := p.operands[0]
 	if at := strings.LastIndexByte(host, '@'); at >= 0 {
@@ -310,6 +337,25 @@ func (p *argParser) setDestination() error {
 		return err
 	}
 	p.o.Host = host
+	return nil
+}
+
+// setCommand takes the words after the host as the command, joined with spaces as ssh joins
+// them, and checks -t and -T against it.
+func (p *argParser) setCommand(words []string) error {
+	p.o.Command = strings.Join(words, " ")
+	switch {
+	case p.o.ForcePTY && p.o.NoPTY:
+		return usageErrorf("-t and -T contradict each other")
+	case p.o.Command == "" && len(words) > 0:
+		return usageErrorf("empty command")
+	case p.o.Command == "" && (p.o.NoPTY || p.o.ForcePTY):
+		return usageErrorf("-t and -T need a command (a login always has a terminal)")
+	case len(p.o.Command) > session.MaxCommandLen:
+		return usageErrorf("command of %d bytes exceeds the limit of %d", len(p.o.Command), session.MaxCommandLen)
+	case strings.IndexByte(p.o.Command, 0) >= 0:
+		return usageErrorf("command holds a NUL byte")
+	}
 	return nil
 }
 

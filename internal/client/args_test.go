@@ -71,6 +71,11 @@ func TestParseArgs(t *testing.T) {
 			o.ServerAliveInterval, o.ServerAliveCountMax = 5*time.Second, 2
 		})},
 		{[]string{"-o", "serveraliveinterval 0", "host"}, def(func(o *Options) { o.ServerAliveInterval = -1 })},
+		{[]string{"host", "ls", "-l", "/tmp"}, def(func(o *Options) { o.Command = "ls -l /tmp" })},
+		{[]string{"host", "-l", "bob", "ls", "-l"}, def(func(o *Options) { o.User, o.Command = "bob", "ls -l" })},
+		{[]string{"-t", "host", "top"}, def(func(o *Options) { o.ForcePTY, o.Command = true, "top" })},
+		{[]string{"-nT", "host", "--", "-weird", "a  b"}, def(func(o *Options) { o.NullStdin, o.NoPTY, o.Command = true, true, "-weird a  b" })},
+		{[]string{"--", "host", "sh", "-c", "echo out; exit 5"}, def(func(o *Options) { o.Command = "sh -c echo out; exit 5" })},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			got, err := ParseArgs(tc.args)
@@ -93,8 +98,9 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{}, "no host"},
 		{[]string{"-l", "bob"}, "no host"},
 		{[]string{"-8"}, "no host"},
-		{[]string{"host", "other"}, `unexpected argument "other"`},
-		{[]string{"host", "-l", "bob", "cmd"}, `unexpected argument "cmd"`},
+		{[]string{"-t", "-T", "host", "cmd"}, `-t and -T contradict each other`},
+		{[]string{"-t", "host"}, `-t and -T need a command`},
+		{[]string{"host", "--", ""}, `empty command`},
 		{[]string{"-x", "host"}, "unknown option -- x"},
 		{[]string{"-k", "realm", "host"}, "unknown option -- k"},
 		{[]string{"-8q", "host"}, "unknown option -- q"},

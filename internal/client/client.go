@@ -190,10 +190,15 @@ func newRunner(c *Config, opts Options, stderr io.Writer) *runner {
 	if r.environ == nil {
 		r.environ = os.Environ()
 	}
+	if opts.NullStdin {
+		r.stdin = strings.NewReader("") // -n: as /dev/null, at its end at once
+	}
 	r.inFd, r.inTTY = ttyFd(r.stdin)
 	r.outFd, r.outTTY = ttyFd(out)
-	if !r.inTTY {
-		r.opts.NoEscape = true // escapes only make sense for a user typing at a terminal
+	if !r.inTTY || r.pipedCommand() {
+		// Escapes only make sense for a user typing at a terminal, and a command without one
+		// gets every byte (as ssh: ~. only with a terminal).
+		r.opts.NoEscape = true
 	}
 	return r
 }

@@ -62,6 +62,9 @@ func (r *runner) login(ctx context.Context, id *identity, user string, check *ho
 		return nil, nil, err // already "session: ...": another prefix would add nothing
 	}
 	if err := startLogin(r.opts.Host, r.connectTimeout(), func() error { return sess.Start(ctx) }, sess.Close, secureRefusal); err != nil {
+		if errors.Is(err, session.ErrCommandsUnsupported) {
+			return nil, nil, &connectError{msg: r.opts.Host + "'s rlogind does not run commands (too old): upgrade it, or log in without a command", err: err}
+		}
 		return nil, nil, err
 	}
 	r.debugf("logged in")
@@ -125,9 +128,13 @@ func (r *runner) newSession(sc *transport.SecureConn, user string) *session.Clie
 	if req.Term == "" {
 		req.Term = "dumb"
 	}
+	r.commandRequest(&req)
 	sess := session.NewClient(sc, req)
 	sess.Stdout = r.stdout
-	sess.Interrupts = r.interruptChars()
+	sess.Stderr = r.stderr
+	if !r.pipedCommand() {
+		sess.Interrupts = r.interruptChars() // a command without a terminal has no ^C
+	}
 	sess.Keepalive = r.keepalive()
 	if r.outTTY {
 		r.stdout.openNonblocking(r.outFd)

@@ -30,7 +30,7 @@ type remoteSession interface {
 // interact runs the started session: raw mode, the input pump and the signal handler, until the
 // session ends; then it puts the terminal back and reports how the session ended.
 func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
-	if r.inTTY && r.tty == nil {
+	if r.inTTY && r.tty == nil && !r.pipedCommand() {
 		r.tty = newRawTerminal(r.inFd)
 	}
 	defer r.restoreTerminal()
@@ -90,7 +90,7 @@ func (r *runner) watchSignals(ctx context.Context) *signalWatch {
 		}
 	}
 	signal.Notify(w.other, unix.SIGPIPE)
-	if r.inTTY || r.outTTY {
+	if (r.inTTY || r.outTTY) && !r.pipedCommand() {
 		signal.Notify(w.other, unix.SIGWINCH)
 	}
 	w.wg.Add(1)
@@ -192,6 +192,9 @@ func (r *runner) handleSignals(ctx context.Context, termC chan os.Signal, otherC
 			}
 			// SIGPIPE: the write that caused it fails with EPIPE, which ends the session.
 		case s := <-termRecv:
+			if r.passSignal(s) {
+				continue
+			}
 			// Put the terminal back first, then end the session; Run returns 128+n. A second
 			// such signal finds no handler and kills rlogin the default way.
 			r.restoreTerminal()

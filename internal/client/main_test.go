@@ -268,7 +268,7 @@ func TestNoServerInTerminal(t *testing.T) {
 
 // TestUsageErrors checks that bad command lines give one reason and the usage line, status 255.
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"-x", "host"}, {"host", "extra"}, {"-p", "0", "host"}, {"-e", "xy", "host"}} {
+	for _, args := range [][]string{{}, {"-x", "host"}, {"-t", "-T", "host", "cmd"}, {"-p", "0", "host"}, {"-e", "xy", "host"}} {
 		var stdout, stderr bytes.Buffer
 		cfg := &Config{Stdout: &stdout, Stderr: &stderr, Home: t.TempDir()}
 		if code := cfg.Run(watchdog(t), args); code != ExitFailure {
