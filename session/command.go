@@ -15,6 +15,9 @@ import (
 // and SIGNAL frames.
 const capExec = "exec"
 
+// reasonNoCommands refuses a command when the ServerConn's caller runs none.
+const reasonNoCommands = "this server runs no commands"
+
 // MaxCommandLen is the longest command line a COMMAND frame carries, in bytes.
 const MaxCommandLen = 64 << 10
 

@@ -140,6 +140,7 @@ func TestCommandOldServer(t *testing.T) {
 	t.Cleanup(func() { _ = p.End(0) })
 	c, s := tcpPair(t)
 	srv := NewServerConn(s)
+	srv.RunsCommands = true
 	srv.capabilities = []string{capFlow2}
 	res := make(chan error, 1)
 	go func() {
@@ -163,6 +164,26 @@ func TestCommandOldServer(t *testing.T) {
 	}
 }
 
+// TestCommandNotRun: a server whose caller runs no commands refuses a request with one, before
+// anything starts.
+func TestCommandNotRun(t *testing.T) {
+	c, s := tcpPair(t)
+	srv := NewServerConn(s)
+	res := make(chan error, 1)
+	go func() {
+		_, err := srv.ReadRequest()
+		res <- err
+	}()
+	cl := NewClient(c, Request{User: "bob", Command: &Command{Line: "cat"}})
+	var refused *RefusedError
+	if err := cl.Start(context.Background()); !errors.As(err, &refused) || refused.Reason != reasonNoCommands {
+		t.Errorf("Start: %v, want the refusal %q", err, reasonNoCommands)
+	}
+	if err := <-res; err == nil {
+		t.Error("ReadRequest returned a request with a command")
+	}
+}
+
 // TestCommandProtocolErrors: COMMAND only once, right after a LOGIN that offered exec.
 func TestCommandProtocolErrors(t *testing.T) {
 	login := func(caps ...string) []message {
@@ -181,6 +202,7 @@ func TestCommandProtocolErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			stream := append([]byte{}, encodeStream(t, tt.msgs)...)
 			s := NewServerConn(newBytesConn(stream))
+			s.RunsCommands = true
 			req, err := s.ReadRequest()
 			if err == nil {
 				// The error is the session's: the frame after the request is not a session frame.

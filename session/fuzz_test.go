@@ -127,6 +127,7 @@ func FuzzClientStream(f *testing.F) {
 		parseStream(t, data, isLoginFrame, isClientFrame)
 
 		s := NewServerConn(newBytesConn(data))
+		s.RunsCommands = true
 		req, err := s.ReadRequest()
 		if err != nil {
 			return

@@ -190,6 +190,7 @@ func startPTYSessionOver(t *testing.T, c, s net.Conn, p Terminal, setup func(*Cl
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	srv := NewServerConn(s)
+	srv.RunsCommands = true
 	res := make(chan served, 1)
 	go func() {
 		defer cancel()

@@ -34,6 +34,12 @@ type ServerConn struct {
 	// zero value probes after 15 seconds of silence and gives up after 45. Set it before Serve.
 	Keepalive Keepalive
 
+	// RunsCommands says that the caller runs a Request's Command (capability exec) in place of
+	// a login shell. Without it, ReadRequest refuses a request that has one ("this server runs
+	// no commands"), so that no caller serves a login shell to a client that asked for a
+	// command. Set it before ReadRequest.
+	RunsCommands bool
+
 	conn         net.Conn
 	br           *bufio.Reader
 	fr           frameReader
@@ -93,6 +99,10 @@ func (s *ServerConn) ReadRequest() (*Request, error) {
 		s.req = m.req
 		if slices.Contains(m.req.Capabilities, capExec) && slices.Contains(s.capabilities, capExec) {
 			err = s.readCommand() // it follows the request at once
+		}
+		if err == nil && s.req.Command != nil && !s.RunsCommands {
+			_ = s.Refuse(reasonNoCommands)
+			return nil, errors.New("session: the client asked for a command, which this server does not run; refused")
 		}
 	}
 	s.fr.limit = 0

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/rlogin-go/rlogin/internal/pipes"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/internal/userfile"
@@ -48,6 +49,7 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	l.log = l.log.With("key", keys.Fingerprint(key))
 	srv := session.NewServerConn(sc)
 	srv.Keepalive = g.cfg.ClientAlive
+	srv.RunsCommands = true // or refuses them, after authorization, saying why (command.go)
 	req, ok := g.readRequest(ctx, l, srv)
 	if !ok {
 		return
@@ -56,6 +58,10 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	defer cancel()
 	cl := &client{key: key, cert: sc.PeerCertificate(), addr: c.RemoteAddr()}
 	lg, reason, ok := g.authorizeLogin(actx, l.log, req, cl)
+	var cmd sessionCommand
+	if ok {
+		cmd, reason, ok = commandOf(l.log, req, cl, lg)
+	}
 	slot := g.claimSession(c, srv, reason, ok, lg)
 	if slot == nil {
 		return
@@ -63,10 +69,12 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	defer slot.release()
 
 	sr := sessionRequest{
-		term:    session.TerminalTypeOrDumb(req.Term),
-		locale:  acceptedLocale(l.log, req),
-		window:  req.Window,
-		command: cl.forceCommand,
+		term:     session.TerminalTypeOrDumb(req.Term),
+		locale:   acceptedLocale(l.log, req),
+		window:   req.Window,
+		command:  cmd.command,
+		original: cmd.original,
+		pipes:    cmd.pipes,
 	}
 	if lg != nil {
 		sr.logAttrs = []any{"user", lg.user.Name, "method", lg.method}
@@ -87,6 +95,11 @@ type secureProtocol struct {
 func (p secureProtocol) serve(ctx context.Context, term systemlogin.Terminal) (*os.ProcessState, error) {
 	_ = p.tls.SetDeadline(time.Time{}) // the session has no deadline
 	return p.Serve(ctx, term)
+}
+
+func (p secureProtocol) serveCommand(ctx context.Context, c *pipes.Command) (*os.ProcessState, error) {
+	_ = p.tls.SetDeadline(time.Time{}) // the session has no deadline
+	return p.Serve(ctx, c)
 }
 
 // handshake runs the TLS handshake of l's conn with the host key, within the grace deadline.
@@ -148,13 +161,15 @@ func isTimeout(err error) bool {
 }
 
 // A client is who the client proved to be in the handshake: its key, the OpenSSH certificate it
-// sent for it (nil if none), and where it connects from; and, once its certificate let it in,
-// the command the certificate forces, if any.
+// sent for it (nil if none), and where it connects from; and, once its certificate or its
+// authorized_keys line let it in, the command that forces, if any, and whether it forbids a
+// terminal (no-pty).
 type client struct {
 	key          ed25519.PublicKey
 	cert         *ssh.Certificate
 	addr         net.Addr
 	forceCommand string
+	noPTY        bool
 }
 
 // authorize decides a login request from cl. It returns the refusal's reason and false, or ""
@@ -191,15 +206,17 @@ func (s *Server) authorize(ctx context.Context, log *slog.Logger, req *session.R
 		}
 		log.Warn("authorized keys lines skipped", "path", s.cfg.AuthorizedKeys, "lines", strings.Join(skipped, "; "))
 	}
-	if !auth.Allows(key) {
-		log.Warn("authentication failed", "user", user, "reason", "key not in "+s.cfg.AuthorizedKeys)
+	opts, ok := auth.Permit(key, cl.addr)
+	if !ok {
+		log.Warn("authentication failed", "user", user, "reason", "key not in "+s.cfg.AuthorizedKeys+" (or its from= does not match)")
 		return reasonDenied, false
 	}
 	if user != s.user {
 		log.Warn("login refused", "user", user, "reason", "this rlogind serves only user "+s.user)
 		return "this rlogind serves only user " + s.user, false
 	}
-	log.Info("authentication succeeded", "method", methodPublicKey, "user", user)
+	cl.forceCommand, cl.noPTY = opts.Command, opts.NoPTY
+	log.Info("authentication succeeded", append([]any{"method", methodPublicKey, "user", user}, keyOptionAttrs(opts)...)...)
 	return "", true
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"sync"
@@ -11,7 +12,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/admission"
-	"github.com/rlogin-go/rlogin/pty"
+
 	"github.com/rlogin-go/rlogin/transport"
 )
 
@@ -189,15 +190,16 @@ type conn struct {
 	id       uint64
 	set      *sessionSet
 
-	// Guarded by set.mu: the session's program, once started, for a forced stop.
-	cmd *exec.Cmd
-	pty *pty.PTY
+	// Guarded by set.mu: the session's program, once started, and its pty or pipes, for a
+	// forced stop.
+	cmd  *exec.Cmd
+	term io.Closer
 }
 
-// setShell records the session's program and its pty, for a forced stop.
-func (c *conn) setShell(cmd *exec.Cmd, p *pty.PTY) {
+// setShell records the session's program and its pty or pipes, for a forced stop.
+func (c *conn) setShell(cmd *exec.Cmd, term io.Closer) {
 	c.set.mu.Lock()
-	c.cmd, c.pty = cmd, p
+	c.cmd, c.term = cmd, term
 	c.set.mu.Unlock()
 }
 
@@ -247,7 +249,7 @@ func (ss *sessionSet) stop(g *Server) {
 			// Through the os.Process (a pidfd), never a bare pid: the shell may have been
 			// reaped a moment ago and its pid reused.
 			_ = c.cmd.Process.Signal(syscall.SIGKILL)
-			_ = c.pty.Close()
+			_ = c.term.Close()
 		}
 	}
 	ss.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/pipes"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/internal/usershell"
@@ -92,7 +93,9 @@ type sessionRequest struct {
 	term     string   // TERM, valid (session.TerminalTypeOrDumb)
 	locale   []string // the accepted locale variables
 	window   pty.Size
-	command  string // a user certificate's force-command, run in place of the login shell (user mode)
+	command  string // run by the user's shell in place of a login shell (user mode): the client's, or a forced one
+	original string // the client's command when command is a forced one (SSH_ORIGINAL_COMMAND)
+	pipes    bool   // run command without a terminal, on pipes
 	logAttrs []any  // what the session's log adds after the pid (System logins)
 }
 
@@ -146,7 +149,12 @@ func (g *Server) runSession(ctx context.Context, a *attempt, p protocol, slot *s
 		run.log.Info("session started", started...)
 	}
 	start := time.Now()
-	state, err := p.serve(ctx, run.term)
+	var state *os.ProcessState
+	if cp, ok := p.(commandProtocol); ok && run.pipes != nil {
+		state, err = cp.serveCommand(ctx, run.pipes)
+	} else {
+		state, err = p.serve(ctx, run.term)
+	}
 	run.finish()
 	slot.release()
 	_ = p.Close()
@@ -164,12 +172,28 @@ type passwordVerdict struct {
 	failed   atomic.Bool // the login failed, and the gate logged why
 }
 
-// running is a session that started: its program on a pty and the terminal to serve.
+// commandProtocol is a protocol that also serves a command without a terminal (the secure
+// one: capability exec).
+type commandProtocol interface {
+	serveCommand(ctx context.Context, c *pipes.Command) (*os.ProcessState, error)
+}
+
+// running is a session that started: its program on a pty (or pipes) and what to serve.
 type running struct {
 	log   *slog.Logger         // with the pid
-	p     *pty.PTY             // the program's terminal
-	term  systemlogin.Terminal // p, or the password gate in front of it
+	p     program              // the program's pty, or pipes
+	term  systemlogin.Terminal // the pty, or the password gate in front of it; nil for pipes
+	pipes *pipes.Command       // the command's pipes; nil on a pty
 	login *systemlogin.Session // nil in user mode
+}
+
+// program is what a session's end needs of its program's terminal or pipes (*pty.PTY and
+// *pipes.Command are).
+type program interface {
+	Pid() int
+	Close() error
+	Wait() (*os.ProcessState, error)
+	End(grace time.Duration) error
 }
 
 // startSession starts the session of an authorized login unless the shutdown came first
@@ -180,30 +204,17 @@ func (g *Server) startSession(l *attempt, lg *systemLogin, sr sessionRequest) (*
 	if !l.stopAbort() {
 		return nil, errStopping
 	}
-	var cmd *exec.Cmd
-	var p *pty.PTY
-	var err error
-	var sl *systemlogin.Login
-	if lg != nil {
-		sl = lg.login(systemlogin.PeerHost(l.RemoteAddr()))
-		cmd, p, err = systemlogin.Start(g.cfg.LoginProgram, sl, systemlogin.Request{Term: sr.term, Locale: sr.locale, Window: sr.window})
-	} else {
-		sh := usershell.Shell{User: g.user, Home: g.home, Path: g.shell, Command: sr.command}
-		cmd, p, err = usershell.Start(l.log, sh, sr.term, sr.locale, sr.window)
+	if lg == nil {
+		return g.startUserSession(l, sr)
 	}
+	sl := lg.login(systemlogin.PeerHost(l.RemoteAddr()))
+	cmd, p, err := systemlogin.Start(g.cfg.LoginProgram, sl, systemlogin.Request{Term: sr.term, Locale: sr.locale, Window: sr.window})
 	if err != nil {
-		if lg != nil {
-			l.log.Error("cannot start the session", "program", g.cfg.LoginProgram, "err", err)
-		} else {
-			l.log.Error("cannot start the shell", "shell", g.shell, "err", err)
-		}
+		l.log.Error("cannot start the session", "program", g.cfg.LoginProgram, "err", err)
 		return nil, err
 	}
 	l.setShell(cmd, p)
 	run := &running{log: l.log.With("pid", p.Pid()).With(sr.logAttrs...), p: p, term: p}
-	if lg == nil {
-		return run, nil
-	}
 	run.login, err = systemlogin.NewSession(run.log, p, sl, l.deadline)
 	if err != nil {
 		run.log.Error("cannot start the session", "err", err)
@@ -214,6 +225,30 @@ func (g *Server) startSession(l *attempt, lg *systemLogin, sr sessionRequest) (*
 		return nil, err
 	}
 	run.term = run.login.Terminal()
+	return run, nil
+}
+
+// startUserSession starts the daemon user's shell (user mode): a login shell, or a command on
+// a pty or on pipes.
+func (g *Server) startUserSession(l *attempt, sr sessionRequest) (*running, error) {
+	sh := usershell.Shell{User: g.user, Home: g.home, Path: g.shell, Command: sr.command, OriginalCommand: sr.original}
+	var cmd *exec.Cmd
+	run := &running{}
+	var err error
+	if sr.pipes {
+		cmd, run.pipes, err = usershell.StartPipes(l.log, sh, sr.locale)
+		run.p = run.pipes
+	} else {
+		var p *pty.PTY
+		cmd, p, err = usershell.Start(l.log, sh, sr.term, sr.locale, sr.window)
+		run.p, run.term = p, p
+	}
+	if err != nil {
+		l.log.Error("cannot start the shell", "shell", g.shell, "err", err)
+		return nil, err
+	}
+	l.setShell(cmd, run.p)
+	run.log = l.log.With("pid", run.p.Pid()).With(sr.logAttrs...)
 	return run, nil
 }
 

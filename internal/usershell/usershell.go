@@ -2,6 +2,7 @@ package usershell
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rlogin-go/rlogin/internal/pipes"
 	"github.com/rlogin-go/rlogin/pty"
 )
 
@@ -29,8 +31,12 @@ type Shell struct {
 	Home string // HOME, and the working directory if it exists
 	Path string // the shell program, absolute
 	// Command, if set, is run by the shell ("shell -c Command", as sshd runs a command) in place
-	// of a login shell: a user certificate's force-command.
+	// of a login shell: the client's command, or a forced one (a user certificate's
+	// force-command, an authorized key's command=).
 	Command string
+	// OriginalCommand is the client's command when Command is a forced one: the command gets it
+	// in SSH_ORIGINAL_COMMAND, as under sshd, to choose among what it allows.
+	OriginalCommand string
 }
 
 // Start starts sh on a new pty of the given size, as a login shell: argv[0] is "-" and the
@@ -39,27 +45,43 @@ type Shell struct {
 // accepted locale variables. The caller ends what is left of the session with the PTY's End once
 // the shell has exited.
 func Start(log *slog.Logger, sh Shell, term string, locale []string, window pty.Size) (*exec.Cmd, *pty.PTY, error) {
+	cmd := sh.command(log, term, locale)
+	p, err := pty.StartContained(cmd, window) // a cgroup only if this user may make one
+	return cmd, p, err
+}
+
+// StartPipes starts sh's Command (which must be set) without a terminal, on pipes, as Start
+// does on a pty: "shell -c Command" in the home directory, with Env's environment but TERM. The
+// caller ends what is left of the session with the Command's End once it has exited.
+func StartPipes(log *slog.Logger, sh Shell, locale []string) (*exec.Cmd, *pipes.Command, error) {
+	if sh.Command == "" {
+		return nil, nil, errors.New("usershell: a command without a terminal needs a command")
+	}
+	cmd := sh.command(log, "", locale)
+	c, err := pipes.Start(cmd) // a cgroup only if this user may make one
+	return cmd, c, err
+}
+
+// command is the shell's exec.Cmd: a login shell, or the shell running Command.
+func (sh Shell) command(log *slog.Logger, term string, locale []string) *exec.Cmd {
 	dir := sh.Home
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		log.Warn("no home directory; starting the shell in /", "home", dir)
 		dir = "/"
 	}
 	args := []string{"-" + filepath.Base(sh.Path)}
+	env := Env(sh.User, sh.Home, sh.Path, term, locale)
 	if sh.Command != "" {
 		args = []string{filepath.Base(sh.Path), "-c", sh.Command}
+		if sh.OriginalCommand != "" {
+			env = append(env, "SSH_ORIGINAL_COMMAND="+sh.OriginalCommand)
+		}
 	}
-	cmd := &exec.Cmd{
-		Path: sh.Path,
-		Args: args,
-		Env:  Env(sh.User, sh.Home, sh.Path, term, locale),
-		Dir:  dir,
-	}
-	p, err := pty.StartContained(cmd, window) // a cgroup only if this user may make one
-	return cmd, p, err
+	return &exec.Cmd{Path: sh.Path, Args: args, Env: env, Dir: dir}
 }
 
 // Env is the complete environment of the user's shell: nothing of the daemon's own
-// environment is in it.
+// environment is in it. A command without a terminal has term "" and gets no TERM.
 func Env(user, home, shell, term string, locale []string) []string {
 	env := []string{
 		"HOME=" + home,
@@ -67,7 +89,9 @@ func Env(user, home, shell, term string, locale []string) []string {
 		"LOGNAME=" + user,
 		"SHELL=" + shell,
 		"PATH=" + DefaultPath,
-		"TERM=" + term,
+	}
+	if term != "" {
+		env = append(env, "TERM="+term)
 	}
 	return append(env, locale...)
 }
