@@ -195,9 +195,13 @@ func TestAuthorizedKeysChecks(t *testing.T) {
 			}
 		}, `authorized keys file.*writable by group or others`},
 		{"options line", func(ts *testServer) {
-			line := "no-pty " + string(keys.MarshalAuthorizedKey(pubOf(ts.clientKey), ""))
+			line := "restrict " + string(keys.MarshalAuthorizedKey(pubOf(ts.clientKey), ""))
 			ts.writeAuthorized(t, line, 0o600)
-		}, `authorized keys lines skipped.*key options are not supported`},
+		}, `authorized keys lines skipped.*key option restrict is not supported`},
+		{"from not matching", func(ts *testServer) {
+			line := `from="192.0.2.0/24" ` + string(keys.MarshalAuthorizedKey(pubOf(ts.clientKey), ""))
+			ts.writeAuthorized(t, line, 0o600)
+		}, `authentication failed.*its from= does not match`},
 		{"missing file", func(ts *testServer) {
 			if err := os.Remove(ts.authPath); err != nil {
 				t.Fatal(err)
