@@ -13,6 +13,7 @@ import (
 	"time"
 
 	creack "github.com/creack/pty"
+	"github.com/rlogin-go/rlogin/internal/rawio"
 	"github.com/rlogin-go/rlogin/internal/sessioncgroup"
 	"golang.org/x/sys/unix"
 )
@@ -66,51 +67,109 @@ func Start(cmd *exec.Cmd, sz Size) (*PTY, error) { return start(cmd, sz, nil) }
 // controlling terminal. The caller must call End, after Wait, which removes the cgroup. Its
 // cmd.SysProcAttr's UseCgroupFD and CgroupFD are overridden.
 func StartContained(cmd *exec.Cmd, sz Size) (*PTY, error) {
-	cg, err := sessioncgroup.New()
+	o, err := OpenContained(sz)
 	if err != nil {
-		cg = nil // no cgroup here: the session and terminal it is
+		return nil, err
 	}
-	p, err := start(cmd, sz, cg)
-	if err != nil && cg != nil {
-		_ = cg.Remove() // best effort: nothing was started in it
-	}
-	return p, err
+	return o.Start(cmd)
 }
 
 // start is Start, and StartContained with the cgroup cg (nil for none).
 func start(cmd *exec.Cmd, sz Size, cg *sessioncgroup.Cgroup) (*PTY, error) {
-	if cmd.Stdin != nil || cmd.Stdout != nil || cmd.Stderr != nil {
-		return nil, errors.New("pty: start: cmd.Stdin, cmd.Stdout and cmd.Stderr must be nil")
+	o, err := open(sz, cg)
+	if err != nil {
+		return nil, err
 	}
+	return o.Start(cmd)
+}
+
+// Opened is a new pseudo-terminal whose command is not started yet, for a caller that must know
+// the terminal before it starts the command: a PAM login names it to the PAM stack
+// (PAM_TTY) before it opens the session and starts the user's shell. OpenContained makes one;
+// Start starts the command on it, or Close gives it up.
+type Opened struct {
+	master *os.File
+	raw    syscall.RawConn
+	output *rawio.Watch
+	tty    *os.File
+	cg     *sessioncgroup.Cgroup
+}
+
+// OpenContained opens a pseudo-terminal of size sz, its master in packet mode, and the cgroup of
+// its session as StartContained does; Start then starts the command on it.
+func OpenContained(sz Size) (*Opened, error) {
+	cg, err := sessioncgroup.New()
+	if err != nil {
+		cg = nil // no cgroup here: the session and terminal it is
+	}
+	o, err := open(sz, cg)
+	if err != nil && cg != nil {
+		_ = cg.Remove() // best effort: nothing was started in it
+	}
+	return o, err
+}
+
+// open opens the pty of a command, with the cgroup cg (nil for none).
+func open(sz Size, cg *sessioncgroup.Cgroup) (*Opened, error) {
 	m, tty, err := creack.Open()
 	if err != nil {
 		return nil, fmt.Errorf("pty: open: %w", err)
 	}
-	defer func() { _ = tty.Close() }() // best effort; the child has its own copies
 	master, raw, output, err := prepareMaster(m, sz)
 	if err != nil {
+		_ = tty.Close()
 		return nil, err
 	}
+	return &Opened{master: master, raw: raw, output: output, tty: tty, cg: cg}, nil
+}
+
+// TTY returns the slave side, which the command gets as its terminal. Start closes it.
+func (o *Opened) TTY() *os.File { return o.tty }
+
+// Close gives up a pty whose command was never started: it closes both sides and removes the
+// cgroup.
+func (o *Opened) Close() error {
+	_ = o.tty.Close()    // best effort
+	_ = o.output.Close() // best effort
+	err := o.master.Close()
+	if o.cg != nil {
+		_ = o.cg.Remove() // best effort: nothing was started in it
+	}
+	return err
+}
+
+// Start starts cmd on the pty, as Start and StartContained do (with OpenContained's cgroup), and
+// returns the PTY holding its master side. On failure it closes the pty (Close). Call it once.
+func (o *Opened) Start(cmd *exec.Cmd) (*PTY, error) {
+	if cmd.Stdin != nil || cmd.Stdout != nil || cmd.Stderr != nil {
+		_ = o.Close()
+		return nil, errors.New("pty: start: cmd.Stdin, cmd.Stdout and cmd.Stderr must be nil")
+	}
 	cmd.SysProcAttr = sessionLeader(cmd.SysProcAttr)
-	if cg != nil {
+	if o.cg != nil {
 		// Cloned into the cgroup (clone3's CLONE_INTO_CGROUP): the child is in it before it
 		// runs a single instruction, so no process of the session is ever outside it.
 		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = cg.FD()
+		cmd.SysProcAttr.CgroupFD = o.cg.FD()
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-	if err := cmd.Start(); err != nil {
-		_ = output.Close() // best effort
-		_ = master.Close()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.tty, o.tty, o.tty
+	err := cmd.Start()
+	_ = o.tty.Close() // best effort; the child has its own copies
+	if err != nil {
+		_ = o.output.Close() // best effort
+		_ = o.master.Close()
+		if o.cg != nil {
+			_ = o.cg.Remove() // best effort: nothing was started in it
+		}
 		return nil, fmt.Errorf("pty: start: %w", err)
 	}
 	exited := make(chan struct{})
 	p := &PTY{
-		ptyMaster: ptyMaster{master: master, raw: raw, output: output, exited: exited},
+		ptyMaster: ptyMaster{master: o.master, raw: o.raw, output: o.output, exited: exited},
 		cmd:       cmd,
 		pid:       cmd.Process.Pid,
 		watchDone: make(chan struct{}),
-		cg:        cg,
+		cg:        o.cg,
 		sids:      make(map[int]bool),
 	}
 	// The child has set its controlling terminal before exec, and Start returns after the exec.

@@ -17,6 +17,21 @@ func Start(cmd *exec.Cmd, sz Size) (*PTY, error) { return nil, ErrUnsupported }
 // StartContained returns ErrUnsupported.
 func StartContained(cmd *exec.Cmd, sz Size) (*PTY, error) { return nil, ErrUnsupported }
 
+// Opened is a pseudo-terminal whose command is not started yet. This platform is not supported.
+type Opened struct{}
+
+// OpenContained returns ErrUnsupported.
+func OpenContained(sz Size) (*Opened, error) { return nil, ErrUnsupported }
+
+// TTY returns nil.
+func (o *Opened) TTY() *os.File { return nil }
+
+// Start returns ErrUnsupported.
+func (o *Opened) Start(cmd *exec.Cmd) (*PTY, error) { return nil, ErrUnsupported }
+
+// Close returns nil.
+func (o *Opened) Close() error { return nil }
+
 // End returns ErrUnsupported.
 func (p *PTY) End(grace time.Duration) error { return ErrUnsupported }
 
