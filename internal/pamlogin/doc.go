@@ -32,12 +32,21 @@
 //
 // Start opens the session on the process's main thread because the kernel lets only that
 // thread set the login uid (pam_loginuid is in login's stack): a process that uses this package
-// locks its main goroutine to the main thread in an init function and calls Start from it. The
-// other PAM calls run on threads of their own, which end with the call, so that the thread
-// state PAM modules change (file system ids, keyrings) never reaches other goroutines.
+// locks its main goroutine to the main thread in an init function and calls Start from it. A
+// login whose calls all come from there (Authenticate or Account, Start, Wait) runs its whole
+// PAM transaction on that one thread, as login(1) and sshd do, since modules may keep
+// per-thread state from one call to the next. Calls from other goroutines run on threads of
+// their own, which end with the call, so that the thread state PAM modules change (file system
+// ids, keyrings) never reaches other goroutines.
 //
-// The default build (no cgo, or without the "pam" build tag) has the same API, and every call
-// returns ErrUnsupported: a PAM build needs gcc, the PAM headers (Debian: libpam0g-dev) and
+// A caller that keeps the program's terminal and process operations itself (a privileged monitor
+// that hands the terminal to another process) gives Start a Starter: Start builds the command
+// (credentials, environment, directory) and the Starter starts and reaps it (with package pty's
+// OpenContained, say, so that the session has its cgroup).
+//
+// The default build (no cgo, or without the "pam" build tag) has the same API, Supported is
+// false there, and every call returns ErrUnsupported: a PAM build needs gcc, the PAM headers
+// (Debian: libpam0g-dev) and
 //
 //	go build -tags pam ./cmd/rlogind
 //

@@ -61,6 +61,9 @@ import (
 // context reaches it; with our function, PAM reports the delay and Authenticate serves it in Go,
 // cut short when the context ends, after the transaction has ended.
 
+// Supported is true: this build has PAM.
+const Supported = true
+
 // noTTY is PAM_TTY for a program without a terminal, as sshd sets "ssh": modules that look at
 // the terminal (pam_lastlog, pam_systemd) see that it is a remote login without one.
 const noTTY = "rlogin"
@@ -80,6 +83,7 @@ type Login struct {
 	user string           // PAM_USER after the account stack: the user the session runs as
 
 	cmd         *exec.Cmd // the program, once started
+	starter     Starter   // Program.Starter: starts and reaps cmd; nil: this package does
 	line        string    // its terminal's name without "/dev/" ("pts/3"), or ""
 	sessionOpen bool      // pam_open_session succeeded and pam_close_session has not run
 	waited      bool
@@ -123,7 +127,7 @@ func start(ctx context.Context, cfg Config, conv Conversation, password bool) (*
 	l := &Login{cfg: cfg, conv: &conversation{conv: conv}}
 	var delay time.Duration
 	var err error
-	onThread(func() { delay, err = l.check(ctx, password) })
+	onLoginThread(func() { delay, err = l.check(ctx, password) })
 	if err == nil {
 		return l, nil
 	}
@@ -393,7 +397,10 @@ func (l *Login) open(ctx context.Context, p Program, acct *account, ttyItem stri
 	if p.Command != "" {
 		cmd.Args = []string{filepath.Base(acct.shell), "-c", p.Command}
 	}
-	if p.TTY != nil {
+	switch {
+	case p.Starter != nil:
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil // the Starter's terminal
+	case p.TTY != nil:
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = p.TTY, p.TTY, p.TTY
 		cmd.SysProcAttr.Setctty = true
 		cmd.SysProcAttr.Ctty = 0 // the child's descriptor 0, the terminal
@@ -403,10 +410,15 @@ func (l *Login) open(ctx context.Context, p Program, acct *account, ttyItem stri
 	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return undo(fmt.Errorf("pamlogin: marking descriptors close-on-exec: %w", err))
 	}
-	if err := cmd.Start(); err != nil {
+	if p.Starter != nil {
+		err = p.Starter.Start(cmd)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
 		return undo(fmt.Errorf("pamlogin: starting %s: %w", acct.shell, err))
 	}
-	l.cmd = cmd
+	l.cmd, l.starter = cmd, p.Starter
 	return nil
 }
 
@@ -442,13 +454,20 @@ func (l *Login) Wait() (int, error) {
 		return l.status, l.waitErr
 	}
 	l.waited = true
-	err := l.cmd.Wait()
+	var state *os.ProcessState
+	var err error
+	if l.starter != nil {
+		state, err = l.starter.Wait()
+	} else {
+		err = l.cmd.Wait()
+		state = l.cmd.ProcessState
+	}
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
 		l.waitErr = errors.Join(l.waitErr, fmt.Errorf("pamlogin: wait: %w", err))
 	}
-	if l.cmd.ProcessState != nil {
-		l.status = exitStatus(l.cmd.ProcessState)
+	if state != nil {
+		l.status = exitStatus(state)
 	}
 	if l.line != "" && l.cfg.Records != nil {
 		if err := l.cfg.Records.Logout(l.line, l.cmd.Process.Pid); err != nil {
@@ -485,7 +504,7 @@ func (l *Login) finish() error {
 		return nil
 	}
 	var err error
-	onThread(func() {
+	onLoginThread(func() {
 		l.conv.ctx = context.Background()
 		l.conv.conv = nil
 		err = errors.Join(l.closeSession(), l.end())
@@ -531,6 +550,21 @@ func handleOf(tx *pam.Transaction) (*C.pam_handle_t, error) {
 		return nil, errors.New("pamlogin: the PAM binding keeps its handle where this package does not know")
 	}
 	return *(**C.pam_handle_t)(unsafe.Pointer(tx)), nil
+}
+
+// onLoginThread runs f on the main thread if the caller runs there (a process that locked its
+// main goroutine to the main thread, as Start asks), so that a login's every PAM call runs on
+// the thread that opens its session, as in login(1) and sshd: modules may keep per-thread state
+// from one call to the next. Elsewhere it runs f with onThread.
+func onLoginThread(f func()) {
+	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		f()
+		runtime.UnlockOSThread() // the caller's own lock, if any, stays
+		return
+	}
+	runtime.UnlockOSThread()
+	onThread(f)
 }
 
 // onThread runs f on an OS thread of its own and waits for it. The thread ends with f, never to

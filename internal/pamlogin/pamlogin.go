@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 )
 
 // DefaultService is the PAM service used when Config.Service is empty: login(1)'s. Its stack
@@ -69,6 +70,22 @@ type Program struct {
 	// of its own. Start does not close them.
 	TTY                   *os.File
 	Stdin, Stdout, Stderr *os.File
+
+	// Starter, if not nil, starts the program and reaps it in place of Start and Wait: a
+	// caller that keeps the program's terminal and its process operations (package pty's
+	// Opened, whose TTY is then this TTY) puts it there itself. Start gives it the command
+	// with the user's credentials, environment and directory, its standard files left nil.
+	Starter Starter
+}
+
+// A Starter starts a Program's command and reaps it, for a caller that holds its terminal.
+type Starter interface {
+	// Start starts cmd, on the caller's terminal, in a session of its own. It is called once,
+	// by Login.Start, on the thread that opened the PAM session.
+	Start(cmd *exec.Cmd) error
+	// Wait waits for the command to exit, reaps it and returns its state. Login.Wait calls it;
+	// the caller may call it too, before or after: it must return the same each time.
+	Wait() (*os.ProcessState, error)
 }
 
 // ErrRefused is matched (errors.Is) by the error of an authentication or account check that

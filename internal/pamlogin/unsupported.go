@@ -7,6 +7,9 @@ import (
 	"os"
 )
 
+// Supported is false: this build has no PAM.
+const Supported = false
+
 // Login is an authenticated user's PAM transaction; see the PAM build's documentation. In this
 // build nothing makes one.
 type Login struct{}
