@@ -288,3 +288,23 @@ func ttyOf(pid int) string {
 	}
 	return tty
 }
+
+// Records writes the login records of a session that this process starts itself, without
+// login(1) (a PAM login: package pamlogin's LoginRecords). Its zero value writes to the
+// system's files.
+type Records struct{}
+
+// Login writes the login record of the session on line (a tty name without "/dev/") whose
+// program is pid: utmp's entry for the line becomes a USER_PROCESS for user from host, as
+// login(1)'s. wtmp's login record is pam_lastlog's (login's PAM stack), as with login(1). A
+// missing utmp is not created.
+func (Records) Login(line, user, host string, pid int) error {
+	return recordLogin(utmpPath, line, user, host, pid, time.Now())
+}
+
+// Logout writes the logout record of the session on line whose program was pid, as the daemon
+// does for login(1)'s sessions: utmp's entry becomes DEAD_PROCESS and wtmp gets a DEAD_PROCESS
+// record.
+func (Records) Logout(line string, pid int) error {
+	return recordLogout(utmpPath, wtmpPath, line, pid, time.Now())
+}

@@ -147,6 +147,44 @@ func recordLogout(utmpFile, wtmpFile, line string, pid int, now time.Time) error
 	return errors.Join(uerr, werr)
 }
 
+// recordLogin writes the USER_PROCESS entry of a session to utmpFile, if it exists: in place of
+// the line's entry (or its id's), else appended. Its id is the line's last 4 bytes, as
+// login(1)'s ("ts/3").
+func recordLogin(utmpFile, line, user, host string, pid int, now time.Time) error {
+	l := utmpLayoutOf(runtime.GOARCH)
+	if l.unsupported {
+		return fmt.Errorf("systemlogin: login records: the layout of struct utmp on %s is not known", runtime.GOARCH)
+	}
+	if line == "" || len(line) > utLineLen {
+		return fmt.Errorf("systemlogin: login records: bad line %q", line)
+	}
+	rec := utmpRecord{typ: utUserProcess, pid: int32(pid), line: line, user: user, host: host, time: now}
+	copy(rec.id[:], line[max(0, len(line)-len(rec.id)):])
+	f, err := openRecords(utmpFile, os.O_RDWR)
+	if f == nil {
+		return err
+	}
+	defer f.Close()
+	b := make([]byte, l.size)
+	off := int64(0)
+	for ; ; off += l.size {
+		_, err := f.ReadAt(b, off)
+		if errors.Is(err, io.EOF) {
+			break // appended, over a partial record at the end (a crash) if there is one
+		}
+		if err != nil {
+			return fmt.Errorf("systemlogin: login records: %w", err)
+		}
+		if old := unmarshalUtmp(l, b); old.line == line || old.id == rec.id {
+			break
+		}
+	}
+	if _, err := f.WriteAt(rec.marshal(l), off); err != nil {
+		return fmt.Errorf("systemlogin: login records: %w", err)
+	}
+	return nil
+}
+
 // clearUtmpEntry marks the live entry (USER_PROCESS or LOGIN_PROCESS) of rec.line in path as
 // dead, with rec's time, keeping its id, as logout(3).
 func clearUtmpEntry(l utmpLayout, path string, rec *utmpRecord) error {

@@ -140,3 +140,34 @@ func TestRecordLogout(t *testing.T) {
 		t.Errorf("last does not show the session with its logout:\n%s", out)
 	}
 }
+
+func TestRecordLogin(t *testing.T) {
+	dir := t.TempDir()
+	other := utmpRecord{typ: utUserProcess, pid: 7, line: "pts/1", id: [4]byte{'t', 's', '/', '1'}, user: "bob", time: time.Unix(1764165600, 0)}
+	utmp := writeRecords(t, dir, "utmp", other)
+	now := time.Unix(1764169200, 0)
+	if err := recordLogin(utmp, "pts/12", "alice", "192.0.2.7", 4242, now); err != nil {
+		t.Fatal(err)
+	}
+	want := utmpRecord{typ: utUserProcess, pid: 4242, line: "pts/12", id: [4]byte{'s', '/', '1', '2'}, user: "alice", host: "192.0.2.7", time: now}
+	if got := readRecords(t, utmp); len(got) != 2 || got[0] != other || got[1] != want {
+		t.Fatalf("after the login: %+v, want %+v then %+v", got, other, want)
+	}
+	// The line's next session takes the same entry, and the logout marks it dead.
+	if err := recordLogin(utmp, "pts/12", "carol", "", 4343, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := recordLogout(utmp, filepath.Join(dir, "no-wtmp"), "pts/12", 4343, now); err != nil {
+		t.Fatal(err)
+	}
+	got := readRecords(t, utmp)
+	if len(got) != 2 || got[1].typ != utDeadProcess || got[1].pid != 4343 || got[1].id != want.id {
+		t.Fatalf("after the second session: %+v", got)
+	}
+	if err := recordLogin(filepath.Join(dir, "none"), "pts/12", "alice", "", 1, now); err != nil {
+		t.Errorf("a missing utmp: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none")); err == nil {
+		t.Error("a missing utmp was created")
+	}
+}
