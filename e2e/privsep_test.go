@@ -39,19 +39,7 @@ func TestPrivsepSessionOutlivesRestart(t *testing.T) {
 	conf := filepath.Join(dir, "rlogind.conf")
 	writeFile(t, conf, "privilege-separation yes\npassword-authentication no\nstop-grace 2s\n")
 	port := freePort(t)
-	args := []string{"-config", conf, "-addr", "127.0.0.1:" + port, "-host-key", filepath.Join(dir, "host_key"),
-		"-log-file", filepath.Join(dir, "rlogind.log")}
-	logFile := filepath.Join(dir, "rlogind.log")
-	logText := func() string { b, _ := os.ReadFile(logFile); return string(b) }
-	start := func() *daemon {
-		d := &daemon{port: port, log: &termtest.Buffer{}, done: make(chan struct{})}
-		d.cmd = exec.Command(filepath.Join(binDir, "rlogind"), args...)
-		d.cmd.Env = []string{"HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-		before := strings.Count(logText(), `msg="serving logins"`)
-		d.start(t, "")
-		waitFor(t, "rlogind to serve", func() bool { return strings.Count(logText(), `msg="serving logins"`) > before })
-		return d
-	}
+	start, logText := systemRlogind(t, filepath.Join(binDir, "rlogind"), conf, port)
 	d := start()
 
 	home := newHome(t)
@@ -91,6 +79,28 @@ func TestPrivsepSessionOutlivesRestart(t *testing.T) {
 		t.Errorf("rlogin's exit status after -end-sessions: %d, want 255", code)
 	}
 	waitFor(t, "the session's processes to end", func() bool { return len(processesIn(user.Home)) == 0 })
+}
+
+// systemRlogind returns a function that starts the rlogind binary bin as root would run it, with
+// the configuration file conf, on 127.0.0.1:port, its host key and log in a directory of their
+// own, and waits until it serves; and one that returns its log so far.
+func systemRlogind(t *testing.T, bin, conf, port string) (start func() *daemon, logText func() string) {
+	t.Helper()
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "rlogind.log")
+	args := []string{"-config", conf, "-addr", "127.0.0.1:" + port, "-host-key", filepath.Join(dir, "host_key"),
+		"-log-file", logFile}
+	logText = func() string { b, _ := os.ReadFile(logFile); return string(b) }
+	start = func() *daemon {
+		d := &daemon{port: port, log: &termtest.Buffer{}, done: make(chan struct{})}
+		d.cmd = exec.Command(bin, args...)
+		d.cmd.Env = []string{"HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+		before := strings.Count(logText(), `msg="serving logins"`)
+		d.start(t, "")
+		waitFor(t, "rlogind to serve", func() bool { return strings.Count(logText(), `msg="serving logins"`) > before })
+		return d
+	}
+	return start, logText
 }
 
 // monitors lists the pids of the rlogind session monitors running (privilege separation).

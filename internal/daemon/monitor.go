@@ -18,9 +18,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rlogin-go/rlogin/internal/logsink"
+	"github.com/rlogin-go/rlogin/internal/pamlogin"
 	"github.com/rlogin-go/rlogin/internal/privsep"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
@@ -43,22 +43,7 @@ const netChildWait = 5 * time.Second
 // client why the login ends, before it is killed.
 const farewell = 2 * time.Second
 
-// refusalText makes reason fit a REFUSE message (one line of text, privsep.MaxPromptLen bytes):
-// a nologin file's text may hold anything.
-func refusalText(reason string) string {
-	r := sanitize.Text(reason)
-	if len(r) > privsep.MaxPromptLen {
-		r = r[:privsep.MaxPromptLen-3]
-		for !utf8.ValidString(r) {
-			r = r[:len(r)-1]
-		}
-		r += "..."
-	}
-	return r
-}
-
-// reasonPasswordNeedsPAM is the refusal of a password login that privilege separation cannot
-// serve yet.
+// reasonPasswordNeedsPAM is the refusal of a password login by a monitor built without PAM.
 const reasonPasswordNeedsPAM = "permission denied (publickey): password logins are not available on this server"
 
 // runMonitor is the monitor role's main: it serves the connection on monitorConnFD with the
@@ -274,7 +259,12 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 			_ = child.ch.Send(&privsep.Refuse{Reason: reasonDenied})
 			return
 		}
-		lg, reason, ok = g.authorizeSystem(actx, log, req, &client{key: login.ClientKey, cert: cert, addr: remote})
+		cl := &client{key: login.ClientKey, cert: cert, addr: remote}
+		if pamlogin.Supported {
+			lg, reason, ok = g.authorizePasswordAlike(actx, log, req, cl)
+		} else {
+			lg, reason, ok = g.authorizeSystem(actx, log, req, cl)
+		}
 		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), locale: acceptedLocale(log, req), window: login.Window}
 	case privsep.ProtocolClassic:
 		log = log.With("protocol", "classic", "user", login.User, "client_user", login.ClientUser)
@@ -282,57 +272,79 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 		lg, reason, ok = g.authorizeClassic(actx, log, remote, req)
 		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), window: pty.Size{Rows: classicDefaultRows, Cols: classicDefaultCols}}
 	}
-	if ok && lg.user.UID == 0 {
+	if ok && lg.user.UID == 0 && !lg.passwordPending() {
 		// The monitor takes the net child's word for the key the client proved it holds
-		// (docs/system-mode.md): a taken-over net child could claim root's public key.
+		// (docs/system-mode.md): a taken-over net child could claim root's public key. A
+		// password the monitor checks itself (PAM), so PermitRootLogin decides that.
 		log.Warn("login refused", "user", lg.user.Name,
 			"reason", "root does not log in with privilege separation until the monitor checks the client's signature itself")
 		m.report(eventServerFault)
 		_ = child.ch.Send(&privsep.Refuse{Reason: reasonDenied})
 		return
 	}
-	if ok && lg.passwordPending() {
+	if ok && lg.passwordPending() && !pamlogin.Supported {
 		// The password gate needs the terminal's input in this process, which the child serves:
-		// password logins wait for PAM's conversation (docs/system-mode.md).
+		// with privilege separation, password logins need PAM's conversation.
 		log.Warn("authentication failed", "method", methodPassword, "user", lg.user.Name,
-			"reason", "password logins need PAM with privilege separation")
-		m.report(eventServerFault) // not the client's failure: the server cannot do it yet
+			"reason", "password logins with privilege separation need rlogind built with PAM (go build -tags pam)")
+		m.report(eventServerFault) // not the client's failure: the server cannot do it
 		_ = child.ch.Send(&privsep.Refuse{Reason: reasonPasswordNeedsPAM})
 		return
 	}
 	if !ok {
 		m.report(eventFailed)
-		if err := child.ch.Send(&privsep.Refuse{Reason: refusalText(reason)}); err != nil {
+		if err := child.ch.Send(&privsep.Refuse{Reason: fitText(reason, privsep.MaxPromptLen)}); err != nil {
 			log.Error("cannot tell the client why", "err", err)
 		}
 		return
 	}
+	r, err := newRelay(child.ch, login)
+	if err != nil {
+		log.Error("monitor: the conversation", "err", err)
+		return
+	}
+	host := systemlogin.PeerHost(remote)
+	var pl *pamlogin.Login
+	if pamlogin.Supported {
+		if pl, ok = m.pamCheck(actx, log, r, lg, host); !ok {
+			return
+		}
+		defer pl.Close() // after the session's processes are ended (deferred below)
+	}
 	if !m.mayStart() {
-		_ = child.ch.Send(&privsep.Refuse{Reason: reasonMaxSessions})
+		_ = r.send(&privsep.Refuse{Reason: reasonMaxSessions})
 		return
 	}
 	defer m.report(eventEnded)
-	sl := lg.login(systemlogin.PeerHost(remote))
-	_, p, err := systemlogin.Start(g.cfg.LoginProgram, sl, systemlogin.Request{Term: sr.term, Locale: sr.locale, Window: sr.window})
+	var p *pty.PTY
+	var sl *systemlogin.Login
+	if pl != nil {
+		p, err = startPAM(actx, pl, sr)
+	} else {
+		sl = lg.login(host)
+		_, p, err = systemlogin.Start(g.cfg.LoginProgram, sl, systemlogin.Request{Term: sr.term, Locale: sr.locale, Window: sr.window})
+	}
 	if err != nil {
-		log.Error("cannot start the session", "program", g.cfg.LoginProgram, "err", err)
-		_ = child.ch.Send(&privsep.Refuse{Reason: reasonNoShell})
+		log.Error("cannot start the session", "program", m.sessionProgramName(pl), "err", err)
+		_ = r.send(&privsep.Refuse{Reason: reasonNoShell})
 		return
 	}
 	run := &running{log: log.With("pid", p.Pid(), "user", lg.user.Name, "method", lg.method), p: p, term: p}
 	defer run.endProcesses(g.cfg.StopGrace)
-	// The logout record (utmp, wtmp) when the session ends, as without privilege separation.
-	if run.login, err = systemlogin.NewSession(run.log, p, sl, m.deadline); err != nil {
-		run.log.Error("cannot start the session", "err", err)
-		p.Hangup()
-		_ = p.Close()
-		_, _ = p.Wait()
-		_ = child.ch.Send(&privsep.Refuse{Reason: reasonNoShell})
-		return
+	if sl != nil {
+		// The logout record (utmp, wtmp) when the session ends, as without privilege separation.
+		if run.login, err = systemlogin.NewSession(run.log, p, sl, m.deadline); err != nil {
+			run.log.Error("cannot start the session", "err", err)
+			p.Hangup()
+			_ = p.Close()
+			_, _ = p.Wait()
+			_ = r.send(&privsep.Refuse{Reason: reasonNoShell})
+			return
+		}
 	}
 	master, err := p.DupMaster()
 	if err == nil {
-		err = child.ch.Send(&privsep.Accept{}, master)
+		err = r.send(&privsep.Accept{}, master)
 		_ = master.Close()
 	}
 	if err != nil {
@@ -346,7 +358,21 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	start := time.Now()
 	state := m.shellOps(ctx, child, p)
 	run.finish()
+	if pl != nil {
+		// The logout record, the PAM session's close and the credentials' deletion.
+		if _, err := pl.Wait(); err != nil {
+			run.log.Warn("the PAM session did not end cleanly", "err", sanitize.Text(err.Error()))
+		}
+	}
 	run.end(start, state, nil)
+}
+
+// sessionProgramName names what starts a session, for the log.
+func (m *monitor) sessionProgramName(pl *pamlogin.Login) string {
+	if pl != nil {
+		return "PAM"
+	}
+	return m.g.cfg.LoginProgram
 }
 
 // shellOps does the child's process operations on the shell of p (hangup, kill) until the shell

@@ -243,27 +243,29 @@ func (n *netServer) serveClassic(ctx context.Context, c net.Conn) error {
 // A netProtocol is a protocol's server side, as loginAndServe needs it.
 type netProtocol interface {
 	Refuse(reason string) error
-	serve(ctx context.Context, term *pty.Attached) error
+	serve(ctx context.Context, term netTerminal) error
 }
 
 type secureNet struct{ *session.ServerConn }
 
-func (p secureNet) serve(ctx context.Context, term *pty.Attached) error {
+func (p secureNet) serve(ctx context.Context, term netTerminal) error {
 	_, err := p.Serve(ctx, term)
 	return err
 }
 
 type classicNet struct{ *classic.ServerConn }
 
-func (p classicNet) serve(ctx context.Context, term *pty.Attached) error {
+func (p classicNet) serve(ctx context.Context, term netTerminal) error {
 	_, err := p.Serve(ctx, term)
 	return err
 }
 
 // loginAndServe asks the monitor to decide login, which came over conn with protocol p, and
-// tells the client its refusal, or serves the session the monitor started.
+// tells the client its refusal, or serves the session the monitor started; when the monitor
+// has something to ask or tell the user first (PAM's conversation), the session is accepted at
+// once and the conversation goes in band (loginTerminal).
 func (n *netServer) loginAndServe(ctx context.Context, login *privsep.Login, p netProtocol, conn net.Conn) error {
-	term, err := n.verdict(login)
+	term, err := n.verdict(login, func() { _ = conn.SetDeadline(time.Time{}) })
 	if err != nil {
 		var refused refusal
 		if errors.As(err, &refused) {
@@ -273,7 +275,6 @@ func (n *netServer) loginAndServe(ctx context.Context, login *privsep.Login, p n
 		_ = conn.Close()
 		return err
 	}
-	_ = conn.SetDeadline(time.Time{}) // the session has no deadline
 	err = p.serve(ctx, term)
 	_ = term.Close()
 	return err
@@ -285,8 +286,8 @@ type refusal string
 func (r refusal) Error() string { return "login refused: " + string(r) }
 
 // verdict sends login to the monitor and waits for its answer: the session's terminal, or a
-// refusal.
-func (n *netServer) verdict(login *privsep.Login) (*pty.Attached, error) {
+// refusal; started is called once the session's pty is here (the login's deadline ends).
+func (n *netServer) verdict(login *privsep.Login, started func()) (netTerminal, error) {
 	if err := n.ch.Send(login); err != nil {
 		return nil, err
 	}
@@ -300,12 +301,14 @@ func (n *netServer) verdict(login *privsep.Login) (*pty.Attached, error) {
 	case *privsep.Accept:
 		shell := newRemoteShell(n.ch)
 		term, err := pty.Attach(files[0], shell)
-		_ = files[0].Close() // Attach keeps a copy of its own
 		if err != nil {
 			shell.Kill()
 			return nil, err
 		}
+		started()
 		return term, nil
+	case *privsep.Prompt, *privsep.Info:
+		return newLoginTerminal(n.ch, msg, started), nil
 	}
 	return nil, fmt.Errorf("unexpected %v from the monitor", msg.Type())
 }

@@ -3,6 +3,9 @@ package daemon
 import (
 	"fmt"
 	"os"
+	"runtime"
+
+	"github.com/rlogin-go/rlogin/internal/pamlogin"
 )
 
 // Privilege separation (System mode with Config.PrivilegeSeparation): the processes of one
@@ -42,6 +45,16 @@ const (
 // processTitle is the first word of a monitor's command line, what ps(1) shows and what
 // EndSessions looks for: "rlogind: session".
 const processTitle = "rlogind: session"
+
+// In a build with PAM, the main goroutine stays on the main thread, locked to it before main
+// runs: a monitor (RunRole, or ServeConn for inetd, called from main) makes every PAM call of its
+// login from there (package pamlogin: pam_loginuid may set the login uid from the main thread
+// only, and modules may keep per-thread state from one call of the transaction to the next).
+func init() {
+	if pamlogin.Supported {
+		runtime.LockOSThread()
+	}
+}
 
 // RunRole runs this process's role if a privilege-separated daemon started it as one of its
 // processes (a monitor or a net child), and returns true and its exit status then; otherwise it

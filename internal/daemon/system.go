@@ -79,8 +79,11 @@ func checkSystem(cfg *Config) error {
 type systemLogin struct {
 	user   *systemlogin.User
 	method string // methodPublicKey, methodRhosts: login -f; methodPassword: login(1) asks for the password
-	onFail func() // if not nil, called when a password login fails (the per-source penalties)
-	onOpen func() // if not nil, called when a password login's session starts (authenticated)
+	// unknown says that user does not exist (only its Name is set): a password login that PAM
+	// refuses after the same prompts and delay as a wrong password (authorizePasswordAlike).
+	unknown bool
+	onFail  func() // if not nil, called when a password login fails (the per-source penalties)
+	onOpen  func() // if not nil, called when a password login's session starts (authenticated)
 }
 
 // passwordPending reports whether lg's verdict is still to come: login(1) checks the password.
@@ -103,11 +106,34 @@ func (s *Server) authorizeLogin(ctx context.Context, log *slog.Logger, req *sess
 // nologin files refuse everyone but root. A client learns only "permission denied" whatever
 // failed, except for the nologin message.
 func (s *Server) authorizeSystem(ctx context.Context, log *slog.Logger, req *session.Request, cl *client) (*systemLogin, string, bool) {
+	return s.authorizeSystemUser(ctx, log, req, cl, false)
+}
+
+// authorizePasswordAlike is authorizeSystem for a server that checks passwords itself (PAM in
+// the monitor): when password logins are on, a user that does not exist gets a password login
+// too, which PAM refuses after the same prompts and delay as a known user's wrong password, so
+// that a client cannot tell who exists (as sshd).
+func (s *Server) authorizePasswordAlike(ctx context.Context, log *slog.Logger, req *session.Request, cl *client) (*systemLogin, string, bool) {
+	return s.authorizeSystemUser(ctx, log, req, cl, s.cfg.PasswordAuthentication)
+}
+
+// authorizeSystemUser is authorizeSystem, and authorizePasswordAlike with unknownAlike.
+func (s *Server) authorizeSystemUser(ctx context.Context, log *slog.Logger, req *session.Request, cl *client, unknownAlike bool) (*systemLogin, string, bool) {
 	if !session.ValidUserName(req.User) {
 		log.Warn("login refused", "reason", errInvalidUser.Error(), "user", sanitize.Text(req.User))
 		return nil, reasonInvalidUser, false
 	}
 	name := req.User // valid, so safe to log as is
+	if unknownAlike {
+		if _, err := systemlogin.LookupUser(name); err != nil {
+			log.Info("no such user; the password is asked all the same", "method", methodPassword, "user", name, "err", err)
+			u := &systemlogin.User{Name: name, UID: -1}
+			if msg, refused := nologin(log.With("user", name), u); refused {
+				return nil, msg, false
+			}
+			return &systemLogin{user: u, method: methodPassword, unknown: true}, "", true
+		}
+	}
 	u, ok := s.systemUser(log.With("user", name), name)
 	if !ok {
 		return nil, reasonDenied, false
