@@ -118,32 +118,42 @@ func TestInheritedDescriptorNotInSession(t *testing.T) {
 }
 
 // TestInheritedDescriptorNotInSystemSession is the same in system mode, as the report found
-// it: rlogind run by root, a normal user logged in through login(1).
+// it: rlogind run by root, a normal user logged in; with privilege separation (the default) and
+// in one process (privilege-separation no, through login(1)).
 func TestInheritedDescriptorNotInSystemSession(t *testing.T) {
 	logintest.RequireRoot(t)
 	if _, err := os.Stat("/bin/login"); err != nil {
 		t.Fatalf("system mode needs login(1) (Debian package login): %v", err)
 	}
-	user := logintest.AddUser(t, "rlt-fds-user")
-	path, secret := secretFile(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "rlogind.conf")
-	writeFile(t, conf, "permit-root-login no\npassword-authentication no\n")
-	hostKey := filepath.Join(dir, "host_key")
-	sock := filepath.Join(dir, "sock")
-	d := startHolding(t, path, []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root"}, `users="all (system mode)"`,
-		"-config", conf, "-addr", "unix:"+sock, "-host-key", hostKey)
-	checkDaemonClosed(t, d.cmd.Process.Pid, path)
-	key, err := keys.Load(hostKey)
-	if err != nil {
+	// The network process runs as a uid with no rights but everyone's: it must be able to
+	// execute rlogind, which TestMain builds in a directory of root's.
+	if err := os.Chmod(binDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r, err := logintest.Login(t, "unix:"+sock, key.Public().(ed25519.PublicKey), user.Key,
-		session.Request{User: user.Name, Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
-	if err != nil {
-		t.Fatalf("login: %v\n%s", err, d.log.String())
+	user := logintest.AddUser(t, "rlt-fds-user")
+	for _, privsep := range []string{"yes", "no"} {
+		t.Run("privilege-separation "+privsep, func(t *testing.T) {
+			path, secret := secretFile(t)
+			dir := t.TempDir()
+			conf := filepath.Join(dir, "rlogind.conf")
+			writeFile(t, conf, "permit-root-login no\npassword-authentication no\nprivilege-separation "+privsep+"\n")
+			hostKey := filepath.Join(dir, "host_key")
+			sock := filepath.Join(dir, "sock")
+			d := startHolding(t, path, []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root"}, `users="all (system mode)"`,
+				"-config", conf, "-addr", "unix:"+sock, "-host-key", hostKey)
+			checkDaemonClosed(t, d.cmd.Process.Pid, path)
+			key, err := keys.Load(hostKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := logintest.Login(t, "unix:"+sock, key.Public().(ed25519.PublicKey), user.Key,
+				session.Request{User: user.Name, Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
+			if err != nil {
+				t.Fatalf("login: %v\n%s", err, d.log.String())
+			}
+			r.Ready()
+			checkShellHasOnlyItsTerminal(t, func(s string) { r.Send(s + "\n") }, r.Expect, r.Output, secret)
+			r.ExitWith(0)
+		})
 	}
-	r.Ready()
-	checkShellHasOnlyItsTerminal(t, func(s string) { r.Send(s + "\n") }, r.Expect, r.Output, secret)
-	r.ExitWith(0)
 }

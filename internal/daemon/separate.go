@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/admission"
+	"github.com/rlogin-go/rlogin/internal/pamlogin"
 	"github.com/rlogin-go/rlogin/internal/privsep"
 )
 
@@ -279,6 +280,9 @@ func (s *Server) serveSeparated(ctx context.Context, l net.Listener) error {
 	g := s.current.Load()
 	al := s.lim.Listener(l)
 	g.log.Info("serving logins", append([]any{"addr", l.Addr().String(), "privilege_separation", true}, g.servingAttrs()...)...)
+	if g.cfg.PasswordAuthentication && !pamlogin.Supported {
+		g.log.Warn("password logins are refused: this rlogind was built without PAM (go build -tags pam ./cmd/rlogind)")
+	}
 	stopping := make(chan struct{})
 	stopOnCancel := context.AfterFunc(ctx, func() {
 		s.lim.ShuttingDown()

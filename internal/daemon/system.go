@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/rlogin-go/rlogin/internal/pamlogin"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/internal/userfile"
@@ -43,8 +44,12 @@ const (
 // servingAttrs describes whom the server serves, for its first log line.
 func (s *Server) servingAttrs() []any {
 	if s.cfg.System {
-		return append([]any{"users", "all (system mode)", "login", s.cfg.LoginProgram, "permit_root_login", s.cfg.PermitRootLogin,
-			"password_authentication", s.cfg.PasswordAuthentication}, s.certAttrs()...)
+		attrs := []any{"users", "all (system mode)", "login", s.cfg.LoginProgram, "permit_root_login", s.cfg.PermitRootLogin,
+			"password_authentication", s.cfg.PasswordAuthentication}
+		if s.cfg.PrivilegeSeparation {
+			attrs = append(attrs, "pam", pamlogin.Supported)
+		}
+		return append(attrs, s.certAttrs()...)
 	}
 	return append([]any{"user", s.user, "shell", s.shell}, s.certAttrs()...)
 }
@@ -72,7 +77,9 @@ func checkSystem(cfg *Config) error {
 	if cfg.LoginProgram == "" {
 		cfg.LoginProgram = DefaultLoginProgram
 	}
-	return systemlogin.CheckProgram(cfg.LoginProgram, cfg.PasswordAuthentication)
+	// The password gate, which needs /proc/PID/syscall, serves password logins only without
+	// privilege separation: with it, PAM does (or they are refused in a build without PAM).
+	return systemlogin.CheckProgram(cfg.LoginProgram, cfg.PasswordAuthentication && !cfg.PrivilegeSeparation)
 }
 
 // systemLogin is an authorized System login: who, and how login(1) is to let them in.

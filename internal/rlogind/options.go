@@ -129,8 +129,8 @@ func addClassicFlags(set *flag.FlagSet, c *daemon.ClassicConfig) {
 func addSystemFlags(set *flag.FlagSet, o *systemOptions) {
 	set.BoolVar(&o.userMode, "user-mode", false, "when run as root, serve only root, in user mode, instead of every local user")
 	set.StringVar(&o.permitRootLogin, "permit-root-login", daemon.PermitRootNo, "when run as root: may root log in? `no`, prohibit-password (with an authorized key only) or yes")
-	set.BoolVar(&o.privsep, "privilege-separation", false, "when run as root: serve each connection in processes of its own, as sshd does: a root monitor that never reads the network and an unprivileged process that does; sessions outlive a restart (-end-sessions ends them); password logins are refused for now")
-	set.BoolVar(&o.passwordAuth, "password-authentication", true, "when run as root: a user whose key is not authorized may log in with their password, which login(1) asks for")
+	set.BoolVar(&o.privsep, "privilege-separation", true, "when run as root: serve each connection in processes of its own, as sshd does: a root monitor that never reads the network and an unprivileged process that does; sessions outlive a restart (-end-sessions ends them); =false (deprecated, kept for one release) serves them in one root process")
+	set.BoolVar(&o.passwordAuth, "password-authentication", true, "when run as root: a user whose key is not authorized may log in with their password, which PAM checks (rlogind built with -tags pam; otherwise refused), or login(1) with -privilege-separation=false")
 }
 
 // certOptions are the flags (and configuration keywords) of OpenSSH certificates.

@@ -67,9 +67,10 @@ file, one "keyword value" per line (keyword = flag name); flags win.
 Under systemd socket activation (LISTEN_FDS) rlogind serves the sockets it is
 given; with -inetd it serves the one connection on standard input.
 
-SIGTERM or SIGINT stops it: sessions end with "service stopping" (after
--stop-grace their shells are killed); with -privilege-separation they go on,
-and rlogind -end-sessions ends them. SIGHUP re-reads the configuration file
+SIGTERM or SIGINT stops it: in user mode, and as root with
+-privilege-separation=false, sessions end with "service stopping" (after
+-stop-grace their shells are killed); as root (privilege separation, the
+default) they go on, and rlogind -end-sessions ends them. SIGHUP re-reads the configuration file
 and the host key; sessions go on. rlogind(8) has the details.
 
 Flags:

@@ -16,7 +16,10 @@ import (
 )
 
 // TestSystemRun runs rlogind as root the way cmd/rlogind does (Run, with its flags and a
-// configuration file): it serves every user, here over a Unix socket.
+// configuration file): it serves every user, here over a Unix socket. In one process
+// (privilege-separation no, deprecated): with privilege separation, the default, the monitor and
+// network processes are this program started again, which a test binary in go test's private
+// directory cannot be for a network process without rights (e2e runs the real rlogind so).
 func TestSystemRun(t *testing.T) {
 	logintest.RequireRoot(t)
 	if _, err := os.Stat(daemon.DefaultLoginProgram); err != nil {
@@ -26,7 +29,7 @@ func TestSystemRun(t *testing.T) {
 	dir := t.TempDir()
 	hostKey := filepath.Join(dir, "host_key")
 	conf := filepath.Join(dir, "rlogind.conf")
-	if err := os.WriteFile(conf, []byte("permit-root-login no\npassword-authentication no\n"), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte("permit-root-login no\npassword-authentication no\nprivilege-separation no\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "sock")
