@@ -31,7 +31,11 @@ func pamRlogind(t *testing.T) string {
 	defer pamBuild.Unlock()
 	if pamBuild.path == "" {
 		path := filepath.Join(binDir, "rlogind-pam")
-		out, err := exec.Command("go", "build", "-tags", "pam", "-o", path, "../cmd/rlogind").CombinedOutput()
+		args := []string{"build", "-tags", "pam", "-o", path}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "../cmd/rlogind")...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("building rlogind with PAM: %v\n%s", err, out)
 		}
