@@ -106,12 +106,16 @@ func interruptFlood(t *testing.T, tm *terminal) {
 	tm.send("\x03")
 	start := tm.mark
 	tm.expectLiteral("PROMPT> ")
-	t.Logf("%d bytes between ^C and the prompt", tm.mark-start)
 	after := tm.mark
+	data, _ := tm.out.Snapshot()
+	// The remote terminal echoes ^C when it flushes: what comes before the echo was read from
+	// it before the flush, what comes after was written after it (yes runs on until the signal).
+	t.Logf("%d bytes between ^C and the prompt, of which %d before the remote terminal's echo of ^C",
+		after-start, bytes.LastIndex(data[start:after], []byte("^C")))
 	tm.send("echo AFTER$((40+2))\r")
 	tm.expectLiteral("AFTER42\r\n")
 	tm.expectLiteral("PROMPT> ")
-	data, _ := tm.out.Snapshot()
+	data, _ = tm.out.Snapshot()
 	if seen := string(data[after:tm.mark]); strings.Contains(seen, "FLOOD\r\n") {
 		t.Fatalf("the flood's output came after the prompt that followed ^C:\n%q", tail([]byte(seen), 2000))
 	}

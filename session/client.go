@@ -165,12 +165,10 @@ func (c *Client) Start(ctx context.Context) error {
 	c.flow2 = slices.Contains(c.accepted, capFlow2)
 	c.keepalive = slices.Contains(c.accepted, capKeepalive)
 	eof := c.pipe != nil && c.pipe.closed
-	if c.flow2 {
-		c.tune.syncSent(false) // the first round-trip time
-	}
+	c.tune.probeDue = c.flow2 // the first round-trip time
 	c.mu.Unlock()
 	if c.flow2 {
-		_ = c.writeFrame(frameSync, nil) // a failure shows in Wait
+		_ = c.writeProbe() // a failure shows in Wait
 	}
 	if eof {
 		_ = c.writeFrame(frameEOF, nil) // a failure shows in Wait
@@ -638,8 +636,8 @@ func (c *Client) sendCredit(n int) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wbuf = appendCredit(c.wbuf[:0], n)
-	_, _ = c.conn.Write(c.wbuf) // a broken conn shows in readOutput
+	c.appendProbe(appendCredit(c.wbuf[:0], n)) // a probe rides along when one is due
+	_, _ = c.conn.Write(c.wbuf)                // a broken conn shows in readOutput
 }
 
 // sendInput sends p as DATA frames, as credit allows.
@@ -662,10 +660,7 @@ func (c *Client) sendInput(p []byte, pipe *stdinPipe) (int, error) {
 		n := min(len(p), c.credit, maxDataFrame)
 		c.credit -= n
 		// After an interrupt, hold the output until the server says what the terminal did.
-		hold := err == nil && c.flow2 && c.tune.canSync() && containsAnyByte(p[:n], c.Interrupts)
-		if hold {
-			c.tune.syncSent(true)
-		}
+		hold := err == nil && c.flow2 && containsAnyByte(p[:n], c.Interrupts)
 		c.mu.Unlock()
 		if err != nil {
 			return sent, err
@@ -679,16 +674,51 @@ func (c *Client) sendInput(p []byte, pipe *stdinPipe) (int, error) {
 	return sent, nil
 }
 
-// writeInput sends p as a DATA frame, followed by a SYNC if sync is set, in one conn Write.
-func (c *Client) writeInput(p []byte, sync bool) error {
+// writeInput sends p as a DATA frame, followed by a SYNC that holds the output if hold is set
+// (and another SYNC may be sent), in one conn Write.
+func (c *Client) writeInput(p []byte, hold bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.wbuf = appendFrame(c.wbuf[:0], frameData, p)
-	if sync {
+	if hold {
+		c.mu.Lock()
+		if hold = c.tune.canSync(); hold {
+			c.tune.syncSent(true) // the output is held from here on
+		}
+		c.mu.Unlock()
+	}
+	if hold {
 		c.wbuf = appendHeader(c.wbuf, frameSync, 0)
 	}
 	_, err := c.conn.Write(c.wbuf)
 	return err
+}
+
+// writeProbe sends a SYNC that measures the round trip, if one is due (see windowTuner).
+func (c *Client) writeProbe() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.appendProbe(c.wbuf[:0]) {
+		return nil
+	}
+	_, err := c.conn.Write(c.wbuf)
+	return err
+}
+
+// appendProbe appends a SYNC that measures the round trip to b, into c.wbuf, if one is due,
+// and reports whether it did. c.wmu is held: SYNCs are noted in the order they are written,
+// which is the order of their answers, so that each SYNCED finds its own SYNC (a hold's or a
+// probe's).
+func (c *Client) appendProbe(b []byte) bool {
+	c.mu.Lock()
+	probe := c.tune.takeProbe()
+	c.mu.Unlock()
+	if probe {
+		c.wbuf = appendHeader(b, frameSync, 0)
+	} else {
+		c.wbuf = b
+	}
+	return probe
 }
 
 // containsAnyByte reports whether p holds any of the bytes of set.

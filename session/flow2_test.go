@@ -101,6 +101,79 @@ func TestWindowTuner(t *testing.T) {
 	}
 }
 
+// TestWindowShrinksToTheLink: a probe that shows a standing queue shrinks the window, by
+// credit withheld, to the last epoch's rate times the shortest round trip (with paceMargin and a
+// credit batch), even below the base, but not below minQueueWindow; the window grows again
+// only once the probes show no queue, by a sixteenth an epoch until the rate is twice the
+// link's; and it never shrinks while the output is held.
+func TestWindowShrinksToTheLink(t *testing.T) {
+	const (
+		rtt  = 100 * time.Millisecond
+		rate = 2_500_000 // bytes per second: a 20 Mbit/s link
+	)
+	at := func(n int) time.Duration { return time.Duration(n) * time.Second / rate }
+	now := time.Unix(1000, 0)
+	w := windowTuner{window: 4 << 20, minRTT: rtt}
+	consume(&w, &now, 3<<20, at(3<<20), 0) // an epoch at the link's rate
+	w.probed(rtt + 300*time.Millisecond)
+	want := int(rate*(rtt+paceMargin).Seconds()) + creditBatch
+	consumed, granted, before := 0, 0, w.window
+	for range 8 {
+		consumed += 1 << 20
+		granted += consume(&w, &now, 1<<20, at(1<<20), 0)
+	}
+	if w.window != want {
+		t.Errorf("window %d after a probe showed 300 ms of queue, want %d (the link's %d B/s times %v, and a batch)", w.window, want, rate, rtt+paceMargin)
+	}
+	if consumed-granted != before-want {
+		t.Errorf("withheld %d, want the window's shrinkage %d", consumed-granted, before-want)
+	}
+	if !w.takeProbe() {
+		t.Error("no probe due while output flows")
+	}
+	if w.takeProbe() {
+		t.Error("a second probe while one is under way")
+	}
+
+	// The window the link carries holds a queue of a batch and paceMargin: no growth.
+	w.syncs = nil
+	w.probed(rtt + at(want) - rtt)
+	consume(&w, &now, 4*want, at(4*want), 0)
+	if w.window != want {
+		t.Errorf("window %d with the probes showing the window's own queue, want %d", w.window, want)
+	}
+	// No queue: the window may be the limit again, and grows, gently while the rate is the
+	// link's of the shrink; it doubles again once the rate doubled that.
+	w.probed(rtt)
+	consume(&w, &now, want/2, at(want/2), 0) // an epoch
+	if grown := want + want/16; w.window != grown {
+		t.Errorf("window %d once the probes show no queue, want a sixteenth more, %d", w.window, grown)
+	}
+	before = w.window
+	consume(&w, &now, before/2, at(before/8), 0) // an epoch at four times the rate
+	if w.window != 2*before {
+		t.Errorf("window %d once the rate doubled the link's, want %d", w.window, 2*before)
+	}
+
+	// A slow link: not below minQueueWindow.
+	w = windowTuner{window: window, minRTT: time.Millisecond}
+	consume(&w, &now, 2*window, 2*time.Second, 0)
+	w.probed(time.Second)
+	consume(&w, &now, 4*window, 4*time.Second, 0)
+	if w.window != minQueueWindow {
+		t.Errorf("window %d on a slow queueing link, want the least, %d", w.window, minQueueWindow)
+	}
+
+	// While output is held (a SYNC after ^C), no probe shrinks the window.
+	w = windowTuner{window: 4 << 20, minRTT: rtt}
+	consume(&w, &now, 3<<20, at(3<<20), 0)
+	w.syncSent(true)
+	w.probed(rtt + 300*time.Millisecond)
+	if w.debt != 0 {
+		t.Errorf("debt %d while the output is held, want none", w.debt)
+	}
+}
+
 // TestAdvanceCredit: with flow2 a server takes credit in advance, which grows the window it
 // sends into, up to the largest window; beyond it, or without flow2, such credit is a protocol
 // error.

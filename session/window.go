@@ -10,6 +10,26 @@ const maxClientWindow = 8 << 20
 // maxIdleQueue is the largest output queue buffer a client keeps once it is empty.
 const maxIdleQueue = 2 * maxDataFrame
 
+// The window's bounds when the link queues (see windowTuner).
+const (
+	// queueSlack is how much longer than the shortest round trip a probe may take before the
+	// window counts as holding a standing queue on the link: half of the 50 ms that the prompt
+	// after ^C may take beyond a round trip (issue 14).
+	queueSlack = 25 * time.Millisecond
+	// growSlack is the most a probe may exceed the shortest round trip for the window to grow.
+	growSlack = queueSlack / 2
+	// paceMargin is the rate's worth above the bandwidth-delay product that a window shrunk to
+	// the link keeps, besides a credit batch: room for the rate to vary.
+	paceMargin = 5 * time.Millisecond
+	// minQueueWindow is the smallest window shrunk to the link: the server keeps flushReserve of
+	// its window for after a flush, and the client grants credit only a batch at a time, so
+	// below this the two could wait for each other.
+	minQueueWindow = flushReserve + creditBatch + 16<<10
+	// probeGap is the shortest time between two probes: over loopback a credit goes every
+	// millisecond or so during a flood, and a probe each time would only cost the server.
+	probeGap = 5 * time.Millisecond
+)
+
 // windowTuner is the client's side of capability flow2: the size of the output window it
 // grants the server, and its SYNCs. Its fields are under the Client's mu.
 //
@@ -20,11 +40,33 @@ const maxIdleQueue = 2 * maxDataFrame
 // more than half of it waits in the queue: then the writer (the terminal), not the link, sets the
 // pace, and a big window would only hold more output that is already late. It grows by credit
 // granted in advance and shrinks by credit withheld, so the server needs nothing but the bound.
+//
+// A window bigger than the bandwidth-delay product fills the queue at the link's bottleneck
+// (and the sockets' buffers before it), and whatever sits there delays the prompt after ^C:
+// the client drops the flushed output as it arrives, but it must arrive first. Measured
+// through a 20 Mbit/s link with a round trip of 100 ms, a window of two to four times the
+// product brought the prompt 0.3 s after the round trip. So while output flows the client
+// keeps one SYNC under way as a probe of the round trip (sent with a credit when none is
+// under way). A probe that takes more than queueSlack longer than the shortest round trip
+// shows a standing queue: the window shrinks to the rate of the last epoch (half a window
+// consumed) times the shortest round trip, plus paceMargin's worth and a credit batch, and not
+// below minQueueWindow (under the base when need be). The window grows only while the last
+// probe showed less than growSlack of queue; once it shrank to the link, by a sixteenth an
+// epoch rather than twice, until the rate doubles what the link carried then (measured through
+// a 20 Mbit/s link at 100 ms, doubling swung the window between 330 and 660 KB and the queue up
+// to 130 ms). A link that queues nothing, or a window that a slow terminal limits, is tuned as
+// before.
 type windowTuner struct {
-	window int // the output window granted: base plus credit granted in advance
+	window int // the output window granted: base plus credit granted in advance, minus withheld
 	debt   int // credit still to withhold, to shrink the window
 
 	minRTT        time.Duration // the shortest round trip of a SYNC that held nothing; 0: none yet
+	queue         time.Duration // the last probe's round trip less minRTT: the link's standing queue
+	rate          float64       // bytes per second consumed in the last epoch; 0: none yet
+	probeDue      bool          // output flows: keep a SYNC under way that measures the round trip
+	lastProbe     time.Time     // when the last probe was sent
+	lastRate      float64       // the rate of the epoch before the last
+	linkRate      float64       // the rate when the window last shrank to the link; 0: never
 	epochStart    time.Time     // when the current measuring epoch began
 	epochConsumed int           // output consumed since then
 
@@ -40,6 +82,20 @@ type pendingSync struct {
 
 // canSync reports whether another SYNC may be sent: the protocol bounds the unanswered ones.
 func (w *windowTuner) canSync() bool { return len(w.syncs) < maxSyncs }
+
+// takeProbe reports whether a probe is due and may be sent, and if so notes it as sent now.
+func (w *windowTuner) takeProbe() bool {
+	if !w.probeDue || len(w.syncs) > 0 { // a SYNC under way measures already
+		return false
+	}
+	now := time.Now()
+	if now.Sub(w.lastProbe) < probeGap {
+		return false
+	}
+	w.probeDue, w.lastProbe = false, now
+	w.syncSent(false)
+	return true
+}
 
 // syncSent notes a SYNC, sent now; if hold is set the output is held until its answer.
 func (w *windowTuner) syncSent(hold bool) {
@@ -64,16 +120,41 @@ func (w *windowTuner) synced() (held, ok bool) {
 		w.holds--
 		return true, true
 	}
-	if rtt := time.Since(s.sent); w.minRTT == 0 || rtt < w.minRTT {
-		w.minRTT = max(rtt, time.Microsecond)
-	}
+	w.probed(time.Since(s.sent))
 	return false, true
+}
+
+// probed takes the round trip of a SYNC that held nothing: the shortest is the link's own, and
+// what a probe takes beyond it is queued on the way. A standing queue longer than queueSlack
+// shrinks the window to what the link carries.
+func (w *windowTuner) probed(rtt time.Duration) {
+	rtt = max(rtt, time.Microsecond)
+	if w.minRTT == 0 || rtt < w.minRTT {
+		w.minRTT = rtt
+	}
+	w.queue = rtt - w.minRTT
+	w.shrinkToLink()
+}
+
+// shrinkToLink shrinks the window, when the last probe showed a standing queue, to what the
+// link carries at the last epoch's rate (see windowTuner). Never while the output is held: the
+// rate then says nothing of the link.
+func (w *windowTuner) shrinkToLink() {
+	if w.queue <= queueSlack || w.holds > 0 || w.rate == 0 {
+		return
+	}
+	bdp := w.rate * (w.minRTT + paceMargin).Seconds()
+	if target := max(minQueueWindow, int(bdp)+creditBatch); w.window-w.debt > target {
+		w.debt = w.window - target
+	}
+	w.linkRate = w.rate
 }
 
 // adjust is called when n bytes of consumed output are credited, with queued bytes still
 // waiting to be written; it returns the credit to add to n: the window's growth, or minus what
 // is withheld to shrink it.
 func (w *windowTuner) adjust(n, queued int, now time.Time) int {
+	w.probeDue = w.minRTT > 0
 	if w.epochStart.IsZero() {
 		w.epochStart = now // the first epoch starts at the first credit: it measures what follows
 	} else {
@@ -81,12 +162,25 @@ func (w *windowTuner) adjust(n, queued int, now time.Time) int {
 	}
 	if w.epochConsumed >= w.window/2 {
 		// Consumed faster than half a window per round trip (fraction of a window in less than
-		// 2 * fraction round trips): the window may be the limit.
+		// 2 * fraction round trips): the window may be the limit, unless the link queues.
 		elapsed := now.Sub(w.epochStart)
 		fast := w.minRTT > 0 && elapsed*time.Duration(w.window) < 2*time.Duration(w.epochConsumed)*w.minRTT
+		if elapsed > 0 {
+			// The better of the last two epochs: one that began after a pause, or during a
+			// hold, underestimates the link.
+			r := float64(w.epochConsumed) / elapsed.Seconds()
+			w.rate, w.lastRate = max(r, w.lastRate), r
+		}
 		w.epochStart, w.epochConsumed = now, 0
-		if fast && queued <= w.window/4 && w.window < maxClientWindow {
+		w.shrinkToLink() // at the new rate
+		if fast && w.queue <= growSlack && queued <= w.window/4 && w.window < maxClientWindow {
 			grow := min(w.window, maxClientWindow-w.window)
+			if w.linkRate > 0 && w.rate < 2*w.linkRate {
+				// Near the link's own window: doubling would fill its queue again.
+				grow = min(max(w.window/16, 16<<10), maxClientWindow-w.window)
+			} else {
+				w.linkRate = 0 // the link carries more than it did: not the limit any more
+			}
 			w.window += grow
 			w.debt = 0
 			return grow

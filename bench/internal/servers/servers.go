@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Server is a running login server on loopback.
@@ -123,10 +124,10 @@ func StartRlogind(ctx context.Context, u *User, bin, logDir string, extraArgs, e
 		s.Close()
 		return nil, fmt.Errorf("%w (log: %s)", err, s.Log)
 	}
-	pub, err := os.ReadFile(filepath.Join(u.Home, ".rlogin", "rlogind_host_ed25519_key.pub"))
+	pub, err := readWhenMade(ctx, filepath.Join(u.Home, ".rlogin", "rlogind_host_ed25519_key.pub"), s.proc.done)
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("servers: rlogind's host key: %w", err)
+		return nil, fmt.Errorf("servers: rlogind's host key: %w (log: %s)", err, s.Log)
 	}
 	f := strings.Fields(string(pub))
 	if len(f) < 2 {
@@ -141,6 +142,26 @@ func StartRlogind(ctx context.Context, u *User, bin, logDir string, extraArgs, e
 		return nil, err
 	}
 	return s, nil
+}
+
+// readWhenMade reads the file at path once it exists with some content: rlogind listens first
+// and makes its keys after. It gives up when the process behind done exits, or after 20 s.
+func readWhenMade(ctx context.Context, path string, done <-chan struct{}) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && len(b) > 0 && b[len(b)-1] == '\n' {
+			return b, nil
+		}
+		select {
+		case <-done:
+			return nil, fmt.Errorf("the server exited before it wrote %s", path)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no %s: %w", path, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // RloginClient is the command line of our rlogin to s, run as u.
