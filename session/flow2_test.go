@@ -102,8 +102,8 @@ func TestWindowTuner(t *testing.T) {
 }
 
 // TestWindowShrinksToTheLink: a probe that shows a standing queue shrinks the window, by
-// credit withheld, to the last epoch's rate times the shortest round trip (with paceMargin and a
-// credit batch), even below the base, but not below minQueueWindow; the window grows again
+// credit withheld, to the last epoch's rate times the shortest round trip (with paceMargin, a
+// credit batch and the server's flushReserve), even below the base, but not below minQueueWindow; the window grows again
 // only once the probes show no queue, by a sixteenth an epoch until the rate is twice the
 // link's; and it never shrinks while the output is held.
 func TestWindowShrinksToTheLink(t *testing.T) {
@@ -116,7 +116,7 @@ func TestWindowShrinksToTheLink(t *testing.T) {
 	w := windowTuner{window: 4 << 20, minRTT: rtt}
 	consume(&w, &now, 3<<20, at(3<<20), 0) // an epoch at the link's rate
 	w.probed(rtt + 300*time.Millisecond)
-	want := int(rate*(rtt+paceMargin).Seconds()) + creditBatch
+	want := int(rate*(rtt+paceMargin).Seconds()) + creditBatch + flushReserve
 	consumed, granted, before := 0, 0, w.window
 	for range 8 {
 		consumed += 1 << 20

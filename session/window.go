@@ -19,8 +19,9 @@ const (
 	// growSlack is the most a probe may exceed the shortest round trip for the window to grow.
 	growSlack = queueSlack / 2
 	// paceMargin is the rate's worth above the bandwidth-delay product that a window shrunk to
-	// the link keeps, besides a credit batch: room for the rate to vary.
-	paceMargin = 5 * time.Millisecond
+	// the link keeps, besides a credit batch and the server's flushReserve: room for the rate
+	// to vary. With 5 ms, 20 Mbit/s links carried 0.75-0.97 of their rate.
+	paceMargin = 10 * time.Millisecond
 	// minQueueWindow is the smallest window shrunk to the link: the server keeps flushReserve of
 	// its window for after a flush, and the client grants credit only a batch at a time, so
 	// below this the two could wait for each other.
@@ -49,7 +50,8 @@ const (
 // keeps one SYNC under way as a probe of the round trip (sent with a credit when none is
 // under way). A probe that takes more than queueSlack longer than the shortest round trip
 // shows a standing queue: the window shrinks to the rate of the last epoch (half a window
-// consumed) times the shortest round trip, plus paceMargin's worth and a credit batch, and not
+// consumed) times the shortest round trip, plus paceMargin's worth, a credit batch and the
+// server's flushReserve (which it does not send into until a flush), and not
 // below minQueueWindow (under the base when need be). The window grows only while the last
 // probe showed less than growSlack of queue; once it shrank to the link, by a sixteenth an
 // epoch rather than twice, until the rate doubles what the link carried then (measured through
@@ -144,7 +146,7 @@ func (w *windowTuner) shrinkToLink() {
 		return
 	}
 	bdp := w.rate * (w.minRTT + paceMargin).Seconds()
-	if target := max(minQueueWindow, int(bdp)+creditBatch); w.window-w.debt > target {
+	if target := max(minQueueWindow, int(bdp)+creditBatch+flushReserve); w.window-w.debt > target {
 		w.debt = w.window - target
 	}
 	w.linkRate = w.rate
