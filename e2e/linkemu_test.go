@@ -18,16 +18,16 @@ const wanRTT = 100 * time.Millisecond
 // generous for a busy machine, not a figure of merit.
 const cutDeadline = 10 * time.Second
 
-// rloginVia starts rlogin against d through a proxy of link, and answers the host-key question
-// (the proxy's port is a new host to the client). It returns the terminal once the shell runs
-// commands.
-func rloginVia(t *testing.T, d *daemon, link *linkemu.Link) *terminal {
+// rloginVia starts rlogin (with args) against d through a proxy of link, and answers the
+// host-key question (the proxy's port is a new host to the client). It returns the terminal
+// once the shell runs commands.
+func rloginVia(t *testing.T, d *daemon, link *linkemu.Link, args ...string) *terminal {
 	t.Helper()
-	return rloginBinVia(t, filepath.Join(binDir, "rlogin"), d, link)
+	return rloginBinVia(t, filepath.Join(binDir, "rlogin"), d, link, args...)
 }
 
 // rloginBinVia is rloginVia with the rlogin binary bin (an old release's).
-func rloginBinVia(t *testing.T, bin string, d *daemon, link *linkemu.Link) *terminal {
+func rloginBinVia(t *testing.T, bin string, d *daemon, link *linkemu.Link, args ...string) *terminal {
 	t.Helper()
 	p, err := link.Listen("127.0.0.1:0", d.addr)
 	if err != nil {
@@ -35,7 +35,7 @@ func rloginBinVia(t *testing.T, bin string, d *daemon, link *linkemu.Link) *term
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	_, port, _ := net.SplitHostPort(p.Addr().String())
-	tm := startTerminal(t, clientEnv(d.home), bin, "-p", port, "127.0.0.1")
+	tm := startTerminal(t, clientEnv(d.home), bin, append(args, "-p", port, "127.0.0.1")...)
 	tm.expect(`\(yes/no\)\? `)
 	tm.send("yes\r")
 	tm.ready()

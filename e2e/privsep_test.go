@@ -22,20 +22,7 @@ import (
 // the service is stopping. Issue 12: SIGTERM ended every session, the administrator's own
 // included.
 func TestPrivsepSessionOutlivesRestart(t *testing.T) {
-	logintest.RequireRoot(t)
-	// The network process runs as a uid with no rights but everyone's: it must be able to
-	// execute rlogind, which TestMain builds in a directory of root's.
-	if err := os.Chmod(binDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	user := logintest.AddUser(t, "rlt-ps-e2e")
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "id_ed25519")
-	block, err := ssh.MarshalPrivateKey(user.Key, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, keyFile, string(pem.EncodeToMemory(block)))
+	user, dir, keyFile := privsepUser(t, "rlt-ps-e2e")
 	conf := filepath.Join(dir, "rlogind.conf")
 	writeFile(t, conf, "privilege-separation yes\npassword-authentication no\nstop-grace 2s\n")
 	port := freePort(t)
@@ -101,6 +88,27 @@ func systemRlogind(t *testing.T, bin, conf, port string) (start func() *daemon, 
 		return d
 	}
 	return start, logText
+}
+
+// privsepUser prepares a test of rlogind run by root with privilege separation: a user to log
+// in as, a directory for the daemon's files, and the user's key in it, for rlogin -i.
+func privsepUser(t *testing.T, name string) (user *logintest.User, dir, keyFile string) {
+	t.Helper()
+	logintest.RequireRoot(t)
+	// The network process runs as a uid with no rights but everyone's: it must be able to
+	// execute rlogind, which TestMain builds in a directory of root's.
+	if err := os.Chmod(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	user = logintest.AddUser(t, name)
+	dir = t.TempDir()
+	keyFile = filepath.Join(dir, "id_ed25519")
+	block, err := ssh.MarshalPrivateKey(user.Key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, keyFile, string(pem.EncodeToMemory(block)))
+	return user, dir, keyFile
 }
 
 // monitors lists the pids of the rlogind session monitors running (privilege separation).

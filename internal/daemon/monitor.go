@@ -98,6 +98,7 @@ func runMonitor() int {
 		TrustedUserCAKeys:        mc.TrustedUserCAKeys,
 		AuthorizedPrincipalsFile: mc.AuthorizedPrincipals,
 		RevokedKeys:              mc.RevokedKeys,
+		ClientAlive:              mc.ClientAlive,
 	})
 	if err != nil {
 		log.Error("monitor: configuration", "err", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/rlogin-go/rlogin/internal/admission"
 	"github.com/rlogin-go/rlogin/internal/pamlogin"
 	"github.com/rlogin-go/rlogin/internal/privsep"
+	"github.com/rlogin-go/rlogin/session"
 )
 
 // The listener's side of privilege separation: each admitted connection goes, unread, to a
@@ -51,6 +52,7 @@ type monitorConfig struct {
 	TrustedUserCAKeys      string
 	AuthorizedPrincipals   string
 	RevokedKeys            string
+	ClientAlive            session.Keepalive
 	ConnID                 uint64
 	LogPath                string
 	LogLevel               slog.Level
@@ -135,6 +137,7 @@ func (g *Server) monitorConfig(ac *admission.Conn) monitorConfig {
 		TrustedUserCAKeys:      g.cfg.TrustedUserCAKeys,
 		AuthorizedPrincipals:   g.cfg.AuthorizedPrincipalsFile,
 		RevokedKeys:            g.cfg.RevokedKeys,
+		ClientAlive:            g.cfg.ClientAlive,
 		ConnID:                 ac.ID(),
 		LogPath:                g.cfg.ProcessLog.Path,
 		LogLevel:               g.cfg.ProcessLog.Level,
