@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -183,7 +184,8 @@ func (m *monitor) run(ctx context.Context, conn net.Conn) {
 		m.report(eventServerFault)
 		return
 	}
-	defer child.finish(m.log)
+	loggedIn := false // the child sent its LOGIN: what it says at its end is not a pre-login failure
+	defer func() { child.finish(m.log, !loggedIn) }()
 
 	// The login: everything until the session starts is bounded by the grace time, whatever
 	// the child does.
@@ -193,6 +195,7 @@ func (m *monitor) run(ctx context.Context, conn net.Conn) {
 	if !graceTimer.Stop() || !stopTimer() || !ok {
 		return
 	}
+	loggedIn = true
 	m.serveSession(ctx, child, login, remote)
 }
 
@@ -270,7 +273,16 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	case privsep.ProtocolClassic:
 		log = log.With("protocol", "classic", "user", login.User, "client_user", login.ClientUser)
 		req := &classic.Request{ServerUser: login.User, ClientUser: login.ClientUser, Term: login.Term}
-		lg, reason, ok = g.authorizeClassic(actx, log, remote, req)
+		unknown := false
+		if pamlogin.Supported && g.cfg.PasswordAuthentication && g.cfg.Classic.Enabled && session.ValidUserName(login.User) {
+			// As for a secure login (authorizePasswordAlike): no .rhosts trusts a user that
+			// does not exist, so the password is asked.
+			lg, reason, unknown = g.unknownUser(log, login.User)
+			ok = lg != nil
+		}
+		if !unknown {
+			lg, reason, ok = g.authorizeClassic(actx, log, remote, req)
+		}
 		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), window: pty.Size{Rows: classicDefaultRows, Cols: classicDefaultCols}}
 	}
 	if ok && lg.user.UID == 0 && !lg.passwordPending() {
@@ -543,13 +555,27 @@ func (c *netChild) wait() {
 }
 
 // finish closes the channel, reaps the child (killing it if it is still there) and logs what
-// it said on its standard error, if anything: why it failed.
-func (c *netChild) finish(log *slog.Logger) {
+// it said on its standard error, if anything: why it failed. Before the login request
+// (preLogin) that is a failed login, logged as such with its stage (the child's error starts
+// with it: "TLS handshake: ...", "classic handshake: ..."); after it, what ended the session.
+func (c *netChild) finish(log *slog.Logger, preLogin bool) {
 	_ = c.ch.Close()
 	c.waitOrKill(netChildWait)
 	said, _ := io.ReadAll(io.LimitReader(c.stderr, 4<<10))
 	_ = c.stderr.Close()
-	if len(said) > 0 {
-		log.Info("network process ended", "said", sanitize.Text(string(said))) // it may quote the peer
+	if len(said) == 0 {
+		return
 	}
+	text := sanitize.Text(strings.TrimSpace(string(said))) // it may quote the peer
+	if !preLogin {
+		log.Info("network process ended", "said", text)
+		return
+	}
+	stage, _, _ := strings.Cut(text, ": ")
+	switch stage {
+	case "TLS handshake", "login request", "classic handshake": // serveSecure's and serveClassic's
+	default:
+		stage = "network process"
+	}
+	log.Warn("login failed", "stage", stage, "err", text)
 }

@@ -427,3 +427,28 @@ func TestSeparatedRootRefused(t *testing.T) {
 	}
 	ts.waitLog(`msg="login refused" .*user=root reason="root does not log in with privilege separation`)
 }
+
+// TestSeparatedPreLoginFailureLogged: a client that breaks off in the TLS handshake is a failed
+// login, logged as a warning with its stage, not as the end of the network process.
+func TestSeparatedPreLoginFailureLogged(t *testing.T) {
+	ts := startSeparated(t, nil)
+	c := dialFrom(t, ts.addr, "127.0.0.1")
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(shortTimeout))
+	if _, err := c.Write([]byte(MailboxName + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	reply := make([]byte, 3)
+	if _, err := io.ReadFull(c, reply); err != nil || string(reply) != "+\r\n" {
+		t.Fatalf("mailbox reply %q, %v", reply, err)
+	}
+	// A TLS record header of a handshake record, then garbage.
+	if _, err := c.Write([]byte("\x16\x03\x01\x00\x05hello")); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, c) // the server gives up and closes
+	ts.waitLog(`level=WARN msg="login failed" .*stage="TLS handshake"`)
+	if strings.Contains(ts.log.String(), `msg="network process ended"`) {
+		t.Errorf("a failed handshake logged as the network process's end:\n%s", ts.log.String())
+	}
+}

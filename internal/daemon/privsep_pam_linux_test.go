@@ -51,13 +51,14 @@ func TestSeparatedPAMExitStatus(t *testing.T) {
 }
 
 // startPAMPasswords starts a server with privilege separation whose monitors check passwords
-// with PAM, and penalize a failure for an hour.
-func startPAMPasswords(t *testing.T) *testServer {
+// with PAM, and penalize a failure for an hour; classic serves classic clients too.
+func startPAMPasswords(t *testing.T, classic bool) *testServer {
 	t.Helper()
 	requirePAM(t)
 	return startSeparated(t, func(c *Config) {
 		c.PasswordAuthentication = true
 		c.PerSourcePenalties = &admission.Penalties{AuthFail: time.Hour, Max: 2 * time.Hour}
+		c.Classic.Enabled = classic
 	})
 }
 
@@ -78,7 +79,7 @@ func passwordLogin(t *testing.T, ts *testServer, src, name string) *logintest.Re
 // "login incorrect" and status 255; a user that does not exist gets the same prompt and the
 // same end; and the failures reach the penalties.
 func TestSeparatedPAMPassword(t *testing.T) {
-	ts := startPAMPasswords(t)
+	ts := startPAMPasswords(t, false)
 	bob := addUser(t, "rlt-pmbob")
 
 	r := passwordLogin(t, ts, "127.0.0.1", bob.name)
@@ -114,7 +115,7 @@ func TestSeparatedPAMPassword(t *testing.T) {
 // TestSeparatedPAMHangupCharged: a client that hangs up during the password prompt, before or
 // after it typed a guess, is charged a failure, as one that waits for the verdict.
 func TestSeparatedPAMHangupCharged(t *testing.T) {
-	ts := startPAMPasswords(t)
+	ts := startPAMPasswords(t, false)
 	bob := addUser(t, "rlt-pmhbob")
 	for _, tc := range []struct{ name, typed, src string }{
 		{"guess then hang up", "wrong-guess\r", "127.0.0.2"},
@@ -136,4 +137,19 @@ func TestSeparatedPAMHangupCharged(t *testing.T) {
 	if log := ts.log.String(); strings.Contains(log, `msg="session started"`) {
 		t.Fatalf("a failed password login was logged as a session:\n%s", log)
 	}
+}
+
+// TestSeparatedPAMClassicUnknownUser: a classic client naming a user that does not exist gets
+// the password prompt too, and the same end as a wrong password.
+func TestSeparatedPAMClassicUnknownUser(t *testing.T) {
+	ts := startPAMPasswords(t, true)
+	r, err := loginClassic(t, ts.addr, "remote-nobody", "rlt-pmnobody", false)
+	if err != nil {
+		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
+	}
+	r.Expect(`Password: `)
+	r.Send("wrong-guess\r")
+	r.Expect(reasonLoginIncorrect)
+	_ = r.Wait()
+	ts.waitLog(`msg="authentication failed" .*protocol=classic .*method=password user=rlt-pmnobody`)
 }

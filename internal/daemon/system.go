@@ -132,13 +132,8 @@ func (s *Server) authorizeSystemUser(ctx context.Context, log *slog.Logger, req 
 	}
 	name := req.User // valid, so safe to log as is
 	if unknownAlike {
-		if _, err := systemlogin.LookupUser(name); err != nil {
-			log.Info("no such user; the password is asked all the same", "method", methodPassword, "user", name, "err", err)
-			u := &systemlogin.User{Name: name, UID: -1}
-			if msg, refused := nologin(log.With("user", name), u); refused {
-				return nil, msg, false
-			}
-			return &systemLogin{user: u, method: methodPassword, unknown: true}, "", true
+		if lg, reason, unknown := s.unknownUser(log, name); unknown {
+			return lg, reason, lg != nil
 		}
 	}
 	u, ok := s.systemUser(log.With("user", name), name)
@@ -162,6 +157,22 @@ func (s *Server) authorizeSystemUser(ctx context.Context, log *slog.Logger, req 
 		return nil, msg, false
 	}
 	return lg, "", true
+}
+
+// unknownUser reports whether name, a valid user name, names no user; if so it returns the
+// password login that PAM will refuse after the same prompts and delay as a wrong password
+// (authorizePasswordAlike), or nil and the nologin files' message if they refuse logins.
+func (s *Server) unknownUser(log *slog.Logger, name string) (lg *systemLogin, reason string, unknown bool) {
+	_, err := systemlogin.LookupUser(name)
+	if err == nil {
+		return nil, "", false
+	}
+	log.Info("no such user; the password is asked all the same", "method", methodPassword, "user", name, "err", err)
+	u := &systemlogin.User{Name: name, UID: -1}
+	if msg, refused := nologin(log.With("user", name), u); refused {
+		return nil, msg, true
+	}
+	return &systemLogin{user: u, method: methodPassword, unknown: true}, "", true
 }
 
 // systemUser looks up the user a System login names, which must be a valid user name, and
