@@ -164,6 +164,9 @@ func (c *Client) Start(ctx context.Context) error {
 	c.credit = window
 	c.flow2 = slices.Contains(c.accepted, capFlow2)
 	c.keepalive = slices.Contains(c.accepted, capKeepalive)
+	if c.keepalive {
+		c.alive = newProber(c.Keepalive, c.sendPing, c.noAnswer) // under mu: Close reads it
+	}
 	eof := c.pipe != nil && c.pipe.closed
 	c.tune.probeDue = c.flow2 // the first round-trip time
 	c.mu.Unlock()
@@ -174,9 +177,6 @@ func (c *Client) Start(ctx context.Context) error {
 		_ = c.writeFrame(frameEOF, nil) // a failure shows in Wait
 	}
 
-	if c.keepalive {
-		c.alive = newProber(c.Keepalive, c.sendPing, c.noAnswer)
-	}
 	fr := &frameReader{r: br}
 	go func() { c.pumps <- c.readOutput(fr) }()
 	go func() { c.pumps <- c.writeOutput() }()
@@ -342,8 +342,11 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	c.endLocked(fmt.Errorf("session: %w", net.ErrClosed))
+	alive := c.alive
 	c.mu.Unlock()
-	return c.closeConn()
+	err := c.closeConn()
+	alive.stop() // after the close, which ends a PING's Write that the path holds
+	return err
 }
 
 func (c *Client) closeConn() error {
@@ -464,7 +467,7 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 			c.outCond.Signal() // writeOutput may write the held output now
 		}
 	case framePing:
-		return false, c.answerPing(m.cookie)
+		c.answerPing(m.cookie)
 	case framePong:
 		return false, c.alive.pong(m.cookie)
 	case frameExit:

@@ -15,12 +15,11 @@ func (c *Client) sendPing(cookie uint32) bool {
 }
 
 // answerPing answers the server's PING at once, from readOutput, as it sends CREDIT.
-func (c *Client) answerPing(cookie uint32) error {
+func (c *Client) answerPing(cookie uint32) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.wbuf = appendCookie(c.wbuf[:0], framePong, cookie)
 	_, _ = c.conn.Write(c.wbuf) // a broken conn shows in readOutput
-	return nil
 }
 
 // noAnswer ends the session whose server stayed silent: the conn is closed, which ends the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 )
@@ -257,5 +258,31 @@ func TestKeepaliveProtocolErrors(t *testing.T) {
 	}
 	if srv := waitServed(t, res); !errors.Is(srv.err, ErrProtocol) {
 		t.Errorf("Serve: %v, want a protocol error", srv.err)
+	}
+}
+
+// TestCloseStopsProber: Close stops the client's probes at once.
+func TestCloseStopsProber(t *testing.T) {
+	c, s := tcpPair(t)
+	cl := NewClient(c, bob)
+	cl.Keepalive = fastKeepalive
+	go func() {
+		p := newRawPeer(t, s)
+		_, _ = p.br.ReadByte()
+		_, _ = p.fr.readMessage(isLoginFrame)
+		_, _ = s.Write(appendFrame([]byte{version}, frameAccept, appendCapabilities(nil, []string{capKeepalive})))
+	}()
+	if err := cl.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.Close()
+	cl.alive.mu.Lock()
+	stopped := cl.alive.stopped
+	cl.alive.mu.Unlock()
+	if !stopped {
+		t.Error("the prober still runs after Close")
+	}
+	if err := cl.Wait(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Wait: %v, want net.ErrClosed", err)
 	}
 }
