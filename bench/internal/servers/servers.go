@@ -231,12 +231,11 @@ func StartSshd(ctx context.Context, u *User, dir string, extraConfig ...string) 
 	if err := os.WriteFile(config, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("servers: %w", err)
 	}
-	// sshd's privilege separation directory; Debian's init script makes it at boot.
-	if _, err := os.Stat("/run/sshd"); os.IsNotExist(err) {
-		if err := os.Mkdir("/run/sshd", 0o755); err != nil {
-			return nil, fmt.Errorf("servers: %w", err)
-		}
-		s.cleanup = append(s.cleanup, func() { _ = os.Remove("/run/sshd") })
+	// sshd's privilege separation directory; Debian's init script makes it at boot. It stays:
+	// a run that removed it at its end broke the sshd of another run still going (each new
+	// connection then failed in kex_exchange_identification).
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return nil, fmt.Errorf("servers: %w", err)
 	}
 	cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", config)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
