@@ -21,6 +21,8 @@ var (
 	_ Terminal          = (*pipes.Command)(nil)
 	_ ErrorOutputReader = (*pipes.Command)(nil)
 	_ Signaler          = (*pipes.Command)(nil)
+	_ OutputNowReader   = (*pipes.Command)(nil)
+	_ FlushPredictor    = (*pipes.Command)(nil)
 )
 
 // startCommand starts line with sh -c on pipes and a session for it that asks for line

@@ -136,10 +136,13 @@ func (r *runner) newSession(sc *transport.SecureConn, user string) *session.Clie
 		sess.Interrupts = r.interruptChars() // a command without a terminal has no ^C
 	}
 	sess.Keepalive = r.keepalive()
-	if r.outTTY {
+	switch {
+	case r.outTTY:
 		r.stdout.openNonblocking(r.outFd)
 		fd := r.outFd
 		sess.OnFlush = func() { flushOutput(fd) }
+	case r.outFd >= 0 && r.opts.Command != "":
+		r.stdout.openPipeOrFile(r.outFd) // a command's bulk output
 	}
 	return sess
 }

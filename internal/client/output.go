@@ -21,6 +21,8 @@ type outputWriter struct {
 	last  [2]byte      // the last two bytes written
 	nbfd  int          // 1 + a non-blocking descriptor of the terminal for TryWrite; 0 if none
 	room  *rawio.Watch // waits for room in the terminal behind nbfd; nil if none
+
+	direct bool // w is a regular file: TryWrite writes all of p to it
 }
 
 // Write writes p to the terminal. With the non-blocking descriptor it waits for room in Go's
@@ -97,6 +99,34 @@ func (o *outputWriter) openNonblocking(fd int) {
 	if err != nil {
 		return
 	}
+	o.useNonblocking(nfd)
+}
+
+// openPipeOrFile is openNonblocking for standard output that is not a terminal (a command's
+// output into a pipe or a file): a pipe is opened once more, non-blocking, as a terminal is; a
+// regular file is written directly by TryWrite (a disk takes what it is given). Either way the
+// output of a bulk copy goes from the goroutine that reads the connection straight to fd,
+// without a queue and a second goroutine, whenever the reader keeps up.
+func (o *outputWriter) openPipeOrFile(fd int) {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		o.mu.Lock()
+		o.direct = true
+		o.mu.Unlock()
+	case unix.S_IFIFO:
+		if nfd, err := reopenPipe(fd, &st); err == nil {
+			o.useNonblocking(nfd)
+		}
+	}
+}
+
+// useNonblocking makes nfd, a non-blocking descriptor of standard output, the one TryWrite and
+// Write use.
+func (o *outputWriter) useNonblocking(nfd int) {
 	room, err := rawio.NewWatch(nfd, unix.EPOLLOUT, rawio.WatchWhileWaiting)
 	if err != nil {
 		room = nil // Write then writes to the caller's descriptor, waiting in write(2)
@@ -124,9 +154,13 @@ func (o *outputWriter) closeNonblocking() {
 // TryWrite writes what the terminal takes now, without waiting; session.Client writes remote
 // output through it first, so that output the terminal keeps up with needs no hop between
 // goroutines. It returns n < len(p) and a nil error when the terminal's output buffer is full.
+// Standard output that is a pipe is treated as a terminal is; a regular file takes all of p.
 func (o *outputWriter) TryWrite(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.direct {
+		return o.writeLocked(o.w, p)
+	}
 	if o.nbfd == 0 || len(p) == 0 {
 		return 0, nil
 	}

@@ -268,3 +268,37 @@ func TestOutputWriterLineStart(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputTryWritePipeOrFile: a command's output into a pipe goes through TryWrite as into a
+// terminal (what the pipe takes, at once; the caller's descriptor stays blocking); into a
+// regular file, TryWrite writes it all.
+func TestOutputTryWritePipeOrFile(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	o := &outputWriter{w: w}
+	o.openPipeOrFile(int(w.Fd()))
+	defer o.closeNonblocking()
+	big := bytes.Repeat([]byte("p"), 4<<20) // more than a pipe holds
+	n, err := o.TryWrite(big)
+	if err != nil || n == 0 || n >= len(big) {
+		t.Fatalf("TryWrite into a pipe: %d of %d, %v; want part of it, at once", n, len(big), err)
+	}
+	if flags, err := unix.FcntlInt(w.Fd(), unix.F_GETFL, 0); err != nil || flags&unix.O_NONBLOCK != 0 {
+		t.Errorf("the caller's descriptor: flags %#x, %v; want it blocking", flags, err)
+	}
+
+	f, err := os.Create(t.TempDir() + "/out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o = &outputWriter{w: f}
+	o.openPipeOrFile(int(f.Fd()))
+	if n, err := o.TryWrite(big); n != len(big) || err != nil {
+		t.Fatalf("TryWrite into a file: %d of %d, %v", n, len(big), err)
+	}
+}

@@ -171,3 +171,19 @@ func reopenTerminal(fd, mode int) (int, error) {
 	}
 	return nfd, nil
 }
+
+// reopenPipe opens the pipe behind fd (whose status is st) once more for writing, non-blocking,
+// as reopenTerminal does a terminal: a new open file description, so that O_NONBLOCK does not
+// reach the caller's descriptor, which other processes (a shell pipeline) may share.
+func reopenPipe(fd int, st *unix.Stat_t) (int, error) {
+	nfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("client: reopen pipe: %w", err)
+	}
+	var b unix.Stat_t
+	if unix.Fstat(nfd, &b) != nil || b.Dev != st.Dev || b.Ino != st.Ino {
+		_ = unix.Close(nfd)
+		return -1, errors.New("client: reopen pipe: not the same pipe")
+	}
+	return nfd, nil
+}

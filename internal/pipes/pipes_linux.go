@@ -127,6 +127,33 @@ func (c *Command) ReadOutput(b []byte) (int, bool, error) {
 	return n, false, err
 }
 
+// ReadOutputNow is ReadOutput that never waits: with no output pending it returns 0, false,
+// nil at once (session.OutputNowReader). A session server then sends a bulk copy's output from
+// the goroutine that read it, in big frames, without a hop to another goroutine per read.
+func (c *Command) ReadOutputNow(b []byte) (int, bool, error) {
+	rc, err := c.stdout.SyscallConn()
+	if err != nil {
+		return 0, false, err
+	}
+	var n int
+	var rerr error
+	if err := rc.Read(func(fd uintptr) bool {
+		n, rerr = unix.Read(int(fd), b)
+		return true // done, whatever came: never wait in the poller
+	}); err != nil {
+		return 0, false, err
+	}
+	switch {
+	case rerr == unix.EAGAIN || rerr == unix.EINTR:
+		return 0, false, nil
+	case rerr != nil:
+		return 0, false, fmt.Errorf("pipes: read: %w", rerr)
+	case n == 0 && len(b) > 0:
+		return 0, false, io.EOF
+	}
+	return n, false, nil
+}
+
 // ReadErrorOutput reads the command's standard error, with ReadOutput's rules.
 func (c *Command) ReadErrorOutput(b []byte) (int, error) { return c.read(c.stderr, b) }
 
@@ -147,6 +174,11 @@ func (c *Command) Write(b []byte) (int, error) { return c.stdin.Write(b) }
 
 // SendEOF closes the command's standard input: it reads end of file.
 func (c *Command) SendEOF() error { return c.stdin.Close() }
+
+// FlushesOutput reports false: a pipe has no line discipline, so no input (not even the bytes
+// of ^C in binary data) discards output (session.FlushPredictor). A session server then never
+// waits for a flush, nor reads in small pieces expecting one.
+func (c *Command) FlushesOutput([]byte) bool { return false }
 
 // Resize does nothing: there is no terminal.
 func (c *Command) Resize(pty.Size) error { return nil }
