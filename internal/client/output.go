@@ -102,6 +102,9 @@ func (o *outputWriter) openNonblocking(fd int) {
 	o.useNonblocking(nfd)
 }
 
+// outputPipeSize is the buffer openPipeOrFile asks for a pipe on standard output.
+const outputPipeSize = 1 << 20
+
 // openPipeOrFile is openNonblocking for standard output that is not a terminal (a command's
 // output into a pipe or a file): a pipe is opened once more, non-blocking, as a terminal is; a
 // regular file is written directly by TryWrite (a disk takes what it is given). Either way the
@@ -119,6 +122,9 @@ func (o *outputWriter) openPipeOrFile(fd int) {
 		o.mu.Unlock()
 	case unix.S_IFIFO:
 		if nfd, err := reopenPipe(fd, &st); err == nil {
+			// A bigger pipe takes more of each frame at once (best effort: the user's pipe
+			// quota may refuse), so less of the output waits in the session's queue.
+			_, _ = unix.FcntlInt(uintptr(nfd), unix.F_SETPIPE_SZ, outputPipeSize)
 			o.useNonblocking(nfd)
 		}
 	}

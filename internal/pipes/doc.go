@@ -20,7 +20,10 @@
 // A *Command is a session.Terminal, with session.ErrorOutputReader and session.Signaler: a
 // session server serves it as it serves a pty.
 //
-// Why pipes rather than socketpairs: both carry a stream; with pipes a command sees what it sees
-// under sshd (fstat says FIFO), and a pipe's buffer can be grown (to 1 MiB here), which keeps a
-// bulk copy from waking the reader per 64 KiB.
+// Why pipes rather than socketpairs: both carry a stream, a command sees pipes under sshd too,
+// and pipes cost half the CPU. Measured on the 2-core test machine, 2 GB from head -c through
+// each into 32 KiB reads (three runs each): a pipe with its buffer grown to 1 MiB (as here)
+// 0.88-1.13 s, reader 0.47-0.53 s and writer 0.45-0.54 s of CPU; a pipe of the default 64 KiB
+// 1.09-1.74 s, 0.65-0.99 s and 0.55-0.68 s; a Unix socketpair 1.99-2.54 s, 0.95-1.02 s and
+// 0.90-0.97 s.
 package pipes
