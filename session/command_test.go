@@ -23,6 +23,7 @@ var (
 	_ Signaler          = (*pipes.Command)(nil)
 	_ OutputNowReader   = (*pipes.Command)(nil)
 	_ FlushPredictor    = (*pipes.Command)(nil)
+	_ TryWriter         = (*pipes.Command)(nil)
 )
 
 // startCommand starts line with sh -c on pipes and a session for it that asks for line

@@ -18,7 +18,12 @@ import (
 
 // inputBufferSize is how much typed or piped input one read takes; one read becomes one write to
 // the session (one frame), so a keystroke leaves at once and a paste or a pipe moves in big chunks.
-const inputBufferSize = 32 << 10
+// A command's input (a bulk copy, as often as not) is read in bigger pieces, commandInputSize:
+// fewer reads, each split into the protocol's largest frames.
+const (
+	inputBufferSize  = 32 << 10
+	commandInputSize = 128 << 10
+)
 
 // remoteSession is what interact needs of a started session, secure or classic.
 type remoteSession interface {
@@ -216,7 +221,11 @@ func (r *runner) handleSignals(ctx context.Context, termC chan os.Signal, otherC
 // out, one write. At the end of input it half-closes the session's input.
 func (r *runner) pumpInput(in io.Reader, w io.WriteCloser, esc *escaper) {
 	defer r.restoreOnPanic()
-	buf := make([]byte, inputBufferSize)
+	size := inputBufferSize
+	if r.opts.Command != "" {
+		size = commandInputSize
+	}
+	buf := make([]byte, size)
 	var out []byte
 	for {
 		n, err := in.Read(buf)

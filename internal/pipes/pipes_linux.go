@@ -172,6 +172,37 @@ func (c *Command) read(f *os.File, b []byte) (int, error) {
 // SendEOF or Close it fails.
 func (c *Command) Write(b []byte) (int, error) { return c.stdin.Write(b) }
 
+// TryWrite writes what the command's standard input takes now, without waiting
+// (session.TryWriter): 0 and a nil error when the pipe is full. A session server then writes a
+// bulk copy's input from the goroutine that read it from the connection.
+func (c *Command) TryWrite(b []byte) (int, error) {
+	rc, err := c.stdin.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var werr error
+	if err := rc.Write(func(fd uintptr) bool {
+		for n < len(b) && werr == nil {
+			var m int
+			m, werr = unix.Write(int(fd), b[n:])
+			if m > 0 {
+				n += m
+			}
+		}
+		return true // done, whatever was taken: never wait in the poller
+	}); err != nil {
+		return n, err
+	}
+	if werr == unix.EAGAIN || werr == unix.EINTR {
+		werr = nil
+	}
+	if werr != nil {
+		return n, fmt.Errorf("pipes: write: %w", werr)
+	}
+	return n, nil
+}
+
 // SendEOF closes the command's standard input: it reads end of file.
 func (c *Command) SendEOF() error { return c.stdin.Close() }
 

@@ -1,9 +1,9 @@
 // Command execbench measures bulk data through a remote command, `rlogin host command`, against
 // OpenSSH's `ssh host command` on the same machine, in interleaved rounds:
 //
-//   - up and back: `rlogin host cat < file > /dev/null`, a -size file of random bytes sent to
-//     the remote cat and its output read back;
-//   - down: `rlogin host 'head -c SIZE /dev/zero' > /dev/null`.
+//   - up and back: `rlogin host cat < file | reader`, a -size file of random bytes sent to the
+//     remote cat and its output read back;
+//   - down: `rlogin host 'head -c SIZE /dev/zero' | reader`.
 //
 // For each it reports the median wall time and rate, and the CPU per GB of the client (its
 // rusage) and of the server (the daemon's process tree, sampled: rlogind, the shell and cat;
@@ -119,7 +119,15 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer u.Close()
-	rl, err := servers.StartRlogind(ctx, u, bins["rlogind"], dir, nil, nil)
+	// StartRlogind reads the host key as soon as rlogind listens, which it does before it makes
+	// its keys on a first start: the first try may miss the key.
+	var rl *servers.Server
+	for try := 1; ; try++ {
+		rl, err = servers.StartRlogind(ctx, u, bins["rlogind"], dir, nil, nil)
+		if err == nil || try == 3 || !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -184,7 +192,7 @@ func run(args []string, stdout io.Writer) error {
 }
 
 // measure runs one transfer with t: command, with stdin from the file (or /dev/null), its output
-// to /dev/null, and checks that size bytes came out.
+// into a pipe read here, and checks that size bytes came out.
 func measure(t tool, command, stdin string, size int64) (sample, error) {
 	cmd := t.client(command)
 	if stdin != "" {
@@ -195,8 +203,23 @@ func measure(t tool, command, stdin string, size int64) (sample, error) {
 		defer f.Close()
 		cmd.Stdin = f
 	}
-	counter := &countingDiscard{}
-	cmd.Stdout = counter
+	// The client's standard output is a pipe of the user's own, as in the user's shell pipeline
+	// (a root-owned pipe could not be reopened by the client), read and counted here.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return sample{}, err
+	}
+	defer pr.Close()
+	if err := pw.Chown(int(cmd.SysProcAttr.Credential.Uid), int(cmd.SysProcAttr.Credential.Gid)); err != nil {
+		pw.Close()
+		return sample{}, err
+	}
+	cmd.Stdout = pw
+	counted := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, pr)
+		counted <- n
+	}()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cpu, err := watchTree(t.server.Pid())
@@ -204,15 +227,20 @@ func measure(t tool, command, stdin string, size int64) (sample, error) {
 		return sample{}, err
 	}
 	start := time.Now()
-	err = cmd.Run()
+	err = cmd.Start()
+	pw.Close() // the client has its copy
+	if err == nil {
+		err = cmd.Wait()
+	}
 	wall := time.Since(start)
+	n := <-counted
 	if err != nil {
 		cpu.stop()
 		return sample{}, fmt.Errorf("%w: %s", err, stderr.Bytes())
 	}
-	if counter.n != size {
+	if n != size {
 		cpu.stop()
-		return sample{}, fmt.Errorf("%d bytes came out, want %d", counter.n, size)
+		return sample{}, fmt.Errorf("%d bytes came out, want %d", n, size)
 	}
 	// The session's processes on the server end a moment after the client has its status.
 	for i := 0; i < 100 && len(childrenOf(t.server.Pid())) > 0; i++ {
@@ -221,15 +249,6 @@ func measure(t tool, command, stdin string, size int64) (sample, error) {
 	serverCPU := cpu.stop()
 	st := cmd.ProcessState
 	return sample{wall: wall, clientCPU: st.UserTime() + st.SystemTime(), serverCPU: serverCPU}, nil
-}
-
-// countingDiscard counts and drops what the client writes: a pipe read by this process, so the
-// client's writes cost what they cost to a real consumer.
-type countingDiscard struct{ n int64 }
-
-func (c *countingDiscard) Write(p []byte) (int, error) {
-	c.n += int64(len(p))
-	return len(p), nil
 }
 
 // A treeWatch samples the CPU time of a server's process tree while a transfer runs: every
