@@ -154,3 +154,43 @@ func waitGroupSize(t *testing.T, pgid, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestNowReadsAndWrites: ReadOutputNow and TryWrite never wait: nothing to read is 0 bytes, a
+// full pipe takes what fits; the end of the output is io.EOF.
+func TestNowReadsAndWrites(t *testing.T) {
+	c := start(t, `read go; echo out; exec cat >/dev/null`)
+	buf := make([]byte, 64)
+	if n, flushed, err := c.ReadOutputNow(buf); n != 0 || flushed || err != nil {
+		t.Fatalf("ReadOutputNow with nothing written: %d, %v, %v", n, flushed, err)
+	}
+	if n, err := c.TryWrite([]byte("go\n")); n != 3 || err != nil {
+		t.Fatalf("TryWrite: %d, %v", n, err)
+	}
+	if got := readAll(t, func(b []byte) (int, error) {
+		n, _, err := c.ReadOutput(b[:4]) // "out\n", then the blocking read of what follows
+		if n == 4 {
+			return n, io.EOF
+		}
+		return n, err
+	}); got != "out\n" {
+		t.Fatalf("output %q", got)
+	}
+	if c.FlushesOutput([]byte{3}) {
+		t.Error("a pipe flushes on ^C")
+	}
+	if err := c.SendEOF(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, _, err := c.ReadOutputNow(buf)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
