@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rlogin-go/rlogin/internal/daemon"
 	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
@@ -32,6 +33,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asDaemonEnv) == "1" {
 		main()
 		os.Exit(0)
+	}
+	// The monitor and network processes of a privilege-separated rlogind run as this binary,
+	// with their role in the environment (as main does first).
+	if ran, status := daemon.RunRole(); ran {
+		os.Exit(status)
 	}
 	goleak.VerifyTestMain(m)
 }

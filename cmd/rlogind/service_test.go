@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/logintest"
+	"github.com/rlogin-go/rlogin/internal/pamlogin"
 	"github.com/rlogin-go/rlogin/keys"
 	"github.com/rlogin-go/rlogin/session"
 )
@@ -276,6 +278,57 @@ func TestInetd(t *testing.T) {
 	}
 	if strings.Contains(r1.Output(), "level=") || strings.Contains(r2.Output(), "level=") {
 		t.Errorf("log lines reached the client: %q %q", r1.Output(), r2.Output())
+	}
+}
+
+// TestInetdSeparated runs rlogind -inetd as root under a real inetd, with privilege separation
+// (the default as root): the rlogind inetd starts is the connection's monitor, runs the login
+// there (PAM on its main thread in a build with PAM) and a network process, and a user's key
+// login works; with PAM the client gets the shell's exit status, without it login(1)'s 0.
+func TestInetdSeparated(t *testing.T) {
+	if _, err := os.Stat(inetdBinary); err != nil {
+		t.Skipf("no inetd (Debian package openbsd-inetd): %v", err)
+	}
+	logintest.RequireRoot(t)
+	exe := logintest.WorldExecutableCopy(t) // the network process runs it with no rights
+	u := logintest.AddUser(t, "rlt-inetd-ps")
+	dir := t.TempDir()
+	hostKeyPath := filepath.Join(dir, "host_key")
+	hostKey, _, err := keys.LoadOrCreate(hostKeyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "rlogind.conf")
+	if err := os.WriteFile(conf, []byte("password-authentication no\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "rlogind.log")
+	inetd, addr := startInetd(t, dir, func(addr string) string {
+		return fmt.Sprintf("%s stream tcp nowait root /usr/bin/env env HOME=/root %s=1 %s -inetd -config %s -host-key %s -log-file %s\n",
+			addr, asDaemonEnv, exe, conf, hostKeyPath, logPath)
+	})
+	readLog := func() string { data, _ := os.ReadFile(logPath); return string(data) }
+	r, err := logintest.Login(t, "tcp:"+addr, hostKey.Public().(ed25519.PublicKey), u.Key,
+		session.Request{User: u.Name, Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
+	if err != nil {
+		t.Fatalf("login: %v\nlog:\n%s\ninetd:\n%s", err, readLog(), inetd.String())
+	}
+	r.Send("echo I AM $(id -un).\n")
+	r.Expect(`I AM rlt-inetd-ps\.`)
+	want := 0 // login(1)'s
+	if pamlogin.Supported {
+		want = 7
+	}
+	r.Send("exit 7\n")
+	if err := r.Wait(); !(want == 0 && err == nil || isExit(err, want)) {
+		t.Fatalf("session: %v, want exit status %d\nlog:\n%s", err, want, readLog())
+	}
+	deadline := time.Now().Add(shortTimeout)
+	for !strings.Contains(readLog(), `msg="session ended"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("session not logged as ended:\n%s", readLog())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -26,7 +26,7 @@ import (
 func startSeparated(t *testing.T, edit func(*Config)) *testServer {
 	t.Helper()
 	requireSystem(t)
-	exe := worldExecutableCopy(t)
+	exe := logintest.WorldExecutableCopy(t)
 	logR, logW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -60,33 +60,6 @@ func startSeparated(t *testing.T, edit func(*Config)) *testServer {
 		_ = logR.Close()
 	})
 	return ts
-}
-
-// worldExecutableCopy copies this test binary where a net child, whose dynamic uid has no
-// rights but the world's, can execute it: go test builds it in a directory only root may enter.
-func worldExecutableCopy(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "rlogind-privsep-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "daemon.test")
-	if err := os.WriteFile(exe, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return exe
 }
 
 // TestSeparatedKeyLogin: with privilege separation a key login works as without: the shell runs
