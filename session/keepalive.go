@@ -174,10 +174,11 @@ func (p *prober) tick() {
 	due := int64(silence / p.spacing) // the PINGs this silence calls for
 	next := time.Duration(due+1) * p.spacing
 	if due > p.probes {
-		if p.ping(p.sent.Load() + 1) {
-			p.sent.Add(1)
+		// Counted as sent before it leaves: its PONG may come back before ping returns.
+		if cookie := p.sent.Add(1); p.ping(cookie) {
 			p.probes = due
 		} else {
+			p.sent.Add(^uint32(0))       // not sent, so no PONG can come for it
 			next = silence + p.spacing/8 // the conn was busy: try again soon
 		}
 	}
