@@ -73,6 +73,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	outCond sync.Cond // writeOutput waits for output, a flush or the end
+	errCond sync.Cond // writeErrorOutput waits for error output or the end
 	inCond  sync.Cond // input writers wait for credit or the end
 	started bool      // Start was called
 	running bool      // the server accepted; pumps run
@@ -81,6 +82,7 @@ type Client struct {
 	pipe    *stdinPipe
 
 	q        []byte // output received, not yet written; q[qoff:] is pending
+	eq       []byte // error output (STDERR) received, not yet written to Stderr
 	qoff     int
 	flushed  bool // a FLUSH arrived that OnFlush has not yet been told about
 	writing  bool // a goroutine is writing Stdout (or calling OnFlush)
@@ -94,7 +96,7 @@ type Client struct {
 	result   error // what Wait returns
 	stdinErr error // Stdin's read error, returned if the session itself succeeded
 
-	pumps     chan error // results of readOutput and writeOutput
+	pumps     chan error // results of readOutput, writeOutput and writeErrorOutput
 	stdinDone chan error // result of copyStdin
 	closeOnce sync.Once
 	closeErr  error
@@ -103,10 +105,11 @@ type Client struct {
 // NewClient returns a client for a session over conn. It never dials; the Client owns conn and
 // closes it when the session ends, Start fails, or Close is called.
 func NewClient(conn net.Conn, req Request) *Client {
-	c := &Client{Request: req, conn: conn, pumps: make(chan error, 2), stdinDone: make(chan error, 1),
+	c := &Client{Request: req, conn: conn, pumps: make(chan error, 3), stdinDone: make(chan error, 1),
 		capabilities: []string{capFlow2, capKeepalive}}
 	c.tune.window = window
 	c.outCond.L = &c.mu
+	c.errCond.L = &c.mu
 	c.inCond.L = &c.mu
 	return c
 }
@@ -180,6 +183,11 @@ func (c *Client) Start(ctx context.Context) error {
 	fr := &frameReader{r: br}
 	go func() { c.pumps <- c.readOutput(fr) }()
 	go func() { c.pumps <- c.writeOutput() }()
+	if c.pipedCommand() {
+		go func() { c.pumps <- c.writeErrorOutput() }()
+	} else {
+		c.pumps <- nil // no STDERR comes: no writer for it
+	}
 	if c.Stdin != nil {
 		go func() { c.stdinDone <- c.copyStdin() }()
 	}
@@ -361,6 +369,7 @@ func (c *Client) endLocked(result error) {
 		c.result = result
 	}
 	c.outCond.Broadcast()
+	c.errCond.Broadcast()
 	c.inCond.Broadcast()
 }
 
@@ -387,6 +396,7 @@ func (c *Client) readOutput(fr *frameReader) error {
 		c.mu.Lock()
 		c.readDone = true
 		c.outCond.Broadcast()
+		c.errCond.Broadcast()
 		c.inCond.Broadcast()
 		c.mu.Unlock()
 	}()
@@ -429,7 +439,7 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 	case frameData:
 		return false, c.queueOutput(m.data)
 	case frameStderr:
-		return false, c.writeErrorOutput(m.data)
+		return false, c.queueErrorOutput(m.data)
 	case frameFlush:
 		c.mu.Lock()
 		queued := len(c.q) - c.qoff

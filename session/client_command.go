@@ -23,33 +23,64 @@ func withStderr(allowed func(frameType) bool) func(frameType) bool {
 	return func(t frameType) bool { return t == frameStderr || allowed(t) }
 }
 
-// writeErrorOutput writes a STDERR frame's bytes to Stderr and grants credit for them: they
-// count against the output window as DATA does.
-func (c *Client) writeErrorOutput(p []byte) error {
+// queueErrorOutput appends a STDERR frame's bytes to the queue for writeErrorOutput. Like DATA
+// they count against the output window; and like DATA they are never written by readOutput, which
+// must go on reading PING, CREDIT and FLUSH frames while a slow Stderr (a paused pager) blocks.
+func (c *Client) queueErrorOutput(p []byte) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.unacked+len(p) > c.tune.window {
-		c.mu.Unlock()
 		return protocolErrorf("server sent more than the credit window of %d bytes", c.tune.window)
 	}
 	c.unacked += len(p)
-	closed := c.closed
-	c.mu.Unlock()
-	var err error
-	if !closed && c.Stderr != nil {
-		_, err = c.Stderr.Write(p)
+	if c.closed || c.Stderr == nil {
+		c.consumed += len(p)
+		if k := c.takeCreditLocked(); k > 0 {
+			c.mu.Unlock()
+			c.sendCredit(k)
+			c.mu.Lock()
+		}
+		return nil
 	}
-	c.mu.Lock()
-	if err != nil {
-		err = fmt.Errorf("session: writing error output: %w", err)
-		c.endLocked(err)
-		c.mu.Unlock()
-		return err
-	}
-	c.consumed += len(p)
-	n := c.takeCreditLocked()
-	c.mu.Unlock()
-	c.sendCredit(n)
+	c.eq = append(c.eq, p...)
+	c.errCond.Signal()
 	return nil
+}
+
+// writeErrorOutput writes the error output queue to Stderr and grants credit for what it wrote.
+// After the end it drains the queue, unless Close was called.
+func (c *Client) writeErrorOutput() error {
+	var out []byte // what is being written; swapped with the queue, so neither is copied
+	for {
+		c.mu.Lock()
+		for len(c.eq) == 0 && !c.readDone && !c.closed {
+			c.errCond.Wait()
+		}
+		if c.closed || len(c.eq) == 0 {
+			c.eq = nil
+			c.mu.Unlock()
+			return nil
+		}
+		out, c.eq = c.eq, out[:0]
+		c.mu.Unlock()
+
+		_, err := c.Stderr.Write(out)
+		c.mu.Lock()
+		if err != nil {
+			err = fmt.Errorf("session: writing error output: %w", err)
+			c.endLocked(err)
+			c.mu.Unlock()
+			_ = c.closeConn()
+			return err
+		}
+		c.consumed += len(out)
+		if cap(out) > maxIdleQueue {
+			out = nil // a grown window's worth: not kept once written
+		}
+		k := c.takeCreditLocked()
+		c.mu.Unlock()
+		c.sendCredit(k)
+	}
 }
 
 // Signal passes a signal on to the remote command: name is one of those ValidCommandSignal

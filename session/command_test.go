@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rlogin-go/rlogin/internal/pipes"
 	"github.com/rlogin-go/rlogin/internal/termtest"
@@ -269,4 +270,41 @@ func FuzzCommand(f *testing.F) {
 		}
 		checkCommandRoundTrip(t, c)
 	})
+}
+
+// blockedWriter holds every Write until release is closed, as a paused pager holds a pipe.
+type blockedWriter struct {
+	release chan struct{}
+	buf     termtest.Buffer
+}
+
+func (w *blockedWriter) Write(p []byte) (int, error) {
+	<-w.release
+	return w.buf.Write(p)
+}
+
+// TestCommandStderrBlockedKeepsSession: while Stderr does not take its output, the client goes
+// on reading the server's frames, so its keepalive hears the server and the session survives
+// many times the keepalive's limit; then every byte arrives.
+func TestCommandStderrBlockedKeepsSession(t *testing.T) {
+	const n = 3000000
+	ka := Keepalive{Interval: 20 * time.Millisecond, CountMax: 2} // gives up after 40 ms of silence
+	stderr := &blockedWriter{release: make(chan struct{})}
+	var stdout termtest.Buffer
+	cl, res := startCommand(t, "head -c "+strconv.Itoa(n)+" /dev/zero >&2; echo done", func(c *Client) {
+		c.Stdout, c.Stderr = &stdout, stderr
+		c.Keepalive = ka
+	})
+	// 25 times the keepalive's limit: a client that stopped reading would have given up.
+	hold := time.AfterFunc(time.Second, func() { close(stderr.release) })
+	defer hold.Stop()
+	if err := cl.Wait(); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if got := len(stderr.buf.String()); got != n || stdout.String() != "done\n" {
+		t.Errorf("stderr %d bytes (want %d), stdout %q (want \"done\\n\")", got, n, stdout.String())
+	}
+	if srv := waitServed(t, res); srv.err != nil {
+		t.Errorf("Serve: %v", srv.err)
+	}
 }
