@@ -45,9 +45,6 @@ func checkNoAnswer(t *testing.T, tm *terminal, start time.Time) {
 		data, _ := tm.out.Snapshot()
 		t.Fatalf("rlogin still runs %v after the blackhole; output:\n%q", time.Since(start), tail(data, 2000))
 	}
-	if d := time.Since(start); d < 2*time.Second {
-		t.Errorf("rlogin gave up after %v, before its bound of 2 s", d)
-	}
 	afterCut(t, tm) // status 255, terminal restored, one line of its own: this one
 	data, _ := tm.out.Snapshot()
 	if want := "\nrlogin: no answer from 127.0.0.1 for 2 s: connection lost\r\n"; !strings.HasSuffix(string(data), want) {
@@ -68,14 +65,37 @@ func TestBlackholeNoticedOnBothEnds(t *testing.T) {
 	link.Blackhole()
 	start := time.Now()
 	checkNoAnswer(t, tm, start)
-	waitFor(t, "rlogind to log the client's silence", func() bool {
-		return regexp.MustCompile(`msg="session ended".*remote=127\.0\.0\.1:\d+.*no answer from the peer for 1\.5s`).MatchString(d.log.String())
-	})
+	serverGaveUp(t, d.log.String, `msg="session ended".*remote=127\.0\.0\.1:\d+.*no answer from the peer for 1\.5s`, start)
 	waitFor(t, "the shell to be reaped", func() bool {
 		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 		return os.IsNotExist(err)
 	})
-	t.Logf("rlogind gave up and reaped the shell within %v of the blackhole (bound 1.5 s)", time.Since(start))
+}
+
+// serverGaveUp waits for the log line (re) in which rlogind says that it gave up on the silent
+// client, and checks from the line's time that it did so within its bound (1.5 s) of the
+// blackhole at start, and the slack. (Not a lower bound: the server last heard the client a
+// moment before the blackhole, and counts from then.)
+func serverGaveUp(t *testing.T, logText func() string, re string, start time.Time) {
+	t.Helper()
+	line := regexp.MustCompile(`time=(\S+) .*` + re)
+	var m []string
+	deadline := time.Now().Add(shortTimeout)
+	for m = line.FindStringSubmatch(logText()); m == nil; m = line.FindStringSubmatch(logText()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("rlogind's log does not say that it gave up on the silent client:\n%s", logText())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	at, err := time.Parse(time.RFC3339Nano, m[1])
+	if err != nil {
+		t.Fatalf("log time %q: %v", m[1], err)
+	}
+	d := at.Sub(start)
+	t.Logf("rlogind gave up on the client %v after the blackhole (bound 1.5 s)", d)
+	if d > 1500*time.Millisecond+aliveSlack {
+		t.Errorf("rlogind gave up %v after the blackhole, beyond its bound of 1.5 s and the slack", d)
+	}
 }
 
 // TestQuietSessionSurvives: a healthy session across a WAN round trip, with no byte typed or
@@ -147,16 +167,10 @@ func TestPrivsepBlackhole(t *testing.T) {
 	link.Blackhole()
 	start := time.Now()
 	checkNoAnswer(t, tm, start)
-	deadline := time.Now().Add(shortTimeout)
-	for !strings.Contains(logText(), "no answer from the peer for 1.5s") {
-		if time.Now().After(deadline) {
-			t.Fatalf("rlogind's log does not say that the client stopped answering:\n%s", logText())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// The monitor logs what the network process, which ran the session, said as it ended.
+	serverGaveUp(t, logText, `remote=127\.0\.0\.1:\d+.*no answer from the peer for 1\.5s`, start)
 	waitFor(t, "the shell to be reaped", func() bool {
 		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 		return os.IsNotExist(err)
 	})
-	t.Logf("rlogind gave up and the shell went within %v of the blackhole (bound 1.5 s)", time.Since(start))
 }
