@@ -265,3 +265,30 @@ func TestOldClientLogsIn(t *testing.T) {
 		t.Fatalf("exit status %d, want 7\n%s", code, d.log.String())
 	}
 }
+
+// TestCommandSystemModeRefused: rlogind as the system service runs no commands yet (login(1)
+// starts the shell there; with privilege separation the monitor starts a login shell only), and
+// says so; rlogin exits 255 with the reason.
+func TestCommandSystemModeRefused(t *testing.T) {
+	user, dir, keyFile := privsepUser(t, "rlt-exec-sys")
+	for _, tc := range []struct{ name, conf, reason string }{
+		{"login(1)", "privilege-separation no\npassword-authentication no\n", "this rlogind runs commands only in user mode, not for system logins"},
+		{"privilege separation", "privilege-separation yes\npassword-authentication no\n", "this server runs no commands"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conf := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".conf")
+			writeFile(t, conf, tc.conf)
+			port := freePort(t)
+			start, _ := systemRlogind(t, filepath.Join(binDir, "rlogind"), conf, port)
+			d := start()
+			defer d.stop(t)
+			tm := startTerminal(t, clientEnv(newHome(t)), rloginBin(), "-i", keyFile, "-l", user.Name, "-p", port, "127.0.0.1", "id")
+			tm.expect(`\(yes/no\)\? `)
+			tm.send("yes\r")
+			tm.expect(regexp.QuoteMeta(tc.reason))
+			if code := tm.wait(); code != 255 {
+				t.Errorf("exit status %d, want 255", code)
+			}
+		})
+	}
+}

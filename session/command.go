@@ -18,8 +18,10 @@ const capExec = "exec"
 // reasonNoCommands refuses a command when the ServerConn's caller runs none.
 const reasonNoCommands = "this server runs no commands"
 
-// MaxCommandLen is the longest command line a COMMAND frame carries, in bytes.
-const MaxCommandLen = 64 << 10
+// MaxCommandLen is the longest command line a COMMAND frame carries, in bytes: what a 16-bit
+// length holds, so that a server may pass it on in such a field (as rlogind's privilege
+// separation messages encode their strings).
+const MaxCommandLen = 64<<10 - 1
 
 // Command is a command the client asks the server to run in place of a login shell
 // (capability exec): the server runs it as the user's shell does "$SHELL -c Line".
