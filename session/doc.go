@@ -43,6 +43,13 @@
 // life, and one that gives none for 45 seconds ends the session as a lost connection would, with
 // a *NoAnswerError, so that a path that broke without a word is noticed on both ends.
 //
+// A Request with a Command asks for that command in place of a login shell (capability exec):
+// without a terminal, a server's Terminal that is also an ErrorOutputReader sends the command's
+// error output apart (the Client's Stderr), the Client's end of input is the command's, and
+// Client.Signal passes a signal on; Wait returns the command's status as a shell's. A server
+// opts in with ServerConn.RunsCommands; an older server makes Start return
+// ErrCommandsUnsupported before any input is sent.
+//
 // The rules for the request's fields are this package's, with their limits, for every program
 // of this module: ValidUserName, ValidTerminalType and TerminalTypeOrDumb, ValidLocaleVar and
 // LocaleEnv. The classic protocol (package classic) uses the same ones.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 
 	"github.com/rlogin-go/rlogin/session"
@@ -124,4 +125,56 @@ func ExampleValidUserName() {
 	// "root;id" false
 	// xterm-256color dumb dumb
 	// [LANG=C.UTF-8 LC_ALL=C]
+}
+
+// reporter is a Terminal with error output, for a command without a terminal: it writes "out" to
+// its output and "err" to its error output, and exits with status 5. A real server runs the
+// command on pipes.
+type reporter struct {
+	greeter
+	errOnce sync.Once
+}
+
+func (r *reporter) ReadErrorOutput(b []byte) (int, error) {
+	n := 0
+	r.errOnce.Do(func() { n = copy(b, "err\n") })
+	if n > 0 {
+		return n, nil
+	}
+	return 0, io.EOF
+}
+
+// A command in place of a login shell (capability exec): the client gets its output, its error
+// output apart, and its exit status.
+func ExampleCommand() {
+	clientConn, serverConn := net.Pipe()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		s := session.NewServerConn(serverConn)
+		s.RunsCommands = true // this server runs req.Command
+		req, err := s.ReadRequest()
+		if err != nil || req.Command == nil {
+			return
+		}
+		cmd := exec.Command("sh", "-c", "exit 5") // a real server: $SHELL -c req.Command.Line
+		if err := cmd.Start(); err != nil {
+			_ = s.Refuse("cannot start the command")
+			return
+		}
+		t := &reporter{greeter: greeter{cmd: cmd}}
+		_, _ = s.Serve(context.Background(), t)
+	}()
+
+	var stdout, stderr strings.Builder
+	c := session.NewClient(clientConn, session.Request{User: "bob", Command: &session.Command{Line: "report"}})
+	c.Stdout, c.Stderr = &stdout, &stderr
+	err := c.Run(context.Background())
+	<-served
+	var exit *session.ExitError
+	if errors.As(err, &exit) {
+		fmt.Printf("stdout %q, stderr %q, exit code %d\n", stdout.String(), stderr.String(), exit.ExitCode())
+	}
+	// Output:
+	// stdout "hello, bob\n", stderr "err\n", exit code 5
 }
