@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -284,5 +285,42 @@ func TestCloseStopsProber(t *testing.T) {
 	}
 	if err := cl.Wait(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Wait: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestTooManyPings: a client that sends PINGs and reads none of the PONGs may have at most
+// maxPings unanswered (those the server could not send yet); beyond that it broke the protocol.
+func TestTooManyPings(t *testing.T) {
+	c, s := pipePair(t) // unbuffered: the server's writes wait for reads, which never come
+	term := newFakeTerminal(t, "sleep", "3600")
+	srv := NewServerConn(s)
+	srv.Keepalive = Keepalive{Interval: -1}
+	res := make(chan served, 1)
+	go func() {
+		if _, err := srv.ReadRequest(); err != nil {
+			res <- served{nil, err}
+			return
+		}
+		st, err := srv.Serve(context.Background(), term)
+		res <- served{st, err}
+	}()
+	p := newRawPeer(t, c)
+	req := bob
+	req.Capabilities = []string{capKeepalive}
+	p.login(req)
+	if v := p.readByte(); v != version {
+		t.Fatalf("server answered version %d", v)
+	}
+	if m := p.read(); m.typ != frameAccept {
+		t.Fatalf("answer %v", m.typ)
+	}
+	var b []byte
+	for i := range 3 * maxPings {
+		b = appendCookie(b, framePing, uint32(i+1))
+	}
+	go func() { _, _ = c.Write(b) }() // returns when the server stops reading: at its verdict
+	r := waitServed(t, res)
+	if !errors.Is(r.err, ErrProtocol) || !strings.Contains(r.err.Error(), fmt.Sprintf("more than %d PINGs unanswered", maxPings)) {
+		t.Errorf("Serve: %v, want a protocol error for the PINGs", r.err)
 	}
 }
