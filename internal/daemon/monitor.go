@@ -44,9 +44,6 @@ const netChildWait = 5 * time.Second
 // client why the login ends, before it is killed.
 const farewell = 2 * time.Second
 
-// reasonPasswordNeedsPAM is the refusal of a password login by a monitor built without PAM.
-const reasonPasswordNeedsPAM = "permission denied (publickey): password logins are not available on this server"
-
 // runMonitor is the monitor role's main: it serves the connection on monitorConnFD with the
 // configuration on monitorConfigFD, reporting to the listener on monitorControlFD.
 func runMonitor() int {
@@ -297,11 +294,17 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	}
 	if ok && lg.passwordPending() && !pamlogin.Supported {
 		// The password gate needs the terminal's input in this process, which the child serves:
-		// with privilege separation, password logins need PAM's conversation.
-		log.Warn("authentication failed", "method", methodPassword, "user", lg.user.Name,
-			"reason", "password logins with privilege separation need rlogind built with PAM (go build -tags pam)")
-		m.report(eventServerFault) // not the client's failure: the server cannot do it
-		_ = child.ch.Send(&privsep.Refuse{Reason: reasonPasswordNeedsPAM})
+		// with privilege separation, password logins need PAM's conversation. The client is
+		// answered as for an unknown user, and charged alike: a different answer would tell
+		// who exists, and an uncharged one would let names be probed for free.
+		log.Warn("authentication failed", "method", methodPublicKey, "user", lg.user.Name,
+			"reason", "no key authorized, and password logins with privilege separation need rlogind built with PAM (go build -tags pam)")
+		m.report(eventFailed)
+		denied := reasonDenied
+		if login.Protocol == privsep.ProtocolClassic {
+			denied = classicDenied
+		}
+		_ = child.ch.Send(&privsep.Refuse{Reason: denied})
 		return
 	}
 	if !ok {

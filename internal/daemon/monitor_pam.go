@@ -23,7 +23,7 @@ import (
 // conversation the net child relays to the client in band (PROMPT, ANSWER, INFO); then the PAM
 // session, and the user's shell started on the session's pty by the monitor itself, so that
 // its exit status is the shell's. A build without PAM runs login(1) as before, and refuses
-// password logins (reasonPasswordNeedsPAM).
+// password logins, answered as an unknown user is (monitor.go).
 
 // maxPrompts bounds the prompts of one connection's PAM conversation: a password, and the three
 // of an expired password's change, with room for a stack that asks more (an OTP), as sshd's

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -202,6 +203,31 @@ func TestSeparatedPenalty(t *testing.T) {
 	_ = c.Close()
 }
 
+// TestSeparatedNoPAMUnknownLikeKnown: in a build without PAM, with password logins on, a known
+// user whose key is not authorized gets the answer an unknown user gets, and is charged for it
+// alike: neither the answer nor the penalty tells who exists.
+func TestSeparatedNoPAMUnknownLikeKnown(t *testing.T) {
+	if pamlogin.Supported {
+		t.Skip("a build with PAM asks both for a password (e2e's PAM tests)")
+	}
+	ts := startSeparated(t, func(c *Config) {
+		c.PasswordAuthentication = true
+		c.PerSourcePenalties = &admission.Penalties{AuthFail: time.Hour, Max: 2 * time.Hour}
+	})
+	frank := addUser(t, "rlt-psfrank")
+	for _, tc := range []struct{ source, user string }{
+		{"127.0.0.3", frank.name},
+		{"127.0.0.4", "rlt-psnobody"},
+	} {
+		_, err := loginFromAs(t, ts, tc.source, newKey(t), tc.user)
+		var re *session.RefusedError
+		if !errors.As(err, &re) || re.Reason != reasonDenied {
+			t.Errorf("user %s: %v, want refusal %q", tc.user, err, reasonDenied)
+		}
+		ts.waitLog(`msg="source penalized.*source=` + regexp.QuoteMeta(tc.source) + `/32 reason="failed authentication"`)
+	}
+}
+
 // serverSocketInode finds the inode of the TCP socket whose local address is local and remote
 // address remote, in /proc/net/tcp.
 func serverSocketInode(t *testing.T, local, remote string) string {
@@ -317,8 +343,9 @@ func TestSeparatedClassicRhosts(t *testing.T) {
 	// From an unprivileged port, no trust: the password is asked (PAM), or refused without PAM.
 	r, err = loginClassic(t, ts.addr, "remote-erin", erin.name, false)
 	if !pamlogin.Supported {
-		if err == nil || !strings.Contains(err.Error(), "password logins are not available") {
-			t.Errorf("a password login with privilege separation: %v, want the refusal", err)
+		// Refused as an unknown user is, so that the answer tells nobody who exists.
+		if err == nil || !strings.Contains(err.Error(), classicDenied) {
+			t.Errorf("a password login with privilege separation: %v, want the refusal %q", err, classicDenied)
 		}
 		ts.waitLog(`msg="authentication failed" .*built with PAM`)
 		return

@@ -148,7 +148,7 @@ func (s *Server) authorizeSystemUser(ctx context.Context, log *slog.Logger, req 
 			log.Warn("authentication failed", "method", methodPublicKey, "user", name, "reason", why)
 			return nil, reasonDenied, false
 		}
-		log.Info("key not authorized; login(1) asks for the password", "method", methodPassword, "user", name, "reason", why)
+		log.Info("key not authorized; the password is asked", "method", methodPassword, "user", name, "reason", why)
 		lg.method = methodPassword
 	} else {
 		log.Info("authentication succeeded", "method", methodPublicKey, "user", name)
