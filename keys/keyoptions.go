@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"path"
 	"strings"
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
@@ -70,7 +69,7 @@ func FromMatches(list string, addr net.Addr) bool {
 		if prefix, err := netip.ParsePrefix(p); err == nil {
 			m = prefix.Contains(ip)
 		} else {
-			m, _ = path.Match(strings.ToLower(p), text) // checked when the line was read
+			m = wildcardMatch(strings.ToLower(p), text) // OpenSSH's match_pattern: no classes, no escapes
 		}
 		if m && neg {
 			return false
@@ -156,13 +155,13 @@ func checkFromList(list string) error {
 			return errors.New("empty pattern")
 		}
 		if strings.Contains(p, "/") {
-			if _, err := netip.ParsePrefix(p); err != nil {
+			prefix, err := netip.ParsePrefix(p)
+			if err != nil {
 				return err
 			}
-			continue
-		}
-		if _, err := path.Match(p, ""); err != nil {
-			return err
+			if prefix.Masked() != prefix {
+				return fmt.Errorf("%s has bits set past its prefix length", sanitize.Text(p))
+			}
 		}
 	}
 	return nil

@@ -27,6 +27,10 @@ func TestFromMatches(t *testing.T) {
 		{"!192.0.2.1", tcp("192.0.2.2"), false}, // a negation alone matches nothing
 		{"*", &net.UnixAddr{Name: "/run/sock", Net: "unix"}, false},
 		{"127.0.0.1,::1", tcp("::1"), true},
+		// OpenSSH's patterns have '*' and '?' only: brackets and backslashes are themselves.
+		{"127.0.0.[1]", tcp("127.0.0.1"), false},
+		{`127.0.0.\1`, tcp("127.0.0.1"), false},
+		{"*.0.0.1", tcp("127.0.0.1"), true},
 	}
 	for _, tt := range tests {
 		if got := FromMatches(tt.list, tt.addr); got != tt.want {
@@ -50,7 +54,8 @@ func TestParseKeyOptions(t *testing.T) {
 		{[]string{`no-pty="x"`}, KeyOptions{}, true},
 		{[]string{`from="10.0.0.0/33"`}, KeyOptions{}, true},
 		{[]string{`from="a,,b"`}, KeyOptions{}, true},
-		{[]string{`from="[a"`}, KeyOptions{}, true},
+		{[]string{`from="[a"`}, KeyOptions{From: "[a"}, false}, // a pattern that matches only itself
+		{[]string{`from="127.0.0.1/8"`}, KeyOptions{}, true},   // bits past the prefix: sshd refuses it
 		{[]string{`restrict`}, KeyOptions{}, true},
 		{[]string{`permitopen="host:1"`}, KeyOptions{}, true},
 	}
