@@ -330,6 +330,24 @@ func TestInetdSeparated(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+
+	// rlogind -end-sessions reaches the sessions of inetd's rlogind processes too.
+	r, err = logintest.Login(t, "tcp:"+addr, hostKey.Public().(ed25519.PublicKey), u.Key,
+		session.Request{User: u.Name, Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
+	if err != nil {
+		t.Fatalf("second login: %v\nlog:\n%s", err, readLog())
+	}
+	r.Ready()
+	end := exec.Command(exe, "-end-sessions", "-config", conf)
+	end.Env = []string{"HOME=/root", asDaemonEnv + "=1"}
+	out, err := end.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ended 1 sessions") {
+		t.Fatalf("rlogind -end-sessions: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	if err := r.Wait(); err == nil || !strings.Contains(err.Error(), "service stopping") {
+		t.Errorf("the session after -end-sessions: %v, want \"service stopping\"", err)
+	}
 }
 
 // pidAlive reports whether process pid exists and is not a zombie.

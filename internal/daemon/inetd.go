@@ -23,6 +23,7 @@ import (
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	if g := s.current.Load(); g.cfg.System && g.cfg.PrivilegeSeparation {
 		m := &monitor{g: g, log: g.log.With("remote", conn.RemoteAddr().String()), deadline: time.Now().Add(g.cfg.LoginGraceTime)}
+		defer nameInetdMonitor()() // so that -end-sessions finds it
 		m.run(ctx, conn)
 		return nil
 	}

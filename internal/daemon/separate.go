@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -381,7 +382,7 @@ func (s *Server) EndSessions(ctx context.Context) error {
 // separation), whichever listener started them, as `rlogind -end-sessions` does: each gets
 // SIGTERM, and ends its session within its StopGrace (its client told "service stopping", its
 // shell hung up, then killed). A monitor is a process of root's whose command line is
-// processTitle. It returns how many it signalled once they are all gone, or an error when ctx
+// processTitle, or an rlogind -inetd serving its connection (named inetdMonitorName). It returns how many it signalled once they are all gone, or an error when ctx
 // ends first.
 func EndAllSessions(ctx context.Context) (int, error) {
 	pids, err := monitorPids()
@@ -427,15 +428,36 @@ func monitorPids() ([]int, error) {
 	return pids, nil
 }
 
+// inetdMonitorName is the name (comm, 15 bytes at most) an rlogind started by inetd takes while
+// it serves its connection as the monitor (ServeConn): its command line is the one inetd gave
+// it, so EndAllSessions finds it by this name.
+const inetdMonitorName = "rlogind-session"
+
+// nameInetdMonitor gives this process inetdMonitorName until the returned function restores
+// its name. Best effort: a process that cannot rename itself is not reached by EndAllSessions.
+func nameInetdMonitor() (restore func()) {
+	const comm = "/proc/self/comm" // the thread group leader's name, what /proc/PID/comm shows
+	old, err := os.ReadFile(comm)
+	if err != nil || os.WriteFile(comm, []byte(inetdMonitorName), 0) != nil {
+		return func() {}
+	}
+	return func() { _ = os.WriteFile(comm, bytes.TrimSuffix(old, []byte("\n")), 0) }
+}
+
 // isMonitor reports whether pid is a monitor: a process whose real, effective and saved uids
 // are root's (from its status: the owner of /proc/PID is root's for any process that made
-// itself not dumpable), with processTitle as its command line (a zombie, whose command line is
-// empty, is not one any more).
+// itself not dumpable), with processTitle as its command line, or inetdMonitorName as its name
+// (a zombie, whose command line is empty, is not one any more).
 func isMonitor(pid int) bool {
 	dir := "/proc/" + strconv.Itoa(pid)
 	cmdline, err := os.ReadFile(dir + "/cmdline")
-	if err != nil || string(cmdline) != processTitle+"\x00" {
+	if err != nil || len(cmdline) == 0 {
 		return false
+	}
+	if string(cmdline) != processTitle+"\x00" {
+		if comm, err := os.ReadFile(dir + "/comm"); err != nil || string(comm) != inetdMonitorName+"\n" {
+			return false
+		}
 	}
 	status, err := os.ReadFile(dir + "/status")
 	if err != nil {
