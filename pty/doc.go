@@ -34,6 +34,12 @@
 // For a login session, StartContained starts the command in a cgroup of its own where the
 // caller may create one, so that End reaches every process the session started, even one that
 // left the session and the terminal; elsewhere End finds them by session and terminal.
+// OpenContained is StartContained in two steps, for a caller that must name the terminal before
+// the command starts (a PAM login sets PAM_TTY before it opens the session):
+//
+//	o, err := pty.OpenContained(sz)
+//	// ... o.TTY() is the slave: its name for PAM, utmp ...
+//	p, err := o.Start(cmd) // or o.Close() if the command is not started after all
 //
 // A server with privilege separation serves the terminal in a process other than the one that
 // started the command: the starter passes on a copy of the master (DupMaster; with SCM_RIGHTS,

@@ -14,7 +14,8 @@ import (
 //	rlogind, the listener (root)       accepts; the limits before authentication; parses nothing
 //	  monitor, one per connection (root; separate.go starts it, monitor.go is its work)
 //	    net child (its own uid, sandboxed; netchild.go)
-//	    the user's session: login(1) and the shell, on the pty the monitor holds
+//	    the user's session: the shell (a build with PAM), or login(1) and the shell, on the
+//	    pty the monitor holds
 //
 // The monitor and the net child are this same program started again: the executable finds its
 // role in the environment variable roleEnv, which only the daemon sets, and its descriptors at
