@@ -292,3 +292,32 @@ func TestCommandSystemModeRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestCommandOutputClosed: when what reads rlogin's output goes away (`rlogin host yes | head`),
+// rlogin exits quietly with 141, as a local command killed by SIGPIPE.
+func TestCommandOutputClosed(t *testing.T) {
+	d := commandDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, rloginBin(), "-p", d.port, "127.0.0.1", "yes")
+	cmd.Env = clientEnv(d.home)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 2)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "y\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	_ = out.Close()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 141 || stderr.Len() != 0 {
+		t.Fatalf("rlogin: %v, stderr %q; want status 141 and nothing said", err, stderr.String())
+	}
+}

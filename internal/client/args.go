@@ -98,7 +98,8 @@ Options may also follow the host: rlogin host -l user. The first argument after 
 is not an option (or what follows "--") starts a command, run by the remote user's shell instead
 of a login, its words joined with spaces: rlogin host tar c dir > dir.tar. Without -t it has no
 terminal: its output and error output arrive apart, the end of standard input is its end of
-input, and SIGINT, SIGTERM and SIGHUP to rlogin are passed on to it.
+input, and SIGINT, SIGTERM and SIGHUP to rlogin are passed on to it; when what reads its
+output goes away, rlogin exits with 141.
 Escapes, at the start of a line only (not when standard input is not a terminal, nor for a
 command without a terminal):
   ~. or ~^D disconnect, ~^Z suspend rlogin, ~~ send one ~, ~? list them.

@@ -284,6 +284,9 @@ func (r *runner) ended(waitErr error) int {
 	case errors.As(waitErr, &exit):
 		return exit.ExitCode()
 	}
+	if code, ok := r.outputClosed(waitErr); ok {
+		return code
+	}
 	var noAnswer *session.NoAnswerError
 	if errors.As(waitErr, &noAnswer) {
 		return r.fail(&connectError{msg: noAnswerMessage(host, noAnswer), err: waitErr})

@@ -1,7 +1,9 @@
 package client
 
 import (
+	"errors"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -53,4 +55,14 @@ func (r *runner) passSignal(sig os.Signal) bool {
 		r.debugf("SIG%s passed on to the command", name)
 	}
 	return true
+}
+
+// outputClosed reports, for a command, a session that ended because what reads rlogin's output
+// went away (EPIPE: `rlogin host cat log | head`): rlogin then exits quietly with the status of a
+// process killed by SIGPIPE, 141, as the command itself would in a local pipeline.
+func (r *runner) outputClosed(waitErr error) (int, bool) {
+	if r.opts.Command == "" || !errors.Is(waitErr, syscall.EPIPE) {
+		return 0, false
+	}
+	return 128 + int(syscall.SIGPIPE), true
 }
