@@ -4,6 +4,7 @@
 #   bench/run.sh [flags]          the suite: rlogin vs ssh vs netkit rlogin vs a bare pty
 #   bench/run.sh scale [flags]    the scale benchmark: 1000 sessions, 10,000 login cycles
 #   bench/run.sh wan [flags]      the WAN section: rlogin vs ssh through the link emulator
+#   bench/run.sh exec [flags]     bulk data through rlogin host command vs ssh host command
 #
 # Flags go to the Go program (cd bench && go run ./cmd/rloginbench -h, or rloginscale -h); bench is
 # a Go module of its own (bench/go.mod), which builds the repository's rlogin and rlogind.
@@ -48,6 +49,10 @@ scale)
 wan)
 	shift
 	exec go run ./cmd/rloginbench -wan "$@"
+	;;
+exec)
+	shift
+	exec go run ./cmd/execbench "$@"
 	;;
 *)
 	exec go run ./cmd/rloginbench "$@"
