@@ -92,11 +92,8 @@ func runAlone(ctx context.Context, stdout io.Writer, paths []*path, o *options, 
 			}
 		}
 	}
-	took := time.Since(start).Round(time.Second)
-	table := summarizeAlone(paths, modes, results, o, took)
-	fmt.Fprintln(stdout)
-	fmt.Fprint(stdout, table)
-	if o.out == "" {
+	table := summarizeAlone(paths, modes, results, o, time.Since(start).Round(time.Second))
+	if !rep.show(stdout, table, o) {
 		return nil
 	}
 	body := fmt.Sprintf("### Run of %s\n\n%s\nCommand: `%s`\n\n%s",

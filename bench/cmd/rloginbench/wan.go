@@ -83,6 +83,13 @@ type sectionReport struct {
 	args    []string
 }
 
+// show prints a section's tables, and reports whether they go into a file too (-out).
+func (sectionReport) show(stdout io.Writer, tables string, o *options) bool {
+	fmt.Fprintln(stdout)
+	fmt.Fprint(stdout, tables)
+	return o.out != ""
+}
+
 // wanKey names the samples of one path under one condition.
 type wanKey struct {
 	path string
@@ -138,12 +145,8 @@ func runWAN(ctx context.Context, stdout io.Writer, u *servers.User, paths []*pat
 			}
 		}
 	}
-	took := time.Since(start).Round(time.Second)
-
-	tables := summarizeWAN(paths, conds, results, o, took)
-	fmt.Fprintln(stdout)
-	fmt.Fprint(stdout, tables)
-	if o.out == "" {
+	tables := summarizeWAN(paths, conds, results, o, time.Since(start).Round(time.Second))
+	if !rep.show(stdout, tables, o) {
 		return nil
 	}
 	out := outPath(rep.root, o.out)
