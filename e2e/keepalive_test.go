@@ -151,11 +151,17 @@ func TestKeepaliveAndOldPeers(t *testing.T) {
 // it is the one that probes the client: a blackholed path ends the session there too, the log
 // says why, and the shell goes.
 func TestPrivsepBlackhole(t *testing.T) {
+	privsepBlackhole(t, filepath.Join(binDir, "rlogind"))
+}
+
+// privsepBlackhole is TestPrivsepBlackhole with the rlogind binary bin.
+func privsepBlackhole(t *testing.T, bin string) {
+	t.Helper()
 	user, dir, keyFile := privsepUser(t, "rlt-ka-e2e")
 	conf := filepath.Join(dir, "rlogind.conf")
 	writeFile(t, conf, "privilege-separation yes\npassword-authentication no\nstop-grace 2s\nclient-alive-interval 500ms\n")
 	port := freePort(t)
-	startRlogind, logText := systemRlogind(t, filepath.Join(binDir, "rlogind"), conf, port)
+	startRlogind, logText := systemRlogind(t, bin, conf, port)
 	d := startRlogind()
 	d.addr = "127.0.0.1:" + port
 
