@@ -348,6 +348,8 @@ func (p *argParser) setCommand(words []string) error {
 	switch {
 	case p.o.ForcePTY && p.o.NoPTY:
 		return usageErrorf("-t and -T contradict each other")
+	case p.o.Classic && len(words) > 0:
+		return usageErrorf("-c runs no command: classic rlogin has none (rsh was another protocol)")
 	case p.o.Command == "" && len(words) > 0:
 		return usageErrorf("empty command")
 	case p.o.Command == "" && (p.o.NoPTY || p.o.ForcePTY):

@@ -101,6 +101,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"-t", "-T", "host", "cmd"}, `-t and -T contradict each other`},
 		{[]string{"-t", "host"}, `-t and -T need a command`},
 		{[]string{"host", "--", ""}, `empty command`},
+		{[]string{"-c", "host", "id"}, `-c runs no command`},
 		{[]string{"-x", "host"}, "unknown option -- x"},
 		{[]string{"-k", "realm", "host"}, "unknown option -- k"},
 		{[]string{"-8q", "host"}, "unknown option -- q"},
