@@ -340,8 +340,9 @@ func TestInetdSeparated(t *testing.T) {
 	r.Ready()
 	end := exec.Command(exe, "-end-sessions", "-config", conf)
 	end.Env = []string{"HOME=/root", asDaemonEnv + "=1"}
+	// At least this one: another test's monitor still ending may be counted too.
 	out, err := end.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "ended 1 sessions") {
+	if err != nil || !regexp.MustCompile(`ended [1-9][0-9]* sessions`).Match(out) {
 		t.Fatalf("rlogind -end-sessions: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)

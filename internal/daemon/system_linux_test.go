@@ -319,7 +319,7 @@ func TestSystemPasswordLogin(t *testing.T) {
 		if err := r.Wait(); err != nil {
 			t.Fatalf("Wait: %v", err)
 		}
-		ts.waitLog(`msg="key not authorized; login\(1\) asks for the password" .*method=password user=rlt-bob`)
+		ts.waitLog(`msg="key not authorized; the password is asked" .*method=password user=rlt-bob`)
 		ts.waitLog(`msg="authentication succeeded" .*user=rlt-bob method=password`)
 	})
 
