@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
@@ -47,9 +49,19 @@ func commandOf(log *slog.Logger, req *session.Request, cl *client, lg *systemLog
 		}
 	}
 	if sc.command != "" {
-		log.Info("running a command", "command", sanitize.Text(sc.command), "terminal", terminal, "forced", cl.forceCommand != "")
+		// The line may carry a secret (a password as an argument), so Info has only its length
+		// and a digest to tell runs apart; the line itself is for Debug, as sshd logs it.
+		log.Info("running a command", "length", len(sc.command), "sha256", commandDigest(sc.command), "terminal", terminal, "forced", cl.forceCommand != "")
+		log.Debug("the command", "command", sanitize.Text(sc.command))
 	}
 	return sc, "", true
+}
+
+// commandDigest is the start of a command line's SHA-256, enough to match two log lines of the
+// same command, and no help in guessing a long secret in it.
+func commandDigest(line string) string {
+	sum := sha256.Sum256([]byte(line))
+	return hex.EncodeToString(sum[:8])
 }
 
 // keyOptionAttrs describes the options of the authorized_keys line that let a key in, for the

@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/rlogin-go/rlogin/internal/logintest"
@@ -104,5 +107,27 @@ func TestCommandOf(t *testing.T) {
 				t.Errorf("commandOf = %+v, %q, %v; want %+v, %q", got, reason, ok, tt.want, tt.reason)
 			}
 		})
+	}
+}
+
+// TestCommandLogLevels: the command line (which may hold a password) is logged only at Debug;
+// Info has its length and digest.
+func TestCommandLogLevels(t *testing.T) {
+	const line = "mysql -psecret42"
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level}))
+		req := &session.Request{User: "bob", Command: &session.Command{Line: line}}
+		if _, _, ok := commandOf(log, req, &client{}, nil); !ok {
+			t.Fatal("commandOf refused a command")
+		}
+		out := buf.String()
+		digest := fmt.Sprintf("length=%d sha256=%s", len(line), commandDigest(line))
+		if !strings.Contains(out, digest) {
+			t.Errorf("level %v: log %q lacks %q", level, out, digest)
+		}
+		if got := strings.Contains(out, "secret42"); got != (level == slog.LevelDebug) {
+			t.Errorf("level %v: log %q: command line logged = %v", level, out, got)
+		}
 	}
 }

@@ -96,7 +96,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	set.BoolVar(&o.endSessions, "end-sessions", false, "as root, with -privilege-separation: end every session of every rlogind on this machine (each within its -stop-grace), then exit; a stop or restart of the listener leaves them running")
 	set.StringVar(&o.addr, "addr", daemon.DefaultAddr, "listen `address`: host:port, [ipv6]:port, :port, tcp:host:port, or unix:/path/sock (any address with a '/' is a Unix socket); ignored when systemd passes listening sockets")
 	set.StringVar(&o.hostKey, "host-key", defaultHostKey, "host key `file` (ed25519, OpenSSH format); created if missing")
-	set.StringVar(&o.authorizedKeys, "authorized-keys", defaultAuthorizedKeys, "`file` of the client keys allowed to log in (OpenSSH authorized_keys format, no options)")
+	set.StringVar(&o.authorizedKeys, "authorized-keys", defaultAuthorizedKeys, "`file` of the client keys allowed to log in (OpenSSH authorized_keys format; command=, no-pty and from= are enforced, other options ignore the line)")
 	set.DurationVar(&o.grace, "login-grace-time", daemon.DefaultLoginGraceTime, "deadline for a login: everything from connecting until the shell starts")
 	set.TextVar(&o.maxStartups, "max-startups", admission.DefaultMaxStartups(), "random early drop of unauthenticated connections, `start:rate:full` (or one number n for n:100:n)")
 	set.Var(&o.perSourceMax, "per-source-max-startups", "most unauthenticated connections from one source, `n` or none")
