@@ -81,7 +81,7 @@ func NewFileChannel(f *os.File, side Side) (*Channel, error) {
 }
 
 // Send sends m with files, which must be the descriptors m carries (ACCEPT: the pty master;
-// the other messages: none). It refuses a message this side may not send and one whose fields
+// PIPES: the command's stdin, stdout and stderr; the other messages: none). It refuses a message this side may not send and one whose fields
 // break their bounds. The files stay the caller's: the peer gets duplicates.
 func (c *Channel) Send(m Message, files ...*os.File) error {
 	if m.Type().request() != (c.side == NetSide) {
@@ -202,18 +202,56 @@ func parseRights(oob []byte) ([]*os.File, error) {
 	return files, bad
 }
 
-// checkFiles checks what a received descriptor is: ACCEPT's is a terminal's master, a
-// character device.
+// checkFiles checks what received descriptors are: ACCEPT's is a terminal's master, a
+// character device; PIPES's are pipes, the first open for writing (the command's stdin), the
+// others for reading (its stdout and stderr).
 func checkFiles(m Message, files []*os.File) error {
-	if _, ok := m.(*Accept); !ok {
-		return nil
+	switch m.(type) {
+	case *Accept:
+		fi, err := files[0].Stat()
+		if err != nil {
+			return fmt.Errorf("pty master: %w", err)
+		}
+		if fi.Mode()&os.ModeCharDevice == 0 {
+			return fmt.Errorf("pty master is not a character device (%v)", fi.Mode())
+		}
+	case *Pipes:
+		for i, f := range files {
+			want := unix.O_RDONLY
+			if i == 0 {
+				want = unix.O_WRONLY
+			}
+			if err := checkPipe(f, want); err != nil {
+				return fmt.Errorf("pipe %d: %w", i, err)
+			}
+		}
 	}
-	fi, err := files[0].Stat()
+	return nil
+}
+
+// checkPipe checks that f is a pipe open with access mode want (O_RDONLY or O_WRONLY).
+func checkPipe(f *os.File, want int) error {
+	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("pty master: %w", err)
+		return err
 	}
-	if fi.Mode()&os.ModeCharDevice == 0 {
-		return fmt.Errorf("pty master is not a character device (%v)", fi.Mode())
+	if fi.Mode()&os.ModeNamedPipe == 0 {
+		return fmt.Errorf("not a pipe (%v)", fi.Mode())
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var flags int
+	cerr := rc.Control(func(fd uintptr) { flags, err = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return err
+	}
+	if flags&unix.O_ACCMODE != want {
+		return fmt.Errorf("open with access mode %d, want %d", flags&unix.O_ACCMODE, want)
 	}
 	return nil
 }

@@ -39,6 +39,9 @@ func TestChannelSendReceive(t *testing.T) {
 			defer f.Close()
 			files = append(files, f)
 		}
+		if m.Type() == TypePipes {
+			files = commandPipes(t)
+		}
 		if err := from.Send(m, files...); err != nil {
 			t.Fatalf("Send(%v): %v", m.Type(), err)
 		}
@@ -76,6 +79,7 @@ func TestChannelSendRefuses(t *testing.T) {
 		{"a reply from the net side", netc, &Accept{}, []*os.File{devnull}},
 		{"a request from the monitor", monitor, &Hangup{}, nil},
 		{"ACCEPT without its pty", monitor, &Accept{}, nil},
+		{"PIPES with one", monitor, &Pipes{}, []*os.File{devnull}},
 		{"a descriptor with REFUSE", monitor, &Refuse{}, []*os.File{devnull}},
 		{"an invalid field", netc, &Answer{Text: "a\nb"}, nil},
 	} {
@@ -83,6 +87,26 @@ func TestChannelSendRefuses(t *testing.T) {
 			t.Errorf("%s: sent", tc.name)
 		}
 	}
+}
+
+// commandPipes returns the three ends PIPES carries: the write end of a pipe, then the read
+// ends of two; the test closes them all at its end.
+func commandPipes(t *testing.T) []*os.File {
+	t.Helper()
+	var ends []*os.File
+	for i := range 3 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close(); w.Close() })
+		if i == 0 {
+			ends = append(ends, w)
+		} else {
+			ends = append(ends, r)
+		}
+	}
+	return ends
 }
 
 // rawSend sends b with fds on f's socket, as a hostile peer would, without the checks of Send.
@@ -121,7 +145,8 @@ func TestChannelReceiveRefuses(t *testing.T) {
 	}
 	defer pipeR.Close()
 	defer pipeW.Close()
-	nullFd, pipeFd := int(devnull.Fd()), int(pipeR.Fd())
+	nullFd, pipeFd, pipeWFd := int(devnull.Fd()), int(pipeR.Fd()), int(pipeW.Fd())
+	pipes, _ := encode(&Pipes{})
 	for _, tc := range []struct {
 		name string
 		side Side // the receiver
@@ -133,6 +158,10 @@ func TestChannelReceiveRefuses(t *testing.T) {
 		{"ACCEPT without a descriptor", NetSide, accept, nil, "descriptors"},
 		{"ACCEPT with two", NetSide, accept, []int{nullFd, nullFd}, "descriptors"},
 		{"ACCEPT with a pipe", NetSide, accept, []int{pipeFd}, "character device"},
+		{"PIPES with a device", NetSide, pipes, []int{nullFd, pipeFd, pipeFd}, "not a pipe"},
+		{"PIPES with stdin read", NetSide, pipes, []int{pipeFd, pipeFd, pipeFd}, "access mode"},
+		{"PIPES with stderr written", NetSide, pipes, []int{pipeWFd, pipeFd, pipeWFd}, "access mode"},
+		{"PIPES with two", NetSide, pipes, []int{pipeWFd, pipeFd}, "descriptors"},
 		{"ACCEPT with many", NetSide, accept, []int{nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd}, "descriptors"},
 		{"a reply to the monitor", MonitorSide, accept, []int{nullFd}, "unexpected"},
 		{"a request to the net child", NetSide, hangup, nil, "unexpected"},
@@ -145,7 +174,10 @@ func TestChannelReceiveRefuses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Both ends are closed here: a peer left to the garbage collector's finalizer
+			// closes at a random time, which made the descriptor count below flaky.
 			defer mf.Close()
+			defer nf.Close()
 			peer, mine := mf, nf
 			if tc.side == MonitorSide {
 				peer, mine = nf, mf

@@ -1,18 +1,24 @@
 package privsep
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // A Conversation is the monitor's check of the order of one net child's messages
-// (docs/privsep-messages.md, "Order"): SIGN and then LOGIN; ANSWER once per PROMPT, at most
-// MaxPrompts prompts; after ACCEPT, HANGUP and KILL only; nothing after REFUSE or EXITED. The
-// monitor calls Received for each request before acting on it and Sending before each reply;
-// an error means the message is out of order, and the connection ends. (How many host-key
-// signatures a connection gets is HostKeyHolder's to bound.)
+// (docs/privsep-messages.md, "Order"): SIGN, at most one COMMAND (secure only), then LOGIN;
+// ANSWER once per PROMPT, at most MaxPrompts prompts; ACCEPT for a login or a command on a
+// terminal, PIPES for a command without one; after that HANGUP and KILL, and SIGNAL for a
+// command without a terminal; nothing after REFUSE or EXITED. The monitor calls Received for
+// each request before acting on it and Sending before each reply; an error means the message is
+// out of order, and the connection ends. (How many host-key signatures a connection gets is
+// HostKeyHolder's to bound.)
 type Conversation struct {
 	maxPrompts int
 	state      conversationState
-	prompts    int  // PROMPTs sent
-	prompted   bool // a PROMPT awaits its ANSWER
+	prompts    int      // PROMPTs sent
+	prompted   bool     // a PROMPT awaits its ANSWER
+	command    *Command // the COMMAND received, if any
 }
 
 type conversationState int
@@ -36,16 +42,25 @@ func NewConversation(maxPrompts int) *Conversation { return &Conversation{maxPro
 func (c *Conversation) Received(m Message) error {
 	switch t := m.Type(); {
 	case c.state == beforeLogin && t == TypeSign:
+	case c.state == beforeLogin && t == TypeCommand && c.command == nil:
+		c.command = m.(*Command)
 	case c.state == beforeLogin && t == TypeLogin:
+		if c.command != nil && m.(*Login).Protocol == ProtocolClassic {
+			return errors.New("privsep: COMMAND with a classic LOGIN")
+		}
 		c.state = authenticating
 	case c.state == authenticating && t == TypeAnswer && c.prompted:
 		c.prompted = false
 	case c.state == inSession && (t == TypeHangup || t == TypeKill):
+	case c.state == inSession && t == TypeSignal && c.pipes():
 	default:
 		return c.outOfOrder(m)
 	}
 	return nil
 }
+
+// pipes reports whether the session is a command without a terminal.
+func (c *Conversation) pipes() bool { return c.command != nil && !c.command.PTY }
 
 // Sending checks a reply the monitor is about to send and moves the conversation on.
 func (c *Conversation) Sending(m Message) error {
@@ -58,7 +73,9 @@ func (c *Conversation) Sending(m Message) error {
 		c.prompts++
 		c.prompted = true
 	case (c.state == authenticating || c.state == inSession) && t == TypeInfo:
-	case c.state == authenticating && t == TypeAccept && !c.prompted:
+	case c.state == authenticating && t == TypeAccept && !c.prompted && !c.pipes():
+		c.state = inSession
+	case c.state == authenticating && t == TypePipes && !c.prompted && c.pipes():
 		c.state = inSession
 	case (c.state == beforeLogin || c.state == authenticating) && t == TypeRefuse:
 		c.state = done

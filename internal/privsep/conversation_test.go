@@ -1,6 +1,10 @@
 package privsep
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/rlogin-go/rlogin/session"
+)
 
 // step is a message in a conversation: received from the net child (a request) or sent by the
 // monitor (a reply), and whether the conversation allows it.
@@ -10,6 +14,8 @@ type step struct {
 }
 
 func TestConversation(t *testing.T) {
+	piped := &Command{session.Command{Line: "ls"}}
+	onPTY := &Command{session.Command{Line: "top", PTY: true}}
 	for _, tc := range []struct {
 		name  string
 		steps []step
@@ -41,6 +47,21 @@ func TestConversation(t *testing.T) {
 		{"signature after login", []step{{&Login{}, true}, {&Signature{}, false}}},
 		{"exited before accept", []step{{&Login{}, true}, {&Exited{}, false}}},
 		{"prompt in the session", []step{{&Login{}, true}, {&Accept{}, true}, {&Prompt{}, false}}},
+		{"command without a terminal", []step{
+			{&Sign{}, true}, {&Signature{}, true}, {piped, true}, {&Login{}, true}, {&Prompt{}, true},
+			{&Answer{}, true}, {&Accept{}, false}, {&Pipes{}, true}, {&SignalCommand{}, true},
+			{&Hangup{}, true}, {&Exited{}, true}, {&SignalCommand{}, false},
+		}},
+		{"command on a terminal", []step{
+			{onPTY, true}, {&Login{}, true}, {&Pipes{}, false}, {&Accept{}, true}, {&SignalCommand{}, false},
+		}},
+		{"pipes for a login", []step{{&Login{}, true}, {&Pipes{}, false}}},
+		{"signal in a login", []step{{&Login{}, true}, {&Accept{}, true}, {&SignalCommand{}, false}}},
+		{"signal before the session", []step{{piped, true}, {&Login{}, true}, {&SignalCommand{}, false}}},
+		{"two commands", []step{{piped, true}, {piped, false}}},
+		{"command after login", []step{{&Login{}, true}, {piped, false}}},
+		{"command with a classic login", []step{{piped, true}, {&Login{Protocol: ProtocolClassic}, false}}},
+		{"pipes with a prompt unanswered", []step{{piped, true}, {&Login{}, true}, {&Prompt{}, true}, {&Pipes{}, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewConversation(3)

@@ -11,12 +11,14 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"syscall"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/session/classic"
 	"github.com/rlogin-go/rlogin/transport"
+	"golang.org/x/sys/unix"
 )
 
 // A Type is the first byte of a message: what it is. Requests (net child to monitor) are
@@ -31,12 +33,15 @@ const (
 	TypeAnswer    Type = 0x03 // net -> monitor: the user's answer to the last prompt
 	TypeHangup    Type = 0x04 // net -> monitor: hang up the shell (the client is gone)
 	TypeKill      Type = 0x05 // net -> monitor: kill the session now
+	TypeCommand   Type = 0x06 // net -> monitor: the client's command, before LOGIN
+	TypeSignal    Type = 0x07 // net -> monitor: a signal for a command without a terminal
 	TypeSignature Type = 0x81 // monitor -> net: the host key's signature
 	TypePrompt    Type = 0x82 // monitor -> net: ask the user (a password prompt)
 	TypeInfo      Type = 0x83 // monitor -> net: tell the user (PAM info or error, motd)
 	TypeAccept    Type = 0x84 // monitor -> net: logged in; carries the pty master
 	TypeRefuse    Type = 0x85 // monitor -> net: not logged in; the reason
 	TypeExited    Type = 0x86 // monitor -> net: the shell has exited
+	TypePipes     Type = 0x87 // monitor -> net: logged in; carries a command's three pipes
 )
 
 func (t Type) String() string {
@@ -51,6 +56,10 @@ func (t Type) String() string {
 		return "HANGUP"
 	case TypeKill:
 		return "KILL"
+	case TypeCommand:
+		return "COMMAND"
+	case TypeSignal:
+		return "SIGNAL"
 	case TypeSignature:
 		return "SIGNATURE"
 	case TypePrompt:
@@ -63,6 +72,8 @@ func (t Type) String() string {
 		return "REFUSE"
 	case TypeExited:
 		return "EXITED"
+	case TypePipes:
+		return "PIPES"
 	}
 	return fmt.Sprintf("type 0x%02x", byte(t))
 }
@@ -88,14 +99,14 @@ const (
 	MaxSignLen = transport.MaxCertificateSize + 1024
 	// maxPeerLen bounds the text of a peer address ("[v6%zone]:port").
 	maxPeerLen = 64
-	// maxFiles is the most descriptors one message carries (ACCEPT: 1); a receiver makes room
+	// maxFiles is the most descriptors one message carries (PIPES: 3); a receiver makes room
 	// for more so that it sees and refuses extra ones instead of the kernel dropping them.
-	maxFiles = 1
+	maxFiles = 3
 )
 
 // A Message is one of the message types of this package: *Sign, *Login, *Answer, *Hangup,
-// *Kill (requests, net child to monitor), *Signature, *Prompt, *Info, *Accept, *Refuse,
-// *Exited (replies, monitor to net child).
+// *Kill, *Command, *SignalCommand (requests, net child to monitor), *Signature, *Prompt,
+// *Info, *Accept, *Refuse, *Exited, *Pipes (replies, monitor to net child).
 type Message interface {
 	Type() Type
 	// check reports whether the message holds only what its fields may hold.
@@ -151,6 +162,15 @@ type Hangup struct{}
 // Kill asks the monitor to end the session at once.
 type Kill struct{}
 
+// Command is the command the client asked to run in place of a login shell (session.Command,
+// capability exec). The net child sends it before LOGIN, so that the monitor has the whole
+// request when it acts on LOGIN, which keeps LOGIN within MaxMessageLen.
+type Command struct{ session.Command }
+
+// SignalCommand asks the monitor to send Signal to a command without a terminal: the client's
+// SIGNAL frame. Signal is one that session.ValidCommandSignal names.
+type SignalCommand struct{ Signal syscall.Signal }
+
 // Signature is the host key's ed25519 signature of the last SIGN.
 type Signature struct{ Sig []byte }
 
@@ -170,6 +190,11 @@ type Accept struct{}
 // Refuse says the login failed; the net child tells the client Reason and closes.
 type Refuse struct{ Reason string }
 
+// Pipes says the login is authorized and its command started without a terminal; it carries
+// the three pipes of the command: the write end of its stdin, the read ends of its stdout and
+// its stderr, in that order.
+type Pipes struct{}
+
 // Exited says the shell has exited: with Status if Signal is 0, else killed by Signal (a Linux
 // signal number), with a core dump if CoreDumped.
 type Exited struct {
@@ -178,29 +203,35 @@ type Exited struct {
 	CoreDumped bool
 }
 
-func (*Sign) Type() Type      { return TypeSign }
-func (*Login) Type() Type     { return TypeLogin }
-func (*Answer) Type() Type    { return TypeAnswer }
-func (*Hangup) Type() Type    { return TypeHangup }
-func (*Kill) Type() Type      { return TypeKill }
-func (*Signature) Type() Type { return TypeSignature }
-func (*Prompt) Type() Type    { return TypePrompt }
-func (*Info) Type() Type      { return TypeInfo }
-func (*Accept) Type() Type    { return TypeAccept }
-func (*Refuse) Type() Type    { return TypeRefuse }
-func (*Exited) Type() Type    { return TypeExited }
+func (*Sign) Type() Type          { return TypeSign }
+func (*Login) Type() Type         { return TypeLogin }
+func (*Answer) Type() Type        { return TypeAnswer }
+func (*Hangup) Type() Type        { return TypeHangup }
+func (*Kill) Type() Type          { return TypeKill }
+func (*Signature) Type() Type     { return TypeSignature }
+func (*Prompt) Type() Type        { return TypePrompt }
+func (*Info) Type() Type          { return TypeInfo }
+func (*Accept) Type() Type        { return TypeAccept }
+func (*Refuse) Type() Type        { return TypeRefuse }
+func (*Exited) Type() Type        { return TypeExited }
+func (*Command) Type() Type       { return TypeCommand }
+func (*SignalCommand) Type() Type { return TypeSignal }
+func (*Pipes) Type() Type         { return TypePipes }
 
-func (*Sign) files() int      { return 0 }
-func (*Login) files() int     { return 0 }
-func (*Answer) files() int    { return 0 }
-func (*Hangup) files() int    { return 0 }
-func (*Kill) files() int      { return 0 }
-func (*Signature) files() int { return 0 }
-func (*Prompt) files() int    { return 0 }
-func (*Info) files() int      { return 0 }
-func (*Accept) files() int    { return 1 }
-func (*Refuse) files() int    { return 0 }
-func (*Exited) files() int    { return 0 }
+func (*Sign) files() int          { return 0 }
+func (*Login) files() int         { return 0 }
+func (*Answer) files() int        { return 0 }
+func (*Hangup) files() int        { return 0 }
+func (*Kill) files() int          { return 0 }
+func (*Signature) files() int     { return 0 }
+func (*Prompt) files() int        { return 0 }
+func (*Info) files() int          { return 0 }
+func (*Accept) files() int        { return 1 }
+func (*Refuse) files() int        { return 0 }
+func (*Exited) files() int        { return 0 }
+func (*Command) files() int       { return 0 }
+func (*SignalCommand) files() int { return 0 }
+func (*Pipes) files() int         { return 3 }
 
 // encode returns m's encoding, after checking it as the receiver will.
 func encode(m Message) ([]byte, error) {
@@ -270,6 +301,15 @@ func decode(b []byte) (Message, error) {
 		m = &Refuse{Reason: d.string16("reason", MaxPromptLen)}
 	case TypeExited:
 		m = d.exited()
+	case TypeCommand:
+		c := &Command{}
+		c.PTY = d.bool("pty")
+		c.Line = d.string16("command", session.MaxCommandLen)
+		m = c
+	case TypeSignal:
+		m = &SignalCommand{Signal: syscall.Signal(d.u8())}
+	case TypePipes:
+		m = &Pipes{}
 	default:
 		return nil, fmt.Errorf("unknown message %v", t)
 	}
@@ -372,6 +412,29 @@ func (m *Answer) check() error {
 	return nil
 }
 
+// check is the session protocol's rule for a COMMAND frame (docs/protocol.md, "COMMAND"):
+// session keeps its checker unexported, so it is restated here.
+func (m *Command) check() error {
+	switch {
+	case m.Line == "":
+		return errors.New("empty command")
+	case len(m.Line) > session.MaxCommandLen:
+		return fmt.Errorf("command of %d bytes exceeds the limit of %d", len(m.Line), session.MaxCommandLen)
+	case strings.IndexByte(m.Line, 0) >= 0:
+		return errors.New("command holds a NUL byte")
+	}
+	return nil
+}
+
+func (m *SignalCommand) check() error {
+	if !session.ValidCommandSignal(strings.TrimPrefix(unix.SignalName(m.Signal), "SIG")) {
+		return fmt.Errorf("signal %d is not one a client may send", int(m.Signal))
+	}
+	return nil
+}
+
+func (*Pipes) check() error { return nil }
+
 func (*Hangup) check() error { return nil }
 func (*Kill) check() error   { return nil }
 func (*Accept) check() error { return nil }
@@ -429,6 +492,13 @@ func (m *Signature) appendFields(b []byte) []byte { return appendBytes16(b, m.Si
 func (m *Info) appendFields(b []byte) []byte      { return appendBytes16(b, []byte(m.Text)) }
 func (*Accept) appendFields(b []byte) []byte      { return b }
 func (m *Refuse) appendFields(b []byte) []byte    { return appendBytes16(b, []byte(m.Reason)) }
+func (*Pipes) appendFields(b []byte) []byte       { return b }
+
+func (m *Command) appendFields(b []byte) []byte {
+	return appendBytes16(append(b, boolByte(m.PTY)), []byte(m.Line))
+}
+
+func (m *SignalCommand) appendFields(b []byte) []byte { return append(b, byte(m.Signal)) }
 
 func (m *Prompt) appendFields(b []byte) []byte {
 	return appendBytes16(append(b, boolByte(m.Echo)), []byte(m.Text))

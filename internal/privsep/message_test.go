@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rlogin-go/rlogin/session"
@@ -65,6 +66,11 @@ func validMessages(t testing.TB) []Message {
 		&Exited{Status: 255},
 		&Exited{Signal: 9},
 		&Exited{Signal: 11, CoreDumped: true},
+		&Command{session.Command{Line: "tar cf - /srv", PTY: false}},
+		&Command{session.Command{Line: strings.Repeat("c", session.MaxCommandLen), PTY: true}},
+		&SignalCommand{Signal: syscall.SIGINT},
+		&SignalCommand{Signal: syscall.SIGKILL},
+		&Pipes{},
 	}
 }
 
@@ -155,6 +161,13 @@ func TestDecodeRefuses(t *testing.T) {
 		{"answer with NUL", enc(&Answer{Text: "p\x00w"})},
 		{"answer too long", enc(&Answer{Text: strings.Repeat("x", MaxAnswerLen+1)})},
 		{"hangup with a field", append(enc(&Hangup{}), 1, 2)},
+		{"command empty", enc(&Command{})},
+		{"command with NUL", enc(&Command{session.Command{Line: "a\x00b"}})},
+		{"command pty byte 2", []byte{byte(TypeCommand), 2, 0, 1, 'x'}},
+		{"command too long", append([]byte{byte(TypeCommand), 0, 0xff, 0xff}, strings.Repeat("c", 1<<16)...)},
+		{"signal SIGSTOP", enc(&SignalCommand{Signal: syscall.SIGSTOP})},
+		{"signal 0", enc(&SignalCommand{})},
+		{"signal 200", []byte{byte(TypeSignal), 200}},
 	}
 	for _, tc := range requests {
 		t.Run("request/"+tc.name, func(t *testing.T) {
@@ -204,6 +217,8 @@ func TestEncodeRefuses(t *testing.T) {
 		&Exited{Signal: 9, Status: 1},
 		&Exited{Status: 1, CoreDumped: true},
 		&Signature{},
+		&Command{},
+		&SignalCommand{Signal: syscall.SIGSEGV},
 	} {
 		if b, err := encode(m); err == nil {
 			t.Errorf("encode(%#v) = %x, want an error", m, b)
