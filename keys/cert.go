@@ -171,7 +171,7 @@ const (
 )
 
 // extensionPermitPty is the certificate extension without which sshd gives
-// a session no terminal; an rlogin session always has one.
+// a session no terminal: such a certificate may run commands on pipes only.
 const extensionPermitPty = "permit-pty"
 
 // A UserCertPolicy decides which OpenSSH user certificates may log in, as
@@ -204,6 +204,11 @@ type CertLogin struct {
 	// "" if it has none. A caller that cannot run it in place of the
 	// user's shell must refuse the login.
 	ForceCommand string
+	// NoPTY is set when the certificate lacks the permit-pty extension: its
+	// session may have no terminal (a command on pipes only), as an
+	// authorized_keys line with no-pty. A caller that cannot honour it must
+	// refuse the login.
+	NoPTY bool
 }
 
 // Check decides whether cert, presented by a client connected from
@@ -213,10 +218,11 @@ type CertLogin struct {
 // user); now must be in its validity window; every critical option must be
 // one of OptionForceCommand and OptionSourceAddress, and source must match
 // source-address (an IP address or CIDR list; a source that is not a TCP
-// address never matches); it must permit a pty, which every rlogin session
-// has; and its authority's signature must verify (with a SHA-2 algorithm:
+// address never matches); and its authority's signature must verify (with a SHA-2 algorithm:
 // ssh-rsa SHA-1 signatures are refused, as OpenSSH does by default). A
-// refusal is a *CertificateError whose Reason says which rule failed.
+// certificate without the permit-pty extension is accepted with NoPTY set,
+// as sshd gives its session no terminal. A refusal is a *CertificateError
+// whose Reason says which rule failed.
 func (p *UserCertPolicy) Check(user string, cert *ssh.Certificate, source net.Addr) (*CertLogin, error) {
 	if err := checkRevoked(cert, p.Revoked); err != nil {
 		return nil, err
@@ -256,9 +262,6 @@ func (p *UserCertPolicy) Check(user string, cert *ssh.Certificate, source net.Ad
 			return nil, certError(cert, ErrCertificateRejected, "%s", err)
 		}
 	}
-	if _, ok := cert.Extensions[extensionPermitPty]; !ok {
-		return nil, certError(cert, ErrCertificateRejected, "it does not permit a pty (no permit-pty extension), and every rlogin session has one")
-	}
 	if err := checkSignature(cert, principal, []string{OptionForceCommand, OptionSourceAddress}, p.Clock); err != nil {
 		return nil, err
 	}
@@ -268,7 +271,14 @@ func (p *UserCertPolicy) Check(user string, cert *ssh.Certificate, source net.Ad
 		Serial:       cert.Serial,
 		CA:           ssh.FingerprintSHA256(cert.SignatureKey),
 		ForceCommand: cert.CriticalOptions[OptionForceCommand],
+		NoPTY:        !hasPermitPty(cert),
 	}, nil
+}
+
+// hasPermitPty reports whether cert lets its session have a terminal.
+func hasPermitPty(cert *ssh.Certificate) bool {
+	_, ok := cert.Extensions[extensionPermitPty]
+	return ok
 }
 
 // Revokes reports whether pub is one of p.Revoked: a key that may not log

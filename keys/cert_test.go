@@ -203,6 +203,9 @@ func TestUserCertPolicy(t *testing.T) {
 		}},
 		{"empty principals file", func() *UserCertPolicy { p := userPolicy(ca); p.Principals = []string{}; return p }, "alice", alice, local, ErrCertificateRejected, "none of its principals", nil},
 		{"force-command", func() *UserCertPolicy { return userPolicy(ca) }, "alice", forced, local, nil, "", func(t *testing.T, l *CertLogin) {
+			if l.NoPTY {
+				t.Error("a certificate with permit-pty: NoPTY true")
+			}
 			if l.ForceCommand != "/usr/bin/backup --now" {
 				t.Errorf("ForceCommand %q", l.ForceCommand)
 			}
@@ -212,7 +215,11 @@ func TestUserCertPolicy(t *testing.T) {
 		{"source-address outside", func() *UserCertPolicy { return userPolicy(ca) }, "alice", sourced, local, ErrCertificateRejected, "127.0.0.1 is not in its source-address list", nil},
 		{"source-address over a Unix socket", func() *UserCertPolicy { return userPolicy(ca) }, "alice", sourced, &net.UnixAddr{Name: "/run/x", Net: "unix"}, ErrCertificateRejected, "not an IP address", nil},
 		{"source-address malformed", func() *UserCertPolicy { return userPolicy(ca) }, "alice", badSource, tcp("10.1.2.3:5000"), ErrCertificateRejected, "malformed entry", nil},
-		{"no permit-pty", func() *UserCertPolicy { return userPolicy(ca) }, "alice", noPty, local, ErrCertificateRejected, "permit-pty", nil},
+		{"no permit-pty", func() *UserCertPolicy { return userPolicy(ca) }, "alice", noPty, local, nil, "", func(t *testing.T, l *CertLogin) {
+			if !l.NoPTY {
+				t.Error("a certificate without permit-pty: NoPTY false, want true (commands on pipes only)")
+			}
+		}},
 		{"unsupported critical option", func() *UserCertPolicy { return userPolicy(ca) }, "alice", critical, local, ErrCertificateRejected, `unsupported critical option "verify-required"`, nil},
 		{"expired", func() *UserCertPolicy { return userPolicy(ca) }, "alice", expired, local, ErrCertificateRejected, "expired at 2020-01-02T00:00:00Z", nil},
 		{"not yet valid", func() *UserCertPolicy { return userPolicy(ca) }, "alice", future, local, ErrCertificateRejected, "not valid before", nil},

@@ -74,7 +74,8 @@ const (
 
 // userCertificate applies RevokedKeys to cl's key, and the user certificate rules to its
 // certificate (if it sent one) for a login as u. It logs why a certificate was not accepted, and
-// what an accepted one was; it sets cl.forceCommand to an accepted one's force-command.
+// what an accepted one was; it sets cl.forceCommand and cl.noPTY to an accepted one's
+// force-command and its lack of permit-pty.
 func (s *Server) userCertificate(ctx context.Context, log *slog.Logger, u *systemlogin.User, cl *client) certVerdict {
 	user, key, cert := u.Name, cl.key, cl.cert
 	policy := &keys.UserCertPolicy{}
@@ -136,8 +137,14 @@ func (s *Server) userCertificate(ctx context.Context, log *slog.Logger, u *syste
 		log.Warn("certificate not accepted: its force-command option is not supported in system mode", "user", user, "certificate", login.KeyID)
 		return certNotUsed
 	}
+	if login.NoPTY && s.cfg.System {
+		// As for force-command: login(1) gives every session a terminal, so a certificate
+		// that permits none lets no one in.
+		log.Warn("certificate not accepted: without permit-pty it allows no terminal, and system mode has no sessions without one", "user", user, "certificate", login.KeyID)
+		return certNotUsed
+	}
 	log.Info("certificate accepted", "user", user, "certificate", login.KeyID, "serial", login.Serial,
 		"principal", login.Principal, "ca", login.CA, "force_command", sanitize.Text(login.ForceCommand))
-	cl.forceCommand = login.ForceCommand
+	cl.forceCommand, cl.noPTY = login.ForceCommand, login.NoPTY
 	return certAccepted
 }
