@@ -167,6 +167,29 @@ func TestUserCertificateForceCommand(t *testing.T) {
 	ts.waitLog(`certificate accepted.*force_command="echo FORCED-\$\(\(6\*7\)\); exit 3"`)
 }
 
+// A certificate without permit-pty gets no terminal: its force-command runs on pipes for a plain
+// login (as sshd), and without a force-command a login is refused for want of a terminal.
+func TestUserCertificateWithoutPermitPty(t *testing.T) {
+	ca := newTestCA(t)
+	ts := startServer(t, func(c *Config) { c.TrustedUserCAKeys = ca.path + ".pub" })
+	key := newKey(t)
+	r, _, err := certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", ts.srv.User(), "-O", "no-pty", "-O", "force-command=tty; exit 4"), ts.srv.User())
+	if err != nil {
+		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
+	}
+	r.Expect(`not a tty\n`)
+	var exit *session.ExitError
+	if err := r.Wait(); !errors.As(err, &exit) || exit.Status != 4 {
+		t.Fatalf("session ended with %v, want the forced command's status 4", err)
+	}
+
+	_, _, err = certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", ts.srv.User(), "-O", "no-pty"), ts.srv.User())
+	var re *session.RefusedError
+	if !errors.As(err, &re) || re.Reason != reasonNoPTY {
+		t.Fatalf("login without permit-pty: %v, want the refusal %q", err, reasonNoPTY)
+	}
+}
+
 // AuthorizedPrincipalsFile maps certificate principals to the user; RevokedKeys refuses a key
 // that authorized_keys lists.
 func TestUserCertificatePrincipalsAndRevokedKeys(t *testing.T) {
