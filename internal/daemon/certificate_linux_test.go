@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/rlogin-go/rlogin/session"
@@ -58,4 +59,25 @@ func testSystemUserCertificate(t *testing.T, separated bool) {
 		t.Fatalf("login with a force-command certificate: %v, want %q", err, reasonDenied)
 	}
 	ts.waitLog(`certificate not accepted: its force-command option is not supported in system mode`)
+}
+
+// TestSystemUserCertificateWithoutPermitPty: system mode gives every session a terminal, so a
+// certificate without permit-pty is not accepted there (it would be ignoring a restriction).
+func TestSystemUserCertificateWithoutPermitPty(t *testing.T) {
+	requireSystem(t)
+	for i, start := range []func(*testing.T, func(*Config)) *testServer{startSystem, startSeparated} {
+		ca := newTestCA(t)
+		alice := addUser(t, fmt.Sprintf("rlt-certp%d", i))
+		ts := start(t, func(c *Config) {
+			c.TrustedUserCAKeys = ca.path + ".pub"
+			c.PasswordAuthentication = false
+		})
+		key := newKey(t)
+		_, _, err := certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", alice.name, "-O", "no-pty"), alice.name)
+		var re *session.RefusedError
+		if !errors.As(err, &re) || re.Reason != reasonDenied {
+			t.Fatalf("login with a certificate without permit-pty: %v, want %q", err, reasonDenied)
+		}
+		ts.waitLog(`certificate not accepted: without permit-pty it allows no terminal`)
+	}
 }
