@@ -47,6 +47,12 @@ func (ca *testCA) sign(t *testing.T, pub ed25519.PublicKey, args ...string) stri
 // session, or the login's error, and the host certificate the server presented.
 func certLogin(t *testing.T, ts *testServer, key ed25519.PrivateKey, certPath, user string) (*logintest.Remote, *ssh.Certificate, error) {
 	t.Helper()
+	return certLoginRequest(t, ts, key, certPath, ts.request(user))
+}
+
+// certLoginRequest is certLogin with the request req (a command, say).
+func certLoginRequest(t *testing.T, ts *testServer, key ed25519.PrivateKey, certPath string, req session.Request) (*logintest.Remote, *ssh.Certificate, error) {
+	t.Helper()
 	cert, err := keys.LoadCertificate(certPath)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +75,7 @@ func certLogin(t *testing.T, ts *testServer, key ed25519.PrivateKey, certPath, u
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := logintest.Start(t, sc, ts.request(user))
+	r, err := logintest.Start(t, sc, req)
 	return r, hostCert, err
 }
 
@@ -167,26 +173,33 @@ func TestUserCertificateForceCommand(t *testing.T) {
 	ts.waitLog(`certificate accepted.*force_command="echo FORCED-\$\(\(6\*7\)\); exit 3"`)
 }
 
-// A certificate without permit-pty gets no terminal: its force-command runs on pipes for a plain
-// login (as sshd), and without a force-command a login is refused for want of a terminal.
+// A certificate without permit-pty gets no terminal: a command runs on pipes (its
+// force-command's, if it has one), and a login or -t is refused for want of a terminal.
 func TestUserCertificateWithoutPermitPty(t *testing.T) {
 	ca := newTestCA(t)
 	ts := startServer(t, func(c *Config) { c.TrustedUserCAKeys = ca.path + ".pub" })
 	key := newKey(t)
-	r, _, err := certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", ts.srv.User(), "-O", "no-pty", "-O", "force-command=tty; exit 4"), ts.srv.User())
-	if err != nil {
-		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
-	}
-	r.Expect(`not a tty\n`)
-	var exit *session.ExitError
-	if err := r.Wait(); !errors.As(err, &exit) || exit.Status != 4 {
-		t.Fatalf("session ended with %v, want the forced command's status 4", err)
-	}
-
-	_, _, err = certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", ts.srv.User(), "-O", "no-pty"), ts.srv.User())
-	var re *session.RefusedError
-	if !errors.As(err, &re) || re.Reason != reasonNoPTY {
-		t.Fatalf("login without permit-pty: %v, want the refusal %q", err, reasonNoPTY)
+	for _, opts := range [][]string{{"-O", "no-pty"}, {"-O", "no-pty", "-O", "force-command=tty; exit 4"}} {
+		cert := ca.sign(t, pubOf(key), append([]string{"-n", ts.srv.User()}, opts...)...)
+		req := ts.request(ts.srv.User())
+		req.Command = &session.Command{Line: "tty; exit 4"}
+		r, _, err := certLoginRequest(t, ts, key, cert, req)
+		if err != nil {
+			t.Fatalf("%v: command: %v\nlog:\n%s", opts, err, ts.log.String())
+		}
+		r.Expect(`not a tty\n`)
+		var exit *session.ExitError
+		if err := r.Wait(); !errors.As(err, &exit) || exit.Status != 4 {
+			t.Fatalf("%v: session ended with %v, want status 4", opts, err)
+		}
+		for _, c := range []*session.Command{nil, {Line: "tty", PTY: true}} {
+			req.Command = c
+			_, _, err = certLoginRequest(t, ts, key, cert, req)
+			var re *session.RefusedError
+			if !errors.As(err, &re) || re.Reason != reasonNoPTY {
+				t.Fatalf("%v: command %+v: %v, want the refusal %q", opts, c, err, reasonNoPTY)
+			}
+		}
 	}
 }
 

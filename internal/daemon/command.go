@@ -26,8 +26,7 @@ type sessionCommand struct {
 // commandOf decides what the session of an authorized login runs, by the client's request and
 // what its key or certificate forces (cl): a forced command replaces the client's command or
 // login shell, and the client's command goes into SSH_ORIGINAL_COMMAND, as in sshd; a key with
-// no-pty gets no terminal, so only a command without one (a plain login with a key that also
-// forces a command runs that command on pipes). In system mode (lg set) a command is
+// no-pty gets no terminal, so only a command without one. In system mode (lg set) a command is
 // refused, with the reason: login(1) starts the shell there, and runs no commands. It returns
 // the refusal's reason and false, or the command and true.
 func commandOf(log *slog.Logger, req *session.Request, cl *client, lg *systemLogin) (sessionCommand, string, bool) {
@@ -37,11 +36,10 @@ func commandOf(log *slog.Logger, req *session.Request, cl *client, lg *systemLog
 		return sessionCommand{}, reasonNoSystemCommands, false
 	}
 	terminal := requested == nil || requested.PTY
-	if cl.noPTY && requested == nil && cl.forceCommand != "" {
-		// A plain login with a key that forces a command and allows no terminal runs that
-		// command on pipes, as sshd does: the key's one job needs no terminal.
-		terminal = false
-	}
+	// sshd runs a no-pty key's forced command on pipes for a plain login too; here that waits
+	// for the session to carry a command's error output when the client sent no COMMAND (its
+	// client takes STDERR frames only for a command): until then, the pipe nobody reads would
+	// stop a command that writes much on it, so the login is refused.
 	if cl.noPTY && terminal {
 		log.Warn("login refused", "reason", "the key's no-pty option forbids a terminal")
 		return sessionCommand{}, reasonNoPTY, false

@@ -46,7 +46,7 @@ func TestCommandUserMode(t *testing.T) {
 
 // TestForcedCommandKey: an authorized_keys line's command= replaces what the client asks, a
 // login included, and the command sees the client's in SSH_ORIGINAL_COMMAND; no-pty refuses a
-// terminal, and makes a plain login run the forced command on pipes.
+// terminal.
 func TestForcedCommandKey(t *testing.T) {
 	ts := startServer(t, nil)
 	ts.writeAuthorized(t, `command="echo forced [$SSH_ORIGINAL_COMMAND]",no-pty `+string(keys.MarshalAuthorizedKey(pubOf(ts.clientKey), "")), 0o600)
@@ -62,22 +62,13 @@ func TestForcedCommandKey(t *testing.T) {
 	}
 	ts.waitLog(`running a command.*forced=true`)
 
-	// A plain login runs the forced command without a terminal, as sshd does.
-	req.Command = nil
-	r, err = logintest.Login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Expect(`forced \[\]\n`)
-	if err := r.Wait(); err != nil {
-		t.Errorf("Wait: %v", err)
-	}
-
-	req.Command = &session.Command{Line: "tty", PTY: true}
-	_, err = logintest.Login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, req)
-	var re *session.RefusedError
-	if !errors.As(err, &re) || re.Reason != reasonNoPTY {
-		t.Errorf("-t with no-pty: %v, want the refusal %q", err, reasonNoPTY)
+	for _, c := range []*session.Command{nil, {Line: "tty", PTY: true}} {
+		req.Command = c
+		_, err := logintest.Login(t, ts.addr, pubOf(ts.hostKey), ts.clientKey, req)
+		var re *session.RefusedError
+		if !errors.As(err, &re) || re.Reason != reasonNoPTY {
+			t.Errorf("command %+v with no-pty: %v, want the refusal %q", c, err, reasonNoPTY)
+		}
 	}
 }
 
@@ -101,7 +92,7 @@ func TestCommandOf(t *testing.T) {
 		{"forced, command", pipes, client{forceCommand: "backup"}, false, sessionCommand{command: "backup", original: "ls -l", pipes: true}, ""},
 		{"no-pty, command", pipes, client{noPTY: true}, false, sessionCommand{command: "ls -l", pipes: true}, ""},
 		{"no-pty, login", nil, client{noPTY: true}, false, sessionCommand{}, reasonNoPTY},
-		{"forced, no-pty, login", nil, client{forceCommand: "backup", noPTY: true}, false, sessionCommand{command: "backup", pipes: true}, ""},
+		{"forced, no-pty, login", nil, client{forceCommand: "backup", noPTY: true}, false, sessionCommand{}, reasonNoPTY},
 		{"forced, no-pty, -t", onPTY, client{forceCommand: "backup", noPTY: true}, false, sessionCommand{}, reasonNoPTY},
 		{"no-pty, -t", onPTY, client{noPTY: true}, false, sessionCommand{}, reasonNoPTY},
 		{"system, login", nil, client{}, true, sessionCommand{}, ""},
