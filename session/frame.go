@@ -61,6 +61,7 @@ const (
 	frameSynced frameType = 0x0c // server (flow2): the answer to a SYNC
 	framePing   frameType = 0x10 // both (keepalive): answer with PONG; the cookie is echoed
 	framePong   frameType = 0x11 // both (keepalive): the answer to a PING
+	frameQuiet  frameType = 0x14 // client (keepalive): stopped for a while; no verdict until the next frame
 
 	frameOptional frameType = 0x80 // the bit that makes a type optional
 )
@@ -102,6 +103,8 @@ func (t frameType) String() string {
 		return "PING"
 	case framePong:
 		return "PONG"
+	case frameQuiet:
+		return "QUIET"
 	case frameCommand:
 		return "COMMAND"
 	case frameStderr:
@@ -114,7 +117,7 @@ func (t frameType) String() string {
 
 // known reports whether this version defines t.
 func (t frameType) known() bool {
-	return t >= frameLogin && t <= frameSignal || t == framePing || t == framePong
+	return t >= frameLogin && t <= frameSignal || t == framePing || t == framePong || t == frameQuiet
 }
 
 // Which frames a side may receive, by phase.
@@ -250,7 +253,7 @@ func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m messa
 		d := decoder{p: p}
 		m.window = d.window()
 		err = d.finish()
-	case frameEOF, frameSync, frameSynced:
+	case frameEOF, frameSync, frameSynced, frameQuiet:
 		if len(p) != 0 {
 			err = fmt.Errorf("%d bytes of payload", len(p))
 		}
@@ -337,7 +340,7 @@ func appendMessage(b []byte, m *message) ([]byte, error) {
 		}
 	case frameWindow:
 		b = appendWindow(b[:start], m.window)
-	case frameEOF, frameSync, frameSynced:
+	case frameEOF, frameSync, frameSynced, frameQuiet:
 	case frameFlush:
 		if m.keep > maxWindow {
 			err = fmt.Errorf("FLUSH keeping %d bytes", m.keep)

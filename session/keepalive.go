@@ -102,12 +102,14 @@ type prober struct {
 
 	sent     atomic.Uint32 // the cookie of the last PING sent (they count from 1)
 	answered atomic.Uint32 // the cookie of the last PONG received; only the reading goroutine writes it
+	quiet    atomic.Bool   // the peer said QUIET: no verdict until a frame comes from it
 
 	mu         sync.Mutex
 	timer      *time.Timer
 	stopped    bool
-	probedLast int64 // last, when the PINGs of the current silence were counted
-	probes     int64 // PINGs sent in the current silence
+	probedLast int64         // last, when the PINGs of the current silence were counted
+	probes     int64         // PINGs sent in the current silence
+	due        time.Duration // when the timer is due to run tick, since start
 }
 
 // newProber starts probing as k says, or returns nil if k turns the probes off.
@@ -122,14 +124,41 @@ func newProber(k Keepalive, ping func(uint32) bool, dead func(*NoAnswerError)) *
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.due = p.spacing
 	p.timer = time.AfterFunc(p.spacing, p.tick)
 	return p
 }
 
-// heard notes that a frame came from the peer. A nil prober does nothing.
+// heard notes that a frame came from the peer, which ends a QUIET. A nil prober does nothing.
 func (p *prober) heard() {
 	if p != nil {
 		p.last.Store(int64(time.Since(p.start)))
+		p.quiet.Store(false)
+	}
+}
+
+// quietUntilHeard takes the peer's QUIET (called after heard noted the QUIET frame itself): it
+// stopped and cannot answer, so its silence is no verdict until it sends a frame again. The
+// PINGs go on: they keep a NAT's mapping, and TCP still notices a dead path through them.
+func (p *prober) quietUntilHeard() {
+	if p != nil {
+		p.quiet.Store(true)
+	}
+}
+
+// pingNow sends a PING at once, as after this end was stopped: the answer shows soon that the
+// peer is still there. A nil prober does nothing.
+func (p *prober) pingNow() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	if cookie := p.sent.Add(1); !p.ping(cookie) {
+		p.sent.Add(^uint32(0)) // not sent: the frame being written tells the peer as much
 	}
 }
 
@@ -161,9 +190,19 @@ func (p *prober) tick() {
 	if p.stopped {
 		return
 	}
+	now := time.Since(p.start)
 	last := p.last.Load()
-	silence := time.Since(p.start) - time.Duration(last)
-	if silence >= p.timeout {
+	if now-p.due > p.spacing {
+		// The timer ran a whole spacing late: this process did not run (it was stopped: job
+		// control, a debugger), so the silence was not the peer's. Count it from one spacing
+		// ago, which makes a PING due now, unless a frame came meanwhile. (A machine's sleep
+		// does not show here: the monotonic clock stops with it.)
+		if restart := int64(now - p.spacing); restart > last && p.last.CompareAndSwap(last, restart) {
+			last = restart
+		}
+	}
+	silence := now - time.Duration(last)
+	if silence >= p.timeout && !p.quiet.Load() {
 		p.stopped = true
 		p.dead(&NoAnswerError{Silence: p.timeout})
 		return
@@ -173,7 +212,7 @@ func (p *prober) tick() {
 	}
 	due := int64(silence / p.spacing) // the PINGs this silence calls for
 	next := time.Duration(due+1) * p.spacing
-	if due > p.probes {
+	if due > p.probes && p.sent.Load()-p.answered.Load() < maxPings { // a QUIET peer answers later
 		// Counted as sent before it leaves: its PONG may come back before ping returns.
 		if cookie := p.sent.Add(1); p.ping(cookie) {
 			p.probes = due
@@ -182,5 +221,9 @@ func (p *prober) tick() {
 			next = silence + p.spacing/8 // the conn was busy: try again soon
 		}
 	}
-	p.timer.Reset(min(next, p.timeout) - silence)
+	if silence < p.timeout {
+		next = min(next, p.timeout)
+	}
+	p.due = now + next - silence
+	p.timer.Reset(next - silence)
 }

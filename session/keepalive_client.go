@@ -22,6 +22,31 @@ func (c *Client) answerPing(cookie uint32) {
 	_, _ = c.conn.Write(c.wbuf) // a broken conn shows in readOutput
 }
 
+// Suspend tells the server that this client stops for a while (job control: rlogin's ~^Z) and
+// answers nothing until it runs again, so that the server's keepalive takes its silence for no
+// verdict; the next frame the client sends (a WINDOW after it continues, a keystroke) ends that,
+// and Continued sends one at once. Without capability keepalive accepted it does nothing.
+func (c *Client) Suspend() error {
+	if err := c.checkRunning(); err != nil {
+		return err
+	}
+	if !c.keepalive {
+		return nil
+	}
+	return c.writeFrame(frameQuiet, nil)
+}
+
+// Continued tells the server, after Suspend, that this client runs again (a PING), and makes
+// its own keepalive count the server's silence from now: while this process was stopped, the
+// server could not be heard.
+func (c *Client) Continued() {
+	c.mu.Lock()
+	alive := c.alive
+	c.mu.Unlock()
+	alive.heard()
+	alive.pingNow()
+}
+
 // noAnswer ends the session whose server stayed silent: the conn is closed, which ends the
 // pumps, and Wait returns e.
 func (c *Client) noAnswer(e *NoAnswerError) {

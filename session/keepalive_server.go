@@ -22,10 +22,12 @@ func (s *serverSession) startKeepalive() {
 	}
 }
 
-// allowedWithKeepalive returns allowed, with PING and PONG if the capability was accepted.
+// allowedWithKeepalive returns allowed, with PING, PONG and QUIET if the capability was
+// accepted.
 func (s *serverSession) allowedWithKeepalive(allowed func(frameType) bool) func(frameType) bool {
 	if s.ka.on {
-		return withKeepalive(allowed)
+		withPings := withKeepalive(allowed)
+		return func(t frameType) bool { return t == frameQuiet || withPings(t) }
 	}
 	return allowed
 }
@@ -53,10 +55,14 @@ func (s *serverSession) noAnswer(e *NoAnswerError) {
 	}
 }
 
-// keepaliveInputLocked takes a PING (answered by sendOutput) or a PONG from the client.
+// keepaliveInputLocked takes a PING (answered by sendOutput), a PONG or a QUIET from the client.
 func (s *serverSession) keepaliveInputLocked(m *message) error {
-	if m.typ == framePong {
+	switch m.typ {
+	case framePong:
 		return s.ka.prober.pong(m.cookie)
+	case frameQuiet:
+		s.ka.prober.quietUntilHeard()
+		return nil
 	}
 	if len(s.ka.pongs) >= maxPings {
 		return protocolErrorf("more than %d PINGs unanswered", maxPings)

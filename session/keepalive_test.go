@@ -324,3 +324,83 @@ func TestTooManyPings(t *testing.T) {
 		t.Errorf("Serve: %v, want a protocol error for the PINGs", r.err)
 	}
 }
+
+// TestServerWaitsForQuietClient: after the client's QUIET (rlogin suspended), the server takes
+// its silence for no verdict, however long, and sends at most 16 PINGs meanwhile; the next frame
+// from the client ends the QUIET, and a silence after it is a verdict again.
+func TestServerWaitsForQuietClient(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	p, res := keepaliveServer(t, term, fastKeepalive, []string{capKeepalive})
+	p.write(appendHeader(nil, frameQuiet, 0))
+	// Ten times the timeout, and far more PINGs' worth than 16.
+	select {
+	case srv := <-res:
+		res <- srv // for the cleanup, which waits for it
+		t.Fatalf("the session ended while the client was quiet: %v", srv.err)
+	case <-time.After(10 * fastKeepalive.Timeout()):
+	}
+	p.write(appendCookie(nil, framePing, 1)) // the client runs again
+	lastSent := time.Now()
+	pings := 0
+	for {
+		m := p.read()
+		if m.typ == framePong && m.cookie == 1 {
+			break
+		}
+		if m.typ != framePing || m.cookie != uint32(pings+1) {
+			t.Fatalf("got %v %d, want PING %d or PONG 1", m.typ, m.cookie, pings+1)
+		}
+		pings++
+	}
+	if pings > maxPings {
+		t.Errorf("%d PINGs unanswered, more than %d", pings, maxPings)
+	}
+	srv := waitServed(t, res) // silent again: the verdict comes
+	var noAnswer *NoAnswerError
+	if !errors.As(srv.err, &noAnswer) {
+		t.Fatalf("Serve: %v, want a NoAnswerError", srv.err)
+	}
+	if d := time.Since(lastSent); d < fastKeepalive.Timeout() {
+		t.Errorf("gave up %v after the last frame, before the timeout %v", d, fastKeepalive.Timeout())
+	}
+	checkHungUp(t, term, srv)
+}
+
+// TestProberLateTimer: a tick that runs a whole spacing late (this process was stopped) takes
+// no verdict on the silence it could not hear, and PINGs first.
+func TestProberLateTimer(t *testing.T) {
+	pings := make(chan uint32, 4)
+	dead := make(chan *NoAnswerError, 1)
+	k := Keepalive{Interval: time.Hour, CountMax: 2} // its own timer never runs in this test
+	p := newProber(k, func(c uint32) bool { pings <- c; return true }, func(e *NoAnswerError) { dead <- e })
+	defer p.stop()
+	// As if the process had been stopped for three hours since its start: the timer, due after
+	// one hour, runs now, and nothing came for three hours.
+	p.mu.Lock()
+	p.start = p.start.Add(-3 * time.Hour)
+	p.mu.Unlock()
+	p.tick()
+	select {
+	case e := <-dead:
+		t.Fatalf("verdict %v on a silence the prober could not hear", e)
+	case c := <-pings:
+		if c != 1 {
+			t.Errorf("PING %d, want 1", c)
+		}
+	default:
+		t.Fatal("no PING after the late tick")
+	}
+	// On time, the same silence is a verdict.
+	q := newProber(k, func(uint32) bool { return true }, func(e *NoAnswerError) { dead <- e })
+	defer q.stop()
+	q.mu.Lock()
+	q.start = q.start.Add(-3 * time.Hour)
+	q.due = 3*time.Hour - time.Minute // due a minute ago: on time, for a spacing of an hour
+	q.mu.Unlock()
+	q.tick()
+	select {
+	case <-dead:
+	default:
+		t.Error("no verdict after three hours of silence heard on time")
+	}
+}

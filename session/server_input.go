@@ -70,7 +70,7 @@ func (s *serverSession) handleInput(m *message) error {
 		s.writeCond.Signal()
 	case frameSync:
 		return s.syncLocked()
-	case framePing, framePong:
+	case framePing, framePong, frameQuiet:
 		return s.keepaliveInputLocked(m)
 	case frameCredit:
 		switch {

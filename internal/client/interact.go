@@ -32,6 +32,12 @@ type remoteSession interface {
 	Close() error
 }
 
+// suspender is a session whose keepalive must know that rlogin stops (~^Z): *session.Client.
+type suspender interface {
+	Suspend() error
+	Continued()
+}
+
 // interact runs the started session: raw mode, the input pump and the signal handler, until the
 // session ends; then it puts the terminal back and reports how the session ended.
 func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
@@ -278,8 +284,17 @@ func (r *runner) forward(p []byte, w io.Writer, esc *escaper, out *[]byte) bool 
 func (r *runner) suspend() {
 	r.stdout.writeLocal(r.stderr, escapeName(r.opts.EscapeChar)+"^Z [suspend rlogin]\r\n")
 	r.tty.leave()
+	// A secure session tells the server first, so that its keepalive waits for us however
+	// long we are stopped (a classic one has no keepalive).
+	sc, hasKeepalive := r.sess.(suspender)
+	if hasKeepalive {
+		_ = sc.Suspend() // a failure shows in Wait
+	}
 	if err := stopSelf(); err != nil {
 		r.debugf("suspend: %v", err)
+	}
+	if hasKeepalive {
+		sc.Continued()
 	}
 	if err := r.tty.enter(); err != nil {
 		r.debugf("%v", err)
