@@ -169,6 +169,7 @@ type runner struct {
 	canceled     atomic.Bool  // ctx ended the session
 
 	stopSignal func(chan<- os.Signal) // signal.Stop (tests watch it)
+	caught     *signalWatch           // the handlers the session's start installed, for interact
 
 	// What the configuration files changed, for -G (settings.go).
 	alias           string // the host as given on the command line

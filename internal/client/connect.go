@@ -61,13 +61,18 @@ func (r *runner) login(ctx context.Context, id *identity, user string, check *ho
 		_ = sess.Close()
 		return nil, nil, err // already "session: ...": another prefix would add nothing
 	}
+	// The handlers go in before the session starts: its output, which may come at once, can
+	// make whoever waits for it signal rlogin, and the signal must reach the remote command.
+	caught := r.catchSignals()
 	if err := startLogin(r.opts.Host, r.connectTimeout(), func() error { return sess.Start(ctx) }, sess.Close, secureRefusal); err != nil {
+		r.uncatchSignals(caught)
 		if errors.Is(err, session.ErrCommandsUnsupported) {
 			return nil, nil, &connectError{msg: r.opts.Host + "'s rlogind does not run commands (too old): upgrade it, or log in without a command", err: err}
 		}
 		return nil, nil, err
 	}
 	r.debugf("logged in")
+	r.caught = caught
 	return sess, stdinPipe, nil
 }
 

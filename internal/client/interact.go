@@ -91,9 +91,9 @@ type signalWatch struct {
 	wg    sync.WaitGroup
 }
 
-// watchSignals installs the handlers and starts the goroutine that carries them out
-// (handleSignals); stopWatching removes them and waits for it.
-func (r *runner) watchSignals(ctx context.Context) *signalWatch {
+// catchSignals installs the handlers; a signal that comes waits in the channels until
+// watchSignals starts carrying them out.
+func (r *runner) catchSignals() *signalWatch {
 	w := &signalWatch{term: make(chan os.Signal, 1), other: make(chan os.Signal, 4), done: make(chan struct{})}
 	for _, sig := range []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM} {
 		if !signal.Ignored(sig) { // as netkit's setsignal: one ignored at start (nohup, &) stays so
@@ -103,6 +103,31 @@ func (r *runner) watchSignals(ctx context.Context) *signalWatch {
 	signal.Notify(w.other, unix.SIGPIPE)
 	if (r.inTTY || r.outTTY) && !r.pipedCommand() {
 		signal.Notify(w.other, unix.SIGWINCH)
+	}
+	return w
+}
+
+// uncatchSignals removes the handlers of a session that did not start, and lets a signal that
+// came meanwhile end rlogin, as it would have without them.
+func (r *runner) uncatchSignals(w *signalWatch) {
+	r.stopSignal(w.term)
+	r.stopSignal(w.other)
+	select {
+	case sig := <-w.term:
+		signal.Reset(sig)
+		_ = unix.Kill(unix.Getpid(), sig.(unix.Signal))
+	default:
+	}
+}
+
+// watchSignals starts the goroutine that carries out the handlers (handleSignals), installing
+// them first unless the session's start did (r.caught); stopWatching removes them and waits for
+// its goroutine.
+func (r *runner) watchSignals(ctx context.Context) *signalWatch {
+	w := r.caught
+	r.caught = nil
+	if w == nil {
+		w = r.catchSignals()
 	}
 	w.wg.Add(1)
 	go func() {
