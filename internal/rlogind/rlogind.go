@@ -47,15 +47,18 @@ import (
 const usageText = `Usage: rlogind [flags]
 
 rlogind serves secure remote logins, into the user's login shell on a new
-terminal. Clients (rlogin) ask for the mailbox "login" at -addr, connect with
-TLS 1.3, and log in if their ed25519 key is listed in -authorized-keys (OpenSSH
-format, re-read at every login).
+terminal, or runs the command a client gives. Clients (rlogin) ask for the
+mailbox "login" at -addr, connect with TLS 1.3, and log in if their ed25519 key
+is listed in -authorized-keys (OpenSSH format, re-read at every login).
 
-Run by root, rlogind serves every local user (system mode): the client names
-the user, whose ~/.rlogin/authorized_keys must list its key, and the session
-goes through login(1) and PAM; if the key is not listed, login(1) asks for the
-user's password (-password-authentication=false turns that off). Root may log
-in only as -permit-root-login says. The host key is ` + daemon.SystemHostKey + `.
+Run by root, rlogind serves every local user (system mode), each connection in
+a root monitor of its own with its network side in an unprivileged, sandboxed
+process: the client names the user, whose ~/.rlogin/authorized_keys must list
+its key; built with PAM (go build -tags pam), PAM's login stack runs and, if the
+key is not listed, asks for the user's password (-password-authentication=false
+turns that off); built without, key logins go through login(1) and passwords
+are refused. Root may log in only as -permit-root-login says. The host key is
+` + daemon.SystemHostKey + `.
 
 Run by a user, rlogind serves that user only. On first start it creates its
 host key. If the authorized keys file does not exist, it authorizes your own
