@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,12 @@ type Client struct {
 	// returns a *NoAnswerError). The zero value probes after 15 seconds of silence and gives up
 	// after 45. It needs a server that supports it; with another, only TCP notices a dead path.
 	Keepalive Keepalive
+
+	// Signer, if set, is the key the client logs in with (an ed25519 key, or a crypto.Signer
+	// such as an agent's whose public half is one): the client then offers capability keyproof
+	// and signs a server's CHALLENGE with it, so that a server whose privileged part did not see
+	// the TLS handshake can check that the client holds the key. Nil offers nothing.
+	Signer crypto.Signer
 
 	conn         net.Conn
 	capabilities []string // what Start offers: flow2 (tests change it)
@@ -215,6 +222,9 @@ func (c *Client) login() (*bufio.Reader, error) {
 		req.Term = "dumb" // a terminal type that cannot be sent must not fail the login
 	}
 	req.Capabilities = c.offers()
+	if c.offersKeyProof() {
+		req.Capabilities = append(slices.Clip(req.Capabilities), capKeyProof)
+	}
 	b, err := appendMessage([]byte{version}, &message{typ: frameLogin, req: &req})
 	if err == nil && req.Command != nil {
 		b, err = appendCommand(b, req.Command) // at once: the server waits for it
@@ -245,7 +255,18 @@ func (c *Client) login() (*bufio.Reader, error) {
 	default:
 		return nil, fmt.Errorf("session: server answered protocol version %d to version %d (is it a session server?)", v, version)
 	}
-	m, err := (&frameReader{r: br}).readMessage(isAnswerFrame)
+	fr := &frameReader{r: br}
+	allowed := isAnswerFrame
+	if slices.Contains(req.Capabilities, capKeyProof) {
+		allowed = withChallenge
+	}
+	m, err := fr.readMessage(allowed)
+	if err == nil && m.typ == frameChallenge {
+		if err := c.prove(m.data); err != nil {
+			return nil, err
+		}
+		m, err = fr.readMessage(isAnswerFrame) // at most one CHALLENGE
+	}
 	if err != nil {
 		return nil, fmt.Errorf("session: reading the server's answer: %w", err)
 	}

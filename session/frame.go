@@ -111,13 +111,18 @@ func (t frameType) String() string {
 		return "STDERR"
 	case frameSignal:
 		return "SIGNAL"
+	case frameChallenge:
+		return "CHALLENGE"
+	case frameProof:
+		return "PROOF"
 	}
 	return fmt.Sprintf("type 0x%02x", byte(t))
 }
 
 // known reports whether this version defines t.
 func (t frameType) known() bool {
-	return t >= frameLogin && t <= frameSignal || t == framePing || t == framePong || t == frameQuiet
+	return t >= frameLogin && t <= frameSignal || t == framePing || t == framePong || t == frameQuiet ||
+		t == frameChallenge || t == frameProof
 }
 
 // Which frames a side may receive, by phase.
@@ -157,7 +162,7 @@ func protocolErrorf(format string, args ...any) error {
 // A message is one decoded frame. Which field is meaningful depends on typ.
 type message struct {
 	typ    frameType
-	data   []byte     // DATA; aliases the frameReader's buffer
+	data   []byte     // DATA, STDERR, CHALLENGE, PROOF; aliases the frameReader's buffer
 	req    *Request   // LOGIN
 	cmd    *Command   // COMMAND
 	signal string     // SIGNAL
@@ -237,6 +242,8 @@ func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m messa
 	switch typ {
 	case frameData, frameStderr:
 		m.data = p
+	case frameChallenge, frameProof:
+		m.data, err = decodeKeyProof(typ, p)
 	case frameCommand:
 		m.cmd, err = decodeCommand(p)
 	case frameSignal:
@@ -322,6 +329,10 @@ func appendMessage(b []byte, m *message) ([]byte, error) {
 	switch m.typ {
 	case frameData, frameStderr:
 		b = append(b, m.data...)
+	case frameChallenge, frameProof:
+		if _, err = decodeKeyProof(m.typ, m.data); err == nil {
+			b = append(b, m.data...)
+		}
 	case frameCommand:
 		b, err = appendCommand(b[:start], m.cmd)
 	case frameSignal:

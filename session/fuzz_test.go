@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"net"
@@ -148,6 +149,9 @@ func FuzzClientStream(f *testing.F) {
 		if req.Command != nil {
 			checkCommandRoundTrip(t, req.Command)
 		}
+		if sig, err := s.Challenge(make([]byte, KeyProofNonceSize)); err == nil && len(sig) != ed25519.SignatureSize {
+			t.Fatalf("Challenge returned a proof of %d bytes", len(sig))
+		}
 		_ = s.Refuse("fuzz")
 	})
 }
@@ -158,12 +162,14 @@ func FuzzServerStream(f *testing.F) {
 	for _, seed := range serverSeeds(f) {
 		f.Add(seed.data)
 	}
+	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		parseStream(t, data, isAnswerFrame, isServerFrame)
 
 		for _, req := range []Request{bob, {User: "bob", Command: &Command{Line: "cat"}}} {
 			c := NewClient(newBytesConn(data), req)
 			c.capabilities = []string{"resume"}
+			c.Signer = key                  // it answers a CHALLENGE
 			_ = c.Run(context.Background()) // any result but a panic or a hang
 		}
 	})
@@ -193,11 +199,14 @@ func clientSeeds(t testing.TB) []seed {
 		{"version-7", append([]byte{7}, login()[1:]...)},
 		{"bad-user", appendFrame([]byte{version}, frameLogin, badUser)},
 		{"oversized", []byte{version, byte(frameLogin), 0xff, 0xff, 0xff}},
+		{"keyproof", append(login("keyproof"), encodeStream(t, []message{{typ: frameProof, data: make([]byte, ed25519.SignatureSize)}})[1:]...)},
+		{"keyproof-short", append(login("keyproof"), byte(frameProof), 0, 0, 1, 0)},
 	}
 }
 
 func serverSeeds(t testing.TB) []seed {
 	accept := message{typ: frameAccept}
+	challenge := message{typ: frameChallenge, data: bytes.Repeat([]byte{7}, KeyProofNonceSize)}
 	return []seed{
 		{"session", encodeStream(t, serverMessages(false))},
 		{"exit-7", encodeStream(t, []message{accept, {typ: frameData, data: []byte("bye\r\n")}, {typ: frameExit, exit: ExitError{Status: 7}}})},
@@ -207,6 +216,8 @@ func serverSeeds(t testing.TB) []seed {
 		{"version-refusal", appendVersionRefusal(nil, "unsupported protocol version 1; this server speaks 2")},
 		{"optional-frame", append(encodeStream(t, []message{accept}), 0xc0, 0, 0, 0)},
 		{"stderr", encodeStream(t, []message{{typ: frameAccept, caps: []string{capExec}}, {typ: frameStderr, data: []byte("err\n")}, {typ: frameExit, exit: ExitError{Status: 5}}})},
+		{"challenge", encodeStream(t, []message{challenge, {typ: frameAccept, caps: []string{capKeyProof}}, {typ: frameExit}})},
+		{"challenge-twice", encodeStream(t, []message{challenge, challenge, accept})},
 	}
 }
 

@@ -43,9 +43,10 @@ type ServerConn struct {
 	conn         net.Conn
 	br           *bufio.Reader
 	fr           frameReader
-	capabilities []string // what this server supports: flow2, keepalive, exec (tests change it)
+	capabilities []string // what this server supports: flow2, keepalive, exec, keyproof (tests change it)
 	phase        serverPhase
 	req          *Request
+	challenged   bool // Challenge was called
 
 	hangupGrace, killGrace time.Duration // hangupGrace and killGrace (tests shorten them)
 
@@ -66,7 +67,7 @@ const (
 func NewServerConn(conn net.Conn) *ServerConn {
 	// The buffer is small: input is keystrokes and CREDIT frames, larger frames pass through it,
 	// and an idle session keeps it.
-	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2, capKeepalive, capExec},
+	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2, capKeepalive, capExec, capKeyProof},
 		hangupGrace: hangupGrace, killGrace: killGrace}
 	s.fr.r = s.br
 	return s
@@ -123,7 +124,7 @@ func (s *ServerConn) Refuse(reason string) error {
 	case phaseNew:
 		b = appendVersionRefusal(nil, reason)
 	case phaseVersion, phaseRequest:
-		b, _ = appendMessage([]byte{version}, &message{typ: frameRefuse, text: cleanReason(reason)})
+		b, _ = appendMessage(s.answerPrefix(), &message{typ: frameRefuse, text: cleanReason(reason)})
 	default:
 		_ = s.Close()
 		return errors.New("session: Refuse after the login was answered")
@@ -180,7 +181,7 @@ func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, e
 	}
 	s.phase = phaseAnswered
 	accepted := s.accept(s.req.Capabilities)
-	b, _ := appendMessage([]byte{version}, &message{typ: frameAccept, caps: accepted})
+	b, _ := appendMessage(s.answerPrefix(), &message{typ: frameAccept, caps: accepted})
 	if _, err := s.conn.Write(b); err != nil {
 		_ = s.Close()
 		return s.abandon(t), fmt.Errorf("session: sending the accept: %w", err)

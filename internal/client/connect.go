@@ -56,6 +56,7 @@ func (r *runner) login(ctx context.Context, id *identity, user string, check *ho
 	}
 	r.debugf("host key %s verified; logging in as %s", keys.Fingerprint(sc.PeerKey()), user)
 	sess := r.newSession(sc, user)
+	sess.Signer = id.signer // the key the handshake proved, proved again to a server that asks (keyproof)
 	stdinPipe, err := sess.StdinPipe()
 	if err != nil {
 		_ = sess.Close()
