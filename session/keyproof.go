@@ -72,6 +72,12 @@ func withChallenge(t frameType) bool { return t == frameChallenge || isAnswerFra
 
 func isProofFrame(t frameType) bool { return t == frameProof }
 
+// KeyProofOffered reports whether the client offered capability keyproof, and this server
+// supports it: whether Challenge may be called. It is false before ReadRequest.
+func (s *ServerConn) KeyProofOffered() bool {
+	return s.req != nil && slices.Contains(s.req.Capabilities, capKeyProof) && slices.Contains(s.capabilities, capKeyProof)
+}
+
 // Challenge sends the client a CHALLENGE with nonce (KeyProofNonceSize bytes, fresh from
 // crypto/rand) and returns the client's signature from its PROOF, unchecked: VerifyKeyProof
 // judges it. Call it between ReadRequest and Refuse or Serve, at most once, and only if the
@@ -85,7 +91,7 @@ func (s *ServerConn) Challenge(nonce []byte) ([]byte, error) {
 		return nil, errors.New("session: Challenge called twice")
 	case len(nonce) != KeyProofNonceSize:
 		return nil, fmt.Errorf("session: a key proof nonce of %d bytes, not %d", len(nonce), KeyProofNonceSize)
-	case !slices.Contains(s.req.Capabilities, capKeyProof) || !slices.Contains(s.capabilities, capKeyProof):
+	case !s.KeyProofOffered():
 		return nil, ErrNoKeyProof
 	}
 	s.challenged = true // the version byte goes before the CHALLENGE, not again before the answer

@@ -69,7 +69,7 @@ func TestKeyProof(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Challenge: %v", r.err)
 	}
-	if !slices.Contains(r.req.Capabilities, "keyproof") {
+	if !slices.Contains(r.req.Capabilities, "keyproof") { // KeyProofOffered is checked by Challenge
 		t.Errorf("the client offered %q, not keyproof", r.req.Capabilities)
 	}
 	if !VerifyKeyProof(pub, r.nonce, r.sig) {

@@ -282,14 +282,31 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 		}
 		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), window: pty.Size{Rows: classicDefaultRows, Cols: classicDefaultCols}}
 	}
-	if ok && lg.user.UID == 0 && !lg.passwordPending() {
-		// The monitor takes the net child's word for the key the client proved it holds
-		// (docs/system-mode.md): a taken-over net child could claim root's public key. A
-		// password the monitor checks itself (PAM), so PermitRootLogin decides that.
+	r, err := newRelay(child.ch, login)
+	if err != nil {
+		log.Error("monitor: the conversation", "err", err)
+		return
+	}
+	proven := false // the client signed the monitor's nonce with login.ClientKey
+	if ok && login.KeyProof && !lg.passwordPending() {
+		if err := proveKey(actx, r, login); err != nil {
+			log.Warn("authentication failed", "method", methodPublicKey, "user", lg.user.Name,
+				"reason", "key proof failed", "err", sanitize.Text(err.Error()))
+			m.report(eventFailed)
+			_ = r.send(&privsep.Refuse{Reason: reasonDenied})
+			return
+		}
+		proven = true
+	}
+	if ok && lg.user.UID == 0 && !lg.passwordPending() && !proven {
+		// Without the client's signature of a nonce (an older client, without capability
+		// keyproof), the monitor would take the net child's word for the key the client proved
+		// it holds (docs/system-mode.md): a taken-over net child could claim root's public key.
+		// A proven key, or a password the monitor checks itself (PAM), PermitRootLogin decides.
 		log.Warn("login refused", "user", lg.user.Name,
-			"reason", "root does not log in with privilege separation until the monitor checks the client's signature itself")
+			"reason", "root logs in with a key under privilege separation only from a client that proves it to the monitor (keyproof: a newer rlogin)")
 		m.report(eventServerFault)
-		_ = child.ch.Send(&privsep.Refuse{Reason: reasonDenied})
+		_ = r.send(&privsep.Refuse{Reason: reasonDenied})
 		return
 	}
 	if ok && lg.passwordPending() && !pamlogin.Supported {
@@ -312,11 +329,6 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 		if err := child.ch.Send(&privsep.Refuse{Reason: fitText(reason, privsep.MaxPromptLen)}); err != nil {
 			log.Error("cannot tell the client why", "err", err)
 		}
-		return
-	}
-	r, err := newRelay(child.ch, login)
-	if err != nil {
-		log.Error("monitor: the conversation", "err", err)
 		return
 	}
 	host := systemlogin.PeerHost(remote)

@@ -63,6 +63,16 @@ func (r *relay) Prompt(ctx context.Context, text string, echo bool) (string, err
 	if err := r.send(&privsep.Prompt{Text: fitText(text, privsep.MaxPromptLen), Echo: echo}); err != nil {
 		return "", fmt.Errorf("daemon: prompt: %w", err)
 	}
+	m, err := r.receive(ctx)
+	if err != nil {
+		return "", err
+	}
+	return m.(*privsep.Answer).Text, nil // Received lets only an ANSWER through here
+}
+
+// receive waits, until ctx is done, for the child's answer to what was sent last (an ANSWER
+// to a PROMPT, a PROOF to a CHALLENGE), after the order check.
+func (r *relay) receive(ctx context.Context) (privsep.Message, error) {
 	if d, ok := ctx.Deadline(); ok {
 		_ = r.ch.SetReadDeadline(d)
 	}
@@ -74,12 +84,12 @@ func (r *relay) Prompt(ctx context.Context, text string, echo bool) (string, err
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = ctxErr
 		}
-		return "", fmt.Errorf("daemon: waiting for the answer: %w", err)
+		return nil, fmt.Errorf("daemon: waiting for the answer: %w", err)
 	}
 	if err := r.conv.Received(m); err != nil {
-		return "", err
+		return nil, err
 	}
-	return m.(*privsep.Answer).Text, nil // Received lets only an ANSWER through here
+	return m, nil
 }
 
 // Info implements pamlogin.Conversation: text goes in INFOs of at most privsep.MaxInfoLen bytes.

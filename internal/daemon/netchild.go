@@ -215,6 +215,7 @@ func (n *netServer) serveSecure(ctx context.Context, c net.Conn) error {
 		Env:       req.Env,
 		ClientKey: sc.PeerKey(),
 		Peer:      peerOf(c),
+		KeyProof:  srv.KeyProofOffered(),
 	}
 	if cert := sc.PeerCertificate(); cert != nil {
 		login.ClientCertificate = cert.Marshal()
@@ -244,6 +245,8 @@ func (n *netServer) serveClassic(ctx context.Context, c net.Conn) error {
 type netProtocol interface {
 	Refuse(reason string) error
 	serve(ctx context.Context, term netTerminal) error
+	// prove has the client sign the monitor's nonce (a CHALLENGE) and returns the signature.
+	prove(nonce []byte) ([]byte, error)
 }
 
 type secureNet struct{ *session.ServerConn }
@@ -253,7 +256,13 @@ func (p secureNet) serve(ctx context.Context, term netTerminal) error {
 	return err
 }
 
+func (p secureNet) prove(nonce []byte) ([]byte, error) { return p.Challenge(nonce) }
+
 type classicNet struct{ *classic.ServerConn }
+
+func (classicNet) prove([]byte) ([]byte, error) {
+	return nil, errors.New("a classic client proves no key") // the monitor never asks for it
+}
 
 func (p classicNet) serve(ctx context.Context, term netTerminal) error {
 	_, err := p.Serve(ctx, term)
@@ -265,7 +274,7 @@ func (p classicNet) serve(ctx context.Context, term netTerminal) error {
 // has something to ask or tell the user first (PAM's conversation), the session is accepted at
 // once and the conversation goes in band (loginTerminal).
 func (n *netServer) loginAndServe(ctx context.Context, login *privsep.Login, p netProtocol, conn net.Conn) error {
-	term, err := n.verdict(login, func() { _ = conn.SetDeadline(time.Time{}) })
+	term, err := n.verdict(login, p, func() { _ = conn.SetDeadline(time.Time{}) })
 	if err != nil {
 		var refused refusal
 		if errors.As(err, &refused) {
@@ -286,12 +295,23 @@ type refusal string
 func (r refusal) Error() string { return "login refused: " + string(r) }
 
 // verdict sends login to the monitor and waits for its answer: the session's terminal, or a
-// refusal; started is called once the session's pty is here (the login's deadline ends).
-func (n *netServer) verdict(login *privsep.Login, started func()) (netTerminal, error) {
+// refusal; started is called once the session's pty is here (the login's deadline ends). A
+// CHALLENGE first goes to the client (p), and its signature back as PROOF.
+func (n *netServer) verdict(login *privsep.Login, p netProtocol, started func()) (netTerminal, error) {
 	if err := n.ch.Send(login); err != nil {
 		return nil, err
 	}
 	msg, files, err := n.ch.Receive()
+	if c, ok := msg.(*privsep.Challenge); ok && err == nil {
+		sig, err := p.prove(c.Nonce)
+		if err != nil {
+			return nil, fmt.Errorf("key proof: %w", err)
+		}
+		if err := n.ch.Send(&privsep.Proof{Sig: sig}); err != nil {
+			return nil, err
+		}
+		msg, files, err = n.ch.Receive()
+	}
 	if err != nil {
 		return nil, err
 	}

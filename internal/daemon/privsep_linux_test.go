@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/ed25519"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,7 +21,9 @@ import (
 	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/internal/pamlogin"
 	"github.com/rlogin-go/rlogin/internal/privsep"
+	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
+	"github.com/rlogin-go/rlogin/transport"
 )
 
 // startSeparated starts a System server with privilege separation: its monitors and net
@@ -410,22 +415,79 @@ func TestSeparatedInetd(t *testing.T) {
 	ts.waitLog(`msg="session ended" .*user=rlt-psfrank`)
 }
 
-// TestSeparatedRootRefused: with privilege separation root does not log in, even with an
-// authorized key and permit-root-login yes, since the monitor takes the net child's word for the
-// client's key (docs/system-mode.md); the refusal is the usual one, and no penalty follows.
-func TestSeparatedRootRefused(t *testing.T) {
+// TestSeparatedRootKeyProof: with privilege separation root logs in with a key only from a
+// client that proves the key to the monitor itself (capability keyproof): an older client's
+// login is refused (the monitor would take the net child's word for the key), with the usual
+// refusal and no penalty; a proving client's follows permit-root-login (prohibit-password); a
+// proof that does not verify is a failed authentication.
+func TestSeparatedRootKeyProof(t *testing.T) {
 	requireSystem(t) // before rootKeys, which needs root too
 	pattern, rootKey := rootKeys(t)
 	ts := startSeparated(t, func(c *Config) {
 		c.AuthorizedKeys = pattern
-		c.PermitRootLogin = PermitRootYes
+		c.PermitRootLogin = PermitRootProhibitPassword
 	})
-	_, err := ts.loginAs(t, "root", rootKey)
+
+	_, err := ts.loginAs(t, "root", rootKey) // no Signer: no keyproof offered
 	var re *session.RefusedError
 	if !errors.As(err, &re) || re.Reason != reasonDenied {
-		t.Fatalf("root login with privilege separation: %v, want refusal %q", err, reasonDenied)
+		t.Fatalf("root login without a key proof: %v, want refusal %q", err, reasonDenied)
 	}
-	ts.waitLog(`msg="login refused" .*user=root reason="root does not log in with privilege separation`)
+	ts.waitLog(`msg="login refused" .*user=root reason="root logs in with a key under privilege separation only from a client that proves it`)
+
+	r, err := ts.loginProving(t, "root", rootKey, rootKey)
+	if err != nil {
+		t.Fatalf("root login with a key proof: %v\nlog:\n%s", err, ts.log.String())
+	}
+	r.Send("echo I AM $(id -u).; exit\n")
+	if m := r.Expect(`I AM (\d+)\.`); m[1] != "0" {
+		t.Errorf("the shell runs as uid %s, want 0", m[1])
+	}
+
+	_, err = ts.loginProving(t, "root", rootKey, forgedProof{rootKey})
+	if !errors.As(err, &re) || re.Reason != reasonDenied {
+		t.Fatalf("root login with a forged key proof: %v, want refusal %q", err, reasonDenied)
+	}
+	ts.waitLog(`msg="authentication failed" .*user=root reason="key proof failed"`)
+}
+
+// forgedProof signs the TLS handshake with its key, as a client that holds it, and the key
+// proof with garbage, as a taken-over net child that does not would answer a CHALLENGE.
+type forgedProof struct{ key ed25519.PrivateKey }
+
+func (f forgedProof) Public() crypto.PublicKey { return f.key.Public() }
+func (f forgedProof) Sign(rand io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if bytes.HasPrefix(msg, []byte("rlogin keyproof v1\x00")) {
+		return make([]byte, ed25519.SignatureSize), nil
+	}
+	return f.key.Sign(rand, msg, opts)
+}
+
+// loginProving is loginAs with a client that offers keyproof and signs the CHALLENGE with
+// signer (handshake with key).
+func (ts *testServer) loginProving(t *testing.T, name string, key ed25519.PrivateKey, signer crypto.Signer) (*logintest.Remote, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), logintest.Timeout)
+	defer cancel()
+	conn, err := transport.DialMailbox(ctx, ts.addr, MailboxName)
+	if err != nil {
+		return nil, err
+	}
+	hostKey := pubOf(ts.hostKey)
+	sc, err := transport.Client(ctx, conn, &transport.SecureConfig{Key: key, VerifyPeer: func(pub ed25519.PublicKey) error {
+		if !pub.Equal(hostKey) {
+			return errors.New("not the test's host key")
+		}
+		return nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+	c := session.NewClient(sc, ts.request(name))
+	c.Signer = signer
+	out := &termtest.Buffer{}
+	c.Stdout = out
+	return logintest.StartClient(t, c, out)
 }
 
 // TestSeparatedPreLoginFailureLogged: a client that breaks off in the TLS handshake is a failed

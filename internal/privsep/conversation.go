@@ -9,7 +9,9 @@ import (
 // (docs/privsep-messages.md, "Order"): SIGN, at most one COMMAND (secure only), then LOGIN;
 // ANSWER once per PROMPT, at most MaxPrompts prompts; ACCEPT for a login or a command on a
 // terminal, PIPES for a command without one; after that HANGUP and KILL, and SIGNAL for a
-// command without a terminal; nothing after REFUSE or EXITED. The monitor calls Received for
+// command without a terminal; nothing after REFUSE or EXITED. CHALLENGE comes at most once, only
+// after a secure LOGIN that offered the key proof and before any PROMPT, and its PROOF before
+// anything but REFUSE. The monitor calls Received for
 // each request before acting on it and Sending before each reply; an error means the message is
 // out of order, and the connection ends. (How many host-key signatures a connection gets is
 // HostKeyHolder's to bound.)
@@ -19,6 +21,9 @@ type Conversation struct {
 	prompts    int      // PROMPTs sent
 	prompted   bool     // a PROMPT awaits its ANSWER
 	command    *Command // the COMMAND received, if any
+	keyProof   bool     // the LOGIN offered the key proof
+	challenged bool     // a CHALLENGE was sent
+	proving    bool     // a CHALLENGE awaits its PROOF
 }
 
 type conversationState int
@@ -49,6 +54,9 @@ func (c *Conversation) Received(m Message) error {
 			return errors.New("privsep: COMMAND with a classic LOGIN")
 		}
 		c.state = authenticating
+		c.keyProof = m.(*Login).KeyProof
+	case c.state == authenticating && t == TypeProof && c.proving:
+		c.proving = false
 	case c.state == authenticating && t == TypeAnswer && c.prompted:
 		c.prompted = false
 	case c.state == inSession && (t == TypeHangup || t == TypeKill):
@@ -64,8 +72,15 @@ func (c *Conversation) pipes() bool { return c.command != nil && !c.command.PTY 
 
 // Sending checks a reply the monitor is about to send and moves the conversation on.
 func (c *Conversation) Sending(m Message) error {
-	switch t := m.Type(); {
+	t := m.Type()
+	if c.proving && t != TypeRefuse {
+		return c.outOfOrder(m)
+	}
+	switch {
 	case c.state == beforeLogin && t == TypeSignature:
+	case c.state == authenticating && t == TypeChallenge && c.keyProof && !c.challenged && c.prompts == 0:
+		c.challenged = true
+		c.proving = true
 	case c.state == authenticating && t == TypePrompt && !c.prompted:
 		if c.prompts == c.maxPrompts {
 			return fmt.Errorf("privsep: PROMPT beyond the limit of %d", c.maxPrompts)
@@ -88,8 +103,11 @@ func (c *Conversation) Sending(m Message) error {
 }
 
 func (c *Conversation) outOfOrder(m Message) error {
-	if c.prompted {
+	switch {
+	case c.prompted:
 		return fmt.Errorf("privsep: %v out of order (%v, a PROMPT unanswered)", m.Type(), c.state)
+	case c.proving:
+		return fmt.Errorf("privsep: %v out of order (%v, a CHALLENGE unanswered)", m.Type(), c.state)
 	}
 	return fmt.Errorf("privsep: %v out of order (%v)", m.Type(), c.state)
 }

@@ -16,6 +16,7 @@ type step struct {
 func TestConversation(t *testing.T) {
 	piped := &Command{session.Command{Line: "ls"}}
 	onPTY := &Command{session.Command{Line: "top", PTY: true}}
+	proven := &Login{KeyProof: true}
 	for _, tc := range []struct {
 		name  string
 		steps []step
@@ -61,6 +62,19 @@ func TestConversation(t *testing.T) {
 		{"two commands", []step{{piped, true}, {piped, false}}},
 		{"command after login", []step{{&Login{}, true}, {piped, false}}},
 		{"command with a classic login", []step{{piped, true}, {&Login{Protocol: ProtocolClassic}, false}}},
+		{"key proof", []step{
+			{&Sign{}, true}, {&Signature{}, true}, {proven, true}, {&Challenge{}, true}, {&Proof{}, true},
+			{&Info{}, true}, {&Accept{}, true}, {&Proof{}, false},
+		}},
+		{"key proof refused", []step{{proven, true}, {&Challenge{}, true}, {&Refuse{}, true}, {&Proof{}, false}}},
+		{"challenge without the offer", []step{{&Login{}, true}, {&Challenge{}, false}}},
+		{"challenge twice", []step{{proven, true}, {&Challenge{}, true}, {&Proof{}, true}, {&Challenge{}, false}}},
+		{"challenge before login", []step{{&Challenge{}, false}}},
+		{"challenge after a prompt", []step{{proven, true}, {&Prompt{}, true}, {&Answer{}, true}, {&Challenge{}, false}}},
+		{"accept before the proof", []step{{proven, true}, {&Challenge{}, true}, {&Accept{}, false}}},
+		{"prompt before the proof", []step{{proven, true}, {&Challenge{}, true}, {&Prompt{}, false}}},
+		{"proof without a challenge", []step{{proven, true}, {&Proof{}, false}}},
+		{"proof twice", []step{{proven, true}, {&Challenge{}, true}, {&Proof{}, true}, {&Proof{}, false}}},
 		{"pipes with a prompt unanswered", []step{{piped, true}, {&Login{}, true}, {&Prompt{}, true}, {&Pipes{}, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,6 +35,7 @@ const (
 	TypeKill      Type = 0x05 // net -> monitor: kill the session now
 	TypeCommand   Type = 0x06 // net -> monitor: the client's command, before LOGIN
 	TypeSignal    Type = 0x07 // net -> monitor: a signal for a command without a terminal
+	TypeProof     Type = 0x08 // net -> monitor: the client's signature over the CHALLENGE's nonce
 	TypeSignature Type = 0x81 // monitor -> net: the host key's signature
 	TypePrompt    Type = 0x82 // monitor -> net: ask the user (a password prompt)
 	TypeInfo      Type = 0x83 // monitor -> net: tell the user (PAM info or error, motd)
@@ -42,6 +43,7 @@ const (
 	TypeRefuse    Type = 0x85 // monitor -> net: not logged in; the reason
 	TypeExited    Type = 0x86 // monitor -> net: the shell has exited
 	TypePipes     Type = 0x87 // monitor -> net: logged in; carries a command's three pipes
+	TypeChallenge Type = 0x88 // monitor -> net: a nonce for the client to sign with its key
 )
 
 func (t Type) String() string {
@@ -74,6 +76,10 @@ func (t Type) String() string {
 		return "EXITED"
 	case TypePipes:
 		return "PIPES"
+	case TypeProof:
+		return "PROOF"
+	case TypeChallenge:
+		return "CHALLENGE"
 	}
 	return fmt.Sprintf("type 0x%02x", byte(t))
 }
@@ -105,8 +111,9 @@ const (
 )
 
 // A Message is one of the message types of this package: *Sign, *Login, *Answer, *Hangup,
-// *Kill, *Command, *SignalCommand (requests, net child to monitor), *Signature, *Prompt,
-// *Info, *Accept, *Refuse, *Exited, *Pipes (replies, monitor to net child).
+// *Kill, *Command, *SignalCommand, *Proof (requests, net child to monitor), *Signature,
+// *Prompt, *Info, *Accept, *Refuse, *Exited, *Pipes, *Challenge (replies, monitor to net
+// child).
 type Message interface {
 	Type() Type
 	// check reports whether the message holds only what its fields may hold.
@@ -141,6 +148,10 @@ type Login struct {
 	// Peer is the client's address as the net child saw it; the zero AddrPort if it has none
 	// (a Unix socket). The monitor holds the conn too and trusts getpeername(2), not this.
 	Peer netip.AddrPort
+	// KeyProof says that the client offered the session protocol's capability keyproof
+	// (secure only): it answers a CHALLENGE with a signature by ClientKey, which the monitor
+	// checks itself rather than trust the net child's word for ClientKey.
+	KeyProof bool
 }
 
 // Protocol is the login protocol of a LOGIN.
@@ -190,6 +201,14 @@ type Accept struct{}
 // Refuse says the login failed; the net child tells the client Reason and closes.
 type Refuse struct{ Reason string }
 
+// Challenge asks the net child to have the client sign Nonce (session.KeyProofNonceSize
+// bytes) with its key; the net child answers with PROOF.
+type Challenge struct{ Nonce []byte }
+
+// Proof is the client's answer to the CHALLENGE: Sig, its ed25519 signature, unchecked (the
+// monitor checks it with session.VerifyKeyProof).
+type Proof struct{ Sig []byte }
+
 // Pipes says the login is authorized and its command started without a terminal; it carries
 // the three pipes of the command: the write end of its stdin, the read ends of its stdout and
 // its stderr, in that order.
@@ -217,6 +236,8 @@ func (*Exited) Type() Type        { return TypeExited }
 func (*Command) Type() Type       { return TypeCommand }
 func (*SignalCommand) Type() Type { return TypeSignal }
 func (*Pipes) Type() Type         { return TypePipes }
+func (*Challenge) Type() Type     { return TypeChallenge }
+func (*Proof) Type() Type         { return TypeProof }
 
 func (*Sign) files() int          { return 0 }
 func (*Login) files() int         { return 0 }
@@ -232,6 +253,8 @@ func (*Exited) files() int        { return 0 }
 func (*Command) files() int       { return 0 }
 func (*SignalCommand) files() int { return 0 }
 func (*Pipes) files() int         { return 3 }
+func (*Challenge) files() int     { return 0 }
+func (*Proof) files() int         { return 0 }
 
 // encode returns m's encoding, after checking it as the receiver will.
 func encode(m Message) ([]byte, error) {
@@ -310,6 +333,10 @@ func decode(b []byte) (Message, error) {
 		m = &SignalCommand{Signal: syscall.Signal(d.u8())}
 	case TypePipes:
 		m = &Pipes{}
+	case TypeChallenge:
+		m = &Challenge{Nonce: d.bytes16("nonce", session.KeyProofNonceSize)}
+	case TypeProof:
+		m = &Proof{Sig: d.bytes16("signature", ed25519.SignatureSize)}
 	default:
 		return nil, fmt.Errorf("unknown message %v", t)
 	}
@@ -363,7 +390,7 @@ func (m *Login) check() error {
 		}
 		return checkEnv(m.Env)
 	case ProtocolClassic:
-		if len(m.ClientKey) != 0 || len(m.ClientCertificate) != 0 || len(m.Env) != 0 || m.Window != (session.WindowSize{}) {
+		if len(m.ClientKey) != 0 || len(m.ClientCertificate) != 0 || len(m.Env) != 0 || m.Window != (session.WindowSize{}) || m.KeyProof {
 			return errors.New("classic login with secure fields")
 		}
 		// The classic handshake's own rules, where they live.
@@ -435,6 +462,20 @@ func (m *SignalCommand) check() error {
 
 func (*Pipes) check() error { return nil }
 
+func (m *Challenge) check() error {
+	if len(m.Nonce) != session.KeyProofNonceSize {
+		return fmt.Errorf("nonce of %d bytes, want %d", len(m.Nonce), session.KeyProofNonceSize)
+	}
+	return nil
+}
+
+func (m *Proof) check() error {
+	if len(m.Sig) != ed25519.SignatureSize {
+		return fmt.Errorf("signature of %d bytes, want %d", len(m.Sig), ed25519.SignatureSize)
+	}
+	return nil
+}
+
 func (*Hangup) check() error { return nil }
 func (*Kill) check() error   { return nil }
 func (*Accept) check() error { return nil }
@@ -493,6 +534,8 @@ func (m *Info) appendFields(b []byte) []byte      { return appendBytes16(b, []by
 func (*Accept) appendFields(b []byte) []byte      { return b }
 func (m *Refuse) appendFields(b []byte) []byte    { return appendBytes16(b, []byte(m.Reason)) }
 func (*Pipes) appendFields(b []byte) []byte       { return b }
+func (m *Challenge) appendFields(b []byte) []byte { return appendBytes16(b, m.Nonce) }
+func (m *Proof) appendFields(b []byte) []byte     { return appendBytes16(b, m.Sig) }
 
 func (m *Command) appendFields(b []byte) []byte {
 	return appendBytes16(append(b, boolByte(m.PTY)), []byte(m.Line))
@@ -523,7 +566,7 @@ func (m *Login) appendFields(b []byte) []byte {
 	if m.Peer.IsValid() {
 		peer = m.Peer.String()
 	}
-	return appendBytes16(b, []byte(peer))
+	return append(appendBytes16(b, []byte(peer)), boolByte(m.KeyProof))
 }
 
 // appendFields of EXITED: kind (0 exited, 1 killed), status or signal number, flags (bit 0:
@@ -632,6 +675,7 @@ func (d *decoder) login() *Login {
 		}
 		m.Peer = p
 	}
+	m.KeyProof = d.bool("key proof")
 	return m
 }
 

@@ -71,6 +71,9 @@ func validMessages(t testing.TB) []Message {
 		&SignalCommand{Signal: syscall.SIGINT},
 		&SignalCommand{Signal: syscall.SIGKILL},
 		&Pipes{},
+		&Challenge{Nonce: bytes.Repeat([]byte{0x5a}, session.KeyProofNonceSize)},
+		&Proof{Sig: ed25519.Sign(key, session.KeyProofMessage(bytes.Repeat([]byte{0x5a}, session.KeyProofNonceSize)))},
+		&Login{Protocol: ProtocolSecure, User: "root", ClientKey: key.Public().(ed25519.PublicKey), KeyProof: true},
 	}
 }
 
