@@ -412,10 +412,14 @@ func (m *monitor) shellOps(ctx context.Context, child *netChild, p *pty.PTY) *os
 		p.Hangup()
 		time.AfterFunc(m.g.cfg.StopGrace, p.Kill) // Kill does nothing once the shell is reaped
 	}
+	// A stop: the child tells its client "service stopping" (protocol.md §8) and asks for the
+	// hangup (HANGUP); the monitor hangs the shell up itself only if the child has not ended
+	// the session within farewell. Hanging up at once would race the child: a shell quick to
+	// die would reach the client as an exit by SIGHUP instead of the stop's reason.
+	stopping := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		// The child tells its client "service stopping" (protocol.md §8) and hangs up.
 		_ = child.cmd.Process.Signal(syscall.SIGTERM)
-		hangupKill()
+		close(stopping)
 	})
 	defer stop()
 	var ops sync.WaitGroup
@@ -438,6 +442,15 @@ func (m *monitor) shellOps(ctx context.Context, child *netChild, p *pty.PTY) *os
 			}
 		}
 	})
+	select {
+	case <-p.Exited():
+	case <-stopping:
+		select {
+		case <-p.Exited():
+		case <-time.After(farewell):
+			hangupKill()
+		}
+	}
 	<-p.Exited()
 	state, _ := p.Wait()
 	_ = child.ch.Send(exitedOf(state))
