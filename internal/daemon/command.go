@@ -14,6 +14,7 @@ import (
 const (
 	reasonNoPTY            = "this key allows no terminal (no-pty): run a command, without -t"
 	reasonNoSystemCommands = "this rlogind runs commands only in user mode, not for system logins"
+	reasonPipesPassword    = "a command without a terminal needs a key: a password is asked on a terminal (rlogin -t)"
 )
 
 // A sessionCommand is what an authorized login runs in place of a login shell.
@@ -35,6 +36,13 @@ func commandOf(log *slog.Logger, req *session.Request, cl *client, lg *systemLog
 		log.Warn("login refused", "reason", "a command in system mode", "command", sanitize.Text(requested.Line))
 		return sessionCommand{}, reasonNoSystemCommands, false
 	}
+	return commandFor(log, req, cl)
+}
+
+// commandFor is commandOf for a server that runs commands for every login: the monitor of a
+// PAM build, which starts the user's program itself.
+func commandFor(log *slog.Logger, req *session.Request, cl *client) (sessionCommand, string, bool) {
+	requested := req.Command
 	terminal := requested == nil || requested.PTY
 	// sshd runs a no-pty key's forced command on pipes for a plain login too; here that waits
 	// for the session to carry a command's error output when the client sent no COMMAND (its

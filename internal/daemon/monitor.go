@@ -188,21 +188,23 @@ func (m *monitor) run(ctx context.Context, conn net.Conn) {
 	// the child does.
 	graceTimer := time.AfterFunc(time.Until(m.deadline), child.kill) // serveLogin logs it
 	stopTimer := context.AfterFunc(ctx, child.kill)                  // a stop during the login ends it
-	login, ok := m.serveLogin(ctx, child)
+	login, cmd, ok := m.serveLogin(ctx, child)
 	if !graceTimer.Stop() || !stopTimer() || !ok {
 		return
 	}
 	loggedIn = true
-	m.serveSession(ctx, child, login, remote)
+	m.serveSession(ctx, child, login, cmd, remote)
 }
 
-// serveLogin answers the child's requests until its LOGIN, and returns it.
-func (m *monitor) serveLogin(ctx context.Context, child *netChild) (*privsep.Login, bool) {
+// serveLogin answers the child's requests until its LOGIN, and returns it with the COMMAND
+// that came before it, if any (the conversation checks their order: newRelay).
+func (m *monitor) serveLogin(ctx context.Context, child *netChild) (*privsep.Login, *privsep.Command, bool) {
 	holder, err := privsep.NewHostKeyHolder(m.g.cfg.HostKey)
 	if err != nil {
 		m.log.Error("monitor: host key", "err", err)
-		return nil, false
+		return nil, nil, false
 	}
+	var cmd *privsep.Command
 	for {
 		msg, _, err := child.ch.Receive()
 		if err != nil {
@@ -215,7 +217,7 @@ func (m *monitor) serveLogin(ctx context.Context, child *netChild) (*privsep.Log
 			case !errors.Is(err, io.EOF):
 				m.log.Warn("login failed", "stage", "network process", "err", sanitize.Text(err.Error()))
 			}
-			return nil, false
+			return nil, nil, false
 		}
 		switch msg := msg.(type) {
 		case *privsep.Sign:
@@ -223,25 +225,37 @@ func (m *monitor) serveLogin(ctx context.Context, child *netChild) (*privsep.Log
 			if err != nil {
 				m.log.Error("login failed: the network process asked for a signature it does not need; connection closed", "err", err)
 				_ = child.ch.Send(&privsep.Refuse{Reason: "protocol error"})
-				return nil, false
+				return nil, nil, false
 			}
 			if err := child.ch.Send(sig); err != nil {
-				return nil, false
+				return nil, nil, false
 			}
+		case *privsep.Command:
+			if cmd != nil {
+				m.log.Error("login failed: the network process sent a second COMMAND; connection closed")
+				return nil, nil, false
+			}
+			cmd = msg
 		case *privsep.Login:
-			return msg, true
+			return msg, cmd, true
 		default:
 			m.log.Error("login failed: the network process sent a message out of order; connection closed", "type", msg.Type().String())
-			return nil, false
+			return nil, nil, false
 		}
 	}
 }
 
 // serveSession decides the login and, if it is authorized, starts its session on a pty, hands
 // the pty's master to the child and does the shell's process operations for it until the
-// session has ended.
-func (m *monitor) serveSession(ctx context.Context, child *netChild, login *privsep.Login, remote net.Addr) {
+// session has ended. With cmd (a PAM build), the session runs the command in place of the
+// login shell: on the pty, or on three pipes it hands over in the pty's place (PIPES).
+func (m *monitor) serveSession(ctx context.Context, child *netChild, login *privsep.Login, cmd *privsep.Command, remote net.Addr) {
 	g := m.g
+	r, err := newRelay(child.ch, cmd, login)
+	if err != nil {
+		m.log.Error("monitor: the conversation", "err", err)
+		return
+	}
 	actx, cancel := context.WithDeadline(ctx, m.deadline) // users' files are read by the deadline
 	defer cancel()
 	var lg *systemLogin
@@ -253,6 +267,10 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	case privsep.ProtocolSecure:
 		log = log.With("key", keys.Fingerprint(login.ClientKey))
 		req := &session.Request{User: login.User, Term: login.Term, Window: login.Window, Env: login.Env}
+		if cmd != nil {
+			c := cmd.Command
+			req.Command = &c
+		}
 		cert, err := clientCertificate(login)
 		if err != nil {
 			log.Warn("login refused", "reason", err.Error())
@@ -267,6 +285,9 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 			lg, reason, ok = g.authorizeSystem(actx, log, req, cl)
 		}
 		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), locale: acceptedLocale(log, req), window: login.Window}
+		if ok {
+			ok, reason = m.sessionCommand(log, req, cl, lg, &sr)
+		}
 	case privsep.ProtocolClassic:
 		log = log.With("protocol", "classic", "user", login.User, "client_user", login.ClientUser)
 		req := &classic.Request{ServerUser: login.User, ClientUser: login.ClientUser, Term: login.Term}
@@ -281,11 +302,6 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 			lg, reason, ok = g.authorizeClassic(actx, log, remote, req)
 		}
 		sr = sessionRequest{term: session.TerminalTypeOrDumb(login.Term), window: pty.Size{Rows: classicDefaultRows, Cols: classicDefaultCols}}
-	}
-	r, err := newRelay(child.ch, login)
-	if err != nil {
-		log.Error("monitor: the conversation", "err", err)
-		return
 	}
 	proven := false // the client signed the monitor's nonce with login.ClientKey
 	if ok && login.KeyProof && !lg.passwordPending() {
@@ -332,6 +348,9 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 		return
 	}
 	host := systemlogin.PeerHost(remote)
+	// A command's output is the command's: the stacks' messages (the motd, an expiry warning)
+	// are not shown, as sshd shows none for a command; on pipes, not even before it starts.
+	r.quiet = sr.pipes
 	var pl *pamlogin.Login
 	if pamlogin.Supported {
 		if pl, ok = m.pamCheck(actx, log, r, lg, host); !ok {
@@ -339,11 +358,16 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 		}
 		defer pl.Close() // after the session's processes are ended (deferred below)
 	}
+	r.quiet = sr.command != ""
 	if !m.mayStart() {
 		_ = r.send(&privsep.Refuse{Reason: reasonMaxSessions})
 		return
 	}
 	defer m.report(eventEnded)
+	if sr.pipes {
+		m.servePipes(ctx, child, r, log, lg, pl, sr)
+		return
+	}
 	var p *pty.PTY
 	var sl *systemlogin.Login
 	if pl != nil {
@@ -384,7 +408,7 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	}
 	run.log.Info("session started", "term", sanitize.Text(login.Term))
 	start := time.Now()
-	state := m.shellOps(ctx, child, p)
+	state := m.shellOps(ctx, child, r, p)
 	run.finish()
 	if pl != nil {
 		// The logout record, the PAM session's close and the credentials' deletion.
@@ -407,7 +431,14 @@ func (m *monitor) sessionProgramName(pl *pamlogin.Login) string {
 // has exited, tells the child how it ended (EXITED), waits for the child to finish the session,
 // and returns how the shell ended. A stop of the monitor (ctx) hangs the shell up, and kills it
 // if it is still there StopGrace later; so does the child's end.
-func (m *monitor) shellOps(ctx context.Context, child *netChild, p *pty.PTY) *os.ProcessState {
+func (m *monitor) shellOps(ctx context.Context, child *netChild, r *relay, p shellProcess) *os.ProcessState {
+	exited := make(chan struct{})
+	var state *os.ProcessState
+	var waiting sync.WaitGroup
+	waiting.Go(func() {
+		state, _ = p.Wait()
+		close(exited)
+	})
 	hangupKill := func() {
 		p.Hangup()
 		time.AfterFunc(m.g.cfg.StopGrace, p.Kill) // Kill does nothing once the shell is reaped
@@ -428,35 +459,52 @@ func (m *monitor) shellOps(ctx context.Context, child *netChild, p *pty.PTY) *os
 			msg, _, err := child.ch.Receive()
 			if err != nil {
 				select {
-				case <-p.Exited(): // the child finished after the shell: the normal end
+				case <-exited: // the child finished after the shell: the normal end
 				default:
 					hangupKill() // the child is gone: nobody serves the terminal any more
 				}
 				return
 			}
-			switch msg.(type) {
+			if err := r.conv.Received(msg); err != nil {
+				m.log.Error("the network process sent a message out of order; session ended", "err", err)
+				hangupKill()
+				return
+			}
+			switch msg := msg.(type) {
 			case *privsep.Hangup:
 				p.Hangup()
 			case *privsep.Kill:
 				p.Kill()
+			case *privsep.SignalCommand:
+				if s, ok := p.(session.Signaler); ok { // Received lets it through only for pipes
+					_ = s.Signal(msg.Signal)
+				}
 			}
 		}
 	})
 	select {
-	case <-p.Exited():
+	case <-exited:
 	case <-stopping:
 		select {
-		case <-p.Exited():
+		case <-exited:
 		case <-time.After(farewell):
 			hangupKill()
 		}
 	}
-	<-p.Exited()
-	state, _ := p.Wait()
+	<-exited
+	waiting.Wait()
 	_ = child.ch.Send(exitedOf(state))
 	child.waitOrKill(netChildWait) // it drains the output, sends the client the exit and closes
 	ops.Wait()                     // the child's end ended the Receive
 	return state
+}
+
+// A shellProcess is the session's program as shellOps runs its process operations: a
+// *pty.PTY, or a *pipes.Command (which also passes on SIGNAL: session.Signaler).
+type shellProcess interface {
+	Hangup()
+	Kill()
+	Wait() (*os.ProcessState, error)
 }
 
 // clientCertificate parses the certificate of a secure LOGIN, if any, and checks that it

@@ -37,13 +37,20 @@ const reasonLoginIncorrect = "login incorrect"
 // client in band): a prompt is a PROMPT answered by the child's ANSWER, information and errors
 // are INFOs. Every wait ends with ctx (the login grace time).
 type relay struct {
-	ch   *privsep.Channel
-	conv *privsep.Conversation // the order of the messages, and the bound on prompts
+	ch    *privsep.Channel
+	conv  *privsep.Conversation // the order of the messages, and the bound on prompts
+	quiet bool                  // information is not shown (a command's session): Info drops it
 }
 
-// newRelay returns the conversation of the login the child asked for with login.
-func newRelay(ch *privsep.Channel, login *privsep.Login) (*relay, error) {
+// newRelay returns the conversation of the login the child asked for with login, after cmd if
+// it sent one (nil: none).
+func newRelay(ch *privsep.Channel, cmd *privsep.Command, login *privsep.Login) (*relay, error) {
 	conv := privsep.NewConversation(maxPrompts)
+	if cmd != nil {
+		if err := conv.Received(cmd); err != nil {
+			return nil, err
+		}
+	}
 	if err := conv.Received(login); err != nil {
 		return nil, err
 	}
@@ -96,6 +103,9 @@ func (r *relay) receive(ctx context.Context) (privsep.Message, error) {
 func (r *relay) Info(ctx context.Context, text string) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if r.quiet {
+		return nil
 	}
 	for _, chunk := range infoChunks(text) {
 		if err := r.send(&privsep.Info{Text: chunk}); err != nil {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rlogin-go/rlogin/internal/pamlogin"
 	"github.com/rlogin-go/rlogin/internal/privsep"
 	"github.com/rlogin-go/rlogin/pty"
 	"github.com/rlogin-go/rlogin/session"
@@ -199,6 +200,9 @@ func (n *netServer) serveSecure(ctx context.Context, c net.Conn) error {
 	_ = sc.SetDeadline(n.deadline)
 	srv := session.NewServerConn(sc)
 	srv.Keepalive = n.alive
+	// The monitor of a PAM build runs commands; without PAM, capability exec is not offered,
+	// and a new client says the server runs no commands.
+	srv.RunsCommands = pamlogin.Supported
 	req, err := srv.ReadRequest()
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -219,6 +223,13 @@ func (n *netServer) serveSecure(ctx context.Context, c net.Conn) error {
 	}
 	if cert := sc.PeerCertificate(); cert != nil {
 		login.ClientCertificate = cert.Marshal()
+	}
+	if req.Command != nil {
+		// Before LOGIN, which the monitor acts on as it arrives (docs/privsep-messages.md).
+		if err := n.ch.Send(&privsep.Command{Command: *req.Command}); err != nil {
+			_ = srv.Close()
+			return err
+		}
 	}
 	return n.loginAndServe(ctx, login, secureNet{srv}, sc)
 }
@@ -244,14 +255,14 @@ func (n *netServer) serveClassic(ctx context.Context, c net.Conn) error {
 // A netProtocol is a protocol's server side, as loginAndServe needs it.
 type netProtocol interface {
 	Refuse(reason string) error
-	serve(ctx context.Context, term netTerminal) error
+	serve(ctx context.Context, term session.Terminal) error
 	// prove has the client sign the monitor's nonce (a CHALLENGE) and returns the signature.
 	prove(nonce []byte) ([]byte, error)
 }
 
 type secureNet struct{ *session.ServerConn }
 
-func (p secureNet) serve(ctx context.Context, term netTerminal) error {
+func (p secureNet) serve(ctx context.Context, term session.Terminal) error {
 	_, err := p.Serve(ctx, term)
 	return err
 }
@@ -264,8 +275,12 @@ func (classicNet) prove([]byte) ([]byte, error) {
 	return nil, errors.New("a classic client proves no key") // the monitor never asks for it
 }
 
-func (p classicNet) serve(ctx context.Context, term netTerminal) error {
-	_, err := p.Serve(ctx, term)
+func (p classicNet) serve(ctx context.Context, term session.Terminal) error {
+	ct, ok := term.(classic.Terminal)
+	if !ok { // the monitor sends PIPES only for a secure login's COMMAND
+		return errors.New("classic: the session has no terminal")
+	}
+	_, err := p.Serve(ctx, ct)
 	return err
 }
 
@@ -297,7 +312,7 @@ func (r refusal) Error() string { return "login refused: " + string(r) }
 // verdict sends login to the monitor and waits for its answer: the session's terminal, or a
 // refusal; started is called once the session's pty is here (the login's deadline ends). A
 // CHALLENGE first goes to the client (p), and its signature back as PROOF.
-func (n *netServer) verdict(login *privsep.Login, p netProtocol, started func()) (netTerminal, error) {
+func (n *netServer) verdict(login *privsep.Login, p netProtocol, started func()) (session.Terminal, error) {
 	if err := n.ch.Send(login); err != nil {
 		return nil, err
 	}
@@ -327,6 +342,9 @@ func (n *netServer) verdict(login *privsep.Login, p netProtocol, started func())
 		}
 		started()
 		return term, nil
+	case *privsep.Pipes:
+		started()
+		return newNetPipes(n.ch, files), nil
 	case *privsep.Prompt, *privsep.Info:
 		return newLoginTerminal(n.ch, msg, started), nil
 	}
@@ -349,18 +367,26 @@ type remoteShell struct {
 	hangup sync.Once
 	status syscall.WaitStatus
 	err    error
+	onExit func() // or nil
 }
 
 // newRemoteShell returns the shell of ch's session, whose EXITED it waits for in a goroutine
 // that ends with that message or with the channel.
-func newRemoteShell(ch *privsep.Channel) *remoteShell {
-	s := &remoteShell{ch: ch, exited: make(chan struct{})}
+func newRemoteShell(ch *privsep.Channel) *remoteShell { return startRemoteShell(ch, nil) }
+
+// startRemoteShell is newRemoteShell that calls onExit, if not nil, when the EXITED arrives (or
+// the channel ends), before Exited is closed.
+func startRemoteShell(ch *privsep.Channel, onExit func()) *remoteShell {
+	s := &remoteShell{ch: ch, exited: make(chan struct{}), onExit: onExit}
 	go s.watch() // owned by the session: returns at EXITED, which the monitor always sends, or the channel's end
 	return s
 }
 
 func (s *remoteShell) watch() {
 	defer close(s.exited)
+	if s.onExit != nil {
+		defer s.onExit() // before the close: deferred calls run last first
+	}
 	for {
 		msg, _, err := s.ch.Receive()
 		if err != nil {

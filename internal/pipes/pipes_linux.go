@@ -4,20 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/rlogin-go/rlogin/internal/sessioncgroup"
-	"github.com/rlogin-go/rlogin/pty"
 )
 
 // DrainTimeout bounds the wait for the end of the output once the command has exited: a
@@ -35,14 +32,10 @@ const endKillWait = time.Second
 // Command is a command running on pipes. All methods may be called from any goroutine; the
 // output, error output and input are each read or written by one goroutine at a time.
 type Command struct {
-	cmd    *exec.Cmd
-	pid    int
-	stdin  *os.File // the write end of the command's standard input
-	stdout *os.File // the read end of its standard output
-	stderr *os.File // the read end of its standard error
-	cg     *sessioncgroup.Cgroup
-
-	exited atomic.Bool // Wait has reaped the command: reads wait at most DrainTimeout
+	cmd   *exec.Cmd
+	pid   int
+	*Ends // this side of its pipes
+	cg    *sessioncgroup.Cgroup
 
 	sigMu    sync.Mutex // orders signals against the reap
 	reaped   bool       // guarded by sigMu: the command is being or has been reaped
@@ -53,9 +46,8 @@ type Command struct {
 	state    *os.ProcessState
 	waitErr  error
 
-	closeOnce sync.Once
-	endOnce   sync.Once
-	endErr    error
+	endOnce sync.Once
+	endErr  error
 }
 
 // Start starts cmd on three new pipes, as the leader of a new session without a controlling
@@ -113,106 +105,11 @@ func Start(cmd *exec.Cmd) (*Command, error) {
 		}
 		return nil, fmt.Errorf("pipes: start: %w", err)
 	}
-	return &Command{cmd: cmd, pid: cmd.Process.Pid, stdin: ends[1], stdout: ends[2], stderr: ends[4], cg: cg}, nil
+	return &Command{cmd: cmd, pid: cmd.Process.Pid, Ends: NewEnds(ends[1], ends[2], ends[4]), cg: cg}, nil
 }
 
 // Pid returns the command's process id, which is also its session and process group id.
 func (c *Command) Pid() int { return c.pid }
-
-// ReadOutput reads the command's standard output. It never reports a flush (a pipe has no
-// line discipline). It returns io.EOF when the output is over: every process has closed it, or
-// the command was reaped (Wait) and nothing came for DrainTimeout.
-func (c *Command) ReadOutput(b []byte) (int, bool, error) {
-	n, err := c.read(c.stdout, b)
-	return n, false, err
-}
-
-// ReadOutputNow is ReadOutput that never waits: with no output pending it returns 0, false,
-// nil at once (session.OutputNowReader). A session server then sends a bulk copy's output from
-// the goroutine that read it, in big frames, without a hop to another goroutine per read.
-func (c *Command) ReadOutputNow(b []byte) (int, bool, error) {
-	rc, err := c.stdout.SyscallConn()
-	if err != nil {
-		return 0, false, err
-	}
-	var n int
-	var rerr error
-	if err := rc.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), b)
-		return true // done, whatever came: never wait in the poller
-	}); err != nil {
-		return 0, false, err
-	}
-	switch {
-	case rerr == unix.EAGAIN || rerr == unix.EINTR:
-		return 0, false, nil
-	case rerr != nil:
-		return 0, false, fmt.Errorf("pipes: read: %w", rerr)
-	case n == 0 && len(b) > 0:
-		return 0, false, io.EOF
-	}
-	return n, false, nil
-}
-
-// ReadErrorOutput reads the command's standard error, with ReadOutput's rules.
-func (c *Command) ReadErrorOutput(b []byte) (int, error) { return c.read(c.stderr, b) }
-
-func (c *Command) read(f *os.File, b []byte) (int, error) {
-	if c.exited.Load() {
-		_ = f.SetReadDeadline(time.Now().Add(DrainTimeout))
-	}
-	n, err := f.Read(b)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return n, io.EOF
-	}
-	return n, err
-}
-
-// Write writes b to the command's standard input, waiting while the pipe is full. After
-// SendEOF or Close it fails.
-func (c *Command) Write(b []byte) (int, error) { return c.stdin.Write(b) }
-
-// TryWrite writes what the command's standard input takes now, without waiting
-// (session.TryWriter): 0 and a nil error when the pipe is full. A session server then writes a
-// bulk copy's input from the goroutine that read it from the connection.
-func (c *Command) TryWrite(b []byte) (int, error) {
-	rc, err := c.stdin.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	var werr error
-	if err := rc.Write(func(fd uintptr) bool {
-		for n < len(b) && werr == nil {
-			var m int
-			m, werr = unix.Write(int(fd), b[n:])
-			if m > 0 {
-				n += m
-			}
-		}
-		return true // done, whatever was taken: never wait in the poller
-	}); err != nil {
-		return n, err
-	}
-	if werr == unix.EAGAIN || werr == unix.EINTR {
-		werr = nil
-	}
-	if werr != nil {
-		return n, fmt.Errorf("pipes: write: %w", werr)
-	}
-	return n, nil
-}
-
-// SendEOF closes the command's standard input: it reads end of file.
-func (c *Command) SendEOF() error { return c.stdin.Close() }
-
-// FlushesOutput reports false: a pipe has no line discipline, so no input (not even the bytes
-// of ^C in binary data) discards output (session.FlushPredictor). A session server then never
-// waits for a flush, nor reads in small pieces expecting one.
-func (c *Command) FlushesOutput([]byte) bool { return false }
-
-// Resize does nothing: there is no terminal.
-func (c *Command) Resize(pty.Size) error { return nil }
 
 // Signal sends sig to the command's process group (a command line's pipeline, say), unless the
 // command has been reaped.
@@ -278,23 +175,9 @@ func (c *Command) Wait() (*os.ProcessState, error) {
 		if err != nil && !errors.As(err, &ee) {
 			c.waitErr = fmt.Errorf("pipes: wait: %w", err)
 		}
-		c.exited.Store(true)
-		now := time.Now().Add(DrainTimeout)
-		_ = c.stdout.SetReadDeadline(now) // a read under way is bounded too
-		_ = c.stderr.SetReadDeadline(now)
+		c.Drain()
 	})
 	return c.state, c.waitErr
-}
-
-// Close closes this side of the three pipes: pending and later reads and writes fail at once.
-// It may be called more than once.
-func (c *Command) Close() error {
-	c.closeOnce.Do(func() {
-		_ = c.stdin.Close() // closed already after SendEOF
-		_ = c.stdout.Close()
-		_ = c.stderr.Close()
-	})
-	return nil
 }
 
 // End ends what the command left behind once it has exited (jobs in its session or cgroup):
