@@ -5,9 +5,11 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -17,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/rlogin-go/rlogin/internal/termtest"
+	"github.com/rlogin-go/rlogin/keys"
 )
 
 // Commands in system mode (issue 13, item 2), with the real binaries: the PAM build's monitor
@@ -108,5 +111,45 @@ func TestPAMCommand(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(out.String(), "got TERM") {
 		t.Errorf("SIGTERM: rlogin %v, output %q; want status 3 after the remote trap", err, out.String())
+	}
+}
+
+// TestPAMForcedCommand: in system mode (PAM build) an authorized_keys line's options apply as in
+// user mode: command= runs in place of the client's command, which it finds in
+// SSH_ORIGINAL_COMMAND, and no-pty refuses a terminal.
+func TestPAMForcedCommand(t *testing.T) {
+	user, dir, keyFile := privsepUser(t, "rlt-sysforced")
+	line := `command="echo forced:$SSH_ORIGINAL_COMMAND",no-pty ` + string(keys.MarshalAuthorizedKey(user.Key.Public().(ed25519.PublicKey), "forced"))
+	authorized := filepath.Join(user.Home, ".rlogin", "authorized_keys")
+	writeFile(t, authorized, line)
+	if err := os.Chown(authorized, user.UID, user.GID); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "rlogind.conf")
+	writeFile(t, conf, "privilege-separation yes\npassword-authentication no\nstop-grace 2s\n")
+	port := freePort(t)
+	start, logText := systemRlogind(t, pamRlogind(t), conf, port)
+	d := start()
+	t.Cleanup(func() {
+		d.stop(t)
+		if t.Failed() {
+			t.Logf("rlogind log:\n%s", logText())
+		}
+	})
+	home := newHome(t)
+	tm := startTerminal(t, clientEnv(home), rloginBin(), "-i", keyFile, "-l", user.Name, "-p", port, "127.0.0.1", "true")
+	tm.expect(`\(yes/no\)\? `)
+	tm.send("yes\r")
+	if code := tm.wait(); code != 0 {
+		t.Fatalf("the first command (host key accepted): exit status %d", code)
+	}
+	client := &daemon{port: port, home: home, log: &termtest.Buffer{}}
+	r := runCommand(t, rloginBin(), client, nil, "-i", keyFile, "-l", user.Name, "127.0.0.1", "id", "-u")
+	if r.code != 0 || string(r.stdout) != "forced:id -u\n" {
+		t.Errorf("forced command: status %d, stdout %q (want \"forced:id -u\\n\"), stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runCommand(t, rloginBin(), client, nil, "-t", "-i", keyFile, "-l", user.Name, "127.0.0.1", "tty")
+	if r.code != 255 || !strings.Contains(string(r.stderr), "no-pty") {
+		t.Errorf("-t with a no-pty key: status %d, stderr %q; want 255 and the no-pty refusal", r.code, r.stderr)
 	}
 }

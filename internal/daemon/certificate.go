@@ -131,13 +131,13 @@ func (s *Server) userCertificate(ctx context.Context, log *slog.Logger, u *syste
 		log.Warn("certificate not accepted", "user", user, "err", err)
 		return certNotUsed
 	}
-	if login.ForceCommand != "" && s.cfg.System {
+	if login.ForceCommand != "" && s.cfg.System && !s.runsCommands {
 		// Never ignore a restriction: login(1) runs the user's shell, never a command, so such
 		// a certificate lets no one in.
 		log.Warn("certificate not accepted: its force-command option is not supported in system mode", "user", user, "certificate", login.KeyID)
 		return certNotUsed
 	}
-	if login.NoPTY && s.cfg.System {
+	if login.NoPTY && s.cfg.System && !s.runsCommands {
 		// As for force-command: login(1) gives every session a terminal, so a certificate
 		// that permits none lets no one in.
 		log.Warn("certificate not accepted: without permit-pty it allows no terminal, and system mode has no sessions without one", "user", user, "certificate", login.KeyID)

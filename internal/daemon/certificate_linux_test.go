@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/rlogin-go/rlogin/internal/pamlogin"
 	"github.com/rlogin-go/rlogin/session"
 )
 
@@ -53,16 +54,31 @@ func testSystemUserCertificate(t *testing.T, separated bool) {
 	}
 	ts.waitLog(`certificate not accepted.*user=rlt-certa.*none of its principals \(rlt-other\)`)
 
+	forced := ca.sign(t, pubOf(key), "-n", alice.name, "-O", "force-command=echo forced for $(id -un)")
+	if separated && pamlogin.Supported {
+		// The PAM build's monitor starts the user's program itself: the forced command runs
+		// in place of the login shell, as in user mode.
+		r, _, err := certLogin(t, ts, key, forced, alice.name)
+		if err != nil {
+			t.Fatalf("login with a force-command certificate: %v", err)
+		}
+		r.Expect(`forced for rlt-certa`)
+		if err := r.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	// login(1) cannot run a command: a force-command certificate lets no one in.
-	_, _, err = certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", alice.name, "-O", "force-command=/bin/true"), alice.name)
+	_, _, err = certLogin(t, ts, key, forced, alice.name)
 	if !errors.As(err, &re) || re.Reason != reasonDenied {
 		t.Fatalf("login with a force-command certificate: %v, want %q", err, reasonDenied)
 	}
 	ts.waitLog(`certificate not accepted: its force-command option is not supported in system mode`)
 }
 
-// TestSystemUserCertificateWithoutPermitPty: system mode gives every session a terminal, so a
-// certificate without permit-pty is not accepted there (it would be ignoring a restriction).
+// TestSystemUserCertificateWithoutPermitPty: system mode through login(1) gives every session a
+// terminal, so a certificate without permit-pty is not accepted there (it would be ignoring a
+// restriction); the PAM build's monitor accepts it, and refuses it a terminal.
 func TestSystemUserCertificateWithoutPermitPty(t *testing.T) {
 	requireSystem(t)
 	for i, start := range []func(*testing.T, func(*Config)) *testServer{startSystem, startSeparated} {
@@ -75,6 +91,14 @@ func TestSystemUserCertificateWithoutPermitPty(t *testing.T) {
 		key := newKey(t)
 		_, _, err := certLogin(t, ts, key, ca.sign(t, pubOf(key), "-n", alice.name, "-O", "no-pty"), alice.name)
 		var re *session.RefusedError
+		if i == 1 && pamlogin.Supported {
+			// The PAM build's monitor runs commands without a terminal: the certificate is
+			// accepted, and a login, which needs a terminal, refused as in user mode.
+			if !errors.As(err, &re) || re.Reason != reasonNoPTY {
+				t.Fatalf("login with a certificate without permit-pty: %v, want %q", err, reasonNoPTY)
+			}
+			continue
+		}
 		if !errors.As(err, &re) || re.Reason != reasonDenied {
 			t.Fatalf("login with a certificate without permit-pty: %v, want %q", err, reasonDenied)
 		}

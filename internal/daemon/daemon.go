@@ -257,6 +257,11 @@ type Server struct {
 
 	hostCert *ssh.Certificate // Config.HostCertificate's, or nil
 
+	// runsCommands: a system-mode server that starts the user's program itself (the monitor of
+	// a PAM build), so it can carry out what an authorized key's or certificate's options ask
+	// (a forced command, no terminal); one that runs login(1) refuses them instead.
+	runsCommands bool
+
 	*serverState
 }
 

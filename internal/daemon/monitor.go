@@ -104,6 +104,7 @@ func runMonitor() int {
 		return 1
 	}
 	g.serverState = &serverState{}
+	g.runsCommands = pamlogin.Supported
 	if g.executable, err = os.Executable(); err != nil { // the net child is this program too
 		log.Error("monitor: this program's path", "err", err)
 		_ = conn.Close()

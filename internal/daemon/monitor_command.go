@@ -63,7 +63,7 @@ func (m *monitor) servePipes(ctx context.Context, child *netChild, r *relay, log
 	actx, cancel := context.WithDeadline(ctx, m.deadline)
 	defer cancel()
 	st := &pipesStarter{}
-	if err := pl.Start(actx, pamlogin.Program{Command: sr.command, Term: sr.term, Locale: sr.locale, Starter: st}); err != nil {
+	if err := pl.Start(actx, pamlogin.Program{Command: sr.command, OriginalCommand: sr.original, Term: sr.term, Locale: sr.locale, Starter: st}); err != nil {
 		log.Error("cannot start the session", "program", "PAM", "err", err)
 		_ = r.send(&privsep.Refuse{Reason: reasonNoShell})
 		return

@@ -222,7 +222,7 @@ func (s *ptyStarter) Wait() (*os.ProcessState, error) { return s.p.Wait() }
 // it on: the one place that says what the user's program is (its command, if the request has
 // one, in place of the login shell).
 func sessionProgram(sr sessionRequest, tty *os.File, st pamlogin.Starter) pamlogin.Program {
-	return pamlogin.Program{Command: sr.command, Term: sr.term, Locale: sr.locale, TTY: tty, Starter: st}
+	return pamlogin.Program{Command: sr.command, OriginalCommand: sr.original, Term: sr.term, Locale: sr.locale, TTY: tty, Starter: st}
 }
 
 // startPAM opens the PAM session of pl and starts the user's shell on a new pty (contained, as

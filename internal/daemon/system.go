@@ -229,8 +229,21 @@ func (s *Server) keyAuthorized(ctx context.Context, log *slog.Logger, u *systeml
 		}
 		log.Warn("authorized keys lines skipped", "path", path, "lines", strings.Join(skipped, "; "))
 	}
-	if !auth.Allows(key) {
-		return "key not in " + path
+	if !s.runsCommands {
+		// login(1) starts the shell: a line with options (a forced command, no-pty, from=)
+		// would be obeyed in nothing, so it lets nobody in.
+		if !auth.Allows(key) {
+			return "key not in " + path
+		}
+		return ""
+	}
+	opts, ok := auth.Permit(key, cl.addr)
+	if !ok {
+		return "key not in " + path // or its from= does not match
+	}
+	cl.forceCommand, cl.noPTY = opts.Command, opts.NoPTY
+	if attrs := keyOptionAttrs(opts); len(attrs) > 0 {
+		log.Info("key options apply", append([]any{"user", u.Name}, attrs...)...)
 	}
 	return ""
 }

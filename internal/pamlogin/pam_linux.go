@@ -384,7 +384,7 @@ func (l *Login) open(ctx context.Context, p Program, acct *account, ttyItem stri
 	cmd := &exec.Cmd{
 		Path: acct.shell,
 		Args: []string{"-" + filepath.Base(acct.shell)}, // a login shell
-		Env:  sessionEnv(env, readLoginDefs(loginDefsPath), l.user, home, acct.shell, p.Term, p.Locale),
+		Env:  sessionEnv(env, readLoginDefs(loginDefsPath), l.user, home, acct.shell, p.Term, clientVars(p)),
 		Dir:  home,
 		SysProcAttr: &syscall.SysProcAttr{
 			Credential: &syscall.Credential{Uid: acct.uid, Gid: acct.gid, Groups: withAdded(acct.groups, before, after)},
@@ -638,4 +638,13 @@ func (c *conversation) fail(err error) error {
 		c.err = err
 	}
 	return err
+}
+
+// clientVars are the variables of p that the client's request sets over PAM's: the locale, and
+// SSH_ORIGINAL_COMMAND for a forced command.
+func clientVars(p Program) []string {
+	if p.OriginalCommand == "" {
+		return p.Locale
+	}
+	return append(slices.Clip(p.Locale), "SSH_ORIGINAL_COMMAND="+p.OriginalCommand)
 }

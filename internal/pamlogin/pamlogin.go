@@ -60,9 +60,12 @@ const MaxResponse = 512
 
 // Program is what Start runs as the user: the login shell, or the shell running Command.
 type Program struct {
-	Command string   // run as "$SHELL -c Command"; "" for a login shell (argv[0] "-bash")
-	Term    string   // TERM, already valid (session's rules); "" leaves it out
-	Locale  []string // the accepted locale variables, "LANG=C.UTF-8", already valid (session's rules)
+	Command string // run as "$SHELL -c Command"; "" for a login shell (argv[0] "-bash")
+	// OriginalCommand is the client's command when Command is a forced one (an authorized key's
+	// command= option): the program finds it in SSH_ORIGINAL_COMMAND, as under sshd.
+	OriginalCommand string
+	Term            string   // TERM, already valid (session's rules); "" leaves it out
+	Locale          []string // the accepted locale variables, "LANG=C.UTF-8", already valid (session's rules)
 
 	// TTY is the slave side of the session's terminal: the program's standard input, output
 	// and error and its controlling terminal, in a session of its own. Nil runs the program
