@@ -30,25 +30,7 @@ import (
 // with -t, and gets SIGTERM sent to rlogin; no motd or other PAM message mixes into its output.
 func TestPAMCommand(t *testing.T) {
 	user, dir, keyFile := privsepUser(t, "rlt-syscmd")
-	conf := filepath.Join(dir, "rlogind.conf")
-	writeFile(t, conf, "privilege-separation yes\npassword-authentication no\nstop-grace 2s\n")
-	port := freePort(t)
-	start, logText := systemRlogind(t, pamRlogind(t), conf, port)
-	d := start()
-	t.Cleanup(func() {
-		d.stop(t)
-		if t.Failed() {
-			t.Logf("rlogind log:\n%s", logText())
-		}
-	})
-	home := newHome(t)
-	tm := startTerminal(t, clientEnv(home), rloginBin(), "-i", keyFile, "-l", user.Name, "-p", port, "127.0.0.1", "true")
-	tm.expect(`\(yes/no\)\? `)
-	tm.send("yes\r")
-	if code := tm.wait(); code != 0 {
-		t.Fatalf("the first command (host key accepted): exit status %d", code)
-	}
-	client := &daemon{port: port, home: home, log: &termtest.Buffer{}} // runCommand's: port and home
+	client := pamCommandServer(t, dir, keyFile, user.Name)
 	args := func(a ...string) []string {
 		return append([]string{"-i", keyFile, "-l", user.Name, "127.0.0.1"}, a...)
 	}
@@ -91,8 +73,8 @@ func TestPAMCommand(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, rloginBin(), append([]string{"-p", port}, args(`trap 'echo got TERM; exit 3' TERM; echo ready; sleep 60 & wait`)...)...)
-	cmd.Env = clientEnv(home)
+	cmd := exec.CommandContext(ctx, rloginBin(), append([]string{"-p", client.port}, args(`trap 'echo got TERM; exit 3' TERM; echo ready; sleep 60 & wait`)...)...)
+	cmd.Env = clientEnv(client.home)
 	out := &termtest.Buffer{}
 	cmd.Stdout = out
 	if err := cmd.Start(); err != nil {
@@ -125,6 +107,22 @@ func TestPAMForcedCommand(t *testing.T) {
 	if err := os.Chown(authorized, user.UID, user.GID); err != nil {
 		t.Fatal(err)
 	}
+	client := pamCommandServer(t, dir, keyFile, user.Name)
+	r := runCommand(t, rloginBin(), client, nil, "-i", keyFile, "-l", user.Name, "127.0.0.1", "id", "-u")
+	if r.code != 0 || string(r.stdout) != "forced:id -u\n" {
+		t.Errorf("forced command: status %d, stdout %q (want \"forced:id -u\\n\"), stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runCommand(t, rloginBin(), client, nil, "-t", "-i", keyFile, "-l", user.Name, "127.0.0.1", "tty")
+	if r.code != 255 || !strings.Contains(string(r.stderr), "no-pty") {
+		t.Errorf("-t with a no-pty key: status %d, stderr %q; want 255 and the no-pty refusal", r.code, r.stderr)
+	}
+}
+
+// pamCommandServer starts a PAM-built rlogind in system mode (privilege separation, keys only)
+// with its configuration in dir, has the client accept its host key with a first command as
+// user, and returns what runCommand needs of it: its port, and the client's home.
+func pamCommandServer(t *testing.T, dir, keyFile, user string) *daemon {
+	t.Helper()
 	conf := filepath.Join(dir, "rlogind.conf")
 	writeFile(t, conf, "privilege-separation yes\npassword-authentication no\nstop-grace 2s\n")
 	port := freePort(t)
@@ -137,19 +135,11 @@ func TestPAMForcedCommand(t *testing.T) {
 		}
 	})
 	home := newHome(t)
-	tm := startTerminal(t, clientEnv(home), rloginBin(), "-i", keyFile, "-l", user.Name, "-p", port, "127.0.0.1", "true")
+	tm := startTerminal(t, clientEnv(home), rloginBin(), "-i", keyFile, "-l", user, "-p", port, "127.0.0.1", "true")
 	tm.expect(`\(yes/no\)\? `)
 	tm.send("yes\r")
 	if code := tm.wait(); code != 0 {
 		t.Fatalf("the first command (host key accepted): exit status %d", code)
 	}
-	client := &daemon{port: port, home: home, log: &termtest.Buffer{}}
-	r := runCommand(t, rloginBin(), client, nil, "-i", keyFile, "-l", user.Name, "127.0.0.1", "id", "-u")
-	if r.code != 0 || string(r.stdout) != "forced:id -u\n" {
-		t.Errorf("forced command: status %d, stdout %q (want \"forced:id -u\\n\"), stderr %q", r.code, r.stdout, r.stderr)
-	}
-	r = runCommand(t, rloginBin(), client, nil, "-t", "-i", keyFile, "-l", user.Name, "127.0.0.1", "tty")
-	if r.code != 255 || !strings.Contains(string(r.stderr), "no-pty") {
-		t.Errorf("-t with a no-pty key: status %d, stderr %q; want 255 and the no-pty refusal", r.code, r.stderr)
-	}
+	return &daemon{port: port, home: home, log: &termtest.Buffer{}}
 }
