@@ -81,7 +81,8 @@ func NewFileChannel(f *os.File, side Side) (*Channel, error) {
 }
 
 // Send sends m with files, which must be the descriptors m carries (ACCEPT: the pty master;
-// PIPES: the command's stdin, stdout and stderr; the other messages: none). It refuses a message this side may not send and one whose fields
+// PIPES: the command's stdin, stdout and stderr; RELAY and ATTACH: a Unix stream socket; the
+// other messages: none). It refuses a message this side may not send and one whose fields
 // break their bounds. The files stay the caller's: the peer gets duplicates.
 func (c *Channel) Send(m Message, files ...*os.File) error {
 	if m.Type().request() != (c.side == NetSide) {
@@ -204,7 +205,7 @@ func parseRights(oob []byte) ([]*os.File, error) {
 
 // checkFiles checks what received descriptors are: ACCEPT's is a terminal's master, a
 // character device; PIPES's are pipes, the first open for writing (the command's stdin), the
-// others for reading (its stdout and stderr).
+// others for reading (its stdout and stderr); RELAY's and ATTACH's are Unix stream sockets.
 func checkFiles(m Message, files []*os.File) error {
 	switch m.(type) {
 	case *Accept:
@@ -214,6 +215,10 @@ func checkFiles(m Message, files []*os.File) error {
 		}
 		if fi.Mode()&os.ModeCharDevice == 0 {
 			return fmt.Errorf("pty master is not a character device (%v)", fi.Mode())
+		}
+	case *Relay, *Attach:
+		if err := checkStreamSocket(files[0]); err != nil {
+			return fmt.Errorf("socket: %w", err)
 		}
 	case *Pipes:
 		for i, f := range files {
@@ -252,6 +257,31 @@ func checkPipe(f *os.File, want int) error {
 	}
 	if flags&unix.O_ACCMODE != want {
 		return fmt.Errorf("open with access mode %d, want %d", flags&unix.O_ACCMODE, want)
+	}
+	return nil
+}
+
+// checkStreamSocket checks that f is a Unix stream socket (one end of a socketpair).
+func checkStreamSocket(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var domain, typ int
+	var derr, terr error
+	cerr := rc.Control(func(fd uintptr) {
+		domain, derr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+		typ, terr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+	})
+	switch {
+	case cerr != nil:
+		return cerr
+	case derr != nil:
+		return fmt.Errorf("not a socket: %w", derr)
+	case terr != nil:
+		return fmt.Errorf("not a socket: %w", terr)
+	case domain != unix.AF_UNIX || typ != unix.SOCK_STREAM:
+		return fmt.Errorf("a socket of domain %d and type %d, not a Unix stream socket", domain, typ)
 	}
 	return nil
 }

@@ -42,6 +42,9 @@ func TestChannelSendReceive(t *testing.T) {
 		if m.Type() == TypePipes {
 			files = commandPipes(t)
 		}
+		if m.Type() == TypeRelay || m.Type() == TypeAttach {
+			files = streamSockets(t)[:1]
+		}
 		if err := from.Send(m, files...); err != nil {
 			t.Fatalf("Send(%v): %v", m.Type(), err)
 		}
@@ -109,6 +112,19 @@ func commandPipes(t *testing.T) []*os.File {
 	return ends
 }
 
+// streamSockets returns the two ends of a Unix stream socketpair, which RELAY and ATTACH
+// carry; the test closes them at its end.
+func streamSockets(t *testing.T) []*os.File {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := []*os.File{os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")}
+	t.Cleanup(func() { ends[0].Close(); ends[1].Close() })
+	return ends
+}
+
 // rawSend sends b with fds on f's socket, as a hostile peer would, without the checks of Send.
 func rawSend(t *testing.T, f *os.File, b []byte, fds ...int) {
 	t.Helper()
@@ -147,6 +163,15 @@ func TestChannelReceiveRefuses(t *testing.T) {
 	defer pipeW.Close()
 	nullFd, pipeFd, pipeWFd := int(devnull.Fd()), int(pipeR.Fd()), int(pipeW.Fd())
 	pipes, _ := encode(&Pipes{})
+	relay, _ := encode(&Relay{})
+	attach, _ := encode(&Attach{})
+	packetA, packetB, err := Pair() // a Unix socket, but not a stream one
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer packetA.Close()
+	defer packetB.Close()
+	packetFd := int(packetA.Fd())
 	for _, tc := range []struct {
 		name string
 		side Side // the receiver
@@ -163,6 +188,10 @@ func TestChannelReceiveRefuses(t *testing.T) {
 		{"PIPES with stderr written", NetSide, pipes, []int{pipeWFd, pipeFd, pipeWFd}, "access mode"},
 		{"PIPES with two", NetSide, pipes, []int{pipeWFd, pipeFd}, "descriptors"},
 		{"ACCEPT with many", NetSide, accept, []int{nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd, nullFd}, "descriptors"},
+		{"RELAY with a device", NetSide, relay, []int{nullFd}, "not a socket"},
+		{"RELAY with a packet socket", NetSide, relay, []int{packetFd}, "not a Unix stream socket"},
+		{"ATTACH with a pipe", NetSide, attach, []int{pipeFd}, "not a socket"},
+		{"ATTACH without a descriptor", NetSide, attach, nil, "descriptors"},
 		{"a reply to the monitor", MonitorSide, accept, []int{nullFd}, "unexpected"},
 		{"a request to the net child", NetSide, hangup, nil, "unexpected"},
 		{"too long", MonitorSide, append(hangup, make([]byte, MaxMessageLen)...), nil, "limit"},

@@ -36,6 +36,11 @@ const (
 	TypeCommand   Type = 0x06 // net -> monitor: the client's command, before LOGIN
 	TypeSignal    Type = 0x07 // net -> monitor: a signal for a command without a terminal
 	TypeProof     Type = 0x08 // net -> monitor: the client's signature over the CHALLENGE's nonce
+	TypeResume    Type = 0x09 // net -> monitor: the client resumes or reattaches a session, before LOGIN
+	TypeList      Type = 0x0a // net -> monitor: the client lists its sessions, before LOGIN
+	TypeResumable Type = 0x0b // net -> monitor: the session may be resumed; its id
+	TypeDetached  Type = 0x0c // net -> monitor: the session lost its connection and goes on
+	TypeAttached  Type = 0x0d // net -> monitor: the answer to ATTACH
 	TypeSignature Type = 0x81 // monitor -> net: the host key's signature
 	TypePrompt    Type = 0x82 // monitor -> net: ask the user (a password prompt)
 	TypeInfo      Type = 0x83 // monitor -> net: tell the user (PAM info or error, motd)
@@ -44,6 +49,9 @@ const (
 	TypeExited    Type = 0x86 // monitor -> net: the shell has exited
 	TypePipes     Type = 0x87 // monitor -> net: logged in; carries a command's three pipes
 	TypeChallenge Type = 0x88 // monitor -> net: a nonce for the client to sign with its key
+	TypeSessions  Type = 0x89 // monitor -> net: the answer to LIST
+	TypeRelay     Type = 0x8a // monitor -> net: the RESUME goes on; carries a socket to relay over
+	TypeAttach    Type = 0x8b // monitor -> net: a new connection for the session; carries its socket
 )
 
 func (t Type) String() string {
@@ -80,6 +88,22 @@ func (t Type) String() string {
 		return "PROOF"
 	case TypeChallenge:
 		return "CHALLENGE"
+	case TypeResume:
+		return "RESUME"
+	case TypeList:
+		return "LIST"
+	case TypeResumable:
+		return "RESUMABLE"
+	case TypeDetached:
+		return "DETACHED"
+	case TypeAttached:
+		return "ATTACHED"
+	case TypeSessions:
+		return "SESSIONS"
+	case TypeRelay:
+		return "RELAY"
+	case TypeAttach:
+		return "ATTACH"
 	}
 	return fmt.Sprintf("type 0x%02x", byte(t))
 }
@@ -111,9 +135,9 @@ const (
 )
 
 // A Message is one of the message types of this package: *Sign, *Login, *Answer, *Hangup,
-// *Kill, *Command, *SignalCommand, *Proof (requests, net child to monitor), *Signature,
-// *Prompt, *Info, *Accept, *Refuse, *Exited, *Pipes, *Challenge (replies, monitor to net
-// child).
+// *Kill, *Command, *SignalCommand, *Proof, *Resume, *List, *Resumable, *Detached, *Attached
+// (requests, net child to monitor), *Signature, *Prompt, *Info, *Accept, *Refuse, *Exited,
+// *Pipes, *Challenge, *Sessions, *Relay, *Attach (replies, monitor to net child).
 type Message interface {
 	Type() Type
 	// check reports whether the message holds only what its fields may hold.
@@ -337,6 +361,22 @@ func decode(b []byte) (Message, error) {
 		m = &Challenge{Nonce: d.bytes16("nonce", session.KeyProofNonceSize)}
 	case TypeProof:
 		m = &Proof{Sig: d.bytes16("signature", ed25519.SignatureSize)}
+	case TypeResume:
+		m = d.resume()
+	case TypeList:
+		m = &List{}
+	case TypeResumable:
+		m = &Resumable{ID: d.id()}
+	case TypeDetached:
+		m = &Detached{Cause: d.string16("cause", MaxCauseLen)}
+	case TypeAttached:
+		m = d.attached()
+	case TypeSessions:
+		m = d.sessions()
+	case TypeRelay:
+		m = &Relay{}
+	case TypeAttach:
+		m = d.attach()
 	default:
 		return nil, fmt.Errorf("unknown message %v", t)
 	}

@@ -74,7 +74,41 @@ func validMessages(t testing.TB) []Message {
 		&Challenge{Nonce: bytes.Repeat([]byte{0x5a}, session.KeyProofNonceSize)},
 		&Proof{Sig: ed25519.Sign(key, session.KeyProofMessage(bytes.Repeat([]byte{0x5a}, session.KeyProofNonceSize)))},
 		&Login{Protocol: ProtocolSecure, User: "root", ClientKey: key.Public().(ed25519.PublicKey), KeyProof: true},
+		&Resume{ID: testID(0x11)},
+		&Resume{ID: testID(0xee), Reattach: true},
+		&List{},
+		&Resumable{ID: testID(0x42)},
+		&Detached{Cause: "connection lost: read tcp 192.0.2.1:513: connection reset by peer"},
+		&Detached{},
+		&Attached{Accepted: true, Skipped: 1 << 40},
+		&Attached{Accepted: true},
+		&Attached{},
+		&Sessions{},
+		&Sessions{List: []SessionEntry{
+			{ID: testID(1), Attached: true, Started: 1765000000, Peer: "192.0.2.1:50000", What: "xterm-256color", PID: 4242},
+			{ID: testID(2), Started: 1765000000, Detached: 1765003600, What: "top", PID: 1},
+		}},
+		&Sessions{List: longSessionList()},
+		&Relay{},
+		&Attach{Peer: "[2001:db8::1]:1023"},
+		&Attach{Reattach: true},
 	}
+}
+
+// testID is a session id of 16 bytes b.
+func testID(b byte) (id [SessionIDLen]byte) {
+	copy(id[:], bytes.Repeat([]byte{b}, SessionIDLen))
+	return id
+}
+
+// longSessionList is the longest list a SESSIONS message holds.
+func longSessionList() []SessionEntry {
+	list := make([]SessionEntry, MaxListed)
+	for i := range list {
+		list[i] = SessionEntry{ID: testID(byte(i)), Started: uint64(i + 1), Detached: uint64(i + 2),
+			Peer: strings.Repeat("p", maxPeerLen), What: strings.Repeat("w", MaxWhatLen), PID: uint32(i + 1)}
+	}
+	return list
 }
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -171,6 +205,14 @@ func TestDecodeRefuses(t *testing.T) {
 		{"signal SIGSTOP", enc(&SignalCommand{Signal: syscall.SIGSTOP})},
 		{"signal 0", enc(&SignalCommand{})},
 		{"signal 200", []byte{byte(TypeSignal), 200}},
+		{"resume short id", enc(&Resume{})[:10]},
+		{"resume reattach 2", append(enc(&Resume{})[:1+SessionIDLen], 2)},
+		{"list with a field", append(enc(&List{}), 0)},
+		{"resumable short", enc(&Resumable{})[:SessionIDLen]},
+		{"detached cause with escape", enc(&Detached{Cause: "lost\x1b[2J"})},
+		{"detached cause too long", enc(&Detached{Cause: strings.Repeat("c", MaxCauseLen+1)})},
+		{"attached refused with skipped", enc(&Attached{Skipped: 1})},
+		{"attached accepted 2", append([]byte{byte(TypeAttached), 2}, make([]byte, 8)...)},
 	}
 	for _, tc := range requests {
 		t.Run("request/"+tc.name, func(t *testing.T) {
@@ -199,6 +241,18 @@ func TestDecodeRefuses(t *testing.T) {
 		{"exited kind 2", []byte{byte(TypeExited), 2, 1, 0}},
 		{"exited flags 2", []byte{byte(TypeExited), 1, 9, 2}},
 		{"accept with a field", []byte{byte(TypeAccept), 0}},
+		{"sessions too many", enc(&Sessions{List: append(longSessionList(), longSessionList()[0])})},
+		{"sessions count beyond", []byte{byte(TypeSessions), 0, 1}},
+		{"session without start", enc(&Sessions{List: []SessionEntry{{PID: 1}}})},
+		{"session attached with detach time", enc(&Sessions{List: []SessionEntry{{Attached: true, Started: 1, Detached: 2, PID: 1}}})},
+		{"session detached without detach time", enc(&Sessions{List: []SessionEntry{{Started: 1, PID: 1}}})},
+		{"session without pid", enc(&Sessions{List: []SessionEntry{{Attached: true, Started: 1}}})},
+		{"session peer too long", enc(&Sessions{List: []SessionEntry{{Attached: true, Started: 1, PID: 1, Peer: strings.Repeat("p", maxPeerLen+1)}}})},
+		{"session what with newline", enc(&Sessions{List: []SessionEntry{{Attached: true, Started: 1, PID: 1, What: "a\nb"}}})},
+		{"session what too long", enc(&Sessions{List: []SessionEntry{{Attached: true, Started: 1, PID: 1, What: strings.Repeat("w", MaxWhatLen+1)}}})},
+		{"relay with a field", []byte{byte(TypeRelay), 0}},
+		{"attach peer with escape", enc(&Attach{Peer: "\x1b]0;x\x07"})},
+		{"attach reattach 2", []byte{byte(TypeAttach), 2, 0, 0}},
 	}
 	for _, tc := range replies {
 		t.Run("reply/"+tc.name, func(t *testing.T) {
@@ -222,6 +276,10 @@ func TestEncodeRefuses(t *testing.T) {
 		&Signature{},
 		&Command{},
 		&SignalCommand{Signal: syscall.SIGSEGV},
+		&Detached{Cause: "a\nb"},
+		&Attached{Skipped: 3},
+		&Attach{Peer: strings.Repeat("p", maxPeerLen+1)},
+		&Sessions{List: []SessionEntry{{Started: 1}}},
 	} {
 		if b, err := encode(m); err == nil {
 			t.Errorf("encode(%#v) = %x, want an error", m, b)
