@@ -68,6 +68,23 @@ type Client struct {
 	// the TLS handshake can check that the client holds the key. Nil offers nothing.
 	Signer crypto.Signer
 
+	// Reconnect, if set, makes the session survive a lost connection (capability resume, when
+	// the server accepts it): when the connection fails (an I/O error, or the keepalive's
+	// verdict), the Client calls Reconnect instead of ending the session, from one of its
+	// goroutines, with the attempt number (from 1) and the cause. Reconnect waits as it likes
+	// (a backoff), tells the user, and returns a new conn to the same server, authenticated as
+	// the first was (TLS, host key checked), or an error to give up: Wait then returns the first
+	// loss. The Client sends its login and a RESUME on that conn, and the session goes on; an I/O
+	// error during that calls Reconnect again. ctx ends when Close is called and when the
+	// server's detach timeout has passed since the loss (then the session cannot be resumed any
+	// more). A REFUSE (the session is gone) ends the session: Wait returns the *RefusedError.
+	Reconnect func(ctx context.Context, attempt int, cause error) (net.Conn, error)
+
+	// Resumed, if set, is called after each resume, with the count of output bytes that the
+	// server dropped while detached (beyond its buffer) and the client never got. The window
+	// size (the last Resize) was sent again already.
+	Resumed func(skipped uint64)
+
 	conn         net.Conn
 	capabilities []string // what Start offers: flow2 (tests change it)
 	accepted     []string // what the server accepted
@@ -102,6 +119,9 @@ type Client struct {
 	ended    bool  // the session's result is known
 	result   error // what Wait returns
 	stdinErr error // Stdin's read error, returned if the session itself succeeded
+
+	res      clientResume  // capability resume (client_resume.go)
+	sessions []SessionInfo // a LIST's answer
 
 	pumps     chan error // results of readOutput, writeOutput and writeErrorOutput
 	stdinDone chan error // result of copyStdin
@@ -222,11 +242,20 @@ func (c *Client) login() (*bufio.Reader, error) {
 		req.Term = "dumb" // a terminal type that cannot be sent must not fail the login
 	}
 	req.Capabilities = c.offers()
+	if req.Resume != nil || req.List {
+		req.Command = nil // the session's, or none
+	}
 	if c.offersKeyProof() {
 		req.Capabilities = append(slices.Clip(req.Capabilities), capKeyProof)
 	}
 	b, err := appendMessage([]byte{version}, &message{typ: frameLogin, req: &req})
-	if err == nil && req.Command != nil {
+	switch {
+	case err != nil:
+	case req.Resume != nil:
+		b, err = appendResume(b, req.Resume) // at once: the server waits for it
+	case req.List:
+		b = appendHeader(b, frameList, 0)
+	case req.Command != nil:
 		b, err = appendCommand(b, req.Command) // at once: the server waits for it
 	}
 	if err != nil {
@@ -256,22 +285,30 @@ func (c *Client) login() (*bufio.Reader, error) {
 		return nil, fmt.Errorf("session: server answered protocol version %d to version %d (is it a session server?)", v, version)
 	}
 	fr := &frameReader{r: br}
-	allowed := isAnswerFrame
+	answers := isAnswerFrame
+	if req.List {
+		answers = func(t frameType) bool { return t == frameSessions || isAnswerFrame(t) }
+	}
+	allowed := answers
 	if slices.Contains(req.Capabilities, capKeyProof) {
-		allowed = withChallenge
+		allowed = func(t frameType) bool { return t == frameChallenge || answers(t) }
 	}
 	m, err := fr.readMessage(allowed)
 	if err == nil && m.typ == frameChallenge {
 		if err := c.prove(m.data); err != nil {
 			return nil, err
 		}
-		m, err = fr.readMessage(isAnswerFrame) // at most one CHALLENGE
+		m, err = fr.readMessage(answers) // at most one CHALLENGE
 	}
 	if err != nil {
 		return nil, fmt.Errorf("session: reading the server's answer: %w", err)
 	}
-	if m.typ == frameRefuse {
+	switch m.typ {
+	case frameRefuse:
 		return nil, &RefusedError{Reason: m.text}
+	case frameSessions:
+		c.sessions = m.sessions
+		return br, nil
 	}
 	for _, name := range m.caps {
 		if !slices.Contains(req.Capabilities, name) {
@@ -281,6 +318,9 @@ func (c *Client) login() (*bufio.Reader, error) {
 	c.accepted = m.caps
 	if req.Command != nil && !slices.Contains(m.caps, capExec) {
 		return nil, ErrCommandsUnsupported
+	}
+	if err := c.readResumeAnswer(fr, &req); err != nil {
+		return nil, err
 	}
 	return br, nil
 }
@@ -658,7 +698,9 @@ func (c *Client) takeCreditLocked() int {
 	n := c.consumed
 	c.consumed = 0
 	c.unacked -= n
-	if c.flow2 {
+	if c.flow2 && !c.res.on {
+		// A resumable session's server keeps the output that is not credited: credit must not
+		// run ahead of consumption (docs/protocol.md, section 6.4).
 		n += c.tune.adjust(n, len(c.q)-c.qoff, time.Now())
 	}
 	return n

@@ -8,8 +8,15 @@ import (
 
 // offers returns the capabilities to offer: exec too with a Command.
 func (c *Client) offers() []string {
-	if c.Command == nil {
+	switch {
+	case c.Resume != nil || c.List:
+		return append(slices.Clip(c.capabilities), capResume, capAttach)
+	case c.Command == nil && c.Reconnect != nil:
+		return append(slices.Clip(c.capabilities), capResume)
+	case c.Command == nil:
 		return c.capabilities
+	case c.Command.PTY && c.Reconnect != nil:
+		return append(slices.Clip(c.capabilities), capExec, capResume)
 	}
 	return append(slices.Clip(c.capabilities), capExec)
 }

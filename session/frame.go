@@ -115,6 +115,16 @@ func (t frameType) String() string {
 		return "CHALLENGE"
 	case frameProof:
 		return "PROOF"
+	case frameResumable:
+		return "RESUMABLE"
+	case frameResume:
+		return "RESUME"
+	case frameResumed:
+		return "RESUMED"
+	case frameList:
+		return "LIST"
+	case frameSessions:
+		return "SESSIONS"
 	}
 	return fmt.Sprintf("type 0x%02x", byte(t))
 }
@@ -122,7 +132,7 @@ func (t frameType) String() string {
 // known reports whether this version defines t.
 func (t frameType) known() bool {
 	return t >= frameLogin && t <= frameSignal || t == framePing || t == framePong || t == frameQuiet ||
-		t == frameChallenge || t == frameProof
+		t == frameChallenge || t == frameProof || t >= frameResumable && t <= frameSessions
 }
 
 // Which frames a side may receive, by phase.
@@ -173,6 +183,11 @@ type message struct {
 	keep   uint32     // FLUSH
 	exit   ExitError  // EXIT
 	cookie uint32     // PING, PONG
+
+	resume    *ResumeRequest // RESUME
+	resumable *resumable     // RESUMABLE
+	resumed   resumeOffsets  // RESUMED
+	sessions  []SessionInfo  // SESSIONS
 }
 
 // frameReader reads frames from a peer. It copes with input split anywhere: it only uses
@@ -260,7 +275,15 @@ func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m messa
 		d := decoder{p: p}
 		m.window = d.window()
 		err = d.finish()
-	case frameEOF, frameSync, frameSynced, frameQuiet:
+	case frameResume:
+		m.resume, err = decodeResume(p)
+	case frameResumable:
+		m.resumable, err = decodeResumable(p)
+	case frameResumed:
+		m.resumed, err = decodeResumed(p)
+	case frameSessions:
+		m.sessions, err = decodeSessions(p)
+	case frameEOF, frameSync, frameSynced, frameQuiet, frameList:
 		if len(p) != 0 {
 			err = fmt.Errorf("%d bytes of payload", len(p))
 		}
@@ -351,7 +374,23 @@ func appendMessage(b []byte, m *message) ([]byte, error) {
 		}
 	case frameWindow:
 		b = appendWindow(b[:start], m.window)
-	case frameEOF, frameSync, frameSynced, frameQuiet:
+	case frameEOF, frameSync, frameSynced, frameQuiet, frameList:
+	case frameResume:
+		if m.resume == nil {
+			err = errors.New("RESUME without a request")
+		} else {
+			b, err = appendResume(b[:start], m.resume)
+		}
+	case frameResumable:
+		if m.resumable == nil || m.resumable.timeout == 0 {
+			err = errors.New("RESUMABLE without a detach timeout")
+		} else {
+			b = appendResumable(b[:start], m.resumable)
+		}
+	case frameResumed:
+		b = appendResumed(b[:start], m.resumed)
+	case frameSessions:
+		b, err = appendSessions(b[:start], m.sessions)
 	case frameFlush:
 		if m.keep > maxWindow {
 			err = fmt.Errorf("FLUSH keeping %d bytes", m.keep)

@@ -137,7 +137,7 @@ func FuzzClientStream(f *testing.F) {
 			t.Fatalf("ReadRequest returned an invalid request: %v", err)
 		}
 		login := *req
-		login.Command = nil // the COMMAND frame's, below
+		login.Command, login.Resume, login.List = nil, nil, false // the COMMAND, RESUME and LIST frames
 		b, err := appendMessage(nil, &message{typ: frameLogin, req: &login})
 		if err != nil {
 			t.Fatalf("request %+v does not encode: %v", req, err)
@@ -168,10 +168,13 @@ func FuzzServerStream(f *testing.F) {
 
 		for _, req := range []Request{bob, {User: "bob", Command: &Command{Line: "cat"}}} {
 			c := NewClient(newBytesConn(data), req)
-			c.capabilities = []string{"resume"}
+			c.capabilities = []string{"x-resume"}
 			c.Signer = key                  // it answers a CHALLENGE
 			_ = c.Run(context.Background()) // any result but a panic or a hang
 		}
+		_, _ = ListSessions(context.Background(), newBytesConn(data), bob)
+		c := NewClient(newBytesConn(data), Request{User: "bob", Resume: &ResumeRequest{ID: SessionID{1}}})
+		_ = c.Run(context.Background())
 	})
 }
 
@@ -201,6 +204,9 @@ func clientSeeds(t testing.TB) []seed {
 		{"oversized", []byte{version, byte(frameLogin), 0xff, 0xff, 0xff}},
 		{"keyproof", append(login("keyproof"), encodeStream(t, []message{{typ: frameProof, data: make([]byte, ed25519.SignatureSize)}})[1:]...)},
 		{"keyproof-short", append(login("keyproof"), byte(frameProof), 0, 0, 1, 0)},
+		{"resume", append(login("resume", "attach"), encodeStream(t, []message{{typ: frameResume, resume: &ResumeRequest{ID: SessionID{1}, Secret: make([]byte, ResumeSecretSize), received: 5}},
+			{typ: frameData, data: []byte("in")}})[1:]...)},
+		{"list", append(login("resume", "attach"), encodeStream(t, []message{{typ: frameList}})[1:]...)},
 	}
 }
 
@@ -218,13 +224,16 @@ func serverSeeds(t testing.TB) []seed {
 		{"stderr", encodeStream(t, []message{{typ: frameAccept, caps: []string{capExec}}, {typ: frameStderr, data: []byte("err\n")}, {typ: frameExit, exit: ExitError{Status: 5}}})},
 		{"challenge", encodeStream(t, []message{challenge, {typ: frameAccept, caps: []string{capKeyProof}}, {typ: frameExit}})},
 		{"challenge-twice", encodeStream(t, []message{challenge, challenge, accept})},
+		{"resumable", encodeStream(t, append([]message{{typ: frameAccept, caps: []string{capResume}}}, resumeMessages()[0], message{typ: frameData, data: []byte("$ ")}))},
+		{"resumed", encodeStream(t, []message{{typ: frameAccept, caps: []string{capResume, capAttach}}, resumeMessages()[3], resumeMessages()[0]})},
+		{"sessions", encodeStream(t, resumeMessages()[6:])},
 	}
 }
 
 // TestFuzzSeeds keeps testdata/fuzz in step with the encoder (go test -run TestFuzzSeeds -update
 // rewrites it) and checks that the seeds decode.
 func TestFuzzSeeds(t *testing.T) {
-	for target, seeds := range map[string][]seed{"FuzzClientStream": clientSeeds(t), "FuzzServerStream": serverSeeds(t), "FuzzCommand": commandSeeds()} {
+	for target, seeds := range map[string][]seed{"FuzzClientStream": clientSeeds(t), "FuzzServerStream": serverSeeds(t), "FuzzCommand": commandSeeds(), "FuzzUnmarshalRequest": unmarshalSeeds(t)} {
 		dir := filepath.Join("testdata", "fuzz", target)
 		var want []string
 		for _, s := range seeds {

@@ -45,6 +45,16 @@ type Request struct {
 	// offers exec and sends it right after the request; a server reads it with the request (a
 	// server that accepts exec only: an older one does not know it).
 	Command *Command
+
+	// Resume, if set, asks to continue a running session instead of starting one (capability
+	// attach): a Client sends it right after the request; a server reads it with the request and
+	// hands the connection to the session (ServerConn.Attach). A Client with a Command sends
+	// neither the Command nor its capability then.
+	Resume *ResumeRequest
+
+	// List asks for a list of the user's sessions instead of a login (capability attach): the
+	// server answers with ServerConn.SendSessions. ListSessions sets it.
+	List bool
 }
 
 // ValidUserName reports whether name is a portable user name: 1 to MaxUserLen bytes of

@@ -40,6 +40,11 @@ type ServerConn struct {
 	// command. Set it before ReadRequest.
 	RunsCommands bool
 
+	// Detach makes the session resumable (capability resume): a lost connection detaches it
+	// instead of ending it, and Attach continues it over a new one. The zero value resumes
+	// nothing. Set it before Serve.
+	Detach Detach
+
 	conn         net.Conn
 	br           *bufio.Reader
 	fr           frameReader
@@ -47,6 +52,8 @@ type ServerConn struct {
 	phase        serverPhase
 	req          *Request
 	challenged   bool // Challenge was called
+	id           SessionID
+	idOnce       sync.Once
 
 	hangupGrace, killGrace time.Duration // hangupGrace and killGrace (tests shorten them)
 
@@ -67,7 +74,7 @@ const (
 func NewServerConn(conn net.Conn) *ServerConn {
 	// The buffer is small: input is keystrokes and CREDIT frames, larger frames pass through it,
 	// and an idle session keeps it.
-	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2, capKeepalive, capExec, capKeyProof},
+	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2, capKeepalive, capExec, capKeyProof, capResume, capAttach},
 		hangupGrace: hangupGrace, killGrace: killGrace}
 	s.fr.r = s.br
 	return s
@@ -100,6 +107,9 @@ func (s *ServerConn) ReadRequest() (*Request, error) {
 		s.req = m.req
 		if slices.Contains(m.req.Capabilities, capExec) && slices.Contains(s.capabilities, capExec) {
 			err = s.readCommand() // it follows the request at once
+		}
+		if err == nil && slices.Contains(m.req.Capabilities, capAttach) && slices.Contains(s.capabilities, capAttach) {
+			err = s.readResumeRequest() // so does RESUME or LIST
 		}
 		if err == nil && s.req.Command != nil && !s.RunsCommands {
 			_ = s.Refuse(reasonNoCommands)
@@ -179,6 +189,10 @@ func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, e
 		_ = s.Close()
 		return s.abandon(t), errors.New("session: Serve needs a login request that ReadRequest read and nobody answered")
 	}
+	if s.req.Resume != nil || s.req.List {
+		_ = s.Refuse(reasonNoSession)
+		return s.abandon(t), errors.New("session: Serve of a RESUME or LIST request (see Attach and SendSessions)")
+	}
 	s.phase = phaseAnswered
 	accepted := s.accept(s.req.Capabilities)
 	b, _ := appendMessage(s.answerPrefix(), &message{typ: frameAccept, caps: accepted})
@@ -228,6 +242,9 @@ func (s *ServerConn) abandon(t Terminal) *os.ProcessState {
 func (s *ServerConn) accept(offered []string) []string {
 	var caps []string
 	for _, c := range offered {
+		if c == capAttach || c == capResume && !s.acceptsResume() {
+			continue // attach only in Attach's answer
+		}
 		if slices.Contains(s.capabilities, c) {
 			caps = append(caps, c)
 		}

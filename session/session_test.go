@@ -827,8 +827,8 @@ func TestAnswers(t *testing.T) {
 		want   string // the error; "" for success
 	}{
 		{"accept", accept(), nil, ""},
-		{"accept offered", accept("resume"), []string{"exec", "resume"}, ""},
-		{"accept not offered", accept("resume"), nil, `session: protocol error: server accepted capability "resume", which was not offered`},
+		{"accept offered", accept("x-resume"), []string{"exec", "x-resume"}, ""},
+		{"accept not offered", accept("x-resume"), nil, `session: protocol error: server accepted capability "x-resume", which was not offered`},
 		{"version refusal", []byte("\x00unsupported protocol version 1; this server speaks 2\n"), nil, "session: login refused: unsupported protocol version 1; this server speaks 2"},
 		{"version refusal cut", []byte("\x00unsupported"), nil, "session: reading the server's refusal: unexpected EOF"},
 		{"version refusal with ESC", []byte("\x00bad\x1b[2J\n"), nil, "session: reading the server's refusal: protocol error: byte 0x1b in the refusal line"},
@@ -836,7 +836,7 @@ func TestAnswers(t *testing.T) {
 		{"classic rlogind", []byte{1, 'r', 'l', 'o', 'g', 'i', 'n', 'd'}, nil, "session: reading the server's answer: protocol error: type 0x72 frame of 7106407 bytes exceeds the limit of 131072"},
 		{"nothing", nil, nil, "session: server closed the connection without answering"},
 		{"data first", append([]byte{version}, appendFrame(nil, frameData, []byte("hi"))...), nil, "session: reading the server's answer: protocol error: unexpected DATA frame"},
-		{"cut frame", accept("resume")[:5], []string{"resume"}, "session: reading the server's answer: unexpected EOF"},
+		{"cut frame", accept("x-resume")[:5], []string{"x-resume"}, "session: reading the server's answer: unexpected EOF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, s := tcpPair(t)
@@ -870,10 +870,10 @@ func TestAnswers(t *testing.T) {
 func TestCapabilities(t *testing.T) {
 	term := newFakeTerminal(t, "sleep", "3600")
 	req := bob
-	req.Capabilities = []string{"x-future", "resume", "forward"}
-	_, _, accept := serveRaw(t, term, req, []string{"exec", "forward", "resume"})
-	if accept.typ != frameAccept || strings.Join(accept.caps, ",") != "resume,forward" {
-		t.Errorf("answer %v %q, want ACCEPT [resume forward]", accept.typ, accept.caps)
+	req.Capabilities = []string{"x-future", "x-resume", "forward"}
+	_, _, accept := serveRaw(t, term, req, []string{"exec", "forward", "x-resume"})
+	if accept.typ != frameAccept || strings.Join(accept.caps, ",") != "x-resume,forward" {
+		t.Errorf("answer %v %q, want ACCEPT [x-resume forward]", accept.typ, accept.caps)
 	}
 
 	// A Client offers its own capabilities, whatever the Request says, and keeps what was accepted.
@@ -881,7 +881,7 @@ func TestCapabilities(t *testing.T) {
 	term2 := newFakeTerminal(t)
 	ts := startSession(t, c, s, term2, func(c *Client) {
 		c.Request.Capabilities = []string{"ignored"}
-		c.capabilities = []string{"resume", "x-other"}
+		c.capabilities = []string{"x-resume", "x-other"}
 	})
 	if len(ts.client.accepted) != 0 {
 		t.Errorf("accepted %q", ts.client.accepted)
