@@ -40,6 +40,15 @@ type Options struct {
 	// silence; 0 means DefaultServerAliveCountMax.
 	ServerAliveInterval time.Duration
 	ServerAliveCountMax int
+	// NoResume is -o Resume=no: when the connection is lost, the session ends (as before
+	// resume existed) instead of rlogin reconnecting and resuming it.
+	NoResume bool
+
+	// Reattach is -R: take over one of the user's sessions on the host (one whose client is
+	// gone, or named by ReattachID) instead of logging in anew. ReattachID is -R's session id,
+	// the first hex digits of one as the list shows it; "" chooses the only detached session.
+	Reattach   bool
+	ReattachID string
 
 	IdentityFile string // -i file: offer only this key ("" means the usual keys, see rlogin(1))
 	PrintConfig  bool   // -G: print the settings for the host, after the configuration files, and exit
@@ -58,11 +67,12 @@ type Options struct {
 type given struct {
 	user, port, escape, connectTimeout       bool
 	serverAliveInterval, serverAliveCountMax bool
+	resume                                   bool
 	noEscape                                 bool // -E
 }
 
 // UsageLine is the one line rlogin prints on a usage error.
-const UsageLine = "usage: rlogin [-8EGKLcdnTt] [-e char] [-i file] [-l user] [-o option] [-p port] [user@]host [command [arg ...]]"
+const UsageLine = "usage: rlogin [-8EGKLcdnTt] [-e char] [-i file] [-l user] [-o option] [-p port] [-R [id]] [user@]host [command [arg ...]]"
 
 // usageText is what -h prints: the usage line, what the options do, the escapes and the exit status.
 const usageText = UsageLine + `
@@ -87,13 +97,19 @@ const usageText = UsageLine + `
   -o ServerAliveInterval=N, -o ServerAliveCountMax=M
             ask a silent server for a sign of life after N seconds, and give the connection up
             as lost after N*M seconds of silence (default 15 and 3: 45 s; N=0: never)
+  -o Resume=no
+            when the connection is lost, end (status 255) instead of reconnecting and resuming
+            the session (the default, where the server keeps sessions: ~. gives up)
   -p port   port (default 5513, or 513 with -c)
+  -R [id]   reattach: list your sessions on host and take over the one whose client is gone,
+            or the one id names (the first digits of its id, as listed; its client, if still
+            connected, is disconnected); with several, the list says how to choose
   -T        no terminal for the command (the default with a command)
   -t        run the command on a terminal (for interactive programs: rlogin -t host top)
   --new-key make a new key (~/.rlogin/id_ed25519, or -i's file), asking for its passphrase
 Settings per host: ~/.rlogin/config, then /etc/rlogin/rlogin_config (ssh_config syntax: Host,
 Match, HostName, User, Port, IdentityFile, EscapeChar, ConnectTimeout, ServerAliveInterval,
-ServerAliveCountMax); the command line wins.
+ServerAliveCountMax, Resume); the command line wins.
 Options may also follow the host: rlogin host -l user. The first argument after the host that
 is not an option (or what follows "--") starts a command, run by the remote user's shell instead
 of a login, its words joined with spaces: rlogin host tar c dir > dir.tar. Without -t it has no
@@ -136,7 +152,9 @@ func usageErrorf(format string, args ...any) error {
 // not an option starts the command, as in ssh: the rest are its arguments, options or not
 // ("rlogin host ls -l"). -l wins over user@host. -E wins over -e.
 // -o takes ssh's form, Name=value (or "Name value"); rlogin knows ConnectTimeout=N,
-// ServerAliveInterval=N (seconds) and ServerAliveCountMax=N.
+// ServerAliveInterval=N (seconds), ServerAliveCountMax=N and Resume=yes|no.
+// -R takes an optional session id: "rlogin -R host" reattaches without one, "rlogin -R id host"
+// with one (the next argument is -R's when it is not an option and a host follows it).
 // The error is ErrHelp for -h or --help, or a *UsageError.
 func ParseArgs(args []string) (Options, error) {
 	o, _, err := parseArgs(args)
@@ -232,6 +250,17 @@ func (p *argParser) readFlags(args []string, i int) (int, error) {
 			p.o.NoPTY = true
 		case 'h':
 			return i, ErrHelp
+		case 'R':
+			p.o.Reattach = true
+			// The id is optional: attached, or the next argument unless it is an option;
+			// setDestination gives it back as the host when no other operand follows.
+			val := a[j+1:]
+			if val == "" && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				i++
+				val = args[i]
+			}
+			p.o.ReattachID = val
+			return i, nil
 		case 'e', 'i', 'l', 'o', 'p':
 			val := a[j+1:] // the rest of a is the value, or else the next argument is
 			if val == "" {
@@ -296,8 +325,12 @@ func (p *argParser) setOption(opt string) error {
 	case "serveralivecountmax":
 		p.o.ServerAliveCountMax, err = hostconfig.ParseServerAliveCountMax(val)
 		p.given.serverAliveCountMax = true
+	case "resume":
+		var yes bool
+		yes, err = hostconfig.ParseYesNo("Resume", val)
+		p.o.NoResume, p.given.resume = !yes, true
 	default:
-		return usageErrorf("unknown option %q for -o (rlogin knows ConnectTimeout, ServerAliveInterval and ServerAliveCountMax)", name)
+		return usageErrorf("unknown option %q for -o (rlogin knows ConnectTimeout, ServerAliveInterval, ServerAliveCountMax and Resume)", name)
 	}
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
@@ -308,8 +341,15 @@ func (p *argParser) setOption(opt string) error {
 // setDestination takes the one operand, [user@]host, into p.o.User and p.o.Host, with -l
 // winning over the user part, and checks both.
 func (p *argParser) setDestination() error {
+	if p.o.Reattach && len(p.operands) == 0 && p.o.ReattachID != "" {
+		// "rlogin -R host": what -R took is the host.
+		p.operands, p.o.ReattachID = []string{p.o.ReattachID}, ""
+	}
 	if len(p.operands) == 0 {
 		return usageErrorf("no host given")
+	}
+	if err := p.checkReattach(); err != nil {
+		return err
 	}
 	if err := p.setCommand(p.operands[1:]); err != nil {
 		return err
@@ -339,6 +379,34 @@ func (p *argParser) setDestination() error {
 	}
 	p.o.Host = host
 	return nil
+}
+
+// checkReattach checks -R against the rest of the command line.
+func (p *argParser) checkReattach() error {
+	switch {
+	case !p.o.Reattach:
+		return nil
+	case p.o.Classic:
+		return usageErrorf("-R and -c contradict each other: classic rlogin keeps no sessions")
+	case len(p.operands) > 1:
+		return usageErrorf("-R takes no command: it reattaches a session")
+	case p.o.ReattachID != "" && !validIDPrefix(p.o.ReattachID):
+		return usageErrorf("bad session id %q for -R: give the first hex digits of one, as rlogin -R host lists them", p.o.ReattachID)
+	}
+	return nil
+}
+
+// validIDPrefix reports whether s can start a session id as rlogin shows them: 1 to 32 hex digits.
+func validIDPrefix(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", rune(s[i])) {
+			return false
+		}
+	}
+	return true
 }
 
 // setCommand takes the words after the host as the command, joined with spaces as ssh joins

@@ -76,6 +76,16 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-t", "host", "top"}, def(func(o *Options) { o.ForcePTY, o.Command = true, "top" })},
 		{[]string{"-nT", "host", "--", "-weird", "a  b"}, def(func(o *Options) { o.NullStdin, o.NoPTY, o.Command = true, true, "-weird a  b" })},
 		{[]string{"--", "host", "sh", "-c", "echo out; exit 5"}, def(func(o *Options) { o.Command = "sh -c echo out; exit 5" })},
+		{[]string{"-o", "Resume=no", "host"}, def(func(o *Options) { o.NoResume = true })},
+		{[]string{"-oresume yes", "host"}, def(nil)},
+		{[]string{"-R", "host"}, def(func(o *Options) { o.Reattach = true })},
+		{[]string{"-R", "-l", "bob", "host"}, def(func(o *Options) { o.Reattach, o.User = true, "bob" })},
+		{[]string{"-dR", "host"}, def(func(o *Options) { o.Reattach, o.Debug = true, true })},
+		{[]string{"host", "-R"}, def(func(o *Options) { o.Reattach = true })},
+		{[]string{"-R", "3f9a", "host"}, def(func(o *Options) { o.Reattach, o.ReattachID = true, "3f9a" })},
+		{[]string{"-R3f9a", "host"}, def(func(o *Options) { o.Reattach, o.ReattachID = true, "3f9a" })},
+		{[]string{"host", "-R", "3F9A0b1c"}, def(func(o *Options) { o.Reattach, o.ReattachID = true, "3F9A0b1c" })},
+		{[]string{"-R", "3f9a", "-p", "7", "bob@host"}, def(func(o *Options) { o.Reattach, o.ReattachID, o.Port, o.User = true, "3f9a", 7, "bob" })},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			got, err := ParseArgs(tc.args)
@@ -146,6 +156,14 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"-o", "ServerAliveCountMax=0", "host"}, "bad ServerAliveCountMax"},
 		{[]string{"-o", "Port=22", "host"}, `unknown option "Port" for -o`},
 		{[]string{"-o", "", "host"}, `unknown option "" for -o`},
+		{[]string{"-o", "Resume=maybe", "host"}, `bad Resume "maybe": give yes or no`},
+		{[]string{"-R"}, "no host"},
+		{[]string{"-R", "-l", "bob"}, "no host"},
+		{[]string{"-R", "host", "ls"}, `bad session id "host" for -R`},
+		{[]string{"-R", "3f9a", "host", "ls"}, "-R takes no command"},
+		{[]string{"host", "-R", "3f9a", "ls"}, "-R takes no command"},
+		{[]string{"-R", strings.Repeat("a", 33), "host"}, "bad session id"},
+		{[]string{"-c", "-R", "host"}, "-R and -c contradict each other"},
 	} {
 		t.Run(fmt.Sprintf("%q", tc.args), func(t *testing.T) {
 			_, err := ParseArgs(tc.args)
@@ -172,7 +190,7 @@ func TestParseArgsHelp(t *testing.T) {
 }
 
 func TestUsageTextDocumentsExitStatus(t *testing.T) {
-	for _, want := range []string{UsageLine, "255", "~.", "128+n", "-E", "-e char", "-h", "-l user", "-o ConnectTimeout=N", "-p port"} {
+	for _, want := range []string{UsageLine, "255", "~.", "128+n", "-E", "-e char", "-h", "-l user", "-o ConnectTimeout=N", "-p port", "-R [id]", "-o Resume=no"} {
 		if !strings.Contains(usageText, want) {
 			t.Errorf("usage text does not mention %q", want)
 		}

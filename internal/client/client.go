@@ -159,6 +159,7 @@ type runner struct {
 
 	tty  *rawTerminal  // nil when standard input is not a terminal
 	sess remoteSession // *session.Client, or *classic.Client with -c
+	rc   *reconnector  // resumes the session after a lost connection; nil if it cannot
 
 	// releaseOutput, if set, lets the remote output through once raw mode is on (classic
 	// sessions start their output before interact; see runClassic).
@@ -216,7 +217,11 @@ func (r *runner) run(ctx context.Context) int {
 	if err != nil {
 		return r.fail(err)
 	}
-	sess, stdinPipe, err := r.loginWithKeys(ctx, user, dir)
+	login := r.loginWithKeys
+	if r.opts.Reattach {
+		login = r.reattach
+	}
+	sess, stdinPipe, err := login(ctx, user, dir)
 	if err != nil {
 		return r.fail(err)
 	}
@@ -228,31 +233,40 @@ func (r *runner) run(ctx context.Context) int {
 // loginWithKeys logs in with the first key the server takes, of those rlogin may offer (see
 // identity.go): a refused key is followed by the next one, on a new connection.
 func (r *runner) loginWithKeys(ctx context.Context, user string, dir rloginDir) (*session.Client, io.WriteCloser, error) {
+	var sess *session.Client
+	var stdinPipe io.WriteCloser
+	err := r.withKeys(ctx, dir, func(id *identity) (err error) {
+		sess, stdinPipe, err = r.login(ctx, id, user, dir, nil)
+		return err
+	})
+	return sess, stdinPipe, err
+}
+
+// withKeys calls try with each key rlogin may offer, in turn, until try succeeds or fails for
+// another reason than the server's refusal of the key.
+func (r *runner) withKeys(ctx context.Context, dir rloginDir, try func(*identity) error) error {
 	ids, err := r.newIdentities(ctx, dir)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	defer ids.close() // the handshakes are over: the agent has signed what it had to
 	var refused error // the server's last refusal of a key
 	for {
 		id, err := ids.next()
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		if id == nil { // every key left was one already offered
-			return nil, nil, ids.refusedAll(refused)
+			return ids.refusedAll(refused)
 		}
 		r.debugf("offering your key %s", id)
-		sess, stdinPipe, err := r.connect(ctx, id, user, dir)
-		if err == nil {
-			return sess, stdinPipe, nil
-		}
-		if !keyRefused(err) {
-			return nil, nil, err
+		err = try(id)
+		if err == nil || !keyRefused(err) {
+			return err
 		}
 		refused = err
 		if !ids.more() {
-			return nil, nil, ids.refusedAll(refused)
+			return ids.refusedAll(refused)
 		}
 		r.debugf("%s refused the key; trying the next one", r.opts.Host)
 	}
@@ -261,8 +275,15 @@ func (r *runner) loginWithKeys(ctx context.Context, user string, dir rloginDir) 
 // ended reports how the session ended, on stderr when it is a failure, and returns the status.
 func (r *runner) ended(waitErr error) int {
 	host := r.opts.Host
+	reconnecting, gaveUp := r.rc.reconnecting()
+	if reconnecting {
+		r.rc.status.end("") // the reason takes its place
+	}
 	var exit *session.ExitError
+	var refused *session.RefusedError
 	switch {
+	case reconnecting && r.disconnected.Load():
+		return r.fail(&connectError{msg: fmt.Sprintf("connection to %s lost: gave up reconnecting (~.)", host), err: waitErr})
 	case r.disconnected.Load():
 		r.toLineStart()
 		fmt.Fprintf(r.stderr, "Connection to %s closed.\n", host)
@@ -284,6 +305,12 @@ func (r *runner) ended(waitErr error) int {
 		return 0
 	case errors.As(waitErr, &exit):
 		return exit.ExitCode()
+	case gaveUp != "":
+		return r.fail(&connectError{msg: gaveUp, err: waitErr})
+	case reconnecting && errors.As(waitErr, &refused) && refused.Reason == noSessionReason:
+		return r.fail(&connectError{msg: fmt.Sprintf("the session on %s ended while disconnected", host), err: waitErr})
+	case reconnecting && errors.As(waitErr, &refused):
+		return r.fail(&connectError{msg: fmt.Sprintf("%s refused to resume the session: %s", host, refused.Reason), err: waitErr})
 	}
 	if code, ok := r.outputClosed(waitErr); ok {
 		return code

@@ -16,26 +16,20 @@ import (
 	"github.com/rlogin-go/rlogin/transport"
 )
 
-// connect dials, secures and logs in. When the user accepted a new host key but the attempt then
-// failed (the server may have given up on a handshake while the question was on the screen), it
-// tries once more: the key is accepted now, so nothing is asked again.
-func (r *runner) connect(ctx context.Context, id *identity, user string, dir rloginDir) (*session.Client, io.WriteCloser, error) {
+// connect dials and secures a connection, and calls use with it (which owns it from then on).
+// When the user accepted a new host key but the attempt then failed (the server may have given
+// up on a handshake while the question was on the screen), it tries once more: the key is
+// accepted now, so nothing is asked again.
+func (r *runner) connect(ctx context.Context, id *identity, dir rloginDir, use func(*transport.SecureConn) error) error {
 	var accepted ed25519.PublicKey // by the user, in the first attempt
 	for attempt := 1; ; attempt++ {
-		check := &hostKeyCheck{
-			known:       &keys.KnownHosts{Path: dir.path("known_hosts")},
-			hostport:    net.JoinHostPort(r.opts.Host, strconv.Itoa(r.opts.Port)),
-			displayPath: dir.shown("known_hosts"),
-			prompt:      r.cfg.Prompt,
-			stderr:      r.stderr,
-			accepted:    accepted,
-		}
-		if check.prompt == nil {
-			check.prompt = TTYPrompter{}
-		}
-		sess, in, err := r.login(ctx, id, user, check)
+		check := r.newHostKeyCheck(dir, accepted)
+		sc, err := r.secureConn(ctx, id, check)
 		if err == nil {
-			return sess, in, nil
+			err = use(sc)
+		}
+		if err == nil {
+			return nil
 		}
 		var refused *session.RefusedError
 		if attempt == 1 && check.asked && ctx.Err() == nil &&
@@ -44,23 +38,52 @@ func (r *runner) connect(ctx context.Context, id *identity, user string, dir rlo
 			accepted = check.accepted
 			continue
 		}
-		return nil, nil, err
+		return err
 	}
 }
 
-// login makes one attempt: dial, mailbox, TLS with the host key check, login request.
-func (r *runner) login(ctx context.Context, id *identity, user string, check *hostKeyCheck) (*session.Client, io.WriteCloser, error) {
-	sc, err := r.secureConn(ctx, id, check)
-	if err != nil {
-		return nil, nil, err
+// newHostKeyCheck is the check of the server's key against known_hosts, asking on Config.Prompt
+// about an unknown key unless it is accepted.
+func (r *runner) newHostKeyCheck(dir rloginDir, accepted ed25519.PublicKey) *hostKeyCheck {
+	check := &hostKeyCheck{
+		known:       &keys.KnownHosts{Path: dir.path("known_hosts")},
+		hostport:    net.JoinHostPort(r.opts.Host, strconv.Itoa(r.opts.Port)),
+		displayPath: dir.shown("known_hosts"),
+		prompt:      r.cfg.Prompt,
+		stderr:      r.stderr,
+		accepted:    accepted,
 	}
+	if check.prompt == nil {
+		check.prompt = TTYPrompter{}
+	}
+	return check
+}
+
+// login logs in as user with the key id: connect, then the login request (with resume, a
+// reattach of that session instead of a new one).
+func (r *runner) login(ctx context.Context, id *identity, user string, dir rloginDir, resume *session.ResumeRequest) (*session.Client, io.WriteCloser, error) {
+	var sess *session.Client
+	var stdinPipe io.WriteCloser
+	err := r.connect(ctx, id, dir, func(sc *transport.SecureConn) (err error) {
+		sess, stdinPipe, err = r.startSession(ctx, sc, id, user, dir, resume)
+		return err
+	})
+	return sess, stdinPipe, err
+}
+
+// startSession sends the login request over sc and waits for the answer.
+func (r *runner) startSession(ctx context.Context, sc *transport.SecureConn, id *identity, user string, dir rloginDir, resume *session.ResumeRequest) (*session.Client, io.WriteCloser, error) {
 	r.debugf("host key %s verified; logging in as %s", keys.Fingerprint(sc.PeerKey()), user)
 	sess := r.newSession(sc, user)
+	sess.Resume = resume
 	sess.Signer = id.signer // the key the handshake proved, proved again to a server that asks (keyproof)
 	stdinPipe, err := sess.StdinPipe()
 	if err != nil {
 		_ = sess.Close()
 		return nil, nil, err // already "session: ...": another prefix would add nothing
+	}
+	if r.resumeWanted() {
+		r.reconnectWith(sess, stdinPipe, id, dir, sc.PeerKey())
 	}
 	// The handlers go in before the session starts: its output, which may come at once, can
 	// make whoever waits for it signal rlogin, and the signal must reach the remote command.
@@ -125,17 +148,7 @@ func connectTimedOut(dctx context.Context) bool {
 // newSession is the login request for user over sc, with the terminal's type and size and the
 // locale, writing the remote output to standard output.
 func (r *runner) newSession(sc *transport.SecureConn, user string) *session.Client {
-	req := session.Request{
-		User:   user,
-		Term:   r.getenv("TERM"),
-		Window: r.windowSize(),
-		Env:    r.localeEnv(),
-	}
-	if req.Term == "" {
-		req.Term = "dumb"
-	}
-	r.commandRequest(&req)
-	sess := session.NewClient(sc, req)
+	sess := session.NewClient(sc, r.request(user))
 	sess.Stdout = r.stdout
 	sess.Stderr = r.stderr
 	if !r.pipedCommand() {
@@ -151,6 +164,21 @@ func (r *runner) newSession(sc *transport.SecureConn, user string) *session.Clie
 		r.stdout.openPipeOrFile(r.outFd) // a command's bulk output
 	}
 	return sess
+}
+
+// request is the login request for user: the terminal's type and size, the locale, the command.
+func (r *runner) request(user string) session.Request {
+	req := session.Request{
+		User:   user,
+		Term:   r.getenv("TERM"),
+		Window: r.windowSize(),
+		Env:    r.localeEnv(),
+	}
+	if req.Term == "" {
+		req.Term = "dumb"
+	}
+	r.commandRequest(&req)
+	return req
 }
 
 // secureRefusal reports the server's reason when err is its refusal of the login.

@@ -58,6 +58,9 @@ func (r *runner) interact(ctx context.Context, stdinPipe io.WriteCloser) int {
 	r.restoreTerminal()
 	r.stopWatching(signals)
 	input.stop()
+	if r.rc != nil {
+		r.rc.input.wg.Wait() // its writes fail now that the session has ended
+	}
 	return r.ended(waitErr)
 }
 
@@ -277,6 +280,9 @@ func (r *runner) pumpInput(in io.Reader, w io.WriteCloser, esc *escaper) {
 // should stop (the user disconnected or the session is gone).
 func (r *runner) forward(p []byte, w io.Writer, esc *escaper, out *[]byte) bool {
 	if !esc.enabled {
+		if r.held(p) {
+			return true
+		}
 		_, err := w.Write(p)
 		return err == nil
 	}
@@ -285,7 +291,7 @@ func (r *runner) forward(p []byte, w io.Writer, esc *escaper, out *[]byte) bool 
 		var n int
 		*out, cmd, n = esc.scan((*out)[:0], p)
 		p = p[n:]
-		if len(*out) > 0 {
+		if len(*out) > 0 && !r.held(*out) {
 			if _, err := w.Write(*out); err != nil {
 				return false
 			}
@@ -325,6 +331,9 @@ func (r *runner) suspend() {
 		r.debugf("%v", err)
 	}
 	_ = r.sess.Resize(r.windowSize())
+	if r.rc != nil {
+		r.rc.status.repaint() // if reconnecting: the suspend's message took its place
+	}
 }
 
 // stopSelf stops rlogin with SIGTSTP, for which it has no handler, and returns once it has been

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +43,10 @@ type testServer struct {
 	refuse           string              // if set, every login is refused with this reason
 	authorized       []ed25519.PublicKey // if set, only these keys may log in, as rlogind's authorized_keys
 	handshakeTimeout time.Duration       // the server's TLS handshake timeout; 0 = the transport's default
+	detach           time.Duration       // if set, sessions are resumable (session.Detach.Timeout)
+	old              bool                // answer as a server older than resume: no capabilities, and fail on LIST or RESUME
+	forget           bool                // refuse every resume: "no such session", as for a session that expired
+	failConns        atomic.Int32        // close this many new connections at once, before TLS
 
 	requests       chan session.Request
 	offered        chan ed25519.PublicKey // the client key of each handshake, in order
@@ -48,12 +54,19 @@ type testServer struct {
 	resizes        chan session.WindowSize
 	handshakeFails chan error
 
-	mux    *transport.Mux
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  []net.Conn // the accepted TCP conns, to drop them
+	mux      *transport.Mux
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn                         // the accepted TCP conns, to drop them
+	sessions map[session.SessionID]*testSession // the running sessions, by id
+}
+
+// testSession is a running session of a testServer, for LIST and RESUME.
+type testSession struct {
+	srv  *session.ServerConn
+	info session.SessionInfo // under testServer.mu
 }
 
 func startServer(t *testing.T, configure func(*testServer)) *testServer {
@@ -111,6 +124,10 @@ func (s *testServer) acceptLogins(box net.Listener) {
 		if err != nil {
 			return
 		}
+		if s.failConns.Add(-1) >= 0 {
+			_ = c.Close() // as a server that is not there yet: the client tries again
+			continue
+		}
 		s.mu.Lock()
 		s.conns = append(s.conns, c)
 		s.mu.Unlock()
@@ -149,15 +166,28 @@ func (s *testServer) serve(c net.Conn) {
 	case s.presented <- sc.PeerCertificate():
 	default:
 	}
+	if s.old {
+		s.serveAsOld(sc)
+		return
+	}
 	srv := session.NewServerConn(sc)
-	defer srv.Close()
 	req, err := srv.ReadRequest()
 	if err != nil {
+		_ = srv.Close()
 		return
 	}
 	select {
 	case s.requests <- *req:
 	default:
+	}
+	if req.Resume != nil && s.refuse == "" {
+		s.resume(srv, req, sc.RemoteAddr().String()) // srv is the session's now
+		return
+	}
+	defer srv.Close()
+	if req.List && s.refuse == "" {
+		_ = srv.SendSessions(s.list())
+		return
 	}
 	if s.refuse != "" {
 		_ = srv.Refuse(s.refuse)
@@ -176,7 +206,91 @@ func (s *testServer) serve(c net.Conn) {
 		return
 	}
 	defer p.Close()
+	ts := &testSession{srv: srv, info: session.SessionInfo{ID: srv.ID(), Attached: true, Started: time.Now(),
+		Peer: sc.RemoteAddr().String(), What: req.Term, PID: cmd.Process.Pid}}
+	s.mu.Lock()
+	if s.sessions == nil {
+		s.sessions = map[session.SessionID]*testSession{}
+	}
+	s.sessions[srv.ID()] = ts
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, srv.ID())
+		s.mu.Unlock()
+	}()
+	if s.detach > 0 {
+		srv.Detach = session.Detach{
+			Timeout: s.detach,
+			Detached: func(error) {
+				s.mu.Lock()
+				ts.info.Attached, ts.info.Detached = false, time.Now()
+				s.mu.Unlock()
+			},
+			Attached: func(peer string, _ uint64) {
+				s.mu.Lock()
+				ts.info.Attached, ts.info.Detached, ts.info.Peer = true, time.Time{}, peer
+				s.mu.Unlock()
+			},
+		}
+	}
 	_, _ = srv.Serve(s.ctx, &ptyTerminal{PTY: p, resizes: s.resizes})
+}
+
+// resume hands srv, whose request resumes or reattaches a session, to that session, as rlogind
+// does (every client key is this test's one user's).
+func (s *testServer) resume(srv *session.ServerConn, req *session.Request, peer string) {
+	s.mu.Lock()
+	ts := s.sessions[req.Resume.ID]
+	s.mu.Unlock()
+	if ts == nil || s.forget {
+		_ = srv.Refuse("no such session")
+		_ = srv.Close()
+		return
+	}
+	reattach := req.Resume.Secret == nil
+	reason := "resumed from " + peer
+	if reattach {
+		reason = "taken over from " + peer
+	}
+	_ = ts.srv.Attach(srv, reattach, reason)
+}
+
+// list is the answer to LIST: every resumable session.
+func (s *testServer) list() []session.SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var list []session.SessionInfo
+	for _, ts := range s.sessions {
+		list = append(list, ts.info)
+	}
+	return list
+}
+
+// serveAsOld answers as a server older than resume: it reads the version and the LOGIN, accepts
+// with no capabilities, and ends at the next frame, which it does not know (RESUME or LIST; the
+// protocol's version 1 as a server before them sees it).
+func (s *testServer) serveAsOld(sc net.Conn) {
+	defer sc.Close()
+	br := bufio.NewReader(sc)
+	frame := func() (byte, error) {
+		var h [4]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			return 0, err
+		}
+		_, err := io.CopyN(io.Discard, br, int64(h[1])<<16|int64(h[2])<<8|int64(h[3]))
+		return h[0], err
+	}
+	if v, err := br.ReadByte(); err != nil || v != 1 {
+		return
+	}
+	if _, err := frame(); err != nil { // LOGIN
+		return
+	}
+	if _, err := sc.Write([]byte{1, 0x02, 0, 0, 1, 0}); err != nil { // version 1, ACCEPT, no capabilities
+		return
+	}
+	_, _ = frame() // then a frame it does not know: the old server's protocol error ends it
 }
 
 // ptyTerminal is a *pty.PTY that reports each resize.

@@ -74,6 +74,9 @@ func (r *runner) applyConfig(g given) error {
 	if set.ServerAliveCountMax != 0 && !g.serverAliveCountMax {
 		r.opts.ServerAliveCountMax = set.ServerAliveCountMax
 	}
+	if set.Resume.Set && !g.resume {
+		r.opts.NoResume = !set.Resume.Yes
+	}
 	return nil
 }
 
@@ -115,6 +118,7 @@ func (r *runner) printConfig() int {
 	alive := r.keepalive()
 	line("serveraliveinterval", strconv.Itoa(int(max(alive.Interval, 0).Seconds()))) // 0: off
 	line("serveralivecountmax", strconv.Itoa(alive.CountMax))
+	line("resume", yesNo(!r.opts.NoResume))
 	if r.escapeNone {
 		line("escapechar", "none")
 	} else {
@@ -127,6 +131,14 @@ func (r *runner) printConfig() int {
 	}
 	fmt.Fprint(r.stdout, b.String())
 	return 0
+}
+
+// yesNo is a yes-or-no setting as -G prints it.
+func yesNo(yes bool) string {
+	if yes {
+		return "yes"
+	}
+	return "no"
 }
 
 // configText is a configuration error as the user reads it: "file:line: what is wrong". (The

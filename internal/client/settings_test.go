@@ -34,7 +34,7 @@ func printConfig(t *testing.T, home, system string, args ...string) (int, string
 func TestPrintConfig(t *testing.T) {
 	home := t.TempDir()
 	writeConfig(t, home, "Host web\n  HostName 127.0.0.1\n  User alice\n  Port 6001\n  IdentityFile ~/.ssh/id_work\n"+
-		"  CertificateFile ~/.ssh/id_work-cert.pub\n  ServerAliveCountMax 5\nHost *\n  EscapeChar ^]\n")
+		"  CertificateFile ~/.ssh/id_work-cert.pub\n  ServerAliveCountMax 5\n  Resume no\nHost *\n  EscapeChar ^]\n  Resume yes\n")
 	system := filepath.Join(t.TempDir(), "rlogin_config")
 	if err := os.WriteFile(system, []byte("Port 6002\nConnectTimeout 7\nUser nobody\nEscapeChar none\nServerAliveInterval 30\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -42,21 +42,21 @@ func TestPrintConfig(t *testing.T) {
 	code, out, errs := printConfig(t, home, system, "web")
 	want := "host web\nuser alice\nhostname 127.0.0.1\nport 6001\nidentityfile " + home + "/.ssh/id_work\n" +
 		"certificatefile " + home + "/.ssh/id_work-cert.pub\nconnecttimeout 7\nserveraliveinterval 30\nserveralivecountmax 5\n" +
-		"escapechar ^]\nprotocol secure\n"
+		"resume no\nescapechar ^]\nprotocol secure\n"
 	if code != 0 || out != want || errs != "" {
 		t.Errorf("rlogin -G web: status %d, stderr %q, output:\n%s\nwant:\n%s", code, errs, out, want)
 	}
-	code, out, _ = printConfig(t, home, system, "-l", "bob", "-p", "7000", "-e", "!", "-o", "ConnectTimeout=3", "-o", "ServerAliveInterval=0", "-i", "/k", "web")
+	code, out, _ = printConfig(t, home, system, "-l", "bob", "-p", "7000", "-e", "!", "-o", "ConnectTimeout=3", "-o", "ServerAliveInterval=0", "-o", "Resume=yes", "-i", "/k", "web")
 	want = "host web\nuser bob\nhostname 127.0.0.1\nport 7000\nidentityfile /k\n" +
 		"certificatefile " + home + "/.ssh/id_work-cert.pub\nconnecttimeout 3\nserveraliveinterval 0\nserveralivecountmax 5\n" +
-		"escapechar !\nprotocol secure\n"
+		"resume yes\nescapechar !\nprotocol secure\n"
 	if code != 0 || out != want {
 		t.Errorf("command line over the files: status %d, output:\n%s\nwant:\n%s", code, out, want)
 	}
 	code, out, _ = printConfig(t, home, system, "other")
 	want = "host other\nuser nobody\nhostname other\nport 6002\nidentityfile " + home + "/.ssh/id_ed25519\n" +
 		"identityfile " + home + "/.rlogin/id_ed25519\nconnecttimeout 7\nserveraliveinterval 30\nserveralivecountmax 3\n" +
-		"escapechar ^]\nprotocol secure\n"
+		"resume yes\nescapechar ^]\nprotocol secure\n"
 	if code != 0 || out != want {
 		t.Errorf("other: status %d, output:\n%s\nwant:\n%s", code, out, want)
 	}
@@ -78,7 +78,7 @@ func TestConfigErrors(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	cfg := &Config{Stdout: &stdout, Stderr: &stderr, Home: home, SystemConfig: "none"}
 	code := cfg.Run(watchdog(t), []string{"web"})
-	want := "rlogin: " + home + "/.rlogin/config:2: unknown keyword \"ForwardAgent\" (rlogin knows Host, Match, HostName, User, Port, IdentityFile, CertificateFile, EscapeChar, ConnectTimeout, ServerAliveInterval, ServerAliveCountMax)\n"
+	want := "rlogin: " + home + "/.rlogin/config:2: unknown keyword \"ForwardAgent\" (rlogin knows Host, Match, HostName, User, Port, IdentityFile, CertificateFile, EscapeChar, ConnectTimeout, ServerAliveInterval, ServerAliveCountMax, Resume)\n"
 	if code != ExitFailure || stderr.String() != want || stdout.Len() != 0 {
 		t.Errorf("status %d, stderr %q, want %q", code, stderr.String(), want)
 	}

@@ -33,5 +33,5 @@ Host *
 	fmt.Println(err)
 	// Output:
 	// web1.example.test alice 6000 /home/alice/.ssh/id_work 5s
-	// hostconfig: config:2: unknown keyword "ForwardAgent" (rlogin knows Host, Match, HostName, User, Port, IdentityFile, CertificateFile, EscapeChar, ConnectTimeout, ServerAliveInterval, ServerAliveCountMax)
+	// hostconfig: config:2: unknown keyword "ForwardAgent" (rlogin knows Host, Match, HostName, User, Port, IdentityFile, CertificateFile, EscapeChar, ConnectTimeout, ServerAliveInterval, ServerAliveCountMax, Resume)
 }

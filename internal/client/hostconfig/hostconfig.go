@@ -63,6 +63,16 @@ type Settings struct {
 	// ServerAliveCountMax is how many intervals of silence make the server dead: 1 to
 	// MaxServerAliveCountMax.
 	ServerAliveCountMax int
+
+	// Resume is whether rlogin reconnects by itself and resumes the session when the
+	// connection is lost ("Resume yes", the default, or "no").
+	Resume YesNo
+}
+
+// YesNo is a setting that is "yes" or "no": Set when a file sets it.
+type YesNo struct {
+	Set bool
+	Yes bool
 }
 
 // MaxServerAliveCountMax bounds ServerAliveCountMax; with MaxConnectTimeout as the interval, the
@@ -167,6 +177,7 @@ var keywords = map[string]int{
 
 	"serveraliveinterval": 1,
 	"serveralivecountmax": 1,
+	"resume":              1,
 }
 
 // parseLine parses one line; a blank or comment line has an empty keyword.
@@ -199,7 +210,7 @@ func parseLine(text string) (line, error) {
 	}
 	nargs, ok := keywords[kw]
 	if !ok {
-		return line{}, fmt.Errorf("unknown keyword %q (rlogin knows Host, Match, HostName, User, Port, IdentityFile, CertificateFile, EscapeChar, ConnectTimeout, ServerAliveInterval, ServerAliveCountMax)", text[:end])
+		return line{}, fmt.Errorf("unknown keyword %q (rlogin knows Host, Match, HostName, User, Port, IdentityFile, CertificateFile, EscapeChar, ConnectTimeout, ServerAliveInterval, ServerAliveCountMax, Resume)", text[:end])
 	}
 	args, err := splitArgs(rest)
 	if err != nil {
@@ -289,6 +300,9 @@ func checkValue(kw, v string) error {
 	case "serveralivecountmax":
 		_, err := ParseServerAliveCountMax(v)
 		return err
+	case "resume":
+		_, err := ParseYesNo("Resume", v)
+		return err
 	}
 	return nil
 }
@@ -375,6 +389,11 @@ func (s *Settings) set(l line, host string, tok Tokens) error {
 		if s.ServerAliveCountMax == 0 {
 			s.ServerAliveCountMax, _ = ParseServerAliveCountMax(v) // checked when parsed
 		}
+	case "resume":
+		if !s.Resume.Set {
+			yes, _ := ParseYesNo("Resume", v) // checked when parsed
+			s.Resume = YesNo{Set: true, Yes: yes}
+		}
 	}
 	return nil
 }
@@ -453,6 +472,18 @@ func ParseServerAliveCountMax(v string) (int, error) {
 		return 0, fmt.Errorf("bad ServerAliveCountMax %q: give a number, 1 to %d", v, MaxServerAliveCountMax)
 	}
 	return n, nil
+}
+
+// ParseYesNo reads the value of the yes-or-no setting named name: "yes" or "no", in any case
+// (as ssh_config's).
+func ParseYesNo(name, v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "yes":
+		return true, nil
+	case "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("bad %s %q: give yes or no", name, v)
 }
 
 // parseEscape reads an EscapeChar: "none", or a character as ParseEscapeChar reads it.

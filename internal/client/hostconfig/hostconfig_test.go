@@ -103,6 +103,8 @@ func TestBadLines(t *testing.T) {
 		{"ServerAliveInterval 1m", `bad ServerAliveInterval "1m"`},
 		{"ServerAliveCountMax 0", `bad ServerAliveCountMax "0"`},
 		{"ServerAliveCountMax 1001", `bad ServerAliveCountMax "1001"`},
+		{"Resume off", `bad Resume "off": give yes or no`},
+		{"Resume no yes", `garbage at end of line: "yes"`},
 		{"Host x\n  ProxyJump y", `test_config:2: unknown keyword "ProxyJump"`},
 		{"Port", "test_config:1: Port: missing argument"},
 		{"Port 0", `bad port "0"`},
@@ -239,5 +241,32 @@ func TestServerAlive(t *testing.T) {
 			t.Errorf("%s: ServerAliveInterval %v, ServerAliveCountMax %d; want %v, %d", tt.host,
 				s.ServerAliveInterval, s.ServerAliveCountMax, tt.interval, tt.count)
 		}
+	}
+}
+
+// TestResume: Resume yes or no, in any case, the first value winning; unset when no file sets it.
+func TestResume(t *testing.T) {
+	f := parse(t, "Host flaky\n Resume NO\nHost *\n Resume yes\n")
+	for _, tt := range []struct {
+		host string
+		want YesNo
+	}{
+		{"flaky", YesNo{Set: true, Yes: false}},
+		{"other", YesNo{Set: true, Yes: true}},
+	} {
+		var s Settings
+		if err := s.Apply(tt.host, Tokens{}, f); err != nil {
+			t.Fatal(err)
+		}
+		if s.Resume != tt.want {
+			t.Errorf("%s: Resume %+v, want %+v", tt.host, s.Resume, tt.want)
+		}
+	}
+	var s Settings
+	if err := s.Apply("any", Tokens{}, parse(t, "Port 7\n")); err != nil {
+		t.Fatal(err)
+	}
+	if s.Resume.Set {
+		t.Errorf("Resume set by a file without it: %+v", s.Resume)
 	}
 }

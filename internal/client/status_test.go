@@ -1,0 +1,69 @@
+package client
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// TestStatusLineRedrawn: on a terminal the status line starts on a line of its own, each update
+// redraws it in place (never a new line), cut to the width, and its end leaves one line.
+func TestStatusLineRedrawn(t *testing.T) {
+	var term bytes.Buffer
+	out := &outputWriter{w: &term}
+	_, _ = out.Write([]byte("$ ls")) // the remote output left the cursor mid-line
+	s := &statusLine{out: out, w: &term, tty: true, width: func() int { return 20 }}
+	s.show("rlogin: lost; try 1", true)
+	s.show("rlogin: lost; try 2, and a long tail", false)
+	s.end("rlogin: reconnected")
+	want := "$ ls" + "\r\n" +
+		"\rrlogin: lost; try 1\x1b[K" +
+		"\rrlogin: lost; try 2\x1b[K" +
+		"\rrlogin: reconnected\x1b[K\r\n"
+	if got := term.String(); got != want {
+		t.Errorf("terminal got\n%q\nwant\n%q", got, want)
+	}
+	if !out.atLineStart() {
+		t.Error("after the status line ended, the output is not at the start of a line")
+	}
+
+	term.Reset()
+	s.show("rlogin: lost", true)
+	s.end("") // erased: the next message starts where it was
+	if got, want := term.String(), "\rrlogin: lost\x1b[K\r\x1b[K\r"; got != want {
+		t.Errorf("erased line: got %q, want %q", got, want)
+	}
+	if !out.atLineStart() {
+		t.Error("after the status line was erased, the output is not at the start of a line")
+	}
+}
+
+// TestStatusLinePlain: when standard error is not a terminal, only the important lines are
+// printed, whole, one per line, without control sequences.
+func TestStatusLinePlain(t *testing.T) {
+	var log bytes.Buffer
+	s := &statusLine{out: &outputWriter{w: &bytes.Buffer{}}, w: &log, width: func() int { return 20 }}
+	s.show("rlogin: connection lost; reconnecting", true)
+	s.show("rlogin: try 2 failed", false)
+	s.repaint()
+	s.end("rlogin: reconnected")
+	want := "rlogin: connection lost; reconnecting\nrlogin: reconnected\n"
+	if got := log.String(); got != want {
+		t.Errorf("log got\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestReconnectDelay: at once, then 0.5 s doubling to 10 s, each within the jitter.
+func TestReconnectDelay(t *testing.T) {
+	for n, base := range map[int]time.Duration{
+		1: 0, 2: 500 * time.Millisecond, 3: time.Second, 4: 2 * time.Second, 5: 4 * time.Second,
+		6: 8 * time.Second, 7: 10 * time.Second, 8: 10 * time.Second, 1000: 10 * time.Second,
+	} {
+		lo, hi := reconnectDelay(n, 0), reconnectDelay(n, 0.999999)
+		wantLo := time.Duration(float64(base) * (1 - retryJitter))
+		wantHi := time.Duration(float64(base) * (1 + retryJitter))
+		if lo != wantLo || hi < wantHi-time.Millisecond || hi > wantHi {
+			t.Errorf("try %d: delay %v to %v, want %v to %v", n, lo, hi, wantLo, wantHi)
+		}
+	}
+}
