@@ -189,23 +189,23 @@ func (m *monitor) run(ctx context.Context, conn net.Conn) {
 	// the child does.
 	graceTimer := time.AfterFunc(time.Until(m.deadline), child.kill) // serveLogin logs it
 	stopTimer := context.AfterFunc(ctx, child.kill)                  // a stop during the login ends it
-	login, cmd, ok := m.serveLogin(ctx, child)
+	login, instead, ok := m.serveLogin(ctx, child)
 	if !graceTimer.Stop() || !stopTimer() || !ok {
 		return
 	}
 	loggedIn = true
-	m.serveSession(ctx, child, login, cmd, remote)
+	m.serveSession(ctx, child, login, instead, remote)
 }
 
-// serveLogin answers the child's requests until its LOGIN, and returns it with the COMMAND
-// that came before it, if any (the conversation checks their order: newRelay).
-func (m *monitor) serveLogin(ctx context.Context, child *netChild) (*privsep.Login, *privsep.Command, bool) {
+// serveLogin answers the child's requests until its LOGIN, and returns it with the COMMAND,
+// RESUME or LIST that came before it, if any (the conversation checks their order: newRelay).
+func (m *monitor) serveLogin(ctx context.Context, child *netChild) (*privsep.Login, privsep.Message, bool) {
 	holder, err := privsep.NewHostKeyHolder(m.g.cfg.HostKey)
 	if err != nil {
 		m.log.Error("monitor: host key", "err", err)
 		return nil, nil, false
 	}
-	var cmd *privsep.Command
+	var instead privsep.Message // a COMMAND, RESUME or LIST
 	for {
 		msg, _, err := child.ch.Receive()
 		if err != nil {
@@ -231,14 +231,14 @@ func (m *monitor) serveLogin(ctx context.Context, child *netChild) (*privsep.Log
 			if err := child.ch.Send(sig); err != nil {
 				return nil, nil, false
 			}
-		case *privsep.Command:
-			if cmd != nil {
-				m.log.Error("login failed: the network process sent a second COMMAND; connection closed")
+		case *privsep.Command, *privsep.Resume, *privsep.List:
+			if instead != nil {
+				m.log.Error("login failed: the network process sent a second COMMAND, RESUME or LIST; connection closed", "type", msg.Type().String())
 				return nil, nil, false
 			}
-			cmd = msg
+			instead = msg
 		case *privsep.Login:
-			return msg, cmd, true
+			return msg, instead, true
 		default:
 			m.log.Error("login failed: the network process sent a message out of order; connection closed", "type", msg.Type().String())
 			return nil, nil, false
@@ -248,11 +248,14 @@ func (m *monitor) serveLogin(ctx context.Context, child *netChild) (*privsep.Log
 
 // serveSession decides the login and, if it is authorized, starts its session on a pty, hands
 // the pty's master to the child and does the shell's process operations for it until the
-// session has ended. With cmd (a PAM build), the session runs the command in place of the
-// login shell: on the pty, or on three pipes it hands over in the pty's place (PIPES).
-func (m *monitor) serveSession(ctx context.Context, child *netChild, login *privsep.Login, cmd *privsep.Command, remote net.Addr) {
+// session has ended. With a COMMAND (a PAM build), the session runs the command in place of the
+// login shell: on the pty, or on three pipes it hands over in the pty's place (PIPES). With a
+// RESUME or a LIST, the connection starts no session: once authenticated, it is answered with
+// another session (serveResume).
+func (m *monitor) serveSession(ctx context.Context, child *netChild, login *privsep.Login, instead privsep.Message, remote net.Addr) {
 	g := m.g
-	r, err := newRelay(child.ch, cmd, login)
+	cmd, _ := instead.(*privsep.Command)
+	r, err := newRelay(child.ch, instead, login)
 	if err != nil {
 		m.log.Error("monitor: the conversation", "err", err)
 		return
@@ -349,6 +352,10 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 		return
 	}
 	host := systemlogin.PeerHost(remote)
+	if cmd == nil && instead != nil {
+		m.serveResume(ctx, actx, child, r, log, instead, lg, sr.command, proven, remote)
+		return
+	}
 	// A command's output is the command's: the stacks' messages (the motd, an expiry warning)
 	// are not shown, as sshd shows none for a command; on pipes, not even before it starts.
 	r.quiet = sr.pipes
@@ -409,7 +416,12 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	}
 	run.log.Info("session started", "term", sanitize.Text(login.Term))
 	start := time.Now()
-	state := m.shellOps(ctx, child, r, p)
+	what := sr.term
+	if sr.command != "" {
+		what = sr.command
+	}
+	rh := newResumeHost(m, r, run.log, controlUser{User: lg.user.Name, UID: lg.user.UID}, p.Pid(), peerText(remote), what)
+	state := m.shellOps(ctx, child, r, p, rh)
 	run.finish()
 	if pl != nil {
 		// The logout record, the PAM session's close and the credentials' deletion.
@@ -431,8 +443,11 @@ func (m *monitor) sessionProgramName(pl *pamlogin.Login) string {
 // shellOps does the child's process operations on the shell of p (hangup, kill) until the shell
 // has exited, tells the child how it ended (EXITED), waits for the child to finish the session,
 // and returns how the shell ended. A stop of the monitor (ctx) hangs the shell up, and kills it
-// if it is still there StopGrace later; so does the child's end.
-func (m *monitor) shellOps(ctx context.Context, child *netChild, r *relay, p shellProcess) *os.ProcessState {
+// if it is still there StopGrace later; so does the child's end. With rh (a session on a
+// terminal), the child may make the session resumable: rh registers it with the listener and
+// passes on new connections, and a detached session's child is waited for until it ends (its
+// detach timeout), even after the shell exited: a resume still gets the rest of the output.
+func (m *monitor) shellOps(ctx context.Context, child *netChild, r *relay, p shellProcess, rh *resumeHost) *os.ProcessState {
 	exited := make(chan struct{})
 	var state *os.ProcessState
 	var waiting sync.WaitGroup
@@ -466,16 +481,22 @@ func (m *monitor) shellOps(ctx context.Context, child *netChild, r *relay, p she
 				}
 				return
 			}
-			if err := r.conv.Received(msg); err != nil {
+			if err := r.received(msg); err != nil {
 				m.log.Error("the network process sent a message out of order; session ended", "err", err)
 				hangupKill()
 				return
 			}
 			switch msg := msg.(type) {
 			case *privsep.Hangup:
-				p.Hangup()
+				p.Hangup() // nothing once the shell is reaped
 			case *privsep.Kill:
 				p.Kill()
+			case *privsep.Resumable:
+				rh.registered(msg)
+			case *privsep.Detached:
+				rh.detachedNow(msg)
+			case *privsep.Attached:
+				rh.attached(msg)
 			case *privsep.SignalCommand:
 				if s, ok := p.(session.Signaler); ok { // Received lets it through only for pipes
 					_ = s.Signal(msg.Signal)
@@ -494,9 +515,19 @@ func (m *monitor) shellOps(ctx context.Context, child *netChild, r *relay, p she
 	}
 	<-exited
 	waiting.Wait()
-	_ = child.ch.Send(exitedOf(state))
-	child.waitOrKill(netChildWait) // it drains the output, sends the client the exit and closes
-	ops.Wait()                     // the child's end ended the Receive
+	_ = r.send(exitedOf(state))
+	if rh.isResumable() {
+		// Attached, it drains the output, sends the client the exit and closes; detached, it
+		// keeps the output for a resume until its detach timeout.
+		waitChild(ctx, child, farewell)
+	} else {
+		child.waitOrKill(netChildWait) // it drains the output, sends the client the exit and closes
+	}
+	ops.Wait() // the child's end ended the Receive
+	rh.close()
+	if rh.isDetached() && ctx.Err() == nil {
+		m.log.Info("detached session expired", "user", rh.info.User, "id", shortID(rh.info.ID))
+	}
 	return state
 }
 

@@ -82,7 +82,8 @@ func (m *monitor) servePipes(ctx context.Context, child *netChild, r *relay, log
 	}
 	run.log.Info("session started", "command", true, "terminal", false)
 	start := time.Now()
-	state := m.shellOps(ctx, child, r, c)
+	// A command on pipes is not resumable: no resumeHost.
+	state := m.shellOps(ctx, child, r, c, nil)
 	if _, err := pl.Wait(); err != nil { // the PAM session's close and the credentials' deletion
 		run.log.Warn("the PAM session did not end cleanly", "err", sanitize.Text(err.Error()))
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -38,16 +39,18 @@ const reasonLoginIncorrect = "login incorrect"
 // are INFOs. Every wait ends with ctx (the login grace time).
 type relay struct {
 	ch    *privsep.Channel
-	conv  *privsep.Conversation // the order of the messages, and the bound on prompts
-	quiet bool                  // information is not shown (a command's session): Info drops it
+	quiet bool // information is not shown (a command's session): Info drops it
+
+	mu   sync.Mutex            // guards conv: a resumable session's ATTACH goes from another goroutine
+	conv *privsep.Conversation // the order of the messages, and the bound on prompts
 }
 
-// newRelay returns the conversation of the login the child asked for with login, after cmd if
-// it sent one (nil: none).
-func newRelay(ch *privsep.Channel, cmd *privsep.Command, login *privsep.Login) (*relay, error) {
+// newRelay returns the conversation of the login the child asked for with login, after
+// instead (a COMMAND, RESUME or LIST) if it sent one (nil: none).
+func newRelay(ch *privsep.Channel, instead privsep.Message, login *privsep.Login) (*relay, error) {
 	conv := privsep.NewConversation(maxPrompts)
-	if cmd != nil {
-		if err := conv.Received(cmd); err != nil {
+	if instead != nil {
+		if err := conv.Received(instead); err != nil {
 			return nil, err
 		}
 	}
@@ -59,10 +62,19 @@ func newRelay(ch *privsep.Channel, cmd *privsep.Command, login *privsep.Login) (
 
 // send sends m to the child, after the order check.
 func (r *relay) send(m privsep.Message, files ...*os.File) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if err := r.conv.Sending(m); err != nil {
 		return err
 	}
 	return r.ch.Send(m, files...)
+}
+
+// received checks the order of m, a request the child sent.
+func (r *relay) received(m privsep.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conv.Received(m)
 }
 
 // Prompt implements pamlogin.Conversation.
@@ -93,7 +105,7 @@ func (r *relay) receive(ctx context.Context) (privsep.Message, error) {
 		}
 		return nil, fmt.Errorf("daemon: waiting for the answer: %w", err)
 	}
-	if err := r.conv.Received(m); err != nil {
+	if err := r.received(m); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -199,11 +200,15 @@ func packetConn(f *os.File) (*net.UnixConn, error) {
 
 // follow keeps ac's admission up to date with what m reports, until m closes its control
 // socket (it exited) or stop is closed (the listener stops: the monitor goes on alone, and
-// its session's place in MaxSessions is forgotten). Then it reaps m: a monitor whose session
-// outlives the listener's Serve is reaped when it ends (EndSessions waits for that).
-func (s *Server) follow(stop <-chan struct{}, m *monitorProc, ac *admission.Conn) {
+// its session's place in MaxSessions is forgotten, and so is its registration in reg: it can
+// no longer be resumed). It answers m's questions (a place among the MaxSessions; with reg,
+// its user's resumable sessions). Then it reaps m: a monitor whose session outlives the
+// listener's Serve is reaped when it ends (EndSessions waits for that).
+func (s *Server) follow(stop <-chan struct{}, m *monitorProc, ac *admission.Conn, reg *separatedSessions) {
 	var sl *slot
+	var registered *separatedSession
 	defer func() {
+		reg.remove(registered)
 		sl.release()
 		_ = ac.Close() // accounts for the connection: penalties unless it authenticated
 	}()
@@ -216,13 +221,13 @@ func (s *Server) follow(stop <-chan struct{}, m *monitorProc, ac *admission.Conn
 		}
 		_ = m.control.SetReadDeadline(time.Unix(1, 0))
 	}()
-	var b [1]byte
+	rd := newControlReader(m.control)
 	for {
-		n, err := m.control.Read(b[:])
-		if err != nil || n == 0 {
+		ev, fields, fd, err := rd.read()
+		if err != nil {
 			break // io.EOF: the monitor closed it (exited); a deadline: stop
 		}
-		switch b[0] {
+		switch ev {
 		case eventAttempt:
 			ac.Attempting()
 		case eventFailed:
@@ -243,6 +248,33 @@ func (s *Server) follow(stop <-chan struct{}, m *monitorProc, ac *admission.Conn
 			_, _ = m.control.Write([]byte{answer})
 		case eventEnded:
 			sl.release()
+			reg.remove(registered)
+			registered = nil
+		case eventResumable, eventDetached, eventAttached:
+			registered = reg.update(registered, m, ev, fields)
+		case eventList:
+			var u controlUser
+			list := controlList{}
+			if json.Unmarshal(fields, &u) == nil {
+				ac.Authenticated() // the monitor authenticated the user; a list is no session
+				ac.StartSession()  // nor a startup any more: it is answered and ends
+				list.Sessions = reg.list(u)
+			}
+			_ = sendControl(m.control, answerList, list, nil)
+		case eventResume:
+			var r controlResume
+			answer := byte(answerNo)
+			if fd != nil && json.Unmarshal(fields, &r) == nil {
+				ac.Authenticated() // authenticated; "no such session" is no failure of the key
+				if reg.attach(r, fd) {
+					ac.StartSession() // relayed from now on, without a place among MaxSessions
+					answer = answerYes
+				}
+			}
+			_, _ = m.control.Write([]byte{answer})
+		}
+		if fd != nil {
+			_ = fd.Close() // passed on (the session's monitor has its own), or refused
 		}
 	}
 	_ = m.control.Close()
@@ -295,6 +327,7 @@ func (s *Server) serveSeparated(ctx context.Context, l net.Listener) error {
 	})
 	defer stopOnCancel()
 	var followers sync.WaitGroup
+	reg := newSeparatedSessions()
 	var acceptErr error
 	var backoff time.Duration
 	for {
@@ -333,7 +366,7 @@ func (s *Server) serveSeparated(ctx context.Context, l net.Listener) error {
 		s.monitorsMu.Lock()
 		s.monitorProcs[m.cmd.Process] = struct{}{}
 		s.monitorsMu.Unlock()
-		followers.Go(func() { s.follow(stopping, m, ac) })
+		followers.Go(func() { s.follow(stopping, m, ac, reg) })
 	}
 	_ = al.Close()
 	if ctx.Err() == nil {
@@ -490,4 +523,114 @@ func checkWorldExecutable(path string) error {
 			return nil
 		}
 	}
+}
+
+// separatedSessions is the listener's registry of its monitors' resumable sessions
+// (privilege separation): a monitor registers its session when the session accepted resume,
+// reports each detach and attach, and is forgotten when it ends. A new connection's monitor,
+// once it has authenticated its user, asks it for that user's sessions (LIST) or to pass its
+// socket on to one of them (RESUME). Sessions of a listener that stopped are forgotten with
+// it (docs/system-mode.md: they cannot be resumed).
+type separatedSessions struct {
+	mu   sync.Mutex
+	byID map[[privsep.SessionIDLen]byte]*separatedSession
+}
+
+// A separatedSession is a registered session and its monitor.
+type separatedSession struct {
+	controlSession
+	m        *monitorProc
+	detached time.Time // since when it is detached; zero while a client is attached
+}
+
+func newSeparatedSessions() *separatedSessions {
+	return &separatedSessions{byID: make(map[[privsep.SessionIDLen]byte]*separatedSession)}
+}
+
+// update applies the event ev of m, whose session is registered as e (nil: not yet), with its
+// fields, and returns its registration.
+func (r *separatedSessions) update(e *separatedSession, m *monitorProc, ev byte, fields []byte) *separatedSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch ev {
+	case eventResumable:
+		var cs controlSession
+		if e != nil || json.Unmarshal(fields, &cs) != nil || r.byID[cs.ID] != nil {
+			return e // once per session; an id is random (128 bits): one taken is a broken monitor
+		}
+		e = &separatedSession{controlSession: cs, m: m}
+		r.byID[cs.ID] = e
+	case eventDetached:
+		if e != nil {
+			e.detached = time.Now()
+		}
+	case eventAttached:
+		var p controlPeer
+		if e != nil && json.Unmarshal(fields, &p) == nil {
+			e.detached = time.Time{}
+			e.Peer = p.Peer
+		}
+	}
+	return e
+}
+
+// remove forgets e (nil: nothing).
+func (r *separatedSessions) remove(e *separatedSession) {
+	if e == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID[e.ID] == e {
+		delete(r.byID, e.ID)
+	}
+}
+
+// mayResume is the rule of who may resume or take over a session: its own user, the same
+// account (name and uid: a user deleted and made again under the name is another), authenticated
+// as a login.
+func (e *separatedSession) mayResume(u controlUser) bool { return e.User == u.User && e.UID == u.UID }
+
+// list returns u's sessions, the newest first, at most privsep.MaxListed.
+func (r *separatedSessions) list(u controlUser) []privsep.SessionEntry {
+	r.mu.Lock()
+	var mine []*separatedSession
+	for _, e := range r.byID {
+		if e.mayResume(u) {
+			mine = append(mine, e)
+		}
+	}
+	r.mu.Unlock()
+	slices.SortFunc(mine, func(a, b *separatedSession) int { return b.Started.Compare(a.Started) })
+	list := make([]privsep.SessionEntry, 0, min(len(mine), privsep.MaxListed))
+	for _, e := range mine[:min(len(mine), privsep.MaxListed)] {
+		list = append(list, e.entry())
+	}
+	return list
+}
+
+// entry is e as SESSIONS lists it.
+func (e *separatedSession) entry() privsep.SessionEntry {
+	en := privsep.SessionEntry{ID: e.ID, Attached: e.detached.IsZero(), Started: unixSeconds(e.Started),
+		Peer: e.Peer, What: e.What, PID: uint32(e.PID)}
+	if !en.Attached {
+		en.Detached = unixSeconds(e.detached)
+	}
+	return en
+}
+
+// unixSeconds is t in Unix seconds, at least 1 (SESSIONS' 0 means "none").
+func unixSeconds(t time.Time) uint64 { return uint64(max(t.Unix(), 1)) }
+
+// attach passes sock, a new connection's socket, to the monitor of the session r asks for, if
+// r's user may resume it; it reports whether it did. The session's own net child checks the
+// secret, and answers the client.
+func (r *separatedSessions) attach(req controlResume, sock *os.File) bool {
+	r.mu.Lock()
+	e := r.byID[req.ID]
+	r.mu.Unlock()
+	if e == nil || !e.mayResume(req.controlUser) {
+		return false
+	}
+	return sendControl(e.m.control, commandAttach, controlAttach{Reattach: req.Reattach, Peer: req.Peer}, sock) == nil
 }
