@@ -83,6 +83,8 @@ const (
 	DefaultLoginGraceTime = admission.DefaultLoginGraceTime
 	DefaultStopGrace      = 5 * time.Second
 	DefaultMaxSessions    = 512
+	DefaultDetachTimeout  = time.Hour
+	DefaultDetachBuffer   = 1 << 20
 )
 
 // MailboxName is the transport mailbox rlogind serves logins on.
@@ -152,6 +154,17 @@ type Config struct {
 	// (session.Keepalive; the zero value: 15 seconds, 3 times); the TCP keepalive and user
 	// timeout of the connections take the same bound. A negative Interval turns both off.
 	ClientAlive session.Keepalive
+	// DetachTimeout is how long a terminal session whose connection is lost waits, detached,
+	// for its client to resume it or for a new client of the same user to take it over
+	// (capability resume, docs/protocol.md): its shell goes on running, and its output is kept up
+	// to DetachBuffer bytes, the oldest dropped beyond. A detached session still holds its
+	// MaxSessions slot. 0 means DefaultDetachTimeout; negative means no resume: the session ends
+	// at once, as with a client that does not offer it. Commands on pipes, classic sessions,
+	// password logins and privilege-separated sessions are not resumable (yet, for the last).
+	DetachTimeout time.Duration
+	// DetachBuffer is the output, in bytes, a detached session keeps; 0 means
+	// DefaultDetachBuffer.
+	DetachBuffer int
 	// Logger receives the daemon's log. nil means no log (for Reload: the current logger).
 	Logger *slog.Logger
 
@@ -214,6 +227,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
+	}
+	if cfg.DetachTimeout == 0 {
+		cfg.DetachTimeout = DefaultDetachTimeout
+	}
+	if cfg.DetachBuffer <= 0 {
+		cfg.DetachBuffer = DefaultDetachBuffer
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -421,10 +440,20 @@ func configChanges(a, b *Server) []any {
 	diff("per_source_penalty_exempt_list", ac.PenaltyExempt, bc.PenaltyExempt)
 	diff("max_sessions", limitString(ac.MaxSessions), limitString(bc.MaxSessions))
 	diff("stop_grace", ac.StopGrace, bc.StopGrace)
+	diff("detach_timeout", detachString(ac.DetachTimeout), detachString(bc.DetachTimeout))
+	diff("detach_buffer", ac.DetachBuffer, bc.DetachBuffer)
 	diff("permit_root_login", ac.PermitRootLogin, bc.PermitRootLogin)
 	diff("password_authentication", ac.PasswordAuthentication, bc.PasswordAuthentication)
 	diff("login_program", ac.LoginProgram, bc.LoginProgram)
 	return attrs
+}
+
+// detachString shows Config.DetachTimeout, where a negative value is off.
+func detachString(d time.Duration) string {
+	if d < 0 {
+		return "off"
+	}
+	return d.String()
 }
 
 // limitString shows a count where a negative value means no limit.

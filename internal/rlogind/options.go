@@ -62,6 +62,7 @@ type options struct {
 	maxSessions    limitValue
 	stopGrace      time.Duration
 	alive          clientAlive // -client-alive-interval, -client-alive-count-max
+	detach         detach      // -detach-timeout, -detach-buffer
 	noBootstrap    bool
 	logLevel       slog.Level
 	logFormat      string
@@ -114,6 +115,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	addSystemFlags(set, &o.sys)
 	addCertFlags(set, &o.certs)
 	addClientAliveFlags(set, &o.alive)
+	addDetachFlags(set, &o.detach)
 	return set
 }
 
@@ -370,6 +372,7 @@ func (o *options) resolvePaths(home string, root bool) {
 // logger (Reload).
 func (o *options) serverConfig(hostKey ed25519.PrivateKey, home string, log *slog.Logger) daemon.Config {
 	p := o.penalties
+	detachTimeout, detachBuffer := o.detach.config()
 	return daemon.Config{
 		HostKey:        hostKey,
 		AuthorizedKeys: o.authorizedKeys,
@@ -389,6 +392,8 @@ func (o *options) serverConfig(hostKey ed25519.PrivateKey, home string, log *slo
 		MaxSessions:           int(o.maxSessions),
 		StopGrace:             o.stopGrace,
 		ClientAlive:           o.alive.keepalive(),
+		DetachTimeout:         detachTimeout,
+		DetachBuffer:          detachBuffer,
 		Logger:                log,
 		Classic:               o.classic,
 
