@@ -25,16 +25,19 @@
 // session as the user with TERM, the window size, LANG and LC_* (local.go); then, when standard
 // input is a terminal, put it in raw mode and handle the escapes (~. ~^Z ~? ~~), signals and window
 // size changes, until the remote shell exits (interact.go, escape.go, input.go, output.go,
-// terminal.go). A key the server refuses is followed by the next one, on a new connection. The
-// terminal is put back as it was on every way out. A failure is one line on
-// standard error, in the user's words (messages.go).
+// terminal.go). A key the server refuses is followed by the next one, on a new connection. When
+// the connection is lost and the server keeps the session, rlogin logs in again with the same key
+// and resumes it, with one status line meanwhile (reconnect.go, status.go); -R takes over a
+// session whose client is gone (reattach.go). The terminal is put back as it was on every way
+// out. A failure is one line on standard error, in the user's words (messages.go).
 //
 // With -c rlogin speaks classic rlogin (RFC 1282, package session/classic) instead, to old servers:
 // plaintext, port 513, from a privileged source port when it can bind one (classic.go).
 //
 // Exit status: the remote shell's (128+n if a signal n killed it); 0 after ~. and for -h; 128+n
 // when rlogin itself is ended by signal n; 255 for usage errors and for failures to connect, verify
-// the host key or log in, and when the connection is lost.
+// the host key or log in, when the connection is lost and not resumed, and when -R finds no single
+// session to take over.
 package client
 
 import (

@@ -64,9 +64,13 @@ type hostKeyCheck struct {
 	// after the handshake: verify runs before the server has proved that it holds the private
 	// half, and an impostor can replay a server's certificate.
 	accepted ed25519.PublicKey
-	asked    bool  // the user accepted a new key in this attempt
-	added    bool  // commit wrote accepted to known_hosts
-	err      error // why the key was refused, if it was
+	// pinned, if set, is the key of the login that a reconnection resumes: known_hosts is
+	// checked as at that login, and when it does not know the host (the user accepted the key
+	// but it could not be written), this key alone passes, without a question or a write.
+	pinned ed25519.PublicKey
+	asked  bool  // the user accepted a new key in this attempt
+	added  bool  // commit wrote accepted to known_hosts
+	err    error // why the key was refused, if it was
 }
 
 // verify is the transport's VerifyPeer callback.
@@ -90,6 +94,11 @@ func (h *hostKeyCheck) decide(pub ed25519.PublicKey) error {
 		return hostKeyRefused(plainText(err), err)
 	case h.accepted != nil && h.accepted.Equal(pub):
 		return nil // the user accepted it in an earlier attempt
+	case h.pinned != nil:
+		if h.pinned.Equal(pub) {
+			return nil
+		}
+		return hostKeyRefused(fmt.Sprintf("'%s' now shows another key (ED25519 %s) than at the login", name, fp), err)
 	}
 
 	question := fmt.Sprintf("The authenticity of host '%s' can't be established.\n"+

@@ -281,3 +281,29 @@ func TestTTYPrompter(t *testing.T) {
 		t.Fatal("Prompt did not return")
 	}
 }
+
+// TestHostKeyPinned: while reconnecting, the key of the login passes without a question or a
+// write when known_hosts does not know the host; another unknown key is refused without a
+// question; a changed key is refused as always.
+func TestHostKeyPinned(t *testing.T) {
+	h, p, stderr := newCheck(t)
+	pub := newPub(t)
+	h.pinned = pub
+	if err := h.verify(pub); err != nil {
+		t.Fatalf("the pinned key: %v", err)
+	}
+	h.commit(pub)
+	if _, err := os.Stat(h.known.Path); !os.IsNotExist(err) || stderr.Len() != 0 || len(p.questions) != 0 {
+		t.Fatalf("the pinned key: known_hosts %v, stderr %q, questions %q", err, stderr, p.questions)
+	}
+	err := h.verify(newPub(t))
+	if !errors.Is(err, ErrHostKeyVerification) || !strings.Contains(userMessage(err), "now shows another key") || len(p.questions) != 0 {
+		t.Fatalf("another key: %v, questions %q", err, p.questions)
+	}
+	if err := h.known.Add(h.hostport, newPub(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.verify(pub); !errors.Is(err, ErrHostKeyVerification) || !strings.Contains(stderr.String(), "HAS CHANGED") {
+		t.Fatalf("a key that known_hosts says changed: %v, stderr %q", err, stderr)
+	}
+}

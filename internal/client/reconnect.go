@@ -158,8 +158,7 @@ func (rc *reconnector) reconnect(ctx context.Context, attempt int, cause error) 
 		n, lastErr := rc.tries, rc.lastErr
 		rc.mu.Unlock()
 		if d := reconnectDelay(n, randomUnit()); d > 0 {
-			rc.status.show(fmt.Sprintf("rlogin: connection to %s lost; %s; trying again in %s (~. to give up)",
-				host, lastErr, roundedSeconds(d)), false)
+			rc.status.show(fmt.Sprintf("rlogin: reconnecting to %s in %s (~. to give up): %s", host, roundedSeconds(d), lastErr), false)
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
@@ -168,7 +167,9 @@ func (rc *reconnector) reconnect(ctx context.Context, attempt int, cause error) 
 			case <-t.C:
 			}
 		}
-		rc.status.show(fmt.Sprintf("rlogin: connection to %s lost; reconnecting, try %d (~. to give up)...", host, n), false)
+		if n > 1 { // the first try is the line that says the connection was lost
+			rc.status.show(fmt.Sprintf("rlogin: reconnecting to %s, try %d (~. to give up)...", host, n), false)
+		}
 		conn, err := rc.dial(ctx)
 		if err == nil {
 			return conn, nil
@@ -191,8 +192,8 @@ func (rc *reconnector) reconnect(ctx context.Context, attempt int, cause error) 
 
 // dial makes one new connection: dialed, secured, the host key the one of the login.
 func (rc *reconnector) dial(ctx context.Context) (net.Conn, error) {
-	check := rc.r.newHostKeyCheck(rc.dir, rc.hostKey)
-	check.prompt = reconnectPrompt{}
+	check := rc.r.newHostKeyCheck(rc.dir, nil)
+	check.pinned = rc.hostKey              // never a question in the middle of the session
 	check.stderr = crlfWriter{rc.r.stderr} // the terminal is raw
 	return rc.r.secureConn(ctx, rc.id, check)
 }
@@ -204,7 +205,7 @@ func (rc *reconnector) stop(ctx context.Context) error {
 	defer rc.mu.Unlock()
 	if t := rc.timeout(); t > 0 && time.Since(rc.lost) >= t-time.Second {
 		rc.gaveUp = fmt.Sprintf("gave up reconnecting to %s after %s: the server keeps a session without its client that long",
-			rc.r.opts.Host, t)
+			rc.r.opts.Host, wholeUnits(t))
 	}
 	return ctx.Err()
 }
@@ -244,14 +245,6 @@ func (rc *reconnector) reconnecting() (active bool, gaveUp string) {
 	return rc.active, rc.gaveUp
 }
 
-// reconnectPrompt answers the host key question while reconnecting: never yes. The key was
-// known or accepted at the login, and a question would come in the middle of the session.
-type reconnectPrompt struct{}
-
-func (reconnectPrompt) Prompt(string) (string, error) {
-	return "", errors.New("client: the server's key is not the one rlogin logged in with")
-}
-
 // crlfWriter writes to w with each "\n" made "\r\n", for multi-line messages on a raw terminal.
 type crlfWriter struct{ w io.Writer }
 
@@ -272,6 +265,17 @@ func lossText(cause error) string {
 		return "closed"
 	}
 	return strings.TrimPrefix(plainText(cause), "connection lost: ")
+}
+
+// wholeUnits shows a detach timeout (whole seconds) in its largest whole unit: "1 h", "90 s".
+func wholeUnits(d time.Duration) string {
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return fmt.Sprintf("%d h", d/time.Hour)
+	case d >= time.Minute && d%time.Minute == 0:
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return roundedSeconds(d)
 }
 
 // roundedSeconds shows d in whole seconds, at least 1: "4 s".

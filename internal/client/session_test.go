@@ -49,6 +49,7 @@ type testServer struct {
 	failConns        atomic.Int32        // close this many new connections at once, before TLS
 
 	requests       chan session.Request
+	detached       chan session.SessionID // each session detached (its connection lost), in order
 	offered        chan ed25519.PublicKey // the client key of each handshake, in order
 	presented      chan *ssh.Certificate  // the client certificate of each handshake (nil: none)
 	resizes        chan session.WindowSize
@@ -79,6 +80,7 @@ func startServer(t *testing.T, configure func(*testServer)) *testServer {
 		t:              t,
 		hostKey:        key,
 		requests:       make(chan session.Request, 16),
+		detached:       make(chan session.SessionID, 16),
 		offered:        make(chan ed25519.PublicKey, 16),
 		presented:      make(chan *ssh.Certificate, 16),
 		resizes:        make(chan session.WindowSize, 64),
@@ -226,6 +228,10 @@ func (s *testServer) serve(c net.Conn) {
 				s.mu.Lock()
 				ts.info.Attached, ts.info.Detached = false, time.Now()
 				s.mu.Unlock()
+				select {
+				case s.detached <- ts.info.ID:
+				default:
+				}
 			},
 			Attached: func(peer string, _ uint64) {
 				s.mu.Lock()

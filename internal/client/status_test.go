@@ -67,3 +67,14 @@ func TestReconnectDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestWholeUnits(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour: "1 h", 3 * time.Hour: "3 h", 90 * time.Minute: "90 min", 2 * time.Minute: "2 min",
+		90 * time.Second: "90 s", 2 * time.Second: "2 s", 500 * time.Millisecond: "1 s",
+	} {
+		if got := wholeUnits(d); got != want {
+			t.Errorf("wholeUnits(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
