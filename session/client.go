@@ -135,6 +135,8 @@ func NewClient(conn net.Conn, req Request) *Client {
 	c := &Client{Request: req, conn: conn, pumps: make(chan error, 3), stdinDone: make(chan error, 1),
 		capabilities: []string{capFlow2, capKeepalive}}
 	c.tune.window = window
+	c.res.ctx, c.res.cancel = context.WithCancel(context.Background())
+	c.res.window = req.Window
 	c.outCond.L = &c.mu
 	c.errCond.L = &c.mu
 	c.inCond.L = &c.mu
@@ -180,7 +182,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.started = true
 	c.mu.Unlock()
 
-	br, err := c.loginUntil(ctx)
+	br, err := c.loginUntil(ctx, c.conn, c.Request)
 	if err != nil {
 		_ = c.closeConn()
 		return err
@@ -222,10 +224,10 @@ func (c *Client) Start(ctx context.Context) error {
 }
 
 // loginUntil is login, cut short when ctx is done.
-func (c *Client) loginUntil(ctx context.Context) (*bufio.Reader, error) {
+func (c *Client) loginUntil(ctx context.Context, conn net.Conn, req Request) (*bufio.Reader, error) {
 	var br *bufio.Reader
-	err := connctx.Do(ctx, c.conn, func() (err error) {
-		br, err = c.login()
+	err := connctx.Do(ctx, conn, func() (err error) {
+		br, err = c.login(conn, req)
 		return err
 	})
 	if err != nil && err == context.Cause(ctx) {
@@ -234,14 +236,13 @@ func (c *Client) loginUntil(ctx context.Context) (*bufio.Reader, error) {
 	return br, err
 }
 
-// login sends the version and the request, and reads the answer.
-func (c *Client) login() (*bufio.Reader, error) {
-	req := c.Request
+// login sends the version and req on conn, and reads the answer.
+func (c *Client) login(conn net.Conn, req Request) (*bufio.Reader, error) {
 	req.Env = LocaleEnv(req.Env)
 	if checkTerm(req.Term) != nil {
 		req.Term = "dumb" // a terminal type that cannot be sent must not fail the login
 	}
-	req.Capabilities = c.offers()
+	req.Capabilities = c.offers(&req)
 	if req.Resume != nil || req.List {
 		req.Command = nil // the session's, or none
 	}
@@ -261,11 +262,11 @@ func (c *Client) login() (*bufio.Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session: bad login request: %w", err)
 	}
-	if _, err := c.conn.Write(b); err != nil {
+	if _, err := conn.Write(b); err != nil {
 		return nil, fmt.Errorf("session: sending login request: %w", err)
 	}
 
-	br := bufio.NewReaderSize(c.conn, maxDataFrame+headerLen)
+	br := bufio.NewReaderSize(conn, maxDataFrame+headerLen)
 	v, err := br.ReadByte()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -295,7 +296,7 @@ func (c *Client) login() (*bufio.Reader, error) {
 	}
 	m, err := fr.readMessage(allowed)
 	if err == nil && m.typ == frameChallenge {
-		if err := c.prove(m.data); err != nil {
+		if err := c.prove(conn, m.data); err != nil {
 			return nil, err
 		}
 		m, err = fr.readMessage(answers) // at most one CHALLENGE
@@ -332,8 +333,12 @@ func (c *Client) Resize(w WindowSize) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.mu.Lock()
+	c.res.window = w // sent again after a resume
+	conn, resumable := c.conn, c.resumableLocked()
+	c.mu.Unlock()
 	c.wbuf = appendWindow(c.wbuf[:0], w)
-	if _, err := c.conn.Write(c.wbuf); err != nil {
+	if _, err := conn.Write(c.wbuf); err != nil && !resumable {
 		return fmt.Errorf("session: sending window size: %w", err)
 	}
 	return nil
@@ -370,7 +375,11 @@ func (c *Client) Wait() error {
 		<-c.pumps
 	}
 	_ = c.closeConn()
-	c.alive.stop()
+	c.res.cancel()
+	c.mu.Lock()
+	alive := c.alive
+	c.mu.Unlock()
+	alive.stop()
 	if _, isFile := c.Stdin.(*os.File); c.Stdin != nil && !isFile {
 		<-c.stdinDone
 	}
@@ -413,13 +422,18 @@ func (c *Client) Close() error {
 	c.endLocked(fmt.Errorf("session: %w", net.ErrClosed))
 	alive := c.alive
 	c.mu.Unlock()
+	c.res.cancel() // a Reconnect under way gives up
 	err := c.closeConn()
 	alive.stop() // after the close, which ends a PING's Write that the path holds
 	return err
 }
 
 func (c *Client) closeConn() error {
-	c.closeOnce.Do(func() { c.closeErr = c.conn.Close() })
+	c.mu.Lock()
+	c.res.connDone = true // no conn replaces this one (see resume)
+	conn := c.conn
+	c.mu.Unlock()
+	c.closeOnce.Do(func() { c.closeErr = conn.Close() })
 	return c.closeErr
 }
 
@@ -444,8 +458,14 @@ func (c *Client) end(result error) {
 func (c *Client) writeFrame(typ frameType, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.mu.Lock()
+	conn := c.conn
+	if typ == frameEOF {
+		c.res.eofSent = true // sent again after a resume
+	}
+	c.mu.Unlock()
 	c.wbuf = appendFrame(c.wbuf[:0], typ, p)
-	_, err := c.conn.Write(c.wbuf)
+	_, err := conn.Write(c.wbuf)
 	return err
 }
 
@@ -481,10 +501,21 @@ func (c *Client) readOutput(fr *frameReader) error {
 				return nil
 			}
 		}
+		if err != nil && !errors.Is(err, ErrProtocol) && c.mayResume() {
+			var next *frameReader
+			if next, err = c.resume(err); err == nil {
+				fr = next
+				continue
+			}
+		}
 		if err != nil {
-			if errors.Is(err, ErrProtocol) {
+			var refused *RefusedError
+			var noAnswer *NoAnswerError
+			switch {
+			case errors.As(err, &refused), errors.As(err, &noAnswer), errors.Is(err, ErrResumeUnsupported):
+			case errors.Is(err, ErrProtocol):
 				err = fmt.Errorf("session: %w", err)
-			} else {
+			default:
 				err = fmt.Errorf("session: connection lost: %w", err)
 			}
 			c.end(err)
@@ -526,6 +557,7 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 			return false, protocolErrorf("server granted more credit than input was sent")
 		}
 		c.credit += int(m.credit)
+		c.res.inCredited(int(m.credit))
 		c.inCond.Broadcast()
 	case frameSynced:
 		c.mu.Lock()
@@ -563,6 +595,7 @@ func (c *Client) queueOutput(p []byte) error {
 		return protocolErrorf("server sent more than the credit window of %d bytes", c.tune.window)
 	}
 	c.unacked += len(p)
+	c.res.outReceived += uint64(len(p))
 	if c.closed {
 		c.consumed += len(p)
 		return nil
@@ -698,6 +731,7 @@ func (c *Client) takeCreditLocked() int {
 	n := c.consumed
 	c.consumed = 0
 	c.unacked -= n
+	c.res.creditGen = c.res.gen
 	if c.flow2 && !c.res.on {
 		// A resumable session's server keeps the output that is not credited: credit must not
 		// run ahead of consumption (docs/protocol.md, section 6.4).
@@ -712,8 +746,14 @@ func (c *Client) sendCredit(n int) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.mu.Lock()
+	conn, stale := c.conn, c.res.creditGen != c.res.gen
+	c.mu.Unlock()
+	if stale {
+		return // for output of a conn given up: the resume started the count afresh
+	}
 	c.appendProbe(appendCredit(c.wbuf[:0], n)) // a probe rides along when one is due
-	_, _ = c.conn.Write(c.wbuf)                // a broken conn shows in readOutput
+	_, _ = conn.Write(c.wbuf)                  // a broken conn shows in readOutput
 }
 
 // sendInput sends p as DATA frames, as credit allows.
@@ -721,7 +761,7 @@ func (c *Client) sendInput(p []byte, pipe *stdinPipe) (int, error) {
 	sent := 0
 	for len(p) > 0 {
 		c.mu.Lock()
-		for c.running && c.credit == 0 && !c.readDone && !c.closed && !(pipe != nil && pipe.closed) {
+		for c.running && c.credit <= 0 && !c.readDone && !c.closed && !(pipe != nil && pipe.closed) {
 			c.inCond.Wait()
 		}
 		var err error
@@ -733,15 +773,16 @@ func (c *Client) sendInput(p []byte, pipe *stdinPipe) (int, error) {
 		case !c.running:
 			err = errors.New("session: write to stdin before Start")
 		}
-		n := min(len(p), c.credit, maxDataFrame)
+		n := min(len(p), max(c.credit, 0), maxDataFrame)
 		c.credit -= n
+		gen := c.res.gen
 		// After an interrupt, hold the output until the server says what the terminal did.
 		hold := err == nil && c.flow2 && containsAnyByte(p[:n], c.Interrupts)
 		c.mu.Unlock()
 		if err != nil {
 			return sent, err
 		}
-		if err := c.writeInput(p[:n], hold); err != nil {
+		if err := c.writeInput(p[:n], hold, gen); err != nil {
 			return sent, fmt.Errorf("session: sending input: %w", err)
 		}
 		sent += n
@@ -752,9 +793,16 @@ func (c *Client) sendInput(p []byte, pipe *stdinPipe) (int, error) {
 
 // writeInput sends p as a DATA frame, followed by a SYNC that holds the output if hold is set
 // (and another SYNC may be sent), in one conn Write.
-func (c *Client) writeInput(p []byte, hold bool) error {
+func (c *Client) writeInput(p []byte, hold bool, gen int) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.mu.Lock()
+	conn, resumable := c.conn, c.resumableLocked()
+	if gen != c.res.gen {
+		c.credit -= len(p) // its credit was the conn's that was given up
+	}
+	c.res.keepInput(p)
+	c.mu.Unlock()
 	c.wbuf = appendFrame(c.wbuf[:0], frameData, p)
 	if hold {
 		c.mu.Lock()
@@ -766,8 +814,10 @@ func (c *Client) writeInput(p []byte, hold bool) error {
 	if hold {
 		c.wbuf = appendHeader(c.wbuf, frameSync, 0)
 	}
-	_, err := c.conn.Write(c.wbuf)
-	return err
+	if _, err := conn.Write(c.wbuf); err != nil && !resumable {
+		return err
+	}
+	return nil // a resume sends the input again
 }
 
 // writeProbe sends a SYNC that measures the round trip, if one is due (see windowTuner).
@@ -777,7 +827,10 @@ func (c *Client) writeProbe() error {
 	if !c.appendProbe(c.wbuf[:0]) {
 		return nil
 	}
-	_, err := c.conn.Write(c.wbuf)
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	_, err := conn.Write(c.wbuf)
 	return err
 }
 

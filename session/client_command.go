@@ -7,15 +7,15 @@ import (
 )
 
 // offers returns the capabilities to offer: exec too with a Command.
-func (c *Client) offers() []string {
+func (c *Client) offers(req *Request) []string {
 	switch {
-	case c.Resume != nil || c.List:
+	case req.Resume != nil || req.List:
 		return append(slices.Clip(c.capabilities), capResume, capAttach)
-	case c.Command == nil && c.Reconnect != nil:
+	case req.Command == nil && c.Reconnect != nil:
 		return append(slices.Clip(c.capabilities), capResume)
-	case c.Command == nil:
+	case req.Command == nil:
 		return c.capabilities
-	case c.Command.PTY && c.Reconnect != nil:
+	case req.Command.PTY && c.Reconnect != nil:
 		return append(slices.Clip(c.capabilities), capExec, capResume)
 	}
 	return append(slices.Clip(c.capabilities), capExec)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,164 @@ type clientResume struct {
 
 	outReceived uint64 // output DATA bytes received since the session started
 	skipped     uint64 // output bytes skipped at the last resume (for Resumed)
+	inReceived  uint64 // the server's count of input received, from the last RESUMED
+
+	inSent uint64 // input DATA bytes sent since the session started
+	inTail []byte // input sent, not yet credited: inTail[inToff:] ends at inSent
+	inToff int
+
+	window  WindowSize // the last size sent, sent again after a resume
+	eofSent bool       // the end of input was sent: sent again after a resume
+
+	gen       int   // counts the conns: a credit computed for an older one is not sent
+	creditGen int   // the gen of the credit takeCreditLocked returned last
+	lost      error // why the conn was closed, if the client closed it (the keepalive's verdict)
+	connDone  bool  // closeConn was called: no conn may replace the current one
+
+	ctx    context.Context // Reconnect's; cancelled by Close and Wait
+	cancel context.CancelFunc
+}
+
+// keepInput counts p as sent, and keeps it until the server credits it if the session is
+// resumable.
+func (r *clientResume) keepInput(p []byte) {
+	r.inSent += uint64(len(p))
+	if !r.on {
+		return
+	}
+	if r.inToff > 0 && r.inToff >= len(r.inTail)/2 {
+		r.inTail = r.inTail[:copy(r.inTail, r.inTail[r.inToff:])]
+		r.inToff = 0
+	}
+	r.inTail = append(r.inTail, p...)
+}
+
+// inCredited drops n input bytes the server credited from the tail.
+func (r *clientResume) inCredited(n int) {
+	r.inToff = min(r.inToff+n, len(r.inTail))
+	if r.inToff == len(r.inTail) {
+		r.inTail, r.inToff = r.inTail[:0], 0
+		if cap(r.inTail) > creditBatch {
+			r.inTail = nil // an idle session keeps no paste's buffer
+		}
+	}
+}
+
+// resumableLocked reports whether a lost conn is resumed rather than the end.
+func (c *Client) resumableLocked() bool { return c.res.on && c.Reconnect != nil && !c.closed }
+
+// mayResume reports whether a lost conn is resumed, and not the end of the session.
+func (c *Client) mayResume() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resumableLocked() && !c.ended && !c.res.connDone
+}
+
+// resume gets the session back after the conn failed with cause: it calls Reconnect until a
+// conn resumes the session, and returns that conn's frame reader. It fails with the loss (the
+// user gave up, or the detach timeout passed) or with what ends the session (a refusal).
+func (c *Client) resume(cause error) (*frameReader, error) {
+	c.mu.Lock()
+	if c.res.lost != nil {
+		cause, c.res.lost = c.res.lost, nil
+	}
+	old, alive, timeout := c.conn, c.alive, c.res.timeout
+	c.alive = nil
+	c.mu.Unlock()
+	_ = old.Close()
+	alive.stop()
+	loss := cause
+	if _, ok := cause.(*NoAnswerError); !ok {
+		loss = fmt.Errorf("session: connection lost: %w", cause)
+	}
+	ctx, cancel := context.WithTimeout(c.res.ctx, timeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		conn, err := c.Reconnect(ctx, attempt, cause)
+		if err != nil || ctx.Err() != nil {
+			if conn != nil {
+				_ = conn.Close()
+			}
+			return nil, loss
+		}
+		fr, err := c.resumeOn(ctx, conn)
+		var refused *RefusedError
+		switch {
+		case err == nil:
+			return fr, nil
+		case errors.As(err, &refused), errors.Is(err, ErrProtocol), errors.Is(err, ErrResumeUnsupported):
+			return nil, err
+		}
+		cause = err
+	}
+}
+
+// resumeOn resumes the session over conn: it logs in with RESUME, starts flow control afresh,
+// and sends the input the server did not get, the end of input if it was sent, and the window
+// size. Writers wait meanwhile.
+func (c *Client) resumeOn(ctx context.Context, conn net.Conn) (*frameReader, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	if c.res.connDone || c.closed {
+		c.mu.Unlock()
+		_ = conn.Close()
+		return nil, fmt.Errorf("session: %w", net.ErrClosed)
+	}
+	c.conn = conn
+	c.res.gen++ // credit counted for the old conn is not sent on this one
+	req := c.Request
+	req.Resume = &ResumeRequest{ID: c.res.id, Secret: bytes.Clone(c.res.secret[:]), received: c.res.outReceived}
+	c.mu.Unlock()
+
+	br, err := c.loginUntil(ctx, conn, req)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	c.mu.Lock()
+	tailStart := c.res.inSent - uint64(len(c.res.inTail)-c.res.inToff)
+	if c.res.inReceived < tailStart || c.res.inReceived > c.res.inSent {
+		c.mu.Unlock()
+		_ = conn.Close()
+		return nil, fmt.Errorf("session: %w: the server received input up to %d, not within %d-%d", ErrProtocol, c.res.inReceived, tailStart, c.res.inSent)
+	}
+	c.res.inCredited(int(c.res.inReceived - tailStart))
+	resend := c.res.inTail[c.res.inToff:]
+	// Flow control starts afresh, as after an ACCEPT: output received and not yet credited is
+	// not credited to this conn.
+	c.credit = window - len(resend)
+	c.consumed -= c.unacked
+	c.unacked = 0
+	c.flow2 = slices.Contains(c.accepted, capFlow2)
+	c.keepalive = slices.Contains(c.accepted, capKeepalive)
+	if c.tune.holds > 0 {
+		c.outCond.Signal() // no SYNC is answered any more: the held output goes
+	}
+	c.tune.syncs, c.tune.holds, c.tune.debt, c.tune.window = nil, 0, 0, window
+	b := c.wbuf[:0]
+	for p := resend; len(p) > 0; p = p[min(len(p), maxDataFrame):] {
+		b = appendFrame(b, frameData, p[:min(len(p), maxDataFrame)])
+	}
+	if c.res.eofSent {
+		b = appendHeader(b, frameEOF, 0)
+	}
+	b = appendWindow(b, c.res.window)
+	skipped := c.res.skipped
+	if c.keepalive {
+		c.alive = newProber(c.Keepalive, c.sendPing, c.noAnswer)
+	}
+	c.inCond.Broadcast()
+	c.mu.Unlock()
+	c.wbuf = b
+	if _, err := conn.Write(b); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	if c.Resumed != nil {
+		c.Resumed(skipped)
+	}
+	return &frameReader{r: br}, nil
 }
 
 // readResumeAnswer reads what follows an ACCEPT when resume is involved: RESUMED answering a
@@ -55,6 +214,10 @@ func (c *Client) readResumeAnswer(fr *frameReader, req *Request) error {
 		c.mu.Lock()
 		c.res.outReceived = m.resumed.outFrom
 		c.res.skipped = m.resumed.skipped
+		c.res.inReceived = m.resumed.inReceived
+		if !c.res.on { // a reattach: this client sent nothing yet
+			c.res.inSent = m.resumed.inReceived
+		}
 		c.mu.Unlock()
 	}
 	if !slices.Contains(c.accepted, capResume) {
@@ -83,7 +246,7 @@ func (c *Client) list(ctx context.Context) ([]SessionInfo, error) {
 	c.Request.List, c.Request.Resume = true, nil
 	c.mu.Unlock()
 	defer func() { _ = c.closeConn() }()
-	if _, err := c.loginUntil(ctx); err != nil {
+	if _, err := c.loginUntil(ctx, c.conn, c.Request); err != nil {
 		return nil, err
 	}
 	if c.sessions == nil { // an ACCEPT: it cannot come with attach accepted

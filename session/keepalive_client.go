@@ -9,8 +9,11 @@ func (c *Client) sendPing(cookie uint32) bool {
 		return false
 	}
 	defer c.wmu.Unlock()
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
 	c.wbuf = appendCookie(c.wbuf[:0], framePing, cookie)
-	_, _ = c.conn.Write(c.wbuf) // a broken conn shows in readOutput
+	_, _ = conn.Write(c.wbuf) // a broken conn shows in readOutput
 	return true
 }
 
@@ -18,8 +21,11 @@ func (c *Client) sendPing(cookie uint32) bool {
 func (c *Client) answerPing(cookie uint32) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
 	c.wbuf = appendCookie(c.wbuf[:0], framePong, cookie)
-	_, _ = c.conn.Write(c.wbuf) // a broken conn shows in readOutput
+	_, _ = conn.Write(c.wbuf) // a broken conn shows in readOutput
 }
 
 // Suspend tells the server that this client stops for a while (job control: rlogin's ~^Z) and
@@ -50,6 +56,17 @@ func (c *Client) Continued() {
 // noAnswer ends the session whose server stayed silent: the conn is closed, which ends the
 // pumps, and Wait returns e.
 func (c *Client) noAnswer(e *NoAnswerError) {
+	c.mu.Lock()
+	resumable := c.resumableLocked()
+	if resumable {
+		c.res.lost = e // readOutput resumes, for this cause
+	}
+	conn := c.conn
+	c.mu.Unlock()
+	if resumable {
+		_ = conn.Close()
+		return
+	}
 	c.end(e)
 	_ = c.closeConn()
 }

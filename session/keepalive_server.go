@@ -14,11 +14,13 @@ type serverKeepalive struct {
 	pongs      []uint32 // the cookies of the client's PINGs, to answer in order
 }
 
-// startKeepalive starts probing the client, if the capability was accepted and ServerConn's
-// Keepalive does not turn it off.
-func (s *serverSession) startKeepalive() {
+// startKeepaliveLocked starts probing the client of the current conn, if the capability was
+// accepted and ServerConn's Keepalive does not turn it off.
+func (s *serverSession) startKeepaliveLocked() {
+	s.ka.prober = nil
 	if s.ka.on {
-		s.ka.prober = newProber(s.sc.Keepalive, s.queuePing, s.noAnswer)
+		gen := s.gen
+		s.ka.prober = newProber(s.sc.Keepalive, s.queuePing, func(e *NoAnswerError) { s.noAnswer(gen, e) })
 	}
 }
 
@@ -44,13 +46,17 @@ func (s *serverSession) queuePing(cookie uint32) bool {
 	return true
 }
 
-// noAnswer ends the session whose client stayed silent, as a lost connection does: the conn is
-// closed and the shell hung up. A session that ends anyway is left to end.
-func (s *serverSession) noAnswer(e *NoAnswerError) {
+// noAnswer takes the client of conn gen for lost, as a lost connection: the conn is closed, and
+// the session detaches, or ends (the shell is hung up). A session that ends anyway is left to end.
+func (s *serverSession) noAnswer(gen int, e *NoAnswerError) {
 	s.mu.Lock()
-	ending := s.ending
+	ending, resumable := s.ending, s.res.on
 	s.mu.Unlock()
-	if !ending {
+	switch {
+	case ending:
+	case resumable:
+		s.connLost(gen, e)
+	default:
 		s.stop("", e)
 	}
 }

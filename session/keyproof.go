@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 )
 
@@ -53,7 +54,7 @@ func (c *Client) offersKeyProof() bool {
 }
 
 // prove answers a CHALLENGE: it signs the nonce and sends PROOF.
-func (c *Client) prove(nonce []byte) error {
+func (c *Client) prove(conn net.Conn, nonce []byte) error {
 	sig, err := c.Signer.Sign(rand.Reader, KeyProofMessage(nonce), crypto.Hash(0))
 	if err != nil {
 		return err // a Signer's own error ("keys: ssh-agent: ..."): another prefix would add nothing
@@ -61,7 +62,7 @@ func (c *Client) prove(nonce []byte) error {
 	if len(sig) != ed25519.SignatureSize {
 		return fmt.Errorf("session: the key proof's signature is %d bytes, not %d", len(sig), ed25519.SignatureSize)
 	}
-	if _, err := c.conn.Write(appendFrame(nil, frameProof, sig)); err != nil {
+	if _, err := conn.Write(appendFrame(nil, frameProof, sig)); err != nil {
 		return fmt.Errorf("session: sending the key proof: %w", err)
 	}
 	return nil

@@ -52,6 +52,8 @@ type ServerConn struct {
 	phase        serverPhase
 	req          *Request
 	challenged   bool // Challenge was called
+	sessMu       sync.Mutex
+	sess         *serverSession // the session Serve runs, for Attach
 	id           SessionID
 	idOnce       sync.Once
 
@@ -195,17 +197,22 @@ func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, e
 	}
 	s.phase = phaseAnswered
 	accepted := s.accept(s.req.Capabilities)
-	b, _ := appendMessage(s.answerPrefix(), &message{typ: frameAccept, caps: accepted})
-	if _, err := s.conn.Write(b); err != nil {
-		_ = s.Close()
-		return s.abandon(t), fmt.Errorf("session: sending the accept: %w", err)
-	}
-	ss := &serverSession{sc: s, t: t, hungUp: make(chan struct{}), flow2: slices.Contains(accepted, capFlow2)}
+	ss := &serverSession{sc: s, cur: s, t: t, hungUp: make(chan struct{}), stateC: make(chan struct{}, 1), flow2: slices.Contains(accepted, capFlow2)}
 	ss.ka.on = slices.Contains(accepted, capKeepalive)
 	ss.readCond.L = &ss.mu
 	ss.sendCond.L = &ss.mu
 	ss.writeCond.L = &ss.mu
 	ss.errCond.L = &ss.mu
+	ss.attachCond.L = &ss.mu
+	b, _ := appendMessage(s.answerPrefix(), &message{typ: frameAccept, caps: accepted})
+	b = ss.startResume(b, accepted)
+	if _, err := s.conn.Write(b); err != nil {
+		_ = s.Close()
+		return s.abandon(t), fmt.Errorf("session: sending the accept: %w", err)
+	}
+	s.sessMu.Lock()
+	s.sess = ss
+	s.sessMu.Unlock()
 	return ss.run(ctx)
 }
 

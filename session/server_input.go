@@ -1,46 +1,82 @@
 package session
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // readInput reads the client's frames: DATA into in, WINDOW to Resize, EOF after the input,
-// CREDIT for sendOutput. It returns when the conn fails or the client breaks the protocol.
+// CREDIT for sendOutput. It returns when the conn fails or the client breaks the protocol; a
+// resumable session's goes on with the next conn when the conn fails, until the session ends.
 func (s *serverSession) readInput() error {
+	for {
+		sc, gen, ok := s.waitAttached()
+		if !ok {
+			return nil // the session ends; its cause says why
+		}
+		err := s.readFrames(sc, gen)
+		s.mu.Lock()
+		current, resumable := gen == s.gen, s.res.on
+		s.mu.Unlock()
+		switch {
+		case !resumable:
+			return err
+		case !current: // lost or taken over: drained until its deadline
+			_ = sc.Close()
+		case errors.Is(err, ErrProtocol):
+			return err
+		default:
+			s.connLost(gen, err)
+		}
+	}
+}
+
+// readFrames reads the frames of sc, the conn of generation gen, until it fails.
+func (s *serverSession) readFrames(sc *ServerConn, gen int) error {
+	s.mu.Lock()
 	allowed := isClientFrame
 	if s.flow2 {
 		allowed = isClientFrameFlow2
 	}
 	allowed = s.allowedWithKeepalive(allowed)
+	prober := s.ka.prober
+	s.mu.Unlock()
 	if s.sc.pipedCommand() {
 		allowed = withSignal(allowed)
 	}
 	for {
-		m, err := s.sc.fr.readMessage(allowed)
+		m, err := sc.fr.readMessage(allowed)
 		if err != nil {
 			return err
 		}
-		s.ka.prober.heard()
+		prober.heard()
 		if m.typ == frameSignal {
 			s.signalCommand(m.signal)
 			continue
 		}
 		if m.typ == frameWindow {
 			s.mu.Lock()
-			ending := s.ending
+			ending := s.ending || gen != s.gen
 			s.mu.Unlock()
 			if !ending {
 				_ = s.t.Resize(m.window) // best effort, as a window change is
 			}
 			continue
 		}
-		if err := s.handleInput(&m); err != nil {
+		if err := s.handleInput(&m, gen); err != nil {
 			return err
 		}
 	}
 }
 
-func (s *serverSession) handleInput(m *message) error {
+// handleInput acts on a frame of the conn of generation gen; one from a conn given up is
+// dropped: its client resends what counts.
+func (s *serverSession) handleInput(m *message, gen int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if gen != s.gen {
+		return nil
+	}
 	switch m.typ {
 	case frameData:
 		if s.inEOF {
@@ -63,6 +99,10 @@ func (s *serverSession) handleInput(m *message) error {
 			s.writeCond.Signal()
 		}
 	case frameEOF:
+		if s.inEOF && s.res.eofAgain {
+			s.res.eofAgain = false // a resuming client sends it again: it cannot know it came
+			return nil
+		}
 		if s.inEOF {
 			return protocolErrorf("second EOF")
 		}
@@ -80,6 +120,7 @@ func (s *serverSession) handleInput(m *message) error {
 			return protocolErrorf("client granted credit for %d bytes, but only %d were outstanding", m.credit, s.unacked)
 		}
 		s.unacked -= int(m.credit)
+		s.creditedLocked(int(m.credit))
 		if s.reserveOpen && s.unacked <= window-flushReserve {
 			s.reserveOpen = false // the credit for what the flush dropped came back
 		}

@@ -2,7 +2,6 @@ package session
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"sync/atomic"
 )
@@ -61,7 +60,7 @@ func (s *serverSession) readTerminal() error {
 func (s *serverSession) waitForRoom() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for (len(s.out) >= maxDataFrame && !s.expectFlush || len(s.out) >= flushDueRoom) && !s.ending {
+	for (len(s.out) >= maxDataFrame && !s.expectFlush || len(s.out) >= flushDueRoom) && !s.ending && !s.detachedLocked() {
 		s.readCond.Wait()
 	}
 }
@@ -118,10 +117,13 @@ func (s *serverSession) takeOutputLocked(frame, p []byte, collects bool) (_ []by
 	s.fresh += len(p)
 	// Output from a terminal that cannot collect goes through sendOutput, which batches what
 	// piles up while it writes, unless it is as small as an echo.
-	if len(s.out) == 0 && !s.sending && !s.flush && !s.syncDueLocked() && s.unacked+len(p) <= s.outputWindowLocked() && (collects || len(p) <= terminalRead) {
+	if len(s.out) == 0 && !s.sending && s.cur != nil && !s.flush && !s.syncDueLocked() && s.unacked+len(p) <= s.outputWindowLocked() && (collects || len(p) <= terminalRead) {
 		return s.sendNowLocked(frame[:0], p), true
 	}
 	s.out = append(s.out, p...)
+	if s.cur == nil {
+		s.boundDetachedLocked()
+	}
 	return frame, false
 }
 
@@ -211,13 +213,16 @@ func (s *serverSession) sendNowLocked(b, p []byte) []byte {
 	}
 	b = appendFrame(b, frameData, p)
 	s.unacked += len(p)
+	s.keepSentLocked(p)
+	cur, gen := s.cur, s.gen
 	s.mu.Unlock()
-	_, err := s.sc.conn.Write(b)
+	_, err := cur.conn.Write(b)
 	if err != nil {
-		s.stop("", fmt.Errorf("session: connection lost: %w", err))
+		s.connLost(gen, err)
 	}
 	s.mu.Lock()
 	s.sending = false
+	s.attachCond.Broadcast()
 	if s.sendableLocked() {
 		s.sendCond.Signal() // sendOutput waited for the conn
 	}
@@ -231,8 +236,12 @@ func (s *serverSession) sendOutput() error {
 	var b []byte
 	for {
 		s.mu.Lock()
-		for s.sending || !s.sendableLocked() {
-			s.sendCond.Wait()
+		for s.sending || s.cur == nil && !s.connDead || !s.sendableLocked() {
+			if s.cur == nil && !s.connDead {
+				s.attachCond.Wait() // detached
+			} else {
+				s.sendCond.Wait()
+			}
 		}
 		if s.connDead {
 			s.mu.Unlock()
@@ -241,16 +250,23 @@ func (s *serverSession) sendOutput() error {
 		var last bool
 		b, last = s.appendFramesLocked(b[:0])
 		s.sending = true
+		cur, gen, resumable := s.cur, s.gen, s.res.on
 		s.mu.Unlock()
 
-		_, err := s.sc.conn.Write(b)
+		_, err := cur.conn.Write(b)
 		s.mu.Lock()
 		s.sending = false
-		s.mu.Unlock()
-		if err != nil {
-			return err
+		s.attachCond.Broadcast()
+		if err != nil && resumable && last && gen == s.gen && s.cause == nil {
+			s.lastQueued, s.ending = false, false // EXIT goes to the next conn
 		}
-		if last {
+		s.mu.Unlock()
+		switch {
+		case err != nil && resumable:
+			s.connLost(gen, err)
+		case err != nil:
+			return err
+		case last:
 			return nil
 		}
 	}
@@ -286,6 +302,7 @@ func (s *serverSession) appendFramesLocked(b []byte) (_ []byte, last bool) {
 	b = s.appendKeepaliveLocked(b)
 	if n := min(len(s.out), s.outputWindowLocked()-s.unacked, maxDataFrame); n > 0 {
 		b = appendFrame(b, frameData, s.out[:n])
+		s.keepSentLocked(s.out[:n])
 		s.out = s.out[:copy(s.out, s.out[n:])]
 		s.unacked += n
 		s.readCond.Signal()

@@ -144,6 +144,14 @@ func (s *ServerConn) acceptsResume() bool {
 
 // attach is Attach.
 func (s *ServerConn) attach(next *ServerConn, reattach bool, closeReason string) error {
-	_ = next.Refuse(reasonNoSession)
-	return fmt.Errorf("%w (resume is not yet built)", ErrNoSession)
+	if next.phase != phaseRequest || next.req.Resume == nil {
+		_ = next.Close()
+		return errors.New("session: Attach needs a RESUME request that nobody answered")
+	}
+	ss := s.session()
+	if ss == nil || next.req.Resume.ID != s.ID() {
+		_ = next.Refuse(reasonNoSession)
+		return ErrNoSession
+	}
+	return ss.attach(next, reattach, closeReason)
 }

@@ -12,13 +12,21 @@ import (
 
 // serverSession is one running session: five goroutines (pumps) around a shared state.
 type serverSession struct {
-	sc *ServerConn
+	sc *ServerConn // the session's first conn, which Serve runs: its settings hold
 	t  Terminal
 
 	mu        sync.Mutex
 	readCond  sync.Cond // readTerminal waits for room in out
 	sendCond  sync.Cond // sendOutput waits for something to send
 	writeCond sync.Cond // writeTerminal waits for input
+
+	// The conn the session is attached to, and the count of the conns it was attached to (see
+	// server_detach.go). cur is nil while detached.
+	cur        *ServerConn
+	gen        int
+	attachCond sync.Cond     // the pumps that use the conn wait for one; Attach for the end of a Write
+	stateC     chan struct{} // tells the supervisor that the session detached or attached
+	res        serverResume
 
 	out       []byte // output read from the terminal, not yet sent
 	outEnded  bool   // ReadOutput returned an error: the output is over
@@ -94,16 +102,22 @@ func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 	if s.sc.pipedCommand() {
 		s.sc.conn = &lockedWriteConn{Conn: s.sc.conn} // two pumps write it
 	}
-	s.startKeepalive()
+	s.mu.Lock()
+	s.startKeepaliveLocked()
+	s.mu.Unlock()
 	exited := s.startPumps(results)
 	sv := supervisor{s: s, results: results, exited: exited, hungUp: s.hungUp}
 	sv.supervise(ctx)
-	s.ka.prober.stop()
 	s.mu.Lock()
 	if s.flushTimer != nil {
 		s.flushTimer.Stop()
 	}
+	prober, cur := s.ka.prober, s.cur
 	s.mu.Unlock()
+	prober.stop()
+	if cur != nil {
+		_ = cur.Close()
+	}
 	_ = s.sc.Close()
 	return s.result()
 }
@@ -160,6 +174,8 @@ type supervisor struct {
 	readDone bool // readTerminal ended: the output is over
 	reaped   bool // the shell is reaped
 	closed   bool // the terminal is closed
+
+	expiry *time.Timer // while detached: ends the session after the detach timeout
 }
 
 // supervise runs until every pump has ended, or ctx is cancelled and then every pump has ended.
@@ -168,10 +184,19 @@ func (sv *supervisor) supervise(ctx context.Context) {
 		if sv.grace != nil {
 			sv.grace.Stop()
 		}
+		if sv.expiry != nil {
+			sv.expiry.Stop()
+		}
 	}()
 	ctxDone := ctx.Done()
+	var expired <-chan time.Time
 	for running := numPumps; running > 0; {
 		select {
+		case <-sv.s.stateC:
+			expired = sv.detachChanged()
+		case <-expired:
+			expired = nil
+			sv.s.stop("", fmt.Errorf("session: detached for %v: expired", sv.s.res.timeout))
 		case <-ctxDone:
 			ctxDone = nil
 			sv.s.stop("service stopping", fmt.Errorf("session: service stopping: %w", context.Cause(ctx)))
@@ -225,13 +250,13 @@ func (sv *supervisor) pumpEnded(r pumpResult) {
 		}
 	case pumpSendOutput:
 		s.mu.Lock()
-		dead := s.connDead
+		dead, cur := s.connDead, s.cur
 		s.mu.Unlock()
 		switch {
 		case r.err != nil:
 			s.stop("", fmt.Errorf("session: connection lost: %w", r.err))
-		case !dead:
-			s.sc.linger(false) // readInput reads until the client closes
+		case !dead && cur != nil:
+			cur.linger(false) // readInput reads until the client closes
 		}
 	}
 	if sv.readDone && sv.reaped {
@@ -257,8 +282,10 @@ func (s *serverSession) stop(reason string, cause error) {
 	if s.cause == nil {
 		s.cause = cause
 	}
-	if reason == "" {
-		s.connDead = true
+	cur := s.cur
+	if reason == "" || cur == nil {
+		s.connDead = true // a detached session has nobody to tell
+		s.attachCond.Broadcast()
 	}
 	farewell := reason != "" && !s.connDead && !s.farewell
 	if farewell {
@@ -267,12 +294,13 @@ func (s *serverSession) stop(reason string, cause error) {
 	if s.ending {
 		s.mu.Unlock()
 		switch {
+		case cur == nil:
 		case reason == "":
-			_ = s.sc.Close()
+			_ = cur.Close()
 		case farewell:
 			// The last frame (EXIT) may be queued already: a client that does not read it
 			// cannot hold the session either.
-			_ = s.sc.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
+			_ = cur.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
 		}
 		return
 	}
@@ -286,10 +314,12 @@ func (s *serverSession) stop(reason string, cause error) {
 	s.errCond.Broadcast()
 	s.mu.Unlock()
 
-	if reason == "" {
-		_ = s.sc.Close() // unblocks the pumps that use the conn
-	} else if farewell {
-		_ = s.sc.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
+	switch {
+	case cur == nil:
+	case reason == "":
+		_ = cur.Close() // unblocks the pumps that use the conn
+	case farewell:
+		_ = cur.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
 	}
 	if hangup {
 		s.t.Hangup()
@@ -307,4 +337,30 @@ func (s *serverSession) waitShell() error {
 	s.sendCond.Signal()
 	s.mu.Unlock()
 	return err
+}
+
+// detachChanged takes the news that the session detached or attached: it arms or stops the
+// detach timer, and tells the caller's Detached. It returns the timer's channel while detached.
+func (sv *supervisor) detachChanged() <-chan time.Time {
+	s := sv.s
+	s.mu.Lock()
+	detached, notify := s.cur == nil && !s.ending, !s.res.notified
+	s.res.notified = true
+	cause := s.res.cause
+	s.mu.Unlock()
+	if !detached {
+		if sv.expiry != nil {
+			sv.expiry.Stop()
+		}
+		return nil
+	}
+	if sv.expiry == nil {
+		sv.expiry = time.NewTimer(s.res.timeout)
+	} else {
+		sv.expiry.Reset(s.res.timeout)
+	}
+	if f := s.sc.Detach.Detached; f != nil && notify {
+		f(cause)
+	}
+	return sv.expiry.C
 }

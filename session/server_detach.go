@@ -1,0 +1,263 @@
+package session
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+)
+
+// The server's side of capability resume (docs/protocol.md, section 6.4): a session whose conn
+// is lost detaches, keeps its shell and output, and goes on over the conn Attach hands it.
+//
+// The conns a session was attached to are counted (gen): a pump that finds the count changed
+// since it took its conn knows that the conn was given up (lost, or taken over), and goes on
+// with the next, or waits for it.
+
+// serverResume is a serverSession's state of capability resume, under the session's mu.
+type serverResume struct {
+	on      bool // resume was accepted: a lost conn detaches the session
+	secret  [ResumeSecretSize]byte
+	buffer  int // the output kept while detached
+	timeout time.Duration
+
+	outSent  uint64 // the output offset of the next byte sent
+	tail     []byte // output sent, not yet credited: tail[toff:] ends at outSent
+	toff     int
+	dropped  uint64 // output dropped for the bound since the session last detached
+	cause    error  // why the session detached last
+	notified bool   // the supervisor was told of the current state
+
+	attaching bool // Attach runs
+	eofAgain  bool // the end of input came before the last Attach: its client may send it again
+}
+
+// ErrTakenOver is the cause Detach.Detached gets when a new connection took a session over
+// from a connection that was still attached.
+var ErrTakenOver = errors.New("session: taken over by a new connection")
+
+// detachedLocked reports whether the session waits for a conn.
+func (s *serverSession) detachedLocked() bool { return s.cur == nil }
+
+// startResume sets resume up for the first conn, and returns the RESUMABLE frame to append to
+// the ACCEPT, if resume was accepted.
+func (s *serverSession) startResume(b []byte, accepted []string) []byte {
+	if !slices.Contains(accepted, capResume) {
+		return b
+	}
+	s.res.on = true
+	s.res.timeout = s.sc.Detach.Timeout
+	s.res.buffer = s.sc.Detach.Buffer
+	if s.res.buffer <= 0 {
+		s.res.buffer = DefaultDetachBuffer
+	}
+	return s.appendResumableLocked(b)
+}
+
+// appendResumableLocked appends a RESUMABLE frame with a new secret.
+func (s *serverSession) appendResumableLocked(b []byte) []byte {
+	_, _ = rand.Read(s.res.secret[:]) // crypto/rand.Read never fails
+	secs := min(max(s.res.timeout/time.Second, 1), maxDetachTimeout)
+	return appendResumable(b, &resumable{id: s.sc.ID(), secret: s.res.secret, timeout: uint32(secs)})
+}
+
+// keepSentLocked counts p as sent, and keeps it until the client credits it if the session is
+// resumable.
+func (s *serverSession) keepSentLocked(p []byte) {
+	s.res.outSent += uint64(len(p))
+	if s.res.on {
+		if s.res.toff > 0 && s.res.toff >= len(s.res.tail)/2 {
+			s.res.tail = s.res.tail[:copy(s.res.tail, s.res.tail[s.res.toff:])]
+			s.res.toff = 0
+		}
+		s.res.tail = append(s.res.tail, p...)
+	}
+}
+
+// creditedLocked drops n credited bytes from the tail.
+func (s *serverSession) creditedLocked(n int) {
+	if !s.res.on {
+		return
+	}
+	s.res.toff = min(s.res.toff+n, len(s.res.tail))
+	if s.res.toff == len(s.res.tail) {
+		s.res.toff = 0
+		s.res.tail = s.res.tail[:0]
+		if cap(s.res.tail) > creditBatch {
+			s.res.tail = nil // an idle session keeps no flood's buffer
+		}
+	}
+}
+
+// boundDetachedLocked drops the oldest output beyond the detach buffer: the tail's first, then
+// what was never sent.
+func (s *serverSession) boundDetachedLocked() {
+	tailLen := len(s.res.tail) - s.res.toff
+	excess := tailLen + len(s.out) - s.res.buffer
+	if excess <= 0 {
+		return
+	}
+	s.res.dropped += uint64(excess)
+	fromTail := min(excess, tailLen)
+	s.creditedLocked(fromTail)
+	if rest := excess - fromTail; rest > 0 {
+		s.out = s.out[:copy(s.out, s.out[rest:])]
+		s.res.outSent += uint64(rest) // those offsets are gone
+	}
+}
+
+// connLost handles the loss of the conn of generation gen (an I/O error, the keepalive's
+// verdict): a resumable session detaches, another stops. The loss of a conn given up already
+// is nothing.
+func (s *serverSession) connLost(gen int, cause error) {
+	s.mu.Lock()
+	if gen != s.gen {
+		s.mu.Unlock()
+		return
+	}
+	if !s.res.on || s.ending || s.lastQueued {
+		s.mu.Unlock()
+		s.stop("", fmt.Errorf("session: connection lost: %w", cause))
+		return
+	}
+	cur := s.detachLocked(cause)
+	s.mu.Unlock()
+	_ = cur.Close() // unblocks the pumps that use it
+}
+
+// detachLocked gives the current conn up, and returns it.
+func (s *serverSession) detachLocked(cause error) *ServerConn {
+	cur := s.cur
+	s.cur = nil
+	s.gen++
+	s.res.cause = cause
+	s.res.dropped = 0
+	s.res.notified = false
+	s.boundDetachedLocked()
+	s.readCond.Broadcast() // readTerminal reads on, whatever the room
+	s.attachCond.Broadcast()
+	select {
+	case s.stateC <- struct{}{}:
+	default:
+	}
+	return cur
+}
+
+// waitAttached waits for a conn, and returns it with its generation; ok is false once the
+// session ends.
+func (s *serverSession) waitAttached() (sc *ServerConn, gen int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.cur == nil && !s.connDead {
+		s.attachCond.Wait()
+	}
+	return s.cur, s.gen, !s.connDead
+}
+
+// attach is ServerConn.Attach for the running session.
+func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason string) error {
+	r := next.req.Resume
+	s.mu.Lock()
+	tailStart := s.res.outSent - uint64(len(s.res.tail)-s.res.toff)
+	if !s.res.on || s.ending || s.connDead || s.lastQueued || s.res.attaching ||
+		!reattach && subtle.ConstantTimeCompare(r.Secret, s.res.secret[:]) != 1 || r.received > s.res.outSent {
+		s.mu.Unlock()
+		_ = next.Refuse(reasonNoSession)
+		return ErrNoSession
+	}
+	s.res.attaching = true
+	var old *ServerConn
+	if s.cur != nil {
+		old = s.detachLocked(ErrTakenOver)
+	}
+	for s.sending {
+		s.attachCond.Wait() // a Write to the old conn ends first
+	}
+	// The output from the client's offset, or the oldest kept, goes out again first.
+	from, skipped := max(r.received, tailStart), s.res.dropped
+	if !reattach {
+		skipped = from - r.received
+	}
+	s.out = append(slices.Clone(s.res.tail[s.res.toff+int(from-tailStart):]), s.out...)
+	s.res.tail, s.res.toff, s.res.outSent = s.res.tail[:0], 0, from
+	offsets := resumeOffsets{inReceived: uint64(s.inTotal), outFrom: from, skipped: skipped}
+	s.freshFlowLocked()
+	next.phase = phaseAnswered
+	accepted := next.accept(next.req.Capabilities) // without resume and attach, which it offers last
+	accepted = append(accepted, capResume, capAttach)
+	s.flow2 = slices.Contains(accepted, capFlow2)
+	s.ka.on = slices.Contains(accepted, capKeepalive)
+	b, _ := appendMessage(next.answerPrefix(), &message{typ: frameAccept, caps: accepted})
+	b = appendResumed(b, offsets)
+	b = s.appendResumableLocked(b)
+	s.mu.Unlock()
+
+	if old != nil {
+		// The old conn gets the reason, and its reading pump drains it briefly, then closes it.
+		c, _ := appendMessage(nil, &message{typ: frameClose, text: cleanReason(closeReason)})
+		_ = old.conn.SetWriteDeadline(time.Now().Add(takeoverLinger))
+		_, _ = old.conn.Write(c)
+		if cw, ok := old.conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		_ = old.conn.SetReadDeadline(time.Now().Add(takeoverLinger))
+	}
+	_, err := next.conn.Write(b)
+
+	s.mu.Lock()
+	s.res.attaching = false
+	if err != nil || s.ending {
+		s.mu.Unlock()
+		_ = next.Close()
+		return fmt.Errorf("session: sending the resume answer: %w", errors.Join(err, net.ErrClosed))
+	}
+	oldProber := s.ka.prober
+	s.cur = next
+	s.gen++
+	s.res.notified = false
+	s.startKeepaliveLocked()
+	s.attachCond.Broadcast()
+	s.sendCond.Signal()
+	select {
+	case s.stateC <- struct{}{}:
+	default:
+	}
+	s.mu.Unlock()
+	oldProber.stop()
+	if f := s.sc.Detach.Attached; f != nil {
+		f(next.conn.RemoteAddr().String(), skipped)
+	}
+	return nil
+}
+
+// takeoverLinger bounds the CLOSE to a conn that was taken over, and the reading of what its
+// client still sent: that client may be gone (a resume that came before the server noticed the
+// loss), and the new conn's input waits meanwhile.
+const takeoverLinger = 250 * time.Millisecond
+
+// freshFlowLocked starts flow control afresh for a new conn, as a new ACCEPT does; the offsets
+// carry on. Input received but not yet written to the terminal is written still, and not
+// credited to the new conn (its client sends from the server's received offset with a full
+// window).
+func (s *serverSession) freshFlowLocked() {
+	s.unacked = 0
+	pending := s.inUnacked - s.inDone // received, not yet written
+	s.inUnacked, s.inDone = 0, -pending
+	s.flush, s.flushKeep = false, 0 // output sent again is not flushed again
+	s.reserveOpen = false
+	s.syncsDue = 0
+	s.syncTarget = s.inTotal
+	s.ka.pingDue = false
+	s.ka.pongs = s.ka.pongs[:0]
+	s.res.eofAgain = s.inEOF
+}
+
+// session returns the session that Serve runs, or nil.
+func (s *ServerConn) session() *serverSession {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	return s.sess
+}
