@@ -280,9 +280,8 @@ func (r *runner) pumpInput(in io.Reader, w io.WriteCloser, esc *escaper) {
 // should stop (the user disconnected or the session is gone).
 func (r *runner) forward(p []byte, w io.Writer, esc *escaper, out *[]byte) bool {
 	if !esc.enabled {
-		if r.held(p) {
-			return true
-		}
+		// No escape to watch for while reconnecting: the input waits in the session's Write
+		// (which keeps what the server has not got), however much of it there is.
 		_, err := w.Write(p)
 		return err == nil
 	}

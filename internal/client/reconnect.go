@@ -288,7 +288,8 @@ func roundedSeconds(d time.Duration) string {
 const maxTypeahead = 64 << 10
 
 // typeahead holds what is typed while rlogin reconnects (the input pump reads the terminal only
-// for the escapes then, so that ~. always works) and sends it after the resume, in order, from
+// for the escapes then, so that ~. always works; without escapes, input is not held but waits in
+// the session's Write) and sends it after the resume, in order, from
 // a goroutine of its own: the session's Write may wait for credit, and the callback that starts
 // it must not.
 type typeahead struct {
