@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // reattachRun runs rlogin -R (with args before the host) against s as a new client with its own
@@ -23,7 +26,7 @@ func reattachRun(t *testing.T, s *testServer, args ...string) (int, string, stri
 // TestReattachList: -R lists the user's sessions; with none detached it takes none over, prints
 // the list and says how to choose, status 255; an id that matches nothing says so.
 func TestReattachList(t *testing.T) {
-	s := startServer(t, nil)
+	s := startServer(t, func(s *testServer) { s.detach = time.Hour })
 	tt1, _ := login(t, s)
 	tt2, _ := login(t, s)
 	code, out, errs := reattachRun(t, s)
@@ -72,7 +75,7 @@ func TestReattachTooOld(t *testing.T) {
 // TestResumeNo: -o Resume=no (and the configuration's "Resume no") does not offer resume, and a
 // lost connection ends the session as before; by default rlogin offers it.
 func TestResumeNo(t *testing.T) {
-	s := startServer(t, nil)
+	s := startServer(t, func(s *testServer) { s.detach = time.Hour })
 	tt, _ := login(t, s)
 	if caps := s.request(t).Capabilities; !slices.Contains(caps, "resume") {
 		t.Errorf("a login offers %q, without resume", caps)
@@ -92,4 +95,177 @@ func TestResumeNo(t *testing.T) {
 	if after := tt.termios(); after != before {
 		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
 	}
+}
+
+// loginResumable starts a server that keeps sessions for an hour, and logs in to it; it returns
+// the terminal, its state before rlogin and the shell's process id.
+func loginResumable(t *testing.T, configure func(*testServer)) (*testServer, *testTerminal, unix.Termios, string) {
+	t.Helper()
+	s := startServer(t, func(s *testServer) {
+		s.detach = time.Hour
+		if configure != nil {
+			configure(s)
+		}
+	})
+	tt, before := login(t, s)
+	return s, tt, before, tt.shellPID()
+}
+
+// shellPID asks the remote shell for its process id.
+func (tt *testTerminal) shellPID() string {
+	tt.t.Helper()
+	tt.send("echo PID=$$.\r")
+	return tt.expect(`PID=(\d+)\.\r\n\$ `)[1]
+}
+
+// statusRun matches what rlogin writes from the loss of the connection to the resume: a line of
+// its own, redrawn in place (carriage return, text, erase) any number of times, never scrolled,
+// then the last text and a new line.
+var statusRun = regexp.MustCompile(`^\r\n(?:\r[^\r\n]*\x1b\[K)+\rrlogin: reconnected\x1b\[K\r\n$`)
+
+// TestReconnectStatusLine: a lost connection is followed by new tries, shown on one status line
+// that is redrawn, not scrolled, while the terminal stays raw; what is typed meanwhile reaches
+// the same shell once after the resume, and the session goes on.
+func TestReconnectStatusLine(t *testing.T) {
+	s, tt, before, pid := loginResumable(t, nil)
+	s.failConns.Store(1000) // the tries fail until the test lets them through
+	start := tt.mark
+	s.dropConns()
+	tt.expect(`rlogin: connection to 127\.0\.0\.1 lost \([^\r\n]+\); reconnecting \(~\. to give up\)\.\.\.\x1b\[K`)
+	tt.expect(`\rrlogin: reconnecting to 127\.0\.0\.1 in \d+ s \(~\. to give up\): [^\r\n]*\x1b\[K`)
+	if ts := tt.termios(); !isRaw(ts) {
+		t.Errorf("the terminal is not raw while reconnecting: %+v", ts)
+	}
+	tt.send("echo TYPED$((2+3)).\r")
+	s.failConns.Store(0)
+	tt.expect(`rlogin: reconnected\x1b\[K\r\n`)
+	data, _ := tt.out.Snapshot()
+	if run := string(data[start:tt.mark]); !statusRun.MatchString(run) {
+		t.Errorf("the status line is not one line redrawn in place:\n%q", run)
+	}
+	tt.expect(`TYPED5\.\r\n\$ `)
+	if again := tt.shellPID(); again != pid {
+		t.Errorf("after the resume the shell is %s, not %s", again, pid)
+	}
+	data, _ = tt.out.Snapshot()
+	if n := strings.Count(string(data), "TYPED5."); n != 1 {
+		t.Errorf("the typed line's output appears %d times, want once", n)
+	}
+	tt.send("exit\r")
+	if code := tt.wait(); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	if after := tt.termios(); after != before {
+		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// TestReconnectGiveUp: ~. while reconnecting ends rlogin at once, status 255, the status line
+// replaced by the reason, the terminal restored.
+func TestReconnectGiveUp(t *testing.T) {
+	s, tt, before, _ := loginResumable(t, nil)
+	s.failConns.Store(1000)
+	s.dropConns()
+	tt.expect(`reconnecting \(~\. to give up\)\.\.\.\x1b\[K`)
+	tt.send("~.")
+	tt.expect(`\r\x1b\[K\r(\r\n)?rlogin: connection to 127\.0\.0\.1 lost: gave up reconnecting \(~\.\)\r?\n$`)
+	if code := tt.wait(); code != ExitFailure {
+		t.Errorf("exit status %d, want %d", code, ExitFailure)
+	}
+	if after := tt.termios(); after != before {
+		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// TestReconnectRefused: when the server no longer has the session, rlogin says so and exits 255.
+func TestReconnectRefused(t *testing.T) {
+	s, tt, before, _ := loginResumable(t, func(s *testServer) { s.forget = true })
+	s.dropConns()
+	tt.expect(`rlogin: the session on 127\.0\.0\.1 ended while disconnected\r?\n$`)
+	if code := tt.wait(); code != ExitFailure {
+		t.Errorf("exit status %d, want %d", code, ExitFailure)
+	}
+	if after := tt.termios(); after != before {
+		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// TestReconnectTimeout: rlogin gives up once the server's detach timeout has passed.
+func TestReconnectTimeout(t *testing.T) {
+	s, tt, _, _ := loginResumable(t, func(s *testServer) { s.detach = 2 * time.Second })
+	s.failConns.Store(1000)
+	s.dropConns()
+	tt.expect(`rlogin: gave up reconnecting to 127\.0\.0\.1 after 2 s: [^\r\n]+\r?\n$`)
+	if code := tt.wait(); code != ExitFailure {
+		t.Errorf("exit status %d, want %d", code, ExitFailure)
+	}
+}
+
+// waitDetached waits until s noticed that a session's connection was lost.
+func (s *testServer) waitDetached(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.detached:
+	case <-time.After(testTimeout):
+		t.Fatalf("no session detached: %+v", s.list())
+	}
+}
+
+// TestReattach: after rlogin was killed, rlogin -R takes the detached session over in another
+// terminal: the same shell, which kept running.
+func TestReattach(t *testing.T) {
+	s, tt1, _, pid := loginResumable(t, nil)
+	tt1.send("cd /; sleep 1000 & echo BG=$!.\r")
+	bg := tt1.expect(`BG=(\d+)\.\r\n\$ `)[1]
+	if err := tt1.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-tt1.exited
+	s.waitDetached(t)
+
+	home := t.TempDir()
+	s.trust(t, home)
+	tt2 := openTerminal(t)
+	before := tt2.termios()
+	tt2.start(userEnv(home), "-R", "-l", "tester", "-p", s.port, "127.0.0.1")
+	tt2.expect(`rlogin: reattaching session [0-9a-f]{8} on 127\.0\.0\.1 \(detached \d+s ago\)\r\n`)
+	tt2.ready()
+	if again := tt2.shellPID(); again != pid {
+		t.Errorf("reattached to shell %s, not %s", again, pid)
+	}
+	tt2.send("pwd; kill -0 " + bg + " && echo ALIVE$((1+1))\r")
+	tt2.expect(`(?:\r\n|\$ )/\r\nALIVE2\r\n\$ `) // the same directory, the background job still there
+	tt2.send("kill " + bg + "; exit\r")
+	tt2.wait()
+	if after := tt2.termios(); after != before {
+		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// TestReattachTakeOver: rlogin -R ID takes over a session whose client is still connected; that
+// client is told and exits 255.
+func TestReattachTakeOver(t *testing.T) {
+	s, tt1, before1, pid := loginResumable(t, nil)
+	list := s.list()
+	if len(list) != 1 {
+		t.Fatalf("%d sessions, want 1", len(list))
+	}
+	home := t.TempDir()
+	s.trust(t, home)
+	tt2 := openTerminal(t)
+	tt2.start(userEnv(home), "-R", list[0].ID.Short(), "-l", "tester", "-p", s.port, "127.0.0.1")
+	tt2.expect(`rlogin: taking over session ` + list[0].ID.Short() + ` on 127\.0\.0\.1 from its client at 127\.0\.0\.1:\d+\r\n`)
+	tt1.expect(`rlogin: connection closed by 127\.0\.0\.1: taken over from 127\.0\.0\.1:\d+\r\n`)
+	if code := tt1.wait(); code != ExitFailure {
+		t.Errorf("the first client's exit status %d, want %d", code, ExitFailure)
+	}
+	if after := tt1.termios(); after != before1 {
+		t.Errorf("the first client's terminal not restored:\nbefore %+v\nafter  %+v", before1, after)
+	}
+	tt2.ready()
+	if again := tt2.shellPID(); again != pid {
+		t.Errorf("took over shell %s, not %s", again, pid)
+	}
+	tt2.send("exit\r")
+	tt2.wait()
 }
