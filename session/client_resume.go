@@ -127,9 +127,9 @@ func (c *Client) resume(cause error) (*frameReader, error) {
 	}
 }
 
-// resumeOn resumes the session over conn: it logs in with RESUME, starts flow control afresh,
-// and sends the input the server did not get, the end of input if it was sent, and the window
-// size. Writers wait meanwhile.
+// resumeOn resumes the session over conn: it logs in with RESUME (and the current window size),
+// starts flow control afresh, and sends the input the server did not get and the end of input
+// if it was sent. Writers wait meanwhile.
 func (c *Client) resumeOn(ctx context.Context, conn net.Conn) (*frameReader, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -142,6 +142,7 @@ func (c *Client) resumeOn(ctx context.Context, conn net.Conn) (*frameReader, err
 	c.conn = conn
 	c.res.gen++ // credit counted for the old conn is not sent on this one
 	req := c.Request
+	req.Window = c.res.window // the server sets the terminal's size to it
 	req.Resume = &ResumeRequest{ID: c.res.id, Secret: bytes.Clone(c.res.secret[:]), received: c.res.outReceived}
 	c.mu.Unlock()
 
@@ -177,7 +178,6 @@ func (c *Client) resumeOn(ctx context.Context, conn net.Conn) (*frameReader, err
 	if c.res.eofSent {
 		b = appendHeader(b, frameEOF, 0)
 	}
-	b = appendWindow(b, c.res.window)
 	skipped := c.res.skipped
 	if c.keepalive {
 		c.alive = newProber(c.Keepalive, c.sendPing, c.noAnswer)

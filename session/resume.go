@@ -113,8 +113,9 @@ type Detach struct {
 	Buffer int
 
 	// Detached, if set, is called when the session detaches, with the cause (the connection's
-	// error, a *NoAnswerError, or ErrTakenOver); Attached when a connection took it over, with
-	// the new peer's address and the output bytes the client missed. They are called from the
+	// error, or a *NoAnswerError); Attached when Attach gave it a new connection, with the new
+	// peer's address and the output bytes the client missed (a connection that was still
+	// attached and was taken over does not count as detached). They are called from the
 	// session's goroutines, and must not block for long or call the ServerConn.
 	Detached func(cause error)
 	Attached func(peer string, skipped uint64)

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -239,4 +242,330 @@ func TestResumeCuts(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("Wait did not return")
 	}
+}
+
+// resumeClient is a Client of rig's session whose Reconnect waits for gate (if not nil) before
+// it dials; it counts its resumes.
+type resumeClient struct {
+	*Client
+	stdout  *syncBuffer
+	stdin   io.WriteCloser
+	waited  chan error
+	mu      sync.Mutex
+	resumed []uint64
+	dials   int
+}
+
+func startResumeClient(t *testing.T, rig *resumeRig, gate chan struct{}) *resumeClient {
+	t.Helper()
+	conn, err := rig.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &resumeClient{Client: NewClient(conn, Request{User: "bob", Term: "xterm", Window: WindowSize{Rows: 24, Cols: 80}}),
+		stdout: newSyncBuffer(), waited: make(chan error, 1)}
+	rc.Stdout = rc.stdout
+	rc.Resumed = func(skipped uint64) {
+		rc.mu.Lock()
+		rc.resumed = append(rc.resumed, skipped)
+		rc.mu.Unlock()
+	}
+	rc.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		rc.mu.Lock()
+		rc.dials++
+		rc.mu.Unlock()
+		return rig.dial()
+	}
+	if rc.stdin, err = rc.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	go func() { rc.waited <- rc.Wait() }()
+	t.Cleanup(func() {
+		_ = rc.Close()
+		<-rc.waited
+		rc.waited <- nil
+	})
+	return rc
+}
+
+func (rc *resumeClient) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-rc.waited:
+		rc.waited <- err
+		return err
+	case <-time.After(testTimeout):
+		t.Fatal("Wait did not return")
+	}
+	panic("unreachable")
+}
+
+func (rc *resumeClient) resumes() []uint64 {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return slices.Clone(rc.resumed)
+}
+
+func (r *resumeRig) waitDetached(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-r.detached:
+		return err
+	case <-time.After(testTimeout):
+		t.Fatal("the session did not detach")
+	}
+	panic("unreachable")
+}
+
+// TestResumeSkipped: output beyond the detach buffer is dropped, the oldest first, and the
+// client is told exactly how much it missed.
+func TestResumeSkipped(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	rig := newResumeRig(t, term, Detach{Timeout: time.Minute, Buffer: 1000})
+	gate := make(chan struct{})
+	rc := startResumeClient(t, rig, gate)
+	before := produce(term, "a", 0, 300)
+	rc.stdout.waitFor(t, "the output before the cut", func() bool { return rc.stdout.buf.Len() == len(before) })
+	rig.cutServer()
+	rig.waitDetached(t)
+	during := produce(term, "b", 0, 600)
+	term.waitFor(t, "the terminal read while detached", func() bool { return len(term.out) == 0 })
+	close(gate)
+	want := append(slices.Clone(before), during[len(during)-1000:]...)
+	rc.stdout.waitFor(t, "the output after the resume", func() bool { return rc.stdout.buf.Len() >= len(want) })
+	if got := rc.stdout.Bytes(); !bytes.Equal(got, want) {
+		t.Errorf("output differs at byte %d of %d", firstDiff(got, want), len(want))
+	}
+	if got := rc.resumes(); !slices.Equal(got, []uint64{uint64(len(during) - 1000)}) {
+		t.Errorf("skipped %v, want [%d]", got, len(during)-1000)
+	}
+}
+
+// TestResumeRefused: a wrong secret, another id and an ended session get the same refusal.
+func TestResumeRefused(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+	rc := startResumeClient(t, rig, nil)
+	id, _, _ := rc.Resumable()
+	try := func(r *ResumeRequest) string {
+		t.Helper()
+		conn, err := rig.dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := newRawPeer(t, conn)
+		req := bob
+		req.Capabilities = []string{capResume, capAttach}
+		p.login(req)
+		p.send(message{typ: frameResume, resume: r})
+		if v := p.readByte(); v != version {
+			t.Fatalf("version %d", v)
+		}
+		m := p.read()
+		if m.typ != frameRefuse {
+			t.Fatalf("answer %v, want REFUSE", m.typ)
+		}
+		return m.text
+	}
+	for _, r := range []*ResumeRequest{
+		{ID: id, Secret: make([]byte, ResumeSecretSize)},
+		{ID: SessionID{1}, Secret: make([]byte, ResumeSecretSize)},
+		{ID: SessionID{1}},
+	} {
+		if got := try(r); got != reasonNoSession {
+			t.Errorf("refusal %q, want %q", got, reasonNoSession)
+		}
+	}
+	rc.mu.Lock()
+	secret := rc.res.secret
+	rc.mu.Unlock()
+	term.Hangup() // the session ends
+	waitServed(t, rig.served)
+	if got := try(&ResumeRequest{ID: id, Secret: secret[:]}); got != reasonNoSession {
+		t.Errorf("refusal of an ended session %q, want %q", got, reasonNoSession)
+	}
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	for _, err := range rig.attaches {
+		if !errors.Is(err, ErrNoSession) {
+			t.Errorf("Attach: %v, want ErrNoSession", err)
+		}
+	}
+}
+
+// TestResumeTimeout: a detached session ends after the timeout, with its shell; the client's
+// resume is refused then, and Wait says so.
+func TestResumeTimeout(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	rig := newResumeRig(t, term, Detach{Timeout: 200 * time.Millisecond})
+	gate := make(chan struct{})
+	rc := startResumeClient(t, rig, gate)
+	rig.cutServer()
+	rig.waitDetached(t)
+	srv := waitServed(t, rig.served)
+	if srv.err == nil || !strings.Contains(srv.err.Error(), "expired") {
+		t.Errorf("Serve: %v, want expired", srv.err)
+	}
+	checkHungUp(t, term, srv)
+	close(gate)
+	var refused *RefusedError
+	if err := rc.wait(t); !errors.As(err, &refused) || refused.Reason != reasonNoSession {
+		t.Errorf("Wait: %v, want the refusal", err)
+	}
+}
+
+// TestResumeStopping: cancelling Serve's context ends a detached session, with its shell.
+func TestResumeStopping(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	rig := newResumeRig(t, term, Detach{Timeout: time.Hour})
+	startResumeClient(t, rig, make(chan struct{}))
+	rig.cutServer()
+	rig.waitDetached(t)
+	rig.cancel()
+	srv := waitServed(t, rig.served)
+	if srv.err == nil || !strings.Contains(srv.err.Error(), "service stopping") {
+		t.Errorf("Serve: %v, want service stopping", srv.err)
+	}
+	checkHungUp(t, term, srv)
+}
+
+// TestResumeExitWhileDetached: output and the exit status of a shell that ended while detached
+// reach the client after the resume.
+func TestResumeExitWhileDetached(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+	gate := make(chan struct{})
+	rc := startResumeClient(t, rig, gate)
+	rig.cutServer()
+	rig.waitDetached(t)
+	want := produce(term, "last", 0, 10)
+	_ = term.cmd.Process.Kill()
+	term.waitFor(t, "the shell's end", func() bool { return term.reaped && len(term.out) == 0 })
+	close(gate)
+	var exit *ExitError
+	if err := rc.wait(t); !errors.As(err, &exit) || exit.Signal != "KILL" {
+		t.Errorf("Wait: %v, want killed", err)
+	}
+	if got := rc.stdout.Bytes(); !bytes.Equal(got, want) {
+		t.Errorf("output %q, want %q", got, want)
+	}
+	if srv := waitServed(t, rig.served); srv.err != nil {
+		t.Errorf("Serve: %v", srv.err)
+	}
+}
+
+// TestReattach: a new client takes a session over with its id alone (the caller authorized
+// it): the old client gets CLOSE with the reason, the new one the output kept.
+func TestReattach(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+	old := startResumeClient(t, rig, make(chan struct{}))
+	id, _, _ := old.Resumable()
+	first := produce(term, "a", 0, 10)
+	old.stdout.waitFor(t, "the first output", func() bool { return old.stdout.buf.Len() == len(first) })
+
+	conn, err := rig.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := newSyncBuffer()
+	c := NewClient(conn, Request{User: "bob", Term: "xterm", Resume: &ResumeRequest{ID: id}})
+	c.Stdout = stdout
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- c.Wait() }()
+	var closed *ClosedError
+	if err := old.wait(t); !errors.As(err, &closed) || !strings.HasPrefix(closed.Reason, "resumed from 127.0.0.1:") {
+		t.Errorf("the old client's Wait: %v, want CLOSE", err)
+	}
+	if _, _, ok := c.Resumable(); !ok {
+		t.Error("the reattached session is not resumable")
+	}
+	// The output the old client did not credit is sent again, then the new.
+	second := produce(term, "b", 0, 10)
+	want := append(slices.Clone(first), second...)
+	stdout.waitFor(t, "the output", func() bool { return stdout.buf.Len() >= len(want) })
+	if got := stdout.Bytes(); !bytes.Equal(got, want) {
+		t.Errorf("output %q, want %q", got, want)
+	}
+	term.Hangup()
+	var exit *ExitError
+	select {
+	case err := <-waited:
+		if !errors.As(err, &exit) {
+			t.Errorf("Wait: %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Wait did not return")
+	}
+}
+
+// TestResumeOldPeers: without the capability on either side, a lost connection ends the
+// session as before; a server that does not know attach makes a reattach fail.
+func TestResumeOldPeers(t *testing.T) {
+	t.Run("server without resume", func(t *testing.T) {
+		term := newFakeTerminal(t, "sleep", "3600")
+		rig := newResumeRig(t, term, Detach{})
+		rc := startResumeClient(t, rig, nil)
+		if _, _, ok := rc.Resumable(); ok {
+			t.Error("resumable without Detach.Timeout")
+		}
+		rig.cutServer()
+		if err := rc.wait(t); err == nil || !strings.HasPrefix(err.Error(), "session: connection lost: ") {
+			t.Errorf("Wait: %v, want a lost connection", err)
+		}
+		checkHungUp(t, term, waitServed(t, rig.served))
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		if rc.dials != 0 {
+			t.Errorf("%d reconnections", rc.dials)
+		}
+	})
+	t.Run("client without resume", func(t *testing.T) {
+		c, s := tcpPair(t)
+		term := newFakeTerminal(t, "sleep", "3600")
+		ts := startSession(t, c, s, term, nil)
+		ts.server.Detach.Timeout = time.Minute // too late for this session: it was not offered anyway
+		if _, _, ok := ts.client.Resumable(); ok {
+			t.Error("resumable without Reconnect")
+		}
+		_ = c.Close()
+		srv, _ := ts.wait()
+		checkHungUp(t, term, srv)
+	})
+	t.Run("server without attach", func(t *testing.T) {
+		c, s := tcpPair(t)
+		term := newFakeTerminal(t, "sleep", "3600")
+		res := make(chan served, 1)
+		go func() {
+			srv := NewServerConn(s)
+			srv.capabilities = []string{capFlow2, capKeepalive} // as an older server's
+			if _, err := srv.ReadRequest(); err != nil {
+				res <- served{nil, err}
+				return
+			}
+			st, err := srv.Serve(context.Background(), term)
+			res <- served{st, err}
+		}()
+		cl := NewClient(c, Request{User: "bob", Resume: &ResumeRequest{ID: SessionID{1}}})
+		if err := cl.Start(context.Background()); !errors.Is(err, ErrResumeUnsupported) {
+			t.Errorf("Start: %v, want ErrResumeUnsupported", err)
+		}
+		// The older server reads the RESUME as a session frame, and fails on it.
+		if srv := waitServed(t, res); !errors.Is(srv.err, ErrProtocol) && !strings.Contains(fmt.Sprint(srv.err), "connection lost") {
+			t.Errorf("Serve: %v", srv.err)
+		}
+	})
 }

@@ -35,9 +35,8 @@ type serverResume struct {
 	eofAgain  bool // the end of input came before the last Attach: its client may send it again
 }
 
-// ErrTakenOver is the cause Detach.Detached gets when a new connection took a session over
-// from a connection that was still attached.
-var ErrTakenOver = errors.New("session: taken over by a new connection")
+// errTakenOver is why a session gave up a conn that was still attached: a new one took over.
+var errTakenOver = errors.New("session: taken over by a new connection")
 
 // detachedLocked reports whether the session waits for a conn.
 func (s *serverSession) detachedLocked() bool { return s.cur == nil }
@@ -171,7 +170,7 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 	s.res.attaching = true
 	var old *ServerConn
 	if s.cur != nil {
-		old = s.detachLocked(ErrTakenOver)
+		old = s.detachLocked(errTakenOver)
 	}
 	for s.sending {
 		s.attachCond.Wait() // a Write to the old conn ends first
@@ -195,6 +194,9 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 	b = s.appendResumableLocked(b)
 	s.mu.Unlock()
 
+	if w := next.req.Window; w.Rows != 0 || w.Cols != 0 {
+		_ = s.t.Resize(w) // the client's size now, as a WINDOW would say; best effort
+	}
 	if old != nil {
 		// The old conn gets the reason, and its reading pump drains it briefly, then closes it.
 		c, _ := appendMessage(nil, &message{typ: frameClose, text: cleanReason(closeReason)})

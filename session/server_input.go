@@ -16,10 +16,10 @@ func (s *serverSession) readInput() error {
 		}
 		err := s.readFrames(sc, gen)
 		s.mu.Lock()
-		current, resumable := gen == s.gen, s.res.on
+		current, resumable, last := gen == s.gen, s.res.on, s.lastQueued
 		s.mu.Unlock()
 		switch {
-		case !resumable:
+		case !resumable, current && last: // the client closes after the last frame
 			return err
 		case !current: // lost or taken over: drained until its deadline
 			_ = sc.Close()

@@ -359,7 +359,7 @@ func (sv *supervisor) detachChanged() <-chan time.Time {
 	} else {
 		sv.expiry.Reset(s.res.timeout)
 	}
-	if f := s.sc.Detach.Detached; f != nil && notify {
+	if f := s.sc.Detach.Detached; f != nil && notify && !errors.Is(cause, errTakenOver) {
 		f(cause)
 	}
 	return sv.expiry.C
