@@ -150,7 +150,8 @@ func (rc *reconnector) reconnect(ctx context.Context, attempt int, cause error) 
 		rc.mu.Unlock()
 		rc.input.start()
 		rc.r.debugf("connection lost: %v", cause)
-		rc.status.show(fmt.Sprintf("rlogin: connection to %s lost (%s); reconnecting (~. to give up)...", host, lossText(cause)), true)
+		// What to do comes first, why last: on a narrow terminal the line is cut at its end.
+		rc.status.show(fmt.Sprintf("rlogin: connection to %s lost; reconnecting (~. to give up): %s", host, lossText(cause)), true)
 	}
 	for {
 		rc.mu.Lock()

@@ -2,6 +2,9 @@ package client
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"net"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -9,6 +12,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rlogin-go/rlogin/internal/linkemu"
+	"github.com/rlogin-go/rlogin/keys"
 )
 
 // reattachRun runs rlogin -R (with args before the host) against s as a new client with its own
@@ -131,7 +137,7 @@ func TestReconnectStatusLine(t *testing.T) {
 	s.failConns.Store(1000) // the tries fail until the test lets them through
 	start := tt.mark
 	s.dropConns()
-	tt.expect(`rlogin: connection to 127\.0\.0\.1 lost \([^\r\n]+\); reconnecting \(~\. to give up\)\.\.\.\x1b\[K`)
+	tt.expect(`rlogin: connection to 127\.0\.0\.1 lost; reconnecting \(~\. to give up\): [^\r\n]+\x1b\[K`)
 	tt.expect(`\rrlogin: reconnecting to 127\.0\.0\.1 in \d+ s \(~\. to give up\): [^\r\n]*\x1b\[K`)
 	if ts := tt.termios(); !isRaw(ts) {
 		t.Errorf("the terminal is not raw while reconnecting: %+v", ts)
@@ -160,13 +166,22 @@ func TestReconnectStatusLine(t *testing.T) {
 	}
 }
 
-// TestReconnectGiveUp: ~. while reconnecting ends rlogin at once, status 255, the status line
-// replaced by the reason, the terminal restored.
+// TestReconnectGiveUp: ~^Z while reconnecting suspends rlogin, and ~. ends it at once, status
+// 255, the status line replaced by the reason, the terminal restored.
 func TestReconnectGiveUp(t *testing.T) {
 	s, tt, before, _ := loginResumable(t, nil)
 	s.failConns.Store(1000)
 	s.dropConns()
-	tt.expect(`reconnecting \(~\. to give up\)\.\.\.\x1b\[K`)
+	tt.expect(`reconnecting \(~\. to give up\): [^\r\n]+\x1b\[K`)
+
+	// ~^Z works too (here the kernel discards the stop: see TestEscapes), and the status line
+	// is drawn again below its message, the terminal raw again.
+	tt.send("~\x1a")
+	tt.expect(`~\^Z \[suspend rlogin\]\r\n\rrlogin: [^\r\n]*\x1b\[K`)
+	if during := tt.termios(); !isRaw(during) {
+		t.Errorf("terminal not raw after ~^Z: %+v", during)
+	}
+
 	tt.send("~.")
 	tt.expect(`\r\x1b\[K\r(\r\n)?rlogin: connection to 127\.0\.0\.1 lost: gave up reconnecting \(~\.\)\r?\n$`)
 	if code := tt.wait(); code != ExitFailure {
@@ -268,4 +283,43 @@ func TestReattachTakeOver(t *testing.T) {
 	}
 	tt2.send("exit\r")
 	tt2.wait()
+}
+
+// TestReconnectAfterBlackhole: a path that goes silent is given up after the keepalive's bound;
+// the new tries wait until the path is back, and the line typed just before the silence was
+// noticed reaches the shell once.
+func TestReconnectAfterBlackhole(t *testing.T) {
+	s := startServer(t, func(s *testServer) { s.detach = time.Hour })
+	link := linkemu.New(linkemu.Profile{})
+	proxy, err := link.Listen("127.0.0.1:0", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	_, port, _ := net.SplitHostPort(proxy.Addr().String())
+
+	home := t.TempDir()
+	s.trust(t, home)
+	k := &keys.KnownHosts{Path: filepath.Join(home, ".rlogin", "known_hosts")}
+	if err := k.Add(proxy.Addr().String(), s.hostKey.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	tt := openTerminal(t)
+	tt.start(userEnv(home), "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2", "-l", "tester", "-p", port, "127.0.0.1")
+	tt.ready()
+	pid := tt.shellPID()
+
+	link.Blackhole()
+	tt.send("echo DURING$((3+4)).\r")
+	tt.expect(`rlogin: connection to 127\.0\.0\.1 lost; reconnecting \(~\. to give up\): no answer[^\r\n]*\x1b\[K`) // cut to 79 columns
+	link.Restore()
+	tt.expect(`rlogin: reconnected\x1b\[K\r\n`)
+	if again := tt.shellPID(); again != pid {
+		t.Errorf("after the resume the shell is %s, not %s", again, pid)
+	}
+	tt.send("exit\r")
+	tt.wait()
+	if n := strings.Count(tt.output(), "DURING7."); n != 1 {
+		t.Errorf("the line typed as the path went silent ran %d times, want once", n)
+	}
 }

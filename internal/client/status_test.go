@@ -2,8 +2,13 @@ package client
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rlogin-go/rlogin/session"
 )
 
 // TestStatusLineRedrawn: on a terminal the status line starts on a line of its own, each update
@@ -75,6 +80,22 @@ func TestWholeUnits(t *testing.T) {
 	} {
 		if got := wholeUnits(d); got != want {
 			t.Errorf("wholeUnits(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestLossText: why the connection was lost, in a few words.
+func TestLossText(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&session.NoAnswerError{Silence: 2 * time.Second}, "no answer for 2 s"},
+		{fmt.Errorf("session: connection lost: %w", io.EOF), "closed"},
+		{fmt.Errorf("session: connection lost: %w", syscall.ECONNRESET), "connection reset by peer"},
+	} {
+		if got := lossText(tc.err); got != tc.want {
+			t.Errorf("lossText(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }
