@@ -2,9 +2,6 @@ package client
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"net"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rlogin-go/rlogin/internal/linkemu"
-	"github.com/rlogin-go/rlogin/keys"
 )
 
 // reattachRun runs rlogin -R (with args before the host) against s as a new client with its own
@@ -291,19 +287,7 @@ func TestReattachTakeOver(t *testing.T) {
 func TestReconnectAfterBlackhole(t *testing.T) {
 	s := startServer(t, func(s *testServer) { s.detach = time.Hour })
 	link := linkemu.New(linkemu.Profile{})
-	proxy, err := link.Listen("127.0.0.1:0", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	_, port, _ := net.SplitHostPort(proxy.Addr().String())
-
-	home := t.TempDir()
-	s.trust(t, home)
-	k := &keys.KnownHosts{Path: filepath.Join(home, ".rlogin", "known_hosts")}
-	if err := k.Add(proxy.Addr().String(), s.hostKey.Public().(ed25519.PublicKey)); err != nil {
-		t.Fatal(err)
-	}
+	port, home := s.behindLink(t, link)
 	tt := openTerminal(t)
 	tt.start(userEnv(home), "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2", "-l", "tester", "-p", port, "127.0.0.1")
 	tt.ready()

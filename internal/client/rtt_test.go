@@ -19,19 +19,7 @@ import (
 func TestLoginRoundTrips(t *testing.T) {
 	const rtt = 200 * time.Millisecond
 	s := startServer(t, nil)
-	proxy, err := linkemu.New(linkemu.Profile{Delay: rtt / 2}).Listen("127.0.0.1:0", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	_, port, _ := net.SplitHostPort(proxy.Addr().String())
-	home := t.TempDir()
-	s.trust(t, home)
-	// The host key is pinned under the server's address; the proxy is another port.
-	k := &keys.KnownHosts{Path: filepath.Join(home, ".rlogin", "known_hosts")}
-	if err := k.Add("127.0.0.1:"+port, s.hostKey.Public().(ed25519.PublicKey)); err != nil {
-		t.Fatal(err)
-	}
+	port, home := s.behindLink(t, linkemu.New(linkemu.Profile{Delay: rtt / 2}))
 	tt := openTerminal(t)
 	start := time.Now()
 	tt.start(userEnv(home), "-l", "tester", "-p", port, "127.0.0.1")
@@ -45,4 +33,24 @@ func TestLoginRoundTrips(t *testing.T) {
 	if code := tt.wait(); code != 0 {
 		t.Errorf("status %d, want 0", code)
 	}
+}
+
+// behindLink puts link between rlogin and s: a proxy to s through link, and a home whose
+// known_hosts has s's key under the proxy's address (the server's own is another port). It
+// returns the proxy's port and the home.
+func (s *testServer) behindLink(t *testing.T, link *linkemu.Link) (port, home string) {
+	t.Helper()
+	proxy, err := link.Listen("127.0.0.1:0", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	_, port, _ = net.SplitHostPort(proxy.Addr().String())
+	home = t.TempDir()
+	s.trust(t, home)
+	k := &keys.KnownHosts{Path: filepath.Join(home, ".rlogin", "known_hosts")}
+	if err := k.Add(proxy.Addr().String(), s.hostKey.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	return port, home
 }
