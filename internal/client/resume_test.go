@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rlogin-go/rlogin/internal/linkemu"
+	"github.com/rlogin-go/rlogin/keys"
 )
 
 // reattachRun runs rlogin -R (with args before the host) against s as a new client with its own
@@ -306,4 +308,47 @@ func TestReconnectAfterBlackhole(t *testing.T) {
 	if n := strings.Count(tt.output(), "DURING7."); n != 1 {
 		t.Errorf("the line typed as the path went silent ran %d times, want once", n)
 	}
+}
+
+// TestReconnectSameKey: a reconnection proves the key of the login again: the agent's (whose
+// first connection rlogin closed after the login), or a passphrase-protected file's, without
+// asking for the passphrase again.
+func TestReconnectSameKey(t *testing.T) {
+	t.Run("agent", func(t *testing.T) {
+		agentEnv, pub := agentWithKey(t)
+		s := startServer(t, func(s *testServer) { s.detach, s.authorized = time.Hour, []ed25519.PublicKey{pub} })
+		home := t.TempDir()
+		s.knowHost(t, home)
+		tt := openTerminal(t)
+		tt.start(append(userEnv(home), agentEnv), "-l", "tester", "-p", s.port, "127.0.0.1")
+		tt.ready()
+		s.nextOffered(t)
+		s.dropConns()
+		tt.expect(`rlogin: reconnected\x1b\[K\r\n`)
+		if got := s.nextOffered(t); !got.Equal(pub) {
+			t.Errorf("the reconnection offered %s, want the agent's key %s", keys.Fingerprint(got), keys.Fingerprint(pub))
+		}
+		tt.ready()
+		tt.send("exit\r")
+		tt.wait()
+	})
+	t.Run("passphrase", func(t *testing.T) {
+		home := t.TempDir()
+		sshKey := encryptedSSHKey(t, home)
+		s := startServer(t, func(s *testServer) { s.detach, s.authorized = time.Hour, []ed25519.PublicKey{pubOf(t, sshKey)} })
+		s.knowHost(t, home)
+		tt := openTerminal(t)
+		tt.start(userEnv(home), "-l", "tester", "-p", s.port, "127.0.0.1")
+		tt.expect(regexp.QuoteMeta("Enter passphrase for key '~/.ssh/id_ed25519': "))
+		tt.send("open sesame\r")
+		tt.ready()
+		s.dropConns()
+		tt.expect(`rlogin: reconnected\x1b\[K\r\n`)
+		tt.ready()
+		tt.send("exit\r")
+		tt.wait()
+		if n := strings.Count(tt.output(), "Enter passphrase"); n != 1 {
+			t.Errorf("the passphrase was asked %d times, want once", n)
+		}
+	})
 }
