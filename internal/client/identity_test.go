@@ -97,15 +97,7 @@ func TestAgentKeyLogin(t *testing.T) {
 // TestPassphraseKey types the passphrase of an encrypted ~/.ssh/id_ed25519 on a real terminal:
 // asked once, not echoed, and the key logs in.
 func TestPassphraseKey(t *testing.T) {
-	home := t.TempDir()
-	sshKey := encryptedSSHKey(t, home)
-	s := startServer(t, func(s *testServer) { s.authorized = []ed25519.PublicKey{pubOf(t, sshKey)} })
-	s.knowHost(t, home)
-	tt := openTerminal(t)
-	tt.start(userEnv(home), "-l", "tester", "-p", s.port, "127.0.0.1")
-	tt.expect(regexp.QuoteMeta("Enter passphrase for key '~/.ssh/id_ed25519': "))
-	tt.send("open sesame\r")
-	tt.ready()
+	_, tt := passphraseLogin(t, nil)
 	tt.send("exit\r")
 	if code := tt.wait(); code != 0 {
 		t.Fatalf("exit status %d", code)
@@ -113,6 +105,27 @@ func TestPassphraseKey(t *testing.T) {
 	if out := tt.output(); strings.Contains(out, "open sesame") || strings.Count(out, "Enter passphrase") != 1 {
 		t.Errorf("the passphrase was echoed or asked for twice:\n%q", out)
 	}
+}
+
+// passphraseLogin logs in to a new server (configure, if set, sets it up) with a new home's
+// encrypted ~/.ssh/id_ed25519, typing its passphrase when asked, and waits for the shell.
+func passphraseLogin(t *testing.T, configure func(*testServer)) (*testServer, *testTerminal) {
+	t.Helper()
+	home := t.TempDir()
+	sshKey := encryptedSSHKey(t, home)
+	s := startServer(t, func(s *testServer) {
+		s.authorized = []ed25519.PublicKey{pubOf(t, sshKey)}
+		if configure != nil {
+			configure(s)
+		}
+	})
+	s.knowHost(t, home)
+	tt := openTerminal(t)
+	tt.start(userEnv(home), "-l", "tester", "-p", s.port, "127.0.0.1")
+	tt.expect(regexp.QuoteMeta("Enter passphrase for key '~/.ssh/id_ed25519': "))
+	tt.send("open sesame\r")
+	tt.ready()
+	return s, tt
 }
 
 // TestWrongPassphrase: one try, then a clear message and status 255, the terminal as it was.
