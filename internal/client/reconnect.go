@@ -135,6 +135,7 @@ type reconnector struct {
 	active  bool      // reconnecting now: between a loss and the resume
 	lost    time.Time // when the connection was lost
 	tries   int       // connections tried since
+	lastTry time.Time // when the last one started
 	lastErr string    // why the last one failed
 	gaveUp  string    // why rlogin gave up, in the user's words; "" if it did not
 }
@@ -156,9 +157,12 @@ func (rc *reconnector) reconnect(ctx context.Context, attempt int, cause error) 
 	for {
 		rc.mu.Lock()
 		rc.tries++
-		n, lastErr := rc.tries, rc.lastErr
+		n, lastErr, last := rc.tries, rc.lastErr, rc.lastTry
 		rc.mu.Unlock()
-		if d := reconnectDelay(n, randomUnit()); d > 0 {
+		// The delay spaces the starts of the tries: after one that took its whole connect
+		// timeout (a path that drops everything) the next starts at once, so that there is a
+		// try under way when the path comes back.
+		if d := reconnectDelay(n, randomUnit()) - time.Since(last); d > 0 {
 			rc.status.show(fmt.Sprintf("rlogin: reconnecting to %s in %s (~. to give up): %s", host, roundedSeconds(d), lastErr), false)
 			t := time.NewTimer(d)
 			select {
@@ -171,6 +175,9 @@ func (rc *reconnector) reconnect(ctx context.Context, attempt int, cause error) 
 		if n > 1 { // the first try is the line that says the connection was lost
 			rc.status.show(fmt.Sprintf("rlogin: reconnecting to %s, try %d (~. to give up)...", host, n), false)
 		}
+		rc.mu.Lock()
+		rc.lastTry = time.Now()
+		rc.mu.Unlock()
 		conn, err := rc.dial(ctx)
 		if err == nil {
 			return conn, nil
