@@ -103,7 +103,8 @@ const usageText = UsageLine + `
   -p port   port (default 5513, or 513 with -c)
   -R [id]   reattach: list your sessions on host and take over the one whose client is gone,
             or the one id names (the first digits of its id, as listed; its client, if still
-            connected, is disconnected); with several, the list says how to choose
+            connected, is disconnected); with several, the list says how to choose; when
+            standard input is not a terminal, only list them
   -T        no terminal for the command (the default with a command)
   -t        run the command on a terminal (for interactive programs: rlogin -t host top)
   --new-key make a new key (~/.rlogin/id_ed25519, or -i's file), asking for its passphrase

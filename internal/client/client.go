@@ -225,6 +225,10 @@ func (r *runner) run(ctx context.Context) int {
 		login = r.reattach
 	}
 	sess, stdinPipe, err := login(ctx, user, dir)
+	var listed *listedError
+	if errors.As(err, &listed) {
+		return 0 // -R without a terminal: the list is the result
+	}
 	if err != nil {
 		return r.fail(err)
 	}

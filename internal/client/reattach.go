@@ -23,7 +23,10 @@ import (
 //     naming it is the confirmation, so a script can do it and no question is ever asked;
 //   - without: the only detached session. With none, or with several, rlogin prints the list
 //     (standard output) and how to choose (standard error), and exits with status 255, having
-//     changed nothing: an attached session is never taken over unless named.
+//     changed nothing: an attached session is never taken over unless named;
+//   - when standard input is not a terminal, none: rlogin prints the list and exits with status
+//     0, so that "rlogin -R host </dev/null" lists the sessions (taking one over with a script's
+//     input would end its shell at the script's end of input).
 //
 // Then it logs in again on a new connection with the same key, asking to reattach that session
 // (session.Request.Resume without a secret; the server checks that it is this user's), and the
@@ -42,6 +45,9 @@ func (r *runner) reattach(ctx context.Context, user string, dir rloginDir) (*ses
 		})
 		if err != nil {
 			return err
+		}
+		if !r.inTTY {
+			return &listedError{list: list}
 		}
 		chosen, why := chooseSession(list, r.opts.ReattachID, r.opts.Host)
 		if chosen == nil {
@@ -62,11 +68,24 @@ func (r *runner) reattach(ctx context.Context, user string, dir rloginDir) (*ses
 		return err
 	})
 	var nc *noChoiceError
-	if errors.As(err, &nc) && len(nc.list) > 0 {
+	var listed *listedError
+	switch {
+	case errors.As(err, &nc) && len(nc.list) > 0:
 		_ = writeSessions(r.stdout, nc.list, time.Now()) // best effort: the reason follows anyway
+	case errors.As(err, &listed) && len(listed.list) > 0:
+		if werr := writeSessions(r.stdout, listed.list, time.Now()); werr != nil {
+			return nil, nil, &connectError{msg: "writing the list: " + plainText(werr), err: werr}
+		}
 	}
 	return sess, stdinPipe, err
 }
+
+// listedError is reattach's result when standard input is not a terminal: it lists the
+// sessions and takes none over. A session's input must be someone typing: the end of a script's
+// or /dev/null's would end its shell.
+type listedError struct{ list []session.SessionInfo }
+
+func (e *listedError) Error() string { return "client: sessions listed" }
 
 // noChoiceError is reattach's failure when the list of sessions leaves no single choice.
 type noChoiceError struct {

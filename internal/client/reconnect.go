@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rlogin-go/rlogin/keys"
@@ -266,11 +267,14 @@ func (c crlfWriter) Write(p []byte) (int, error) {
 // lossText says in a few words why the connection was lost, for the status line.
 func lossText(cause error) string {
 	var noAnswer *session.NoAnswerError
+	var errno syscall.Errno
 	switch {
 	case errors.As(cause, &noAnswer):
 		return fmt.Sprintf("no answer for %s", roundedSeconds(noAnswer.Silence))
 	case errors.Is(cause, io.EOF) || errors.Is(cause, io.ErrUnexpectedEOF):
 		return "closed"
+	case errors.As(cause, &errno): // without "read tcp 192.0.2.1:50123->...: read: "
+		return errno.Error()
 	}
 	return strings.TrimPrefix(plainText(cause), "connection lost: ")
 }

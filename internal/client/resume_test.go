@@ -16,24 +16,29 @@ import (
 )
 
 // reattachRun runs rlogin -R (with args before the host) against s as a new client with its own
-// home, standard input empty, and returns its status, standard output and standard error.
-func reattachRun(t *testing.T, s *testServer, args ...string) (int, string, string) {
+// home, standard input a terminal (nobody types on it) or, with noTTY, empty, and returns its
+// status, standard output and standard error.
+func reattachRun(t *testing.T, s *testServer, noTTY bool, args ...string) (int, string, string) {
 	t.Helper()
 	home := t.TempDir()
 	s.trust(t, home)
 	var stdout, stderr bytes.Buffer
 	cfg := &Config{Stdout: &stdout, Stderr: &stderr, Home: home, SystemConfig: "none", LocalUser: "tester", Environ: userEnv(home)}
+	if !noTTY {
+		cfg.Stdin = openTerminal(t).slave
+	}
 	code := cfg.Run(watchdog(t), append(append([]string{"-R"}, args...), "-p", s.port, "127.0.0.1"))
 	return code, stdout.String(), stderr.String()
 }
 
 // TestReattachList: -R lists the user's sessions; with none detached it takes none over, prints
-// the list and says how to choose, status 255; an id that matches nothing says so.
+// the list and says how to choose, status 255; an id that matches nothing says so; without a
+// terminal it prints the list, status 0.
 func TestReattachList(t *testing.T) {
 	s := startServer(t, func(s *testServer) { s.detach = time.Hour })
 	tt1, _ := login(t, s)
 	tt2, _ := login(t, s)
-	code, out, errs := reattachRun(t, s)
+	code, out, errs := reattachRun(t, s, false)
 	if code != ExitFailure {
 		t.Errorf("status %d, want %d", code, ExitFailure)
 	}
@@ -45,7 +50,7 @@ func TestReattachList(t *testing.T) {
 		t.Errorf("the list is not the two sessions:\n%s", out)
 	}
 
-	code, out, errs = reattachRun(t, s, strings.Repeat("0", 32))
+	code, out, errs = reattachRun(t, s, false, strings.Repeat("0", 32))
 	if want := "rlogin: no session of yours on 127.0.0.1 has an id starting with " + strings.Repeat("0", 32) + "\n"; code != ExitFailure || errs != want {
 		t.Errorf("an unknown id: status %d, stderr %q; want %d, %q", code, errs, ExitFailure, want)
 	}
@@ -53,24 +58,34 @@ func TestReattachList(t *testing.T) {
 		t.Errorf("an unknown id: the list is not the two sessions:\n%s", out)
 	}
 
+	// Without a terminal -R only lists: a script's end of input would end the shell it took.
+	code, listed, errs := reattachRun(t, s, true)
+	if code != 0 || listed != out || errs != "" {
+		t.Errorf("without a terminal: status %d, stderr %q, output:\n%s\nwant 0, nothing, the list:\n%s", code, errs, listed, out)
+	}
+
 	// The sessions were not disturbed.
 	tt1.ready()
 	tt2.ready()
 }
 
-// TestReattachNoSessions: -R with no session at all says so.
+// TestReattachNoSessions: -R with no session at all says so; without a terminal, the empty list
+// is no failure.
 func TestReattachNoSessions(t *testing.T) {
 	s := startServer(t, nil)
-	code, out, errs := reattachRun(t, s)
+	code, out, errs := reattachRun(t, s, false)
 	if want := "rlogin: you have no sessions on 127.0.0.1\n"; code != ExitFailure || out != "" || errs != want {
 		t.Errorf("status %d, stdout %q, stderr %q; want %d, nothing, %q", code, out, errs, ExitFailure, want)
+	}
+	if code, out, errs := reattachRun(t, s, true); code != 0 || out != "" || errs != "" {
+		t.Errorf("without a terminal: status %d, stdout %q, stderr %q; want 0 and nothing", code, out, errs)
 	}
 }
 
 // TestReattachTooOld: a server older than resume cannot list sessions: -R says so, status 255.
 func TestReattachTooOld(t *testing.T) {
 	s := startServer(t, func(s *testServer) { s.old = true })
-	code, out, errs := reattachRun(t, s)
+	code, out, errs := reattachRun(t, s, false)
 	if want := "rlogin: 127.0.0.1's rlogind cannot list or reattach sessions (too old)\n"; code != ExitFailure || out != "" || errs != want {
 		t.Errorf("status %d, stdout %q, stderr %q; want %d, nothing, %q", code, out, errs, ExitFailure, want)
 	}

@@ -2,8 +2,11 @@ package client
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -93,6 +96,9 @@ func TestLossText(t *testing.T) {
 		{&session.NoAnswerError{Silence: 2 * time.Second}, "no answer for 2 s"},
 		{fmt.Errorf("session: connection lost: %w", io.EOF), "closed"},
 		{fmt.Errorf("session: connection lost: %w", syscall.ECONNRESET), "connection reset by peer"},
+		{fmt.Errorf("session: connection lost: %w", &net.OpError{Op: "read", Net: "tcp",
+			Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}), "connection reset by peer"},
+		{fmt.Errorf("session: connection lost: %w", errors.New("tls: bad record MAC")), "tls: bad record MAC"},
 	} {
 		if got := lossText(tc.err); got != tc.want {
 			t.Errorf("lossText(%v) = %q, want %q", tc.err, got, tc.want)
