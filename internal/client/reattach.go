@@ -1,10 +1,13 @@
 package client
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -145,9 +148,13 @@ func chooseSession(list []session.SessionInfo, id, host string) (*session.Sessio
 	return nil, fmt.Sprintf("%d sessions of yours on %s are detached; choose one: rlogin -R ID %s", len(detached), host, host)
 }
 
-// writeSessions writes list as a table, as -R shows it: the id's short form, the state and
-// since when, where the client was, the shell's process id and what the session runs.
+// writeSessions writes list as a table, as -R shows it, oldest first: the id's short form, the
+// state and since when, where the client was, the shell's process id and what the session runs.
 func writeSessions(w io.Writer, list []session.SessionInfo, now time.Time) error {
+	// Oldest first, in an order that does not depend on the server's.
+	list = slices.SortedFunc(slices.Values(list), func(a, b session.SessionInfo) int {
+		return cmp.Or(a.Started.Compare(b.Started), bytes.Compare(a.ID[:], b.ID[:]))
+	})
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tSTARTED\tFROM\tPID\tRUNS")
 	for _, si := range list {

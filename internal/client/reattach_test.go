@@ -60,8 +60,8 @@ func TestChooseSession(t *testing.T) {
 	}
 }
 
-// TestWriteSessions: the list as -R prints it, a table with the short ids; what the server sent
-// is shown sanitized.
+// TestWriteSessions: the list as -R prints it, a table with the short ids, oldest first; what the
+// server sent is shown sanitized.
 func TestWriteSessions(t *testing.T) {
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.Local)
 	var b bytes.Buffer
@@ -70,8 +70,8 @@ func TestWriteSessions(t *testing.T) {
 	}
 	want := "" +
 		"ID        STATE               STARTED      FROM                 PID   RUNS\n" +
-		"3f9a0b1c  detached 4m ago     09:00        192.0.2.7:51234      4242  xterm-256color\n" +
 		"77c0e2d1  attached            Dec 6 10:00  198.51.100.3:4022    5120  top\n" +
+		"3f9a0b1c  detached 4m ago     09:00        192.0.2.7:51234      4242  xterm-256color\n" +
 		"3f9a0b1c  detached 2h05m ago  10:00        [2001:db8::1]:40000  -     xterm\\x1b[2J\n"
 	if got := b.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
