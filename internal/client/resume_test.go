@@ -220,12 +220,33 @@ func TestReconnectRefused(t *testing.T) {
 
 // TestReconnectTimeout: rlogin gives up once the server's detach timeout has passed.
 func TestReconnectTimeout(t *testing.T) {
-	s, tt, _, _ := loginResumable(t, func(s *testServer) { s.detach = 2 * time.Second })
+	s, tt, before, _ := loginResumable(t, func(s *testServer) { s.detach = 2 * time.Second })
 	s.failConns.Store(1000)
 	s.dropConns()
 	tt.expect(`rlogin: gave up reconnecting to 127\.0\.0\.1 after 2 s: [^\r\n]+\r?\n$`)
 	if code := tt.wait(); code != ExitFailure {
 		t.Errorf("exit status %d, want %d", code, ExitFailure)
+	}
+	if after := tt.termios(); after != before {
+		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// TestReconnectSignal: a signal that ends rlogin while it reconnects restores the terminal too.
+func TestReconnectSignal(t *testing.T) {
+	s, tt, before, _ := loginResumable(t, nil)
+	s.failConns.Store(1000)
+	s.dropConns()
+	tt.expect(`reconnecting \(~\. to give up\): [^\r\n]+\x1b\[K`)
+	if err := tt.cmd.Process.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	tt.expect(`rlogin: killed by signal 15 \(SIGTERM\)\r?\n$`)
+	if code := tt.wait(); code != 128+15 {
+		t.Errorf("exit status %d, want %d", code, 128+15)
+	}
+	if after := tt.termios(); after != before {
+		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
 	}
 }
 
