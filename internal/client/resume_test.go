@@ -108,12 +108,7 @@ func TestResumeNo(t *testing.T) {
 	}
 	s.dropConns()
 	tt.expect(`\r\nrlogin: connection to 127\.0\.0\.1 lost: [^\r\n]+\r\n$`)
-	if code := tt.wait(); code != ExitFailure {
-		t.Fatalf("exit status %d, want %d", code, ExitFailure)
-	}
-	if after := tt.termios(); after != before {
-		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
-	}
+	tt.exits(ExitFailure, before)
 }
 
 // loginResumable starts a server that keeps sessions for an hour, and logs in to it; it returns
@@ -135,6 +130,17 @@ func (tt *testTerminal) shellPID() string {
 	tt.t.Helper()
 	tt.send("echo PID=$$.\r")
 	return tt.expect(`PID=(\d+)\.\r\n\$ `)[1]
+}
+
+// exits waits for rlogin to exit, and checks its status and that it left the terminal as before.
+func (tt *testTerminal) exits(status int, before unix.Termios) {
+	tt.t.Helper()
+	if code := tt.wait(); code != status {
+		tt.t.Errorf("exit status %d, want %d", code, status)
+	}
+	if after := tt.termios(); after != before {
+		tt.t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
+	}
 }
 
 // statusRun matches what rlogin writes from the loss of the connection to the resume: a line of
@@ -171,12 +177,7 @@ func TestReconnectStatusLine(t *testing.T) {
 		t.Errorf("the typed line's output appears %d times, want once", n)
 	}
 	tt.send("exit\r")
-	if code := tt.wait(); code != 0 {
-		t.Errorf("exit status %d, want 0", code)
-	}
-	if after := tt.termios(); after != before {
-		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
-	}
+	tt.exits(0, before)
 }
 
 // TestReconnectGiveUp: ~^Z while reconnecting suspends rlogin, and ~. ends it at once, status
@@ -197,12 +198,7 @@ func TestReconnectGiveUp(t *testing.T) {
 
 	tt.send("~.")
 	tt.expect(`\r\x1b\[K\r(\r\n)?rlogin: connection to 127\.0\.0\.1 lost: gave up reconnecting \(~\.\)\r?\n$`)
-	if code := tt.wait(); code != ExitFailure {
-		t.Errorf("exit status %d, want %d", code, ExitFailure)
-	}
-	if after := tt.termios(); after != before {
-		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
-	}
+	tt.exits(ExitFailure, before)
 }
 
 // TestReconnectRefused: when the server no longer has the session, rlogin says so and exits 255.
@@ -210,12 +206,7 @@ func TestReconnectRefused(t *testing.T) {
 	s, tt, before, _ := loginResumable(t, func(s *testServer) { s.forget = true })
 	s.dropConns()
 	tt.expect(`rlogin: the session on 127\.0\.0\.1 ended while disconnected\r?\n$`)
-	if code := tt.wait(); code != ExitFailure {
-		t.Errorf("exit status %d, want %d", code, ExitFailure)
-	}
-	if after := tt.termios(); after != before {
-		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
-	}
+	tt.exits(ExitFailure, before)
 }
 
 // TestReconnectTimeout: rlogin gives up once the server's detach timeout has passed.
@@ -224,12 +215,7 @@ func TestReconnectTimeout(t *testing.T) {
 	s.failConns.Store(1000)
 	s.dropConns()
 	tt.expect(`rlogin: gave up reconnecting to 127\.0\.0\.1 after 2 s: [^\r\n]+\r?\n$`)
-	if code := tt.wait(); code != ExitFailure {
-		t.Errorf("exit status %d, want %d", code, ExitFailure)
-	}
-	if after := tt.termios(); after != before {
-		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
-	}
+	tt.exits(ExitFailure, before)
 }
 
 // TestReconnectSignal: a signal that ends rlogin while it reconnects restores the terminal too.
@@ -242,12 +228,7 @@ func TestReconnectSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	tt.expect(`rlogin: killed by signal 15 \(SIGTERM\)\r?\n$`)
-	if code := tt.wait(); code != 128+15 {
-		t.Errorf("exit status %d, want %d", code, 128+15)
-	}
-	if after := tt.termios(); after != before {
-		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
-	}
+	tt.exits(128+15, before)
 }
 
 // waitDetached waits until s noticed that a session's connection was lost.
@@ -285,10 +266,7 @@ func TestReattach(t *testing.T) {
 	tt2.send("pwd; kill -0 " + bg + " && echo ALIVE$((1+1))\r")
 	tt2.expect(`(?:\r\n|\$ )/\r\nALIVE2\r\n\$ `) // the same directory, the background job still there
 	tt2.send("kill " + bg + "; exit\r")
-	tt2.wait()
-	if after := tt2.termios(); after != before {
-		t.Fatalf("terminal not restored:\nbefore %+v\nafter  %+v", before, after)
-	}
+	tt2.exits(0, before)
 }
 
 // TestReattachTakeOver: rlogin -R ID takes over a session whose client is still connected; that
@@ -305,12 +283,7 @@ func TestReattachTakeOver(t *testing.T) {
 	tt2.start(userEnv(home), "-R", list[0].ID.Short(), "-l", "tester", "-p", s.port, "127.0.0.1")
 	tt2.expect(`rlogin: taking over session ` + list[0].ID.Short() + ` on 127\.0\.0\.1 from its client at 127\.0\.0\.1:\d+\r\n`)
 	tt1.expect(`rlogin: connection closed by 127\.0\.0\.1: taken over from 127\.0\.0\.1:\d+\r\n`)
-	if code := tt1.wait(); code != ExitFailure {
-		t.Errorf("the first client's exit status %d, want %d", code, ExitFailure)
-	}
-	if after := tt1.termios(); after != before1 {
-		t.Errorf("the first client's terminal not restored:\nbefore %+v\nafter  %+v", before1, after)
-	}
+	tt1.exits(ExitFailure, before1)
 	tt2.ready()
 	if again := tt2.shellPID(); again != pid {
 		t.Errorf("took over shell %s, not %s", again, pid)
