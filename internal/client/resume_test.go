@@ -3,8 +3,11 @@ package client
 import (
 	"bytes"
 	"crypto/ed25519"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -352,4 +355,47 @@ func TestReconnectSameKey(t *testing.T) {
 			t.Errorf("the passphrase was asked %d times, want once", n)
 		}
 	})
+}
+
+// TestReconnectSkipped: output beyond the server's buffer while detached is dropped, and the
+// message after the resume says how much.
+func TestReconnectSkipped(t *testing.T) {
+	dir := t.TempDir()
+	start, done := filepath.Join(dir, "start"), filepath.Join(dir, "done")
+	s, tt, before, _ := loginResumable(t, func(s *testServer) { s.detachBuffer = 1000 })
+	s.failConns.Store(1000)
+	// The output comes once the connection is gone (the test makes the file start then), and
+	// the file done says that the shell wrote it all.
+	tt.send("while [ ! -e " + start + " ]; do sleep 0.01; done; seq 1 20000; touch " + done + "\r")
+	tt.expect(`done\r\n`) // the echo: the shell has the line
+	s.dropConns()
+	s.waitDetached(t)
+	tt.expect(`reconnecting \(~\. to give up\): [^\r\n]+\x1b\[K`)
+	if err := os.WriteFile(start, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, done)
+	s.failConns.Store(0)
+	m := tt.expect(`rlogin: reconnected; (\d+) bytes of output skipped\x1b\[K\r\n`)
+	if n, _ := strconv.Atoi(m[1]); n < 100000 {
+		t.Errorf("%d bytes skipped, want most of seq's 108894", n)
+	}
+	tt.expect(`20000\r\n\$ `)
+	tt.send("exit\r")
+	tt.exits(0, before)
+}
+
+// waitFile waits until the file at path exists (a shell on the test's server made it).
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear", path)
+		}
+		time.Sleep(10 * time.Millisecond) // no notification to wait for: poll the file system
+	}
 }

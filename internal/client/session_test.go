@@ -44,6 +44,7 @@ type testServer struct {
 	authorized       []ed25519.PublicKey // if set, only these keys may log in, as rlogind's authorized_keys
 	handshakeTimeout time.Duration       // the server's TLS handshake timeout; 0 = the transport's default
 	detach           time.Duration       // if set, sessions are resumable (session.Detach.Timeout)
+	detachBuffer     int                 // session.Detach.Buffer
 	old              bool                // answer as a server older than resume: no capabilities, and fail on LIST or RESUME
 	forget           bool                // refuse every resume: "no such session", as for a session that expired
 	failConns        atomic.Int32        // close this many new connections at once, before TLS
@@ -224,6 +225,7 @@ func (s *testServer) serve(c net.Conn) {
 	if s.detach > 0 {
 		srv.Detach = session.Detach{
 			Timeout: s.detach,
+			Buffer:  s.detachBuffer,
 			Detached: func(error) {
 				s.mu.Lock()
 				ts.info.Attached, ts.info.Detached = false, time.Now()
