@@ -38,8 +38,8 @@ const (
 	retryJitter     = 0.2
 )
 
-// reconnectDelay is the wait before try n of an outage (1 is the first); u is a random number
-// in [0, 1) for the jitter.
+// reconnectDelay is the time from the start of try n-1 of an outage to the start of try n (1 is
+// the first, at once); u is a random number in [0, 1) for the jitter.
 func reconnectDelay(n int, u float64) time.Duration {
 	if n <= 1 {
 		return 0
@@ -202,8 +202,10 @@ func (rc *reconnector) reconnect(ctx context.Context, attempt int, cause error) 
 // dial makes one new connection: dialed, secured, the host key the one of the login.
 func (rc *reconnector) dial(ctx context.Context) (net.Conn, error) {
 	check := rc.r.newHostKeyCheck(rc.dir, nil)
-	check.pinned = rc.hostKey              // never a question in the middle of the session
-	check.stderr = crlfWriter{rc.r.stderr} // the terminal is raw
+	check.pinned = rc.hostKey // never a question in the middle of the session
+	if rc.status.tty {
+		check.stderr = crlfWriter{rc.r.stderr} // a changed key's warning, on a raw terminal
+	}
 	return rc.r.secureConn(ctx, rc.id, check)
 }
 
