@@ -115,7 +115,10 @@ func (c *Client) resume(cause error) (*frameReader, error) {
 			}
 			return nil, loss
 		}
-		fr, err := c.resumeOn(ctx, conn)
+		// A path that takes the conn and carries nothing must not hold the whole timeout.
+		actx, acancel := context.WithTimeout(ctx, c.resumeAttemptTimeout())
+		fr, err := c.resumeOn(actx, conn)
+		acancel()
 		var refused *RefusedError
 		switch {
 		case err == nil:
@@ -125,6 +128,15 @@ func (c *Client) resume(cause error) (*frameReader, error) {
 		}
 		cause = err
 	}
+}
+
+// resumeAttemptTimeout bounds one resume's login: the keepalive's timeout (a path that carries
+// nothing for that long is dead), or its default when the probes are off.
+func (c *Client) resumeAttemptTimeout() time.Duration {
+	if d := c.Keepalive.Timeout(); d > 0 {
+		return d
+	}
+	return Keepalive{}.Timeout()
 }
 
 // resumeOn resumes the session over conn: it logs in with RESUME (and the current window size),

@@ -5,9 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rlogin-go/rlogin/internal/linkemu"
+	"github.com/rlogin-go/rlogin/pty"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,11 +25,13 @@ import (
 type resumeRig struct {
 	t      *testing.T
 	l      net.Listener
-	term   *fakeTerminal
+	term   Terminal
 	srv    *ServerConn
 	served chan served
 	done   chan struct{} // the accept loop ended
 	cancel context.CancelFunc
+
+	addr string // where clients dial: the listener, or a link's proxy in front of it
 
 	mu       sync.Mutex
 	conns    []net.Conn // the server's ends, newest last
@@ -31,7 +39,7 @@ type resumeRig struct {
 	detached chan error // Detach.Detached's causes
 }
 
-func newResumeRig(t *testing.T, term *fakeTerminal, detach Detach) *resumeRig {
+func newResumeRig(t *testing.T, term Terminal, detach Detach, setup ...func(*ServerConn)) *resumeRig {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,9 +47,9 @@ func newResumeRig(t *testing.T, term *fakeTerminal, detach Detach) *resumeRig {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	r := &resumeRig{t: t, l: l, term: term, served: make(chan served, 1), done: make(chan struct{}), cancel: cancel,
-		detached: make(chan error, 100)}
+		detached: make(chan error, 100), addr: l.Addr().String()}
 	detach.Detached = func(cause error) { r.detached <- cause }
-	go r.accept(ctx, detach)
+	go r.accept(ctx, detach, setup)
 	t.Cleanup(func() {
 		_ = l.Close()
 		<-r.done
@@ -51,7 +59,7 @@ func newResumeRig(t *testing.T, term *fakeTerminal, detach Detach) *resumeRig {
 	return r
 }
 
-func (r *resumeRig) accept(ctx context.Context, detach Detach) {
+func (r *resumeRig) accept(ctx context.Context, detach Detach, setup []func(*ServerConn)) {
 	defer close(r.done)
 	first := true
 	for {
@@ -75,6 +83,9 @@ func (r *resumeRig) accept(ctx context.Context, detach Detach) {
 			first = false
 			r.srv = s
 			s.Detach = detach
+			for _, f := range setup {
+				f(s)
+			}
 			go func() {
 				st, err := s.Serve(ctx, r.term)
 				r.served <- served{st, err}
@@ -91,7 +102,7 @@ func (r *resumeRig) accept(ctx context.Context, detach Detach) {
 }
 
 func (r *resumeRig) dial() (net.Conn, error) {
-	c, err := net.Dial("tcp", r.l.Addr().String())
+	c, err := net.Dial("tcp", r.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +267,7 @@ type resumeClient struct {
 	dials   int
 }
 
-func startResumeClient(t *testing.T, rig *resumeRig, gate chan struct{}) *resumeClient {
+func startResumeClient(t *testing.T, rig *resumeRig, gate chan struct{}, setup ...func(*resumeClient)) *resumeClient {
 	t.Helper()
 	conn, err := rig.dial()
 	if err != nil {
@@ -285,6 +296,9 @@ func startResumeClient(t *testing.T, rig *resumeRig, gate chan struct{}) *resume
 	}
 	if rc.stdin, err = rc.StdinPipe(); err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range setup {
+		f(rc)
 	}
 	if err := rc.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -568,4 +582,169 @@ func TestResumeOldPeers(t *testing.T) {
 			t.Errorf("Serve: %v", srv.err)
 		}
 	})
+}
+
+// TestResumeBlackhole: a path that goes dead without a word is noticed by the keepalive, and
+// the session survives it whole; when the server has not noticed yet, the resume (over another
+// path: roaming) takes the session over from the dead conn.
+func TestResumeBlackhole(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		server   Keepalive
+		takeover bool
+	}{
+		{"both notice", Keepalive{Interval: 100 * time.Millisecond, CountMax: 3}, false},
+		{"server does not notice", Keepalive{Interval: -1}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			term := newFakeTerminal(t, "sleep", "3600")
+			rig := newResumeRig(t, term, Detach{Timeout: time.Minute}, func(s *ServerConn) { s.Keepalive = tc.server })
+			link := linkemu.New(linkemu.Profile{})
+			proxy, err := link.Listen("127.0.0.1:0", rig.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = proxy.Close() })
+			direct := rig.addr
+			rig.addr = proxy.Addr().String()
+
+			gate := make(chan struct{})
+			calls := make(chan error, 10)
+			rc := startResumeClient(t, rig, nil, func(rc *resumeClient) {
+				rc.Keepalive = Keepalive{Interval: 100 * time.Millisecond, CountMax: 3}
+				dial := rc.Reconnect
+				rc.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
+					calls <- cause
+					select {
+					case <-gate:
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+					if tc.takeover {
+						rig.addr = direct // another path; the first stays dead
+					}
+					return dial(ctx, attempt, cause)
+				}
+			})
+			var wantIn bytes.Buffer
+			inDone := make(chan error, 1)
+			go func() {
+				var err error
+				for i := range 300 {
+					if _, err = fmt.Fprintf(rc.stdin, "i%05d\n", i); err != nil {
+						break
+					}
+				}
+				inDone <- err
+			}()
+			for i := range 300 {
+				fmt.Fprintf(&wantIn, "i%05d\n", i)
+			}
+			want := produce(term, "a", 0, 300)
+			rc.stdout.waitFor(t, "some output", func() bool { return rc.stdout.buf.Len() > 900 })
+			link.Blackhole()
+			want = append(want, produce(term, "b", 0, 300)...)
+			select {
+			case cause := <-calls:
+				var noAnswer *NoAnswerError
+				if !errors.As(cause, &noAnswer) {
+					t.Errorf("Reconnect's cause %v, want the keepalive's verdict", cause)
+				}
+			case <-time.After(testTimeout):
+				t.Fatal("the client did not notice the dead path")
+			}
+			if !tc.takeover {
+				var noAnswer *NoAnswerError
+				if cause := rig.waitDetached(t); !errors.As(cause, &noAnswer) {
+					t.Errorf("detached for %v, want the keepalive's verdict", cause)
+				}
+			}
+			if !tc.takeover {
+				link.Restore()
+			}
+			close(gate)
+			if err := <-inDone; err != nil {
+				t.Fatal(err)
+			}
+			rc.stdout.waitFor(t, "all output", func() bool { return rc.stdout.buf.Len() >= len(want) })
+			term.waitFor(t, "all input", func() bool { return len(term.input) >= wantIn.Len() })
+			if got := rc.stdout.Bytes(); !bytes.Equal(got, want) {
+				t.Errorf("output differs at byte %d of %d", firstDiff(got, want), len(want))
+			}
+			term.locked(func() {
+				if !bytes.Equal(term.input, wantIn.Bytes()) {
+					t.Errorf("input differs at byte %d of %d", firstDiff(term.input, wantIn.Bytes()), wantIn.Len())
+				}
+			})
+			if tc.takeover && len(rig.detached) != 0 {
+				t.Errorf("the taken over session detached: %v", <-rig.detached)
+			}
+		})
+	}
+}
+
+// TestResumeRealPTY: numbered lines from a shell on a real pty, and numbered lines typed to
+// it, survive cuts of the connection, each exactly once and in order.
+func TestResumeRealPTY(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	const lines = 800
+	cmd := exec.Command("sh", "-c", `stty -echo
+( i=0; while [ $i -lt `+strconv.Itoa(lines)+` ]; do echo o$i; i=$((i+1)); sleep 0.002; done ) &
+while read l; do echo "$l" >> "$IN"; done
+wait`)
+	cmd.Env = append(os.Environ(), "IN="+in)
+	p, err := pty.Start(cmd, pty.Size{Rows: 24, Cols: 80})
+	if errors.Is(err, pty.ErrUnsupported) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	rig := newResumeRig(t, p, Detach{Timeout: time.Minute})
+	rc := startResumeClient(t, rig, nil)
+	var wantOut, wantIn bytes.Buffer
+	for i := range lines {
+		fmt.Fprintf(&wantOut, "o%d\r\n", i)
+	}
+	// Input only once echo is off, so that none is echoed.
+	rc.stdout.waitFor(t, "the first line", func() bool { return rc.stdout.buf.Len() > 0 })
+	inDone := make(chan error, 1)
+	go func() {
+		var err error
+		for i := range 3 * lines {
+			line := fmt.Sprintf("i%05d\n", i)
+			wantIn.WriteString(line)
+			if _, err = io.WriteString(rc.stdin, line); err != nil {
+				break
+			}
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond) // input in flight across the cuts
+			}
+		}
+		inDone <- err
+	}()
+	for cut := 1; cut <= 3; cut++ {
+		rc.stdout.waitFor(t, "a part of the output", func() bool { return rc.stdout.buf.Len() >= cut*wantOut.Len()/4 })
+		rig.cutServer()
+	}
+	if err := <-inDone; err != nil {
+		t.Fatal(err)
+	}
+	_ = rc.stdin.Close()
+	var exit *ExitError
+	if err := rc.wait(t); err != nil && !errors.As(err, &exit) {
+		t.Fatalf("Wait: %v", err)
+	}
+	if got := rc.stdout.Bytes(); !bytes.Equal(got, wantOut.Bytes()) {
+		i := firstDiff(got, wantOut.Bytes())
+		t.Errorf("output differs at byte %d of %d (have %d): %q", i, wantOut.Len(), len(got), got[max(0, i-20):min(len(got), i+20)])
+	}
+	gotIn, err := os.ReadFile(in)
+	if err != nil || !bytes.Equal(gotIn, wantIn.Bytes()) {
+		t.Errorf("input differs at byte %d of %d (have %d, %v)", firstDiff(gotIn, wantIn.Bytes()), wantIn.Len(), len(gotIn), err)
+	}
+	if got := len(rc.resumes()); got != 3 {
+		t.Errorf("%d resumes, want 3", got)
+	}
 }

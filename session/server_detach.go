@@ -171,9 +171,12 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 	var old *ServerConn
 	if s.cur != nil {
 		old = s.detachLocked(errTakenOver)
+		// A Write to the old conn ends first, before its CLOSE; on a dead path it could wait
+		// for TCP's timeout.
+		_ = old.conn.SetWriteDeadline(time.Now().Add(takeoverLinger))
 	}
 	for s.sending {
-		s.attachCond.Wait() // a Write to the old conn ends first
+		s.attachCond.Wait()
 	}
 	// The output from the client's offset, or the oldest kept, goes out again first.
 	from, skipped := max(r.received, tailStart), s.res.dropped
