@@ -85,7 +85,7 @@ func parseFlags(args []string) (*options, error) {
 	rates := fs.String("rates", "0,20mbit", "with -wan: bandwidth caps per direction, comma-separated (0: none; 20mbit, 500kbit, ...)")
 	wanBytes := fs.Int64("wan-bytes", 20_000_000, "with -wan: bytes of output for the bulk test")
 	wanKeys := fs.Int("wan-keys", 20, "with -wan: keystrokes per session for the echo test")
-	flood := fs.Int64("flood", 2_000_000, "with -wan: bytes of `yes` output read before Ctrl-C is typed")
+	flood := fs.Int64("flood", 2_000_000, "with -wan: bytes of the flood (numbered lines) read before Ctrl-C is typed")
 	alone := fs.Bool("alone", false, "run the echo-alone section instead: one session at a time, keystrokes spaced as a person types, in three modes")
 	aloneKeys := fs.Int("alone-keys", 40, "with -alone: keystrokes per session and mode")
 	gap := fs.String("gap", "100ms-200ms", "with -alone: the pause before each keystroke, a random duration in this range")

@@ -25,7 +25,7 @@ type wanOptions struct {
 	rates []int64 // bits per second each way; 0 is no cap
 	bytes int64   // bulk output
 	keys  int     // echo keystrokes per session
-	flood int64   // bytes of `yes` read before Ctrl-C
+	flood int64   // bytes of the numbered flood read before Ctrl-C
 }
 
 func parseWAN(rtts, rates string, bytes int64, keys int, flood int64) (*wanOptions, error) {
@@ -69,11 +69,12 @@ func capName(rate int64) string {
 
 // wanSample is what one session measured on one path under one condition.
 type wanSample struct {
-	setup time.Duration // from starting the client until the shell answered a command
-	echo  time.Duration // median over the session's keystrokes
-	mbps  float64       // bulk output, MB/s (10^6 bytes)
-	stale int64         // bytes that reached the terminal after Ctrl-C, before the prompt
-	ctrlC time.Duration // from typing Ctrl-C until the prompt is back
+	setup        time.Duration // from starting the client until the shell answered a command
+	echo         time.Duration // median over the session's keystrokes
+	mbps         float64       // bulk output, MB/s (10^6 bytes)
+	stale        int64         // bytes of the flood that reached the terminal after Ctrl-C
+	staleInOrder int64         // of them, those in order with what was shown before, up to the first gap a flush left
+	ctrlC        time.Duration // from typing Ctrl-C until the prompt is back
 }
 
 // sectionReport is where the results of a section (-wan, -alone) go.
@@ -140,8 +141,8 @@ func runWAN(ctx context.Context, stdout io.Writer, u *servers.User, paths []*pat
 				}
 				k := wanKey{p.name, c}
 				results[k] = append(results[k], s)
-				fmt.Fprintf(stdout, "round %d  rtt %4.0f ms  cap %-9s %-7s setup %7.3f s  echo %7.1f ms  output %6.2f MB/s  stale %8.1f KB  Ctrl-C to prompt %6.3f s\n",
-					r, ms(c.rtt), capName(c.rate), p.name, s.setup.Seconds(), ms(s.echo), s.mbps, float64(s.stale)/1e3, s.ctrlC.Seconds())
+				fmt.Fprintf(stdout, "round %d  rtt %4.0f ms  cap %-9s %-7s setup %7.3f s  echo %7.1f ms  output %6.2f MB/s  stale %5.1f KB (%4.1f in order)  Ctrl-C to prompt %6.3f s\n",
+					r, ms(c.rtt), capName(c.rate), p.name, s.setup.Seconds(), ms(s.echo), s.mbps, float64(s.stale)/1e3, float64(s.staleInOrder)/1e3, s.ctrlC.Seconds())
 			}
 		}
 	}
@@ -232,26 +233,34 @@ func measureWAN(cmd *exec.Cmd, w *wanOptions) (wanSample, error) {
 		return s, err
 	}
 
-	// Ctrl-C during a flood, once the flood has filled every buffer on the way: what reaches
-	// the terminal after the keystroke, and when the prompt is back.
-	if err := t.Send("yes\r"); err != nil {
+	// Ctrl-C during a flood of numbered lines, once the flood has filled every buffer on the
+	// way: which of the flood's bytes reach the terminal after the keystroke, and when the
+	// prompt is back.
+	if err := t.Send(floodCommand + "\r"); err != nil {
 		return s, err
 	}
-	if _, err := t.Expect("y\r\ny\r\n", stepTimeout); err != nil {
+	if _, err := t.Expect("1\r\n2\r\n", stepTimeout); err != nil {
 		return s, err
 	}
 	if err := t.Skip(w.flood, 2*time.Minute); err != nil {
 		return s, err
 	}
+	before := []byte(t.Tail())
 	t1 := time.Now()
 	if err := t.Send("\x03"); err != nil {
 		return s, err
 	}
-	n, err := t.Expect(servers.Prompt, 2*time.Minute)
+	after, err := t.Capture(servers.Prompt, 2*time.Minute)
 	if err != nil {
 		return s, fmt.Errorf("prompt after Ctrl-C: %w", err)
 	}
-	s.ctrlC, s.stale = time.Since(t1), n
+	s.ctrlC = time.Since(t1)
+	c := countStale(before, after)
+	if c.disorder > 0 {
+		at := c.disorder - 1
+		return s, fmt.Errorf("Ctrl-C: the flood's lines came out of order after the keystroke, at byte %d of %d: %q", at, len(after), after[max(0, at-100):min(len(after), at+100)])
+	}
+	s.stale, s.staleInOrder = c.flood, c.inOrder
 
 	return s, logout(t)
 }
@@ -286,8 +295,10 @@ func wanMetrics() []wanMetric {
 			func(s wanSample) float64 { return ms(s.echo) }},
 		{"bulk output, MB/s (higher is better)", "output MB/s", "%.2f",
 			func(s wanSample) float64 { return s.mbps }},
-		{"stale output after Ctrl-C during `yes`, KB reaching the terminal before the prompt (lower is better)", "stale KB", "%.0f",
+		{"stale output after Ctrl-C during a flood (`seq`): KB of the flood that reached the terminal after the keystroke (lower is better)", "stale KB", "%.0f",
 			func(s wanSample) float64 { return float64(s.stale) / 1e3 }},
+		{"stale output after Ctrl-C, of it: KB in order with what was on the screen, up to the first gap the flush left (the rest came after the remote flush; lower is better)", "stale in order KB", "%.0f",
+			func(s wanSample) float64 { return float64(s.staleInOrder) / 1e3 }},
 		{"Ctrl-C to prompt, s (lower is better)", "Ctrl-C s", "%.3f",
 			func(s wanSample) float64 { return s.ctrlC.Seconds() }},
 	}
@@ -317,7 +328,7 @@ func spreadOf[S any](ss []S, v func(S) float64) spread {
 func summarizeWAN(paths []*path, conds []condition, results map[wanKey][]wanSample, o *options, took time.Duration) string {
 	w := o.wan
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d interleaved rounds (round, then link condition, then path: each session measures everything once), through one link emulator (`internal/linkemu`, a proxy in front of each server; the RTT is twice its one-way delay, the cap applies to each direction). Echo: %d keystrokes per session; output: `cat` of %.0f MB of printable 80-byte lines; Ctrl-C: typed after %.0f MB of `yes` output has been read. Each cell: the median over the rounds, and in brackets the lowest and highest. The run took %v.\n\n",
+	fmt.Fprintf(&b, "%d interleaved rounds (round, then link condition, then path: each session measures everything once), through one link emulator (`internal/linkemu`, a proxy in front of each server; the RTT is twice its one-way delay, the cap applies to each direction). Echo: %d keystrokes per session; output: `cat` of %.0f MB of printable 80-byte lines; Ctrl-C: typed after %.0f MB of the output of `seq` (numbered lines) has been read; the stale output counts, byte by byte, the flood's bytes read after the keystroke (not the echoed ^C or the prompt). Each cell: the median over the rounds, and in brackets the lowest and highest. The run took %v.\n\n",
 		o.rounds, w.keys, float64(w.bytes)/1e6, float64(w.flood)/1e6, took)
 	for _, m := range wanMetrics() {
 		fmt.Fprintf(&b, "#### %s\n\n| path | cap |", m.title)

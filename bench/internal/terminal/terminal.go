@@ -190,6 +190,28 @@ func (t *Terminal) Expect(marker string, timeout time.Duration) (int64, error) {
 	}
 }
 
+// Capture is Expect that also returns what it read: the output up to and including marker
+// (those bytes Expect had read before but not consumed first), all of which it consumes.
+func (t *Terminal) Capture(marker string, timeout time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(timeout)
+	m := []byte(marker)
+	got := append([]byte(nil), t.buf...)
+	t.buf = t.buf[:0]
+	for from := 0; ; {
+		if i := bytes.Index(got[from:], m); i >= 0 {
+			end := from + i + len(m)
+			t.buf = append(t.buf, got[end:]...)
+			return got[:end], nil
+		}
+		from = max(0, len(got)-len(m)+1)
+		b, err := t.read(deadline)
+		if err != nil {
+			return got, fmt.Errorf("terminal: waiting for %q: %w; last output: %q", marker, err, t.Tail())
+		}
+		got = append(got, b...)
+	}
+}
+
 // Skip reads and drops at least n bytes of output, those Expect left unconsumed first, and
 // consumes all it read.
 func (t *Terminal) Skip(n int64, timeout time.Duration) error {
