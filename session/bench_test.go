@@ -57,10 +57,24 @@ func benchConns(b *testing.B, secure bool) (client, server net.Conn) {
 	return cc, r.c
 }
 
+// benchTransports are the benchmarks' transports; with resume, the session is resumable (both
+// ends keep what the other has not credited yet).
 var benchTransports = []struct {
-	name   string
-	secure bool
-}{{"TCP", false}, {"TLS", true}}
+	name           string
+	secure, resume bool
+}{{"TCP", false, false}, {"TLS", true, false}, {"TLS+resume", true, true}}
+
+// benchResume makes a session resumable, if resume is set: the server's configure and the
+// client's setup for startSessionWith.
+func benchResume(resume bool, setup func(*Client)) (func(*ServerConn), func(*Client)) {
+	if !resume {
+		return nil, setup
+	}
+	return func(s *ServerConn) { s.Detach.Timeout = time.Hour }, func(c *Client) {
+		c.Reconnect = func(context.Context, int, error) (net.Conn, error) { return nil, errors.New("no reconnection") }
+		setup(c)
+	}
+}
 
 // BenchmarkOutput measures session throughput from the server's terminal to the client's Stdout:
 // a terminal floods output in reads of the given size, and the client writes it to a discarding
@@ -82,7 +96,14 @@ func BenchmarkOutput(b *testing.B) {
 				term.floodMax = b.N * bc.read
 				b.SetBytes(int64(bc.read))
 				b.ResetTimer()
-				ts := startSession(b, c, s, term, func(c *Client) { c.Stdout = discard{} })
+				configure, setup := benchResume(tr.resume, func(c *Client) { c.Stdout = discard{} })
+				ts := startSessionWith(b, c, s, term, configure, setup)
+				if _, _, ok := ts.client.Resumable(); ok != tr.resume {
+					b.Fatalf("resumable: %v", ok)
+				}
+				if _, _, ok := ts.client.Resumable(); ok != tr.resume {
+					b.Fatalf("resumable: %v", ok)
+				}
 				srv, err := ts.wait()
 				b.StopTimer()
 				if err != nil || srv.err != nil {
@@ -115,7 +136,11 @@ func BenchmarkKeystrokeEcho(b *testing.B) {
 			term := newFakeTerminal(b)
 			term.echo = true
 			echoed := make(echoWriter, 1)
-			ts := startSession(b, c, s, term, func(c *Client) { c.Stdout = echoed })
+			configure, setup := benchResume(tr.resume, func(c *Client) { c.Stdout = echoed })
+			ts := startSessionWith(b, c, s, term, configure, setup)
+			if _, _, ok := ts.client.Resumable(); ok != tr.resume {
+				b.Fatalf("resumable: %v", ok)
+			}
 			key := []byte{'k'}
 			watchdog := time.NewTimer(testTimeout)
 			defer watchdog.Stop()

@@ -357,7 +357,9 @@ func (c *Client) checkRunning() error {
 // nil when the shell exited with status 0, an *ExitError for another status or a signal, a
 // *ClosedError when the server ended the session for another reason, and an error wrapping the
 // cause when the connection was lost ("session: connection lost: ...") or Close was called
-// (net.ErrClosed). Wait closes the conn.
+// (net.ErrClosed). With Reconnect, a lost connection is the end only when no resume succeeded
+// (Wait returns the first loss), or the server refused the resume (a *RefusedError: the session
+// is gone). Wait closes the conn.
 func (c *Client) Wait() error {
 	c.mu.Lock()
 	switch {

@@ -43,6 +43,28 @@
 // life, and one that gives none for 45 seconds ends the session as a lost connection would, with
 // a *NoAnswerError, so that a path that broke without a word is noticed on both ends.
 //
+// A session on a terminal may survive the loss of its connection (capabilities resume and
+// attach). A server that sets ServerConn.Detach keeps a session whose connection was lost
+// detached for Detach.Timeout: the shell runs on, its output is kept up to Detach.Buffer (the
+// oldest beyond is dropped and counted), and a new connection whose Request.Resume names the
+// session (ServerConn.ID) continues it through ServerConn.Attach, with every byte that the
+// client had not received, and every byte of its input that the server had not, exactly once.
+// A Client with Reconnect set does that by itself when its connection fails:
+//
+//	c.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
+//		... // wait (backoff), show a status line, dial, secure and authenticate a new conn
+//	}
+//
+// and on the server, for each new connection that asks to resume:
+//
+//	req, err := next.ReadRequest()
+//	... // authenticate it as for a login; look req.Resume.ID up among the user's sessions
+//	err = s.Attach(next, false, "resumed from "+addr) // s: the session's ServerConn
+//
+// A new client takes a detached (or attached) session over with a Request.Resume without a
+// secret, once its caller has checked that the user is the session's; ListSessions lists them
+// (the server answers with ServerConn.SendSessions).
+//
 // A Request with a Command asks for that command in place of a login shell (capability exec):
 // without a terminal, a server's Terminal that is also an ErrorOutputReader sends the command's
 // error output apart (the Client's Stderr), the Client's end of input is the command's, and

@@ -410,11 +410,20 @@ type testSession struct {
 // for Start. setup, if not nil, adjusts the client before Start.
 func startSession(t testing.TB, clientConn, serverConn net.Conn, term *fakeTerminal, setup func(*Client)) *testSession {
 	t.Helper()
+	return startSessionWith(t, clientConn, serverConn, term, nil, setup)
+}
+
+// startSessionWith is startSession with configure, if not nil, adjusting the server first.
+func startSessionWith(t testing.TB, clientConn, serverConn net.Conn, term *fakeTerminal, configure func(*ServerConn), setup func(*Client)) *testSession {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	s := &testSession{
 		t: t, term: term, stdout: newSyncBuffer(), cancel: cancel,
 		served: make(chan served, 1), waited: make(chan error, 1),
 		server: NewServerConn(serverConn),
+	}
+	if configure != nil {
+		configure(s.server)
 	}
 	go func() {
 		if _, err := s.server.ReadRequest(); err != nil {

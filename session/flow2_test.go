@@ -324,14 +324,7 @@ func (p *predictingPTY) FlushesOutput(b []byte) bool {
 // from its settings; without, the server guesses them.
 func ptyOverDelay(t *testing.T, oneWay time.Duration, script string, predict bool) (*Client, io.WriteCloser, *syncBuffer, *atomic.Int64, chan served) {
 	t.Helper()
-	p, err := pty.Start(exec.Command("sh", "-c", script), pty.Size{Rows: 24, Cols: 80})
-	if errors.Is(err, pty.ErrUnsupported) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
+	p := startTestPTY(t, exec.Command("sh", "-c", script))
 	var term Terminal = p
 	if predict {
 		pp, err := newPredictingPTY(p)

@@ -28,6 +28,21 @@ var (
 	_ StatusWaiter    = (*pty.Attached)(nil)
 )
 
+// startTestPTY starts cmd on a real pty of 24x80, closed by the test's cleanup; it skips the
+// test where there are no ptys.
+func startTestPTY(t *testing.T, cmd *exec.Cmd) *pty.PTY {
+	t.Helper()
+	p, err := pty.Start(cmd, pty.Size{Rows: 24, Cols: 80})
+	if errors.Is(err, pty.ErrUnsupported) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
 // slowTerminal is a Stdout that takes time in proportion to the bytes written, like a terminal
 // emulator drawing them, and remembers when a marker first appeared.
 type slowTerminal struct {
@@ -76,14 +91,7 @@ func (s *slowTerminal) Write(p []byte) (int, error) {
 // shows on a terminal that draws 20 MB/s: the output in flight is dropped, not drawn.
 func TestFlushRealPTY(t *testing.T) {
 	cmd := exec.Command("sh", "-c", `trap 'echo; echo PROMPT; exit 3' INT; yes flood`)
-	p, err := pty.Start(cmd, pty.Size{Rows: 24, Cols: 80})
-	if errors.Is(err, pty.ErrUnsupported) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
+	p := startTestPTY(t, cmd)
 	out := &slowTerminal{rate: 20e6, marker: []byte("PROMPT")}
 	out.cond.L = &out.mu
 	flushes := 0

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/rlogin-go/rlogin/internal/linkemu"
-	"github.com/rlogin-go/rlogin/pty"
 	"io"
 	"net"
 	"os"
@@ -18,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rlogin-go/rlogin/internal/linkemu"
 )
 
 // resumeRig runs one resumable session on a loopback listener: the first conn starts it, every
@@ -693,14 +693,7 @@ func TestResumeRealPTY(t *testing.T) {
 while read l; do echo "$l" >> "$IN"; done
 wait`)
 	cmd.Env = append(os.Environ(), "IN="+in)
-	p, err := pty.Start(cmd, pty.Size{Rows: 24, Cols: 80})
-	if errors.Is(err, pty.ErrUnsupported) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
+	p := startTestPTY(t, cmd)
 	rig := newResumeRig(t, p, Detach{Timeout: time.Minute})
 	rc := startResumeClient(t, rig, nil)
 	var wantOut, wantIn bytes.Buffer
@@ -746,5 +739,68 @@ wait`)
 	}
 	if got := len(rc.resumes()); got != 3 {
 		t.Errorf("%d resumes, want 3", got)
+	}
+}
+
+// TestResumeAnswerLost: a client whose resume's answer was lost with its conn resumes with the
+// secret it has (the one before); once a frame came over a resumed conn, that one is dead.
+func TestResumeAnswerLost(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+	rc := startResumeClient(t, rig, make(chan struct{}))
+	rc.mu.Lock()
+	id, secret := rc.res.id, rc.res.secret
+	rc.mu.Unlock()
+	_ = rc.Close() // the client's conn is gone: the session detaches
+	rig.waitDetached(t)
+	resume := func(read bool, speak bool) message {
+		t.Helper()
+		conn, err := rig.dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		p := newRawPeer(t, conn)
+		req := bob
+		req.Capabilities = []string{capKeepalive, capResume, capAttach}
+		p.login(req)
+		p.send(message{typ: frameResume, resume: &ResumeRequest{ID: id, Secret: secret[:]}})
+		if !read {
+			return message{} // lost with its conn: the answer never arrives
+		}
+		p.readByte()
+		m := p.read()
+		if m.typ == frameAccept {
+			p.read() // RESUMED
+			p.read() // RESUMABLE
+			if speak {
+				p.send(message{typ: framePing, cookie: 1})
+				if pong := p.read(); pong.typ != framePong {
+					t.Fatalf("answer to PING %v", pong.typ)
+				}
+			}
+		}
+		return m
+	}
+	resume(false, false)
+	var attached error
+	waitUntil(t, "the Attach", func() bool {
+		rig.mu.Lock()
+		defer rig.mu.Unlock()
+		if len(rig.attaches) == 0 {
+			return false
+		}
+		attached = rig.attaches[0]
+		return true
+	})
+	if attached == nil { // the answer was written before the conn went: it was lost with it
+		rig.waitDetached(t)
+	}
+	if m := resume(true, true); m.typ != frameAccept {
+		t.Fatalf("resume with the secret before the lost answer: %v %q", m.typ, m.text)
+	}
+	rig.waitDetached(t)
+	if m := resume(true, false); m.typ != frameRefuse || m.text != reasonNoSession {
+		t.Fatalf("resume with a secret a conn used: %v %q", m.typ, m.text)
 	}
 }

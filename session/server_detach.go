@@ -19,10 +19,15 @@ import (
 
 // serverResume is a serverSession's state of capability resume, under the session's mu.
 type serverResume struct {
-	on      bool // resume was accepted: a lost conn detaches the session
-	secret  [ResumeSecretSize]byte
-	buffer  int // the output kept while detached
-	timeout time.Duration
+	on     bool // resume was accepted: a lost conn detaches the session
+	secret [ResumeSecretSize]byte
+	// prev is the secret before the last Attach: it stays valid until a frame comes over the
+	// conn that got the new one, so that a client that lost that conn before the answer
+	// reached it (it has only the old one) can still resume.
+	prev      [ResumeSecretSize]byte
+	prevValid bool
+	buffer    int // the output kept while detached
+	timeout   time.Duration
 
 	outSent  uint64 // the output offset of the next byte sent
 	tail     []byte // output sent, not yet credited: tail[toff:] ends at outSent
@@ -160,14 +165,21 @@ func (s *serverSession) waitAttached() (sc *ServerConn, gen int, ok bool) {
 func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason string) error {
 	r := next.req.Resume
 	s.mu.Lock()
+	for s.res.attaching {
+		s.attachCond.Wait() // another Attach answers its conn first
+	}
 	tailStart := s.res.outSent - uint64(len(s.res.tail)-s.res.toff)
-	if !s.res.on || s.ending || s.connDead || s.lastQueued || s.res.attaching ||
-		!reattach && subtle.ConstantTimeCompare(r.Secret, s.res.secret[:]) != 1 || r.received > s.res.outSent {
+	secretOK := subtle.ConstantTimeCompare(r.Secret, s.res.secret[:]) == 1
+	if subtle.ConstantTimeCompare(r.Secret, s.res.prev[:]) == 1 && s.res.prevValid {
+		secretOK = true
+	}
+	if !s.res.on || s.ending || s.connDead || s.lastQueued || !reattach && !secretOK || r.received > s.res.outSent {
 		s.mu.Unlock()
 		_ = next.Refuse(reasonNoSession)
 		return ErrNoSession
 	}
 	s.res.attaching = true
+	s.res.prev, s.res.prevValid = s.res.secret, !reattach
 	var old *ServerConn
 	if s.cur != nil {
 		old = s.detachLocked(errTakenOver)
@@ -189,12 +201,18 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 	s.freshFlowLocked()
 	next.phase = phaseAnswered
 	accepted := next.accept(next.req.Capabilities) // without resume and attach, which it offers last
-	accepted = append(accepted, capResume, capAttach)
+	for _, c := range []string{capResume, capAttach} {
+		if slices.Contains(next.req.Capabilities, c) {
+			accepted = append(accepted, c)
+		}
+	}
 	s.flow2 = slices.Contains(accepted, capFlow2)
 	s.ka.on = slices.Contains(accepted, capKeepalive)
 	b, _ := appendMessage(next.answerPrefix(), &message{typ: frameAccept, caps: accepted})
 	b = appendResumed(b, offsets)
-	b = s.appendResumableLocked(b)
+	if slices.Contains(accepted, capResume) {
+		b = s.appendResumableLocked(b)
+	}
 	s.mu.Unlock()
 
 	if w := next.req.Window; w.Rows != 0 || w.Cols != 0 {
@@ -210,10 +228,13 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 		}
 		_ = old.conn.SetReadDeadline(time.Now().Add(takeoverLinger))
 	}
+	_ = next.conn.SetWriteDeadline(time.Now().Add(attachTimeout))
 	_, err := next.conn.Write(b)
+	_ = next.conn.SetWriteDeadline(time.Time{})
 
 	s.mu.Lock()
 	s.res.attaching = false
+	s.attachCond.Broadcast()
 	if err != nil || s.ending {
 		s.mu.Unlock()
 		_ = next.Close()
@@ -242,6 +263,10 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 // client still sent: that client may be gone (a resume that came before the server noticed the
 // loss), and the new conn's input waits meanwhile.
 const takeoverLinger = 250 * time.Millisecond
+
+// attachTimeout bounds the write of the answer to a resume: a client that does not read it is
+// not waited for longer (the session stays detached, and another resume may come).
+const attachTimeout = 10 * time.Second
 
 // freshFlowLocked starts flow control afresh for a new conn, as a new ACCEPT does; the offsets
 // carry on. Input received but not yet written to the terminal is written still, and not

@@ -77,6 +77,7 @@ func (s *serverSession) handleInput(m *message, gen int) error {
 	if gen != s.gen {
 		return nil
 	}
+	s.res.prevValid = false // the client got the new secret
 	switch m.typ {
 	case frameData:
 		if s.inEOF {
