@@ -36,7 +36,8 @@ const (
 //
 // The window grows as HTTP/2 and QUIC receivers auto-tune theirs: when the output of the last
 // half window was consumed faster than half a window per round trip, the window may be what
-// limits the rate, and it doubles (up to maxClientWindow); settled, it is between two and four
+// limits the rate, and it doubles (up to maxClientWindow), or grows at once to the window that
+// the epoch's rate needs (linkWindow) when that is more; settled, it is between two and four
 // times the bandwidth-delay product. It shrinks by half, never below the base of 256 KiB, when
 // more than half of it waits in the queue: then the writer (the terminal), not the link, sets the
 // pace, and a big window would only hold more output that is already late. It grows by credit
@@ -145,11 +146,18 @@ func (w *windowTuner) shrinkToLink() {
 	if w.queue <= queueSlack || w.holds > 0 || w.rate == 0 {
 		return
 	}
-	bdp := w.rate * (w.minRTT + paceMargin).Seconds()
-	if target := max(minQueueWindow, int(bdp)+creditBatch+flushReserve); w.window-w.debt > target {
+	if target := w.linkWindow(); w.window-w.debt > target {
 		w.debt = w.window - target
 	}
 	w.linkRate = w.rate
+}
+
+// linkWindow is the window that the last epoch's rate needs (see windowTuner): the rate times
+// the shortest round trip, plus paceMargin's worth, a credit batch and the server's
+// flushReserve, and at least minQueueWindow.
+func (w *windowTuner) linkWindow() int {
+	bdp := w.rate * (w.minRTT + paceMargin).Seconds()
+	return max(minQueueWindow, int(bdp)+creditBatch+flushReserve)
 }
 
 // adjust is called when n bytes of consumed output are credited, with queued bytes still
@@ -182,6 +190,11 @@ func (w *windowTuner) adjust(n, queued int, now time.Time) int {
 				grow = min(max(w.window/16, 16<<10), maxClientWindow-w.window)
 			} else {
 				w.linkRate = 0 // the link carries more than it did: not the limit any more
+				// At once to the window the epoch's rate needs, when that is more than twice
+				// this one: a fast epoch's output came at the link's rate, so its rate shows
+				// what the link carries, where doubling takes a round trip per step, and the
+				// epoch after each step, which waits for the new credit, seldom counts as fast.
+				grow = min(max(grow, w.linkWindow()-w.window), maxClientWindow-w.window)
 			}
 			w.window += grow
 			w.debt = 0
