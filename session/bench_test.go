@@ -101,9 +101,6 @@ func BenchmarkOutput(b *testing.B) {
 				if _, _, ok := ts.client.Resumable(); ok != tr.resume {
 					b.Fatalf("resumable: %v", ok)
 				}
-				if _, _, ok := ts.client.Resumable(); ok != tr.resume {
-					b.Fatalf("resumable: %v", ok)
-				}
 				srv, err := ts.wait()
 				b.StopTimer()
 				if err != nil || srv.err != nil {

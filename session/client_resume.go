@@ -60,7 +60,11 @@ func (r *clientResume) keepInput(p []byte) {
 	if !r.on {
 		return
 	}
-	if r.inToff > 0 && r.inToff >= len(r.inTail)/2 {
+	switch {
+	case r.inToff == len(r.inTail) && len(p) < terminalRead && cap(r.inTail) > creditBatch:
+		r.inTail, r.inToff = nil, 0 // the paste is over: an idle session keeps a small buffer
+	case r.inToff > 0 && len(r.inTail)+len(p) > cap(r.inTail):
+		// What was credited makes room, rather than a bigger buffer.
 		r.inTail = r.inTail[:copy(r.inTail, r.inTail[r.inToff:])]
 		r.inToff = 0
 	}
@@ -71,10 +75,7 @@ func (r *clientResume) keepInput(p []byte) {
 func (r *clientResume) inCredited(n int) {
 	r.inToff = min(r.inToff+n, len(r.inTail))
 	if r.inToff == len(r.inTail) {
-		r.inTail, r.inToff = r.inTail[:0], 0
-		if cap(r.inTail) > creditBatch {
-			r.inTail = nil // an idle session keeps no paste's buffer
-		}
+		r.inTail, r.inToff = r.inTail[:0], 0 // kept for the paste, if one goes on (see keepInput)
 	}
 }
 

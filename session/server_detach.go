@@ -72,13 +72,18 @@ func (s *serverSession) appendResumableLocked(b []byte) []byte {
 // resumable.
 func (s *serverSession) keepSentLocked(p []byte) {
 	s.res.outSent += uint64(len(p))
-	if s.res.on {
-		if s.res.toff > 0 && s.res.toff >= len(s.res.tail)/2 {
-			s.res.tail = s.res.tail[:copy(s.res.tail, s.res.tail[s.res.toff:])]
-			s.res.toff = 0
-		}
-		s.res.tail = append(s.res.tail, p...)
+	if !s.res.on {
+		return
 	}
+	switch {
+	case s.res.toff == len(s.res.tail) && len(p) < terminalRead && cap(s.res.tail) > creditBatch:
+		s.res.tail, s.res.toff = nil, 0 // the flood is over: an idle session keeps a small buffer
+	case s.res.toff > 0 && len(s.res.tail)+len(p) > cap(s.res.tail):
+		// What was credited makes room, rather than a bigger buffer.
+		s.res.tail = s.res.tail[:copy(s.res.tail, s.res.tail[s.res.toff:])]
+		s.res.toff = 0
+	}
+	s.res.tail = append(s.res.tail, p...)
 }
 
 // creditedLocked drops n credited bytes from the tail.
@@ -89,10 +94,7 @@ func (s *serverSession) creditedLocked(n int) {
 	s.res.toff = min(s.res.toff+n, len(s.res.tail))
 	if s.res.toff == len(s.res.tail) {
 		s.res.toff = 0
-		s.res.tail = s.res.tail[:0]
-		if cap(s.res.tail) > creditBatch {
-			s.res.tail = nil // an idle session keeps no flood's buffer
-		}
+		s.res.tail = s.res.tail[:0] // kept for the flood, if one goes on (see keepSentLocked)
 	}
 }
 
