@@ -399,3 +399,25 @@ func waitFile(t *testing.T, path string) {
 		time.Sleep(10 * time.Millisecond) // no notification to wait for: poll the file system
 	}
 }
+
+// TestReconnectGiveUpWhileTrying: ~. ends rlogin at once also while a try waits on a path that
+// drops everything (it would wait up to the connect timeout).
+func TestReconnectGiveUpWhileTrying(t *testing.T) {
+	s := startServer(t, func(s *testServer) { s.detach = time.Hour })
+	link := linkemu.New(linkemu.Profile{})
+	port, home := s.behindLink(t, link)
+	tt := openTerminal(t)
+	before := tt.termios()
+	tt.start(userEnv(home), "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=1", "-l", "tester", "-p", port, "127.0.0.1")
+	tt.ready()
+	link.Blackhole()
+	tt.expect(`reconnecting \(~\. to give up\): no answer[^\r\n]*\x1b\[K`) // and the first try waits
+	start := time.Now()
+	tt.send("~.")
+	tt.expect(`rlogin: connection to 127\.0\.0\.1 lost: gave up reconnecting \(~\.\)\r?\n$`)
+	tt.exits(ExitFailure, before)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("rlogin took %v to give up", took)
+	}
+	link.Restore()
+}
