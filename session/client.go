@@ -80,9 +80,10 @@ type Client struct {
 	// more). A REFUSE (the session is gone) ends the session: Wait returns the *RefusedError.
 	Reconnect func(ctx context.Context, attempt int, cause error) (net.Conn, error)
 
-	// Resumed, if set, is called after each resume, with the count of output bytes that the
-	// server dropped while detached (beyond its buffer) and the client never got. The window
-	// size (the last Resize) was sent again already.
+	// Resumed, if set, is called after each resume, from the goroutine that reads the conn,
+	// before any output of the new conn is read, with the count of output bytes that the server
+	// dropped while detached (beyond its buffer) and the client never got. The window size (of
+	// the last Resize) went with the resume.
 	Resumed func(skipped uint64)
 
 	conn         net.Conn

@@ -123,6 +123,12 @@ func (c *Client) resume(cause error) (*frameReader, error) {
 		var refused *RefusedError
 		switch {
 		case err == nil:
+			if c.Resumed != nil {
+				c.mu.Lock()
+				skipped := c.res.skipped
+				c.mu.Unlock()
+				c.Resumed(skipped) // free to call the Client's methods: no lock is held
+			}
 			return fr, nil
 		case errors.As(err, &refused), errors.Is(err, ErrProtocol), errors.Is(err, ErrResumeUnsupported):
 			return nil, err
@@ -191,7 +197,6 @@ func (c *Client) resumeOn(ctx context.Context, conn net.Conn) (*frameReader, err
 	if c.res.eofSent {
 		b = appendHeader(b, frameEOF, 0)
 	}
-	skipped := c.res.skipped
 	if c.keepalive {
 		c.alive = newProber(c.Keepalive, c.sendPing, c.noAnswer)
 	}
@@ -201,9 +206,6 @@ func (c *Client) resumeOn(ctx context.Context, conn net.Conn) (*frameReader, err
 	if _, err := conn.Write(b); err != nil {
 		_ = conn.Close()
 		return nil, err
-	}
-	if c.Resumed != nil {
-		c.Resumed(skipped)
 	}
 	return &frameReader{r: br}, nil
 }

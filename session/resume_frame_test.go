@@ -156,7 +156,8 @@ func unmarshalSeeds(t testing.TB) []seed {
 		}
 		seeds = append(seeds, seed{s.name, b})
 	}
-	return seeds
+	login, _ := MarshalRequest(&Request{User: "bob"})
+	return append(seeds, seed{"optional-frame", append(login, 0xf0, 0, 0, 0)}) // not skipped: refused
 }
 
 // TestListSessions: a LIST gets the server's SESSIONS, sanitized; an older server's ACCEPT is

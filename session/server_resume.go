@@ -73,13 +73,25 @@ func MarshalRequest(req *Request) ([]byte, error) {
 // UnmarshalRequest decodes what MarshalRequest encoded, with the checks of ReadRequest.
 func UnmarshalRequest(p []byte) (*Request, error) {
 	fr := frameReader{r: bufio.NewReader(bytes.NewReader(p)), limit: maxLogin}
-	m, err := fr.readMessage(isLoginFrame)
+	// Every frame is decoded, none skipped: what MarshalRequest wrote, and nothing else.
+	read := func(allowed func(frameType) bool) (message, error) {
+		typ, p, err := fr.next()
+		if err != nil {
+			return message{}, err
+		}
+		m, skip, err := decodeFrame(typ, p, allowed)
+		if skip {
+			err = protocolErrorf("unexpected %v frame", typ)
+		}
+		return m, err
+	}
+	m, err := read(isLoginFrame)
 	if err != nil {
 		return nil, fmt.Errorf("session: unmarshaling the request: %w", err)
 	}
 	req := m.req
 	for err == nil {
-		m, err = fr.readMessage(func(t frameType) bool { return t == frameCommand || t == frameResume || t == frameList })
+		m, err = read(func(t frameType) bool { return t == frameCommand || t == frameResume || t == frameList })
 		switch {
 		case err != nil:
 		case m.typ == frameCommand && req.Command == nil && req.Resume == nil && !req.List:
