@@ -303,7 +303,9 @@ func (r *runner) forward(p []byte, w io.Writer, esc *escaper, out *[]byte) bool 
 		case escSuspend:
 			r.suspend()
 		case escHelp:
+			r.leaveStatus()
 			r.stdout.writeLocal(r.stderr, escapeHelp(r.opts.EscapeChar))
+			r.repaintStatus()
 		}
 	}
 	return true
@@ -312,6 +314,7 @@ func (r *runner) forward(p []byte, w io.Writer, esc *escaper, out *[]byte) bool 
 // suspend stops rlogin as ~^Z asks: terminal back to normal, SIGTSTP to itself; once continued,
 // raw mode again and the window size, which may have changed meanwhile.
 func (r *runner) suspend() {
+	r.leaveStatus()
 	r.stdout.writeLocal(r.stderr, escapeName(r.opts.EscapeChar)+"^Z [suspend rlogin]\r\n")
 	r.tty.leave()
 	// A secure session tells the server first, so that its keepalive waits for us however
@@ -330,8 +333,20 @@ func (r *runner) suspend() {
 		r.debugf("%v", err)
 	}
 	_ = r.sess.Resize(r.windowSize())
+	r.repaintStatus()
+}
+
+// leaveStatus moves below the status line, if rlogin is reconnecting, for a local message.
+func (r *runner) leaveStatus() {
 	if r.rc != nil {
-		r.rc.status.repaint() // if reconnecting: the suspend's message took its place
+		r.rc.status.leave()
+	}
+}
+
+// repaintStatus draws the status line again below a local message, if rlogin is reconnecting.
+func (r *runner) repaintStatus() {
+	if r.rc != nil {
+		r.rc.status.repaint()
 	}
 }
 

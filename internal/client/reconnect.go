@@ -49,7 +49,7 @@ func reconnectDelay(n int, u float64) time.Duration {
 		d *= 2
 	}
 	d = min(d, maxRetryDelay)
-	return time.Duration(float64(d) * (1 - retryJitter + 2*retryJitter*u))
+	return min(time.Duration(float64(d)*(1-retryJitter+2*retryJitter*u)), maxRetryDelay)
 }
 
 // randomUnit is a random number in [0, 1) for reconnectDelay.

@@ -192,12 +192,14 @@ func TestReconnectGiveUp(t *testing.T) {
 	tt.expect(`reconnecting \(~\. to give up\): [^\r\n]+\x1b\[K`)
 
 	// ~^Z works too (here the kernel discards the stop: see TestEscapes), and the status line
-	// is drawn again below its message, the terminal raw again.
+	// is drawn again below its message, the terminal raw again; so does ~?.
 	tt.send("~\x1a")
-	tt.expect(`~\^Z \[suspend rlogin\]\r\n\rrlogin: [^\r\n]*\x1b\[K`)
+	tt.expect(`(?:^|\x1b\[K)\r\n~\^Z \[suspend rlogin\]\r\n\rrlogin: [^\r\n]*\x1b\[K`)
 	if during := tt.termios(); !isRaw(during) {
 		t.Errorf("terminal not raw after ~^Z: %+v", during)
 	}
+	tt.send("~?")
+	tt.expect(`(?:^|\x1b\[K)\r\nSupported escape sequences:\r\n(?:[^\r\n]*\r\n)+\rrlogin: [^\r\n]*\x1b\[K`)
 
 	tt.send("~.")
 	tt.expect(`\r\x1b\[K\r(\r\n)?rlogin: connection to 127\.0\.0\.1 lost: gave up reconnecting \(~\.\)\r?\n$`)

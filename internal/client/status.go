@@ -43,13 +43,23 @@ func (s *statusLine) show(text string, important bool) {
 	s.out.writeLocal(s.w, string(b))
 }
 
-// repaint draws the line again, after something else wrote to the terminal (~^Z's message).
+// leave moves below the line, if one is shown, for a local message (~^Z's, ~?'s), after which
+// repaint draws it again.
+func (s *statusLine) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tty && s.shown {
+		s.out.writeLocal(s.w, "\r\n")
+		s.shown = false
+	}
+}
+
+// repaint draws the line again after leave, if it has something to say.
 func (s *statusLine) repaint() {
 	s.mu.Lock()
 	text, shown := s.text, s.shown
-	s.shown = false
 	s.mu.Unlock()
-	if shown {
+	if text != "" && !shown {
 		s.show(text, false)
 	}
 }

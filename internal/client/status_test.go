@@ -35,10 +35,19 @@ func TestStatusLineRedrawn(t *testing.T) {
 		t.Error("after the status line ended, the output is not at the start of a line")
 	}
 
+	// A local message (~?'s) goes below the line, which is drawn again below it.
 	term.Reset()
 	s.show("rlogin: lost", true)
+	s.leave()
+	out.writeLocal(&term, "help\r\n")
+	s.repaint()
+	if got, want := term.String(), "\rrlogin: lost\x1b[K\r\nhelp\r\n\rrlogin: lost\x1b[K"; got != want {
+		t.Errorf("a message while the line shows: got %q, want %q", got, want)
+	}
+
+	term.Reset()
 	s.end("") // erased: the next message starts where it was
-	if got, want := term.String(), "\rrlogin: lost\x1b[K\r\x1b[K\r"; got != want {
+	if got, want := term.String(), "\r\x1b[K\r"; got != want {
 		t.Errorf("erased line: got %q, want %q", got, want)
 	}
 	if !out.atLineStart() {
@@ -61,7 +70,8 @@ func TestStatusLinePlain(t *testing.T) {
 	}
 }
 
-// TestReconnectDelay: at once, then 0.5 s doubling to 10 s, each within the jitter.
+// TestReconnectDelay: at once, then 0.5 s doubling to 10 s, each within the jitter, never more
+// than 10 s.
 func TestReconnectDelay(t *testing.T) {
 	for n, base := range map[int]time.Duration{
 		1: 0, 2: 500 * time.Millisecond, 3: time.Second, 4: 2 * time.Second, 5: 4 * time.Second,
@@ -69,7 +79,7 @@ func TestReconnectDelay(t *testing.T) {
 	} {
 		lo, hi := reconnectDelay(n, 0), reconnectDelay(n, 0.999999)
 		wantLo := time.Duration(float64(base) * (1 - retryJitter))
-		wantHi := time.Duration(float64(base) * (1 + retryJitter))
+		wantHi := min(time.Duration(float64(base)*(1+retryJitter)), maxRetryDelay)
 		if lo != wantLo || hi < wantHi-time.Millisecond || hi > wantHi {
 			t.Errorf("try %d: delay %v to %v, want %v to %v", n, lo, hi, wantLo, wantHi)
 		}
