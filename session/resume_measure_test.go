@@ -12,6 +12,11 @@ import (
 // TestDetachedSessionMemory measures the heap a detached idle session holds on the server (its
 // Terminal here is a small fake: a pty's buffers are the kernel's), and bounds it.
 func TestDetachedSessionMemory(t *testing.T) {
+	t.Run("TCP", func(t *testing.T) { testDetachedSessionMemory(t, false) })
+	t.Run("TLS", func(t *testing.T) { testDetachedSessionMemory(t, true) })
+}
+
+func testDetachedSessionMemory(t *testing.T, secure bool) {
 	const sessions = 20
 	heap := func() uint64 {
 		runtime.GC()
@@ -29,6 +34,9 @@ func TestDetachedSessionMemory(t *testing.T) {
 	var conns []net.Conn
 	for i := range rigs {
 		rigs[i] = newResumeRig(t, terms[i], Detach{Timeout: time.Hour})
+		rigs[i].mu.Lock()
+		rigs[i].secure = secure
+		rigs[i].mu.Unlock()
 		conn, err := rigs[i].dial()
 		if err != nil {
 			t.Fatal(err)
@@ -57,7 +65,7 @@ func TestDetachedSessionMemory(t *testing.T) {
 	}
 	conns = nil
 	per := (int64(heap()) - int64(before)) / sessions
-	t.Logf("heap per idle session, with this test's listener and fake terminal: %d bytes attached (both ends of a TCP conn), %d bytes detached (%d sessions)", attached, per, sessions)
+	t.Logf("heap per idle session, with this test's listener and fake terminal: %d bytes attached (both ends of the conn), %d bytes detached (%d sessions)", attached, per, sessions)
 	if per > 64<<10 {
 		t.Errorf("a detached idle session holds %d bytes of heap", per)
 	}

@@ -3,6 +3,8 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/linkemu"
+	"github.com/rlogin-go/rlogin/transport"
 )
 
 // resumeRig runs one resumable session on a loopback listener: the first conn starts it, every
@@ -33,7 +36,10 @@ type resumeRig struct {
 
 	addr string // where clients dial: the listener, or a link's proxy in front of it
 
+	keys [2]ed25519.PrivateKey // the server's and the client's, if secure
+
 	mu       sync.Mutex
+	secure   bool       // each conn is secured as rlogin and rlogind do (TLS); cutServer cuts the TCP conn under it
 	conns    []net.Conn // the server's ends, newest last
 	attaches []error    // what each Attach returned
 	detached chan error // Detach.Detached's causes
@@ -48,6 +54,9 @@ func newResumeRig(t *testing.T, term Terminal, detach Detach, setup ...func(*Ser
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	r := &resumeRig{t: t, l: l, term: term, served: make(chan served, 1), done: make(chan struct{}), cancel: cancel,
 		detached: make(chan error, 100), addr: l.Addr().String()}
+	for i := range r.keys {
+		_, r.keys[i], _ = ed25519.GenerateKey(rand.Reader)
+	}
 	detach.Detached = func(cause error) { r.detached <- cause }
 	go r.accept(ctx, detach, setup)
 	t.Cleanup(func() {
@@ -73,7 +82,15 @@ func (r *resumeRig) accept(ctx context.Context, detach Detach, setup []func(*Ser
 		conn = watchdog(r.t, conn)
 		r.mu.Lock()
 		r.conns = append(r.conns, conn)
+		secure := r.secure
 		r.mu.Unlock()
+		if secure {
+			sc, err := transport.Server(ctx, conn, &transport.SecureConfig{Key: r.keys[0]})
+			if err != nil {
+				continue
+			}
+			conn = sc
+		}
 		s := NewServerConn(conn)
 		req, err := s.ReadRequest()
 		switch {
@@ -106,7 +123,16 @@ func (r *resumeRig) dial() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return watchdog(r.t, c), nil
+	c = watchdog(r.t, c)
+	r.mu.Lock()
+	secure := r.secure
+	r.mu.Unlock()
+	if !secure {
+		return c, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	return transport.Client(ctx, c, &transport.SecureConfig{Key: r.keys[1]})
 }
 
 // cutServer closes the server's end of the newest conn (the path breaks; both ends notice).
@@ -134,8 +160,16 @@ func produce(term *fakeTerminal, prefix string, from, to int) []byte {
 // TestResumeCuts: numbered lines both ways survive cuts of the connection, every byte exactly
 // once and in order, with input in flight; the secret changes per connection.
 func TestResumeCuts(t *testing.T) {
+	t.Run("TCP", func(t *testing.T) { testResumeCuts(t, false) })
+	t.Run("TLS", func(t *testing.T) { testResumeCuts(t, true) })
+}
+
+func testResumeCuts(t *testing.T, secure bool) {
 	term := newFakeTerminal(t, "sleep", "3600")
 	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+	rig.mu.Lock()
+	rig.secure = secure
+	rig.mu.Unlock()
 	conn, err := rig.dial()
 	if err != nil {
 		t.Fatal(err)

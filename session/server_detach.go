@@ -182,12 +182,12 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 	}
 	s.res.attaching = true
 	s.res.prev, s.res.prevValid = s.res.secret, !reattach
-	var old *ServerConn
+	var old net.Conn // a conn taken over
 	if s.cur != nil {
-		old = s.detachLocked(errTakenOver)
+		old = s.detachLocked(errTakenOver).conn
 		// A Write to the old conn ends first, before its CLOSE; on a dead path it could wait
 		// for TCP's timeout.
-		_ = old.conn.SetWriteDeadline(time.Now().Add(takeoverLinger))
+		_ = old.SetWriteDeadline(time.Now().Add(takeoverLinger))
 	}
 	for s.sending {
 		s.attachCond.Wait()
@@ -223,12 +223,12 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 	if old != nil {
 		// The old conn gets the reason, and its reading pump drains it briefly, then closes it.
 		c, _ := appendMessage(nil, &message{typ: frameClose, text: cleanReason(closeReason)})
-		_ = old.conn.SetWriteDeadline(time.Now().Add(takeoverLinger))
-		_, _ = old.conn.Write(c)
-		if cw, ok := old.conn.(interface{ CloseWrite() error }); ok {
+		_ = old.SetWriteDeadline(time.Now().Add(takeoverLinger))
+		_, _ = old.Write(c)
+		if cw, ok := old.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		}
-		_ = old.conn.SetReadDeadline(time.Now().Add(takeoverLinger))
+		_ = old.SetReadDeadline(time.Now().Add(takeoverLinger))
 	}
 	_ = next.conn.SetWriteDeadline(time.Now().Add(attachTimeout))
 	_, err := next.conn.Write(b)
@@ -243,6 +243,7 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 		return fmt.Errorf("session: sending the resume answer: %w", errors.Join(err, net.ErrClosed))
 	}
 	oldProber := s.ka.prober
+	peer := next.conn.RemoteAddr().String() // before a loss of next may release it
 	s.cur = next
 	s.gen++
 	s.res.notified = false
@@ -256,7 +257,7 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 	s.mu.Unlock()
 	oldProber.stop()
 	if f := s.sc.Detach.Attached; f != nil {
-		f(next.conn.RemoteAddr().String(), skipped)
+		f(peer, skipped)
 	}
 	return nil
 }
@@ -286,6 +287,13 @@ func (s *serverSession) freshFlowLocked() {
 	s.ka.pongs = s.ka.pongs[:0]
 	s.res.eofAgain = s.inEOF
 }
+
+// release drops a closed conn that the session gave up, with its buffers (and TLS state), so
+// that a detached session holds no conn's memory: the ServerConn that Serve runs stays with the
+// caller, who calls Attach on it, for as long as the session lives. Only readInput, once done
+// with the conn, calls it; no other goroutine uses a conn given up (they take the conn, not
+// the ServerConn, under the session's mu). Close does not use conn again once it has run.
+func (sc *ServerConn) release() { sc.conn, sc.br, sc.fr = nil, nil, frameReader{} }
 
 // session returns the session that Serve runs, or nil.
 func (s *ServerConn) session() *serverSession {

@@ -23,10 +23,13 @@ func (s *serverSession) readInput() error {
 			return err
 		case !current: // lost or taken over: drained until its deadline
 			_ = sc.Close()
+			sc.release()
 		case errors.Is(err, ErrProtocol):
 			return err
 		default:
 			s.connLost(gen, err)
+			_ = sc.Close() // connLost did, unless another gave the conn up first
+			sc.release()
 		}
 	}
 }

@@ -214,9 +214,9 @@ func (s *serverSession) sendNowLocked(b, p []byte) []byte {
 	b = appendFrame(b, frameData, p)
 	s.unacked += len(p)
 	s.keepSentLocked(p)
-	cur, gen := s.cur, s.gen
+	conn, gen := s.cur.conn, s.gen
 	s.mu.Unlock()
-	_, err := cur.conn.Write(b)
+	_, err := conn.Write(b)
 	if err != nil {
 		s.connLost(gen, err)
 	}
@@ -250,10 +250,10 @@ func (s *serverSession) sendOutput() error {
 		var last bool
 		b, last = s.appendFramesLocked(b[:0])
 		s.sending = true
-		cur, gen, resumable := s.cur, s.gen, s.res.on
+		conn, gen, resumable := s.cur.conn, s.gen, s.res.on
 		s.mu.Unlock()
 
-		_, err := cur.conn.Write(b)
+		_, err := conn.Write(b)
 		s.mu.Lock()
 		s.sending = false
 		s.attachCond.Broadcast()
