@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,18 @@ func runTests(m *testing.M) int {
 	}
 	binDir = dir
 	return m.Run()
+}
+
+// withRaceOptions is a child's environment env with this process's race detector options
+// (GORACE) added, unless env is nil (the child inherits them then) or has its own. CI turns off
+// the 1 s sleep of a binary built with -race at every exit (atexit_sleep_ms=0, .ci/run), and
+// these tests wait for every exit of their rlogind and rlogin.
+func withRaceOptions(env []string) []string {
+	v, ok := os.LookupEnv("GORACE")
+	if !ok || env == nil || slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "GORACE=") }) {
+		return env
+	}
+	return append(env, "GORACE="+v)
 }
 
 // shortTimeout bounds every single wait in these tests: a wait that needs longer is a failure,
@@ -111,6 +124,7 @@ func startDaemon(t *testing.T, home string, wrap string, extra ...string) *daemo
 func (d *daemon) start(t *testing.T, ready string) {
 	t.Helper()
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.Env = withRaceOptions(d.cmd.Env)
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +265,7 @@ func startTerminalWith(t *testing.T, size pty.Winsize, copyOut func(w io.Writer,
 	tm := &terminal{t: t, master: master, slave: slave, out: &termtest.Buffer{}, exited: make(chan struct{})}
 	tm.initial = tm.termios()
 	tm.cmd = exec.Command(bin, args...)
-	tm.cmd.Env = env
+	tm.cmd.Env = withRaceOptions(env)
 	tm.cmd.Stdin, tm.cmd.Stdout, tm.cmd.Stderr = slave, slave, slave
 	tm.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := tm.cmd.Start(); err != nil {

@@ -21,14 +21,14 @@ import (
 
 // clientEnv is the environment of a user at a terminal, with their own HOME.
 func clientEnv(home string) []string {
-	return []string{
+	return withRaceOptions([]string{
 		"HOME=" + home,
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"TERM=xterm",
 		"LANG=C.UTF-8",
 		"LC_TEST=forwarded",
 		"NOT_FORWARDED=leak",
-	}
+	})
 }
 
 // rlogin starts the rlogin binary in a fresh terminal against d.
@@ -289,7 +289,7 @@ func TestShellSignalsDefault(t *testing.T) {
 	tm.send("sleep 4242\r")
 	// ^C reaches sleep only once the shell has made it the terminal's foreground job.
 	waitFor(t, "sleep to be the foreground job of its terminal", func() bool {
-		return foregroundProcess("sleep\x004242\x00")
+		return foregroundProcess(home, "sleep\x004242\x00")
 	})
 	tm.send("\x03")
 	tm.ready() // only once Ctrl-C has stopped sleep
@@ -320,16 +320,16 @@ func TestTerminalRestored(t *testing.T) {
 	}
 }
 
-// foregroundProcess reports whether a process with the given /proc cmdline runs in the
-// foreground process group of its controlling terminal.
-func foregroundProcess(cmdline string) bool {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+// foregroundProcess reports whether a process working in dir (or below) with the given /proc
+// cmdline runs in the foreground process group of its controlling terminal. (The directory
+// tells this test's process from another run's: CI runs the suite as two users at once.)
+func foregroundProcess(dir, cmdline string) bool {
+	for _, pid := range processesIn(dir) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil || string(b) != cmdline {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			continue
 		}

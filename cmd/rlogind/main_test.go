@@ -91,6 +91,9 @@ func startProc(t *testing.T, home, script string, args []string, env []string, f
 	d := &daemonProc{home: home, log: &lockedBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command("/bin/sh", append([]string{"-c", script, exe}, args...)...)
 	d.cmd.Env = append([]string{"HOME=" + home, "PATH=/usr/local/bin:/usr/bin:/bin", asDaemonEnv + "=1"}, env...)
+	if v, ok := os.LookupEnv("GORACE"); ok { // CI's: no 1 s sleep at each exit of a -race binary
+		d.cmd.Env = append(d.cmd.Env, "GORACE="+v)
+	}
 	d.cmd.ExtraFiles = files
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
