@@ -186,6 +186,13 @@ func (s *ServerConn) Close() error {
 // seconds after that, Kill. In every case Serve waits for the shell and for its
 // goroutines, closes the terminal and the conn, and returns the shell's state (nil for a
 // StatusWaiter, whose WaitStatus tells). The error is nil after a normal end.
+//
+// With Detach.Timeout set and a client that offers resume, a lost connection (or the
+// keepalive's verdict) detaches the session instead of ending it: Serve goes on until the
+// shell's end is delivered over a conn that Attach handed it, or until Detach.Timeout passes
+// with none (the shell gets Hangup then, as for a lost connection), or ctx is cancelled. A
+// request that asks to resume or list (Request.Resume, Request.List) cannot be served: Serve
+// refuses it.
 func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, error) {
 	if s.phase != phaseRequest {
 		_ = s.Close()
