@@ -101,8 +101,12 @@ func TestResumeLatency(t *testing.T) {
 		rig.waitDetached(t)
 		have += len(produce(term, "x", i, i+1))
 		term.waitFor(t, "the terminal read", func() bool { return len(term.out) == 0 })
-		gate <- struct{}{}
-		start := <-dialed
+		select {
+		case gate <- struct{}{}:
+		case <-time.After(testTimeout):
+			t.Fatal("Reconnect was not called")
+		}
+		start := receive(t, dialed, "the new conn")
 		rc.stdout.waitFor(t, "the output", func() bool { return rc.stdout.buf.Len() >= have })
 		times = append(times, time.Since(start))
 	}

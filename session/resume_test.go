@@ -143,6 +143,18 @@ func (r *resumeRig) cutServer() {
 	_ = c.Close()
 }
 
+// receive receives from ch, or fails the test after testTimeout.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(testTimeout):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	panic("unreachable")
+}
+
 // produce appends lines to the terminal's output, as a shell printing them.
 func produce(term *fakeTerminal, prefix string, from, to int) []byte {
 	var all []byte
@@ -229,7 +241,7 @@ func testResumeCuts(t *testing.T, secure bool) {
 		wantOut = append(wantOut, produce(term, fmt.Sprintf("o%d-", round), 0, perRound)...)
 		stdout.waitFor(t, "a third of the round's output", func() bool { return len(stdout.buf.Bytes()) > len(wantOut)-2*perRound*9/3 })
 		rig.cutServer()
-		if err := <-inDone; err != nil {
+		if err := receive(t, inDone, "the end of the input"); err != nil {
 			t.Fatal(err)
 		}
 		stdout.waitFor(t, "the round's output", func() bool { return stdout.buf.Len() >= len(wantOut) })
@@ -697,7 +709,7 @@ func TestResumeBlackhole(t *testing.T) {
 				link.Restore()
 			}
 			close(gate)
-			if err := <-inDone; err != nil {
+			if err := receive(t, inDone, "the end of the input"); err != nil {
 				t.Fatal(err)
 			}
 			rc.stdout.waitFor(t, "all output", func() bool { return rc.stdout.buf.Len() >= len(want) })
@@ -755,7 +767,7 @@ wait`)
 		rc.stdout.waitFor(t, "a part of the output", func() bool { return rc.stdout.buf.Len() >= cut*wantOut.Len()/4 })
 		rig.cutServer()
 	}
-	if err := <-inDone; err != nil {
+	if err := receive(t, inDone, "the end of the input"); err != nil {
 		t.Fatal(err)
 	}
 	_ = rc.stdin.Close()
@@ -837,4 +849,38 @@ func TestResumeAnswerLost(t *testing.T) {
 	if m := resume(true, false); m.typ != frameRefuse || m.text != reasonNoSession {
 		t.Fatalf("resume with a secret a conn used: %v %q", m.typ, m.text)
 	}
+}
+
+// TestResumeGivingUp: a Reconnect that gives up ends the session with the loss; Close while
+// Reconnect waits ends it at once (its ctx is done).
+func TestResumeGivingUp(t *testing.T) {
+	t.Run("Reconnect fails", func(t *testing.T) {
+		term := newFakeTerminal(t, "sleep", "3600")
+		rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+		rc := startResumeClient(t, rig, nil, func(rc *resumeClient) {
+			rc.Reconnect = func(context.Context, int, error) (net.Conn, error) { return nil, errors.New("no route") }
+		})
+		rig.cutServer()
+		if err := rc.wait(t); err == nil || !strings.HasPrefix(err.Error(), "session: connection lost: ") {
+			t.Errorf("Wait: %v, want the loss", err)
+		}
+	})
+	t.Run("Close", func(t *testing.T) {
+		term := newFakeTerminal(t, "sleep", "3600")
+		rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+		waiting := make(chan struct{})
+		rc := startResumeClient(t, rig, nil, func(rc *resumeClient) {
+			rc.Reconnect = func(ctx context.Context, _ int, _ error) (net.Conn, error) {
+				close(waiting)
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+		})
+		rig.cutServer()
+		receive(t, waiting, "the call of Reconnect")
+		_ = rc.Close()
+		if err := rc.wait(t); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Wait: %v, want net.ErrClosed", err)
+		}
+	})
 }
