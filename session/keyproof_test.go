@@ -137,7 +137,11 @@ func TestKeyProofProtocolErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		drained := make(chan struct{})
-		go func() { _, _ = io.Copy(io.Discard, c); close(drained) }() // until the server closes
+		go func() {
+			_, _ = io.Copy(io.Discard, c) // until the server closes its side
+			_ = c.Close()                 // and then this one, as a client does, which ends its linger
+			close(drained)
+		}()
 		if _, err := srv.ReadRequest(); err != nil {
 			t.Fatalf("%s: ReadRequest: %v", name, err)
 		}
