@@ -29,7 +29,12 @@ func (s *serverSession) readInput() error {
 		default:
 			s.connLost(gen, err)
 			_ = sc.Close() // connLost did, unless another gave the conn up first
-			sc.release()
+			s.mu.Lock()
+			given := gen != s.gen // not when the session ends: stop may use the conn still
+			s.mu.Unlock()
+			if given {
+				sc.release()
+			}
 		}
 	}
 }
