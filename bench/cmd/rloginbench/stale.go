@@ -19,13 +19,12 @@ const floodCommand = "seq 1000000000"
 
 // staleCount is the byte-by-byte account of what the terminal read after ^C.
 type staleCount struct {
-	flood    int64 // bytes of the flood (digits and line ends): the stale output
-	inOrder  int64 // of them, those that continue what was shown before ^C, up to the first gap
-	other    int64 // the rest: the echo of ^C, the shell's newline and prompt
-	first    int64 // the number of the first flood line continued or shown after ^C; 0: none
-	last     int64 // the number of the last flood line shown (maybe in part); 0: none
-	gaps     int   // places where lines are missing between two shown after ^C (a flush dropped them)
-	disorder int   // 1 + where in what was read after ^C a line did not follow the one before it and is not a later one; 0: none
+	flood   int64 // bytes of the flood (digits and line ends): the stale output
+	inOrder int64 // of them, those that continue what was shown before ^C, up to the first gap
+	other   int64 // the rest: the echo of ^C, the shell's newline and prompt
+	first   int64 // the number of the first flood line continued or shown after ^C; 0: none
+	last    int64 // the number of the last flood line shown (maybe in part); 0: none
+	gaps    int   // places where lines are missing between two shown after ^C (a flush dropped them)
 }
 
 // countStale attributes every byte of after (what the terminal read from the instant ^C was
@@ -114,8 +113,16 @@ func countStale(before, after []byte) staleCount {
 				c.inOrder = start
 			}
 			c.gaps++
-		case c.disorder == 0:
-			c.disorder = 1 + len(after) - len(rest)
+		default:
+			// Less than expected: the start of a line the flush cut short joined to the end
+			// of a later one ("26" of 265966 and "5438" of 305438 read as 265438); what
+			// follows is later output.
+			if c.gaps == 0 {
+				c.inOrder = start
+			}
+			c.gaps++
+			c.last, next = 0, 0
+			continue
 		}
 		c.last, next = n, n+1
 	}

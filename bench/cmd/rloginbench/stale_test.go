@@ -51,10 +51,10 @@ func TestCountStale(t *testing.T) {
 			want:   staleCount{flood: 2 + 5, inOrder: 7, other: 11, first: 99, last: 100},
 		},
 		{
-			name:   "out of order",
-			before: "5\r\n6\r\n",
-			after:  "7\r\n3\r\n^C\r\nbench$ ",
-			want:   staleCount{flood: 6, inOrder: 6, other: 11, first: 7, last: 3, disorder: 1 + 6},
+			name:   "the start of a cut line joined to the end of a later one",
+			before: "265964\r\n",
+			after:  "265965\r\n265438\r\n305439\r\n^C\r\nbench$ ",
+			want:   staleCount{flood: 24, inOrder: 8, other: 11, first: 265965, last: 305439, gaps: 1},
 		},
 		{
 			name:   "nothing known before",
