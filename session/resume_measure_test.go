@@ -74,11 +74,19 @@ func testDetachedSessionMemory(t *testing.T, secure bool) {
 	runtime.KeepAlive(rigs)
 }
 
-// TestResumeLatency measures the time from a new conn to the first byte of output that waited
-// for the resume, on loopback.
+// TestResumeLatency measures the time from a new conn (secured, for TLS) to the first byte of
+// output that waited for the resume, on loopback.
 func TestResumeLatency(t *testing.T) {
+	t.Run("TCP", func(t *testing.T) { testResumeLatency(t, false) })
+	t.Run("TLS", func(t *testing.T) { testResumeLatency(t, true) })
+}
+
+func testResumeLatency(t *testing.T, secure bool) {
 	term := newFakeTerminal(t, "sleep", "3600")
 	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+	rig.mu.Lock()
+	rig.secure = secure
+	rig.mu.Unlock()
 	gate := make(chan struct{})
 	dialed := make(chan time.Time, 1)
 	rc := startResumeClient(t, rig, nil, func(rc *resumeClient) {

@@ -149,10 +149,11 @@ func (s *serverSession) handleInput(m *message, gen int) error {
 func (s *serverSession) writeNowLocked(tw TryWriter, p []byte) []byte {
 	s.writing = true
 	s.fresh = 0 // output from here on may answer this input
-	seen := s.flushes
+	// flow2 is read under the lock: Attach may change it.
+	seen, flow2 := s.flushes, s.flow2
 	s.mu.Unlock()
 	var flushWait time.Duration
-	if s.flow2 {
+	if flow2 {
 		flushWait = s.mayFlush(p)
 	}
 	n, err := tw.TryWrite(p)
@@ -189,7 +190,7 @@ func (s *serverSession) writeTerminal() error {
 		chunk, s.in = s.in, chunk[:0]
 		s.fresh = 0 // output from here on may answer this input
 		s.writing = true
-		seen := s.flushes
+		seen, flow2 := s.flushes, s.flow2 // flow2 under the lock: Attach may change it
 		s.mu.Unlock()
 
 		if len(chunk) == 0 { // inEOF, and all input is written
@@ -197,7 +198,7 @@ func (s *serverSession) writeTerminal() error {
 			return nil
 		}
 		var flushWait time.Duration
-		if s.flow2 {
+		if flow2 {
 			flushWait = s.mayFlush(chunk)
 		}
 		_, _ = s.t.Write(chunk) // input for a shell that is gone is dropped

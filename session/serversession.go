@@ -59,7 +59,7 @@ type serverSession struct {
 
 	// Capability flow2 (docs/protocol.md, section 7.3): the client may grow the output window
 	// (unacked then goes below 0) and asks with SYNC when its input is in.
-	flow2       bool
+	flow2       bool        // under mu: Attach sets it for each conn
 	syncsDue    int         // SYNCs received, not yet answered
 	syncTarget  int64       // inTotal at the last SYNC: SYNCED waits until inWritten reaches it
 	inTotal     int64       // input bytes received
