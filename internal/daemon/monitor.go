@@ -97,6 +97,8 @@ func runMonitor() int {
 		AuthorizedPrincipalsFile: mc.AuthorizedPrincipals,
 		RevokedKeys:              mc.RevokedKeys,
 		ClientAlive:              mc.ClientAlive,
+		DetachTimeout:            mc.DetachTimeout,
+		DetachBuffer:             mc.DetachBuffer,
 	})
 	if err != nil {
 		log.Error("monitor: configuration", "err", err)
@@ -625,6 +627,11 @@ func (m *monitor) startNetChild(conn net.Conn) (*netChild, error) {
 	}
 	if c := m.g.hostCert; c != nil {
 		cmd.Env = append(cmd.Env, netHostCertEnv+"="+base64.StdEncoding.EncodeToString(c.Marshal()))
+	}
+	if m.control != nil && m.g.cfg.DetachTimeout > 0 {
+		// Only a listener passes new connections on to a session: under -inetd (no listener)
+		// the session is not resumable, and its client is not offered resume.
+		cmd.Env = append(cmd.Env, detachEnv(session.Detach{Timeout: m.g.cfg.DetachTimeout, Buffer: m.g.cfg.DetachBuffer}))
 	}
 	cmd.Stderr = errW
 	if err := cmd.Start(); err != nil {

@@ -67,7 +67,7 @@ func (m *monitor) serveResume(ctx, actx context.Context, child *netChild, r *rel
 	switch req := instead.(type) {
 	case *privsep.List:
 		list := m.listSessions(u)
-		log.Info("sessions listed", "user", user, "count", len(list))
+		log.Info("sessions listed", "user", user, "sessions", len(list))
 		if err := r.send(&privsep.Sessions{List: list}); err != nil {
 			log.Error("cannot send the list to the network process", "err", err)
 		}
@@ -103,7 +103,7 @@ func (m *monitor) passResume(ctx context.Context, child *netChild, r *relay, log
 	ev, _, err := m.ask(eventResume, controlResume{controlUser: u, ID: req.ID, Reattach: req.Reattach, Peer: peerText(remote)}, theirs)
 	_ = theirs.Close() // the session's monitor has its own
 	if err != nil || ev != answerYes {
-		log.Warn("resume refused: no such session")
+		log.Warn("resume refused", "reason", reasonNoSession)
 		_ = r.send(&privsep.Refuse{Reason: reasonNoSession})
 		return
 	}
@@ -189,7 +189,7 @@ func peerText(remote net.Addr) string {
 type resumeHost struct {
 	m    *monitor
 	r    *relay
-	log  *slog.Logger
+	log  *slog.Logger // the session's (with its user)
 	info controlSession // ID set by RESUMABLE
 
 	mu        sync.Mutex
@@ -243,7 +243,7 @@ func (h *resumeHost) detachedNow(msg *privsep.Detached) {
 	h.detached = true
 	peer := h.info.Peer
 	h.mu.Unlock()
-	h.log.Info("session detached", "user", h.info.User, "peer", peer, "id", shortID(h.info.ID), "cause", msg.Cause)
+	h.log.Info("session detached", "peer", peer, "id", shortID(h.info.ID), "cause", msg.Cause)
 	h.tell(eventDetached, nil)
 }
 
@@ -265,10 +265,10 @@ func (h *resumeHost) attached(msg *privsep.Attached) {
 		return
 	}
 	close(a.answer)
-	log := h.log.With("user", h.info.User, "peer", a.Peer, "id", shortID(h.info.ID))
+	log := h.log.With("peer", a.Peer, "id", shortID(h.info.ID))
 	switch {
 	case !msg.Accepted:
-		log.Warn("resume refused: no such session", "reattach", a.Reattach)
+		log.Warn("resume refused", "reattach", a.Reattach, "reason", reasonNoSession)
 		return
 	case a.Reattach:
 		log.Info("session reattached", "took_over_from", old)

@@ -83,6 +83,9 @@ func serveNet() error {
 	if n.alive, err = clientAliveFromEnv(); err != nil {
 		return err
 	}
+	if n.detach, err = detachFromEnv(); err != nil {
+		return err
+	}
 	if c := os.Getenv(netHostCertEnv); c != "" {
 		n.hostCert, err = parseCertificate(c)
 		if err != nil {
@@ -99,6 +102,8 @@ type netServer struct {
 	hostCert *ssh.Certificate // presented with hostKey, or nil
 	deadline time.Time
 	alive    session.Keepalive // Config.ClientAlive
+	detach   session.Detach    // the sessions' resume (netDetachEnv); zero: none
+	res      *netResumable     // the session, if it may be resumed
 }
 
 // parseCertificate reads the host certificate the monitor passed (netHostCertEnv).
@@ -224,6 +229,10 @@ func (n *netServer) serveSecure(ctx context.Context, c net.Conn) error {
 	if cert := sc.PeerCertificate(); cert != nil {
 		login.ClientCertificate = cert.Marshal()
 	}
+	if req.Resume != nil || req.List {
+		return n.serveResume(ctx, c, sc, srv, req, login)
+	}
+	n.res = resumableSession(n.ch, srv, req, n.detach)
 	if req.Command != nil {
 		// Before LOGIN, which the monitor acts on as it arrives (docs/privsep-messages.md).
 		if err := n.ch.Send(&privsep.Command{Command: *req.Command}); err != nil {
@@ -301,6 +310,7 @@ func (n *netServer) loginAndServe(ctx context.Context, login *privsep.Login, p n
 	}
 	err = p.serve(ctx, term)
 	_ = term.Close()
+	n.res.wait()
 	return err
 }
 
@@ -311,22 +321,11 @@ func (r refusal) Error() string { return "login refused: " + string(r) }
 
 // verdict sends login to the monitor and waits for its answer: the session's terminal, or a
 // refusal; started is called once the session's pty is here (the login's deadline ends). A
-// CHALLENGE first goes to the client (p), and its signature back as PROOF.
+// CHALLENGE first goes to the client (p), and its signature back as PROOF. A session that may be
+// resumed (n.res) is registered with the monitor once its pty is here; a password login is not
+// resumable (a PROMPT first: the session starts before the login is decided).
 func (n *netServer) verdict(login *privsep.Login, p netProtocol, started func()) (session.Terminal, error) {
-	if err := n.ch.Send(login); err != nil {
-		return nil, err
-	}
-	msg, files, err := n.ch.Receive()
-	if c, ok := msg.(*privsep.Challenge); ok && err == nil {
-		sig, err := p.prove(c.Nonce)
-		if err != nil {
-			return nil, fmt.Errorf("key proof: %w", err)
-		}
-		if err := n.ch.Send(&privsep.Proof{Sig: sig}); err != nil {
-			return nil, err
-		}
-		msg, files, err = n.ch.Receive()
-	}
+	msg, files, err := n.decide(login, p)
 	if err != nil {
 		return nil, err
 	}
@@ -334,21 +333,47 @@ func (n *netServer) verdict(login *privsep.Login, p netProtocol, started func())
 	case *privsep.Refuse:
 		return nil, refusal(msg.Reason)
 	case *privsep.Accept:
-		shell := newRemoteShell(n.ch)
+		shell := startRemoteShell(n.ch, nil, n.res.dispatcher())
 		term, err := pty.Attach(files[0], shell)
 		if err != nil {
 			shell.Kill()
 			return nil, err
 		}
 		started()
+		n.res.register()
 		return term, nil
 	case *privsep.Pipes:
 		started()
 		return newNetPipes(n.ch, files), nil
-	case *privsep.Prompt, *privsep.Info:
-		return newLoginTerminal(n.ch, msg, started), nil
+	case *privsep.Prompt:
+		n.res.disable()
+		n.res = nil
+		return newLoginTerminal(n.ch, msg, started, nil), nil
+	case *privsep.Info:
+		res := n.res
+		return newLoginTerminal(n.ch, msg, func() { started(); res.register() }, res.dispatcher()), nil
 	}
 	return nil, fmt.Errorf("unexpected %v from the monitor", msg.Type())
+}
+
+// decide sends login to the monitor and returns its answer, with the descriptors it carries;
+// a CHALLENGE first goes to the client (p), and its signature back as PROOF.
+func (n *netServer) decide(login *privsep.Login, p netProtocol) (privsep.Message, []*os.File, error) {
+	if err := n.ch.Send(login); err != nil {
+		return nil, nil, err
+	}
+	msg, files, err := n.ch.Receive()
+	if c, ok := msg.(*privsep.Challenge); ok && err == nil {
+		sig, err := p.prove(c.Nonce)
+		if err != nil {
+			return nil, nil, fmt.Errorf("key proof: %w", err)
+		}
+		if err := n.ch.Send(&privsep.Proof{Sig: sig}); err != nil {
+			return nil, nil, err
+		}
+		msg, files, err = n.ch.Receive()
+	}
+	return msg, files, err
 }
 
 // peerOf is c's remote address, if it is an IP one.
@@ -362,40 +387,62 @@ func peerOf(c net.Conn) netip.AddrPort {
 // A remoteShell is the shell the monitor runs, as pty.Attach needs it: its process operations
 // are messages to the monitor, and its end the monitor's EXITED.
 type remoteShell struct {
-	ch     *privsep.Channel
-	exited chan struct{}
-	hangup sync.Once
-	status syscall.WaitStatus
-	err    error
-	onExit func() // or nil
+	ch       *privsep.Channel
+	exited   chan struct{}
+	hangup   sync.Once
+	status   syscall.WaitStatus
+	err      error
+	onExit   func()                            // or nil
+	dispatch func(privsep.Message, []*os.File) // the monitor's other messages (ATTACH), or nil
 }
 
 // newRemoteShell returns the shell of ch's session, whose EXITED it waits for in a goroutine
 // that ends with that message or with the channel.
-func newRemoteShell(ch *privsep.Channel) *remoteShell { return startRemoteShell(ch, nil) }
+func newRemoteShell(ch *privsep.Channel) *remoteShell { return startRemoteShell(ch, nil, nil) }
 
 // startRemoteShell is newRemoteShell that calls onExit, if not nil, when the EXITED arrives (or
-// the channel ends), before Exited is closed.
-func startRemoteShell(ch *privsep.Channel, onExit func()) *remoteShell {
-	s := &remoteShell{ch: ch, exited: make(chan struct{}), onExit: onExit}
-	go s.watch() // owned by the session: returns at EXITED, which the monitor always sends, or the channel's end
+// the channel ends), before Exited is closed; and dispatch, if not nil, with each other message
+// of the monitor (a resumable session's ATTACH), also after EXITED, until the channel ends.
+func startRemoteShell(ch *privsep.Channel, onExit func(), dispatch func(privsep.Message, []*os.File)) *remoteShell {
+	s := &remoteShell{ch: ch, exited: make(chan struct{}), onExit: onExit, dispatch: dispatch}
+	// Owned by the session: returns at EXITED, which the monitor always sends, or the channel's
+	// end; with dispatch, at the channel's end (serveNet closes it as the process ends).
+	go s.watch()
 	return s
 }
 
 func (s *remoteShell) watch() {
-	defer close(s.exited)
-	if s.onExit != nil {
-		defer s.onExit() // before the close: deferred calls run last first
+	ended := func() {
+		if s.onExit != nil {
+			s.onExit()
+		}
+		close(s.exited)
 	}
+	exited := false
 	for {
-		msg, _, err := s.ch.Receive()
+		msg, files, err := s.ch.Receive()
 		if err != nil {
-			s.err = fmt.Errorf("the monitor is gone: %w", err)
+			if !exited {
+				s.err = fmt.Errorf("the monitor is gone: %w", err)
+				ended()
+			}
 			return
 		}
-		if e, ok := msg.(*privsep.Exited); ok {
+		if e, ok := msg.(*privsep.Exited); ok && !exited {
 			s.status = waitStatus(e)
-			return
+			exited = true
+			ended()
+			if s.dispatch == nil {
+				return
+			}
+			continue
+		}
+		if s.dispatch != nil {
+			s.dispatch(msg, files)
+			continue
+		}
+		for _, f := range files {
+			_ = f.Close()
 		}
 	}
 }

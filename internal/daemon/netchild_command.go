@@ -32,7 +32,7 @@ var (
 func newNetPipes(ch *privsep.Channel, files []*os.File) *netPipes {
 	ends := pipes.NewEnds(files[0], files[1], files[2])
 	// Once the command has exited, its output is drained as a command's this process reaped.
-	return &netPipes{Ends: ends, shell: startRemoteShell(ch, ends.Drain)}
+	return &netPipes{Ends: ends, shell: startRemoteShell(ch, ends.Drain, nil)}
 }
 
 // Signal asks the monitor to send sig to the command's process group (SIGNAL).

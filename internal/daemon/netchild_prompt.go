@@ -59,7 +59,8 @@ var (
 // then; its methods may be called as session.Terminal's and classic.Terminal's are.
 type loginTerminal struct {
 	ch       *privsep.Channel
-	onAttach func() // called once the pty is here: the login's deadline ends
+	onAttach func()                            // called once the pty is here: the login's deadline ends
+	dispatch func(privsep.Message, []*os.File) // the monitor's messages in the session but EXITED (newRemoteShell), or nil
 	watching sync.WaitGroup
 
 	mu        sync.Mutex
@@ -78,9 +79,10 @@ type loginTerminal struct {
 
 // newLoginTerminal returns the terminal of a login whose first answer from the monitor was
 // first (a PROMPT or an INFO); it reads the rest of the monitor's messages in a goroutine that
-// Close waits for, and that ends at the monitor's ACCEPT or REFUSE.
-func newLoginTerminal(ch *privsep.Channel, first privsep.Message, onAttach func()) *loginTerminal {
-	t := &loginTerminal{ch: ch, onAttach: onAttach, changed: make(chan struct{})}
+// Close waits for, and that ends at the monitor's ACCEPT or REFUSE. Once the session runs, its
+// shell (startRemoteShell) reads them, and passes those but EXITED to dispatch (if not nil).
+func newLoginTerminal(ch *privsep.Channel, first privsep.Message, onAttach func(), dispatch func(privsep.Message, []*os.File)) *loginTerminal {
+	t := &loginTerminal{ch: ch, onAttach: onAttach, dispatch: dispatch, changed: make(chan struct{})}
 	t.watching.Go(func() { t.watch(first) })
 	return t
 }
@@ -133,7 +135,7 @@ func (t *loginTerminal) handle(msg privsep.Message, files []*os.File) (over bool
 
 // attach serves the session's pty master from now on.
 func (t *loginTerminal) attach(master *os.File) {
-	shell := newRemoteShell(t.ch) // reads the monitor's messages from now on
+	shell := startRemoteShell(t.ch, nil, t.dispatch) // reads the monitor's messages from now on
 	term, err := pty.Attach(master, shell)
 	if err != nil {
 		shell.Kill()

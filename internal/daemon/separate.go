@@ -55,6 +55,8 @@ type monitorConfig struct {
 	AuthorizedPrincipals   string
 	RevokedKeys            string
 	ClientAlive            session.Keepalive
+	DetachTimeout          time.Duration // negative: no resume
+	DetachBuffer           int
 	ConnID                 uint64
 	LogPath                string
 	LogLevel               slog.Level
@@ -140,6 +142,8 @@ func (g *Server) monitorConfig(ac *admission.Conn) monitorConfig {
 		AuthorizedPrincipals:   g.cfg.AuthorizedPrincipalsFile,
 		RevokedKeys:            g.cfg.RevokedKeys,
 		ClientAlive:            g.cfg.ClientAlive,
+		DetachTimeout:          g.cfg.DetachTimeout,
+		DetachBuffer:           g.cfg.DetachBuffer,
 		ConnID:                 ac.ID(),
 		LogPath:                g.cfg.ProcessLog.Path,
 		LogLevel:               g.cfg.ProcessLog.Level,
@@ -264,12 +268,14 @@ func (s *Server) follow(stop <-chan struct{}, m *monitorProc, ac *admission.Conn
 		case eventResume:
 			var r controlResume
 			answer := byte(answerNo)
-			if fd != nil && json.Unmarshal(fields, &r) == nil {
-				ac.Authenticated() // authenticated; "no such session" is no failure of the key
-				if reg.attach(r, fd) {
-					ac.StartSession() // relayed from now on, without a place among MaxSessions
-					answer = answerYes
-				}
+			switch {
+			case fd == nil || json.Unmarshal(fields, &r) != nil:
+			case reg.attach(r, fd):
+				ac.Authenticated()
+				ac.StartSession() // relayed from now on, without a place among MaxSessions
+				answer = answerYes
+			default:
+				ac.Failed() // no such session (of this user): charged as a refused key is
 			}
 			_, _ = m.control.Write([]byte{answer})
 		}
@@ -536,7 +542,8 @@ type separatedSessions struct {
 	byID map[[privsep.SessionIDLen]byte]*separatedSession
 }
 
-// A separatedSession is a registered session and its monitor.
+// A separatedSession is a registered session and its monitor. Its Peer and detached change
+// (under separatedSessions.mu); the rest does not.
 type separatedSession struct {
 	controlSession
 	m        *monitorProc
@@ -600,12 +607,12 @@ func (r *separatedSessions) list(u controlUser) []privsep.SessionEntry {
 			mine = append(mine, e)
 		}
 	}
-	r.mu.Unlock()
 	slices.SortFunc(mine, func(a, b *separatedSession) int { return b.Started.Compare(a.Started) })
 	list := make([]privsep.SessionEntry, 0, min(len(mine), privsep.MaxListed))
 	for _, e := range mine[:min(len(mine), privsep.MaxListed)] {
-		list = append(list, e.entry())
+		list = append(list, e.entry()) // under r.mu, which guards what update changes
 	}
+	r.mu.Unlock()
 	return list
 }
 
