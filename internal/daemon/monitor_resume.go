@@ -189,7 +189,7 @@ func peerText(remote net.Addr) string {
 type resumeHost struct {
 	m    *monitor
 	r    *relay
-	log  *slog.Logger // the session's (with its user)
+	log  *slog.Logger   // the session's (with its user)
 	info controlSession // ID set by RESUMABLE
 
 	mu        sync.Mutex
