@@ -291,7 +291,9 @@ type serverState struct {
 	files   userfile.Reader        // reads users' authorized_keys and trust files: as the user, a bound per user
 
 	mu      sync.Mutex
-	running int // sessions running (MaxSessions)
+	running int // sessions running (MaxSessions), detached ones included
+
+	resumes registry // the sessions that may be resumed
 
 	// Privilege separation: the monitor processes started, reaped by follow (EndSessions).
 	monitors     sync.WaitGroup

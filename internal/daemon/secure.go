@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -58,6 +59,10 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	defer cancel()
 	cl := &client{key: key, cert: sc.PeerCertificate(), addr: c.RemoteAddr()}
 	lg, reason, ok := g.authorizeLogin(actx, l.log, req, cl)
+	if req.Resume != nil || req.List {
+		g.answerResume(l, srv, sc, req, cl, lg, reason, ok)
+		return
+	}
 	var cmd sessionCommand
 	if ok {
 		cmd, reason, ok = commandOf(l.log, req, cl, lg)
@@ -76,8 +81,16 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 		original: cmd.original,
 		pipes:    cmd.pipes,
 	}
+	user := g.user
 	if lg != nil {
-		sr.logAttrs = []any{"user", lg.user.Name, "method", lg.method}
+		user = lg.user.Name
+		sr.logAttrs = []any{"user", user, "method", lg.method}
+	}
+	// A password login is not resumable: its session would wait, detached, for a client that
+	// never proved who it is.
+	if g.resumeOffered(c) && offersResume(req) && !sr.pipes && !lg.passwordPending() {
+		what := cmp.Or(sr.command, sr.term)
+		sr.resume = g.newResumable(srv, l.log, user, cl, what)
 	}
 	started := []any{"term", sanitize.Text(req.Term)}
 	if lg == nil {

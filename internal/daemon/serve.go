@@ -72,7 +72,7 @@ func (s *Server) serve(ctx context.Context, l net.Listener, oneShot bool) error 
 		return err
 	}
 	if !oneShot {
-		g.log.Info("serving logins", append([]any{"addr", l.Addr().String()}, g.servingAttrs()...)...)
+		g.log.Info("serving logins", append(append([]any{"addr", l.Addr().String()}, g.servingAttrs()...), g.resumeAttrs()...)...)
 	}
 
 	sessCtx, cancelSessions := context.WithCancel(ctx)
@@ -83,7 +83,7 @@ func (s *Server) serve(ctx context.Context, l net.Listener, oneShot bool) error 
 	})
 	defer stopOnCancel()
 
-	sessions := newSessionSet()
+	sessions := newSessionSet(oneShot)
 	acceptErrs := make(chan error, len(routes))
 	var loops sync.WaitGroup
 	for _, r := range routes {
@@ -205,13 +205,16 @@ func (c *conn) setShell(cmd *exec.Cmd, term io.Closer) {
 
 // A sessionSet is the conns one Serve call is handling, and their goroutines.
 type sessionSet struct {
-	wg sync.WaitGroup // the handlers
+	wg      sync.WaitGroup // the handlers
+	oneShot bool           // ServeConn's: one conn, and no other to resume its session
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 }
 
-func newSessionSet() *sessionSet { return &sessionSet{conns: make(map[*conn]struct{})} }
+func newSessionSet(oneShot bool) *sessionSet {
+	return &sessionSet{conns: make(map[*conn]struct{}), oneShot: oneShot}
+}
 
 func (ss *sessionSet) add(nc net.Conn, ac *admission.Conn) *conn {
 	c := &conn{Conn: nc, ac: ac, id: ac.ID(), set: ss}

@@ -97,6 +97,8 @@ type sessionRequest struct {
 	original string // the client's command when command is a forced one (SSH_ORIGINAL_COMMAND)
 	pipes    bool   // run command without a terminal, on pipes
 	logAttrs []any  // what the session's log adds after the pid (System logins)
+
+	resume *resumable // the session's entry in the resume registry; nil if it may not be resumed
 }
 
 // errStopping is startSession's error when the shutdown came before the session started.
@@ -149,11 +151,17 @@ func (g *Server) runSession(ctx context.Context, a *attempt, p protocol, slot *s
 		run.log.Info("session started", started...)
 	}
 	start := time.Now()
+	if sr.resume != nil {
+		g.resumes.add(sr.resume, run.p.Pid())
+	}
 	var state *os.ProcessState
 	if cp, ok := p.(commandProtocol); ok && run.pipes != nil {
 		state, err = cp.serveCommand(ctx, run.pipes)
 	} else {
 		state, err = p.serve(ctx, run.term)
+	}
+	if sr.resume != nil {
+		sr.resume.ended(ctx.Err() != nil)
 	}
 	run.finish()
 	slot.release()
