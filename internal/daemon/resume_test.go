@@ -33,6 +33,7 @@ type resumer struct {
 	*logintest.Remote
 	t    *testing.T
 	ts   *testServer
+	key  ed25519.PrivateKey
 	c    *session.Client
 	out  *termtest.Buffer // the terminal's output
 	wire *termtest.Buffer // what the server sent on every connection, decrypted
@@ -46,12 +47,18 @@ type resumer struct {
 // resume.
 func (ts *testServer) loginResumable(t *testing.T) *resumer {
 	t.Helper()
-	rs := &resumer{t: t, ts: ts, wire: &termtest.Buffer{}, proceed: make(chan struct{}, 1)}
+	return ts.loginResumableAs(t, ts.srv.User(), ts.clientKey)
+}
+
+// loginResumableAs is loginResumable as user, with key.
+func (ts *testServer) loginResumableAs(t *testing.T, user string, key ed25519.PrivateKey) *resumer {
+	t.Helper()
+	rs := &resumer{t: t, ts: ts, key: key, wire: &termtest.Buffer{}, proceed: make(chan struct{}, 1)}
 	conn, err := rs.dial(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs.c = session.NewClient(conn, ts.request(ts.srv.User()))
+	rs.c = session.NewClient(conn, ts.request(user))
 	rs.c.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
 		select {
 		case <-rs.proceed:
@@ -83,7 +90,7 @@ func (rs *resumer) dial(ctx context.Context) (net.Conn, error) {
 	rs.mu.Lock()
 	rs.raw = raw
 	rs.mu.Unlock()
-	sc, err := secureClient(ctx, raw, rs.ts, rs.ts.clientKey)
+	sc, err := secureClient(ctx, raw, rs.ts, rs.key)
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +248,12 @@ func (ts *testServer) startAs(t *testing.T, key ed25519.PrivateKey, req session.
 // list asks ts for the sessions of its user with key.
 func (ts *testServer) list(t *testing.T, key ed25519.PrivateKey) ([]session.SessionInfo, error) {
 	t.Helper()
+	return ts.listAs(t, ts.srv.User(), key)
+}
+
+// listAs asks ts for the sessions of user with key.
+func (ts *testServer) listAs(t *testing.T, user string, key ed25519.PrivateKey) ([]session.SessionInfo, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 	defer cancel()
 	conn, err := transport.DialMailbox(ctx, ts.addr, MailboxName)
@@ -251,7 +264,27 @@ func (ts *testServer) list(t *testing.T, key ed25519.PrivateKey) ([]session.Sess
 	if err != nil {
 		t.Fatal(err)
 	}
-	return session.ListSessions(ctx, sc, ts.request(ts.srv.User()))
+	return session.ListSessions(ctx, sc, ts.request(user))
+}
+
+// resumeAs asks ts, as user with key, to resume the session id with secret (nil: reattach),
+// and returns the refusal; a resume accepted is closed at once, and an error.
+func (ts *testServer) resumeAs(t *testing.T, user string, key ed25519.PrivateKey, id session.SessionID, secret []byte) error {
+	t.Helper()
+	req := ts.request(user)
+	req.Resume = &session.ResumeRequest{ID: id, Secret: secret}
+	r, err := ts.startAs(t, key, req)
+	if err == nil {
+		_ = r.Close()
+		return errors.New("accepted")
+	}
+	return err
+}
+
+// refused reports whether err is a refusal with reason.
+func refused(err error, reason string) bool {
+	var re *session.RefusedError
+	return errors.As(err, &re) && re.Reason == reason
 }
 
 // TestReattachTakesOver: a new client of the same user lists the sessions and takes one over:
@@ -305,18 +338,7 @@ func TestResumeRefusals(t *testing.T) {
 	id := rs.id()
 	resume := func(key ed25519.PrivateKey, id session.SessionID, secret []byte) error {
 		t.Helper()
-		req := ts.request(ts.srv.User())
-		req.Resume = &session.ResumeRequest{ID: id, Secret: secret}
-		r, err := ts.startAs(t, key, req)
-		if err == nil {
-			_ = r.Close()
-			return errors.New("accepted")
-		}
-		return err
-	}
-	refused := func(err error, reason string) bool {
-		var re *session.RefusedError
-		return errors.As(err, &re) && re.Reason == reason
+		return ts.resumeAs(t, ts.srv.User(), key, id, secret)
 	}
 
 	stranger := newKey(t)
@@ -393,10 +415,7 @@ func TestListKeyOptions(t *testing.T) {
 		if err != nil || len(list) != 0 {
 			t.Errorf("%s key: list %+v, %v; want none", name, list, err)
 		}
-		req := ts.request(ts.srv.User())
-		req.Resume = &session.ResumeRequest{ID: rs.id()}
-		var re *session.RefusedError
-		if _, err := ts.startAs(t, key, req); !errors.As(err, &re) || re.Reason != "no such session" {
+		if err := ts.resumeAs(t, ts.srv.User(), key, rs.id(), nil); !refused(err, "no such session") {
 			t.Errorf("%s key: reattach %v, want \"no such session\"", name, err)
 		}
 	}

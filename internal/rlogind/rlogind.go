@@ -70,9 +70,14 @@ file, one "keyword value" per line (keyword = flag name); flags win.
 Under systemd socket activation (LISTEN_FDS) rlogind serves the sockets it is
 given; with -inetd it serves the one connection on standard input.
 
+A terminal session whose connection is lost stays, detached, for
+-detach-timeout (default 1h), its shell running, for its rlogin to resume it
+or a new rlogin -R of the same user to take it over (not yet as root with
+privilege separation).
+
 SIGTERM or SIGINT stops it: in user mode, and as root with
--privilege-separation=false, sessions end with "service stopping" (after
--stop-grace their shells are killed); as root (privilege separation, the
+-privilege-separation=false, sessions end with "service stopping", detached
+ones too (after -stop-grace their shells are killed); as root (privilege separation, the
 default) they go on, and rlogind -end-sessions ends them. SIGHUP re-reads the configuration file
 and the host key; sessions go on. rlogind(8) has the details.
 

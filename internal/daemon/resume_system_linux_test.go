@@ -1,0 +1,45 @@
+package daemon
+
+import (
+	"testing"
+)
+
+// TestSystemResume: in System mode served by one process, a user's session detaches and
+// resumes as in user mode; another user neither lists it nor takes it over, even with its id; a
+// key that is not the user's gets no further than a new login would, even when a password would
+// be asked.
+func TestSystemResume(t *testing.T) {
+	requireSystem(t)
+	alice := addUser(t, "rlt-alice")
+	alice.authorize(t, 0o600)
+	bob := addUser(t, "rlt-bob")
+	bob.authorize(t, 0o600)
+	ts := startSystem(t, func(c *Config) { c.PasswordAuthentication = true })
+	rs := ts.loginResumableAs(t, alice.name, alice.key)
+	rs.Ready()
+	pid := rs.pid()
+
+	if list, err := ts.listAs(t, alice.name, alice.key); err != nil || len(list) != 1 || list[0].ID != rs.id() || list[0].PID == 0 {
+		t.Errorf("alice's list: %+v, %v; want her session", list, err)
+	}
+	if list, err := ts.listAs(t, bob.name, bob.key); err != nil || len(list) != 0 {
+		t.Errorf("bob's list: %+v, %v; want none", list, err)
+	}
+	if err := ts.resumeAs(t, bob.name, bob.key, rs.id(), nil); !refused(err, "no such session") {
+		t.Errorf("bob reattaching alice's session: %v, want \"no such session\"", err)
+	}
+	if err := ts.resumeAs(t, alice.name, bob.key, rs.id(), nil); !refused(err, reasonDenied) {
+		t.Errorf("bob's key reattaching as alice: %v, want %q", err, reasonDenied)
+	}
+	ts.waitLog(`msg="authentication failed".*user=rlt-alice reason="the key is not authorized; a resume or a list needs one"`)
+
+	rs.cut()
+	ts.waitLog(`msg="session detached".*user=rlt-alice`)
+	rs.reconnect()
+	if got := rs.pid(); got != pid {
+		t.Errorf("the session after the resume runs pid %d, want %d", got, pid)
+	}
+	ts.waitLog(`msg="session resumed".*user=rlt-alice`)
+	rs.ExitWith(0)
+	ts.waitLog(`msg="session ended".*user=rlt-alice`)
+}
