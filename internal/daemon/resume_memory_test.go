@@ -2,17 +2,12 @@ package daemon
 
 import (
 	"context"
-	"errors"
-	"net"
 	"os"
 	"regexp"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/rlogin-go/rlogin/internal/termtest"
-	"github.com/rlogin-go/rlogin/session"
 )
 
 // TestDetachedSessionMemory measures what a detached session costs in the daemon's memory, the
@@ -49,16 +44,7 @@ func TestDetachedSessionMemory(t *testing.T) {
 // and waits for the client to give up, so that only the server's side of the session is left.
 func detachIdle(t *testing.T, ts *testServer) {
 	t.Helper()
-	conn, err := dialSecure(t, ts.addr, pubOf(ts.hostKey), ts.clientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := session.NewClient(conn, ts.request(ts.srv.User()))
-	c.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
-		return nil, errors.New("measuring: no reconnection")
-	}
-	out := &termtest.Buffer{}
-	c.Stdout = out
+	c, conn, out := ts.newGivingUpClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 	defer cancel()
 	if err := c.Start(ctx); err != nil {

@@ -232,17 +232,11 @@ func checkNoSecret(t *testing.T, ts *testServer, secrets [][]byte, n int) {
 // returns Start's error, and the remote once started.
 func (ts *testServer) startAs(t *testing.T, key ed25519.PrivateKey, req session.Request) (*logintest.Remote, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
-	defer cancel()
-	conn, err := transport.DialMailbox(ctx, ts.addr, MailboxName)
+	conn, err := dialSecure(t, ts.addr, pubOf(ts.hostKey), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := secureClient(ctx, conn, ts, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return logintest.Start(t, sc, req)
+	return logintest.Start(t, conn, req)
 }
 
 // list asks ts for the sessions of its user with key.
@@ -254,17 +248,13 @@ func (ts *testServer) list(t *testing.T, key ed25519.PrivateKey) ([]session.Sess
 // listAs asks ts for the sessions of user with key.
 func (ts *testServer) listAs(t *testing.T, user string, key ed25519.PrivateKey) ([]session.SessionInfo, error) {
 	t.Helper()
+	conn, err := dialSecure(t, ts.addr, pubOf(ts.hostKey), key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 	defer cancel()
-	conn, err := transport.DialMailbox(ctx, ts.addr, MailboxName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := secureClient(ctx, conn, ts, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return session.ListSessions(ctx, sc, ts.request(user))
+	return session.ListSessions(ctx, conn, ts.request(user))
 }
 
 // resumeAs asks ts, as user with key, to resume the session id with secret (nil: reattach),
@@ -498,16 +488,7 @@ func TestDetachedSessionsCount(t *testing.T) {
 // connection ends it at once, as before resume.
 func TestResumeOff(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.DetachTimeout = -1 })
-	conn, err := dialSecure(t, ts.addr, pubOf(ts.hostKey), ts.clientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := session.NewClient(conn, ts.request(ts.srv.User()))
-	c.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
-		return nil, errors.New("no reconnecting in this test")
-	}
-	out := &termtest.Buffer{}
-	c.Stdout = out
+	c, _, out := ts.newGivingUpClient(t)
 	r, err := logintest.StartClient(t, c, out)
 	if err != nil {
 		t.Fatal(err)
@@ -522,4 +503,21 @@ func TestResumeOff(t *testing.T) {
 		t.Fatal("a session detached with resume off")
 	}
 	ts.waitLog(`msg="serving logins".*resume=false`)
+}
+
+// newGivingUpClient makes a client of ts's user with its client key that offers resume but
+// gives up when its connection is lost; it returns it unstarted, with its conn and its output.
+func (ts *testServer) newGivingUpClient(t *testing.T) (*session.Client, net.Conn, *termtest.Buffer) {
+	t.Helper()
+	conn, err := dialSecure(t, ts.addr, pubOf(ts.hostKey), ts.clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := session.NewClient(conn, ts.request(ts.srv.User()))
+	c.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
+		return nil, errors.New("this test does not reconnect")
+	}
+	out := &termtest.Buffer{}
+	c.Stdout = out
+	return c, conn, out
 }
