@@ -96,23 +96,31 @@ func (g *Server) handleSecure(ctx context.Context, c *conn) {
 	if lg == nil {
 		started = []any{"user", g.user, "term", sanitize.Text(req.Term)}
 	}
-	g.runSession(ctx, l, secureProtocol{srv, sc}, slot, lg, sr, started...)
+	g.runSession(ctx, l, &secureProtocol{srv, sc}, slot, lg, sr, started...)
 }
 
 // secureProtocol is the secure protocol's side of a session.
 type secureProtocol struct {
 	*session.ServerConn
-	tls *transport.SecureConn
+	tls *transport.SecureConn // until the session is served
 }
 
-func (p secureProtocol) serve(ctx context.Context, term systemlogin.Terminal) (*os.ProcessState, error) {
-	_ = p.tls.SetDeadline(time.Time{}) // the session has no deadline
+func (p *secureProtocol) serve(ctx context.Context, term systemlogin.Terminal) (*os.ProcessState, error) {
+	p.liftDeadline()
 	return p.Serve(ctx, term)
 }
 
-func (p secureProtocol) serveCommand(ctx context.Context, c *pipes.Command) (*os.ProcessState, error) {
-	_ = p.tls.SetDeadline(time.Time{}) // the session has no deadline
+func (p *secureProtocol) serveCommand(ctx context.Context, c *pipes.Command) (*os.ProcessState, error) {
+	p.liftDeadline()
 	return p.Serve(ctx, c)
+}
+
+// liftDeadline lifts the login's deadline: the session has none. It forgets the conn, which the
+// session owns from then on: the session drops a conn it gave up (a detached session holds no
+// conn's buffers and TLS state), and so must its caller.
+func (p *secureProtocol) liftDeadline() {
+	_ = p.tls.SetDeadline(time.Time{})
+	p.tls = nil
 }
 
 // handshake runs the TLS handshake of l's conn with the host key, within the grace deadline.
