@@ -89,8 +89,8 @@ type Client struct {
 	conn         net.Conn
 	capabilities []string // what Start offers: flow2 (tests change it)
 	accepted     []string // what the server accepted
-	flow2        bool     // capability flow2 was accepted: window growth and SYNC
-	keepalive    bool     // capability keepalive was accepted: PING and PONG
+	flow2        bool     // capability flow2 was accepted: window growth and SYNC (under mu once running: a resume sets it)
+	keepalive    bool     // capability keepalive was accepted: PING and PONG (likewise)
 	alive        *prober  // probes a silent server; nil if off
 
 	wmu  sync.Mutex // serializes frame writes, so frames never interleave

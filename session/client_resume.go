@@ -138,13 +138,19 @@ func (c *Client) resume(cause error) (*frameReader, error) {
 }
 
 // resumeAttemptTimeout bounds one resume's login: the keepalive's timeout (a path that carries
-// nothing for that long is dead), or its default when the probes are off.
+// nothing for that long is dead), or its default when the probes are off, and at least
+// minResumeAttempt, for a busy server.
 func (c *Client) resumeAttemptTimeout() time.Duration {
-	if d := c.Keepalive.Timeout(); d > 0 {
-		return d
+	d := c.Keepalive.Timeout()
+	if d == 0 {
+		d = Keepalive{}.Timeout()
 	}
-	return Keepalive{}.Timeout()
+	return max(d, minResumeAttempt)
 }
+
+// minResumeAttempt is the shortest bound of a resume's login: a loaded machine took more than
+// the 300 ms of a test's keepalive, and every try failed.
+const minResumeAttempt = 10 * time.Second
 
 // resumeOn resumes the session over conn: it logs in with RESUME (and the current window size),
 // starts flow control afresh, and sends the input the server did not get and the end of input

@@ -36,7 +36,10 @@ func (c *Client) Suspend() error {
 	if err := c.checkRunning(); err != nil {
 		return err
 	}
-	if !c.keepalive {
+	c.mu.Lock()
+	keepalive := c.keepalive // under the lock: a resume sets it
+	c.mu.Unlock()
+	if !keepalive {
 		return nil
 	}
 	return c.writeFrame(frameQuiet, nil)

@@ -98,7 +98,10 @@ func testResumeLatency(t *testing.T, secure bool) {
 				return nil, ctx.Err()
 			}
 			c, err := dial(ctx, attempt, cause)
-			dialed <- time.Now()
+			select {
+			case dialed <- time.Now():
+			case <-ctx.Done():
+			}
 			return c, err
 		}
 	})
