@@ -37,6 +37,17 @@ const (
 // readChunk is the size of the server's reads from the terminal and from the conn.
 const readChunk = 32 << 10
 
+// flushWait bounds how long the output read after input that makes the terminal flush waits for
+// the report of that flush. The line discipline acts on input in a kernel worker, normally within
+// microseconds of the write, later on a busy machine; the bound only guards against a report
+// that never comes (the program changed the terminal's settings meanwhile).
+const flushWait = time.Second
+
+// maxHeld bounds the output held for a flush (see Terminal): beyond it the server reads no more
+// output until the flush is reported or flushWait is over. The flush leaves little to read before
+// its report: what the program wrote after it.
+const maxHeld = 1 << 20
+
 // WindowRequestDelay is how long after its confirmation the server sends no urgent data at all:
 // it asks for the window size (urgent 0x80) with the first output after that, together with the
 // last flow-control change seen meanwhile (flushes before then are dropped: the client has not
@@ -49,6 +60,12 @@ const WindowRequestDelay = 100 * time.Millisecond
 // *pty.PTY satisfies it (WindowSize is pty.Size). Serve calls
 // ReadPacket from one goroutine, Write and Resize from a second, Hangup from any, and Wait once
 // the output is over.
+//
+// A Terminal that also has the method FlushesOutput(input []byte) bool, as *pty.PTY has, keeps
+// the output that follows an interrupt: Linux may report the flush that ^C causes only after the
+// output written after it (the echoed ^C, the shell's new prompt), which the client would then
+// discard with the output before the flush. Serve holds the output read after such input until
+// the flush is reported, and sends it after the urgent byte.
 type Terminal interface {
 	// ReadPacket reads the program's output (n > 0, status 0) or one packet-mode status change
 	// (n == 0, status != 0); io.EOF when the output is over (see pty.PTY.ReadPacket).
@@ -211,6 +228,12 @@ type serverSession struct {
 	windowKnown atomic.Bool // the client sent a window message: no more 0x80 bits
 	hangupOnce  sync.Once
 
+	// outMu orders the conn writes of the output pump against those of held output.
+	outMu    sync.Mutex
+	flushDue chan struct{} // guarded by outMu: non-nil while output is held; closed when released
+	held     []byte        // guarded by outMu: the output read since input that flushes was written
+	outOver  bool          // guarded by outMu: the output pump is done with the conn: nothing is held
+
 	deadlineMu sync.Mutex // orders the input pump's hold deadline against the linger deadline
 	lingering  bool       // guarded by deadlineMu: the server sent its last byte
 	holding    bool       // guarded by deadlineMu: a hold deadline is set
@@ -320,10 +343,13 @@ func (s *serverSession) pumpOutput() error {
 	for {
 		n, st, err := s.t.ReadPacket(buf)
 		if connErr == nil && n > 0 {
-			if _, werr := s.sc.conn.Write(buf[:n]); werr != nil {
+			if sent, full, werr := s.writeOutput(buf[:n]); werr != nil {
 				fail(werr)
+			} else if sent {
+				requestWindow()
+			} else if full != nil {
+				<-full // released within flushWait (awaitFlush)
 			}
-			requestWindow()
 		}
 		if c := byte(st) & (ControlFlush | ControlNoStop | ControlDoStop); connErr == nil && c != 0 {
 			switch {
@@ -336,9 +362,19 @@ func (s *serverSession) pumpOutput() error {
 					c |= ControlWindow // as in.rlogind: the request stands until the client answers it
 					requested = true
 				}
-				if werr := s.sc.sendUrgent(c); werr != nil {
+				s.outMu.Lock()
+				werr := s.sc.sendUrgent(c)
+				s.outMu.Unlock()
+				if werr != nil {
 					fail(werr)
 				}
+			}
+		}
+		if over := err != nil || connErr != nil; over || byte(st)&ControlFlush != 0 {
+			// The flush is reported (its urgent byte sent), or the output is over: the output
+			// held for it follows.
+			if werr := s.releaseHeld(over, connErr != nil); werr != nil {
+				fail(werr)
 			}
 		}
 		if err != nil {
@@ -348,6 +384,79 @@ func (s *serverSession) pumpOutput() error {
 			return connErr
 		}
 	}
+}
+
+// writeOutput writes the terminal's output p to the conn, or holds it while a flush is due
+// (sent reports which). When the output held reaches maxHeld, full is the channel closed once
+// it is released: the caller waits for it before it reads more.
+func (s *serverSession) writeOutput(p []byte) (sent bool, full <-chan struct{}, err error) {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if s.flushDue != nil {
+		s.held = append(s.held, p...)
+		if len(s.held) >= maxHeld {
+			full = s.flushDue
+		}
+		return false, full, nil
+	}
+	_, err = s.sc.conn.Write(p)
+	return true, nil, err
+}
+
+// expectFlush reports whether writing input p to the terminal makes it flush its output; if so,
+// the output read from now on is held until the flush is reported, and the channel returned is
+// closed then. The input pump calls it, and then awaitFlush: the hold always ends within
+// flushWait.
+func (s *serverSession) expectFlush(p []byte) <-chan struct{} {
+	fp, ok := s.t.(interface{ FlushesOutput([]byte) bool })
+	if !ok || !fp.FlushesOutput(p) {
+		return nil
+	}
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if s.outOver {
+		return nil
+	}
+	if s.flushDue == nil {
+		s.flushDue = make(chan struct{})
+	}
+	return s.flushDue
+}
+
+// awaitFlush waits until the output held for a flush is released, at most flushWait; then it
+// releases it itself, without a flush.
+func (s *serverSession) awaitFlush(released <-chan struct{}) {
+	if released == nil {
+		return
+	}
+	t := time.NewTimer(flushWait)
+	defer t.Stop()
+	select {
+	case <-released:
+	case <-t.C:
+		if err := s.releaseHeld(false, false); err != nil {
+			_ = s.sc.Close() // the output pump's next write fails too, and ends the session
+		}
+	}
+}
+
+// releaseHeld ends the hold for a flush: it writes the output held to the conn, or drops it if
+// drop (the conn failed). With over (the output pump is done), nothing is held again.
+func (s *serverSession) releaseHeld(over, drop bool) error {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	s.outOver = s.outOver || over
+	if s.flushDue == nil {
+		return nil
+	}
+	close(s.flushDue)
+	held := s.held
+	s.flushDue, s.held = nil, nil
+	if drop || len(held) == 0 {
+		return nil
+	}
+	_, err := s.sc.conn.Write(held)
+	return err
 }
 
 // sendUrgent sends c as TCP urgent data, after the data written before it. Without a TCP socket
@@ -374,7 +483,9 @@ func (s *serverSession) pumpInput() error {
 			out, win, ok, n = f.Filter(out[:0], p)
 			p = p[n:]
 			if len(out) > 0 {
+				released := s.expectFlush(out)
 				_, _ = s.t.Write(out) // input for a program that is gone is dropped
+				s.awaitFlush(released)
 			}
 			if ok {
 				s.windowKnown.Store(true)

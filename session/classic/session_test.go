@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,6 +64,8 @@ type fakeTerminal struct {
 	sizes  []WindowSize
 	hangup int
 	once   sync.Once
+
+	signals bool // guarded by mu: ^C in the input flushes the output, as with ISIG on a pty
 }
 
 type packet struct {
@@ -118,6 +121,13 @@ func (f *fakeTerminal) Hangup() {
 	f.cond.Broadcast()
 	f.mu.Unlock()
 	f.exit()
+}
+
+// FlushesOutput predicts the flush of ^C when signals are on, as *pty.PTY's does.
+func (f *fakeTerminal) FlushesOutput(b []byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.signals && bytes.IndexByte(b, 0x03) >= 0
 }
 
 func (f *fakeTerminal) exit() { f.once.Do(func() { close(f.exited) }) }
@@ -202,10 +212,15 @@ func (b *syncBuffer) waitForSuffix(t *testing.T, want string) {
 	defer b.mu.Unlock()
 	for !bytes.HasSuffix(b.buf.Bytes(), []byte(want)) {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for the output to end with %q", want)
+			t.Fatalf("timed out waiting for the output to end with %q; it ends with %q", want, tail(b.buf.Bytes(), 200))
 		}
 		b.cond.Wait()
 	}
+}
+
+// tail returns the last n bytes of b, or all of it.
+func tail(b []byte, n int) []byte {
+	return b[max(len(b)-n, 0):]
 }
 
 // testSession is a client and a server over loopback TCP, the server on a fakeTerminal.
@@ -436,6 +451,53 @@ func TestSessionFlush(t *testing.T) {
 	if flushes != 1 {
 		t.Errorf("OnFlush called %d times", flushes)
 	}
+}
+
+// TestSessionFlushReportedLate: Linux may report the flush of ^C only after the output written
+// after it (the echoed ^C and the new prompt). That output still reaches the client, after the
+// urgent byte, instead of being discarded with the flood before the flush.
+func TestSessionFlushReportedLate(t *testing.T) {
+	bw := &blockingWriter{release: make(chan struct{}), out: newSyncBuffer()}
+	var flushes atomic.Int32
+	s := startSession(t, func(c *Client) {
+		c.Stdout = bw
+		c.OnFlush = func() {
+			flushes.Add(1)
+			bw.once.Do(func() { close(bw.release) })
+		}
+	})
+	s.term.mu.Lock()
+	s.term.signals = true
+	s.term.mu.Unlock()
+	flood := bytes.Repeat([]byte("y\r\n"), 10000)
+	for range 6 {
+		s.term.out <- packet{data: flood}
+	}
+	_, _ = io.WriteString(s.stdin, "\x03")
+	s.term.waitFor(t, "the ^C", func() bool { return strings.Contains(s.term.input.String(), "\x03") })
+	s.term.out <- packet{data: []byte("^C\r\n$ ")}
+	s.term.out <- packet{status: pty.StatusFlushWrite | pty.StatusFlushRead}
+	bw.out.waitForSuffix(t, "^C\r\n$ ")
+	if n := flushes.Load(); n != 1 {
+		t.Errorf("OnFlush called %d times", n)
+	}
+}
+
+// TestSessionFlushNeverReported: output held for a flush that ^C was expected to cause goes out
+// without it when the flush is not reported in time.
+func TestSessionFlushNeverReported(t *testing.T) {
+	s := startSession(t, nil)
+	s.term.mu.Lock()
+	s.term.signals = true
+	s.term.mu.Unlock()
+	_, _ = io.WriteString(s.stdin, "\x03")
+	s.term.waitFor(t, "the ^C", func() bool { return strings.Contains(s.term.input.String(), "\x03") })
+	s.term.out <- packet{data: []byte("^C")}
+	s.out.waitFor(t, "^C")
+	_, _ = io.WriteString(s.stdin, "x")
+	s.term.waitFor(t, "the x", func() bool { return strings.Contains(s.term.input.String(), "x") })
+	s.term.out <- packet{data: []byte("x")}
+	s.out.waitFor(t, "^Cx")
 }
 
 func TestSessionClientCloses(t *testing.T) {
