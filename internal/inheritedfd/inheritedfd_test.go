@@ -23,6 +23,17 @@ const shortTimeout = 20 * time.Second
 // childEnv makes the test binary a child of a test (see child) instead of running tests.
 const childEnv = "INHERITEDFD_TEST_CHILD"
 
+// childEnviron is the whole environment of a child in mode: childEnv, and the race detector's
+// GORACE if set, so that a child under -race exits as the test process does (CI's
+// atexit_sleep_ms=0 spares the second the detector otherwise sleeps at every exit).
+func childEnviron(mode string) []string {
+	env := []string{childEnv + "=" + mode}
+	if v, ok := os.LookupEnv("GORACE"); ok {
+		env = append(env, "GORACE="+v)
+	}
+	return env
+}
+
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(childEnv); mode != "" {
 		os.Exit(child(mode))
@@ -77,7 +88,7 @@ func child(mode string) int {
 	_, ownErr := own.Stat()
 	netErr := roundTrip(l)
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = []string{childEnv + "=list"}
+	cmd.Env = childEnviron("list")
 	out, err := cmd.Output()
 	if err != nil {
 		fmt.Println("grandchild:", err)
@@ -163,7 +174,7 @@ func TestClose(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, os.Args[0])
-			cmd.Env = []string{childEnv + "=" + tc.mode}
+			cmd.Env = childEnviron(tc.mode)
 			cmd.ExtraFiles = files
 			out, err := cmd.Output()
 			if err != nil {
