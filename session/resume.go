@@ -35,10 +35,10 @@ const (
 	maxSessionsListed = 256 // sessions in a SESSIONS frame
 	maxSessionText    = 128 // bytes of a SESSIONS entry's peer address or what it runs
 	maxDetachTimeout  = 1<<32 - 1
-
-	// DefaultDetachBuffer is the output a detached session keeps when Detach.Buffer is 0.
-	DefaultDetachBuffer = 1 << 20
 )
+
+// DefaultDetachBuffer is the output a detached session keeps when Detach.Buffer is 0: 1 MiB.
+const DefaultDetachBuffer = 1 << 20
 
 // SessionID names a session that may be resumed: random, fixed when the session starts.
 type SessionID [16]byte
