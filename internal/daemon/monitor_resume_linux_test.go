@@ -13,6 +13,7 @@ import (
 
 	"github.com/rlogin-go/rlogin/internal/linkemu"
 	"github.com/rlogin-go/rlogin/internal/logintest"
+	"github.com/rlogin-go/rlogin/internal/pamlogin"
 	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
@@ -369,4 +370,65 @@ func TestSeparatedPAMPasswordNotResumable(t *testing.T) {
 		t.Errorf("bob's sessions: %+v, %v; want none (a password login)", list, err)
 	}
 	r.ExitWith(0)
+}
+
+// TestSeparatedInetdNotResumable: under -inetd (ServeConn) no listener could pass a new
+// connection on to the session, so it is not made resumable: a cut ends it, as before resume.
+func TestSeparatedInetdNotResumable(t *testing.T) {
+	if pamlogin.Supported {
+		t.Skip("ServeConn with PAM needs the main thread; this test calls it from a test goroutine")
+	}
+	ts := startSeparated(t, nil)
+	frank := addUser(t, "rlt-rsfrank")
+	frank.authorize(t, 0o600)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := make(chan error, 1)
+	go func() { // waited for below
+		c, err := l.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		served <- ts.srv.ServeConn(context.Background(), c)
+	}()
+	link := linkemu.New(linkemu.Profile{})
+	proxy, err := link.Listen("127.0.0.1:0", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	conn, err := ts.dialProving(t, proxy.Addr().String(), frank.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := session.NewClient(conn, ts.request(frank.name))
+	c.Signer = frank.key
+	c.Reconnect = func(context.Context, int, error) (net.Conn, error) {
+		return nil, errors.New("the test reconnects nothing")
+	}
+	out := &termtest.Buffer{}
+	c.Stdout = out
+	r, err := logintest.StartClient(t, c, out)
+	if err != nil {
+		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
+	}
+	pid := shellPid(t, r)
+	link.Cut()
+	waitFor(t, "the shell to be hung up", func() bool { return gone(pid) })
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("ServeConn: %v", err)
+		}
+	case <-time.After(shortTimeout):
+		t.Fatal("ServeConn did not return after the cut")
+	}
+	ts.waitLog(`msg="session ended" .*user=rlt-rsfrank`)
+	if log := ts.log.String(); strings.Contains(log, `msg="session detached"`) {
+		t.Errorf("an -inetd session detached:\n%s", log)
+	}
 }
