@@ -12,6 +12,7 @@ import (
 const (
 	beforeCertificates = "727cdf7" // the last release before certificates and flow2
 	beforeCommands     = "5a17377" // the last release before commands, keepalive and prompts
+	beforeResume       = "f6b1cd2" // the last release before resume and reattach
 )
 
 // oldBuilds holds the binaries of the old releases built so far in this run (under binDir),
