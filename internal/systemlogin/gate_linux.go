@@ -308,6 +308,12 @@ func (g *loginGate) isOpen() bool {
 	return g.open
 }
 
+// FlushesOutput is the PTY's once the session has started (session.FlushPredictor, and the
+// classic server's equivalent): a ^C typed into the shell flushes its output, and the server
+// keeps what follows the flush until the pty reports it. Before, input is held for the
+// watcher, not written now: it predicts nothing.
+func (g *loginGate) FlushesOutput(b []byte) bool { return g.isOpen() && g.p.FlushesOutput(b) }
+
 // ReadOutput, ReadPacket, Resize and Wait are the PTY's: output and window changes are not gated.
 func (g *loginGate) ReadOutput(b []byte) (int, bool, error)       { return g.p.ReadOutput(b) }
 func (g *loginGate) ReadPacket(b []byte) (int, pty.Status, error) { return g.p.ReadPacket(b) }

@@ -19,6 +19,7 @@ import (
 	"github.com/rlogin-go/rlogin/internal/logintest"
 	"github.com/rlogin-go/rlogin/internal/termtest"
 	"github.com/rlogin-go/rlogin/pty"
+	"github.com/rlogin-go/rlogin/session"
 )
 
 func TestLineLen(t *testing.T) {
@@ -256,6 +257,9 @@ func TestGateTryWrite(t *testing.T) {
 	if n, err := g.gate.TryWrite([]byte("good\r")); n != 0 || err != nil {
 		t.Fatalf("TryWrite before the session: %d, %v; want 0, nil", n, err)
 	}
+	if g.gate.FlushesOutput([]byte{3}) {
+		t.Error("FlushesOutput(^C) before the session: true; the gate holds that input, it flushes nothing now")
+	}
 	if err := g.write("good\r"); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +272,14 @@ func TestGateTryWrite(t *testing.T) {
 		t.Fatalf("TryWrite in the session: %d, %v", n, err)
 	}
 	waitFor(t, "the shell to read", func() bool { return g.reads() == "password:good\nshell:direct\n" })
+	// In the session, ^C goes to the terminal, which flushes its output (signals are on): the
+	// server must know, to keep the prompt that follows the flush.
+	if !g.gate.FlushesOutput([]byte{3}) {
+		t.Error("FlushesOutput(^C) in the session: false, want the PTY's answer (true)")
+	}
 }
+
+var _ session.FlushPredictor = (*loginGate)(nil)
 
 // TestGateGraceTime checks that a login still at the password prompt at the end of the login
 // grace time is ended.
