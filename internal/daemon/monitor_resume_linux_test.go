@@ -110,6 +110,28 @@ func (rc *resumableClient) resume(t *testing.T) {
 	}
 }
 
+// offeringResume logs in to the rlogind at addr as name with key, offering resume, but never
+// reconnects.
+func (ts *testServer) offeringResume(t *testing.T, addr, name string, key ed25519.PrivateKey) *logintest.Remote {
+	t.Helper()
+	conn, err := ts.dialProving(t, addr, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := session.NewClient(conn, ts.request(name))
+	c.Signer = key
+	c.Reconnect = func(context.Context, int, error) (net.Conn, error) {
+		return nil, errors.New("the test reconnects nothing")
+	}
+	out := &termtest.Buffer{}
+	c.Stdout = out
+	r, err := logintest.StartClient(t, c, out)
+	if err != nil {
+		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
+	}
+	return r
+}
+
 // listSessions lists name's sessions on ts, logging in with key.
 func (ts *testServer) listSessions(t *testing.T, name string, key ed25519.PrivateKey) ([]session.SessionInfo, error) {
 	t.Helper()
@@ -348,20 +370,7 @@ func TestSeparatedDetachedExpiry(t *testing.T) {
 func TestSeparatedPAMPasswordNotResumable(t *testing.T) {
 	ts := startPAMPasswords(t, false)
 	bob := addUser(t, "rlt-pmrbob")
-	conn, err := ts.dialProving(t, ts.addr, newKey(t)) // a key bob has not authorized
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := session.NewClient(conn, ts.request(bob.name))
-	c.Reconnect = func(context.Context, int, error) (net.Conn, error) {
-		return nil, errors.New("the test reconnects nothing")
-	}
-	out := &termtest.Buffer{}
-	c.Stdout = out
-	r, err := logintest.StartClient(t, c, out)
-	if err != nil {
-		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
-	}
+	r := ts.offeringResume(t, ts.addr, bob.name, newKey(t)) // a key bob has not authorized
 	r.Expect(`Password: `)
 	r.Send(bob.password + "\r")
 	r.Ready()
@@ -381,41 +390,14 @@ func TestSeparatedInetdNotResumable(t *testing.T) {
 	ts := startSeparated(t, nil)
 	frank := addUser(t, "rlt-rsfrank")
 	frank.authorize(t, 0o600)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	served := make(chan error, 1)
-	go func() { // waited for below
-		c, err := l.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		served <- ts.srv.ServeConn(context.Background(), c)
-	}()
+	addr, served := ts.serveInetd(t)
 	link := linkemu.New(linkemu.Profile{})
-	proxy, err := link.Listen("127.0.0.1:0", l.Addr().String())
+	proxy, err := link.Listen("127.0.0.1:0", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	conn, err := ts.dialProving(t, proxy.Addr().String(), frank.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := session.NewClient(conn, ts.request(frank.name))
-	c.Signer = frank.key
-	c.Reconnect = func(context.Context, int, error) (net.Conn, error) {
-		return nil, errors.New("the test reconnects nothing")
-	}
-	out := &termtest.Buffer{}
-	c.Stdout = out
-	r, err := logintest.StartClient(t, c, out)
-	if err != nil {
-		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
-	}
+	r := ts.offeringResume(t, proxy.Addr().String(), frank.name, frank.key)
 	pid := shellPid(t, r)
 	link.Cut()
 	waitFor(t, "the shell to be hung up", func() bool { return gone(pid) })

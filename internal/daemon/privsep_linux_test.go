@@ -381,21 +381,8 @@ func TestSeparatedInetd(t *testing.T) {
 	ts := startSeparated(t, nil)
 	frank := addUser(t, "rlt-psfrank")
 	frank.authorize(t, 0o600)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	served := make(chan error, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		served <- ts.srv.ServeConn(context.Background(), c)
-	}()
-	r, err := logintest.Login(t, l.Addr().String(), pubOf(ts.hostKey), frank.key, ts.request(frank.name))
+	addr, served := ts.serveInetd(t)
+	r, err := logintest.Login(t, addr, pubOf(ts.hostKey), frank.key, ts.request(frank.name))
 	if err != nil {
 		t.Fatalf("login: %v\nlog:\n%s", err, ts.log.String())
 	}
@@ -513,4 +500,25 @@ func TestSeparatedPreLoginFailureLogged(t *testing.T) {
 	if strings.Contains(ts.log.String(), `msg="network process ended"`) {
 		t.Errorf("a failed handshake logged as the network process's end:\n%s", ts.log.String())
 	}
+}
+
+// serveInetd serves the first connection to the address it returns with ServeConn, as an
+// rlogind -inetd does, and sends ServeConn's result on served; the test must receive it.
+func (ts *testServer) serveInetd(t *testing.T) (addr string, served <-chan error) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	result := make(chan error, 1)
+	go func() { // the test receives its result
+		c, err := l.Accept()
+		if err != nil {
+			result <- err
+			return
+		}
+		result <- ts.srv.ServeConn(context.Background(), c)
+	}()
+	return l.Addr().String(), result
 }
