@@ -160,7 +160,7 @@ type Config struct {
 	// to DetachBuffer bytes, the oldest dropped beyond. A detached session still holds its
 	// MaxSessions slot. 0 means DefaultDetachTimeout; negative means no resume: the session ends
 	// at once, as with a client that does not offer it. Commands on pipes, classic sessions,
-	// password logins and privilege-separated sessions are not resumable (yet, for the last).
+	// password logins and ServeConn's (inetd) are not resumable.
 	DetachTimeout time.Duration
 	// DetachBuffer is the output, in bytes, a detached session keeps; 0 means
 	// DefaultDetachBuffer.

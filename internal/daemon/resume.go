@@ -19,14 +19,15 @@ import (
 // client of the same user takes it over (rlogin -R). A resuming connection logs in exactly as
 // a new login does (handleSecure: the same handshake, key checks and key options, the same
 // admission outcome); only then does the registry look the session up, for that user only.
+// This is the path of the sessions served in this process (user mode, and System mode without
+// privilege separation); privilege-separated sessions have theirs (monitor_resume.go).
 
-// resumeOffered reports whether the session of c, served by g, may be resumed: not with a
-// negative Config.DetachTimeout; not for ServeConn's one conn (inetd), as no other conn comes to
-// resume it; and not yet under privilege separation, where a net child serves the session and
-// cannot hand it to another connection's net child. This is the one place that decides it;
-// resume under privilege separation changes it here.
+// resumeOffered reports whether the session of c, served by g in this process, may be resumed:
+// not with a negative Config.DetachTimeout, and not for ServeConn's one conn (inetd), as no
+// other conn comes to resume it. (A privilege-separated session is served by its net child,
+// whose monitor decides: monitor.go.)
 func (g *Server) resumeOffered(c *conn) bool {
-	return g.cfg.DetachTimeout > 0 && !c.set.oneShot && !g.cfg.PrivilegeSeparation
+	return g.cfg.DetachTimeout > 0 && !c.set.oneShot
 }
 
 // offersResume reports whether the client of req offered capability resume: only then does its

@@ -44,7 +44,11 @@ func TestDetachedSessionMemory(t *testing.T) {
 // and waits for the client to give up, so that only the server's side of the session is left.
 func detachIdle(t *testing.T, ts *testServer) {
 	t.Helper()
-	c, conn, out := ts.newGivingUpClient(t)
+	conn, err := dialSecure(t, ts.addr, pubOf(ts.hostKey), ts.clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, out := ts.givingUpClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 	defer cancel()
 	if err := c.Start(ctx); err != nil {

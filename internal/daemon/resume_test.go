@@ -488,7 +488,11 @@ func TestDetachedSessionsCount(t *testing.T) {
 // connection ends it at once, as before resume.
 func TestResumeOff(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.DetachTimeout = -1 })
-	c, _, out := ts.newGivingUpClient(t)
+	conn, err := dialSecure(t, ts.addr, pubOf(ts.hostKey), ts.clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, out := ts.givingUpClient(conn)
 	r, err := logintest.StartClient(t, c, out)
 	if err != nil {
 		t.Fatal(err)
@@ -505,19 +509,50 @@ func TestResumeOff(t *testing.T) {
 	ts.waitLog(`msg="serving logins".*resume=false`)
 }
 
-// newGivingUpClient makes a client of ts's user with its client key that offers resume but
-// gives up when its connection is lost; it returns it unstarted, with its conn and its output.
-func (ts *testServer) newGivingUpClient(t *testing.T) (*session.Client, net.Conn, *termtest.Buffer) {
-	t.Helper()
-	conn, err := dialSecure(t, ts.addr, pubOf(ts.hostKey), ts.clientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+// givingUpClient makes a client of ts's user on conn that offers resume but gives up when its
+// connection is lost; it returns it unstarted, with its output.
+func (ts *testServer) givingUpClient(conn net.Conn) (*session.Client, *termtest.Buffer) {
 	c := session.NewClient(conn, ts.request(ts.srv.User()))
 	c.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
 		return nil, errors.New("this test does not reconnect")
 	}
 	out := &termtest.Buffer{}
 	c.Stdout = out
-	return c, conn, out
+	return c, out
+}
+
+// TestServeConnNotResumable: ServeConn (inetd) serves one connection, and no other could resume
+// its session: it does not accept resume, and a lost connection ends the session at once.
+func TestServeConnNotResumable(t *testing.T) {
+	ts := startServer(t, nil)
+	server, client := logintest.ConnPair(t)
+	done := make(chan error, 1)
+	go func() { done <- ts.srv.ServeConn(context.Background(), server) }()
+	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
+	defer cancel()
+	if err := transport.RequestMailbox(ctx, client, MailboxName); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := secureClient(ctx, client, ts, ts.clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, out := ts.givingUpClient(sc)
+	r, err := logintest.StartClient(t, c, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := c.Resumable(); ok {
+		t.Error("ServeConn's session accepted resume")
+	}
+	r.Ready()
+	_ = r.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ServeConn: %v", err)
+		}
+	case <-time.After(shortTimeout):
+		t.Fatalf("ServeConn still running %v after its connection was lost", shortTimeout)
+	}
 }

@@ -22,7 +22,7 @@ type detach struct {
 func addDetachFlags(set *flag.FlagSet, d *detach) {
 	d.timeout = detachTimeout(daemon.DefaultDetachTimeout)
 	d.buffer = daemon.DefaultDetachBuffer
-	set.Var(&d.timeout, "detach-timeout", "a terminal session whose connection is lost keeps running, detached, for this `duration`, for its client to resume it or a new rlogin -R to take it over; then it ends as a hang-up does. 0: no resume, the session ends at once. Not yet as root with -privilege-separation (the default)")
+	set.Var(&d.timeout, "detach-timeout", "a terminal session whose connection is lost keeps running, detached, for this `duration`, for its client to resume it or a new rlogin -R to take it over; then it ends as a hang-up does. 0: no resume, the session ends at once")
 	set.Var(&d.buffer, "detach-buffer", "`bytes` of output a detached session keeps for its client (K, KiB, M, MiB suffixes); beyond them the oldest is dropped, and the client is told how much")
 }
 

@@ -72,8 +72,7 @@ given; with -inetd it serves the one connection on standard input.
 
 A terminal session whose connection is lost stays, detached, for
 -detach-timeout (default 1h), its shell running, for its rlogin to resume it
-or a new rlogin -R of the same user to take it over (not yet as root with
-privilege separation).
+or a new rlogin -R of the same user to take it over.
 
 SIGTERM or SIGINT stops it: in user mode, and as root with
 -privilege-separation=false, sessions end with "service stopping", detached
