@@ -55,11 +55,11 @@ func checkNoAnswer(t *testing.T, tm *terminal, start time.Time) {
 // TestBlackholeNoticedOnBothEnds: a path that goes silent in the middle of a session (the link
 // holds every byte, closes nothing) is noticed by both ends within their keepalive bounds: rlogin
 // says so and exits 255, rlogind logs the end of the session with the client's address and reaps
-// the shell.
+// the shell. With resume off (-o Resume=no); with resume, TestCounterSurvivesCutAndBlackhole.
 func TestBlackholeNoticedOnBothEnds(t *testing.T) {
 	d := startDaemon(t, newHome(t), "", serverAlive...)
 	link := linkemu.New(linkemu.Profile{Delay: wanRTT / 2})
-	tm := rloginVia(t, d, link, clientAlive...)
+	tm := rloginVia(t, d, link, append([]string{"-o", "Resume=no"}, clientAlive...)...)
 	pid := shellPID(t, tm)
 
 	link.Blackhole()
@@ -149,7 +149,7 @@ func TestKeepaliveAndOldPeers(t *testing.T) {
 
 // TestPrivsepBlackhole: with privilege separation the network process serves the session, and
 // it is the one that probes the client: a blackholed path ends the session there too, the log
-// says why, and the shell goes.
+// says why, and the shell goes (with resume off: -o Resume=no).
 func TestPrivsepBlackhole(t *testing.T) {
 	privsepBlackhole(t, filepath.Join(binDir, "rlogind"))
 }
@@ -167,7 +167,7 @@ func privsepBlackhole(t *testing.T, bin string) {
 
 	link := linkemu.New(linkemu.Profile{Delay: wanRTT / 2})
 	d.home = newHome(t) // the client's
-	tm := rloginVia(t, d, link, append([]string{"-i", keyFile, "-l", user.Name}, clientAlive...)...)
+	tm := rloginVia(t, d, link, append([]string{"-i", keyFile, "-l", user.Name, "-o", "Resume=no"}, clientAlive...)...)
 	pid := shellPID(t, tm)
 
 	link.Blackhole()

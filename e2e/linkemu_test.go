@@ -56,20 +56,22 @@ func TestLoginAcrossWAN(t *testing.T) {
 	}
 }
 
-// TestCutPathEndsSession cuts the path in the middle of a session. Today rlogin ends, saying why
-// in one line; issue 15 makes it resume instead, when this test's expectations (afterCut) change.
+// TestCutPathEndsSession cuts the path in the middle of a session with resume off (-o
+// Resume=no): rlogin ends, saying why in one line. With resume, the session goes on:
+// TestCounterSurvivesCutAndBlackhole.
 func TestCutPathEndsSession(t *testing.T) {
 	d := startDaemon(t, newHome(t), "")
 	link := linkemu.New(linkemu.Profile{Delay: wanRTT / 2})
-	tm := rloginVia(t, d, link)
+	tm := rloginVia(t, d, link, "-o", "Resume=no")
 	tm.send("echo BEFORE$((40+2))\r")
 	tm.expect(`BEFORE42`)
 	link.Cut()
 	afterCut(t, tm)
 }
 
-// afterCut checks what rlogin does today when its path is cut: it exits with status 255 within
-// cutDeadline, with the terminal restored and a one-line reason as the last thing it wrote.
+// afterCut checks what rlogin does when its path is cut and it does not resume: it exits with
+// status 255 within cutDeadline, with the terminal restored and a one-line reason as the last
+// thing it wrote.
 func afterCut(t *testing.T, tm *terminal) {
 	t.Helper()
 	start := time.Now()
