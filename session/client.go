@@ -735,9 +735,7 @@ func (c *Client) takeCreditLocked() int {
 	c.consumed = 0
 	c.unacked -= n
 	c.res.creditGen = c.res.gen
-	if c.flow2 && !c.res.on {
-		// A resumable session's server keeps the output that is not credited: credit must not
-		// run ahead of consumption (docs/protocol.md, section 6.4).
+	if c.flow2 {
 		n += c.tune.adjust(n, len(c.q)-c.qoff, time.Now())
 	}
 	return n
@@ -751,12 +749,20 @@ func (c *Client) sendCredit(n int) {
 	defer c.wmu.Unlock()
 	c.mu.Lock()
 	conn, stale := c.conn, c.res.creditGen != c.res.gen
+	received, resumable := c.res.outReceived, c.res.on
 	c.mu.Unlock()
 	if stale {
 		return // for output of a conn given up: the resume started the count afresh
 	}
-	c.appendProbe(appendCredit(c.wbuf[:0], n)) // a probe rides along when one is due
-	_, _ = conn.Write(c.wbuf)                  // a broken conn shows in readOutput
+	b := c.wbuf[:0]
+	if resumable {
+		// The server keeps its output until it hears that it was received: credit says
+		// nothing of that once it may be granted in advance (docs/protocol.md, section 6.4).
+		// Before the credit, so that the server's tail is trimmed before it sends more.
+		b = appendReceived(b, received)
+	}
+	c.appendProbe(appendCredit(b, n)) // a probe rides along when one is due
+	_, _ = conn.Write(c.wbuf)         // a broken conn shows in readOutput
 }
 
 // sendInput sends p as DATA frames, as credit allows.

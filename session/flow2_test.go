@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -247,27 +248,59 @@ func TestFlow2ProtocolErrors(t *testing.T) {
 			req.Capabilities = tc.caps
 			p, res, _ := serveRaw(t, term, req, tc.caps)
 			tc.send(p)
-			m := p.read()
-			want := "protocol error: " + tc.reason
-			if m.typ != frameClose || m.text != want {
-				t.Errorf("got %v %q, want CLOSE %q", m.typ, m.text, want)
-			}
-			if srv := waitServed(t, res); !errors.Is(srv.err, ErrProtocol) {
-				t.Errorf("Serve: %v, want a protocol error", srv.err)
-			}
+			expectProtocolClose(t, p, res, tc.reason)
 		})
 	}
 }
 
+// expectProtocolClose checks that the server closes p with a protocol error for reason (after
+// any output it sent before), and that Serve returns it.
+func expectProtocolClose(t *testing.T, p *rawPeer, res chan served, reason string) {
+	t.Helper()
+	m := p.read()
+	for m.typ == frameData {
+		m = p.read()
+	}
+	want := "protocol error: " + reason
+	if m.typ != frameClose || m.text != want {
+		t.Errorf("got %v %q, want CLOSE %q", m.typ, m.text, want)
+	}
+	if srv := waitServed(t, res); !errors.Is(srv.err, ErrProtocol) {
+		t.Errorf("Serve: %v, want a protocol error", srv.err)
+	}
+}
+
 // TestWindowGrowsOverDelay: over a 100 ms round trip, a flood makes the client grow the window
-// past the base, and the output arrives whole.
+// past the base, and the output arrives whole; the same in a resumable session, whose server
+// keeps no more output than the window (RECEIVED trims it).
 func TestWindowGrowsOverDelay(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testWindowGrowsOverDelay(t, false) })
+	t.Run("resumable", func(t *testing.T) { testWindowGrowsOverDelay(t, true) })
+}
+
+func testWindowGrowsOverDelay(t *testing.T, resumable bool) {
 	c, s := delayedPair(t, 50*time.Millisecond)
 	term := newFakeTerminal(t, "sleep", "3600")
 	term.flood = true
 	term.floodMax = 8 << 20
-	ts := startSession(t, c, s, term, nil)
-	ts.stdout.waitFor(t, "the flood", func() bool { return ts.stdout.buf.Len() >= term.floodMax })
+	var configure func(*ServerConn)
+	var setup func(*Client)
+	if resumable {
+		configure = func(sc *ServerConn) { sc.Detach = Detach{Timeout: time.Minute} }
+		setup = func(c *Client) {
+			c.Reconnect = func(context.Context, int, error) (net.Conn, error) { return nil, errors.New("no reconnect") }
+		}
+	}
+	ts := startSessionWith(t, c, s, term, configure, setup)
+	maxTail := 0
+	ts.stdout.waitFor(t, "the flood", func() bool {
+		if ss := ts.server.session(); ss != nil {
+			ss.mu.Lock()
+			maxTail = max(maxTail, len(ss.res.tail)-ss.res.toff)
+			ss.mu.Unlock()
+		}
+		return ts.stdout.buf.Len() >= term.floodMax
+	})
 	ts.client.mu.Lock()
 	grown := ts.client.tune.window
 	rtt := ts.client.tune.minRTT
@@ -275,6 +308,13 @@ func TestWindowGrowsOverDelay(t *testing.T) {
 	if !ts.client.flow2 {
 		t.Fatal("flow2 was not accepted")
 	}
+	if _, _, ok := ts.client.Resumable(); ok != resumable {
+		t.Fatalf("resumable %v, want %v", ok, resumable)
+	}
+	if maxTail > maxClientWindow {
+		t.Errorf("the server kept a tail of %d bytes, more than the largest window %d", maxTail, maxClientWindow)
+	}
+	t.Logf("largest tail seen %d", maxTail)
 	if rtt < 100*time.Millisecond {
 		t.Errorf("measured round trip %v, want at least the link's 100ms", rtt)
 	}

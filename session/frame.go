@@ -125,6 +125,8 @@ func (t frameType) String() string {
 		return "LIST"
 	case frameSessions:
 		return "SESSIONS"
+	case frameReceived:
+		return "RECEIVED"
 	}
 	return fmt.Sprintf("type 0x%02x", byte(t))
 }
@@ -132,7 +134,7 @@ func (t frameType) String() string {
 // known reports whether this version defines t.
 func (t frameType) known() bool {
 	return t >= frameLogin && t <= frameSignal || t == framePing || t == framePong || t == frameQuiet ||
-		t == frameChallenge || t == frameProof || t >= frameResumable && t <= frameSessions
+		t == frameChallenge || t == frameProof || t >= frameResumable && t <= frameReceived
 }
 
 // Which frames a side may receive, by phase.
@@ -188,6 +190,7 @@ type message struct {
 	resumable *resumable     // RESUMABLE
 	resumed   resumeOffsets  // RESUMED
 	sessions  []SessionInfo  // SESSIONS
+	received  uint64         // RECEIVED
 }
 
 // frameReader reads frames from a peer. It copes with input split anywhere: it only uses
@@ -294,6 +297,10 @@ func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m messa
 		if err == nil && m.keep > maxWindow {
 			err = fmt.Errorf("keep of %d bytes exceeds the largest window", m.keep)
 		}
+	case frameReceived:
+		d := decoder{p: p}
+		m.received = d.u64()
+		err = d.finish()
 	case frameCredit:
 		d := decoder{p: p}
 		m.credit = d.u32()
@@ -389,6 +396,8 @@ func appendMessage(b []byte, m *message) ([]byte, error) {
 		}
 	case frameResumed:
 		b = appendResumed(b[:start], m.resumed)
+	case frameReceived:
+		b = appendReceived(b[:start], m.received)
 	case frameSessions:
 		b, err = appendSessions(b[:start], m.sessions)
 	case frameFlush:

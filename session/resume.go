@@ -25,6 +25,7 @@ const (
 	frameResumed   frameType = 0x19 // server: right after ACCEPT, answering RESUME: the offsets
 	frameList      frameType = 0x1a // client (attach): right after LOGIN: list the user's sessions
 	frameSessions  frameType = 0x1b // server: the answer to LIST, in place of ACCEPT; the last frame
+	frameReceived  frameType = 0x1c // client (resume): the output bytes received; goes with each CREDIT
 )
 
 // ResumeSecretSize is the size of a resume secret.
@@ -182,6 +183,16 @@ func decodeResume(p []byte) (*ResumeRequest, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// withReceived returns allowed with RECEIVED: a client sends it once resume was accepted.
+func withReceived(allowed func(frameType) bool) func(frameType) bool {
+	return func(t frameType) bool { return t == frameReceived || allowed(t) }
+}
+
+// appendReceived appends a RECEIVED frame: n output bytes received since the session started.
+func appendReceived(b []byte, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendHeader(b, frameReceived, 8), n)
 }
 
 func appendResumed(b []byte, o resumeOffsets) []byte {

@@ -24,6 +24,7 @@ func resumeMessages() []message {
 			{ID: id, Attached: true, Started: time.Unix(1700000000, 0), Peer: "192.0.2.1:513", What: "xterm-256color", PID: 4242},
 			{ID: SessionID{9}, Started: time.Unix(1700000001, 0), Detached: time.Unix(1700000100, 0), Peer: "[2001:db8::1]:40000", What: "make -j8", PID: 1 << 31},
 		}},
+		{typ: frameReceived, received: 1<<40 + 3},
 	}
 }
 
@@ -62,6 +63,7 @@ func TestResumeFrames(t *testing.T) {
 		{"resumable zero timeout", appendFrame(nil, frameResumable, make([]byte, 52)), "bad RESUMABLE frame: detach timeout of 0 seconds"},
 		{"resumed skipped", appendResumed(nil, resumeOffsets{outFrom: 1, skipped: 2}), "bad RESUMED frame: 2 bytes skipped before offset 1"},
 		{"list payload", appendFrame(nil, frameList, []byte{0}), "bad LIST frame: 1 bytes of payload"},
+		{"received long", appendFrame(nil, frameReceived, make([]byte, 9)), "bad RECEIVED frame: 1 unexpected bytes at the end of the payload"},
 		{"sessions state", appendFrame(nil, frameSessions, append([]byte{0, 1}, append(make([]byte, 16), 2)...)), "bad SESSIONS frame: session state 2 is not 0 or 1"},
 		{"sessions cut", appendFrame(nil, frameSessions, []byte{0, 1}), "bad SESSIONS frame: payload is too short"},
 	} {

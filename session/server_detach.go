@@ -27,10 +27,15 @@ type serverResume struct {
 	prev      [ResumeSecretSize]byte
 	prevValid bool
 	buffer    int // the output kept while detached
-	timeout   time.Duration
+	// keep bounds the output kept while detached: what the session held at the detach (the
+	// tail, and output not sent yet), if more than buffer, less what was read since, down to
+	// buffer. The tail is what the client may not have received (a grown window's may be
+	// megabytes): it is not dropped for its own size, only for newer output.
+	keep    int
+	timeout time.Duration
 
 	outSent  uint64 // the output offset of the next byte sent
-	tail     []byte // output sent, not yet credited: tail[toff:] ends at outSent
+	tail     []byte // output sent, not yet received by the client (RECEIVED): tail[toff:] ends at outSent
 	toff     int
 	dropped  uint64 // output dropped for the bound since the session last detached
 	cause    error  // why the session detached last
@@ -68,8 +73,8 @@ func (s *serverSession) appendResumableLocked(b []byte) []byte {
 	return appendResumable(b, &resumable{id: s.sc.ID(), secret: s.res.secret, timeout: uint32(secs)})
 }
 
-// keepSentLocked counts p as sent, and keeps it until the client credits it if the session is
-// resumable.
+// keepSentLocked counts p as sent, and keeps it until the client says it received it (RECEIVED)
+// if the session is resumable.
 func (s *serverSession) keepSentLocked(p []byte) {
 	s.res.outSent += uint64(len(p))
 	if !s.res.on {
@@ -86,8 +91,30 @@ func (s *serverSession) keepSentLocked(p []byte) {
 	s.res.tail = append(s.res.tail, p...)
 }
 
-// creditedLocked drops n credited bytes from the tail.
-func (s *serverSession) creditedLocked(n int) {
+// receivedLocked takes a RECEIVED: the client has the output up to offset n, so the tail before
+// it is dropped. Not CREDIT: with capability flow2 the client grants credit in advance, for
+// output it has not received yet.
+func (s *serverSession) receivedLocked(n uint64) error {
+	tailStart := s.res.outSent - uint64(len(s.res.tail)-s.res.toff)
+	if n < tailStart || n > s.res.outSent {
+		return protocolErrorf("client received output up to %d, not within %d-%d", n, tailStart, s.res.outSent)
+	}
+	s.trimTailLocked(int(n - tailStart))
+	return nil
+}
+
+// checkTailBoundLocked checks, with resume, that the credit just taken lets the tail (output
+// sent, not received) grow to at most maxWindow bytes: an honest client's stays within its
+// window, and any client's within the largest window (docs/protocol.md, section 6.4).
+func (s *serverSession) checkTailBoundLocked() error {
+	if s.res.on && len(s.res.tail)-s.res.toff+window-s.unacked > maxWindow {
+		return protocolErrorf("client granted credit beyond the largest window of %d bytes, counted from the output it received", maxWindow)
+	}
+	return nil
+}
+
+// trimTailLocked drops the oldest n bytes of the tail.
+func (s *serverSession) trimTailLocked(n int) {
 	if !s.res.on {
 		return
 	}
@@ -98,17 +125,18 @@ func (s *serverSession) creditedLocked(n int) {
 	}
 }
 
-// boundDetachedLocked drops the oldest output beyond the detach buffer: the tail's first, then
-// what was never sent.
-func (s *serverSession) boundDetachedLocked() {
+// boundDetachedLocked drops the oldest output beyond what a detached session keeps, after read
+// bytes were read from the terminal: the tail's first, then what was never sent.
+func (s *serverSession) boundDetachedLocked(read int) {
+	s.res.keep = max(s.res.buffer, s.res.keep-read)
 	tailLen := len(s.res.tail) - s.res.toff
-	excess := tailLen + len(s.out) - s.res.buffer
+	excess := tailLen + len(s.out) - s.res.keep
 	if excess <= 0 {
 		return
 	}
 	s.res.dropped += uint64(excess)
 	fromTail := min(excess, tailLen)
-	s.creditedLocked(fromTail)
+	s.trimTailLocked(fromTail)
 	if rest := excess - fromTail; rest > 0 {
 		s.out = s.out[:copy(s.out, s.out[rest:])]
 		s.res.outSent += uint64(rest) // those offsets are gone
@@ -142,7 +170,8 @@ func (s *serverSession) detachLocked(cause error) *ServerConn {
 	s.res.cause = cause
 	s.res.dropped = 0
 	s.res.notified = false
-	s.boundDetachedLocked()
+	s.res.keep = max(s.res.buffer, len(s.res.tail)-s.res.toff+len(s.out))
+	s.boundDetachedLocked(0)
 	s.readCond.Broadcast() // readTerminal reads on, whatever the room
 	s.attachCond.Broadcast()
 	select {

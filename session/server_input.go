@@ -47,6 +47,9 @@ func (s *serverSession) readFrames(sc *ServerConn, gen int) error {
 		allowed = isClientFrameFlow2
 	}
 	allowed = s.allowedWithKeepalive(allowed)
+	if s.res.on {
+		allowed = withReceived(allowed)
+	}
 	prober := s.ka.prober
 	s.mu.Unlock()
 	if s.sc.pipedCommand() {
@@ -121,6 +124,8 @@ func (s *serverSession) handleInput(m *message, gen int) error {
 		return s.syncLocked()
 	case framePing, framePong, frameQuiet:
 		return s.keepaliveInputLocked(m)
+	case frameReceived:
+		return s.receivedLocked(m.received)
 	case frameCredit:
 		switch {
 		case s.flow2 && int64(s.unacked)-int64(m.credit) < window-maxWindow:
@@ -129,7 +134,9 @@ func (s *serverSession) handleInput(m *message, gen int) error {
 			return protocolErrorf("client granted credit for %d bytes, but only %d were outstanding", m.credit, s.unacked)
 		}
 		s.unacked -= int(m.credit)
-		s.creditedLocked(int(m.credit))
+		if err := s.checkTailBoundLocked(); err != nil {
+			return err
+		}
 		if s.reserveOpen && s.unacked <= window-flushReserve {
 			s.reserveOpen = false // the credit for what the flush dropped came back
 		}

@@ -122,7 +122,7 @@ func (s *serverSession) takeOutputLocked(frame, p []byte, collects bool) (_ []by
 	}
 	s.out = append(s.out, p...)
 	if s.cur == nil {
-		s.boundDetachedLocked()
+		s.boundDetachedLocked(len(p))
 	}
 	return frame, false
 }

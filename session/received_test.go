@@ -1,0 +1,159 @@
+package session
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rlogin-go/rlogin/internal/linkemu"
+)
+
+// serveResumableFlood runs a flooding terminal for a raw client that offers resume and flow2, and
+// returns the peer past the ACCEPT and RESUMABLE, and a function that reads the server's tail
+// length.
+func serveResumableFlood(t *testing.T) (p *rawPeer, res chan served, tail func() int) {
+	t.Helper()
+	term := newFakeTerminal(t, "sleep", "3600")
+	term.flood = true
+	req := bob
+	req.Capabilities = []string{capFlow2, capResume}
+	var srv *ServerConn
+	p, res, accept := serveRaw(t, term, req, []string{capFlow2, capResume}, func(s *ServerConn) {
+		s.Detach = Detach{Timeout: time.Minute}
+		srv = s
+	})
+	if accept.typ != frameAccept {
+		t.Fatalf("answer %v, want ACCEPT", accept.typ)
+	}
+	if m := p.read(); m.typ != frameResumable {
+		t.Fatalf("got %v after the ACCEPT, want RESUMABLE", m.typ)
+	}
+	tail = func() int {
+		ss := srv.session()
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return len(ss.res.tail) - ss.res.toff
+	}
+	return p, res, tail
+}
+
+// readData reads n bytes of DATA.
+func readData(t *testing.T, p *rawPeer, n int) {
+	t.Helper()
+	for got := 0; got < n; {
+		m := p.read()
+		if m.typ != frameData {
+			t.Fatalf("got %v, want DATA", m.typ)
+		}
+		got += len(m.data)
+	}
+}
+
+// TestReceivedTrimsTail: a resumable session's server keeps the output it sent until RECEIVED
+// says the client has it, not until CREDIT (which flow2 grants in advance): a grown window's
+// output is kept whole, and RECEIVED drops it up to its offset.
+func TestReceivedTrimsTail(t *testing.T) {
+	p, _, tail := serveResumableFlood(t)
+	readData(t, p, window-flushReserve)
+	p.quiet(50 * time.Millisecond) // the window is full
+	if got := tail(); got != window-flushReserve {
+		t.Fatalf("tail %d bytes, want all that was sent: %d", got, window-flushReserve)
+	}
+	// Credit for all that was sent and 1 MiB in advance: nothing of the tail goes.
+	const advance = 1 << 20
+	p.send(message{typ: frameCredit, credit: window - flushReserve + advance})
+	readData(t, p, window+advance-flushReserve)
+	p.quiet(50 * time.Millisecond)
+	sent := 2*(window-flushReserve) + advance
+	if got := tail(); got != sent {
+		t.Fatalf("tail %d bytes after a credit in advance, want all that was sent: %d", got, sent)
+	}
+	p.send(message{typ: frameReceived, received: uint64(sent - 1000)})
+	waitUntil(t, "the tail trimmed", func() bool { return tail() == 1000 })
+	p.send(message{typ: frameReceived, received: uint64(sent)})
+	waitUntil(t, "the tail emptied", func() bool { return tail() == 0 })
+}
+
+// TestReceivedProtocolErrors: RECEIVED needs resume, names an offset between what the client
+// said it received and what was sent, and credit may not let the output not received exceed the
+// largest window.
+func TestReceivedProtocolErrors(t *testing.T) {
+	sent := window - flushReserve
+	for _, tc := range []struct {
+		name   string
+		resume bool
+		send   func(p *rawPeer)
+		reason string
+	}{
+		{"without resume", false, func(p *rawPeer) { p.send(message{typ: frameReceived, received: 0}) }, "unexpected RECEIVED frame"},
+		{"short", true, func(p *rawPeer) { p.write([]byte{byte(frameReceived), 0, 0, 4, 0, 0, 0, 0}) }, "bad RECEIVED frame: payload is too short"},
+		{"beyond what was sent", true, func(p *rawPeer) {
+			p.send(message{typ: frameReceived, received: uint64(sent + 1)})
+		}, fmt.Sprintf("client received output up to %d, not within 0-%d", sent+1, sent)},
+		{"backwards", true, func(p *rawPeer) {
+			p.send(message{typ: frameReceived, received: 10})
+			p.send(message{typ: frameReceived, received: 9})
+		}, fmt.Sprintf("client received output up to 9, not within 10-%d", sent)},
+		{"credit beyond the tail's bound", true, func(p *rawPeer) {
+			// Allowed without resume: the server may send maxWindow-window more than received.
+			p.send(message{typ: frameCredit, credit: maxWindow - window + 1})
+		}, fmt.Sprintf("client granted credit beyond the largest window of %d bytes, counted from the output it received", maxWindow)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p *rawPeer
+			var res chan served
+			if tc.resume {
+				p, res, _ = serveResumableFlood(t)
+				readData(t, p, sent)
+				p.quiet(20 * time.Millisecond)
+			} else {
+				req := bob
+				req.Capabilities = []string{capFlow2}
+				p, res, _ = serveRaw(t, newFakeTerminal(t, "sleep", "3600"), req, []string{capFlow2})
+			}
+			tc.send(p)
+			expectProtocolClose(t, p, res, tc.reason)
+		})
+	}
+}
+
+// TestResumeAfterGrowth: a cut in the middle of a flood over a 100 ms round trip, once the
+// window grew past the base: the output arrives whole, every byte once and in order, none
+// skipped, though the client had granted credit for output it had not received.
+func TestResumeAfterGrowth(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	rig := newResumeRig(t, term, Detach{Timeout: time.Minute, Buffer: 32 << 20})
+	proxy, err := linkemu.New(linkemu.Profile{Delay: 50 * time.Millisecond}).Listen("127.0.0.1:0", rig.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	rig.addr = proxy.Addr().String()
+	rc := startResumeClient(t, rig, nil)
+
+	var want []byte
+	for i := range 600_000 { // 6 MB of numbered lines
+		want = fmt.Appendf(want, "o%07d\n", i)
+	}
+	term.locked(func() {
+		term.out = append(term.out, want...)
+		term.cond.Broadcast()
+	})
+	grown := func() bool {
+		rc.Client.mu.Lock()
+		defer rc.Client.mu.Unlock()
+		return rc.tune.window > window
+	}
+	rc.stdout.waitFor(t, "a grown window", func() bool { return rc.stdout.buf.Len() >= 1<<20 && grown() })
+	rig.cutServer()
+	rc.stdout.waitFor(t, "the whole flood", func() bool { return rc.stdout.buf.Len() >= len(want) })
+	if got := rc.stdout.Bytes(); !bytes.Equal(got, want) {
+		t.Fatalf("output differs at byte %d of %d (have %d)", firstDiff(got, want), len(want), len(got))
+	}
+	waitUntil(t, "the resume", func() bool { return len(rc.resumes()) == 1 })
+	if got := rc.resumes(); !slices.Equal(got, []uint64{0}) {
+		t.Errorf("skipped %v, want [0]", got)
+	}
+}
