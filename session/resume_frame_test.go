@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -229,5 +231,41 @@ func TestServeRefusesResume(t *testing.T) {
 	}
 	if _, err := srv.Serve(context.Background(), term); err == nil {
 		t.Error("Serve of a RESUME request succeeded")
+	}
+}
+
+// TestServerConnWithRequest: a ServerConn for a request read elsewhere answers with the version
+// byte first, unless that went with a CHALLENGE already (NewServerConnChallenged).
+func TestServerConnWithRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		new  func(net.Conn, *Request) *ServerConn
+		want []byte
+	}{
+		{"fresh", NewServerConnWithRequest, []byte{version, byte(frameRefuse)}},
+		{"challenged", NewServerConnChallenged, []byte{byte(frameRefuse), 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := tcpPair(t)
+			req := bob
+			req.Capabilities = []string{capKeyProof}
+			srv := tc.new(s, &req)
+			if tc.name == "challenged" {
+				if _, err := srv.Challenge(make([]byte, KeyProofNonceSize)); err == nil {
+					t.Error("a challenged ServerConn challenged again")
+				}
+			}
+			refused := make(chan error, 1)
+			go func() { refused <- srv.Refuse("no") }()
+			got := make([]byte, 2)
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tc.want) {
+				t.Errorf("the answer starts with % x, want % x", got, tc.want)
+			}
+			_ = c.Close()
+			<-refused
+		})
 	}
 }

@@ -47,6 +47,16 @@ func NewServerConnWithRequest(conn net.Conn, req *Request) *ServerConn {
 	return s
 }
 
+// NewServerConnChallenged is NewServerConnWithRequest for a conn whose client the other process
+// sent a CHALLENGE (capability keyproof, ServerConn.Challenge) before it relayed the conn: the
+// version byte went with the CHALLENGE, so the answer goes without it, as Challenge's own
+// ServerConn would send it. The ServerConn owns conn; it cannot challenge again.
+func NewServerConnChallenged(conn net.Conn, req *Request) *ServerConn {
+	s := NewServerConnWithRequest(conn, req)
+	s.challenged = true
+	return s
+}
+
 // MarshalRequest encodes req (its Command, Resume and List included) for
 // NewServerConnWithRequest in another process, in the frames of the protocol; it fails for a
 // request outside the protocol's bounds.
