@@ -278,19 +278,23 @@ func TestWindowGrowsOverDelay(t *testing.T) {
 	t.Run("resumable", func(t *testing.T) { testWindowGrowsOverDelay(t, true) })
 }
 
+// floodSetup returns startSessionWith's server and client setup of a session that is resumable
+// (the client's Reconnect gives up at once) or not.
+func floodSetup(resumable bool) (func(*ServerConn), func(*Client)) {
+	if !resumable {
+		return nil, nil
+	}
+	return func(sc *ServerConn) { sc.Detach = Detach{Timeout: time.Minute} }, func(c *Client) {
+		c.Reconnect = func(context.Context, int, error) (net.Conn, error) { return nil, errors.New("no reconnect") }
+	}
+}
+
 func testWindowGrowsOverDelay(t *testing.T, resumable bool) {
 	c, s := delayedPair(t, 50*time.Millisecond)
 	term := newFakeTerminal(t, "sleep", "3600")
 	term.flood = true
 	term.floodMax = 8 << 20
-	var configure func(*ServerConn)
-	var setup func(*Client)
-	if resumable {
-		configure = func(sc *ServerConn) { sc.Detach = Detach{Timeout: time.Minute} }
-		setup = func(c *Client) {
-			c.Reconnect = func(context.Context, int, error) (net.Conn, error) { return nil, errors.New("no reconnect") }
-		}
-	}
+	configure, setup := floodSetup(resumable)
 	ts := startSessionWith(t, c, s, term, configure, setup)
 	maxTail := 0
 	ts.stdout.waitFor(t, "the flood", func() bool {

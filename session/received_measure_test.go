@@ -1,9 +1,6 @@
 package session
 
 import (
-	"context"
-	"errors"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -26,15 +23,8 @@ func TestResumableBulkFigures(t *testing.T) {
 			term := newFakeTerminal(t, "sleep", "3600")
 			term.flood = true
 			term.floodMax = size
-			var configure func(*ServerConn)
-			var setup func(*Client)
-			if resumable {
-				configure = func(sc *ServerConn) { sc.Detach = Detach{Timeout: time.Minute} }
-				setup = func(c *Client) {
-					c.Reconnect = func(context.Context, int, error) (net.Conn, error) { return nil, errors.New("no reconnect") }
-				}
-			}
 			start := time.Now()
+			configure, setup := floodSetup(resumable)
 			ts := startSessionWith(t, c, s, term, configure, setup)
 			ts.stdout.waitFor(t, "the flood", func() bool { return ts.stdout.buf.Len() >= size })
 			elapsed := time.Since(start)
