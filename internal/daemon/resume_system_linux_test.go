@@ -10,9 +10,9 @@ import (
 // be asked.
 func TestSystemResume(t *testing.T) {
 	requireSystem(t)
-	alice := addUser(t, "rlt-alice")
+	alice := addUser(t, "rlt-rdann")
 	alice.authorize(t, 0o600)
-	bob := addUser(t, "rlt-bob")
+	bob := addUser(t, "rlt-rdbob")
 	bob.authorize(t, 0o600)
 	ts := startSystem(t, func(c *Config) { c.PasswordAuthentication = true })
 	rs := ts.loginResumableAs(t, alice.name, alice.key)
@@ -31,15 +31,15 @@ func TestSystemResume(t *testing.T) {
 	if err := ts.resumeAs(t, alice.name, bob.key, rs.id(), nil); !refused(err, reasonDenied) {
 		t.Errorf("bob's key reattaching as alice: %v, want %q", err, reasonDenied)
 	}
-	ts.waitLog(`msg="authentication failed".*user=rlt-alice reason="the key is not authorized; a resume or a list needs one"`)
+	ts.waitLog(`msg="authentication failed".*user=rlt-rdann reason="the key is not authorized; a resume or a list needs one"`)
 
 	rs.cut()
-	ts.waitLog(`msg="session detached".*user=rlt-alice`)
+	ts.waitLog(`msg="session detached".*user=rlt-rdann`)
 	rs.reconnect()
 	if got := rs.pid(); got != pid {
 		t.Errorf("the session after the resume runs pid %d, want %d", got, pid)
 	}
-	ts.waitLog(`msg="session resumed".*user=rlt-alice`)
+	ts.waitLog(`msg="session resumed".*user=rlt-rdann`)
 	rs.ExitWith(0)
-	ts.waitLog(`msg="session ended".*user=rlt-alice`)
+	ts.waitLog(`msg="session ended".*user=rlt-rdann`)
 }
