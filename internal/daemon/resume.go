@@ -112,8 +112,8 @@ func (reg *registry) remove(r *resumable) {
 	reg.mu.Unlock()
 }
 
-// find returns the session id of user that a client with the key options of cl may have, or
-// nil. A key or certificate that forces a command may have only the sessions started with that
+// find returns the session id if it is user's and a client with the key options of cl may have
+// it; nil otherwise. A key or certificate that forces a command may have only the sessions started with that
 // same forced command, so that resume is never a way around it (and a no-pty key none: resume
 // is for terminal sessions, which it could not have started).
 func (reg *registry) find(user string, cl *client, id session.SessionID) *resumable {
