@@ -123,8 +123,9 @@ command without a terminal):
 Exit status: the remote shell's or command's (with -c: 0 when the server closes); 128+n if it was killed by signal n;
 0 after ~. (as netkit rlogin) and for -h;
 128+n if rlogin itself gets signal n (HUP, INT, QUIT, TERM); 255 for usage errors and when the
-connection, host key check or login fails, the connection is lost and not resumed, or -R finds no
-single session to take over.
+connection, host key check or login fails, the connection is lost and not resumed, the terminal
+hangs up (or SIGHUP comes) while the server keeps the session (left detached for -R), or -R finds
+no single session to take over.
 `
 
 // ErrHelp is returned by ParseArgs for -h and --help.

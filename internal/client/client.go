@@ -171,6 +171,7 @@ type runner struct {
 	disconnected atomic.Bool  // the user typed ~.
 	signaled     atomic.Int32 // the signal that ended the session, if one did
 	canceled     atomic.Bool  // ctx ended the session
+	hungUp       atomic.Bool  // the terminal hung up (or SIGHUP came) and the session stays detached
 
 	stopSignal func(chan<- os.Signal) // signal.Stop (tests watch it)
 	caught     *signalWatch           // the handlers the session's start installed, for interact
@@ -289,6 +290,9 @@ func (r *runner) ended(waitErr error) int {
 	var exit *session.ExitError
 	var refused *session.RefusedError
 	switch {
+	case r.hungUp.Load():
+		// Whoever reads this (a log, a terminal that survived the SIGHUP) learns how to go on.
+		return r.fail(&connectError{msg: fmt.Sprintf("terminal hung up: the session on %s stays detached (rlogin -R %s takes it back)", host, host), err: waitErr})
 	case reconnecting && r.disconnected.Load():
 		return r.fail(&connectError{msg: fmt.Sprintf("connection to %s lost: gave up reconnecting (~.)", host), err: waitErr})
 	case r.disconnected.Load():

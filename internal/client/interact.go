@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -234,11 +235,15 @@ func (r *runner) handleSignals(ctx context.Context, termC chan os.Signal, otherC
 			if r.passSignal(s) {
 				continue
 			}
-			// Put the terminal back first, then end the session; Run returns 128+n. A second
-			// such signal finds no handler and kills rlogin the default way.
+			// Put the terminal back first, then end the session; Run returns 128+n (255 for a
+			// hang-up that leaves the session detached). A second such signal finds no handler
+			// and kills rlogin the default way.
 			r.restoreTerminal()
 			r.stopSignal(termC)
 			termRecv = nil
+			if s == unix.SIGHUP && r.hangUp() {
+				continue
+			}
 			if sig, ok := s.(syscall.Signal); ok {
 				r.signaled.Store(int32(sig))
 			}
@@ -267,13 +272,36 @@ func (r *runner) pumpInput(in io.Reader, w io.WriteCloser, esc *escaper) {
 			return
 		}
 		if err != nil {
-			if !errors.Is(err, errInputStopped) {
-				r.debugf("end of input (%v): closing the session's input", err)
-				_ = w.Close()
+			if errors.Is(err, errInputStopped) || r.inTTY && r.hangUp() {
+				return
 			}
+			r.debugf("end of input (%v): closing the session's input", err)
+			_ = w.Close()
 			return
 		}
 	}
+}
+
+// hangUp handles a hang-up of rlogin's terminal (its read failed, or SIGHUP came) when the server
+// keeps the session without its client: like a lost connection, it drops the connection without
+// the end of input, which the server would give the shell as ^D (logging it out), so that the
+// session stays detached for rlogin -R. It reports false when the server would not keep the
+// session (no resume: an old server, -o Resume=no, -c): then the hang-up ends it as before.
+func (r *runner) hangUp() bool {
+	rs, ok := r.sess.(interface {
+		Resumable() (session.SessionID, time.Duration, bool)
+	})
+	if !ok {
+		return false
+	}
+	if _, _, on := rs.Resumable(); !on {
+		return false
+	}
+	if !r.hungUp.Swap(true) {
+		r.debugf("the terminal hung up: leaving the session detached")
+	}
+	_ = r.sess.Close()
+	return true
 }
 
 // forward sends p to the session, carrying out the escapes in it. It reports false when the pump

@@ -83,6 +83,12 @@ func openTerminal(t *testing.T) *testTerminal {
 	if err := pty.Setsize(master, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
 		t.Fatal(err)
 	}
+	// The master is read through Go's poller, so that closing it (a hang-up: the terminal
+	// window closed) interrupts the copier's Read and really closes it; a Read blocked in
+	// read(2) would keep it open. (Fd above made the descriptor blocking.)
+	if master, err = pollable(master); err != nil {
+		t.Fatal(err)
+	}
 	tt := &testTerminal{t: t, master: master, slave: slave, copyDone: make(chan struct{})}
 	go func() {
 		defer close(tt.copyDone)
@@ -90,6 +96,20 @@ func openTerminal(t *testing.T) *testTerminal {
 	}()
 	t.Cleanup(tt.close)
 	return tt
+}
+
+// pollable returns f as a non-blocking file read through Go's poller, and closes f.
+func pollable(f *os.File) (*os.File, error) {
+	defer f.Close()
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 func (tt *testTerminal) close() {

@@ -423,3 +423,43 @@ func TestReconnectGiveUpWhileTrying(t *testing.T) {
 	}
 	link.Restore()
 }
+
+// TestHangupDetaches: when rlogin's terminal hangs up (its window closed: the master side goes,
+// rlogin reads EIO and gets SIGHUP), rlogin drops the connection without the end of input, which
+// would log the shell out, and exits 255; the session stays detached with its shell, which rlogin
+// -R takes back.
+func TestHangupDetaches(t *testing.T) {
+	s, tt1, _, pid := loginResumable(t, nil)
+	if err := tt1.master.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := tt1.wait(); code != ExitFailure {
+		t.Errorf("after the hang-up rlogin exited %d, want %d", code, ExitFailure)
+	}
+	s.waitDetached(t)
+
+	home := t.TempDir()
+	s.trust(t, home)
+	tt2 := openTerminal(t)
+	tt2.start(userEnv(home), "-R", "-l", "tester", "-p", s.port, "127.0.0.1")
+	tt2.expect(`rlogin: reattaching session [0-9a-f]{8} on 127\.0\.0\.1 \(detached \d+s ago\)\r\n`)
+	tt2.ready()
+	if again := tt2.shellPID(); again != pid {
+		t.Errorf("reattached to shell %s, not %s", again, pid)
+	}
+	tt2.send("exit\r")
+	tt2.wait()
+}
+
+// TestHangupWithoutResume: without resume a hang-up ends the session as before: the shell is not
+// kept, so there is nothing to reattach.
+func TestHangupWithoutResume(t *testing.T) {
+	s := startServer(t, func(s *testServer) { s.detach = time.Hour })
+	tt, _ := login(t, s, "-o", "Resume=no")
+	if err := tt.master.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := tt.wait(); code == ExitFailure {
+		t.Errorf("without resume a hang-up exited %d, as a kept session does", code)
+	}
+}
