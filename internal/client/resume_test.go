@@ -258,20 +258,29 @@ func TestReattach(t *testing.T) {
 	<-tt1.exited
 	s.waitDetached(t)
 
-	home := t.TempDir()
-	s.trust(t, home)
-	tt2 := openTerminal(t)
-	before := tt2.termios()
-	tt2.start(userEnv(home), "-R", "-l", "tester", "-p", s.port, "127.0.0.1")
-	tt2.expect(`rlogin: reattaching session [0-9a-f]{8} on 127\.0\.0\.1 \(detached \d+s ago\)\r\n`)
-	tt2.ready()
-	if again := tt2.shellPID(); again != pid {
-		t.Errorf("reattached to shell %s, not %s", again, pid)
-	}
+	tt2, before := reattachShell(t, s, pid)
 	tt2.send("pwd; kill -0 " + bg + " && echo ALIVE$((1+1))\r")
 	tt2.expect(`(?:\r\n|\$ )/\r\nALIVE2\r\n\$ `) // the same directory, the background job still there
 	tt2.send("kill " + bg + "; exit\r")
 	tt2.exits(0, before)
+}
+
+// reattachShell runs rlogin -R in a new terminal, as a new client with its own home, and checks
+// that it takes over the detached session of shell pid; it returns the terminal and its state
+// before rlogin.
+func reattachShell(t *testing.T, s *testServer, pid string) (*testTerminal, unix.Termios) {
+	t.Helper()
+	home := t.TempDir()
+	s.trust(t, home)
+	tt := openTerminal(t)
+	before := tt.termios()
+	tt.start(userEnv(home), "-R", "-l", "tester", "-p", s.port, "127.0.0.1")
+	tt.expect(`rlogin: reattaching session [0-9a-f]{8} on 127\.0\.0\.1 \(detached \d+s ago\)\r\n`)
+	tt.ready()
+	if again := tt.shellPID(); again != pid {
+		t.Errorf("reattached to shell %s, not %s", again, pid)
+	}
+	return tt, before
 }
 
 // TestReattachTakeOver: rlogin -R ID takes over a session whose client is still connected; that
@@ -438,15 +447,7 @@ func TestHangupDetaches(t *testing.T) {
 	}
 	s.waitDetached(t)
 
-	home := t.TempDir()
-	s.trust(t, home)
-	tt2 := openTerminal(t)
-	tt2.start(userEnv(home), "-R", "-l", "tester", "-p", s.port, "127.0.0.1")
-	tt2.expect(`rlogin: reattaching session [0-9a-f]{8} on 127\.0\.0\.1 \(detached \d+s ago\)\r\n`)
-	tt2.ready()
-	if again := tt2.shellPID(); again != pid {
-		t.Errorf("reattached to shell %s, not %s", again, pid)
-	}
+	tt2, _ := reattachShell(t, s, pid)
 	tt2.send("exit\r")
 	tt2.wait()
 }
