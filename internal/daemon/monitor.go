@@ -268,6 +268,7 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	var reason string
 	var ok bool
 	var sr sessionRequest
+	cl := &client{addr: remote} // a secure login's key and its options, once authorized
 	log := m.log
 	switch login.Protocol {
 	case privsep.ProtocolSecure:
@@ -284,7 +285,7 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 			_ = child.ch.Send(&privsep.Refuse{Reason: reasonDenied})
 			return
 		}
-		cl := &client{key: login.ClientKey, cert: cert, addr: remote}
+		cl = &client{key: login.ClientKey, cert: cert, addr: remote}
 		if pamlogin.Supported {
 			lg, reason, ok = g.authorizePasswordAlike(actx, log, req, cl)
 		} else {
@@ -355,7 +356,7 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	}
 	host := systemlogin.PeerHost(remote)
 	if cmd == nil && instead != nil {
-		m.serveResume(ctx, actx, child, r, log, instead, lg, sr.command, proven, remote)
+		m.serveResume(ctx, actx, child, r, log, instead, lg, cl, proven, remote)
 		return
 	}
 	// A command's output is the command's: the stacks' messages (the motd, an expiry warning)
@@ -422,7 +423,7 @@ func (m *monitor) serveSession(ctx context.Context, child *netChild, login *priv
 	if sr.command != "" {
 		what = sr.command
 	}
-	rh := newResumeHost(m, r, run.log, controlUser{User: lg.user.Name, UID: lg.user.UID}, p.Pid(), peerText(remote), what)
+	rh := newResumeHost(m, r, run.log, controlUser{User: lg.user.Name, UID: lg.user.UID}, cl.forceCommand, p.Pid(), peerText(remote), what)
 	state := m.shellOps(ctx, child, r, p, rh)
 	run.finish()
 	if pl != nil {

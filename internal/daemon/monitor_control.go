@@ -41,6 +41,7 @@ type controlSession struct {
 	ID      [privsep.SessionIDLen]byte
 	User    string
 	UID     int
+	Forced  string // the forced command of the key that started it, if any (resumable.permits)
 	PID     int
 	Started time.Time
 	Peer    string
@@ -50,10 +51,12 @@ type controlSession struct {
 // controlPeer is the address of a session's new client.
 type controlPeer struct{ Peer string }
 
-// controlUser is the user a monitor authenticated.
+// controlUser is the user a monitor authenticated, with its key's options.
 type controlUser struct {
-	User string
-	UID  int
+	User   string
+	UID    int
+	Forced string // the key's forced command, if any
+	NoPTY  bool   // the key's no-pty
 }
 
 // controlList is the listener's answer to eventList.

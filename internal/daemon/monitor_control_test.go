@@ -145,7 +145,8 @@ func TestSeparatedSessionsRegistry(t *testing.T) {
 	if again := reg.update(nil, m, eventResumable, reg1); again != nil {
 		t.Error("an id registered twice")
 	}
-	for _, u := range []controlUser{{User: "alice", UID: 1001}, {User: "bob", UID: 1002}} {
+	for _, u := range []controlUser{{User: "alice", UID: 1001}, {User: "bob", UID: 1002},
+		{User: "bob", UID: 1001, Forced: "backup"}, {User: "bob", UID: 1001, NoPTY: true}} {
 		if list := reg.list(u); len(list) != 0 {
 			t.Errorf("%+v sees %+v", u, list)
 		}
@@ -178,6 +179,7 @@ func TestSeparatedSessionsRegistry(t *testing.T) {
 		{"another user", controlResume{controlUser: controlUser{User: "alice", UID: 1001}, ID: [16]byte{1}}, false},
 		{"another uid", controlResume{controlUser: controlUser{User: "bob", UID: 0}, ID: [16]byte{1}}, false},
 		{"unknown id", controlResume{controlUser: bob, ID: [16]byte{2}}, false},
+		{"a key with a forced command", controlResume{controlUser: controlUser{User: "bob", UID: 1001, Forced: "backup"}, ID: [16]byte{1}}, false},
 		{"its user", controlResume{controlUser: bob, ID: [16]byte{1}, Reattach: true, Peer: "203.0.113.9:1"}, true},
 	} {
 		if got := reg.attach(tc.req, theirs); got != tc.ok {

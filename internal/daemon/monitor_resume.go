@@ -32,9 +32,10 @@ import (
 const reasonNoSession = "no such session"
 
 // serveResume answers the RESUME or LIST (instead) of a connection its monitor authorized as
-// lg: with a key the client proved to the monitor, and without a forced command (command
-// says), after PAM's account stack (a build with PAM); actx bounds the authentication.
-func (m *monitor) serveResume(ctx, actx context.Context, child *netChild, r *relay, log *slog.Logger, instead privsep.Message, lg *systemLogin, command string, proven bool, remote net.Addr) {
+// lg, with cl's key (and its options: the sessions it may have are those the user-mode rule
+// allows, resumable.permits), which the client proved to the monitor, after PAM's account stack
+// (a build with PAM); actx bounds the authentication.
+func (m *monitor) serveResume(ctx, actx context.Context, child *netChild, r *relay, log *slog.Logger, instead privsep.Message, lg *systemLogin, cl *client, proven bool, remote net.Addr) {
 	user := lg.user.Name
 	refuse := func(ev byte, reason string) {
 		log.Warn("login refused", "user", user, "reason", reason)
@@ -51,9 +52,6 @@ func (m *monitor) serveResume(ctx, actx context.Context, child *netChild, r *rel
 		// terminal is the user's, as a root login's would be.
 		refuse(eventFailed, "a resume or a list needs a key proven to the monitor (keyproof)")
 		return
-	case command != "":
-		refuse(eventFailed, "the key runs a forced command only: it cannot resume or list sessions")
-		return
 	}
 	if pamlogin.Supported {
 		r.quiet = true // no session to show the stacks' messages in
@@ -63,7 +61,7 @@ func (m *monitor) serveResume(ctx, actx context.Context, child *netChild, r *rel
 		}
 		_ = pl.Close() // no PAM session: the session resumed has its own
 	}
-	u := controlUser{User: user, UID: lg.user.UID}
+	u := controlUser{User: user, UID: lg.user.UID, Forced: cl.forceCommand, NoPTY: cl.noPTY}
 	switch req := instead.(type) {
 	case *privsep.List:
 		list := m.listSessions(u)
@@ -208,10 +206,11 @@ type attachment struct {
 }
 
 // newResumeHost returns the resumeHost of a session of u (running pid, started now) for a
-// client at peer, running what (a terminal type, or a command).
-func newResumeHost(m *monitor, r *relay, log *slog.Logger, u controlUser, pid int, peer, what string) *resumeHost {
+// client at peer, running what (a terminal type, or a command); forced is the forced command of
+// the key it logged in with, if any.
+func newResumeHost(m *monitor, r *relay, log *slog.Logger, u controlUser, forced string, pid int, peer, what string) *resumeHost {
 	return &resumeHost{m: m, r: r, log: log, done: make(chan struct{}),
-		info: controlSession{User: u.User, UID: u.UID, PID: pid, Started: time.Now(), Peer: peer, What: whatText(what)}}
+		info: controlSession{User: u.User, UID: u.UID, Forced: forced, PID: pid, Started: time.Now(), Peer: peer, What: whatText(what)}}
 }
 
 // whatText is what, cut to what SESSIONS carries, as text.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,10 +27,6 @@ import (
 // netDetachEnv is the net child's resume configuration, "TIMEOUT_NS:BUFFER" (session.Detach's
 // Timeout and Buffer); without it, the session is not resumable.
 const netDetachEnv = "RLOGIND_NET_DETACH"
-
-// capResume is the session protocol's capability of resume (docs/protocol.md, section 6.4): a
-// session is resumable when its client offers it and its server has a detach timeout.
-const capResume = "resume"
 
 // maxRelayedRequest bounds the request written on a RELAY's socket (a LOGIN and a RESUME).
 const maxRelayedRequest = 128 << 10
@@ -75,7 +70,7 @@ type netResumable struct {
 // resumableSession makes the session of srv resumable with d, if its client offered resume and
 // d has a timeout; it returns nil otherwise. Call it before Serve.
 func resumableSession(ch *privsep.Channel, srv *session.ServerConn, req *session.Request, d session.Detach) *netResumable {
-	if d.Timeout <= 0 || req.Command != nil && !req.Command.PTY || !slices.Contains(req.Capabilities, capResume) {
+	if d.Timeout <= 0 || req.Command != nil && !req.Command.PTY || !offersResume(req) {
 		return nil
 	}
 	r := &netResumable{ch: ch, srv: srv}

@@ -593,10 +593,14 @@ func (r *separatedSessions) remove(e *separatedSession) {
 	}
 }
 
-// mayResume is the rule of who may resume or take over a session: its own user, the same
-// account (name and uid: a user deleted and made again under the name is another), authenticated
-// as a login.
-func (e *separatedSession) mayResume(u controlUser) bool { return e.User == u.User && e.UID == u.UID }
+// mayResume says who may see, resume or take over a session: user mode's rule
+// (resumable.permits: its own user, with a key of the same forced command, if any, and not
+// no-pty), for the same account (name and uid: a user deleted and made again under the name
+// is another).
+func (e *separatedSession) mayResume(u controlUser) bool {
+	own := &resumable{user: e.User, forced: e.Forced}
+	return e.UID == u.UID && own.permits(u.User, &client{forceCommand: u.Forced, noPTY: u.NoPTY})
+}
 
 // list returns u's sessions, the newest first, at most privsep.MaxListed.
 func (r *separatedSessions) list(u controlUser) []privsep.SessionEntry {
