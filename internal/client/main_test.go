@@ -67,6 +67,7 @@ type testTerminal struct {
 	copyDone      chan struct{}
 
 	cmd     *exec.Cmd
+	prefix  []string // if set, start runs rlogin through this command (its arguments then rlogin's)
 	exited  chan struct{}
 	waitErr error
 
@@ -162,6 +163,9 @@ func (tt *testTerminal) start(env []string, args ...string) {
 func (tt *testTerminal) startWithStdout(stdout io.Writer, env []string, args ...string) {
 	tt.t.Helper()
 	tt.cmd = exec.Command(rloginBin, args...)
+	if len(tt.prefix) > 0 {
+		tt.cmd = exec.Command(tt.prefix[0], append(append(tt.prefix[1:len(tt.prefix):len(tt.prefix)], rloginBin), args...)...)
+	}
 	tt.cmd.Env = env
 	tt.cmd.Stdin, tt.cmd.Stdout, tt.cmd.Stderr = tt.slave, stdout, tt.slave
 	tt.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}

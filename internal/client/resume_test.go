@@ -436,20 +436,37 @@ func TestReconnectGiveUpWhileTrying(t *testing.T) {
 // TestHangupDetaches: when rlogin's terminal hangs up (its window closed: the master side goes,
 // rlogin reads EIO and gets SIGHUP), rlogin drops the connection without the end of input, which
 // would log the shell out, and exits 255; the session stays detached with its shell, which rlogin
-// -R takes back.
+// -R takes back. The same when SIGHUP is ignored (nohup): then only the read tells rlogin.
 func TestHangupDetaches(t *testing.T) {
-	s, tt1, _, pid := loginResumable(t, nil)
-	if err := tt1.master.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if code := tt1.wait(); code != ExitFailure {
-		t.Errorf("after the hang-up rlogin exited %d, want %d", code, ExitFailure)
-	}
-	s.waitDetached(t)
+	for _, tc := range []struct {
+		name   string
+		prefix []string
+	}{
+		{"SIGHUP", nil},
+		{"SIGHUP ignored", []string{"/bin/sh", "-c", `trap "" HUP; exec "$0" "$@"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, func(s *testServer) { s.detach = time.Hour })
+			home := t.TempDir()
+			s.trust(t, home)
+			tt1 := openTerminal(t)
+			tt1.prefix = tc.prefix
+			tt1.start(userEnv(home), "-l", "tester", "-p", s.port, "127.0.0.1")
+			tt1.ready()
+			pid := tt1.shellPID()
+			if err := tt1.master.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if code := tt1.wait(); code != ExitFailure {
+				t.Errorf("after the hang-up rlogin exited %d, want %d", code, ExitFailure)
+			}
+			s.waitDetached(t)
 
-	tt2, _ := reattachShell(t, s, pid)
-	tt2.send("exit\r")
-	tt2.wait()
+			tt2, _ := reattachShell(t, s, pid)
+			tt2.send("exit\r")
+			tt2.wait()
+		})
+	}
 }
 
 // TestHangupWithoutResume: without resume a hang-up ends the session as before: the shell is not
