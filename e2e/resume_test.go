@@ -32,11 +32,11 @@ import (
 // adds beyond that is more of the same tries.
 const (
 	cutOutage       = 5 * time.Second
-	blackholeOutage = 10 * time.Second
+	blackholeOutage = 90 * time.Second
 )
 
 // detachFlags keep a detached session for a minute: longer than any outage of these tests.
-var detachFlags = []string{"-detach-timeout", "60s"}
+var detachFlags = []string{"-detach-timeout", "5m"}
 
 // resumeServer is an rlogind that keeps detached sessions, as a test of resume sees it.
 type resumeServer struct {
