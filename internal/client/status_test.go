@@ -70,18 +70,28 @@ func TestStatusLinePlain(t *testing.T) {
 	}
 }
 
-// TestReconnectDelay: at once, then 0.5 s doubling to 10 s, each within the jitter, never more
+// TestReconnectDelay: at once, then every 0.5 s for the first two minutes of the outage, then
+// growing by a quarter of the time beyond them up to 10 s, each within the jitter, never more
 // than 10 s.
 func TestReconnectDelay(t *testing.T) {
-	for n, base := range map[int]time.Duration{
-		1: 0, 2: 500 * time.Millisecond, 3: time.Second, 4: 2 * time.Second, 5: 4 * time.Second,
-		6: 8 * time.Second, 7: 10 * time.Second, 8: 10 * time.Second, 1000: 10 * time.Second,
+	for _, tc := range []struct {
+		n      int
+		outage time.Duration
+		base   time.Duration
+	}{
+		{1, 0, 0}, {1, time.Hour, 0},
+		{2, 0, 500 * time.Millisecond}, {3, 5 * time.Second, 500 * time.Millisecond},
+		{200, 119 * time.Second, 500 * time.Millisecond},
+		{300, 2*time.Minute + time.Second, 500 * time.Millisecond},
+		{300, 2*time.Minute + 8*time.Second, 2 * time.Second},
+		{300, 2*time.Minute + 40*time.Second, 10 * time.Second},
+		{1000, 3 * time.Hour, 10 * time.Second},
 	} {
-		lo, hi := reconnectDelay(n, 0), reconnectDelay(n, 0.999999)
-		wantLo := time.Duration(float64(base) * (1 - retryJitter))
-		wantHi := min(time.Duration(float64(base)*(1+retryJitter)), maxRetryDelay)
+		lo, hi := reconnectDelay(tc.n, tc.outage, 0), reconnectDelay(tc.n, tc.outage, 0.999999)
+		wantLo := time.Duration(float64(tc.base) * (1 - retryJitter))
+		wantHi := min(time.Duration(float64(tc.base)*(1+retryJitter)), maxRetryDelay)
 		if lo != wantLo || hi < wantHi-time.Millisecond || hi > wantHi {
-			t.Errorf("try %d: delay %v to %v, want %v to %v", n, lo, hi, wantLo, wantHi)
+			t.Errorf("try %d after %v: delay %v to %v, want %v to %v", tc.n, tc.outage, lo, hi, wantLo, wantHi)
 		}
 	}
 }
