@@ -39,10 +39,11 @@ type resumeRig struct {
 	keys [2]ed25519.PrivateKey // the server's and the client's, if secure
 
 	mu       sync.Mutex
-	secure   bool       // each conn is secured as rlogin and rlogind do (TLS); cutServer cuts the TCP conn under it
-	conns    []net.Conn // the server's ends, newest last
-	attaches []error    // what each Attach returned
-	detached chan error // Detach.Detached's causes
+	secure   bool                    // each conn is secured as rlogin and rlogind do (TLS); cutServer cuts the TCP conn under it
+	conns    []net.Conn              // the server's ends, newest last
+	attaches []error                 // what each Attach returned
+	wrap     func(net.Conn) net.Conn // if set, wraps each conn accepted from then on
+	detached chan error              // Detach.Detached's causes
 }
 
 func newResumeRig(t *testing.T, term Terminal, detach Detach, setup ...func(*ServerConn)) *resumeRig {
@@ -83,6 +84,9 @@ func (r *resumeRig) accept(ctx context.Context, detach Detach, setup []func(*Ser
 		r.mu.Lock()
 		r.conns = append(r.conns, conn)
 		secure := r.secure
+		if r.wrap != nil {
+			conn = r.wrap(conn)
+		}
 		r.mu.Unlock()
 		if secure {
 			sc, err := transport.Server(ctx, conn, &transport.SecureConfig{Key: r.keys[0]})
@@ -630,6 +634,19 @@ func TestResumeOldPeers(t *testing.T) {
 	})
 }
 
+// throughLink puts an emulated link in front of the rig's listener, for the clients dialing from
+// now on, and returns it.
+func (r *resumeRig) throughLink(t *testing.T) *linkemu.Link {
+	link := linkemu.New(linkemu.Profile{})
+	proxy, err := link.Listen("127.0.0.1:0", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	r.addr = proxy.Addr().String()
+	return link
+}
+
 // TestResumeBlackhole: a path that goes dead without a word is noticed by the keepalive, and
 // the session survives it whole; when the server has not noticed yet, the resume (over another
 // path: roaming) takes the session over from the dead conn.
@@ -645,14 +662,8 @@ func TestResumeBlackhole(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			term := newFakeTerminal(t, "sleep", "3600")
 			rig := newResumeRig(t, term, Detach{Timeout: time.Minute}, func(s *ServerConn) { s.Keepalive = tc.server })
-			link := linkemu.New(linkemu.Profile{})
-			proxy, err := link.Listen("127.0.0.1:0", rig.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = proxy.Close() })
 			direct := rig.addr
-			rig.addr = proxy.Addr().String()
+			link := rig.throughLink(t)
 
 			gate := make(chan struct{})
 			calls := make(chan error, 10)

@@ -164,13 +164,19 @@ func (s *ServerConn) farewell(b []byte) error {
 // linger half-closes the conn and gives the client farewellTimeout to close it: it reads and
 // discards until then if drain is set; otherwise a pump that reads the conn anyway stops then.
 func (s *ServerConn) linger(drain bool) {
-	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	}
-	_ = s.conn.SetReadDeadline(time.Now().Add(farewellTimeout))
+	halfClose(s.conn)
 	if drain {
 		_, _ = io.Copy(io.Discard, s.br)
 	}
+}
+
+// halfClose half-closes conn, if it can, and gives its reader farewellTimeout to see the client
+// close.
+func halfClose(conn net.Conn) {
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(farewellTimeout))
 }
 
 // Close closes the conn. It may be called more than once.

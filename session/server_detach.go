@@ -42,7 +42,15 @@ type serverResume struct {
 	notified bool   // the supervisor was told of the current state
 
 	attaching bool // Attach runs
-	eofAgain  bool // the end of input came before the last Attach: its client may send it again
+	// expired: the detach timeout passed and ends the session; an Attach that comes after
+	// it is refused before it answers. expiredMeanwhile: it passed while an Attach was
+	// answering, which wins; should the answer fail, the session ends then.
+	expired, expiredMeanwhile bool
+	// exitWritten: the EXIT (or the CLOSE for an unknown status) is written to the current
+	// conn, but it counts as delivered only once the client closes after it; a conn lost
+	// before that detaches the session, and the next conn gets it again after the tail.
+	exitWritten bool
+	eofAgain    bool // the end of input came before the last Attach: its client may send it again
 }
 
 // errTakenOver is why a session gave up a conn that was still attached: a new one took over.
@@ -152,6 +160,11 @@ func (s *serverSession) connLost(gen int, cause error) {
 		s.mu.Unlock()
 		return
 	}
+	if s.res.on && s.lastQueued && s.cause == nil {
+		// The session's end was written, or is being written, but the client did not show
+		// that it got it: it goes to the next conn.
+		s.lastQueued, s.ending, s.res.exitWritten = false, false, false
+	}
 	if !s.res.on || s.ending || s.lastQueued {
 		s.mu.Unlock()
 		s.stop("", fmt.Errorf("session: connection lost: %w", cause))
@@ -204,7 +217,7 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 	if subtle.ConstantTimeCompare(r.Secret, s.res.prev[:]) == 1 && s.res.prevValid {
 		secretOK = true
 	}
-	if !s.res.on || s.ending || s.connDead || s.lastQueued || !reattach && !secretOK || r.received > s.res.outSent {
+	if !s.res.on || s.ending || s.connDead || s.res.expired || s.lastQueued || !reattach && !secretOK || r.received > s.res.outSent {
 		s.mu.Unlock()
 		_ = next.Refuse(reasonNoSession)
 		return ErrNoSession
@@ -265,11 +278,19 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 
 	s.mu.Lock()
 	s.res.attaching = false
+	expired := s.res.expiredMeanwhile
+	s.res.expiredMeanwhile = false
 	s.attachCond.Broadcast()
 	if err != nil || s.ending {
 		s.mu.Unlock()
 		_ = next.Close()
-		return fmt.Errorf("session: sending the resume answer: %w", errors.Join(err, net.ErrClosed))
+		if expired {
+			s.expire() // the answer did not get through: the timeout counts again
+		}
+		if err == nil {
+			err = errors.New("the session ended meanwhile")
+		}
+		return fmt.Errorf("session: sending the resume answer: %w", err)
 	}
 	oldProber := s.ka.prober
 	peer := next.conn.RemoteAddr().String() // before a loss of next may release it
@@ -289,6 +310,21 @@ func (s *serverSession) attach(next *ServerConn, reattach bool, closeReason stri
 		f(peer, skipped)
 	}
 	return nil
+}
+
+// expire ends the session for its detach timeout, unless an Attach is answering a conn: the
+// attach got there first and wins (attach ends the session itself if its answer fails). An
+// Attach that comes later is refused before it answers.
+func (s *serverSession) expire() {
+	s.mu.Lock()
+	if s.res.attaching {
+		s.res.expiredMeanwhile = true
+		s.mu.Unlock()
+		return
+	}
+	s.res.expired = true
+	s.mu.Unlock()
+	s.stop("", fmt.Errorf("session: detached for %v: expired", s.res.timeout))
 }
 
 // takeoverLinger bounds the CLOSE to a conn that was taken over, and the reading of what its

@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"io"
 	"time"
 )
 
@@ -19,7 +20,9 @@ func (s *serverSession) readInput() error {
 		current, resumable, last := gen == s.gen, s.res.on, s.lastQueued
 		s.mu.Unlock()
 		switch {
-		case !resumable, current && last: // the client closes after the last frame
+		case !resumable: // the client closes after the last frame
+			return err
+		case current && last && (s.lastSeen(gen, err) || errors.Is(err, ErrProtocol)):
 			return err
 		case !current: // lost or taken over: drained until its deadline
 			_ = sc.Close()
@@ -37,6 +40,23 @@ func (s *serverSession) readInput() error {
 			}
 		}
 	}
+}
+
+// lastSeen reports whether err, the end of the current conn gen's stream after the last frame was
+// queued, shows that the client got that frame: it closed the conn after the frame was
+// written. The session then ends (sendOutput with it); otherwise the conn was lost.
+func (s *serverSession) lastSeen(gen int, err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.sending && gen == s.gen {
+		s.attachCond.Wait() // the last frame's Write: the client may close before it returns
+	}
+	if gen != s.gen || !s.res.exitWritten || !errors.Is(err, io.EOF) {
+		return false
+	}
+	s.connDead = true // delivered: nothing more to send
+	s.attachCond.Broadcast()
+	return true
 }
 
 // readFrames reads the frames of sc, the conn of generation gen, until it fails.

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"io"
+	"net"
 	"sync/atomic"
 )
 
@@ -256,20 +257,40 @@ func (s *serverSession) sendOutput() error {
 		_, err := conn.Write(b)
 		s.mu.Lock()
 		s.sending = false
-		s.attachCond.Broadcast()
-		if err != nil && resumable && last && gen == s.gen && s.cause == nil {
-			s.lastQueued, s.ending = false, false // EXIT goes to the next conn
+		if err == nil && last && gen == s.gen {
+			s.res.exitWritten = true
 		}
+		s.attachCond.Broadcast()
 		s.mu.Unlock()
 		switch {
 		case err != nil && resumable:
-			s.connLost(gen, err)
+			s.connLost(gen, err) // a last frame goes to the next conn (see connLost)
 		case err != nil:
 			return err
+		case last && resumable:
+			if !s.lastDelivered(conn, gen) {
+				continue // lost with the conn: it goes again over the next
+			}
+			return nil
 		case last:
 			return nil
 		}
 	}
+}
+
+// lastDelivered waits, after the last frame was written to conn of generation gen, until the
+// client shows that it got it: it closes the conn (readInput sees the end of its stream and
+// ends the session), or the conn is lost first (readInput or the keepalive detach the session:
+// a write into a dead path's kernel buffer succeeds too, and that frame and the output before
+// it would be lost with the session). The client has farewellTimeout to close.
+func (s *serverSession) lastDelivered(conn net.Conn, gen int) bool {
+	halfClose(conn)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for gen == s.gen && !s.connDead {
+		s.attachCond.Wait()
+	}
+	return s.connDead
 }
 
 func (s *serverSession) sendableLocked() bool {

@@ -196,7 +196,7 @@ func (sv *supervisor) supervise(ctx context.Context) {
 			expired = sv.detachChanged()
 		case <-expired:
 			expired = nil
-			sv.s.stop("", fmt.Errorf("session: detached for %v: expired", sv.s.res.timeout))
+			sv.s.expire()
 		case <-ctxDone:
 			ctxDone = nil
 			sv.s.stop("service stopping", fmt.Errorf("session: service stopping: %w", context.Cause(ctx)))
