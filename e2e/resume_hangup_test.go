@@ -55,12 +55,27 @@ func (h *hangable) hangUp(t *testing.T, tm *terminal) {
 
 // TestHangupKeepsSession: rlogin on a real pty, the shell's pid noted, the pty hung up: rlogin
 // exits 255, rlogind detaches the session, rlogin -R lists it as detached with the same shell,
-// which is still running, and a reattach finds it.
+// which is still running, and a reattach finds it. The same with SIGHUP ignored (nohup), when
+// only rlogin's read of the terminal tells it.
 func TestHangupKeepsSession(t *testing.T) {
+	rlogin := filepath.Join(binDir, "rlogin")
+	for _, tc := range []struct {
+		name   string
+		prefix []string
+	}{
+		{"SIGHUP", []string{rlogin}},
+		{"SIGHUP ignored", []string{"/bin/sh", "-c", `trap "" HUP; exec "$0" "$@"`, rlogin}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { hangupKeepsSession(t, tc.prefix) })
+	}
+}
+
+// hangupKeepsSession is TestHangupKeepsSession with rlogin started by the command prefix.
+func hangupKeepsSession(t *testing.T, prefix []string) {
 	s := userResumeServer(t)
 	h := newHangable()
 	args := append(append([]string{}, s.args...), "-p", s.d.port, "127.0.0.1")
-	tm := startTerminalWith(t, pty.Winsize{Rows: 24, Cols: 80}, h.copy, clientEnv(s.d.home), filepath.Join(binDir, "rlogin"), args...)
+	tm := startTerminalWith(t, pty.Winsize{Rows: 24, Cols: 80}, h.copy, clientEnv(s.d.home), prefix[0], append(prefix[1:len(prefix):len(prefix)], args...)...)
 	tm.ready()
 	tm.send("echo BEFORE PID=$$.\r")
 	pid := tm.expect(`BEFORE PID=(\d+)\.`)[1]
