@@ -15,6 +15,7 @@ import (
 
 	"github.com/rlogin-go/rlogin/internal/pamlogin"
 	"github.com/rlogin-go/rlogin/internal/privsep"
+	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +35,7 @@ const reasonNoSession = "no such session"
 // serveResume answers the RESUME or LIST (instead) of a connection its monitor authorized as
 // lg, with cl's key (and its options: the sessions it may have are those the user-mode rule
 // allows, resumable.permits), which the client proved to the monitor, after PAM's account stack
-// (a build with PAM); actx bounds the authentication.
+// (a build with PAM; without, accountCheck's); actx bounds the authentication.
 func (m *monitor) serveResume(ctx, actx context.Context, child *netChild, r *relay, log *slog.Logger, instead privsep.Message, lg *systemLogin, cl *client, proven bool, remote net.Addr) {
 	user := lg.user.Name
 	refuse := func(ev byte, reason string) {
@@ -60,6 +61,9 @@ func (m *monitor) serveResume(ctx, actx context.Context, child *netChild, r *rel
 			return
 		}
 		_ = pl.Close() // no PAM session: the session resumed has its own
+	} else if err := accountCheck(lg); err != nil {
+		refuse(eventFailed, "account: "+sanitize.Text(err.Error()))
+		return
 	}
 	u := controlUser{User: user, UID: lg.user.UID, Forced: cl.forceCommand, NoPTY: cl.noPTY}
 	switch req := instead.(type) {

@@ -414,3 +414,28 @@ func TestSeparatedInetdNotResumable(t *testing.T) {
 		t.Errorf("an -inetd session detached:\n%s", log)
 	}
 }
+
+// TestSeparatedResumeExpiredAccount: with privilege separation, once the user's account has
+// expired (chage -E 0), a reattach and a list are refused as a new login would be: by PAM's
+// account stack in a build with PAM, by the same check as without privilege separation in one
+// without.
+func TestSeparatedResumeExpiredAccount(t *testing.T) {
+	ts, alice, r, _ := aliceSession(t, nil)
+	list, err := ts.listSessions(t, alice.name, alice.key)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("alice's sessions: %+v, %v", list, err)
+	}
+	r.cut()
+	ts.waitLog(`msg="session detached" .*user=rlt-rsalice`)
+	expireAccount(t, alice)
+	var re *session.RefusedError
+	if _, err := ts.reattach(t, alice.name, alice.key, list[0].ID, nil); !errors.As(err, &re) || re.Reason != reasonDenied {
+		t.Errorf("reattaching with the account expired: %v, want the refusal %q", err, reasonDenied)
+	}
+	if !pamlogin.Supported {
+		ts.waitLog(`msg="login refused" .*user=rlt-rsalice reason="account: .*the account has expired"`)
+	}
+	if list, err := ts.listSessions(t, alice.name, alice.key); !errors.As(err, &re) || re.Reason != reasonDenied {
+		t.Errorf("listing with the account expired: %+v, %v; want the refusal %q", list, err, reasonDenied)
+	}
+}

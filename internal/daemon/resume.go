@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rlogin-go/rlogin/internal/sanitize"
+	"github.com/rlogin-go/rlogin/internal/systemlogin"
 	"github.com/rlogin-go/rlogin/session"
 	"github.com/rlogin-go/rlogin/transport"
 )
@@ -248,6 +249,12 @@ func (g *Server) answerResume(l *attempt, srv *session.ServerConn, sc *transport
 		l.log.Warn("authentication failed", "user", user, "reason", "the key is not authorized; a resume or a list needs one")
 		ok, reason = false, reasonDenied
 	}
+	if ok {
+		if err := accountCheck(lg); err != nil {
+			l.log.Warn("login refused", "stage", "account", "user", user, "reason", sanitize.Text(err.Error()))
+			ok, reason = false, reasonDenied
+		}
+	}
 	if !ok {
 		l.ac.Failed()
 		_ = srv.Refuse(reason)
@@ -284,6 +291,19 @@ func (g *Server) answerResume(l *attempt, srv *session.ServerConn, sc *transport
 		}
 		l.log.Warn("resume refused", "user", user, "id", id.Short(), "reason", sanitize.Text(err.Error()))
 	}
+}
+
+// accountCheck is the account check of a resume, a reattach or a list of the System login lg,
+// in place of the one a new login gets from PAM's account stack (through login(1), or in the
+// monitor of a PAM build), which no resume runs: the shadow file's expired account, or expired
+// password or one that must be changed (systemlogin.CheckAccount), refuses it. A user mode login
+// (lg nil) is the server's own user, which has no such check. Both resume paths call it: this
+// process's (answerResume) and the monitor's in a build without PAM (serveResume).
+func accountCheck(lg *systemLogin) error {
+	if lg == nil {
+		return nil
+	}
+	return systemlogin.CheckAccount(lg.user.Name, time.Now())
 }
 
 // attach hands next, on c, to r's session: a resume (the session checks the secret), or a

@@ -43,3 +43,34 @@ func TestSystemResume(t *testing.T) {
 	rs.ExitWith(0)
 	ts.waitLog(`msg="session ended".*user=rlt-rdann`)
 }
+
+// expireAccount expires u's account (chage -E 0) as an administrator would, until the test's
+// end: a new login's PAM account stack refuses it from then on.
+func expireAccount(t *testing.T, u *testUser) {
+	t.Helper()
+	userCmd(t, "", "chage", "-E", "0", u.name)
+	t.Cleanup(func() { userCmd(t, "", "chage", "-E", "-1", u.name) })
+}
+
+// TestSystemResumeExpiredAccount: in System mode served by one process, once the user's account
+// has expired (chage -E 0), a reattach and a list are refused as a new login would be, though
+// the key is authorized: the account check a login gets from PAM through login(1) is done for a
+// resume too.
+func TestSystemResumeExpiredAccount(t *testing.T) {
+	requireSystem(t)
+	alice := addUser(t, "rlt-alice")
+	alice.authorize(t, 0o600)
+	ts := startSystem(t, nil)
+	rs := ts.loginResumableAs(t, alice.name, alice.key)
+	rs.Ready()
+	rs.cut()
+	ts.waitLog(`msg="session detached".*user=rlt-alice`)
+	expireAccount(t, alice)
+	if err := ts.resumeAs(t, alice.name, alice.key, rs.id(), nil); !refused(err, reasonDenied) {
+		t.Errorf("reattaching with the account expired: %v, want %q", err, reasonDenied)
+	}
+	ts.waitLog(`msg="login refused".*stage=account user=rlt-alice reason=".*the account has expired"`)
+	if list, err := ts.listAs(t, alice.name, alice.key); !refused(err, reasonDenied) {
+		t.Errorf("listing with the account expired: %+v, %v; want %q", list, err, reasonDenied)
+	}
+}
