@@ -95,9 +95,11 @@ var ErrResumeUnsupported = errors.New("session: the server cannot resume or reat
 // ending, or the secret is wrong. The client got REFUSE "no such session" then.
 var ErrNoSession = errors.New("session: no such session")
 
-// reasonNoSession is the refusal of every RESUME that cannot be served, whatever the reason: it
-// tells an attacker nothing.
-const reasonNoSession = "no such session"
+// ReasonNoSession is the refusal of every RESUME that cannot be served, whatever the reason
+// (also a daemon's own, before the session is found): it tells an attacker nothing.
+const ReasonNoSession = "no such session"
+
+const reasonNoSession = ReasonNoSession
 
 // Detach configures resume on the server side (capability resume): how long a session whose
 // connection was lost waits for its client to come back, and how much output it keeps meanwhile.

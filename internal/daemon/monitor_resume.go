@@ -17,6 +17,7 @@ import (
 	"github.com/rlogin-go/rlogin/internal/privsep"
 	"github.com/rlogin-go/rlogin/internal/sanitize"
 	"github.com/rlogin-go/rlogin/internal/systemlogin"
+	"github.com/rlogin-go/rlogin/session"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,8 +30,8 @@ import (
 // (RELAY). No monitor reads the session or its secret.
 
 // reasonNoSession is the refusal of every RESUME that cannot be served, whatever the reason:
-// it tells an attacker nothing (the session layer's own refusal says the same).
-const reasonNoSession = "no such session"
+// the session layer's own.
+const reasonNoSession = session.ReasonNoSession
 
 // serveResume answers the RESUME or LIST (instead) of a connection its monitor authorized as
 // lg, with cl's key (and its options: the sessions it may have are those the user-mode rule
@@ -259,6 +260,7 @@ func (h *resumeHost) attached(msg *privsep.Attached) {
 	a := h.pending
 	h.pending = nil
 	old := h.info.Peer
+	tookOver := !h.detached // a client was attached: the session closed its connection
 	if a != nil && msg.Accepted {
 		h.detached = false
 		h.info.Peer = a.Peer
@@ -273,8 +275,10 @@ func (h *resumeHost) attached(msg *privsep.Attached) {
 	case !msg.Accepted:
 		log.Warn("resume refused", "reattach", a.Reattach, "reason", reasonNoSession)
 		return
-	case a.Reattach:
+	case a.Reattach && tookOver:
 		log.Info("session reattached", "took_over_from", old)
+	case a.Reattach:
+		log.Info("session reattached")
 	default:
 		log.Info("session resumed", "skipped", msg.Skipped)
 	}

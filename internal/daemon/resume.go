@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -67,7 +66,7 @@ type resumable struct {
 type attachNote struct {
 	line string // "session resumed" or "session reattached"
 	conn uint64 // the new conn's number
-	from string // a reattach: the address of the client it takes the session from
+	from string // a reattach of an attached session: the address of the client it takes it from
 }
 
 // newResumable prepares the session of a login on srv for resume and sets srv.Detach: it is
@@ -142,12 +141,19 @@ func (reg *registry) list(user string, cl *client) []session.SessionInfo {
 		}
 	}
 	reg.mu.Unlock()
-	sort.Slice(rs, func(i, j int) bool { return rs[i].started.Before(rs[j].started) })
+	oldestFirst(rs, func(r *resumable) time.Time { return r.started })
 	list := make([]session.SessionInfo, len(rs))
 	for i, r := range rs {
 		list[i] = r.info()
 	}
 	return list
+}
+
+// oldestFirst sorts sessions by when they started (started says), the oldest first: the order
+// of every list of sessions, this process's (registry.list) and the listener's
+// (separatedSessions.list).
+func oldestFirst[S any](sessions []S, started func(S) time.Time) {
+	slices.SortFunc(sessions, func(a, b S) int { return started(a).Compare(started(b)) })
 }
 
 // count returns the number of sessions in the registry, and of those detached.
@@ -317,7 +323,10 @@ func (r *resumable) attach(next *session.ServerConn, reattach bool, c *conn) err
 	r.taking = attachNote{line: "session resumed", conn: c.id}
 	closeReason := "resumed from " + peer
 	if reattach {
-		r.taking = attachNote{line: "session reattached", conn: c.id, from: r.peer}
+		r.taking = attachNote{line: "session reattached", conn: c.id}
+		if r.detachedAt.IsZero() { // a client is attached: it is taken over (closed)
+			r.taking.from = r.peer
+		}
 		closeReason = "taken over from " + peer
 	}
 	r.mu.Unlock()

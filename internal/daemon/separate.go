@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -602,7 +601,8 @@ func (e *separatedSession) mayResume(u controlUser) bool {
 	return e.UID == u.UID && own.permits(u.User, &client{forceCommand: u.Forced, noPTY: u.NoPTY})
 }
 
-// list returns u's sessions, the newest first, at most privsep.MaxListed.
+// list returns u's sessions, the oldest first (oldestFirst), at most privsep.MaxListed: the
+// newest ones.
 func (r *separatedSessions) list(u controlUser) []privsep.SessionEntry {
 	r.mu.Lock()
 	var mine []*separatedSession
@@ -611,9 +611,10 @@ func (r *separatedSessions) list(u controlUser) []privsep.SessionEntry {
 			mine = append(mine, e)
 		}
 	}
-	slices.SortFunc(mine, func(a, b *separatedSession) int { return b.Started.Compare(a.Started) })
-	list := make([]privsep.SessionEntry, 0, min(len(mine), privsep.MaxListed))
-	for _, e := range mine[:min(len(mine), privsep.MaxListed)] {
+	oldestFirst(mine, func(e *separatedSession) time.Time { return e.Started })
+	mine = mine[max(0, len(mine)-privsep.MaxListed):]
+	list := make([]privsep.SessionEntry, 0, len(mine))
+	for _, e := range mine {
 		list = append(list, e.entry()) // under r.mu, which guards what update changes
 	}
 	r.mu.Unlock()

@@ -18,8 +18,8 @@ const SessionIDLen = 16
 
 // The bounds of the resume messages.
 const (
-	// MaxListed bounds the sessions a SESSIONS message lists (the newest first: the monitor
-	// keeps those).
+	// MaxListed bounds the sessions a SESSIONS message lists (the newest: the monitor keeps
+	// those).
 	MaxListed = 100
 	// MaxWhatLen bounds what a listed session runs (its terminal type, or a command, cut).
 	MaxWhatLen = 256
