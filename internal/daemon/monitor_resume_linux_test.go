@@ -438,4 +438,18 @@ func TestSeparatedResumeExpiredAccount(t *testing.T) {
 	if list, err := ts.listSessions(t, alice.name, alice.key); !errors.As(err, &re) || re.Reason != reasonDenied {
 		t.Errorf("listing with the account expired: %+v, %v; want the refusal %q", list, err, reasonDenied)
 	}
+	// Once the account is valid again, the session is there to reattach; being detached, it
+	// was taken over from nobody.
+	userCmd(t, "", "chage", "-E", "-1", alice.name)
+	again, err := ts.reattach(t, alice.name, alice.key, list[0].ID, nil)
+	if err != nil {
+		t.Fatalf("reattaching with the account valid again: %v", err)
+	}
+	if line := ts.waitLog(`msg="session reattached"[^\n]*`)[0]; strings.Contains(line, "took_over_from") {
+		t.Errorf("the reattach of a detached session logs %q, which says whom it took the session from", line)
+	}
+	again.Send("exit\n")
+	if err := again.Wait(); err != nil {
+		t.Errorf("Wait: %v", err)
+	}
 }

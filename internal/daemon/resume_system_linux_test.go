@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -72,5 +73,14 @@ func TestSystemResumeExpiredAccount(t *testing.T) {
 	ts.waitLog(`msg="login refused".*stage=account user=rlt-alice reason=".*the account has expired"`)
 	if list, err := ts.listAs(t, alice.name, alice.key); !refused(err, reasonDenied) {
 		t.Errorf("listing with the account expired: %+v, %v; want %q", list, err, reasonDenied)
+	}
+	// Once the account is valid again, the session is there to reattach; being detached, it
+	// was taken over from nobody.
+	userCmd(t, "", "chage", "-E", "-1", alice.name)
+	if err := ts.resumeAs(t, alice.name, alice.key, rs.id(), nil); err == nil || err.Error() != "accepted" {
+		t.Errorf("reattaching with the account valid again: %v, want accepted", err)
+	}
+	if line := ts.waitLog(`msg="session reattached"[^\n]*`)[0]; strings.Contains(line, "took_over_from") {
+		t.Errorf("the reattach of a detached session logs %q, which says whom it took the session from", line)
 	}
 }
