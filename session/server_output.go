@@ -287,10 +287,12 @@ func (s *serverSession) lastDelivered(conn net.Conn, gen int) bool {
 	halfClose(conn)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for gen == s.gen && !s.connDead {
+	// A session stopped for a cause (its last frame a CLOSE) does not wait: its conn may have
+	// no reader any more (a protocol error ended readInput).
+	for gen == s.gen && !s.connDead && s.cause == nil {
 		s.attachCond.Wait()
 	}
-	return s.connDead
+	return s.connDead || s.cause != nil
 }
 
 func (s *serverSession) sendableLocked() bool {

@@ -281,6 +281,7 @@ func (s *serverSession) stop(reason string, cause error) {
 	s.mu.Lock()
 	if s.cause == nil {
 		s.cause = cause
+		s.attachCond.Broadcast() // a sendOutput waiting for its EXIT's delivery stops waiting
 	}
 	cur := s.cur
 	if reason == "" || cur == nil {
