@@ -164,6 +164,12 @@ func DialRlogin(ctx context.Context, addr string, key ed25519.PrivateKey, hostKe
 	s := &Rlogin{done: make(chan error, 1)}
 	s.c = session.NewClient(sc, session.Request{User: user, Term: "xterm", Window: session.WindowSize{Rows: 24, Cols: 80}})
 	s.c.Stdout = &s.out
+	// As cmd/rlogin does by default, offer resume, so that the server keeps what a resumable
+	// session keeps and the figures are those of the sessions users get; a lost connection
+	// ends the session here all the same.
+	s.c.Reconnect = func(context.Context, int, error) (net.Conn, error) {
+		return nil, errors.New("driver: benchmarks do not reconnect")
+	}
 	if s.in, err = s.c.StdinPipe(); err != nil {
 		_ = s.c.Close()
 		return nil, fmt.Errorf("driver: %w", err)
