@@ -129,8 +129,10 @@ func TestExitStatusAndTerminalRestored(t *testing.T) {
 	}
 }
 
+// TestEscapeDisconnect: ~. without resume ends the session, as netkit's rlogin does: the shell
+// and its job are hung up.
 func TestEscapeDisconnect(t *testing.T) {
-	d, tm := login(t)
+	d, tm := login(t, "-o", "Resume=no")
 	tm.send("sleep 1000\r")
 	// Disconnect once sleep runs. A job still between the shell's fork and its exec can take
 	// the hangup in the shell's SIGHUP handler and then run unaware; rlogind sweeps the session
@@ -306,7 +308,9 @@ func TestTerminalRestored(t *testing.T) {
 		{"connection reset", func(d *daemon, _ *terminal) { _ = d.cmd.Process.Kill() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, tm := login(t)
+			// Resume off: with it, a reset connection is retried until the server's detach
+			// timeout (TestHangupKeepsSession covers SIGHUP with resume).
+			d, tm := login(t, "-o", "Resume=no")
 			tc.end(d, tm)
 			code := tm.wait()
 			if code == 0 {

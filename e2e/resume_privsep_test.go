@@ -66,7 +66,7 @@ func hostKeyOf(t *testing.T, addr string) ed25519.PublicKey {
 func TestSeparatedResume(t *testing.T) {
 	logintest.RequireRoot(t)
 	t.Run("counter", func(t *testing.T) {
-		s, _ := systemResumeServer(t, "rlt-rs-count", time.Minute)
+		s, _ := systemResumeServer(t, "rlt-rs-count", 5*time.Minute) // longer than blackholeOutage
 		counterSurvives(t, s)
 	})
 	t.Run("reattach", func(t *testing.T) {

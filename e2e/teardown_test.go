@@ -31,7 +31,9 @@ func TestTeardown(t *testing.T) {
 		t.Run(ending, func(t *testing.T) {
 			home := newHome(t)
 			d := startDaemon(t, home, "", "-stop-grace", teardownGrace.String())
-			tm := rlogin(t, d, home)
+			// Resume off: with it, a killed client's session stays detached for rlogin -R
+			// (TestReattachAfterClientKilled); this is the end of a session that does not.
+			tm := rlogin(t, d, home, "-o", "Resume=no")
 			tm.expect(`\(yes/no\)\? `)
 			tm.send("yes\r")
 			tm.ready()

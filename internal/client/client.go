@@ -295,6 +295,12 @@ func (r *runner) ended(waitErr error) int {
 		return r.fail(&connectError{msg: fmt.Sprintf("terminal hung up: the session on %s stays detached (rlogin -R %s takes it back)", host, host), err: waitErr})
 	case reconnecting && r.disconnected.Load():
 		return r.fail(&connectError{msg: fmt.Sprintf("connection to %s lost: gave up reconnecting (~.)", host), err: waitErr})
+	case r.disconnected.Load() && r.resumable():
+		// ~. closes the connection, as always; a server that keeps sessions keeps this one,
+		// and the user learns how to take it back, or that exit ends it for good.
+		r.toLineStart()
+		fmt.Fprintf(r.stderr, "Connection to %s closed; the session stays detached (rlogin -R %s takes it back; exit ends it).\n", host, host)
+		return 0
 	case r.disconnected.Load():
 		r.toLineStart()
 		fmt.Fprintf(r.stderr, "Connection to %s closed.\n", host)

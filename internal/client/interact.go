@@ -288,13 +288,7 @@ func (r *runner) pumpInput(in io.Reader, w io.WriteCloser, esc *escaper) {
 // session stays detached for rlogin -R. It reports false when the server would not keep the
 // session (no resume: an old server, -o Resume=no, -c): then the hang-up ends it as before.
 func (r *runner) hangUp() bool {
-	rs, ok := r.sess.(interface {
-		Resumable() (session.SessionID, time.Duration, bool)
-	})
-	if !ok {
-		return false
-	}
-	if _, _, on := rs.Resumable(); !on {
+	if !r.resumable() {
 		return false
 	}
 	if !r.hungUp.Swap(true) {
@@ -302,6 +296,19 @@ func (r *runner) hangUp() bool {
 	}
 	_ = r.sess.Close()
 	return true
+}
+
+// resumable reports whether the server keeps this session when its connection goes: then
+// closing the connection leaves the session detached, for rlogin -R.
+func (r *runner) resumable() bool {
+	rs, ok := r.sess.(interface {
+		Resumable() (session.SessionID, time.Duration, bool)
+	})
+	if !ok {
+		return false
+	}
+	_, _, on := rs.Resumable()
+	return on
 }
 
 // forward sends p to the session, carrying out the escapes in it. It reports false when the pump
