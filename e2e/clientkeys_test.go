@@ -129,7 +129,7 @@ func TestConfigAlias(t *testing.T) {
 
 	tm := startTerminal(t, clientEnv(home), filepath.Join(binDir, "rlogin"), "box")
 	tm.ready()
-	tm.send("\r\x1d.") // the configured escape character, at the start of a line
+	tm.send("\r\x1d.")                                 // the configured escape character, at the start of a line
 	tm.expect(`Connection to 127\.0\.0\.1 closed[.;]`) // ";": the session stays detached (resume)
 	if code := tm.wait(); code != 0 {
 		t.Fatalf("exit status %d", code)
