@@ -120,12 +120,17 @@ func TestConfigAlias(t *testing.T) {
 	if code := g.wait(); code != 0 {
 		t.Fatalf("rlogin -G: status %d", code)
 	}
-	for _, want := range []string{"host box\r\n", "hostname 127.0.0.1\r\n", "port " + d.port + "\r\n",
-		"connecttimeout 7\r\n", "escapechar ^]\r\n"} {
-		if !strings.Contains(g.out.String(), want) {
-			t.Errorf("rlogin -G box lacks %q:\n%s", want, g.out.String())
+	// The exit can come before the terminal's last output is read: wait for the output.
+	wants := []string{"host box\r\n", "hostname 127.0.0.1\r\n", "port " + d.port + "\r\n",
+		"connecttimeout 7\r\n", "escapechar ^]\r\n"}
+	waitFor(t, "rlogin -G box to print the alias's settings "+strings.Join(wants, ", "), func() bool {
+		for _, want := range wants {
+			if !strings.Contains(g.out.String(), want) {
+				return false
+			}
 		}
-	}
+		return true
+	})
 
 	tm := startTerminal(t, clientEnv(home), filepath.Join(binDir, "rlogin"), "box")
 	tm.ready()
