@@ -25,14 +25,5 @@ func TestEscapeDisconnectKeepsSession(t *testing.T) {
 		t.Fatalf("the shell %s is gone after ~.", pid)
 	}
 
-	tm2 := s.rloginDirect(t, "-R")
-	tm2.expect(`rlogin: reattaching session [0-9a-f]{8} on 127\.0\.0\.1 \(detached `)
-	tm2.send("echo AFTER PID=$$.\r")
-	if again := tm2.expect(`AFTER PID=(\d+)\.`)[1]; again != pid {
-		t.Errorf("reattached to shell %s, not %s", again, pid)
-	}
-	tm2.send("exit\r")
-	if code := tm2.wait(); code != 0 {
-		t.Errorf("rlogin exited %d after exit, want 0", code)
-	}
+	reattachSameShell(t, s, pid)
 }

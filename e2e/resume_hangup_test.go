@@ -103,6 +103,13 @@ func hangupKeepsSession(t *testing.T, prefix []string) {
 		t.Fatalf("the shell %s is gone after the hang-up", pid)
 	}
 
+	reattachSameShell(t, s, pid)
+}
+
+// reattachSameShell takes the detached session back with rlogin -R, checks that its shell is
+// pid, and logs out.
+func reattachSameShell(t *testing.T, s *resumeServer, pid string) {
+	t.Helper()
 	tm2 := s.rloginDirect(t, "-R")
 	tm2.expect(`rlogin: reattaching session [0-9a-f]{8} on 127\.0\.0\.1 \(detached `)
 	tm2.send("echo AFTER PID=$$.\r")
