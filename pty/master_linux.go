@@ -408,21 +408,43 @@ func (p *ptyMaster) SendEOF() error {
 // session's FlushPredictor); a program that reads ^C as a key (signals off) flushes nothing. It
 // reports false when the settings cannot be read.
 func (p *ptyMaster) FlushesOutput(b []byte) bool {
-	var t *unix.Termios
-	err := control(p.raw, func(fd int) error {
-		var err error
-		t, err = rawio.Termios(fd) // the master reports the slave's termios; raw, as it runs per keystroke
-		return err
-	})
-	if err != nil || t.Lflag&unix.ISIG == 0 || t.Lflag&unix.NOFLSH != 0 {
-		return false
-	}
-	for _, c := range [...]byte{t.Cc[unix.VINTR], t.Cc[unix.VQUIT], t.Cc[unix.VSUSP]} {
-		if c != 0 && bytes.IndexByte(b, c) >= 0 { // 0: _POSIX_VDISABLE
+	var keys [3]byte
+	for _, c := range p.flushKeys(keys[:0]) {
+		if bytes.IndexByte(b, c) >= 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// FlushKeys returns the characters that, typed now, make the line discipline discard the output
+// not read yet (FlushesOutput): the terminal's VINTR, VQUIT and VSUSP while ISIG is set and NOFLSH
+// is not, without disabled ones and repeats, in that order; none when the settings cannot be
+// read. A session server announces them to a client before the output produced under these
+// settings (package session's FlushKeyer), so that the client can discard its own terminal's
+// output at the keystroke, as the line discipline does.
+func (p *ptyMaster) FlushKeys() []byte {
+	return p.flushKeys(make([]byte, 0, 3))
+}
+
+// flushKeys appends FlushKeys's characters to keys; one TCGETS, a raw system call, as it runs per
+// keystroke and per frame of output.
+func (p *ptyMaster) flushKeys(keys []byte) []byte {
+	var t *unix.Termios
+	err := control(p.raw, func(fd int) error {
+		var err error
+		t, err = rawio.Termios(fd) // the master reports the slave's termios
+		return err
+	})
+	if err != nil || t.Lflag&unix.ISIG == 0 || t.Lflag&unix.NOFLSH != 0 {
+		return keys
+	}
+	for _, c := range [...]byte{t.Cc[unix.VINTR], t.Cc[unix.VQUIT], t.Cc[unix.VSUSP]} {
+		if c != 0 && bytes.IndexByte(keys, c) < 0 { // 0: _POSIX_VDISABLE
+			keys = append(keys, c)
+		}
+	}
+	return keys
 }
 
 // Close closes the master side of the terminal. A pending ReadOutput or Write

@@ -53,6 +53,9 @@ func (p *PTY) Resize(sz Size) error { return ErrUnsupported }
 // FlushesOutput reports false.
 func (p *PTY) FlushesOutput(b []byte) bool { return false }
 
+// FlushKeys returns none.
+func (p *PTY) FlushKeys() []byte { return nil }
+
 // SendEOF returns ErrUnsupported.
 func (p *PTY) SendEOF() error { return ErrUnsupported }
 

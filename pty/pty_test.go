@@ -792,18 +792,22 @@ func openFDs(t *testing.T) []string {
 
 // TestFlushesOutput: the prediction follows the terminal's current settings, as the child left
 // them: ^C, ^\ and ^Z flush with ISIG on and NOFLSH off; nothing does with signals off or NOFLSH
-// on; a remapped interrupt character counts, ^C then does not.
+// on; a remapped interrupt character counts, ^C then does not. FlushKeys names the same
+// characters, without disabled ones and repeats.
 func TestFlushesOutput(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		stty  string // "" leaves the defaults
 		flush []string
 		keep  []string
+		keys  string // FlushKeys
 	}{
-		{"defaults", "", []string{"\x03", "\x1c", "\x1a", "ls\x03"}, []string{"abc\r", "\x04", ""}},
-		{"signals off", "-isig", nil, []string{"\x03", "\x1c", "\x1a"}},
-		{"noflsh", "noflsh", nil, []string{"\x03"}},
-		{"intr remapped", "intr ^B", []string{"\x02"}, []string{"\x03"}},
+		{"defaults", "", []string{"\x03", "\x1c", "\x1a", "ls\x03"}, []string{"abc\r", "\x04", ""}, "\x03\x1c\x1a"},
+		{"signals off", "-isig", nil, []string{"\x03", "\x1c", "\x1a"}, ""},
+		{"noflsh", "noflsh", nil, []string{"\x03"}, ""},
+		{"intr remapped", "intr ^B", []string{"\x02"}, []string{"\x03"}, "\x02\x1c\x1a"},
+		{"intr undefined", "intr undef", []string{"\x1c"}, []string{"\x03"}, "\x1c\x1a"},
+		{"repeated", "quit ^C susp ^C", []string{"\x03"}, []string{"\x1c", "\x1a"}, "\x03"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			script := "echo ready && exec sleep 1000"
@@ -821,6 +825,9 @@ func TestFlushesOutput(t *testing.T) {
 				if c.p.FlushesOutput([]byte(in)) {
 					t.Errorf("FlushesOutput(%q) = true, want false", in)
 				}
+			}
+			if got := c.p.FlushKeys(); string(got) != tc.keys {
+				t.Errorf("FlushKeys() = %q, want %q", got, tc.keys)
 			}
 		})
 	}

@@ -24,12 +24,15 @@ const (
 	capFlow2 = "flow2"
 	// capKeepalive is the capability of PING and PONG (docs/protocol.md, section 7.4).
 	capKeepalive = "keepalive"
+	// capFlushKeys is the capability of FLUSHKEYS (docs/protocol.md, section 7.5).
+	capFlushKeys = "flushkeys"
 
 	maxCaps       = 32   // capabilities in a list
 	maxCapName    = 64   // bytes of a capability name
 	maxReason     = 1024 // bytes of a REFUSE or CLOSE reason
 	maxSignalName = 32   // bytes of a signal name in EXIT
 	maxRefusal    = 1023 // bytes of the text in a version refusal line, without its LF
+	maxFlushKeys  = 3    // bytes of a FLUSHKEYS payload: VINTR, VQUIT, VSUSP
 
 	// maxLogin is the largest LOGIN payload (68046 bytes): every field at its bound. A server
 	// reads no longer frame before the login request.
@@ -62,6 +65,8 @@ const (
 	framePing   frameType = 0x10 // both (keepalive): answer with PONG; the cookie is echoed
 	framePong   frameType = 0x11 // both (keepalive): the answer to a PING
 	frameQuiet  frameType = 0x14 // client (keepalive): stopped for a while; no verdict until the next frame
+
+	frameFlushKeys frameType = 0x1d // server (flushkeys): the characters that, typed now, make the terminal flush
 
 	frameOptional frameType = 0x80 // the bit that makes a type optional
 )
@@ -127,6 +132,8 @@ func (t frameType) String() string {
 		return "SESSIONS"
 	case frameReceived:
 		return "RECEIVED"
+	case frameFlushKeys:
+		return "FLUSHKEYS"
 	}
 	return fmt.Sprintf("type 0x%02x", byte(t))
 }
@@ -134,7 +141,7 @@ func (t frameType) String() string {
 // known reports whether this version defines t.
 func (t frameType) known() bool {
 	return t >= frameLogin && t <= frameSignal || t == framePing || t == framePong || t == frameQuiet ||
-		t == frameChallenge || t == frameProof || t >= frameResumable && t <= frameReceived
+		t == frameChallenge || t == frameProof || t >= frameResumable && t <= frameFlushKeys
 }
 
 // Which frames a side may receive, by phase.
@@ -162,6 +169,11 @@ func isServerFrame(t frameType) bool {
 // isServerFrameFlow2 is isServerFrame once capability flow2 was accepted.
 func isServerFrameFlow2(t frameType) bool { return isServerFrame(t) || t == frameSynced }
 
+// withFlushKeys adds FLUSHKEYS to allowed, for a client whose capability flushkeys was accepted.
+func withFlushKeys(allowed func(frameType) bool) func(frameType) bool {
+	return func(t frameType) bool { return t == frameFlushKeys || allowed(t) }
+}
+
 // ErrProtocol marks a peer that broke the protocol (docs/protocol.md), as opposed to a broken
 // connection: the errors of ReadRequest, Serve, Start and Wait wrap it then, so
 // errors.Is(err, ErrProtocol) tells the two apart.
@@ -174,7 +186,7 @@ func protocolErrorf(format string, args ...any) error {
 // A message is one decoded frame. Which field is meaningful depends on typ.
 type message struct {
 	typ    frameType
-	data   []byte     // DATA, STDERR, CHALLENGE, PROOF; aliases the frameReader's buffer
+	data   []byte     // DATA, STDERR, CHALLENGE, PROOF, FLUSHKEYS; aliases the frameReader's buffer
 	req    *Request   // LOGIN
 	cmd    *Command   // COMMAND
 	signal string     // SIGNAL
@@ -260,6 +272,11 @@ func decodeFrame(typ frameType, p []byte, allowed func(frameType) bool) (m messa
 	switch typ {
 	case frameData, frameStderr:
 		m.data = p
+	case frameFlushKeys:
+		m.data = p
+		if len(p) > maxFlushKeys {
+			err = fmt.Errorf("%d characters exceed the limit of %d", len(p), maxFlushKeys)
+		}
 	case frameChallenge, frameProof:
 		m.data, err = decodeKeyProof(typ, p)
 	case frameCommand:
@@ -359,6 +376,12 @@ func appendMessage(b []byte, m *message) ([]byte, error) {
 	switch m.typ {
 	case frameData, frameStderr:
 		b = append(b, m.data...)
+	case frameFlushKeys:
+		if len(m.data) > maxFlushKeys {
+			err = fmt.Errorf("FLUSHKEYS of %d characters exceeds the limit of %d", len(m.data), maxFlushKeys)
+		} else {
+			b = append(b, m.data...)
+		}
 	case frameChallenge, frameProof:
 		if _, err = decodeKeyProof(m.typ, m.data); err == nil {
 			b = append(b, m.data...)

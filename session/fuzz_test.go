@@ -164,7 +164,7 @@ func FuzzServerStream(f *testing.F) {
 	}
 	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		parseStream(t, data, isAnswerFrame, isServerFrame)
+		parseStream(t, data, isAnswerFrame, withFlushKeys(isServerFrame))
 
 		for _, req := range []Request{bob, {User: "bob", Command: &Command{Line: "cat"}}} {
 			c := NewClient(newBytesConn(data), req)
@@ -229,6 +229,9 @@ func serverSeeds(t testing.TB) []seed {
 		{"resumable", encodeStream(t, append([]message{{typ: frameAccept, caps: []string{capResume}}}, resumeMessages()[0], message{typ: frameData, data: []byte("$ ")}))},
 		{"resumed", encodeStream(t, []message{{typ: frameAccept, caps: []string{capResume, capAttach}}, resumeMessages()[3], resumeMessages()[0]})},
 		{"sessions", encodeStream(t, resumeMessages()[6:7])},
+		{"flushkeys", encodeStream(t, []message{{typ: frameAccept, caps: []string{capFlushKeys}}, {typ: frameFlushKeys, data: []byte(defaultSignalChars)},
+			{typ: frameData, data: []byte("$ ")}, {typ: frameFlushKeys}, {typ: frameData, data: []byte("\x1b[?1049h")}})},
+		{"flushkeys-long", append(encodeStream(t, []message{{typ: frameAccept, caps: []string{capFlushKeys}}}), byte(frameFlushKeys), 0, 0, 4, 3, 0x1c, 0x1a, 3)},
 	}
 }
 

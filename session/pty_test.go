@@ -25,6 +25,8 @@ var (
 	_ TryWriter       = (*pty.PTY)(nil)
 	_ FlushPredictor  = (*pty.PTY)(nil)
 	_ FlushPredictor  = (*pty.Attached)(nil)
+	_ FlushKeyer      = (*pty.PTY)(nil)
+	_ FlushKeyer      = (*pty.Attached)(nil)
 	_ StatusWaiter    = (*pty.Attached)(nil)
 )
 

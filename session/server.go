@@ -48,7 +48,7 @@ type ServerConn struct {
 	conn         net.Conn
 	br           *bufio.Reader
 	fr           frameReader
-	capabilities []string // what this server supports: flow2, keepalive, exec, keyproof (tests change it)
+	capabilities []string // what this server supports: flow2, keepalive, exec, keyproof, flushkeys (tests change it)
 	phase        serverPhase
 	req          *Request
 	challenged   bool // Challenge was called
@@ -76,7 +76,7 @@ const (
 func NewServerConn(conn net.Conn) *ServerConn {
 	// The buffer is small: input is keystrokes and CREDIT frames, larger frames pass through it,
 	// and an idle session keeps it.
-	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2, capKeepalive, capExec, capKeyProof, capResume, capAttach},
+	s := &ServerConn{conn: conn, br: bufio.NewReaderSize(conn, 1<<10), capabilities: []string{capFlow2, capKeepalive, capExec, capKeyProof, capResume, capAttach, capFlushKeys},
 		hangupGrace: hangupGrace, killGrace: killGrace}
 	s.fr.r = s.br
 	return s
@@ -212,6 +212,7 @@ func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, e
 	accepted := s.accept(s.req.Capabilities)
 	ss := &serverSession{sc: s, cur: s, t: t, hungUp: make(chan struct{}), stateC: make(chan struct{}, 1), flow2: slices.Contains(accepted, capFlow2)}
 	ss.ka.on = slices.Contains(accepted, capKeepalive)
+	ss.keys.fk, _ = t.(FlushKeyer)
 	ss.readCond.L = &ss.mu
 	ss.sendCond.L = &ss.mu
 	ss.writeCond.L = &ss.mu

@@ -70,7 +70,8 @@ type serverSession struct {
 	reserveOpen bool        // output may use flushReserve: a flush came, its credit has not
 	flushTimer  *time.Timer // ends expectFlush after flushWait
 
-	ka serverKeepalive // capability keepalive (keepalive_server.go)
+	ka   serverKeepalive // capability keepalive (keepalive_server.go)
+	keys flushKeys       // capability flushkeys (server_output.go)
 
 	// A command without a terminal (capability exec): its error output has a pump of its own.
 	errCond sync.Cond // that pump waits for credit; waitShell for that pump's end

@@ -679,7 +679,7 @@ func (p *rawPeer) login(req Request) {
 
 // serveRaw runs a server with term for a raw client, which it returns logged in. setup, if
 // given, adjusts the server before it starts.
-func serveRaw(t *testing.T, term *fakeTerminal, req Request, caps []string, setup ...func(*ServerConn)) (*rawPeer, chan served, message) {
+func serveRaw(t *testing.T, term Terminal, req Request, caps []string, setup ...func(*ServerConn)) (*rawPeer, chan served, message) {
 	t.Helper()
 	c, s := tcpPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

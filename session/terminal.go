@@ -14,8 +14,8 @@ import (
 // ExitNotifier (Serve's own goroutine calls Wait once the shell has exited, so no goroutine
 // waits in Wait), OutputNowReader (a flood of output leaves in big writes while an idle session
 // keeps a small buffer), TryWriter (a keystroke reaches the shell from the goroutine that
-// read it, without a hop to a second one) and FlushPredictor (an interrupted flood's output is
-// held no longer than needed).
+// read it, without a hop to a second one), FlushPredictor (an interrupted flood's output is
+// held no longer than needed) and FlushKeyer (a client discards its own terminal's output at ^C).
 //
 // Another, StatusWaiter, is for a shell that another process reaps (a server with privilege
 // separation): Serve calls its WaitStatus in place of Wait, for the exit status the client gets.
@@ -72,6 +72,16 @@ type OutputNowReader interface {
 // off) pays in the delay of its output after them.
 type FlushPredictor interface {
 	FlushesOutput(b []byte) bool
+}
+
+// FlushKeyer is an optional Terminal method. FlushKeys returns the characters that, typed now,
+// make the terminal discard its pending output (FlushPredictor's): VINTR, VQUIT and VSUSP while
+// ISIG is set and NOFLSH is not, without disabled ones and repeats; at most 3, none when it
+// cannot tell. Serve calls it, with its lock held, before each DATA frame to a client that
+// accepted capability flushkeys (docs/protocol.md, section 7.5), so it must be quick (one
+// system call): the client discards its own terminal's output at such a keystroke.
+type FlushKeyer interface {
+	FlushKeys() []byte
 }
 
 // TryWriter is an optional method of a Terminal (and of a Client's Stdout). TryWrite writes what
