@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/rlogin-go/rlogin/internal/rawio"
 	"golang.org/x/sys/unix"
@@ -35,6 +36,11 @@ type ptyMaster struct {
 	small    [2]byte    // packet buffer for callers passing a 1-byte b
 	drained  int        // bytes read since the child exited
 	finished bool       // io.EOF has been returned
+
+	// countMu guards outputRead and each read(2) that adds to it, not the wait for output, so
+	// that OutputMark (from another goroutine) pairs the count with the line discipline's.
+	countMu    sync.Mutex
+	outputRead int64 // output bytes ReadOutput, ReadOutputNow and ReadPacket have returned
 
 	closeOnce sync.Once
 	closeErr  error
@@ -224,7 +230,7 @@ func (p *ptyMaster) readPacket(buf []byte) (int, error) {
 	err := p.output.Do(func() bool {
 		rerr = control(p.raw, func(fd int) error {
 			var err error
-			n, err = rawio.Read(fd, buf) // a raw system call: see package rawio
+			n, err = p.readCounted(fd, buf)
 			return err
 		})
 		return rerr != unix.EAGAIN
@@ -241,6 +247,44 @@ func (p *ptyMaster) readPacket(buf []byte) (int, error) {
 	return n, rerr
 }
 
+// readCounted does one read(2) of a packet from fd into buf and counts the output it returns
+// (see OutputMark). A raw system call: see package rawio.
+func (p *ptyMaster) readCounted(fd int, buf []byte) (int, error) {
+	p.countMu.Lock()
+	defer p.countMu.Unlock()
+	n, err := rawio.Read(fd, buf)
+	if err == nil && n > 1 && buf[0] == unix.TIOCPKT_DATA {
+		p.outputRead += int64(n - 1) // the status byte is not output
+	}
+	return n, err
+}
+
+// OutputMark returns the count of output bytes that ReadOutput, ReadOutputNow and ReadPacket
+// will have returned once they have returned the output in the line discipline's read buffer
+// now: output older than anything written to the terminal after this call.
+//
+// A session server takes it before it writes input that makes the terminal flush (^C): Linux's
+// flush empties the buffers between the pty's two sides, but not the up to 4095 bytes that the
+// master's line discipline holds already, which reads return after the flush's report. The
+// output before the mark is stale, as the flushed output is.
+func (p *ptyMaster) OutputMark() (int64, error) {
+	p.countMu.Lock()
+	defer p.countMu.Unlock()
+	var inq int32
+	err := control(p.raw, func(fd int) error {
+		// Raw, as it runs per flushing keystroke: TIOCINQ copies a count and returns.
+		_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCINQ, uintptr(unsafe.Pointer(&inq)))
+		if e != 0 {
+			return e
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pty: output mark: %w", err)
+	}
+	return p.outputRead + int64(inq), nil
+}
+
 // readPending reads output that is already pending, once the child has exited.
 //
 // The child's writes completed before it exited, so its output is in the pty's
@@ -255,7 +299,7 @@ func (p *ptyMaster) readPending(buf []byte) (int, error) {
 	var n int
 	err := control(p.raw, func(fd int) error {
 		var err error
-		n, err = rawio.Read(fd, buf)
+		n, err = p.readCounted(fd, buf)
 		return err
 	})
 	if err == unix.EAGAIN {

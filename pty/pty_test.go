@@ -832,3 +832,56 @@ func TestFlushesOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestOutputMark: the output before a mark taken right before ^C is older than the ^C: after the
+// flush's report, reads still return what the master's line discipline held at the mark (the
+// flush does not empty it), all of it the flood's, and the echoed ^C and the trap's output come
+// after the mark.
+func TestOutputMark(t *testing.T) {
+	c := startChild(t, size, "sh", "-c", `trap 'echo; echo AFTER-INT; exit 0' INT; yes`)
+	read := int64(len(c.readUntil("y\r\ny\r\n")))
+	// The flood fills the buffers while nothing reads: the line discipline's (4 KiB) too.
+	var mark int64
+	deadline := time.Now().Add(watchdog)
+	for {
+		var err error
+		mark, err = c.p.OutputMark()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mark-read >= 2<<10 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond) // the flood runs meanwhile
+	}
+	if mark-read < 2<<10 {
+		t.Fatalf("the line discipline holds %d bytes of the flood, want 2 KiB or more", mark-read)
+	}
+	c.write("\x03")
+	var sb strings.Builder
+	afterFlush := -1 // output bytes read when the flush was reported
+	buf := make([]byte, 32<<10)
+	for !strings.Contains(sb.String(), "AFTER-INT") {
+		n, flushed, err := c.p.ReadOutput(buf)
+		if flushed && afterFlush < 0 {
+			afterFlush = sb.Len()
+		}
+		sb.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("ReadOutput waiting for AFTER-INT: %v", err)
+		}
+	}
+	out := sb.String()
+	stale := int(mark - read) // the output before the mark, in out
+	t.Logf("%d bytes held at the mark, %d of them read after the flush's report", stale, stale-min(stale, max(afterFlush, 0)))
+	if afterFlush < 0 {
+		t.Error("no flush reported after ^C")
+	}
+	if strings.Trim(out[:stale], "y\r\n") != "" {
+		t.Errorf("the output before the mark is not all the flood's: %q", out[:stale])
+	}
+	if !strings.Contains(out[stale:], "^C") || !strings.Contains(out[stale:], "AFTER-INT") {
+		t.Errorf("the output after the mark lacks the echoed ^C or the trap's output: %q", out[stale:])
+	}
+	c.wantExit(0)
+}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"syscall"
 
-	"github.com/rlogin-go/rlogin/internal/rawio"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +40,7 @@ func (p *ptyMaster) ReadOutputNow(b []byte) (n int, flushed bool, err error) {
 			err = control(p.raw, func(fd int) error {
 				for {
 					var err error
-					m, err = rawio.Read(fd, buf)
+					m, err = p.readCounted(fd, buf)
 					if err != unix.EINTR {
 						return err
 					}

@@ -27,6 +27,8 @@ var (
 	_ FlushPredictor  = (*pty.Attached)(nil)
 	_ FlushKeyer      = (*pty.PTY)(nil)
 	_ FlushKeyer      = (*pty.Attached)(nil)
+	_ OutputMarker    = (*pty.PTY)(nil)
+	_ OutputMarker    = (*pty.Attached)(nil)
 	_ StatusWaiter    = (*pty.Attached)(nil)
 )
 

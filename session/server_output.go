@@ -15,7 +15,10 @@ import (
 // A flush drops only output read before the last input was written to the terminal: Linux may
 // report the flush of an interrupt character after output written after it (the shell's new
 // prompt), so output read since that input is kept, here and, through the FLUSH's keep count, at
-// the client.
+// the client. But output that the terminal held already when flushing input was written (its
+// stale mark, OutputMarker) is older than that input: Linux's flush leaves the up to 4 KiB that
+// the master's line discipline holds, which reads return after the flush's report, and
+// readTerminal reads and drops them then, with the rest, before the FLUSH.
 //
 // Output that finds nothing queued and the conn idle leaves from here, in a DATA frame written at
 // once, rather than through sendOutput: one goroutine hop less for an echoed keystroke, and no
@@ -32,11 +35,19 @@ func (s *serverSession) readTerminal() error {
 	for {
 		s.waitForRoom()
 		p, flushed, err := r.read()
+		var stale int64
+		if flushed {
+			s.mu.Lock()
+			left := s.staleMark - s.outRead
+			s.mu.Unlock()
+			stale = r.dropStale(left)
+		}
 
 		s.mu.Lock()
 		if flushed && !s.ending {
 			s.flushOutputLocked()
 		}
+		s.outRead += int64(len(p)) + stale
 		sent := false
 		if len(p) > 0 && !s.ending {
 			r.frame, sent = s.takeOutputLocked(r.frame, p, r.nr != nil)
@@ -93,12 +104,14 @@ const flushDueRoom = 4 * maxDataFrame
 // flushOutputLocked drops the queued output that the terminal's flush discarded, but the fresh
 // bytes (see readTerminal), and asks for a FLUSH frame.
 func (s *serverSession) flushOutputLocked() {
-	fresh := s.fresh
+	// The fresh bytes are the newest read; none from before the stale mark.
+	fresh := int(min(int64(s.fresh), max(s.outRead-s.staleMark, 0)))
 	s.flushes++
 	if s.expectFlush || s.flushDue.Load() {
 		// Input that makes the terminal flush was written, and the line discipline acts on it a
 		// moment later: output read in between is mostly what the flush discards (a flood goes
-		// on until then), and only its newest bytes may answer the input.
+		// on until then; the kernel moves up to tens of KiB more past the mark meanwhile on a
+		// busy machine), and only its newest bytes may answer the input.
 		fresh = min(fresh, expectedFlushKeep)
 	}
 	keepOut := min(len(s.out), fresh) // the fresh bytes are the newest
@@ -200,6 +213,26 @@ func (r *outputReader) collect(n int) []byte {
 		}
 	}
 	return buf[:n]
+}
+
+// dropStale reads and drops up to n bytes of the output that the terminal holds already: the
+// stale output before the mark (see readTerminal), which Linux's flush leaves in the line
+// discipline, ready to read at once. It returns how many it dropped. A flush or an error that
+// comes meanwhile is held for the next read.
+func (r *outputReader) dropStale(n int64) int64 {
+	var dropped int64
+	for r.nr != nil && dropped < n {
+		m, fl, e := r.nr.ReadOutputNow(r.small[:min(int64(len(r.small)), n-dropped)])
+		dropped += int64(m)
+		if fl || e != nil {
+			r.held, r.heldFlushed, r.heldErr = true, fl, e
+			break
+		}
+		if m == 0 {
+			break
+		}
+	}
+	return dropped
 }
 
 // sendNowLocked sends p, just read from the terminal, as a DATA frame in one conn Write from the

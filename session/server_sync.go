@@ -33,6 +33,7 @@ func (s *serverSession) mayFlush(p []byte) time.Duration {
 	if fp, ok := s.t.(FlushPredictor); ok {
 		if len(p) > 0 && fp.FlushesOutput(p) {
 			wait = predictedFlushWait
+			s.markStale()
 		}
 	} else if bytes.ContainsAny(p, defaultSignalChars) {
 		wait = guessedFlushWait
@@ -41,6 +42,24 @@ func (s *serverSession) mayFlush(p []byte) time.Duration {
 		s.flushDue.Store(true)
 	}
 	return wait
+}
+
+// markStale notes, before input that makes the terminal flush is written, the offset in the
+// output up to which the terminal holds output already (OutputMarker): that output is older than
+// the input, and a flush makes it stale (see readTerminal). A mark stays valid for any later
+// flush, so only the newest counts. Called without s.mu.
+func (s *serverSession) markStale() {
+	om, ok := s.t.(OutputMarker)
+	if !ok {
+		return
+	}
+	mark, err := om.OutputMark()
+	if err != nil {
+		return // best effort: the flush then keeps what it always kept
+	}
+	s.mu.Lock()
+	s.staleMark = max(s.staleMark, mark)
+	s.mu.Unlock()
 }
 
 // syncLocked takes a SYNC: it is answered once the input before it is written to the terminal

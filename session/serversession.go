@@ -32,6 +32,8 @@ type serverSession struct {
 	outEnded  bool   // ReadOutput returned an error: the output is over
 	outErr    error  // that error, unless io.EOF
 	fresh     int    // output bytes read since input was last written to the terminal
+	outRead   int64  // output bytes read from the terminal (readTerminal's)
+	staleMark int64  // output before this offset (in outRead's count) is older than the last flushing input (OutputMarker)
 	flush     bool   // a FLUSH frame is due
 	flushKeep int    // the FLUSH keeps that many bytes sent before it
 	unacked   int    // output bytes sent, not yet credited by the client

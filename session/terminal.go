@@ -15,7 +15,8 @@ import (
 // waits in Wait), OutputNowReader (a flood of output leaves in big writes while an idle session
 // keeps a small buffer), TryWriter (a keystroke reaches the shell from the goroutine that
 // read it, without a hop to a second one), FlushPredictor (an interrupted flood's output is
-// held no longer than needed) and FlushKeyer (a client discards its own terminal's output at ^C).
+// held no longer than needed; with OutputMarker, none of the output the terminal held at ^C is
+// sent after the flush) and FlushKeyer (a client discards its own terminal's output at ^C).
 //
 // Another, StatusWaiter, is for a shell that another process reaps (a server with privilege
 // separation): Serve calls its WaitStatus in place of Wait, for the exit status the client gets.
@@ -72,6 +73,17 @@ type OutputNowReader interface {
 // off) pays in the delay of its output after them.
 type FlushPredictor interface {
 	FlushesOutput(b []byte) bool
+}
+
+// OutputMarker is an optional Terminal method, with OutputNowReader. OutputMark returns the count
+// of output bytes that ReadOutput and ReadOutputNow will have returned once they have returned the
+// output that the terminal holds now, ready to read at once: output older than any input written
+// after the call. Serve calls it, from the goroutine that writes input, right before it writes
+// input that FlushesOutput predicts to flush: the terminal's flush may leave output it held
+// already (Linux's leaves up to 4 KiB), and Serve drops that as stale rather than send it after
+// the FLUSH.
+type OutputMarker interface {
+	OutputMark() (int64, error)
 }
 
 // FlushKeyer is an optional Terminal method. FlushKeys returns the characters that, typed now,

@@ -353,6 +353,14 @@ func (t *loginTerminal) FlushesOutput(b []byte) bool {
 	return false
 }
 
+// FlushKeys implements session.FlushKeyer: none during the prompt.
+func (t *loginTerminal) FlushKeys() []byte {
+	if term := t.attached(); term != nil {
+		return term.FlushKeys()
+	}
+	return nil
+}
+
 // attached returns the pty, or nil before it is here.
 func (t *loginTerminal) attached() *pty.Attached {
 	t.mu.Lock()

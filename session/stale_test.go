@@ -1,0 +1,103 @@
+package session
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/rlogin-go/rlogin/pty"
+)
+
+// gatedPTY is a pty whose ReadOutput waits until open is closed: the server reads nothing of the
+// output until the test lets it.
+type gatedPTY struct {
+	*pty.PTY
+	open chan struct{}
+}
+
+func (g *gatedPTY) ReadOutput(b []byte) (int, bool, error) {
+	<-g.open
+	return g.PTY.ReadOutput(b)
+}
+
+// TestFlushDropsHeldOutput: a flood interrupted by ^C while the server reads nothing (its
+// window is full, here its reads are held back) leaves the pty's line discipline full (4 KiB),
+// which Linux's flush does not empty and reads return after the flush's report. All of it is
+// older than the ^C: none of it reaches the client, before the FLUSH or after it; the echoed ^C
+// and what the shell's trap writes after it do.
+func TestFlushDropsHeldOutput(t *testing.T) {
+	done := filepath.Join(t.TempDir(), "trapped")
+	// The trap writes its output after the flush: the write waits for the line discipline's
+	// flush to finish (both hold its settings' lock). Then it says so in a file.
+	p := startTestPTY(t, exec.Command("sh", "-c", `trap 'echo PROMPT; : >"$0"; exit 3' INT; yes`, done))
+	g := &gatedPTY{PTY: p, open: make(chan struct{})}
+	opened := false
+	defer func() {
+		if !opened {
+			close(g.open)
+		}
+	}()
+	req := bob
+	req.Capabilities = []string{capFlow2}
+	peer, res, ans := serveRaw(t, g, req, []string{capFlow2})
+	if ans.typ != frameAccept {
+		t.Fatalf("answer %v, want ACCEPT", ans.typ)
+	}
+	// Nothing reads the flood: the line discipline fills (4095 bytes), then the pty's buffers.
+	waitUntil(t, "a full line discipline", func() bool {
+		mark, err := p.OutputMark()
+		return err == nil && mark >= 4095
+	})
+	peer.write(appendHeader(appendFrame(nil, frameData, []byte{3}), frameSync, 0))
+	waitUntil(t, "the trap", func() bool {
+		_, err := os.Stat(done)
+		return err == nil
+	})
+	close(g.open)
+	opened = true
+
+	var after []byte // output after the FLUSH
+	flushes, synced := 0, false
+	for !bytes.Contains(after, []byte("PROMPT")) || !synced {
+		m := peer.read()
+		switch m.typ {
+		case frameData:
+			if flushes == 0 {
+				t.Errorf("DATA of %d bytes before the FLUSH: %q", len(m.data), m.data[:min(len(m.data), 64)])
+			}
+			after = append(after, m.data...)
+		case frameFlush:
+			flushes++
+			if m.keep != 0 {
+				t.Errorf("FLUSH keeps %d bytes, want 0", m.keep)
+			}
+		case frameSynced:
+			synced = true
+			if flushes == 0 {
+				t.Error("SYNCED before the FLUSH")
+			}
+		case frameExit, frameClose:
+			t.Fatalf("%v before the prompt; output after the FLUSH: %q", m.typ, after)
+		}
+	}
+	if flushes != 1 {
+		t.Errorf("%d FLUSH frames, want 1", flushes)
+	}
+	if i := bytes.IndexByte(after, 'y'); i >= 0 {
+		t.Errorf("the flood's output came after the FLUSH (%d bytes): %q", bytes.Count(after, []byte("y")), after[:min(len(after), 200)])
+	}
+	if !bytes.Contains(after, []byte("^C")) {
+		t.Errorf("no echoed ^C after the FLUSH: %q", after)
+	}
+	for m := peer.read(); m.typ != frameExit; m = peer.read() {
+		if m.typ == frameClose {
+			t.Fatalf("CLOSE %q, want EXIT", m.text)
+		}
+	}
+	_ = peer.conn.Close()
+	if srv := waitServed(t, res); srv.err != nil {
+		t.Errorf("Serve: %v", srv.err)
+	}
+}
