@@ -51,9 +51,12 @@ const (
 // keeps one SYNC under way as a probe of the round trip (sent with a credit when none is
 // under way). A probe that takes more than queueSlack longer than the shortest round trip
 // shows a standing queue: the window shrinks to the rate of the last epoch (half a window
-// consumed) times the shortest round trip, plus paceMargin's worth, a credit batch and the
-// server's flushReserve (which it does not send into until a flush), and not
-// below minQueueWindow (under the base when need be). The window grows only while the last
+// consumed) times the shortest round trip, plus paceMargin's worth, a credit batch, the
+// server's flushReserve (which it does not send into until a flush) and the output that waited
+// in the client's queue at a credit on average over the epoch, and not below minQueueWindow
+// (under the base when need be). That queue costs ^C nothing (the client drops it at the
+// FLUSH), but without it the window left the link idle while the terminal took its output:
+// 0.94x OpenSSH through 20 Mbit/s at 100 ms, where the client queued 40-50 KB at a credit. The window grows only while the last
 // probe showed less than growSlack of queue; once it shrank to the link, by a sixteenth an
 // epoch rather than twice, until the rate doubles what the link carried then (measured through
 // a 20 Mbit/s link at 100 ms, doubling swung the window between 330 and 660 KB and the queue up
@@ -72,6 +75,9 @@ type windowTuner struct {
 	linkRate      float64       // the rate when the window last shrank to the link; 0: never
 	epochStart    time.Time     // when the current measuring epoch began
 	epochConsumed int           // output consumed since then
+	epochQueued   int           // the sum of the output queued at each credit since then
+	epochCredits  int           // how many credits since then
+	localQueue    int           // the output queued at a credit, on average over the last epoch
 
 	syncs []pendingSync // SYNCs sent, not answered yet, oldest first
 	holds int           // how many of them hold the output
@@ -153,11 +159,11 @@ func (w *windowTuner) shrinkToLink() {
 }
 
 // linkWindow is the window that the last epoch's rate needs (see windowTuner): the rate times
-// the shortest round trip, plus paceMargin's worth, a credit batch and the server's
-// flushReserve, and at least minQueueWindow.
+// the shortest round trip, plus paceMargin's worth, a credit batch, the server's flushReserve
+// and the client's own queue, and at least minQueueWindow.
 func (w *windowTuner) linkWindow() int {
 	bdp := w.rate * (w.minRTT + paceMargin).Seconds()
-	return max(minQueueWindow, int(bdp)+creditBatch+flushReserve)
+	return max(minQueueWindow, int(bdp)+creditBatch+flushReserve+w.localQueue)
 }
 
 // adjust is called when n bytes of consumed output are credited, with queued bytes still
@@ -169,6 +175,8 @@ func (w *windowTuner) adjust(n, queued int, now time.Time) int {
 		w.epochStart = now // the first epoch starts at the first credit: it measures what follows
 	} else {
 		w.epochConsumed += n
+		w.epochQueued += queued
+		w.epochCredits++
 	}
 	if w.epochConsumed >= w.window/2 {
 		// Consumed faster than half a window per round trip (fraction of a window in less than
@@ -181,7 +189,8 @@ func (w *windowTuner) adjust(n, queued int, now time.Time) int {
 			r := float64(w.epochConsumed) / elapsed.Seconds()
 			w.rate, w.lastRate = max(r, w.lastRate), r
 		}
-		w.epochStart, w.epochConsumed = now, 0
+		w.localQueue = w.epochQueued / max(w.epochCredits, 1)
+		w.epochStart, w.epochConsumed, w.epochQueued, w.epochCredits = now, 0, 0, 0
 		w.shrinkToLink() // at the new rate
 		if fast && w.queue <= growSlack && queued <= w.window/4 && w.window < maxClientWindow {
 			grow := min(w.window, maxClientWindow-w.window)

@@ -47,3 +47,29 @@ func TestWindowJumpsToTheLink(t *testing.T) {
 		t.Errorf("near the link's window: window %d, want %d", w.window, want)
 	}
 }
+
+// TestWindowKeepsTheLocalQueue: the window shrunk to the link also holds the output that waited
+// in the client's own queue at a credit, on average over the epoch: it is not on the link, and
+// without it the link would run dry while the terminal takes its output.
+func TestWindowKeepsTheLocalQueue(t *testing.T) {
+	const (
+		rtt    = 100 * time.Millisecond
+		rate   = 2_500_000 // bytes per second: a 20 Mbit/s link
+		queued = 48 << 10  // at each credit
+	)
+	at := func(n int) time.Duration { return time.Duration(n) * time.Second / rate }
+	now := time.Unix(1000, 0)
+	link := int(rate*(rtt+paceMargin).Seconds()) + creditBatch + flushReserve
+
+	for _, q := range []int{0, queued} {
+		w := windowTuner{window: 4 << 20, minRTT: rtt}
+		consume(&w, &now, 3<<20, at(3<<20), q) // an epoch at the link's rate
+		w.probed(rtt + 300*time.Millisecond)
+		for range 8 {
+			consume(&w, &now, 1<<20, at(1<<20), q)
+		}
+		if want := link + q; w.window != want {
+			t.Errorf("%d bytes queued at each credit: window %d, want the link's %d and the queue, %d", q, w.window, link, want)
+		}
+	}
+}
