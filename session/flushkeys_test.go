@@ -2,9 +2,11 @@ package session
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestFlushKeys: over a real pty, the server announces with FLUSHKEYS the characters that make
@@ -84,4 +86,67 @@ func TestFlushKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keyedTerminal is a fake terminal whose flush keys the test sets.
+type keyedTerminal struct {
+	*fakeTerminal
+	keys string
+}
+
+func (k *keyedTerminal) FlushKeys() []byte {
+	var keys []byte
+	k.locked(func() { keys = []byte(k.keys) })
+	return keys
+}
+
+// TestFlushKeysReattach: the client of each conn starts from none: a reattach that offers
+// flushkeys hears the keys again before its first DATA; one that does not offer it hears none.
+func TestFlushKeysReattach(t *testing.T) {
+	term := &keyedTerminal{fakeTerminal: newFakeTerminal(t, "sleep", "3600"), keys: "\x03"}
+	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+	var id SessionID
+	for i, caps := range [][]string{{capFlushKeys, capResume}, {capFlushKeys, capAttach}, {capAttach}} {
+		conn, err := rig.dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer := newRawPeer(t, conn)
+		peer.login(Request{User: "bob", Term: "xterm", Capabilities: caps})
+		if i > 0 {
+			peer.send(message{typ: frameResume, resume: &ResumeRequest{ID: id}}) // a reattach
+		}
+		if v := peer.readByte(); v != version {
+			t.Fatalf("server answered version %d", v)
+		}
+		if m := peer.read(); m.typ != frameAccept {
+			t.Fatalf("conn %d: answer %v, want ACCEPT", i, m.typ)
+		}
+		if i == 0 {
+			m := peer.read()
+			if m.typ != frameResumable {
+				t.Fatalf("%v, want RESUMABLE", m.typ)
+			}
+			id = m.resumable.id
+		}
+		// The first conn's output, if a reattach sends it again, then this one's.
+		line := produce(term.fakeTerminal, fmt.Sprint("conn", i), 0, 1)
+		var got []byte
+		keys := ""
+		for !bytes.Contains(got, line) {
+			m := peer.read()
+			switch m.typ {
+			case frameFlushKeys:
+				keys = string(m.data)
+			case frameData:
+				if want := map[bool]string{true: "\x03", false: ""}[slices.Contains(caps, capFlushKeys)]; keys != want {
+					t.Errorf("conn %d: DATA %q after FLUSHKEYS %q, want %q", i, m.data, keys, want)
+				}
+				got = append(got, m.data...)
+			case frameExit, frameClose:
+				t.Fatalf("conn %d: %v", i, m.typ)
+			}
+		}
+	}
+	term.Hangup()
 }
