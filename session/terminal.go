@@ -76,9 +76,9 @@ type FlushPredictor interface {
 }
 
 // OutputMarker is an optional Terminal method, with OutputNowReader. OutputMark returns the count
-// of output bytes that ReadOutput and ReadOutputNow will have returned once they have returned the
-// output that the terminal holds now, ready to read at once: output older than any input written
-// after the call. Serve calls it, from the goroutine that writes input, right before it writes
+// of output bytes that ReadOutput and ReadOutputNow will have returned (since the terminal was
+// made: Serve, its only reader, counts the same) once they have returned the output that the
+// terminal holds now, ready to read at once: output older than any input written after the call. Serve calls it, from the goroutine that writes input, right before it writes
 // input that FlushesOutput predicts to flush: the terminal's flush may leave output it held
 // already (Linux's leaves up to 4 KiB), and Serve drops that as stale rather than send it after
 // the FLUSH.
