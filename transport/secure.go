@@ -29,12 +29,25 @@ const DefaultHandshakeTimeout = 10 * time.Second
 
 // A SecureConfig configures one end of a secure stream.
 type SecureConfig struct {
-	// Key is this end's key (required): an ed25519.PrivateKey, or any
-	// crypto.Signer whose public half is an ed25519.PublicKey, such as a key
-	// held by ssh-agent or by another process, so that the private half
-	// need not be in this one. Its public half is sent to the peer in a
-	// self-signed certificate.
+	// Key is this end's key (required, unless GetKey is set): an
+	// ed25519.PrivateKey, or any crypto.Signer whose public half is an
+	// ed25519.PublicKey, such as a key held by ssh-agent or by another
+	// process, so that the private half need not be in this one. Its public
+	// half is sent to the peer in a self-signed certificate.
 	Key crypto.Signer
+	// GetKey, if set in place of Key and Certificate, returns them when
+	// the handshake begins. A client's first message (the ClientHello)
+	// needs no key, and the server asks for the key only in its answer, a
+	// round trip later; so Client sends that message at once and calls
+	// GetKey in a goroutine of its own, and the work of finding the key
+	// (reading and checking a key file, asking an agent) and of making its
+	// certificate overlaps the round trip. Client waits for GetKey before
+	// it calls VerifyPeer or VerifyPeerCertificate (so that a question one
+	// of them asks the user never comes while GetKey asks one), and
+	// returns only after GetKey has returned, even when the handshake
+	// failed. Server calls GetKey before the handshake. GetKey's error
+	// aborts the handshake, and Client or Server return it as it is.
+	GetKey func() (crypto.Signer, *ssh.Certificate, error)
 	// HandshakeTimeout bounds the handshake; 0 means
 	// DefaultHandshakeTimeout. The ctx given to Client or Server bounds
 	// it too.
@@ -105,17 +118,9 @@ func Server(ctx context.Context, conn net.Conn, cfg *SecureConfig) (*SecureConn,
 }
 
 func handshake(ctx context.Context, conn net.Conn, cfg *SecureConfig, server bool) (*SecureConn, error) {
-	tc, peer, err := secureConfig(cfg)
-	if err != nil {
+	if err := checkConfig(cfg); err != nil {
 		_ = conn.Close()
 		return nil, err
-	}
-	raw := newRecordConn(conn)
-	var c *tls.Conn
-	if server {
-		c = tls.Server(raw, tc)
-	} else {
-		c = tls.Client(raw, tc)
 	}
 	timeout := cfg.HandshakeTimeout
 	if timeout <= 0 {
@@ -123,52 +128,143 @@ func handshake(ctx context.Context, conn net.Conn, cfg *SecureConfig, server boo
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := c.HandshakeContext(ctx); err != nil {
+	own := newLocalKey(cfg)
+	if server || cfg.GetKey == nil {
+		own.find() // needed at once: a server's first answer carries its certificate
+	} else {
+		go own.find()
+	}
+	tc, peer := secureConfig(ctx, cfg, own, server)
+	raw := newRecordConn(conn)
+	var c *tls.Conn
+	if server {
+		c = tls.Server(raw, tc)
+	} else {
+		c = tls.Client(raw, tc)
+	}
+	err := own.errNow()
+	if err == nil {
+		err = c.HandshakeContext(ctx)
+	}
+	if err != nil {
 		_ = c.Close()
+		<-own.done // GetKey's goroutine, if any, has ended
+		if own.err != nil {
+			return nil, own.err // GetKey's own error, or the certificate's
+		}
 		if peer.refused != nil {
 			return nil, peer.refused // the caller's own error, in its own words
 		}
 		return nil, fmt.Errorf("transport: tls handshake: %w", err)
 	}
+	<-own.done // the handshake presented the key: found long ago
 	return &SecureConn{conn: c, raw: raw, peer: peer.key, peerCert: peer.cert}, nil
 }
 
-// secureConfig returns the tls.Config of one handshake and where its
-// verification stores the peer's key.
-func secureConfig(cfg *SecureConfig) (*tls.Config, *peerCheck, error) {
-	if cfg == nil || cfg.Key == nil {
-		return nil, nil, errors.New("transport: SecureConfig needs an ed25519 Key")
+// checkConfig checks what cfg says of this end's key before the handshake begins; a key
+// GetKey returns is checked when it comes (localKey.find).
+func checkConfig(cfg *SecureConfig) error {
+	switch {
+	case cfg == nil || cfg.Key == nil && cfg.GetKey == nil:
+		return errors.New("transport: SecureConfig needs an ed25519 Key")
+	case cfg.GetKey != nil && (cfg.Key != nil || cfg.Certificate != nil):
+		return errors.New("transport: SecureConfig sets GetKey and also Key or Certificate; set one way")
+	case cfg.VerifyPeer != nil && cfg.VerifyPeerCertificate != nil:
+		return errors.New("transport: SecureConfig sets both VerifyPeer and VerifyPeerCertificate; set one")
 	}
-	if k, isRaw := cfg.Key.(ed25519.PrivateKey); isRaw && len(k) != ed25519.PrivateKeySize {
-		return nil, nil, errors.New("transport: SecureConfig needs an ed25519 Key")
+	return nil
+}
+
+// A localKey is this end's key and certificate for one handshake, found once (see
+// SecureConfig.GetKey): done is closed when cert or err is set.
+type localKey struct {
+	cfg  *SecureConfig
+	done chan struct{}
+	cert tls.Certificate
+	err  error
+}
+
+func newLocalKey(cfg *SecureConfig) *localKey {
+	return &localKey{cfg: cfg, done: make(chan struct{})}
+}
+
+// find finds the key (cfg.Key, or GetKey's) and makes its self-signed certificate.
+func (k *localKey) find() {
+	defer close(k.done)
+	key, cert := k.cfg.Key, k.cfg.Certificate
+	if k.cfg.GetKey != nil {
+		var err error
+		if key, cert, err = k.cfg.GetKey(); err != nil {
+			k.err = err // as it is: the caller's own words
+			return
+		}
+		if key == nil {
+			k.err = errors.New("transport: SecureConfig.GetKey returned no key")
+			return
+		}
 	}
-	if _, ok := cfg.Key.Public().(ed25519.PublicKey); !ok {
-		return nil, nil, fmt.Errorf("transport: SecureConfig.Key is a %T key, want ed25519", cfg.Key.Public())
+	k.cert, k.err = certificateFor(key, cert)
+}
+
+// errNow is find's error if find has ended, else nil.
+func (k *localKey) errNow() error {
+	select {
+	case <-k.done:
+		return k.err
+	default:
+		return nil
 	}
-	if cfg.VerifyPeer != nil && cfg.VerifyPeerCertificate != nil {
-		return nil, nil, errors.New("transport: SecureConfig sets both VerifyPeer and VerifyPeerCertificate; set one")
+}
+
+// wait waits for find, within ctx, and returns its error.
+func (k *localKey) wait(ctx context.Context) error {
+	select {
+	case <-k.done:
+		return k.err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	ext, err := certificateExtension(cfg.Certificate, cfg.Key.Public().(ed25519.PublicKey))
+}
+
+// certificateFor checks key (and cert, an OpenSSH certificate of it, if not nil) and makes the
+// self-signed certificate that presents them.
+func certificateFor(key crypto.Signer, cert *ssh.Certificate) (tls.Certificate, error) {
+	if k, isRaw := key.(ed25519.PrivateKey); isRaw && len(k) != ed25519.PrivateKeySize {
+		return tls.Certificate{}, errors.New("transport: SecureConfig needs an ed25519 Key")
+	}
+	pub, ok := key.Public().(ed25519.PublicKey)
+	if !ok {
+		return tls.Certificate{}, fmt.Errorf("transport: SecureConfig.Key is a %T key, want ed25519", key.Public())
+	}
+	ext, err := certificateExtension(cert, pub)
 	if err != nil {
-		return nil, nil, err
+		return tls.Certificate{}, err
 	}
-	cert, err := selfSigned(cfg.Key, ext)
-	if err != nil {
-		return nil, nil, err
-	}
+	return selfSigned(key, ext)
+}
+
+// secureConfig returns the tls.Config of one handshake, which presents own (found by then on a
+// server), and where its verification stores the peer's key. ctx bounds the handshake.
+func secureConfig(ctx context.Context, cfg *SecureConfig, own *localKey, server bool) (*tls.Config, *peerCheck) {
 	peer := new(peerCheck)
 	tc := &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		MaxVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return &cert, nil
+		MinVersion: tls.VersionTLS13,
+		MaxVersion: tls.VersionTLS13,
+		GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if err := own.wait(cri.Context()); err != nil {
+				return nil, err
+			}
+			return &own.cert, nil
 		},
 		ClientAuth: tls.RequireAnyClientCert,
 		// There are no X.509 certificate authorities: the chain check is
 		// replaced by VerifyPeerCertificate.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			// Whatever GetKey asks the user comes first, then the verifier's question.
+			if err := own.wait(ctx); err != nil {
+				return err
+			}
 			pub, sshCert, err := peerKey(raw)
 			if err != nil {
 				return err
@@ -188,7 +284,10 @@ func secureConfig(cfg *SecureConfig) (*tls.Config, *peerCheck, error) {
 		},
 		SessionTicketsDisabled: true, // every connection checks its peer's key
 	}
-	return tc, peer, nil
+	if server {
+		tc.Certificates = []tls.Certificate{own.cert}
+	}
+	return tc, peer
 }
 
 // A peerCheck is what the verification of one handshake found. The

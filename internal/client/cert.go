@@ -25,8 +25,7 @@ import (
 // (identity.go chooses them), and check for the server's key or certificate.
 func (r *runner) secureConfig(id *identity, check *hostKeyCheck) *transport.SecureConfig {
 	return &transport.SecureConfig{
-		Key:                   id.signer,
-		Certificate:           id.cert,
+		GetKey:                id.key, // loaded in the handshake's first round trip, if not before
 		VerifyPeerCertificate: check.verifyCertificate,
 	}
 }

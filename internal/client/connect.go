@@ -104,7 +104,8 @@ func (r *runner) startSession(ctx context.Context, sc *transport.SecureConn, id 
 // a key the user accepted goes into known_hosts once the server has proved that it holds it.
 //
 // The TLS ClientHello follows the mailbox name without waiting for the server's "+": the name's
-// round trip and the handshake's are one (docs/protocol.md, "Round trips"). The connect timeout
+// round trip and the handshake's are one (docs/protocol.md, "Round trips"). The key id is
+// loaded, if it is not yet, and its certificate made while that round trip is under way. The connect timeout
 // bounds the dial and the wait for that "+", which the handshake's first read takes.
 func (r *runner) secureConn(ctx context.Context, id *identity, check *hostKeyCheck) (*transport.SecureConn, error) {
 	r.debugf("connecting to %s", check.hostport)
@@ -125,7 +126,9 @@ func (r *runner) secureConn(ctx context.Context, id *identity, check *hostKeyChe
 	sc, err := transport.Client(ctx, conn, cfg)
 	if err != nil {
 		var mailbox *transport.MailboxError
-		switch {
+		switch kerr := id.ensure(); {
+		case kerr != nil:
+			return nil, kerr // the key did not load (identity.go): its own words
 		case check.err != nil:
 			return nil, check.err
 		case errors.As(err, &mailbox) || errors.Is(err, context.DeadlineExceeded) && connectTimedOut(dctx):

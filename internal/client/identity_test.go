@@ -403,3 +403,85 @@ func TestPassphraseInterrupted(t *testing.T) {
 		t.Fatalf("terminal changed (echo left off?):\nbefore %+v\nafter  %+v", before, after)
 	}
 }
+
+// TestFirstKeyLoadsDuringHandshake: the first key is handed out before it is loaded when
+// loading it asks nothing (an unencrypted key file; the handshake loads it in its first round
+// trip), and loaded at once when it needs its passphrase (asked before any connection), with
+// -d, or when the file is not one rlogin can use; loaded either way, it is the same key.
+func TestFirstKeyLoadsDuringHandshake(t *testing.T) {
+	plain := t.TempDir()
+	sshtest.Keygen(t, filepath.Join(mkdirAll(t, plain, ".ssh"), "id_ed25519"), "")
+	encrypted := t.TempDir()
+	encryptedSSHKey(t, encrypted)
+	open := t.TempDir()
+	sshtest.Keygen(t, filepath.Join(mkdirAll(t, open, ".ssh"), "id_ed25519"), "")
+	if err := os.Chmod(filepath.Join(open, ".ssh", "id_ed25519"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name        string
+		home        string
+		debug       bool
+		lazy        bool
+		loadErr     string // what loading it says, "" if it loads
+		passphrases int    // asked by next
+	}{
+		{name: "unencrypted", home: plain, lazy: true},
+		{name: "unencrypted, -d", home: plain, debug: true},
+		{name: "encrypted", home: encrypted, passphrases: 1},
+		{name: "readable by others", home: open, loadErr: "too open"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			asked := answers("open sesame")
+			cfg := &Config{Stderr: &stderr, Home: tc.home, Environ: []string{}, Passphrase: asked}
+			r := newRunner(cfg, Options{Debug: tc.debug}, cfg.Stderr)
+			dir, err := r.rloginDir()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids, err := r.newIdentities(watchdog(t), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ids.close()
+			id, err := ids.next()
+			if tc.loadErr != "" && !tc.lazy {
+				if err == nil || !strings.Contains(err.Error(), tc.loadErr) {
+					t.Fatalf("next: %v, want an error saying %q", err, tc.loadErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (id.lazy != nil) != tc.lazy {
+				t.Errorf("handed out unloaded: %v, want %v", id.lazy != nil, tc.lazy)
+			}
+			if got := 1 - len(*asked); got != tc.passphrases {
+				t.Errorf("next asked %d passphrases, want %d", got, tc.passphrases)
+			}
+			signer, _, err := id.key()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := keys.LoadPublic(filepath.Join(tc.home, ".ssh", "id_ed25519.pub"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !signer.Public().(ed25519.PublicKey).Equal(want) || !id.public().Equal(want) || id.from != "~/.ssh/id_ed25519" && id.from != tc.home+"/.ssh/id_ed25519" {
+				t.Errorf("loaded %s from %q, want the key of ~/.ssh/id_ed25519 %s", keys.Fingerprint(id.public()), id.from, keys.Fingerprint(want))
+			}
+		})
+	}
+}
+
+// mkdirAll makes the directory dir/name (mode 0700) and returns its path.
+func mkdirAll(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
