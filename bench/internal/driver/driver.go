@@ -211,8 +211,18 @@ func (s *Rlogin) Wait(timeout time.Duration) error {
 	return s.err
 }
 
-// Close ends the session and waits for its goroutines.
+// logoutTimeout bounds Close's wait for the shell to exit.
+const logoutTimeout = 10 * time.Second
+
+// Close ends the session and waits for its goroutines. The session is resumable, so the server
+// would keep the shell of a closed connection for its detach timeout: Close logs out first, with
+// end of input for whatever reads the terminal (a newline and ^D end a cat of the samples) and
+// then for the shell (no signal: an interrupt may make the shell drop the input after it), and
+// closes the connection once the session has ended, or after logoutTimeout.
 func (s *Rlogin) Close() error {
+	if s.Send("\n\x04") == nil && s.in.Close() == nil {
+		_ = s.Wait(logoutTimeout) // the shell's status, or its failure to exit, is not Close's business
+	}
 	_ = s.c.Close()
 	s.once.Do(func() { s.err = <-s.done })
 	return nil
