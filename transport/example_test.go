@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/rlogin-go/rlogin/transport"
 	"github.com/rlogin-go/rlogin/transport/memnet"
@@ -156,6 +159,43 @@ func Example_secure() {
 	// client sees the host key: true
 	// server sees the user key: true
 	// server read: hello over TLS 1.3
+}
+
+// ExampleSecureConfig_getKey lets a client send its first message before
+// it has its key: finding the key (reading a key file, asking an agent)
+// overlaps the first round trip, as the server asks for the key only in its
+// answer.
+func ExampleSecureConfig_getKey() {
+	ctx := context.Background()
+	_, hostKey, _ := ed25519.GenerateKey(rand.Reader)
+	srvConn, cliConn := net.Pipe()
+	served := make(chan error, 1)
+	go func() {
+		sc, err := transport.Server(ctx, srvConn, &transport.SecureConfig{Key: hostKey})
+		if err == nil {
+			_, err = io.WriteString(sc, "hello")
+			_ = sc.Close()
+		}
+		served <- err
+	}()
+
+	findKey := func() (crypto.Signer, *ssh.Certificate, error) {
+		_, key, err := ed25519.GenerateKey(rand.Reader) // a key file, an agent: here a new key
+		return key, nil, err
+	}
+	sc, err := transport.Client(ctx, cliConn, &transport.SecureConfig{GetKey: findKey})
+	if err != nil {
+		log.Fatal(err)
+	}
+	msg, _ := io.ReadAll(sc)
+	_ = sc.Close()
+	if err := <-served; err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(msg))
+
+	// Output:
+	// hello
 }
 
 // ExampleDialer runs a server and its client on an in-memory network: the
