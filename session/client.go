@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -111,6 +112,8 @@ type Client struct {
 	qoff     int
 	flushed  bool // a FLUSH arrived that OnFlush has not yet been told about
 	writing  bool // a goroutine is writing Stdout (or calling OnFlush)
+	chunking bool // writeOutput is writing a chunk taken from the queue (client_output.go)
+	restKeep int  // of that chunk's unwritten rest, what the FLUSHes since it was taken keep; MaxInt: no FLUSH
 	unacked  int  // output bytes received, not yet credited
 	consumed int  // output bytes written or dropped, not yet credited
 	credit   int  // input bytes we may still send
@@ -423,6 +426,7 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	c.endLocked(fmt.Errorf("session: %w", net.ErrClosed))
+	c.cutWriteLocked()
 	alive := c.alive
 	c.mu.Unlock()
 	c.res.cancel() // a Reconnect under way gives up
@@ -544,6 +548,7 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 		if c.qoff == len(c.q) {
 			c.q, c.qoff = c.q[:0], 0
 		}
+		c.flushChunkLocked(queued, int(m.keep)) // the chunk under way stops, and its rest is dropped too
 		// OnFlush discards the local terminal's output queue too, unless part of what the server
 		// asked to keep was written already.
 		if int(m.keep) <= queued {
@@ -653,6 +658,7 @@ func (c *Client) writeOutput() error {
 		if !c.heldLocked() {
 			n = copy(buf[:c.writeChunkLocked()], c.q[c.qoff:])
 			c.qoff += n
+			c.chunking, c.restKeep = n > 0, math.MaxInt
 		}
 		if c.qoff == len(c.q) {
 			c.q, c.qoff = c.q[:0], 0
@@ -670,18 +676,24 @@ func (c *Client) writeOutput() error {
 			c.OnFlush()
 		}
 		var err error
+		written := 0
 		if n > 0 {
-			_, err = out.Write(buf[:n])
+			written, err = c.writeChunk(out, buf[:n])
 		}
 		c.mu.Lock()
 		c.writing = false
 		if err != nil {
+			c.chunking = false
 			err = c.outputFailedLocked(err)
 			c.mu.Unlock()
 			_ = c.closeConn()
 			return err
 		}
-		c.consumed += n
+		c.consumed += written
+		if written < n { // stopped by a hold or a flush: the rest waits for the answer
+			c.putBackLocked(buf[written:n])
+		}
+		c.chunking, c.restKeep = false, math.MaxInt
 		k := c.takeCreditLocked()
 		c.mu.Unlock()
 		c.sendCredit(k)
@@ -689,10 +701,11 @@ func (c *Client) writeOutput() error {
 }
 
 // holdChunk is the largest Stdout Write while an interrupt may hold the output across a long
-// round trip (holdChunkRTT or more): a Write under way when the user types the interrupt
-// character still reaches the terminal, so it is no bigger than the output a flush may let
-// through (docs/protocol.md, section 7.3). Over a short round trip the flush comes before much
-// more is written anyway, and a flood a fast link brings leaves in fewer, bigger Writes.
+// round trip (holdChunkRTT or more), unless Stdout is a StoppableWriter (whose write stops when the
+// hold begins): a Write under way when the user types the interrupt character still reaches
+// the terminal, so it is no bigger than the output a flush may let through (docs/protocol.md,
+// section 7.3). Over a short round trip the flush comes before much more is written anyway,
+// and a flood a fast link brings leaves in fewer, bigger Writes.
 const (
 	holdChunk    = 4 << 10
 	holdChunkRTT = 10 * time.Millisecond
@@ -700,7 +713,7 @@ const (
 
 // writeChunkLocked is the most writeOutput writes at once.
 func (c *Client) writeChunkLocked() int {
-	if c.flow2 && len(c.Interrupts) > 0 && c.tune.minRTT >= holdChunkRTT {
+	if _, stops := c.Stdout.(StoppableWriter); !stops && c.flow2 && len(c.Interrupts) > 0 && c.tune.minRTT >= holdChunkRTT {
 		return holdChunk
 	}
 	return maxDataFrame
@@ -817,6 +830,7 @@ func (c *Client) writeInput(p []byte, hold bool, gen int) error {
 		c.mu.Lock()
 		if hold = c.tune.canSync(); hold {
 			c.tune.syncSent(true) // the output is held from here on
+			c.cutWriteLocked()    // and the chunk under way stops at once
 		}
 		c.mu.Unlock()
 	}

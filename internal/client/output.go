@@ -9,11 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rlogin-go/rlogin/internal/rawio"
+	"github.com/rlogin-go/rlogin/session"
 )
 
 // outputWriter writes the remote output to the user's standard output, and local messages (the
 // escape help) in turn with it, and remembers whether the cursor is at the start of a line, so a
-// closing message starts there.
+// closing message starts there. It is a session.StoppableWriter: the chunk of output under way
+// stops when a hold after ^C begins.
 type outputWriter struct {
 	mu    sync.Mutex
 	w     io.Writer
@@ -23,37 +25,115 @@ type outputWriter struct {
 	room  *rawio.Watch // waits for room in the terminal behind nbfd; nil if none
 
 	direct bool // w is a regular file: TryWrite writes all of p to it
+
+	// Not under mu, which a write holds: Wake must not wait for one.
+	wakeMu  sync.Mutex
+	waiting *rawio.Watch // the Watch that a WriteUntil uses now
+	stopped *rawio.Watch // a Watch that Wake stopped, for good: WriteUntil replaces it
 }
+
+var _ session.StoppableWriter = (*outputWriter)(nil)
 
 // Write writes p to the terminal. With the non-blocking descriptor it waits for room in Go's
 // poller rather than in write(2): a thread blocked in a system call makes the runtime hand its
 // scheduling slot around, which under a flood of output cost about a sixth of rlogin's CPU.
-func (o *outputWriter) Write(p []byte) (int, error) {
+func (o *outputWriter) Write(p []byte) (int, error) { return o.WriteUntil(p, nil) }
+
+// WriteUntil is Write, but it returns early, with what it wrote, when stop (if not nil) reports
+// true: session.Client stops the chunk under way so when a hold after ^C begins. stop is called
+// before each try to write, so after each wait for room, and Wake ends a wait to call it.
+func (o *outputWriter) WriteUntil(p []byte, stop func() bool) (int, error) {
 	o.mu.Lock()
 	if o.room == nil {
 		defer o.mu.Unlock()
 		return o.writeLocked(o.w, p)
 	}
-	room := o.room
 	o.mu.Unlock()
 	n := 0
-	var werr error
-	err := room.Do(func() bool {
+	for {
 		o.mu.Lock()
-		defer o.mu.Unlock()
-		if o.nbfd == 0 {
-			werr = os.ErrClosed
-			return true
+		room := o.room
+		o.mu.Unlock()
+		if room == nil { // a new Watch could not be made: wait in write(2)
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			m, err := o.writeLocked(o.w, p[n:])
+			return n + max(m, 0), err
 		}
-		m, err := o.writeNowLocked(p[n:])
-		n += m
-		werr = err
-		return n == len(p) || err != nil
-	})
-	if err == nil {
-		err = werr
+		o.wakeMu.Lock()
+		o.waiting = room
+		o.wakeMu.Unlock()
+		halted := false
+		var werr error
+		err := room.Do(func() bool {
+			if stop != nil && stop() {
+				halted = true
+				return true
+			}
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			if o.nbfd == 0 {
+				werr = os.ErrClosed
+				return true
+			}
+			m, err := o.writeNowLocked(p[n:])
+			n += m
+			werr = err
+			return n == len(p) || err != nil
+		})
+		o.wakeMu.Lock()
+		o.waiting = nil
+		woken := o.stopped == room
+		o.stopped = nil
+		o.wakeMu.Unlock()
+		finished := halted || werr != nil || n == len(p)
+		if woken { // err is the Watch's Stop, not a failure
+			rerr := o.renewWatch(room)
+			switch {
+			case finished:
+				return n, werr
+			case rerr != nil:
+				return n, rerr
+			}
+			continue // stop is called before the next try
+		}
+		if err == nil {
+			err = werr
+		}
+		return n, err
 	}
-	return n, err
+}
+
+// Wake makes a WriteUntil that waits for room call its stop at once. A Wake that finds no
+// WriteUntil under way does nothing: the caller changes what stop reports before it calls Wake,
+// and WriteUntil calls stop before it waits.
+func (o *outputWriter) Wake() {
+	o.wakeMu.Lock()
+	defer o.wakeMu.Unlock()
+	if o.waiting != nil {
+		// A Watch has no way to end one wait only: Stop ends every later one too, so the
+		// WriteUntil that waited replaces it (a hold is one per interrupt typed).
+		o.waiting.Stop()
+		o.stopped, o.waiting = o.waiting, nil
+	}
+}
+
+// renewWatch replaces old, a Watch that Wake stopped, by a new one for the same descriptor. It
+// fails with os.ErrClosed when closeNonblocking closed old meanwhile.
+func (o *outputWriter) renewWatch(old *rawio.Watch) error {
+	o.mu.Lock()
+	if o.room != old {
+		o.mu.Unlock()
+		return os.ErrClosed
+	}
+	room, err := rawio.NewWatch(o.nbfd-1, unix.EPOLLOUT, rawio.WatchWhileWaiting)
+	if err != nil {
+		room = nil // WriteUntil then waits in write(2)
+	}
+	o.room = room
+	o.mu.Unlock()
+	_ = old.Close() // best effort: a stopped Watch waits for nothing
+	return nil
 }
 
 // writeLocal writes a local message (the escape help) to w, usually stderr on the same terminal,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,7 +145,7 @@ func TestOutputCloseWhileWriteWakes(t *testing.T) {
 		wrote <- err
 	}()
 	// The stacks name o's address: goroutines of another test cannot match.
-	writing := fmt.Sprintf("outputWriter).Write(%p", o)
+	writing := fmt.Sprintf("outputWriter).WriteUntil(%p", o)
 	waitForGoroutine(t, writing, "internal/poll.runtime_pollWait") // waiting for room
 
 	o.mu.Lock()
@@ -163,7 +164,7 @@ func TestOutputCloseWhileWriteWakes(t *testing.T) {
 	waitForGoroutine(t, fmt.Sprintf("outputWriter).closeNonblocking(%p", o), "runtime_SemacquireMutex")
 	// Room: the Write wakes up and its try queues for o.mu, second in line.
 	stopDrain := drain(t, master)
-	waitForGoroutine(t, writing, "outputWriter).Write.func1", "runtime_SemacquireMutex")
+	waitForGoroutine(t, writing, "outputWriter).WriteUntil.func1", "runtime_SemacquireMutex")
 	stopDrain()
 	locked = false
 	o.mu.Unlock() // closeNonblocking takes o.mu first: it queued first
@@ -300,5 +301,53 @@ func TestOutputTryWritePipeOrFile(t *testing.T) {
 	o.openPipeOrFile(int(f.Fd()))
 	if n, err := o.TryWrite(big); n != len(big) || err != nil {
 		t.Fatalf("TryWrite into a file: %d of %d, %v", n, len(big), err)
+	}
+}
+
+// TestOutputWakeStopsWrite: a WriteUntil that waits for room in a terminal nobody reads returns,
+// with what it wrote, when its stop reports true and Wake is called; the next write waits for
+// room again (Wake replaced the stopped wait) and the terminal gets every byte once, in order.
+func TestOutputWakeStopsWrite(t *testing.T) {
+	master, o := rawTerminalWriter(t)
+	defer o.closeNonblocking()
+	big := make([]byte, 1<<20) // far more than the terminal holds
+	for i := range big {
+		big[i] = byte('a' + i%26)
+	}
+	var stop atomic.Bool
+	type result struct {
+		n   int
+		err error
+	}
+	wrote := make(chan result, 1)
+	go func() {
+		n, err := o.WriteUntil(big, stop.Load)
+		wrote <- result{n, err}
+	}()
+	waitForGoroutine(t, fmt.Sprintf("outputWriter).WriteUntil(%p", o), "internal/poll.runtime_pollWait") // full
+	stop.Store(true)
+	o.Wake()
+	var r result
+	select {
+	case r = <-wrote:
+	case <-time.After(testTimeout):
+		t.Fatal("Wake did not end the wait for room")
+	}
+	if r.err != nil || r.n <= 0 || r.n >= len(big) {
+		t.Fatalf("WriteUntil stopped = %d, %v; want part of %d bytes and no error", r.n, r.err, len(big))
+	}
+
+	read := make(chan []byte, 1)
+	go func() {
+		_ = master.SetReadDeadline(time.Now().Add(testTimeout)) // watchdog
+		got := make([]byte, len(big))
+		n, _ := io.ReadFull(master, got)
+		read <- got[:n]
+	}()
+	if n, err := o.Write(big[r.n:]); err != nil || n != len(big)-r.n {
+		t.Fatalf("Write after the stop = %d, %v; want %d", n, err, len(big)-r.n)
+	}
+	if got := <-read; !bytes.Equal(got, big) {
+		t.Fatalf("the terminal got %d bytes, want the %d written, in order", len(got), len(big))
 	}
 }
