@@ -29,17 +29,23 @@ func rloginVia(t *testing.T, d *daemon, link *linkemu.Link, args ...string) *ter
 // rloginBinVia is rloginVia with the rlogin binary bin (an old release's).
 func rloginBinVia(t *testing.T, bin string, d *daemon, link *linkemu.Link, args ...string) *terminal {
 	t.Helper()
+	tm := startTerminal(t, clientEnv(d.home), bin, append(args, "-p", linkPort(t, d, link), "127.0.0.1")...)
+	tm.expect(`\(yes/no\)\? `)
+	tm.send("yes\r")
+	tm.ready()
+	return tm
+}
+
+// linkPort starts a proxy of link in front of d, for the test's duration, and returns its port.
+func linkPort(t *testing.T, d *daemon, link *linkemu.Link) string {
+	t.Helper()
 	p, err := link.Listen("127.0.0.1:0", d.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	_, port, _ := net.SplitHostPort(p.Addr().String())
-	tm := startTerminal(t, clientEnv(d.home), bin, append(args, "-p", port, "127.0.0.1")...)
-	tm.expect(`\(yes/no\)\? `)
-	tm.send("yes\r")
-	tm.ready()
-	return tm
+	return port
 }
 
 // TestLoginAcrossWAN logs in across an emulated 100 ms round trip, runs a command and logs out.

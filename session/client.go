@@ -58,6 +58,18 @@ type Client struct {
 	// supports it (docs/protocol.md, section 7.3); with another, output flows as without it.
 	Interrupts []byte
 
+	// OnFlushKey, if set, discards the local terminal's output queue (tcflush), as OnFlush
+	// does, but at the keystroke: the client then offers capability flushkeys, with which the
+	// server announces the characters that, typed now, make the remote terminal discard its
+	// output (its interrupt, quit and suspend characters while its signals are on), and input
+	// that holds one calls OnFlushKey before it leaves, and holds the output as Interrupts do
+	// (docs/protocol.md, section 7.5). The output already in the local terminal then was
+	// written before the keystroke, and is what the remote terminal discards; a program that
+	// reads ^C as a key (signals off) has nothing announced and loses nothing. With a Stdout
+	// that is a StoppableWriter, OnFlushKey is never called during one of its writes: the
+	// write under way stops first.
+	OnFlushKey func()
+
 	// Keepalive says when to probe a silent server, and when to give it up for dead (Wait then
 	// returns a *NoAnswerError). The zero value probes after 15 seconds of silence and gives up
 	// after 45. It needs a server that supports it; with another, only TCP notices a dead path.
@@ -92,6 +104,7 @@ type Client struct {
 	accepted     []string // what the server accepted
 	flow2        bool     // capability flow2 was accepted: window growth and SYNC (under mu once running: a resume sets it)
 	keepalive    bool     // capability keepalive was accepted: PING and PONG (likewise)
+	flushKeysOn  bool     // capability flushkeys was accepted: FLUSHKEYS (likewise)
 	alive        *prober  // probes a silent server; nil if off
 
 	wmu  sync.Mutex // serializes frame writes, so frames never interleave
@@ -101,6 +114,7 @@ type Client struct {
 	outCond sync.Cond // writeOutput waits for output, a flush or the end
 	errCond sync.Cond // writeErrorOutput waits for error output or the end
 	inCond  sync.Cond // input writers wait for credit or the end
+	idle    sync.Cond // writeInput waits for the Stdout write under way to stop (writing false)
 	started bool      // Start was called
 	running bool      // the server accepted; pumps run
 	waited  bool      // Wait was called
@@ -119,6 +133,8 @@ type Client struct {
 	credit   int  // input bytes we may still send
 	readDone bool // readOutput ended: no more output, credit or frames
 	tune     windowTuner
+
+	flushKeys []byte // the characters that the last FLUSHKEYS announced (client_flushkeys.go)
 
 	ended    bool  // the session's result is known
 	result   error // what Wait returns
@@ -144,6 +160,7 @@ func NewClient(conn net.Conn, req Request) *Client {
 	c.outCond.L = &c.mu
 	c.errCond.L = &c.mu
 	c.inCond.L = &c.mu
+	c.idle.L = &c.mu
 	return c
 }
 
@@ -200,6 +217,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.credit = window
 	c.flow2 = slices.Contains(c.accepted, capFlow2)
 	c.keepalive = slices.Contains(c.accepted, capKeepalive)
+	c.flushKeysOn = slices.Contains(c.accepted, capFlushKeys)
 	if c.keepalive {
 		c.alive = newProber(c.Keepalive, c.sendPing, c.noAnswer) // under mu: Close reads it
 	}
@@ -252,6 +270,9 @@ func (c *Client) login(conn net.Conn, req Request) (*bufio.Reader, error) {
 	}
 	if c.offersKeyProof() {
 		req.Capabilities = append(slices.Clip(req.Capabilities), capKeyProof)
+	}
+	if c.offersFlushKeys(&req) {
+		req.Capabilities = append(slices.Clip(req.Capabilities), capFlushKeys)
 	}
 	b, err := appendMessage([]byte{version}, &message{typ: frameLogin, req: &req})
 	switch {
@@ -453,6 +474,7 @@ func (c *Client) endLocked(result error) {
 	c.outCond.Broadcast()
 	c.errCond.Broadcast()
 	c.inCond.Broadcast()
+	c.idle.Broadcast()
 }
 
 func (c *Client) end(result error) {
@@ -486,6 +508,7 @@ func (c *Client) readOutput(fr *frameReader) error {
 		c.outCond.Broadcast()
 		c.errCond.Broadcast()
 		c.inCond.Broadcast()
+		c.idle.Broadcast()
 		c.mu.Unlock()
 	}()
 	allowed := isServerFrame
@@ -494,6 +517,9 @@ func (c *Client) readOutput(fr *frameReader) error {
 	}
 	if c.keepalive {
 		allowed = withKeepalive(allowed)
+	}
+	if c.flushKeysOn {
+		allowed = withFlushKeys(allowed)
 	}
 	if c.pipedCommand() {
 		allowed = withStderr(allowed)
@@ -577,6 +603,10 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 		if held && c.tune.holds == 0 {
 			c.outCond.Signal() // writeOutput may write the held output now
 		}
+	case frameFlushKeys:
+		c.mu.Lock()
+		c.flushKeys = announcedKeys(m.data)
+		c.mu.Unlock()
 	case framePing:
 		c.answerPing(m.cookie)
 	case framePong:
@@ -614,6 +644,7 @@ func (c *Client) queueOutput(p []byte) error {
 		n, err := tw.TryWrite(p)
 		c.mu.Lock()
 		c.writing = false
+		c.idle.Broadcast()
 		if err != nil {
 			return c.outputFailedLocked(err)
 		}
@@ -682,6 +713,7 @@ func (c *Client) writeOutput() error {
 		}
 		c.mu.Lock()
 		c.writing = false
+		c.idle.Broadcast()
 		if err != nil {
 			c.chunking = false
 			err = c.outputFailedLocked(err)
@@ -798,13 +830,15 @@ func (c *Client) sendInput(p []byte, pipe *stdinPipe) (int, error) {
 		n := min(len(p), max(c.credit, 0), maxDataFrame)
 		c.credit -= n
 		gen := c.res.gen
-		// After an interrupt, hold the output until the server says what the terminal did.
-		hold := err == nil && c.flow2 && containsAnyByte(p[:n], c.Interrupts)
+		// After an interrupt, hold the output until the server says what the terminal did;
+		// after a character the server announced, discard the local terminal's output too.
+		flushKey := err == nil && c.flushKeysOn && c.OnFlushKey != nil && containsAnyByte(p[:n], c.flushKeys)
+		hold := err == nil && c.flow2 && (flushKey || containsAnyByte(p[:n], c.Interrupts))
 		c.mu.Unlock()
 		if err != nil {
 			return sent, err
 		}
-		if err := c.writeInput(p[:n], hold, gen); err != nil {
+		if err := c.writeInput(p[:n], hold, flushKey, gen); err != nil {
 			return sent, fmt.Errorf("session: sending input: %w", err)
 		}
 		sent += n
@@ -814,8 +848,9 @@ func (c *Client) sendInput(p []byte, pipe *stdinPipe) (int, error) {
 }
 
 // writeInput sends p as a DATA frame, followed by a SYNC that holds the output if hold is set
-// (and another SYNC may be sent), in one conn Write.
-func (c *Client) writeInput(p []byte, hold bool, gen int) error {
+// (and another SYNC may be sent), in one conn Write; with flushKey, the local terminal's output
+// queue is discarded first (OnFlushKey), once the hold has stopped the write under way.
+func (c *Client) writeInput(p []byte, hold, flushKey bool, gen int) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -826,13 +861,19 @@ func (c *Client) writeInput(p []byte, hold bool, gen int) error {
 	c.res.keepInput(p)
 	c.mu.Unlock()
 	c.wbuf = appendFrame(c.wbuf[:0], frameData, p)
-	if hold {
+	if hold || flushKey {
 		c.mu.Lock()
-		if hold = c.tune.canSync(); hold {
+		if hold = hold && c.tune.canSync(); hold {
 			c.tune.syncSent(true) // the output is held from here on
 			c.cutWriteLocked()    // and the chunk under way stops at once
 		}
+		if flushKey && hold {
+			c.waitWriteStoppedLocked()
+		}
 		c.mu.Unlock()
+		if flushKey {
+			c.OnFlushKey()
+		}
 	}
 	if hold {
 		c.wbuf = appendHeader(c.wbuf, frameSync, 0)

@@ -116,15 +116,16 @@ func readExactly(t *testing.T, master int, n int) []byte {
 	return got
 }
 
-// holdServer plays the server of a Client, frame by frame: it answers each SYNC at once but
-// those from the first input with ^C on, which wait for answerHeld.
+// holdServer plays the server of a Client, frame by frame: it answers each SYNC at once, but
+// those from an input with ^C or ^\ on, which wait for answerHeld.
 type holdServer struct {
 	p        *rawPeer
 	wmu      sync.Mutex
 	mu       sync.Mutex
-	holding  bool // input with ^C came: SYNCs wait
-	held     int  // SYNCs not answered since
-	gotInput chan struct{}
+	holding  bool              // input with ^C came: SYNCs wait
+	held     int               // SYNCs not answered since
+	onData   func(data []byte) // if set, called with each DATA from the client
+	gotInput chan struct{}     // gets a value at each input that holds
 	done     chan struct{}
 }
 
@@ -144,7 +145,7 @@ func startHoldServer(t *testing.T, cl *Client, s *rawPeer, caps []string) *holdS
 	if err := <-started; err != nil {
 		t.Fatal(err)
 	}
-	h := &holdServer{p: s, gotInput: make(chan struct{}), done: make(chan struct{})}
+	h := &holdServer{p: s, gotInput: make(chan struct{}, 16), done: make(chan struct{})}
 	go h.readClient()
 	t.Cleanup(func() {
 		_ = cl.Close()
@@ -162,10 +163,13 @@ func (h *holdServer) readClient() {
 			return
 		}
 		h.mu.Lock()
+		if m.typ == frameData && h.onData != nil {
+			h.onData(m.data)
+		}
 		switch {
-		case m.typ == frameData && bytes.IndexByte(m.data, 3) >= 0 && !h.holding:
+		case m.typ == frameData && bytes.ContainsAny(m.data, "\x03\x1c"):
 			h.holding = true
-			close(h.gotInput)
+			h.gotInput <- struct{}{}
 		case m.typ == frameSync && h.holding:
 			h.held++
 		case m.typ == frameSync:

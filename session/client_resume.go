@@ -192,6 +192,7 @@ func (c *Client) resumeOn(ctx context.Context, conn net.Conn) (*frameReader, err
 	c.unacked = 0
 	c.flow2 = slices.Contains(c.accepted, capFlow2)
 	c.keepalive = slices.Contains(c.accepted, capKeepalive)
+	c.flushKeysOn, c.flushKeys = slices.Contains(c.accepted, capFlushKeys), nil // none announced on this conn yet
 	if c.tune.holds > 0 {
 		c.outCond.Signal() // no SYNC is answered any more: the held output goes
 	}

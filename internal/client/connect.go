@@ -163,6 +163,7 @@ func (r *runner) newSession(sc *transport.SecureConn, user string) *session.Clie
 		r.stdout.openNonblocking(r.outFd)
 		fd := r.outFd
 		sess.OnFlush = func() { flushOutput(fd) }
+		sess.OnFlushKey = sess.OnFlush // capability flushkeys: the same discard, at the keystroke
 	case r.outFd >= 0 && r.opts.Command != "":
 		r.stdout.openPipeOrFile(r.outFd) // a command's bulk output
 	}
