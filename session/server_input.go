@@ -128,6 +128,7 @@ func (s *serverSession) handleInput(m *message, gen int) error {
 			s.inWritten += int64(len(p))
 		} else if len(p) > 0 {
 			s.in = append(s.in, p...)
+			s.startWriterLocked()
 			s.writeCond.Signal()
 		}
 	case frameEOF:
@@ -139,6 +140,7 @@ func (s *serverSession) handleInput(m *message, gen int) error {
 			return protocolErrorf("second EOF")
 		}
 		s.inEOF = true
+		s.startWriterLocked()
 		s.writeCond.Signal()
 	case frameSync:
 		return s.syncLocked()
@@ -198,6 +200,25 @@ func (s *serverSession) writeNowLocked(tw TryWriter, p []byte) []byte {
 		s.sendCond.Signal()
 	}
 	return p[n:]
+}
+
+// startWriterLocked starts writeTerminal, once, for input that readInput did not write itself:
+// an idle session, whose keystrokes readInput writes (writeNowLocked), has no goroutine (and
+// goroutine stack) waiting for input that rarely comes. Only readInput calls it (handleInput).
+func (s *serverSession) startWriterLocked() {
+	if !s.writer {
+		s.writer = true
+		go func() { s.results <- pumpResult{pumpWriteTerminal, s.writeTerminal()} }()
+	}
+}
+
+// endWriterLocked reports writeTerminal's end for it if it never started: readInput ended, and
+// nothing else starts it.
+func (s *serverSession) endWriterLocked() {
+	if !s.writer {
+		s.writer = true
+		s.results <- pumpResult{pumpWriteTerminal, nil} // never blocks: it has room for every pump
+	}
 }
 
 // writeTerminal writes the input that readInput did not write itself to the terminal, everything

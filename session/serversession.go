@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// serverSession is one running session: five goroutines (pumps) around a shared state.
+// serverSession is one running session: up to five goroutines (pumps) around a shared state.
 type serverSession struct {
 	sc *ServerConn // the session's first conn, which Serve runs: its settings hold
 	t  Terminal
@@ -44,6 +44,10 @@ type serverSession struct {
 	inUnacked int    // input bytes received, not yet credited back
 	inDone    int    // input bytes written to the terminal (or dropped), not yet credited back
 	writing   bool   // a pump is writing the terminal (writeTerminal, or readInput's direct write)
+	// writeTerminal runs, or reported its end: it starts with the first input that must wait
+	// (see startWriterLocked). results is where it reports.
+	writer  bool
+	results chan<- pumpResult
 
 	waited  bool             // Wait returned
 	state   *os.ProcessState // Wait's; nil for a StatusWaiter
@@ -129,10 +133,12 @@ func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 // exited saves the goroutine that waits for it: startPumps then returns that notice, and the
 // supervisor calls waitShell itself.
 func (s *serverSession) startPumps(results chan<- pumpResult) (exited <-chan struct{}) {
+	s.mu.Lock()
+	s.results = results // writeTerminal starts later, if ever (startWriterLocked)
+	s.mu.Unlock()
 	go func() { results <- pumpResult{pumpReadTerminal, s.readTerminal()} }()
 	go func() { results <- pumpResult{pumpSendOutput, s.sendOutput()} }()
 	go func() { results <- pumpResult{pumpReadInput, s.readInput()} }()
-	go func() { results <- pumpResult{pumpWriteTerminal, s.writeTerminal()} }()
 	if er, ok := s.t.(ErrorOutputReader); ok && s.sc.pipedCommand() {
 		s.errPump = true
 		go func() { results <- pumpResult{pumpReadErrorOutput, s.readErrorOutput(er)} }()
@@ -243,6 +249,7 @@ func (sv *supervisor) pumpEnded(r pumpResult) {
 	case pumpReadInput:
 		s.mu.Lock()
 		last := s.lastQueued
+		s.endWriterLocked()
 		s.mu.Unlock()
 		switch {
 		case last: // the client closes after the last frame, or the farewell timed out
