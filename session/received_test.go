@@ -17,9 +17,22 @@ func serveResumableFlood(t *testing.T) (p *rawPeer, res chan served, tail func()
 	t.Helper()
 	term := newFakeTerminal(t, "sleep", "3600")
 	term.flood = true
+	p, res, srv := serveResumable(t, term)
+	tail = func() int {
+		ss := srv.session()
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return len(ss.res.tail) - ss.res.toff
+	}
+	return p, res, tail
+}
+
+// serveResumable serves term for a raw client that offers resume and flow2, and returns the
+// peer past the ACCEPT and RESUMABLE, and the ServerConn.
+func serveResumable(t *testing.T, term Terminal) (p *rawPeer, res chan served, srv *ServerConn) {
+	t.Helper()
 	req := bob
 	req.Capabilities = []string{capFlow2, capResume}
-	var srv *ServerConn
 	p, res, accept := serveRaw(t, term, req, []string{capFlow2, capResume}, func(s *ServerConn) {
 		s.Detach = Detach{Timeout: time.Minute}
 		srv = s
@@ -30,13 +43,7 @@ func serveResumableFlood(t *testing.T) (p *rawPeer, res chan served, tail func()
 	if m := p.read(); m.typ != frameResumable {
 		t.Fatalf("got %v after the ACCEPT, want RESUMABLE", m.typ)
 	}
-	tail = func() int {
-		ss := srv.session()
-		ss.mu.Lock()
-		defer ss.mu.Unlock()
-		return len(ss.res.tail) - ss.res.toff
-	}
-	return p, res, tail
+	return p, res, srv
 }
 
 // readData reads n bytes of DATA.
@@ -155,5 +162,32 @@ func TestResumeAfterGrowth(t *testing.T) {
 	waitUntil(t, "the resume", func() bool { return len(rc.resumes()) == 1 })
 	if got := rc.resumes(); !slices.Equal(got, []uint64{0}) {
 		t.Errorf("skipped %v, want [0]", got)
+	}
+}
+
+// TestReceivedReleasesIdleTail: once the client has received all the output and nothing waits
+// to be sent, the server drops the tail's array: an idle resumable session keeps no buffer of
+// its last burst's size.
+func TestReceivedReleasesIdleTail(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	p, _, srv := serveResumable(t, term)
+	tailCap := func() (n, c int) {
+		ss := srv.session()
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return len(ss.res.tail) - ss.res.toff, cap(ss.res.tail)
+	}
+	burst := produce(term, "line ", 0, 4000) // 44 000 bytes, within the window
+	readData(t, p, len(burst))
+	if n, c := tailCap(); n != len(burst) || c < len(burst) {
+		t.Fatalf("tail %d bytes (array of %d) before RECEIVED, want all %d sent", n, c, len(burst))
+	}
+	p.send(message{typ: frameReceived, received: uint64(len(burst))})
+	waitUntil(t, "the tail's array dropped", func() bool { n, c := tailCap(); return n == 0 && c == 0 })
+	// The next output is kept again, in a small array.
+	echo := produce(term, "x", 0, 1)
+	readData(t, p, len(echo))
+	if n, c := tailCap(); n != len(echo) || c > idleBuffer {
+		t.Fatalf("tail %d bytes (array of %d) after an echo, want %d in at most %d", n, c, len(echo), idleBuffer)
 	}
 }

@@ -130,8 +130,18 @@ func (s *serverSession) trimTailLocked(n int) {
 	if s.res.toff == len(s.res.tail) {
 		s.res.toff = 0
 		s.res.tail = s.res.tail[:0] // kept for the flood, if one goes on (see keepSentLocked)
+		if len(s.out) == 0 && cap(s.res.tail) > idleBuffer {
+			// Nothing waits to be sent: the session may idle for hours, and would keep the
+			// array that its last output grew (up to a window's worth).
+			s.res.tail = nil
+		}
 	}
 }
+
+// idleBuffer bounds the buffers that a session keeps between its bursts of output: bigger
+// ones are dropped once they are empty and nothing waits to be sent (a keystroke's echo or
+// a prompt fits).
+const idleBuffer = 2 * terminalRead
 
 // boundDetachedLocked drops the oldest output beyond what a detached session keeps, after read
 // bytes were read from the terminal: the tail's first, then what was never sent.

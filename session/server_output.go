@@ -273,6 +273,9 @@ func (s *serverSession) sendOutput() error {
 	var b []byte
 	for {
 		s.mu.Lock()
+		if cap(b) > idleBuffer && !s.sendableLocked() {
+			b = nil // the burst is over: an idle session keeps no frame buffer of its size
+		}
 		for s.sending || s.cur == nil && !s.connDead || !s.sendableLocked() {
 			if s.cur == nil && !s.connDead {
 				s.attachCond.Wait() // detached
