@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -13,6 +14,11 @@ import (
 type Conn struct {
 	net.Conn
 	rc syscall.RawConn
+
+	// The state of a Read and of a Write, reused (see op). Each mutex holds one call at a
+	// time, as the descriptor's own read or write lock would while the call waits.
+	rmu, wmu sync.Mutex
+	r, w     op
 }
 
 // NewConn wraps c, which must expose its descriptor (syscall.Conn, as *net.TCPConn and
@@ -44,7 +50,9 @@ func NewConn(c net.Conn) (_ *Conn, ok bool) {
 
 // Read reads as the wrapped conn's Read does; errors are *net.OpErrors as net's.
 func (c *Conn) Read(p []byte) (int, error) {
-	n, err := ReadWait(c.rc, p)
+	c.rmu.Lock()
+	n, err := c.r.readWait(c.rc, p)
+	c.rmu.Unlock()
 	if err != nil && err != io.EOF {
 		return n, c.opError("read", err)
 	}
@@ -53,7 +61,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // Write writes as the wrapped conn's Write does; errors are *net.OpErrors as net's.
 func (c *Conn) Write(p []byte) (int, error) {
-	n, err := WriteWait(c.rc, p)
+	c.wmu.Lock()
+	n, err := c.w.writeWait(c.rc, p)
+	c.wmu.Unlock()
 	if err != nil {
 		return n, c.opError("write", err)
 	}

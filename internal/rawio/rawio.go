@@ -129,15 +129,44 @@ func Termios(fd int) (*unix.Termios, error) {
 // when read(2) returns 0 for a non-empty p, a syscall.Errno for a failed read(2), or the
 // poller's error (a deadline, a closed descriptor) as rc.Read returns it.
 func ReadWait(rc syscall.RawConn, p []byte) (int, error) {
+	var o op
+	return o.readWait(rc, p)
+}
+
+// WriteWait writes all of p to rc's descriptor, which must be non-blocking (as the poller's
+// are; see the package doc), waiting in Go's poller while it is full. It
+// returns how much was written and, if that is less than len(p), why: a syscall.Errno for a
+// failed write(2), or the poller's error as rc.Write returns it.
+func WriteWait(rc syscall.RawConn, p []byte) (int, error) {
+	var o op
+	return o.writeWait(rc, p)
+}
+
+// An op is ReadWait's or WriteWait's state: the buffer, the result, and the callback for the
+// poller, made once. A Conn keeps one per direction and reuses it, so that a keystroke's reads
+// and writes allocate nothing: a callback closing over its call's variables is a new closure
+// and new variables on the heap at each call (about five allocations per echoed keystroke in
+// each process), and an allocation after a pause is a cold one (docs/benchmarks.md).
+type op struct {
+	p   []byte
+	n   int
+	err error // of read(2) or write(2)
+
+	read, write func(fd uintptr) bool // o.tryRead and o.tryWrite, bound once
+}
+
+// readWait is ReadWait with o's state; o is not in use by another call.
+func (o *op) readWait(rc syscall.RawConn, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var rerr error
-	err := rc.Read(func(fd uintptr) bool {
-		n, rerr = Read(int(fd), p)
-		return rerr != unix.EAGAIN
-	})
+	if o.read == nil {
+		o.read = o.tryRead
+	}
+	o.p, o.n, o.err = p, 0, nil
+	err := rc.Read(o.read)
+	n, rerr := o.n, o.err
+	o.p, o.err = nil, nil // keep neither the caller's buffer nor the error
 	switch {
 	case err != nil:
 		return 0, err
@@ -149,29 +178,37 @@ func ReadWait(rc syscall.RawConn, p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteWait writes all of p to rc's descriptor, which must be non-blocking (as the poller's
-// are; see the package doc), waiting in Go's poller while it is full. It
-// returns how much was written and, if that is less than len(p), why: a syscall.Errno for a
-// failed write(2), or the poller's error as rc.Write returns it.
-func WriteWait(rc syscall.RawConn, p []byte) (int, error) {
-	var n int
-	var werr error
-	err := rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, err := Write(int(fd), p[n:])
-			if err == unix.EAGAIN {
-				return false
-			}
-			if err != nil {
-				werr = err
-				return true
-			}
-			n += m
-		}
-		return true
-	})
+func (o *op) tryRead(fd uintptr) bool {
+	o.n, o.err = Read(int(fd), o.p)
+	return o.err != unix.EAGAIN
+}
+
+// writeWait is WriteWait with o's state; o is not in use by another call.
+func (o *op) writeWait(rc syscall.RawConn, p []byte) (int, error) {
+	if o.write == nil {
+		o.write = o.tryWrite
+	}
+	o.p, o.n, o.err = p, 0, nil
+	err := rc.Write(o.write)
+	n, werr := o.n, o.err
+	o.p, o.err = nil, nil
 	if err != nil {
 		return n, err
 	}
 	return n, werr
+}
+
+func (o *op) tryWrite(fd uintptr) bool {
+	for o.n < len(o.p) {
+		m, err := Write(int(fd), o.p[o.n:])
+		if err == unix.EAGAIN {
+			return false
+		}
+		if err != nil {
+			o.err = err
+			return true
+		}
+		o.n += m
+	}
+	return true
 }

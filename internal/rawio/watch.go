@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -27,6 +28,15 @@ type Watch struct {
 	fd     int
 	events uint32
 	mode   WatchMode
+
+	// The state of a Do, reused so that a wait allocates nothing (see op); mu holds it for one
+	// Do at a time, as the epoll instance's read lock in the poller would while Do waits.
+	mu      sync.Mutex
+	try     func() bool
+	added   bool                  // WatchWhileWaiting: this Do added the entry and deletes it
+	ctlErr  error                 // of adding it
+	attempt func(ep uintptr) bool // w.tryOnce, bound once
+	remove  func(ep uintptr)      // w.removeEntry, bound once
 }
 
 // A WatchMode says when a Watch watches its descriptor.
@@ -72,7 +82,9 @@ func NewWatch(fd int, events uint32, mode WatchMode) (*Watch, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("rawio: epoll: %w", err)
 	}
-	return &Watch{ep: f, rc: rc, fd: fd, events: events, mode: mode}, nil
+	w := &Watch{ep: f, rc: rc, fd: fd, events: events, mode: mode}
+	w.attempt, w.remove = w.tryOnce, w.removeEntry
+	return w, nil
 }
 
 // Do calls try until it reports done, waiting between calls until the watched events occur
@@ -80,34 +92,19 @@ func NewWatch(fd int, events uint32, mode WatchMode) (*Watch, error) {
 // matching os.ErrDeadlineExceeded, and after Close with os.ErrClosed; a wait in progress
 // ends with that error too.
 func (w *Watch) Do(try func() (done bool)) error {
-	added := false // WatchWhileWaiting: this call added the entry and deletes it
-	var ctlErr error
-	err := w.rc.Read(func(ep uintptr) bool {
-		if try() {
-			return true
-		}
-		if w.mode == WatchWhileWaiting && !added {
-			// Adding checks the descriptor at once: an event since try is not missed. Adding,
-			// not re-arming an entry kept disabled: the kernel queues an entry found ready and
-			// wakes the poller only if it was not queued yet, and nothing here ever takes an
-			// entry off that queue (no epoll_wait on this instance), so a disabled entry would
-			// miss exactly that wake-up (TestWatchReadyWhenAdded).
-			ev := unix.EpollEvent{Events: w.events, Fd: int32(w.fd)}
-			if ctlErr = epollCtl(int(ep), unix.EPOLL_CTL_ADD, w.fd, &ev); ctlErr != nil {
-				return true
-			}
-			added = true
-		}
-		return false
-	})
-	if added {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.try, w.added, w.ctlErr = try, false, nil
+	defer func() { w.try, w.ctlErr = nil, nil }() // keep neither the caller's func nor the error
+	err := w.rc.Read(w.attempt)
+	if w.added {
 		// Best effort: it fails only once the Watch or the watched descriptor is closed, which
 		// removes the entry anyway.
-		_ = w.rc.Control(func(ep uintptr) { _ = epollCtl(int(ep), unix.EPOLL_CTL_DEL, w.fd, nil) })
+		_ = w.rc.Control(w.remove)
 	}
 	switch {
-	case err == nil && ctlErr != nil:
-		return fmt.Errorf("rawio: epoll: %w", ctlErr)
+	case err == nil && w.ctlErr != nil:
+		return fmt.Errorf("rawio: epoll: %w", w.ctlErr)
 	case err == nil, errors.Is(err, os.ErrDeadlineExceeded):
 		return err
 	}
@@ -115,6 +112,30 @@ func (w *Watch) Do(try func() (done bool)) error {
 	// does not match os.ErrClosed: report that one.
 	return os.ErrClosed
 }
+
+// tryOnce is Do's callback for the poller: the caller's try, then, if it must wait, the entry
+// that a WatchWhileWaiting watch adds for the wait.
+func (w *Watch) tryOnce(ep uintptr) bool {
+	if w.try() {
+		return true
+	}
+	if w.mode == WatchWhileWaiting && !w.added {
+		// Adding checks the descriptor at once: an event since try is not missed. Adding,
+		// not re-arming an entry kept disabled: the kernel queues an entry found ready and
+		// wakes the poller only if it was not queued yet, and nothing here ever takes an
+		// entry off that queue (no epoll_wait on this instance), so a disabled entry would
+		// miss exactly that wake-up (TestWatchReadyWhenAdded).
+		ev := unix.EpollEvent{Events: w.events, Fd: int32(w.fd)}
+		if w.ctlErr = epollCtl(int(ep), unix.EPOLL_CTL_ADD, w.fd, &ev); w.ctlErr != nil {
+			return true
+		}
+		w.added = true
+	}
+	return false
+}
+
+// removeEntry deletes the entry that tryOnce added.
+func (w *Watch) removeEntry(ep uintptr) { _ = epollCtl(int(ep), unix.EPOLL_CTL_DEL, w.fd, nil) }
 
 // epollCtl is epoll_ctl(2) as a raw system call: a WatchWhileWaiting watch makes two per wait,
 // one per keystroke on a pty, and the first ordinary system call after a pause wakes the
