@@ -36,7 +36,8 @@ type Client struct {
 
 	// Stdout receives the remote output, in large chunks; nil discards it. If Stdout is also a
 	// TryWriter, output goes through TryWrite first, from the goroutine that reads the conn, and
-	// only what it does not take waits for a Write from the second goroutine.
+	// only what it does not take waits for a Write from the second goroutine. If it is a
+	// StoppableWriter, a chunk under way stops when the output is held after an interrupt.
 	Stdout io.Writer
 
 	// Stderr receives a command's error output (a Request with a Command without a terminal);

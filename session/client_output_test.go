@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -295,5 +297,30 @@ func TestWriteStopsAtHold(t *testing.T) {
 				t.Errorf("Wait: %v", err)
 			}
 		})
+	}
+}
+
+// TestCloseStopsWrite: Close ends a chunk of output that waits for room in a terminal nobody
+// reads, so that Wait returns.
+func TestCloseStopsWrite(t *testing.T) {
+	_, w := newPtyWriter(t)
+	c, s := tcpPair(t)
+	cl := NewClient(c, Request{User: "bob", Term: "xterm"})
+	cl.Stdout = w
+	srv := startHoldServer(t, cl, newRawPeer(t, s), nil)
+	srv.send(message{typ: frameData, data: floodBytes(128 << 10)})
+	waitClient(t, cl, "a chunk waiting for room", func() bool { return cl.chunking && w.waiting.Load() })
+	waited := make(chan error, 1)
+	go func() { waited <- cl.Wait() }()
+	if err := cl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waited:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Wait after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Wait still waits for the chunk under way after Close")
 	}
 }
