@@ -15,8 +15,10 @@ type StoppableWriter interface {
 	// n < len(p) and a nil error, when stop reports true. It calls stop before each try to
 	// write, so before the first and after each wait for room.
 	WriteUntil(p []byte, stop func() bool) (n int, err error)
-	// Wake makes the WriteUntil that waits for room call its stop at once, or the next
-	// WriteUntil that would wait if none waits now. It may be called from any goroutine.
+	// Wake makes a WriteUntil under way that waits for room call its stop at once. The
+	// Client changes what stop reports before it calls Wake, so a Wake that finds no
+	// WriteUntil waiting may do nothing: the next try calls stop first. It may be called from
+	// any goroutine, with the Client's lock held: it must not wait for a write to end.
 	Wake()
 }
 
