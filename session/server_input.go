@@ -76,28 +76,40 @@ func (s *serverSession) readFrames(sc *ServerConn, gen int) error {
 		allowed = withSignal(allowed)
 	}
 	for {
-		m, err := sc.fr.readMessage(allowed)
-		if err != nil {
-			return err
+		// The wait for the next frame is shallow (readFrame's frames are not on the stack
+		// then): an idle session waits here for hours, and the stack its goroutine keeps is
+		// sized by the deepest point of its wait. Inside TLS's read, a wait from
+		// readMessage's frames made it need 8 KiB instead of 4.
+		if _, err := sc.br.Peek(1); err != nil {
+			return err // as readMessage would: nothing of a frame was read
 		}
-		prober.heard()
-		if m.typ == frameSignal {
-			s.signalCommand(m.signal)
-			continue
-		}
-		if m.typ == frameWindow {
-			s.mu.Lock()
-			ending := s.ending || gen != s.gen
-			s.mu.Unlock()
-			if !ending {
-				_ = s.t.Resize(m.window) // best effort, as a window change is
-			}
-			continue
-		}
-		if err := s.handleInput(&m, gen); err != nil {
+		if err := s.readFrame(sc, gen, allowed, prober); err != nil {
 			return err
 		}
 	}
+}
+
+// readFrame reads and handles one frame of sc, the conn of generation gen.
+func (s *serverSession) readFrame(sc *ServerConn, gen int, allowed func(frameType) bool, prober *prober) error {
+	m, err := sc.fr.readMessage(allowed)
+	if err != nil {
+		return err
+	}
+	prober.heard()
+	switch m.typ {
+	case frameSignal:
+		s.signalCommand(m.signal)
+	case frameWindow:
+		s.mu.Lock()
+		ending := s.ending || gen != s.gen
+		s.mu.Unlock()
+		if !ending {
+			_ = s.t.Resize(m.window) // best effort, as a window change is
+		}
+	default:
+		return s.handleInput(&m, gen)
+	}
+	return nil
 }
 
 // handleInput acts on a frame of the conn of generation gen; one from a conn given up is
