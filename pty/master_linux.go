@@ -44,6 +44,26 @@ type ptyMaster struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// The state of the calls each keystroke makes, reused so that they allocate nothing: a
+	// closure over a call's own variables is a new closure and new heap variables at each
+	// call, and each allocation after a pause is a cold one (see package rawio's op).
+	rd     masterCall // readPacket's; under readMu
+	wr     masterCall // writeNow's; under writeMu
+	tiosMu sync.Mutex // flushKeys's, below
+	tios   unix.Termios
+	tiosOK bool
+	tiosFn func(fd uintptr)
+}
+
+// masterCall is the state of one read or write of the master: the buffer, the result, and
+// the callbacks, bound once.
+type masterCall struct {
+	b   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) // the system call, for raw.Control
+	try func() bool      // readPacket's try for the output Watch
 }
 
 // maxDrainAfterExit bounds the output ReadOutput still returns once the child has
@@ -225,16 +245,20 @@ func (p *ptyMaster) readPacket(buf []byte) (int, error) {
 		return p.readPending(buf)
 	default:
 	}
-	var n int
-	var rerr error
-	err := p.output.Do(func() bool {
-		rerr = control(p.raw, func(fd int) error {
-			var err error
-			n, err = p.readCounted(fd, buf)
-			return err
-		})
-		return rerr != unix.EAGAIN
-	})
+	r := &p.rd
+	if r.fn == nil {
+		r.fn = func(fd uintptr) { r.n, r.err = p.readCounted(int(fd), r.b) }
+		r.try = func() bool {
+			if p.raw.Control(r.fn) != nil {
+				r.err = os.ErrClosed // as control reports it
+			}
+			return r.err != unix.EAGAIN
+		}
+	}
+	r.b, r.n, r.err = buf, 0, nil
+	err := p.output.Do(r.try)
+	n, rerr := r.n, r.err
+	r.b, r.err = nil, nil
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// Only watchExit stops the watch, after closing p.exited.
@@ -369,20 +393,28 @@ func (p *ptyMaster) roomWatch() (*rawio.Watch, error) {
 
 // writeNow writes as much of b as the terminal takes now, without waiting.
 func (p *ptyMaster) writeNow(b []byte) (int, error) {
-	n := 0
-	err := control(p.raw, func(fd int) error {
-		for n < len(b) {
-			m, err := rawio.Write(fd, b[n:])
-			if err == unix.EAGAIN {
-				return nil
+	w := &p.wr
+	if w.fn == nil {
+		w.fn = func(fd uintptr) {
+			for w.n < len(w.b) {
+				m, err := rawio.Write(int(fd), w.b[w.n:])
+				if err == unix.EAGAIN {
+					return
+				}
+				if err != nil {
+					w.err = err
+					return
+				}
+				w.n += m
 			}
-			if err != nil {
-				return err
-			}
-			n += m
 		}
-		return nil
-	})
+	}
+	w.b, w.n, w.err = b, 0, nil
+	if p.raw.Control(w.fn) != nil {
+		w.err = os.ErrClosed // as control reports it
+	}
+	n, err := w.n, w.err
+	w.b, w.err = nil, nil
 	return n, err
 }
 
@@ -474,13 +506,18 @@ func (p *ptyMaster) FlushKeys() []byte {
 // flushKeys appends FlushKeys's characters to keys; one TCGETS, a raw system call, as it runs per
 // keystroke and per frame of output.
 func (p *ptyMaster) flushKeys(keys []byte) []byte {
-	var t *unix.Termios
-	err := control(p.raw, func(fd int) error {
-		var err error
-		t, err = rawio.Termios(fd) // the master reports the slave's termios
-		return err
-	})
-	if err != nil || t.Lflag&unix.ISIG == 0 || t.Lflag&unix.NOFLSH != 0 {
+	p.tiosMu.Lock()
+	defer p.tiosMu.Unlock()
+	if p.tiosFn == nil {
+		p.tiosFn = func(fd uintptr) {
+			// The master reports the slave's termios.
+			p.tiosOK = rawio.TermiosInto(int(fd), &p.tios) == nil
+		}
+	}
+	p.tiosOK = false
+	_ = p.raw.Control(p.tiosFn) // a failure leaves tiosOK false
+	t := &p.tios
+	if !p.tiosOK || t.Lflag&unix.ISIG == 0 || t.Lflag&unix.NOFLSH != 0 {
 		return keys
 	}
 	for _, c := range [...]byte{t.Cc[unix.VINTR], t.Cc[unix.VQUIT], t.Cc[unix.VSUSP]} {

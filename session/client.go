@@ -144,6 +144,8 @@ type Client struct {
 	res      clientResume  // capability resume (client_resume.go)
 	sessions []SessionInfo // a LIST's answer
 
+	tryOut TryWriter // Stdout, if it is one (Start sees): asserted once, not per frame (see serverSession.tw)
+
 	pumps     chan error // results of readOutput, writeOutput and writeErrorOutput
 	stdinDone chan error // result of copyStdin
 	closeOnce sync.Once
@@ -215,6 +217,7 @@ func (c *Client) Start(ctx context.Context) error {
 		return fmt.Errorf("session: %w", net.ErrClosed)
 	}
 	c.running = true
+	c.tryOut, _ = c.Stdout.(TryWriter)
 	c.credit = window
 	c.flow2 = slices.Contains(c.accepted, capFlow2)
 	c.keepalive = slices.Contains(c.accepted, capKeepalive)
@@ -639,7 +642,7 @@ func (c *Client) queueOutput(p []byte) error {
 		c.consumed += len(p)
 		return nil
 	}
-	if tw, ok := c.Stdout.(TryWriter); ok && !c.writing && !c.flushed && c.qoff == len(c.q) && c.tune.holds == 0 {
+	if tw := c.tryOut; tw != nil && !c.writing && !c.flushed && c.qoff == len(c.q) && c.tune.holds == 0 {
 		c.writing = true
 		c.mu.Unlock()
 		n, err := tw.TryWrite(p)

@@ -210,7 +210,9 @@ func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, e
 	}
 	s.phase = phaseAnswered
 	accepted := s.accept(s.req.Capabilities)
-	ss := &serverSession{sc: s, cur: s, t: t, hungUp: make(chan struct{}), stateC: make(chan struct{}, 1), flow2: slices.Contains(accepted, capFlow2)}
+	tw, _ := t.(TryWriter)
+	fp, _ := t.(FlushPredictor)
+	ss := &serverSession{sc: s, cur: s, t: t, tw: tw, fp: fp, hungUp: make(chan struct{}), stateC: make(chan struct{}, 1), flow2: slices.Contains(accepted, capFlow2)}
 	ss.ka.on = slices.Contains(accepted, capKeepalive)
 	ss.keys.fk, _ = t.(FlushKeyer)
 	ss.readCond.L = &ss.mu

@@ -132,7 +132,7 @@ func (s *serverSession) handleInput(m *message, gen int) error {
 		s.inUnacked += len(m.data)
 		s.inTotal += int64(len(m.data))
 		p := m.data
-		if tw, ok := s.t.(TryWriter); ok && !s.ending && len(s.in) == 0 && !s.writing {
+		if tw := s.tw; tw != nil && !s.ending && len(s.in) == 0 && !s.writing {
 			p = s.writeNowLocked(tw, p)
 		}
 		if s.ending {

@@ -30,7 +30,7 @@ const maxSyncs = 16
 // acts on input a moment after the write). Called without s.mu.
 func (s *serverSession) mayFlush(p []byte) time.Duration {
 	var wait time.Duration
-	if fp, ok := s.t.(FlushPredictor); ok {
+	if fp := s.fp; fp != nil {
 		if len(p) > 0 && fp.FlushesOutput(p) {
 			wait = predictedFlushWait
 			s.markStale()

@@ -14,6 +14,11 @@ import (
 type serverSession struct {
 	sc *ServerConn // the session's first conn, which Serve runs: its settings hold
 	t  Terminal
+	// tw is t, if it is a TryWriter: asserted once, since each assertion to an interface looks
+	// the pair up in the runtime's table, cold after a pause (its cache per call site fills
+	// only after about a thousand assertions).
+	tw TryWriter
+	fp FlushPredictor // t, if it is one; asserted once, as tw
 
 	mu        sync.Mutex
 	readCond  sync.Cond // readTerminal waits for room in out

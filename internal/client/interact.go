@@ -266,9 +266,13 @@ func (r *runner) pumpInput(in io.Reader, w io.WriteCloser, esc *escaper) {
 	}
 	buf := make([]byte, size)
 	var out []byte
+	// Converted once: each conversion of an interface to another looks the pair up in the
+	// runtime's table, cold after a pause (its cache per call site fills only after about a
+	// thousand conversions, many minutes of typing).
+	var fw io.Writer = w
 	for {
 		n, err := in.Read(buf)
-		if n > 0 && !r.forward(buf[:n], w, esc, &out) {
+		if n > 0 && !r.forward(buf[:n], fw, esc, &out) {
 			return
 		}
 		if err != nil {

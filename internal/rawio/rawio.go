@@ -115,12 +115,20 @@ func rawCall(trap uintptr, fd int, p []byte) (int, error) {
 // after a pause, as the package doc says. fd may be blocking: TCGETS never waits for data.
 func Termios(fd int) (*unix.Termios, error) {
 	var t unix.Termios
-	// Raw: TCGETS copies the settings and returns (see the package doc).
-	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), unix.TCGETS, uintptr(unsafe.Pointer(&t)))
-	if e != 0 {
-		return nil, e
+	if err := TermiosInto(fd, &t); err != nil {
+		return nil, err
 	}
 	return &t, nil
+}
+
+// TermiosInto is Termios into t, which a caller may reuse: it allocates nothing.
+func TermiosInto(fd int, t *unix.Termios) error {
+	// Raw: TCGETS copies the settings and returns (see the package doc).
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), unix.TCGETS, uintptr(unsafe.Pointer(t)))
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // ReadWait reads into p from rc's descriptor, which must be non-blocking (as the poller's
