@@ -283,19 +283,20 @@ func (p *ptyMaster) readCounted(fd int, buf []byte) (int, error) {
 	return n, err
 }
 
-// OutputMark returns the count of output bytes that ReadOutput, ReadOutputNow and ReadPacket
-// will have returned once they have returned the output in the line discipline's read buffer
-// now: output older than anything written to the terminal after this call.
+// OutputMark returns, taken together, the count of output bytes that ReadOutput, ReadOutputNow
+// and ReadPacket have returned so far (read, since the pty was made) and of those ready to read
+// in the line discipline's read buffer now (held): the read+held bytes of output are older than
+// anything written to the terminal after this call.
 //
 // A session server takes it before it writes input that makes the terminal flush (^C): Linux's
 // flush empties the buffers between the pty's two sides, but not the up to 4095 bytes that the
 // master's line discipline holds already, which reads return after the flush's report. The
 // output before the mark is stale, as the flushed output is.
-func (p *ptyMaster) OutputMark() (int64, error) {
+func (p *ptyMaster) OutputMark() (read, held int64, err error) {
 	p.countMu.Lock()
 	defer p.countMu.Unlock()
 	var inq int32
-	err := control(p.raw, func(fd int) error {
+	err = control(p.raw, func(fd int) error {
 		// Raw, as it runs per flushing keystroke: TIOCINQ copies a count and returns.
 		_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCINQ, uintptr(unsafe.Pointer(&inq)))
 		if e != 0 {
@@ -304,9 +305,9 @@ func (p *ptyMaster) OutputMark() (int64, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("pty: output mark: %w", err)
+		return 0, 0, fmt.Errorf("pty: output mark: %w", err)
 	}
-	return p.outputRead + int64(inq), nil
+	return p.outputRead, int64(inq), nil
 }
 
 // readPending reads output that is already pending, once the child has exited.

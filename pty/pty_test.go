@@ -844,8 +844,8 @@ func TestOutputMark(t *testing.T) {
 	var mark int64
 	deadline := time.Now().Add(watchdog)
 	for {
-		var err error
-		mark, err = c.p.OutputMark()
+		r, held, err := c.p.OutputMark()
+		mark = r + held
 		if err != nil {
 			t.Fatal(err)
 		}

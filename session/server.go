@@ -215,6 +215,13 @@ func (s *ServerConn) Serve(ctx context.Context, t Terminal) (*os.ProcessState, e
 	ss := &serverSession{sc: s, cur: s, t: t, tw: tw, fp: fp, hungUp: make(chan struct{}), stateC: make(chan struct{}, 1), flow2: slices.Contains(accepted, capFlow2)}
 	ss.ka.on = slices.Contains(accepted, capKeepalive)
 	ss.keys.fk, _ = t.(FlushKeyer)
+	if om, ok := t.(OutputMarker); ok {
+		// Before readTerminal starts: the terminal's count of output read may include reads
+		// made before Serve, which outRead does not count.
+		if read, _, err := om.OutputMark(); err == nil {
+			ss.om, ss.omBase = om, read
+		}
+	}
 	ss.readCond.L = &ss.mu
 	ss.sendCond.L = &ss.mu
 	ss.writeCond.L = &ss.mu

@@ -49,16 +49,15 @@ func (s *serverSession) mayFlush(p []byte) time.Duration {
 // the input, and a flush makes it stale (see readTerminal). A mark stays valid for any later
 // flush, so only the newest counts. Called without s.mu.
 func (s *serverSession) markStale() {
-	om, ok := s.t.(OutputMarker)
-	if !ok {
+	if s.om == nil {
 		return
 	}
-	mark, err := om.OutputMark()
+	read, held, err := s.om.OutputMark()
 	if err != nil {
 		return // best effort: the flush then keeps what it always kept
 	}
 	s.mu.Lock()
-	s.staleMark = max(s.staleMark, mark)
+	s.staleMark = max(s.staleMark, read-s.omBase+held)
 	s.mu.Unlock()
 }
 

@@ -33,16 +33,18 @@ type serverSession struct {
 	stateC     chan struct{} // tells the supervisor that the session detached or attached
 	res        serverResume
 
-	out       []byte // output read from the terminal, not yet sent
-	outEnded  bool   // ReadOutput returned an error: the output is over
-	outErr    error  // that error, unless io.EOF
-	fresh     int    // output bytes read since input was last written to the terminal
-	outRead   int64  // output bytes read from the terminal (readTerminal's)
-	staleMark int64  // output before this offset (in outRead's count) is older than the last flushing input (OutputMarker)
-	flush     bool   // a FLUSH frame is due
-	flushKeep int    // the FLUSH keeps that many bytes sent before it
-	unacked   int    // output bytes sent, not yet credited by the client
-	sending   bool   // a pump is writing the conn (sendOutput, or readTerminal's direct send)
+	out       []byte       // output read from the terminal, not yet sent
+	outEnded  bool         // ReadOutput returned an error: the output is over
+	outErr    error        // that error, unless io.EOF
+	fresh     int          // output bytes read since input was last written to the terminal
+	outRead   int64        // output bytes read from the terminal (readTerminal's)
+	staleMark int64        // output before this offset (in outRead's count) is older than the last flushing input (OutputMarker)
+	om        OutputMarker // t, if it is one and its count could be taken when Serve started; else nil
+	omBase    int64        // om's count of output read when Serve started: outRead's zero
+	flush     bool         // a FLUSH frame is due
+	flushKeep int          // the FLUSH keeps that many bytes sent before it
+	unacked   int          // output bytes sent, not yet credited by the client
+	sending   bool         // a pump is writing the conn (sendOutput, or readTerminal's direct send)
 
 	in        []byte // input received, not yet written to the terminal
 	inEOF     bool   // the client ended its input

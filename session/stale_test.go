@@ -47,8 +47,8 @@ func TestFlushDropsHeldOutput(t *testing.T) {
 	}
 	// Nothing reads the flood: the line discipline fills (4095 bytes), then the pty's buffers.
 	waitUntil(t, "a full line discipline", func() bool {
-		mark, err := p.OutputMark()
-		return err == nil && mark >= 4095
+		_, held, err := p.OutputMark()
+		return err == nil && held >= 4095
 	})
 	peer.write(appendHeader(appendFrame(nil, frameData, []byte{3}), frameSync, 0))
 	waitUntil(t, "the trap", func() bool {
@@ -100,4 +100,57 @@ func TestFlushDropsHeldOutput(t *testing.T) {
 	if srv := waitServed(t, res); srv.err != nil {
 		t.Errorf("Serve: %v", srv.err)
 	}
+}
+
+// TestFlushAfterReadBeforeServe: output read from the pty before Serve (here "ready") does not
+// shift the stale mark: the echoed ^C and the trap's output, written after the interrupt, reach
+// the client (with the pty's count taken as is, the flush dropped as many bytes of them as were
+// read before Serve).
+func TestFlushAfterReadBeforeServe(t *testing.T) {
+	done := filepath.Join(t.TempDir(), "trapped")
+	p := startTestPTY(t, exec.Command("sh", "-c", `trap 'echo PROMPT; : >"$0"; exit 3' INT; echo ready; while :; do sleep 1; done`, done))
+	var pre []byte
+	buf := make([]byte, 1024)
+	for !bytes.Contains(pre, []byte("ready\r\n")) {
+		n, _, err := p.ReadOutput(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pre = append(pre, buf[:n]...)
+	}
+	g := &gatedPTY{PTY: p, open: make(chan struct{})}
+	opened := false
+	defer func() {
+		if !opened {
+			close(g.open)
+		}
+	}()
+	req := bob
+	req.Capabilities = []string{capFlow2}
+	peer, res, ans := serveRaw(t, g, req, []string{capFlow2})
+	if ans.typ != frameAccept {
+		t.Fatalf("answer %v, want ACCEPT", ans.typ)
+	}
+	peer.write(appendHeader(appendFrame(nil, frameData, []byte{3}), frameSync, 0))
+	waitUntil(t, "the trap", func() bool {
+		_, err := os.Stat(done)
+		return err == nil
+	})
+	close(g.open)
+	opened = true
+	var all []byte
+	for {
+		m := peer.read()
+		if m.typ == frameData {
+			all = append(all, m.data...)
+		}
+		if m.typ == frameExit || m.typ == frameClose {
+			break
+		}
+	}
+	if !bytes.Contains(all, []byte("^C")) || !bytes.Contains(all, []byte("PROMPT")) {
+		t.Errorf("output after ^C lost: got %q, want the echoed ^C and PROMPT", all)
+	}
+	_ = peer.conn.Close()
+	waitServed(t, res)
 }

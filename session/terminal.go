@@ -75,15 +75,16 @@ type FlushPredictor interface {
 	FlushesOutput(b []byte) bool
 }
 
-// OutputMarker is an optional Terminal method, with OutputNowReader. OutputMark returns the count
-// of output bytes that ReadOutput and ReadOutputNow will have returned (since the terminal was
-// made: Serve, its only reader, counts the same) once they have returned the output that the
-// terminal holds now, ready to read at once: output older than any input written after the call. Serve calls it, from the goroutine that writes input, right before it writes
-// input that FlushesOutput predicts to flush: the terminal's flush may leave output it held
-// already (Linux's leaves up to 4 KiB), and Serve drops that as stale rather than send it after
-// the FLUSH.
+// OutputMarker is an optional Terminal method, with OutputNowReader. OutputMark returns, taken
+// together, the count of output bytes that ReadOutput and ReadOutputNow have returned so far
+// (read, counted from any start: Serve takes the difference from the count when it starts, so
+// reads before Serve do not matter) and the count of output bytes the terminal holds now, ready
+// to read at once (held): output older than any input written after the call. Serve calls it,
+// from the goroutine that writes input, right before it writes input that FlushesOutput predicts
+// to flush: the terminal's flush may leave output it held already (Linux's leaves up to 4 KiB),
+// and Serve drops that as stale rather than send it after the FLUSH.
 type OutputMarker interface {
-	OutputMark() (int64, error)
+	OutputMark() (read, held int64, err error)
 }
 
 // FlushKeyer is an optional Terminal method. FlushKeys returns the characters that, typed now,
