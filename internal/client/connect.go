@@ -167,6 +167,7 @@ func (r *runner) newSession(sc *transport.SecureConn, user string) *session.Clie
 	case r.outFd >= 0 && r.opts.Command != "":
 		r.stdout.openPipeOrFile(r.outFd) // a command's bulk output
 	}
+	sess.Stdout = r.stdout.forSession()
 	return sess
 }
 

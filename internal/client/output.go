@@ -272,3 +272,23 @@ func (o *outputWriter) writeNowLocked(p []byte) (int, error) {
 	o.noteWritten(p[:n])
 	return n, nil
 }
+
+// forSession is o as session.Client's Stdout: o itself when its writes wait for room in the
+// poller, where a hold can stop them (session.StoppableWriter); else (no non-blocking descriptor
+// of the terminal could be opened, as after su(1), whose terminal the user may not open by name)
+// a writer without WriteUntil and Wake: its writes wait in write(2), which nothing stops, so the
+// session writes small chunks while a hold may come and sends a ^C without waiting for them.
+func (o *outputWriter) forSession() io.Writer {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.room != nil {
+		return o
+	}
+	return blockingOutput{o}
+}
+
+// blockingOutput is an outputWriter whose writes cannot be stopped (see forSession).
+type blockingOutput struct{ o *outputWriter }
+
+func (b blockingOutput) Write(p []byte) (int, error)    { return b.o.Write(p) }
+func (b blockingOutput) TryWrite(p []byte) (int, error) { return b.o.TryWrite(p) }

@@ -14,6 +14,8 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
+
+	"github.com/rlogin-go/rlogin/session"
 )
 
 // rawTerminalWriter returns the master of a pty in raw mode and an outputWriter on its slave, with its
@@ -349,5 +351,37 @@ func TestOutputWakeStopsWrite(t *testing.T) {
 	}
 	if got := <-read; !bytes.Equal(got, big) {
 		t.Fatalf("the terminal got %d bytes, want the %d written, in order", len(got), len(big))
+	}
+}
+
+// TestOutputForSession: the session gets a StoppableWriter only when the terminal's writes wait in
+// the poller, where a hold can stop them; a terminal written in blocking write(2) (no non-blocking
+// descriptor: after su, the user may not reopen it) must not claim to stop, or a ^C would wait for
+// a whole chunk that the terminal may never take.
+func TestOutputForSession(t *testing.T) {
+	_, o := rawTerminalWriter(t)
+	defer o.closeNonblocking()
+	if _, ok := o.forSession().(session.StoppableWriter); !ok {
+		t.Error("a terminal reopened non-blocking: forSession is not a StoppableWriter")
+	}
+
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	blocking := &outputWriter{w: slave} // no openNonblocking: as when the reopen failed
+	w := blocking.forSession()
+	if _, ok := w.(session.StoppableWriter); ok {
+		t.Fatal("a terminal written in write(2): forSession is a StoppableWriter")
+	}
+	if _, err := w.Write([]byte("ok\n")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 16)
+	_ = master.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := master.Read(got); err != nil || !strings.Contains(string(got[:n]), "ok") {
+		t.Fatalf("the terminal got %q, %v", got[:n], err)
 	}
 }
