@@ -798,17 +798,20 @@ func (c *Client) sendCredit(n int) {
 	defer c.wmu.Unlock()
 	c.mu.Lock()
 	conn, stale := c.conn, c.res.creditGen != c.res.gen
-	received, resumable := c.res.outReceived, c.res.on
+	var b []byte
+	if !stale && c.res.on {
+		// The server keeps its output until it hears that it was received: credit says
+		// nothing of that once it may be granted in advance (docs/protocol.md, section 6.4).
+		// Before the credit, so that the server's tail is trimmed before it sends more.
+		c.res.ackSent = c.res.outReceived
+		b = appendReceived(c.wbuf[:0], c.res.outReceived)
+	}
 	c.mu.Unlock()
 	if stale {
 		return // for output of a conn given up: the resume started the count afresh
 	}
-	b := c.wbuf[:0]
-	if resumable {
-		// The server keeps its output until it hears that it was received: credit says
-		// nothing of that once it may be granted in advance (docs/protocol.md, section 6.4).
-		// Before the credit, so that the server's tail is trimmed before it sends more.
-		b = appendReceived(b, received)
+	if b == nil {
+		b = c.wbuf[:0]
 	}
 	c.appendProbe(appendCredit(b, n)) // a probe rides along when one is due
 	_, _ = conn.Write(c.wbuf)         // a broken conn shows in readOutput

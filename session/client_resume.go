@@ -34,6 +34,7 @@ type clientResume struct {
 	timeout time.Duration // the server's detach timeout
 
 	outReceived uint64 // output DATA bytes received since the session started
+	ackSent     uint64 // outReceived as last sent in a RECEIVED
 	skipped     uint64 // output bytes skipped at the last resume (for Resumed)
 	inReceived  uint64 // the server's count of input received, from the last RESUMED
 
@@ -283,4 +284,17 @@ func (c *Client) Resumable() (id SessionID, timeout time.Duration, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.res.id, c.res.timeout, c.res.on
+}
+
+// appendReceivedDueLocked appends a RECEIVED to b if the server accepted resume and output came
+// since the last one; the caller holds c.mu and sends b. A RECEIVED rides with every CREDIT, and
+// with each PING and PONG: credit comes only per batch of output consumed, and the server keeps
+// what it sent until a RECEIVED, so without them an idle session's server would keep the output
+// of its last burst (up to a credit batch) for as long as the session idles.
+func (c *Client) appendReceivedDueLocked(b []byte) []byte {
+	if !c.res.on || c.res.outReceived == c.res.ackSent {
+		return b
+	}
+	c.res.ackSent = c.res.outReceived
+	return appendReceived(b, c.res.outReceived)
 }

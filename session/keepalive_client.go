@@ -11,8 +11,8 @@ func (c *Client) sendPing(cookie uint32) bool {
 	defer c.wmu.Unlock()
 	c.mu.Lock()
 	conn := c.conn
+	c.wbuf = appendCookie(c.appendReceivedDueLocked(c.wbuf[:0]), framePing, cookie)
 	c.mu.Unlock()
-	c.wbuf = appendCookie(c.wbuf[:0], framePing, cookie)
 	_, _ = conn.Write(c.wbuf) // a broken conn shows in readOutput
 	return true
 }
@@ -23,8 +23,8 @@ func (c *Client) answerPing(cookie uint32) {
 	defer c.wmu.Unlock()
 	c.mu.Lock()
 	conn := c.conn
+	c.wbuf = appendCookie(c.appendReceivedDueLocked(c.wbuf[:0]), framePong, cookie)
 	c.mu.Unlock()
-	c.wbuf = appendCookie(c.wbuf[:0], framePong, cookie)
 	_, _ = conn.Write(c.wbuf) // a broken conn shows in readOutput
 }
 

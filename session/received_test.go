@@ -191,3 +191,21 @@ func TestReceivedReleasesIdleTail(t *testing.T) {
 		t.Fatalf("tail %d bytes (array of %d) after an echo, want %d in at most %d", n, c, len(echo), idleBuffer)
 	}
 }
+
+// TestReceivedWhileIdle: output of less than a credit batch is acknowledged by the RECEIVED that
+// rides with the keepalive's PING or PONG once the session idles, so the server drops it from its
+// tail instead of keeping it for as long as the session idles.
+func TestReceivedWhileIdle(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	rig := newResumeRig(t, term, Detach{Timeout: time.Minute}, func(s *ServerConn) { s.Keepalive = fastKeepalive })
+	rc := startResumeClient(t, rig, nil, func(rc *resumeClient) { rc.Keepalive = fastKeepalive })
+	out := produce(term, "prompt ", 0, 3) // well under a credit batch
+	rc.stdout.waitFor(t, "the output", func() bool { return bytes.Contains(rc.stdout.buf.Bytes(), out) })
+	tail := func() int {
+		ss := rig.srv.session()
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return len(ss.res.tail) - ss.res.toff
+	}
+	waitUntil(t, "the server's tail emptied by a RECEIVED while idle", func() bool { return tail() == 0 })
+}
