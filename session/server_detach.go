@@ -130,7 +130,7 @@ func (s *serverSession) trimTailLocked(n int) {
 	if s.res.toff == len(s.res.tail) {
 		s.res.toff = 0
 		s.res.tail = s.res.tail[:0] // kept for the flood, if one goes on (see keepSentLocked)
-		if len(s.out) == 0 && cap(s.res.tail) > idleBuffer {
+		if len(s.out) == 0 && cap(s.res.tail) > idleBuffer && !s.flooding {
 			// Nothing waits to be sent: the session may idle for hours, and would keep the
 			// array that its last output grew (up to a window's worth).
 			s.res.tail = nil

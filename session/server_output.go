@@ -44,6 +44,7 @@ func (s *serverSession) readTerminal() error {
 		}
 
 		s.mu.Lock()
+		s.flooding = r.big != nil
 		if flushed && !s.ending {
 			s.flushOutputLocked()
 		}
@@ -273,7 +274,7 @@ func (s *serverSession) sendOutput() error {
 	var b []byte
 	for {
 		s.mu.Lock()
-		if cap(b) > idleBuffer && !s.sendableLocked() {
+		if cap(b) > idleBuffer && !s.sendableLocked() && !s.flooding {
 			b = nil // the burst is over: an idle session keeps no frame buffer of its size
 		}
 		for s.sending || s.cur == nil && !s.connDead || !s.sendableLocked() {

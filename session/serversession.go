@@ -33,11 +33,15 @@ type serverSession struct {
 	stateC     chan struct{} // tells the supervisor that the session detached or attached
 	res        serverResume
 
-	out       []byte       // output read from the terminal, not yet sent
-	outEnded  bool         // ReadOutput returned an error: the output is over
-	outErr    error        // that error, unless io.EOF
-	fresh     int          // output bytes read since input was last written to the terminal
-	outRead   int64        // output bytes read from the terminal (readTerminal's)
+	out      []byte // output read from the terminal, not yet sent
+	outEnded bool   // ReadOutput returned an error: the output is over
+	outErr   error  // that error, unless io.EOF
+	fresh    int    // output bytes read since input was last written to the terminal
+	outRead  int64  // output bytes read from the terminal (readTerminal's)
+	// flooding says that the terminal's last read was part of a flood (readTerminal collects):
+	// the buffers a burst grew are kept until it is over, not dropped and grown again each time
+	// the client catches up (over loopback that cost rlogind a fifth more CPU per GB).
+	flooding  bool
 	staleMark int64        // output before this offset (in outRead's count) is older than the last flushing input (OutputMarker)
 	om        OutputMarker // t, if it is one and its count could be taken when Serve started; else nil
 	omBase    int64        // om's count of output read when Serve started: outRead's zero
