@@ -330,7 +330,15 @@ func relaySession(ctx context.Context, client net.Conn, sock *os.File, req *sess
 	}
 	var copies sync.WaitGroup
 	copies.Go(func() { copyToSession(c, client); closeBoth() })
-	copies.Go(func() { copyToClient(client, from); closeBoth() })
+	copies.Go(func() {
+		if copyToClient(client, from) == 0 && ctx.Err() == nil {
+			// The session ended before it answered: it expired, or ended, after the listener
+			// passed this conn on and before its own net child could take it. The client gets
+			// the answer of every resume that cannot be served, not a bare end of the conn.
+			refuseRelayed(client, req, challenged)
+		}
+		closeBoth()
+	})
 	copies.Wait()
 	return nil
 }
@@ -338,8 +346,23 @@ func relaySession(ctx context.Context, client net.Conn, sock *os.File, req *sess
 // copyToSession copies the client's bytes to the session.
 func copyToSession(session io.Writer, client io.Reader) { _, _ = io.Copy(session, client) }
 
-// copyToClient copies the session's bytes to the client.
-func copyToClient(client io.Writer, session io.Reader) { _, _ = io.Copy(client, session) }
+// copyToClient copies the session's bytes to the client, and returns how many.
+func copyToClient(client io.Writer, session io.Reader) int64 {
+	n, _ := io.Copy(client, session)
+	return n
+}
+
+// refuseRelayed answers the relayed request req on client with the refusal "no such session",
+// as the session's own net child would have; challenged as for relaySession.
+func refuseRelayed(client net.Conn, req *session.Request, challenged bool) {
+	var srv *session.ServerConn
+	if challenged {
+		srv = session.NewServerConnChallenged(client, req)
+	} else {
+		srv = session.NewServerConnWithRequest(client, req)
+	}
+	_ = srv.Refuse(reasonNoSession) // best effort: the client may be gone
+}
 
 // sessionVersion is the session protocol's version byte (docs/protocol.md §3).
 const sessionVersion = 1
