@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/rlogin-go/rlogin/pty"
@@ -22,6 +23,34 @@ func (g *gatedPTY) ReadOutput(b []byte) (int, bool, error) {
 	return g.PTY.ReadOutput(b)
 }
 
+// serveHeld serves p to a raw client that offers flow2, with the server's reads of the output
+// held back until open is called (at the latest when the test ends).
+func serveHeld(t *testing.T, p *pty.PTY) (peer *rawPeer, res chan served, open func()) {
+	t.Helper()
+	g := &gatedPTY{PTY: p, open: make(chan struct{})}
+	var once sync.Once
+	open = func() { once.Do(func() { close(g.open) }) }
+	req := bob
+	req.Capabilities = []string{capFlow2}
+	peer, res, ans := serveRaw(t, g, req, []string{capFlow2})
+	t.Cleanup(open) // after serveRaw's own: it runs first
+	if ans.typ != frameAccept {
+		t.Fatalf("answer %v, want ACCEPT", ans.typ)
+	}
+	return peer, res, open
+}
+
+// interruptTrapped sends ^C with a SYNC, and waits until the shell's INT trap has written its
+// output and then the file done.
+func interruptTrapped(t *testing.T, peer *rawPeer, done string) {
+	t.Helper()
+	peer.write(appendHeader(appendFrame(nil, frameData, []byte{3}), frameSync, 0))
+	waitUntil(t, "the trap", func() bool {
+		_, err := os.Stat(done)
+		return err == nil
+	})
+}
+
 // TestFlushDropsHeldOutput: a flood interrupted by ^C while the server reads nothing (its
 // window is full, here its reads are held back) leaves the pty's line discipline full (4 KiB),
 // which Linux's flush does not empty and reads return after the flush's report. All of it is
@@ -32,31 +61,14 @@ func TestFlushDropsHeldOutput(t *testing.T) {
 	// The trap writes its output after the flush: the write waits for the line discipline's
 	// flush to finish (both hold its settings' lock). Then it says so in a file.
 	p := startTestPTY(t, exec.Command("sh", "-c", `trap 'echo PROMPT; : >"$0"; exit 3' INT; yes`, done))
-	g := &gatedPTY{PTY: p, open: make(chan struct{})}
-	opened := false
-	defer func() {
-		if !opened {
-			close(g.open)
-		}
-	}()
-	req := bob
-	req.Capabilities = []string{capFlow2}
-	peer, res, ans := serveRaw(t, g, req, []string{capFlow2})
-	if ans.typ != frameAccept {
-		t.Fatalf("answer %v, want ACCEPT", ans.typ)
-	}
+	peer, res, open := serveHeld(t, p)
 	// Nothing reads the flood: the line discipline fills (4095 bytes), then the pty's buffers.
 	waitUntil(t, "a full line discipline", func() bool {
 		_, held, err := p.OutputMark()
 		return err == nil && held >= 4095
 	})
-	peer.write(appendHeader(appendFrame(nil, frameData, []byte{3}), frameSync, 0))
-	waitUntil(t, "the trap", func() bool {
-		_, err := os.Stat(done)
-		return err == nil
-	})
-	close(g.open)
-	opened = true
+	interruptTrapped(t, peer, done)
+	open()
 
 	var after []byte // output after the FLUSH
 	flushes, synced := 0, false
@@ -118,26 +130,9 @@ func TestFlushAfterReadBeforeServe(t *testing.T) {
 		}
 		pre = append(pre, buf[:n]...)
 	}
-	g := &gatedPTY{PTY: p, open: make(chan struct{})}
-	opened := false
-	defer func() {
-		if !opened {
-			close(g.open)
-		}
-	}()
-	req := bob
-	req.Capabilities = []string{capFlow2}
-	peer, res, ans := serveRaw(t, g, req, []string{capFlow2})
-	if ans.typ != frameAccept {
-		t.Fatalf("answer %v, want ACCEPT", ans.typ)
-	}
-	peer.write(appendHeader(appendFrame(nil, frameData, []byte{3}), frameSync, 0))
-	waitUntil(t, "the trap", func() bool {
-		_, err := os.Stat(done)
-		return err == nil
-	})
-	close(g.open)
-	opened = true
+	peer, res, open := serveHeld(t, p)
+	interruptTrapped(t, peer, done)
+	open()
 	var all []byte
 	for {
 		m := peer.read()
