@@ -314,8 +314,24 @@ func (g *loginGate) isOpen() bool {
 // watcher, not written now: it predicts nothing.
 func (g *loginGate) FlushesOutput(b []byte) bool { return g.isOpen() && g.p.FlushesOutput(b) }
 
-// ReadOutput, ReadPacket, Resize and Wait are the PTY's: output and window changes are not gated.
+// FlushKeys is the PTY's once the session has started (session.FlushKeyer): the client then
+// discards its own terminal's pending output when the user types one of them. Before, a ^C is
+// held for login(1) like any input, and the client is told nothing.
+func (g *loginGate) FlushKeys() []byte {
+	if g.isOpen() {
+		return g.p.FlushKeys()
+	}
+	return nil
+}
+
+// OutputMark is the PTY's (session.OutputMarker): output is not gated, and Serve takes the mark
+// only before input that FlushesOutput predicts to flush, which it does not before the session.
+func (g *loginGate) OutputMark() (read, held int64, err error) { return g.p.OutputMark() }
+
+// ReadOutput, ReadOutputNow, ReadPacket, Resize and Wait are the PTY's: output and window changes
+// are not gated.
 func (g *loginGate) ReadOutput(b []byte) (int, bool, error)       { return g.p.ReadOutput(b) }
+func (g *loginGate) ReadOutputNow(b []byte) (int, bool, error)    { return g.p.ReadOutputNow(b) }
 func (g *loginGate) ReadPacket(b []byte) (int, pty.Status, error) { return g.p.ReadPacket(b) }
 func (g *loginGate) Resize(w session.WindowSize) error            { return g.p.Resize(w) }
 func (g *loginGate) Wait() (*os.ProcessState, error)              { return g.p.Wait() }

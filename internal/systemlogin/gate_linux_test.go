@@ -1,6 +1,7 @@
 package systemlogin
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -260,6 +261,9 @@ func TestGateTryWrite(t *testing.T) {
 	if g.gate.FlushesOutput([]byte{3}) {
 		t.Error("FlushesOutput(^C) before the session: true; the gate holds that input, it flushes nothing now")
 	}
+	if k := g.gate.FlushKeys(); len(k) != 0 {
+		t.Errorf("FlushKeys before the session: %q; the gate holds ^C for login(1), so the client must not discard its output at one", k)
+	}
 	if err := g.write("good\r"); err != nil {
 		t.Fatal(err)
 	}
@@ -277,9 +281,21 @@ func TestGateTryWrite(t *testing.T) {
 	if !g.gate.FlushesOutput([]byte{3}) {
 		t.Error("FlushesOutput(^C) in the session: false, want the PTY's answer (true)")
 	}
+	// And the client is told so, to discard its own terminal's pending output at a ^C.
+	if k := g.gate.FlushKeys(); !bytes.Contains(k, []byte{3}) {
+		t.Errorf("FlushKeys in the session: %q, want the PTY's (with ^C)", k)
+	}
 }
 
-var _ session.FlushPredictor = (*loginGate)(nil)
+// The optional Terminal methods that a key login's pty has: a password login's session must not
+// lose them by going through the gate.
+var (
+	_ session.FlushPredictor  = (*loginGate)(nil)
+	_ session.FlushKeyer      = (*loginGate)(nil)
+	_ session.OutputMarker    = (*loginGate)(nil)
+	_ session.OutputNowReader = (*loginGate)(nil)
+	_ session.TryWriter       = (*loginGate)(nil)
+)
 
 // TestGateGraceTime checks that a login still at the password prompt at the end of the login
 // grace time is ended.
