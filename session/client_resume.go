@@ -166,7 +166,6 @@ func (c *Client) resumeOn(ctx context.Context, conn net.Conn) (*frameReader, err
 		return nil, fmt.Errorf("session: %w", net.ErrClosed)
 	}
 	c.conn = conn
-	c.res.gen++ // credit counted for the old conn is not sent on this one
 	req := c.Request
 	req.Window = c.res.window // the server sets the terminal's size to it
 	req.Resume = &ResumeRequest{ID: c.res.id, Secret: bytes.Clone(c.res.secret[:]), received: c.res.outReceived}
@@ -187,7 +186,10 @@ func (c *Client) resumeOn(ctx context.Context, conn net.Conn) (*frameReader, err
 	c.res.inCredited(int(c.res.inReceived - tailStart))
 	resend := c.res.inTail[c.res.inToff:]
 	// Flow control starts afresh, as after an ACCEPT: output received and not yet credited is
-	// not credited to this conn.
+	// not credited to this conn. The conns are counted here, not before the login: a credit
+	// that the writer took during the login (for output of the old conn), or input that took
+	// the old conn's credit then, is of the old conn too, and waits for wmu to go out.
+	c.res.gen++
 	c.credit = window - len(resend)
 	c.consumed -= c.unacked
 	c.unacked = 0

@@ -155,13 +155,145 @@ func TestResumeAfterGrowth(t *testing.T) {
 	}
 	rc.stdout.waitFor(t, "a grown window", func() bool { return rc.stdout.buf.Len() >= 1<<20 && grown() })
 	rig.cutServer()
-	rc.stdout.waitFor(t, "the whole flood", func() bool { return rc.stdout.buf.Len() >= len(want) })
+	waitUntil(t, "the whole flood, or the session's end", func() bool {
+		ended, _ := rc.ending()
+		return rc.stdout.Len() >= len(want) || ended
+	})
+	if ended, err := rc.ending(); ended {
+		t.Fatalf("the session ended with %d bytes of %d: %v", rc.stdout.Len(), len(want), err)
+	}
 	if got := rc.stdout.Bytes(); !bytes.Equal(got, want) {
 		t.Fatalf("output differs at byte %d of %d (have %d)", firstDiff(got, want), len(want), len(got))
 	}
 	waitUntil(t, "the resume", func() bool { return len(rc.resumes()) == 1 })
 	if got := rc.resumes(); !slices.Equal(got, []uint64{0}) {
 		t.Errorf("skipped %v, want [0]", got)
+	}
+}
+
+// TestResumeCreditDuringLogin: output of the lost conn that the client writes while its resume
+// waits for the server's answer is credited to neither conn: the new conn's window starts at the
+// base on both sides, and a flood after the resume arrives whole, the server never sending more
+// than the client's window. (A credit taken during the login went over the new conn, and the
+// server sent that much beyond the client's window, a protocol error: on a loaded machine a
+// client writes its queue late, and TestResumeAfterGrowth could end so.)
+func TestResumeCreditDuringLogin(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+	rc := startResumeClient(t, rig, nil)
+	holdWrites := func() chan struct{} {
+		g := make(chan struct{})
+		rc.stdout.mu.Lock()
+		rc.stdout.gate = g
+		rc.stdout.mu.Unlock()
+		return g
+	}
+	releaseWrites := func(g chan struct{}) {
+		rc.stdout.mu.Lock()
+		defer rc.stdout.mu.Unlock()
+		if rc.stdout.gate == g {
+			rc.stdout.gate = nil
+			close(g)
+		}
+	}
+	gate := holdWrites()                      // the writer waits: the output stays in the client's queue
+	t.Cleanup(func() { releaseWrites(gate) }) // before the client's Close waits for the writer
+	before := produce(term, "a", 0, 20_000)   // 140 000 bytes: more than a credit batch, within the window
+	waitClient(t, rc.Client, "the output received", func() bool { return rc.res.outReceived == uint64(len(before)) })
+
+	// The resume's answer waits until the writer took credit for output of the lost conn.
+	release := rig.holdAnswers()
+	rig.cutServer()
+	rig.waitAnswering(t)
+	releaseWrites(gate)
+	waitClient(t, rc.Client, "a credit for output of the lost conn", func() bool { return rc.unacked < len(before) && !rc.writing })
+	// The writer waits again once the credit is sent (if it is): the new conn's output stays
+	// queued, and the client grants no credit for it.
+	gate = holdWrites()
+	close(release)
+	waitUntil(t, "the resume", func() bool { return len(rc.resumes()) == 1 })
+
+	after := produce(term, "b", 0, 100_000) // 700 000 bytes: more than the window
+	want := append(before, after...)
+	waitUntil(t, "the server's window full and all it sent received, or the session's end", func() bool {
+		ss := rig.srv.session()
+		ss.mu.Lock()
+		full, sent := ss.unacked >= ss.outputWindowLocked(), ss.res.outSent
+		ss.mu.Unlock()
+		rc.Client.mu.Lock()
+		defer rc.Client.mu.Unlock()
+		return full && rc.res.outReceived == sent || rc.ended
+	})
+	if ended, err := rc.ending(); ended {
+		t.Fatalf("the session ended: %v", err)
+	}
+	releaseWrites(gate)
+	rc.stdout.waitFor(t, "the whole output", func() bool { return rc.stdout.buf.Len() >= len(want) })
+	if got := rc.stdout.Bytes(); !bytes.Equal(got, want) {
+		t.Fatalf("output differs at byte %d of %d (have %d)", firstDiff(got, want), len(want), len(got))
+	}
+	if got := rc.resumes(); !slices.Equal(got, []uint64{0}) {
+		t.Errorf("skipped %v, want [0]", got)
+	}
+}
+
+// TestResumeInputDuringLogin: input written while a resume waits for the server's answer, with
+// credit of the lost conn, counts against the new conn's credit: the client sends no more than
+// the window the server allows.
+func TestResumeInputDuringLogin(t *testing.T) {
+	term := newFakeTerminal(t, "sleep", "3600")
+	term.locked(func() { term.blockIn = true }) // the shell reads no input: no credit comes back
+	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
+	rc := startResumeClient(t, rig, nil)
+	input := func(n int) []byte { return bytes.Repeat([]byte{'i'}, n) }
+	const first = 100_000
+	if _, err := rc.stdin.Write(input(first)); err != nil {
+		t.Fatal(err)
+	}
+	received := func() int64 {
+		ss := rig.srv.session()
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return ss.inTotal
+	}
+	waitUntil(t, "the input received", func() bool { return received() == first })
+
+	release := rig.holdAnswers()
+	rig.cutServer()
+	rig.waitAnswering(t)
+	during := make(chan error, 1)
+	go func() {
+		_, err := rc.stdin.Write(input(maxDataFrame))
+		during <- err
+	}()
+	waitClient(t, rc.Client, "input sent with the lost conn's credit", func() bool { return rc.credit == window-first-maxDataFrame })
+	close(release)
+	if err := receive(t, during, "the input written during the login"); err != nil {
+		t.Fatal(err)
+	}
+
+	// As much input as the client's credit allows, and more: the new conn's window fills, and
+	// no further.
+	rest := make(chan error, 1)
+	go func() {
+		_, err := rc.stdin.Write(input(window))
+		rest <- err
+	}()
+	t.Cleanup(func() {
+		_ = rc.Close() // ends the Write that waits for credit
+		<-rest
+	})
+	waitUntil(t, "the client out of credit and all it sent received, or the session's end", func() bool {
+		got := received()
+		rc.Client.mu.Lock()
+		defer rc.Client.mu.Unlock()
+		return rc.credit == 0 && uint64(got) == rc.res.inSent || rc.ended
+	})
+	if ended, err := rc.ending(); ended {
+		t.Fatalf("the session ended: %v", err)
+	}
+	if got := received(); got != first+window {
+		t.Errorf("the server received %d input bytes, want %d: the first and the new conn's window", got, first+window)
 	}
 }
 

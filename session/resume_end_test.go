@@ -84,6 +84,27 @@ func (c *heldWriteConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// holdAnswers makes the server hold every Write to the conns it accepts from now on until the
+// returned channel is closed: the answer to a resume waits, and its client in the login.
+func (r *resumeRig) holdAnswers() chan struct{} {
+	release := make(chan struct{})
+	r.mu.Lock()
+	r.wrap = func(c net.Conn) net.Conn { return &heldWriteConn{Conn: c, release: release} }
+	r.mu.Unlock()
+	return release
+}
+
+// waitAnswering waits until an Attach answers a resume (which holdAnswers may hold).
+func (r *resumeRig) waitAnswering(t *testing.T) {
+	t.Helper()
+	waitUntil(t, "the resume answered", func() bool {
+		ss := r.srv.session()
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return ss.res.attaching
+	})
+}
+
 // TestResumeExpiryDuringAnswer: a detach timeout that passes while a resume is being answered
 // does not end the session under it (the client would get ACCEPT, RESUMED and RESUMABLE, then
 // lose the conn): the attach came first and wins, and the session goes on over its conn.
@@ -95,10 +116,7 @@ func TestResumeExpiryDuringAnswer(t *testing.T) {
 	rc.mu.Lock()
 	secret := rc.res.secret
 	rc.mu.Unlock()
-	release := make(chan struct{})
-	rig.mu.Lock()
-	rig.wrap = func(c net.Conn) net.Conn { return &heldWriteConn{Conn: c, release: release} }
-	rig.mu.Unlock()
+	release := rig.holdAnswers()
 	rig.cutServer()
 	rig.waitDetached(t)
 
@@ -144,9 +162,7 @@ func TestResumeExpiryDuringAnswer(t *testing.T) {
 		t.Fatalf("the session ended: %v", srv.err)
 	default:
 	}
-	rig.mu.Lock()
-	defer rig.mu.Unlock()
-	if len(rig.attaches) != 1 || rig.attaches[0] != nil {
-		t.Errorf("Attach: %v, want success", rig.attaches)
+	if attaches := rig.waitAttaches(t, 1); len(attaches) != 1 || attaches[0] != nil {
+		t.Errorf("Attach: %v, want success", attaches)
 	}
 }

@@ -139,6 +139,21 @@ func (r *resumeRig) dial() (net.Conn, error) {
 	return transport.Client(ctx, c, &transport.SecureConfig{Key: r.keys[1]})
 }
 
+// waitAttaches waits until n Attach calls returned, and returns what each returned: Attach
+// answers the client before it returns, so a client that has the answer may still be ahead of
+// the record.
+func (r *resumeRig) waitAttaches(t *testing.T, n int) []error {
+	t.Helper()
+	var attaches []error
+	waitUntil(t, fmt.Sprintf("%d Attach calls", n), func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		attaches = slices.Clone(r.attaches)
+		return len(attaches) >= n
+	})
+	return attaches
+}
+
 // cutServer closes the server's end of the newest conn (the path breaks; both ends notice).
 func (r *resumeRig) cutServer() {
 	r.mu.Lock()
@@ -281,13 +296,11 @@ func testResumeCuts(t *testing.T, secure bool) {
 			}
 		}
 	}
-	rig.mu.Lock()
-	for i, err := range rig.attaches {
+	for i, err := range rig.waitAttaches(t, rounds) {
 		if err != nil {
 			t.Errorf("Attach %d: %v", i, err)
 		}
 	}
-	rig.mu.Unlock()
 	// The window size was sent again after each resume.
 	term.waitFor(t, "the window sizes", func() bool { return len(term.resizes) == rounds && term.resizes[0] == WindowSize{Rows: 24, Cols: 80} })
 
@@ -374,6 +387,13 @@ func (rc *resumeClient) wait(t *testing.T) error {
 	panic("unreachable")
 }
 
+// ending reports whether the session ended, and what Wait returns then.
+func (rc *resumeClient) ending() (ended bool, result error) {
+	rc.Client.mu.Lock()
+	defer rc.Client.mu.Unlock()
+	return rc.ended, rc.result
+}
+
 func (rc *resumeClient) resumes() []uint64 {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -458,9 +478,7 @@ func TestResumeRefused(t *testing.T) {
 	if got := try(&ResumeRequest{ID: id, Secret: secret[:]}); got != reasonNoSession {
 		t.Errorf("refusal of an ended session %q, want %q", got, reasonNoSession)
 	}
-	rig.mu.Lock()
-	defer rig.mu.Unlock()
-	for _, err := range rig.attaches {
+	for _, err := range rig.waitAttaches(t, 4) {
 		if !errors.Is(err, ErrNoSession) {
 			t.Errorf("Attach: %v, want ErrNoSession", err)
 		}
@@ -843,17 +861,7 @@ func TestResumeAnswerLost(t *testing.T) {
 		return m
 	}
 	resume(false, false)
-	var attached error
-	waitUntil(t, "the Attach", func() bool {
-		rig.mu.Lock()
-		defer rig.mu.Unlock()
-		if len(rig.attaches) == 0 {
-			return false
-		}
-		attached = rig.attaches[0]
-		return true
-	})
-	if attached == nil { // the answer was written before the conn went: it was lost with it
+	if rig.waitAttaches(t, 1)[0] == nil { // the answer was written before the conn went: it was lost with it
 		rig.waitDetached(t)
 	}
 	if m := resume(true, true); m.typ != frameAccept {
