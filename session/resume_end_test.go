@@ -2,7 +2,6 @@ package session
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"testing"
@@ -20,7 +19,7 @@ func TestResumeExitBlackholed(t *testing.T) {
 		name   string
 		server Keepalive
 	}{
-		{"server keepalive", Keepalive{Interval: 100 * time.Millisecond, CountMax: 3}},
+		{"server keepalive", probing},
 		{"no server keepalive", Keepalive{Interval: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -29,28 +28,14 @@ func TestResumeExitBlackholed(t *testing.T) {
 			link := rig.throughLink(t)
 
 			gate := make(chan struct{})
-			calls := make(chan error, 10)
-			rc := startResumeClient(t, rig, gate, func(rc *resumeClient) {
-				rc.Keepalive = Keepalive{Interval: 100 * time.Millisecond, CountMax: 3}
-				dial := rc.Reconnect
-				rc.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
-					select {
-					case calls <- cause:
-					default: // a later try: the test looks at the first
-					}
-					return dial(ctx, attempt, cause)
-				}
-			})
+			rc := startResumeClient(t, rig, gate, func(rc *resumeClient) { rc.Keepalive = probing })
 			want := produce(term, "a", 0, 100)
 			rc.stdout.waitFor(t, "the output before the blackhole", func() bool { return rc.stdout.buf.Len() == len(want) })
 			link.Blackhole()
 			want = append(want, produce(term, "b", 0, 100)...)
 			_ = term.cmd.Process.Kill()
 			term.waitFor(t, "the shell's end", func() bool { return term.reaped && len(term.out) == 0 })
-			var noAnswer *NoAnswerError
-			if cause := receive(t, calls, "the client's notice of the dead path"); !errors.As(cause, &noAnswer) {
-				t.Errorf("Reconnect's cause %v, want the keepalive's verdict", cause)
-			}
+			rc.waitKeepaliveVerdict(t)
 			rig.waitDetached(t) // after the EXIT was written
 			select {
 			case srv := <-rig.served:

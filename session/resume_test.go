@@ -318,16 +318,31 @@ func testResumeCuts(t *testing.T, secure bool) {
 	}
 }
 
-// resumeClient is a Client of rig's session whose Reconnect waits for gate (if not nil) before
-// it dials; it counts its resumes.
+// resumeClient is a Client of rig's session whose Reconnect reports its cause on causes (the
+// first few calls'), then waits for gate (if not nil) before it dials; it counts its resumes.
 type resumeClient struct {
 	*Client
 	stdout  *syncBuffer
 	stdin   io.WriteCloser
 	waited  chan error
+	causes  chan error
 	mu      sync.Mutex
 	resumed []uint64
 	dials   int
+}
+
+// probing is the keepalive of the tests of a path that goes silent: its verdict comes in
+// about a third of a second.
+var probing = Keepalive{Interval: 100 * time.Millisecond, CountMax: 3}
+
+// waitKeepaliveVerdict waits for the first call of Reconnect, and checks that the keepalive's
+// verdict caused it: the client noticed a silent path by its probes.
+func (rc *resumeClient) waitKeepaliveVerdict(t *testing.T) {
+	t.Helper()
+	var noAnswer *NoAnswerError
+	if cause := receive(t, rc.causes, "the client's notice of the dead path"); !errors.As(cause, &noAnswer) {
+		t.Errorf("Reconnect's cause %v, want the keepalive's verdict", cause)
+	}
 }
 
 func startResumeClient(t *testing.T, rig *resumeRig, gate chan struct{}, setup ...func(*resumeClient)) *resumeClient {
@@ -337,7 +352,7 @@ func startResumeClient(t *testing.T, rig *resumeRig, gate chan struct{}, setup .
 		t.Fatal(err)
 	}
 	rc := &resumeClient{Client: NewClient(conn, Request{User: "bob", Term: "xterm", Window: WindowSize{Rows: 24, Cols: 80}}),
-		stdout: newSyncBuffer(), waited: make(chan error, 1)}
+		stdout: newSyncBuffer(), waited: make(chan error, 1), causes: make(chan error, 10)}
 	rc.Stdout = rc.stdout
 	rc.Resumed = func(skipped uint64) {
 		rc.mu.Lock()
@@ -345,6 +360,10 @@ func startResumeClient(t *testing.T, rig *resumeRig, gate chan struct{}, setup .
 		rc.mu.Unlock()
 	}
 	rc.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
+		select {
+		case rc.causes <- cause:
+		default: // a later try: the tests look at the first
+		}
 		if gate != nil {
 			select {
 			case <-gate:
@@ -674,7 +693,7 @@ func TestResumeBlackhole(t *testing.T) {
 		server   Keepalive
 		takeover bool
 	}{
-		{"both notice", Keepalive{Interval: 100 * time.Millisecond, CountMax: 3}, false},
+		{"both notice", probing, false},
 		{"server does not notice", Keepalive{Interval: -1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -684,26 +703,7 @@ func TestResumeBlackhole(t *testing.T) {
 			link := rig.throughLink(t)
 
 			gate := make(chan struct{})
-			calls := make(chan error, 10)
-			rc := startResumeClient(t, rig, nil, func(rc *resumeClient) {
-				rc.Keepalive = Keepalive{Interval: 100 * time.Millisecond, CountMax: 3}
-				dial := rc.Reconnect
-				rc.Reconnect = func(ctx context.Context, attempt int, cause error) (net.Conn, error) {
-					select {
-					case calls <- cause:
-					default: // a later try: the test looks at the first
-					}
-					select {
-					case <-gate:
-					case <-ctx.Done():
-						return nil, ctx.Err()
-					}
-					if tc.takeover {
-						rig.addr = direct // another path; the first stays dead
-					}
-					return dial(ctx, attempt, cause)
-				}
-			})
+			rc := startResumeClient(t, rig, gate, func(rc *resumeClient) { rc.Keepalive = probing })
 			var wantIn bytes.Buffer
 			inDone := make(chan error, 1)
 			go func() {
@@ -722,23 +722,15 @@ func TestResumeBlackhole(t *testing.T) {
 			rc.stdout.waitFor(t, "some output", func() bool { return rc.stdout.buf.Len() > 900 })
 			link.Blackhole()
 			want = append(want, produce(term, "b", 0, 300)...)
-			select {
-			case cause := <-calls:
-				var noAnswer *NoAnswerError
-				if !errors.As(cause, &noAnswer) {
-					t.Errorf("Reconnect's cause %v, want the keepalive's verdict", cause)
-				}
-			case <-time.After(testTimeout):
-				t.Fatal("the client did not notice the dead path")
-			}
+			rc.waitKeepaliveVerdict(t)
 			if !tc.takeover {
 				var noAnswer *NoAnswerError
 				if cause := rig.waitDetached(t); !errors.As(cause, &noAnswer) {
 					t.Errorf("detached for %v, want the keepalive's verdict", cause)
 				}
-			}
-			if !tc.takeover {
 				link.Restore()
+			} else {
+				rig.addr = direct // another path for the resume; the first stays dead
 			}
 			close(gate)
 			if err := receive(t, inDone, "the end of the input"); err != nil {
