@@ -116,8 +116,24 @@ type identities struct {
 
 // A pendingKey is a key that may be offered, not loaded yet.
 type pendingKey struct {
-	load  func() (*identity, error)
-	quiet func() bool // loading it asks nothing and is expected to succeed; nil: not so
+	load func() (*identity, error)
+	// quiet, if not nil, finds out whether loading the key asks nothing and is expected to
+	// succeed, and if so returns how to load it then: with what quiet read, not again.
+	quiet func() (load func() (*identity, error))
+}
+
+// keyFile is the pendingKey of the key file at path (shown as shown in messages).
+func (ids *identities) keyFile(path, shown string) pendingKey {
+	return pendingKey{
+		load: func() (*identity, error) { return ids.fromFile(path, shown, nil) },
+		quiet: func() func() (*identity, error) {
+			key := quietKey(path)
+			if key == nil {
+				return nil
+			}
+			return func() (*identity, error) { return ids.fromFile(path, shown, key) }
+		},
+	}
 }
 
 // newIdentities finds the keys rlogin may offer (see above). The caller closes the result.
@@ -133,7 +149,7 @@ func (r *runner) newIdentities(ctx context.Context, dir rloginDir) (*identities,
 	}
 	if r.opts.IdentityFile != "" {
 		path := r.opts.IdentityFile
-		ids.pending = append(ids.pending, pendingKey{load: func() (*identity, error) { return ids.fromFile(path, path) }, quiet: func() bool { return loadsQuietly(path) }})
+		ids.pending = append(ids.pending, ids.keyFile(path, path))
 		return ids, nil
 	}
 	if ids.agent != nil {
@@ -145,9 +161,10 @@ func (r *runner) newIdentities(ctx context.Context, dir rloginDir) (*identities,
 			r.debugf("ssh-agent holds no ed25519 key")
 		default:
 			first := ks[0]
-			ids.pending = append(ids.pending, pendingKey{load: func() (*identity, error) {
+			load := func() (*identity, error) {
 				return &identity{signer: first, from: "ssh-agent key " + first.Comment, cert: ids.certificate(first, "", "")}, nil
-			}, quiet: func() bool { return true }})
+			}
+			ids.pending = append(ids.pending, pendingKey{load: load, quiet: func() func() (*identity, error) { return load }})
 		}
 	}
 	sshKey := filepath.Join(dir.home, ".ssh", "id_ed25519")
@@ -157,7 +174,7 @@ func (r *runner) newIdentities(ctx context.Context, dir rloginDir) (*identities,
 		{ownKey, dir.shown("id_ed25519")},
 	} {
 		if _, err := os.Lstat(f.path); err == nil {
-			ids.pending = append(ids.pending, pendingKey{load: func() (*identity, error) { return ids.fromFile(f.path, f.shown) }, quiet: func() bool { return loadsQuietly(f.path) }})
+			ids.pending = append(ids.pending, ids.keyFile(f.path, f.shown))
 		}
 	}
 	if len(ids.pending) == 0 {
@@ -197,8 +214,11 @@ func (r *runner) createKey(dir rloginDir) (*identity, error) {
 func (ids *identities) next() (*identity, error) {
 	first := !ids.handedOut
 	ids.handedOut = true
-	if first && len(ids.pending) > 0 && ids.pending[0].quiet != nil && !ids.r.opts.Debug && ids.pending[0].quiet() {
-		return &identity{lazy: &lazyIdentity{load: ids.load}}, nil
+	if first && len(ids.pending) > 0 && ids.pending[0].quiet != nil && !ids.r.opts.Debug {
+		if load := ids.pending[0].quiet(); load != nil {
+			ids.pending[0].load = load
+			return &identity{lazy: &lazyIdentity{load: ids.load}}, nil
+		}
 	}
 	return ids.load()
 }
@@ -247,9 +267,9 @@ func (ids *identities) close() {
 
 // fromFile loads the key file at path (shown as shown in messages). When the agent holds the
 // same key (path+".pub" names it), the agent signs and nothing is asked; when an offered key is
-// the same, the file is passed over (nil, nil); else the file is read, asking for its passphrase
-// once when it is encrypted.
-func (ids *identities) fromFile(path, shown string) (*identity, error) {
+// the same, the file is passed over (nil, nil); else the key is read, the one quietKey read if
+// not nil, or the file, asking for its passphrase once when it is encrypted.
+func (ids *identities) fromFile(path, shown string, read ed25519.PrivateKey) (*identity, error) {
 	pub, pubErr := keys.LoadPublic(path + ".pub")
 	if pubErr == nil {
 		if ids.seen(pub) {
@@ -259,8 +279,12 @@ func (ids *identities) fromFile(path, shown string) (*identity, error) {
 			return &identity{signer: k, from: shown + " (in ssh-agent)", cert: ids.certificate(k, path, shown)}, nil
 		}
 	}
-	ask := func() ([]byte, error) { return ids.r.askPassphrase(shown) }
-	key, err := keys.LoadWithPassphrase(path, ask)
+	key, err := read, error(nil)
+	if key == nil || !key.Equal(ed25519.NewKeyFromSeed(key.Seed())) {
+		// Not read yet, or its halves do not match: keys.Load says why, in its words.
+		ask := func() ([]byte, error) { return ids.r.askPassphrase(shown) }
+		key, err = keys.LoadWithPassphrase(path, ask)
+	}
 	switch {
 	case err == nil:
 		return &identity{signer: key, from: shown, cert: ids.certificate(key, path, shown)}, nil
@@ -315,37 +339,40 @@ func (ids *identities) agentKey(pub ed25519.PublicKey) *keys.AgentKey {
 	return nil
 }
 
-// loadsQuietly reports whether the key file at path is expected to load without a question: a
-// regular file that only its owner may read, holding an ed25519 key that is not encrypted. It
-// is a guess (the file may change before it is loaded, or the key in it be malformed); when it
-// is wrong, the question or the error comes during the handshake's first round trip, in the
-// same words.
-func loadsQuietly(path string) bool {
+// quietKey reads the key file at path, and returns its key if it loads without a question: a
+// regular file that only its owner may read, holding an ed25519 key that is not encrypted; else
+// nil. The key is loaded from what it read (fromFile), during the handshake's first round trip:
+// whether its halves match, which costs a new process the ed25519 tables (see above), is
+// checked then, and if they do not, keys.Load says so in its words, as for any key file.
+func quietKey(path string) ed25519.PrivateKey {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		return false
+		return nil
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
-		return false
+		return nil
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile))
 	if err != nil {
-		return false
+		return nil
 	}
 	raw, err := ssh.ParseRawPrivateKey(data)
 	if err != nil {
-		return false
+		return nil
 	}
-	switch raw.(type) {
-	case ed25519.PrivateKey, *ed25519.PrivateKey:
-		return true
+	if k, ok := raw.(*ed25519.PrivateKey); ok { // OpenSSH's format; PKCS#8 gives the value
+		raw = *k
 	}
-	return false
+	key, _ := raw.(ed25519.PrivateKey)
+	if len(key) != ed25519.PrivateKeySize {
+		return nil
+	}
+	return key
 }
 
-// maxKeyFile bounds what loadsQuietly reads: an ed25519 key file is well under 1 KiB.
+// maxKeyFile bounds what quietKey reads: an ed25519 key file is well under 1 KiB.
 const maxKeyFile = 64 << 10
 
 // askPassphrase asks for the passphrase of the key file shown as shown, on Config.Passphrase.

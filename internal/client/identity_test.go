@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/pem"
 	"errors"
 	"io/fs"
 	"os"
@@ -406,11 +407,16 @@ func TestPassphraseInterrupted(t *testing.T) {
 
 // TestFirstKeyLoadsDuringHandshake: the first key is handed out before it is loaded when
 // loading it asks nothing (an unencrypted key file; the handshake loads it in its first round
-// trip), and loaded at once when it needs its passphrase (asked before any connection), with
-// -d, or when the file is not one rlogin can use; loaded either way, it is the same key.
+// trip, from what was read to find that out: the file is read once), and loaded at once when it
+// needs its passphrase (asked before any connection), with -d, or when the file is not one
+// rlogin can use; loaded either way, it is the same key. A key file whose halves do not match
+// fails when the handshake loads it, in keys.Load's words.
 func TestFirstKeyLoadsDuringHandshake(t *testing.T) {
-	plain := t.TempDir()
-	sshtest.Keygen(t, filepath.Join(mkdirAll(t, plain, ".ssh"), "id_ed25519"), "")
+	plainHome := func() string { // one per case: a case removes its key file
+		home := t.TempDir()
+		sshtest.Keygen(t, filepath.Join(mkdirAll(t, home, ".ssh"), "id_ed25519"), "")
+		return home
+	}
 	encrypted := t.TempDir()
 	encryptedSSHKey(t, encrypted)
 	open := t.TempDir()
@@ -418,6 +424,8 @@ func TestFirstKeyLoadsDuringHandshake(t *testing.T) {
 	if err := os.Chmod(filepath.Join(open, ".ssh", "id_ed25519"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	mismatched := t.TempDir()
+	writeMismatchedKey(t, filepath.Join(mkdirAll(t, mismatched, ".ssh"), "id_ed25519"))
 	for _, tc := range []struct {
 		name        string
 		home        string
@@ -426,10 +434,11 @@ func TestFirstKeyLoadsDuringHandshake(t *testing.T) {
 		loadErr     string // what loading it says, "" if it loads
 		passphrases int    // asked by next
 	}{
-		{name: "unencrypted", home: plain, lazy: true},
-		{name: "unencrypted, -d", home: plain, debug: true},
+		{name: "unencrypted", home: plainHome(), lazy: true},
+		{name: "unencrypted, -d", home: plainHome(), debug: true},
 		{name: "encrypted", home: encrypted, passphrases: 1},
 		{name: "readable by others", home: open, loadErr: "too open"},
+		{name: "halves that do not match", home: mismatched, lazy: true, loadErr: "inconsistent ed25519 key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -461,7 +470,19 @@ func TestFirstKeyLoadsDuringHandshake(t *testing.T) {
 			if got := 1 - len(*asked); got != tc.passphrases {
 				t.Errorf("next asked %d passphrases, want %d", got, tc.passphrases)
 			}
+			// The key is read by now, loaded or not: the file is not read again.
+			if tc.loadErr == "" {
+				if err := os.Remove(filepath.Join(tc.home, ".ssh", "id_ed25519")); err != nil {
+					t.Fatal(err)
+				}
+			}
 			signer, _, err := id.key()
+			if tc.loadErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.loadErr) {
+					t.Fatalf("loading: %v, want an error saying %q", err, tc.loadErr)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -473,6 +494,22 @@ func TestFirstKeyLoadsDuringHandshake(t *testing.T) {
 				t.Errorf("loaded %s from %q, want the key of ~/.ssh/id_ed25519 %s", keys.Fingerprint(id.public()), id.from, keys.Fingerprint(want))
 			}
 		})
+	}
+}
+
+// writeMismatchedKey writes an unencrypted ed25519 key file at path whose public half is another
+// key's.
+func writeMismatchedKey(t *testing.T, path string) {
+	t.Helper()
+	_, key, _ := ed25519.GenerateKey(nil)
+	other, _, _ := ed25519.GenerateKey(nil)
+	copy(key[ed25519.SeedSize:], other)
+	block, err := ssh.MarshalPrivateKey(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
