@@ -66,9 +66,13 @@ type Client struct {
 	// that holds one calls OnFlushKey before it leaves, and holds the output as Interrupts do
 	// (docs/protocol.md, section 7.5). The output already in the local terminal then was
 	// written before the keystroke, and is what the remote terminal discards; a program that
-	// reads ^C as a key (signals off) has nothing announced and loses nothing. With a Stdout
-	// that is a StoppableWriter, OnFlushKey is never called during one of its writes: the
-	// write under way stops first.
+	// reads ^C as a key (signals off) has nothing announced and loses nothing. But a program
+	// may turn signals off after its last output: the server looks at the settings again 25 ms
+	// after its last output and at each frame from the client, and a ^C typed before that news
+	// arrives discards output that the remote terminal keeps (docs/protocol.md, section 7.5).
+	// With a Stdout that is a StoppableWriter, OnFlushKey is never called during one of its
+	// writes (the write under way stops first), unless 16 SYNCs are unanswered already: the
+	// output is not held then, and the write goes on.
 	OnFlushKey func()
 
 	// Keepalive says when to probe a silent server, and when to give it up for dead (Wait then

@@ -92,12 +92,88 @@ func TestFlushKeys(t *testing.T) {
 type keyedTerminal struct {
 	*fakeTerminal
 	keys string
+	// then, if set, becomes keys right after the next look at them: a program that changes
+	// its terminal's settings just after the output that look was for, with no output after.
+	then *string
 }
 
 func (k *keyedTerminal) FlushKeys() []byte {
 	var keys []byte
-	k.locked(func() { keys = []byte(k.keys) })
+	k.locked(func() {
+		keys = []byte(k.keys)
+		if k.then != nil {
+			k.keys, k.then = *k.then, nil
+		}
+	})
 	return keys
+}
+
+// TestFlushKeysWithoutOutput: a program that turns its terminal's signals off after its last
+// output (it then reads ^C as a key) is announced with a FLUSHKEYS of its own, with no DATA
+// after it: by the server's look a short time after the last DATA, and by its look at a
+// frame from the client (here a CREDIT) after that. Otherwise the client would go on
+// discarding its terminal's output at ^C, which the remote terminal no longer discards.
+func TestFlushKeysWithoutOutput(t *testing.T) {
+	for _, after := range []string{"the last DATA", "a CREDIT"} {
+		t.Run(after, func(t *testing.T) {
+			term := &keyedTerminal{fakeTerminal: newFakeTerminal(t, "sleep", "3600"), keys: "\x03"}
+			var srv *ServerConn
+			req := bob
+			req.Capabilities = []string{capFlushKeys}
+			peer, _, ans := serveRaw(t, term, req, []string{capFlushKeys}, func(sc *ServerConn) { srv = sc })
+			if ans.typ != frameAccept {
+				t.Fatalf("answer %v, want ACCEPT", ans.typ)
+			}
+			off := ""
+			if after == "the last DATA" {
+				term.locked(func() { term.then = &off }) // signals off once the output is read
+			}
+			line := produce(term.fakeTerminal, "out", 0, 1)
+			if m := peer.read(); m.typ != frameFlushKeys || string(m.data) != "\x03" {
+				t.Fatalf("%v %q, want FLUSHKEYS \"\\x03\" first", m.typ, m.data)
+			}
+			if m := peer.read(); m.typ != frameData || !bytes.Equal(m.data, line) {
+				t.Fatalf("%v %q, want DATA %q", m.typ, m.data, line)
+			}
+			if after == "a CREDIT" {
+				// The server's last look after the DATA has passed: only the client's frame
+				// makes it look again.
+				s := waitSession(t, srv)
+				waitUntil(t, "the last look after the DATA", func() bool {
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					return !s.keys.armed
+				})
+				term.locked(func() { term.keys = off })
+				peer.send(message{typ: frameCredit, credit: uint32(len(line))})
+			}
+			if m := peer.read(); m.typ != frameFlushKeys || len(m.data) != 0 {
+				t.Fatalf("%v %q after the settings changed with no output, want FLUSHKEYS with none", m.typ, m.data)
+			}
+			if after == "a CREDIT" {
+				// Everything sent was credited and looked at since: an idle session stops looking.
+				s := waitSession(t, srv)
+				s.mu.Lock()
+				active := s.keys.active
+				s.mu.Unlock()
+				if active {
+					t.Error("still re-checking after the client credited all output")
+				}
+			}
+			term.Hangup()
+		})
+	}
+}
+
+// waitSession returns the session that srv serves, once Serve has started it.
+func waitSession(t *testing.T, srv *ServerConn) *serverSession {
+	t.Helper()
+	var s *serverSession
+	waitUntil(t, "Serve's session", func() bool {
+		s = srv.session()
+		return s != nil
+	})
+	return s
 }
 
 // TestFlushKeysReattach: the client of each conn starts from none: a reattach that offers

@@ -121,6 +121,9 @@ func (s *serverSession) handleInput(m *message, gen int) error {
 		return nil
 	}
 	s.res.prevValid = false // the client got the new secret
+	if m.typ != frameData {
+		defer s.recheckFlushKeysLocked() // after a CREDIT counts
+	}
 	switch m.typ {
 	case frameData:
 		if s.inEOF {

@@ -1,11 +1,9 @@
 package session
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
-	"slices"
 	"sync/atomic"
 )
 
@@ -338,7 +336,7 @@ func (s *serverSession) lastDelivered(conn net.Conn, gen int) bool {
 func (s *serverSession) sendableLocked() bool {
 	return s.connDead || s.closeReason != "" || s.flush || s.inDone >= creditBatch ||
 		len(s.out) > 0 && s.unacked < s.outputWindowLocked() || s.exitDueLocked() || s.syncDueLocked() ||
-		s.keepaliveDueLocked()
+		s.keepaliveDueLocked() || s.keys.due
 }
 
 // exitDueLocked reports whether the shell exited and all its output was sent.
@@ -370,6 +368,8 @@ func (s *serverSession) appendFramesLocked(b []byte) (_ []byte, last bool) {
 		s.out = s.out[:copy(s.out, s.out[n:])]
 		s.unacked += n
 		s.readCond.Signal()
+	} else if s.keys.due {
+		b = s.announceFlushKeysLocked(b) // the set changed with no output after it
 	}
 	if !s.exitDueLocked() {
 		return b, false
@@ -383,40 +383,6 @@ func (s *serverSession) appendFramesLocked(b []byte) (_ []byte, last bool) {
 		b, _ = appendMessage(b, &message{typ: frameExit, exit: *s.exit})
 	}
 	return b, true
-}
-
-// flushKeys is the server's side of capability flushkeys (docs/protocol.md, section 7.5): what
-// the client of the current conn was told.
-type flushKeys struct {
-	fk   FlushKeyer // the terminal, if it can tell; else nil, and no FLUSHKEYS is sent
-	gen  int        // the conn generation on and sent are for
-	on   bool       // that conn's client accepted flushkeys
-	sent []byte     // the characters last announced to it; a new conn's client assumes none
-}
-
-// appendFlushKeysLocked appends a FLUSHKEYS frame, before a DATA frame, when the characters that
-// make the terminal flush differ from those the client last heard of. It reads the terminal's
-// settings after the output in that DATA was read, so no output reaches the client that was
-// produced under settings newer than the last FLUSHKEYS before it: a program that turns signals
-// off and then draws is announced before its drawing.
-func (s *serverSession) appendFlushKeysLocked(b []byte) []byte {
-	k := &s.keys
-	if k.fk == nil {
-		return b
-	}
-	if k.gen != s.gen || k.sent == nil {
-		k.gen, k.sent = s.gen, make([]byte, 0, maxFlushKeys)
-		k.on = slices.Contains(s.cur.req.Capabilities, capFlushKeys) && slices.Contains(s.cur.capabilities, capFlushKeys)
-	}
-	if !k.on {
-		return b
-	}
-	keys := k.fk.FlushKeys()
-	if len(keys) > maxFlushKeys || bytes.Equal(keys, k.sent) {
-		return b
-	}
-	k.sent = append(k.sent[:0], keys...)
-	return appendFrame(b, frameFlushKeys, keys)
 }
 
 // Terminal reads: an idle session reads into terminalRead bytes; a read of more than half of

@@ -88,7 +88,7 @@ type serverSession struct {
 	flushTimer  *time.Timer // ends expectFlush after flushWait
 
 	ka   serverKeepalive // capability keepalive (keepalive_server.go)
-	keys flushKeys       // capability flushkeys (server_output.go)
+	keys flushKeys       // capability flushkeys (server_flushkeys.go)
 
 	// A command without a terminal (capability exec): its error output has a pump of its own.
 	errCond sync.Cond // that pump waits for credit; waitShell for that pump's end
@@ -130,6 +130,7 @@ func (s *serverSession) run(ctx context.Context) (*os.ProcessState, error) {
 	if s.flushTimer != nil {
 		s.flushTimer.Stop()
 	}
+	s.stopFlushKeysLocked()
 	prober, cur := s.ka.prober, s.cur
 	s.mu.Unlock()
 	prober.stop()
