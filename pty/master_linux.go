@@ -486,7 +486,7 @@ func (p *ptyMaster) SendEOF() error {
 // reports false when the settings cannot be read.
 func (p *ptyMaster) FlushesOutput(b []byte) bool {
 	var keys [3]byte
-	for _, c := range p.flushKeys(keys[:0]) {
+	for _, c := range p.AppendFlushKeys(keys[:0]) {
 		if bytes.IndexByte(b, c) >= 0 {
 			return true
 		}
@@ -494,19 +494,15 @@ func (p *ptyMaster) FlushesOutput(b []byte) bool {
 	return false
 }
 
-// FlushKeys returns the characters that, typed now, make the line discipline discard the output
-// not read yet (FlushesOutput): the terminal's VINTR, VQUIT and VSUSP while ISIG is set and NOFLSH
-// is not, without disabled ones and repeats, in that order; none when the settings cannot be
-// read. A session server announces them to a client before the output produced under these
-// settings (package session's FlushKeyer), so that the client can discard its own terminal's
-// output at the keystroke, as the line discipline does.
-func (p *ptyMaster) FlushKeys() []byte {
-	return p.flushKeys(make([]byte, 0, 3))
-}
-
-// flushKeys appends FlushKeys's characters to keys; one TCGETS, a raw system call, as it runs per
-// keystroke and per frame of output.
-func (p *ptyMaster) flushKeys(keys []byte) []byte {
+// AppendFlushKeys appends to keys the characters that, typed now, make the line discipline
+// discard the output not read yet (FlushesOutput), and returns the extended slice: the
+// terminal's VINTR, VQUIT and VSUSP while ISIG is set and NOFLSH is not, without disabled ones
+// and repeats, in that order (at most 3); none when the settings cannot be read. A session
+// server announces them to a client before the output produced under these settings (package
+// session's FlushKeyer), so that the client can discard its own terminal's output at the
+// keystroke, as the line discipline does. It runs per frame of output: one TCGETS, a raw
+// system call, and nothing allocated when keys has room for 3 more.
+func (p *ptyMaster) AppendFlushKeys(keys []byte) []byte {
 	p.tiosMu.Lock()
 	defer p.tiosMu.Unlock()
 	if p.tiosFn == nil {

@@ -53,8 +53,8 @@ func (p *PTY) Resize(sz Size) error { return ErrUnsupported }
 // FlushesOutput reports false.
 func (p *PTY) FlushesOutput(b []byte) bool { return false }
 
-// FlushKeys returns none.
-func (p *PTY) FlushKeys() []byte { return nil }
+// AppendFlushKeys appends none.
+func (p *PTY) AppendFlushKeys(keys []byte) []byte { return keys }
 
 // SendEOF returns ErrUnsupported.
 func (p *PTY) SendEOF() error { return ErrUnsupported }

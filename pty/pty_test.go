@@ -792,8 +792,9 @@ func openFDs(t *testing.T) []string {
 
 // TestFlushesOutput: the prediction follows the terminal's current settings, as the child left
 // them: ^C, ^\ and ^Z flush with ISIG on and NOFLSH off; nothing does with signals off or NOFLSH
-// on; a remapped interrupt character counts, ^C then does not. FlushKeys names the same
-// characters, without disabled ones and repeats.
+// on; a remapped interrupt character counts, ^C then does not. AppendFlushKeys names the same
+// characters, without disabled ones and repeats, after what its slice held, and allocates
+// nothing when the slice has room (a session server calls it per frame of output).
 func TestFlushesOutput(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -826,11 +827,23 @@ func TestFlushesOutput(t *testing.T) {
 					t.Errorf("FlushesOutput(%q) = true, want false", in)
 				}
 			}
-			if got := c.p.FlushKeys(); string(got) != tc.keys {
-				t.Errorf("FlushKeys() = %q, want %q", got, tc.keys)
+			buf := append(make([]byte, 0, 4), 'x')
+			if got := c.p.AppendFlushKeys(buf); string(got) != "x"+tc.keys {
+				t.Errorf("AppendFlushKeys(%q) = %q, want %q", buf, got, "x"+tc.keys)
+			}
+			if n := testing.AllocsPerRun(10, func() { _ = appendFlushKeys(c.p, buf[:1]) }); n != 0 {
+				t.Errorf("AppendFlushKeys through an interface: %v allocations, want 0", n)
 			}
 		})
 	}
+}
+
+// appendFlushKeys calls AppendFlushKeys through an interface, as a session server does; not
+// inlined, so that the compiler cannot see the concrete type (and keep a result on the stack).
+//
+//go:noinline
+func appendFlushKeys(fk interface{ AppendFlushKeys([]byte) []byte }, keys []byte) []byte {
+	return fk.AppendFlushKeys(keys)
 }
 
 // TestOutputMark: the output before a mark taken right before ^C is older than the ^C: after the

@@ -97,10 +97,9 @@ type keyedTerminal struct {
 	then *string
 }
 
-func (k *keyedTerminal) FlushKeys() []byte {
-	var keys []byte
+func (k *keyedTerminal) AppendFlushKeys(keys []byte) []byte {
 	k.locked(func() {
-		keys = []byte(k.keys)
+		keys = append(keys, k.keys...)
 		if k.then != nil {
 			k.keys, k.then = *k.then, nil
 		}
@@ -223,6 +222,34 @@ func TestFlushKeysReattach(t *testing.T) {
 				t.Fatalf("conn %d: %v", i, m.typ)
 			}
 		}
+	}
+	term.Hangup()
+}
+
+// interruptOnly is a fake terminal on which ^C flushes, told without allocating.
+type interruptOnly struct{ *fakeTerminal }
+
+func (interruptOnly) AppendFlushKeys(keys []byte) []byte { return append(keys, 3) }
+
+// TestFlushKeysDoNotAllocate: the look at the flush keys before each DATA frame (each echoed
+// keystroke) allocates nothing once the session runs.
+func TestFlushKeysDoNotAllocate(t *testing.T) {
+	term := interruptOnly{newFakeTerminal(t, "sleep", "3600")}
+	var srv *ServerConn
+	req := bob
+	req.Capabilities = []string{capFlushKeys}
+	_, _, ans := serveRaw(t, term, req, []string{capFlushKeys}, func(sc *ServerConn) { srv = sc })
+	if ans.typ != frameAccept {
+		t.Fatalf("answer %v, want ACCEPT", ans.typ)
+	}
+	s := waitSession(t, srv)
+	b := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() {
+		s.mu.Lock()
+		b = s.appendFlushKeysLocked(b[:0])
+		s.mu.Unlock()
+	}); n != 0 {
+		t.Errorf("the look before a DATA frame: %v allocations, want 0", n)
 	}
 	term.Hangup()
 }

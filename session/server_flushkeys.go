@@ -32,10 +32,11 @@ const flushKeysRecheck = 25 * time.Millisecond
 // flushKeys is the server's state of capability flushkeys, under the session's mu: what the
 // client of the current conn was told, and the re-checks (see above).
 type flushKeys struct {
-	fk   FlushKeyer // the terminal, if it can tell; else nil, and no FLUSHKEYS is sent
-	gen  int        // the conn generation on and sent are for
-	on   bool       // that conn's client accepted flushkeys
-	sent []byte     // the characters last announced to it; a new conn's client assumes none
+	fk   FlushKeyer         // the terminal, if it can tell; else nil, and no FLUSHKEYS is sent
+	gen  int                // the conn generation on and sent are for
+	on   bool               // that conn's client accepted flushkeys
+	sent []byte             // the characters last announced to it; a new conn's client assumes none
+	look [maxFlushKeys]byte // the buffer of each look at the set: no allocation per DATA frame
 
 	due     bool        // the set changed since it was announced: sendOutput sends FLUSHKEYS
 	active  bool        // re-checking: DATA went out that the client may not have drawn yet
@@ -85,7 +86,7 @@ func (s *serverSession) appendFlushKeysLocked(b []byte) []byte {
 func (s *serverSession) announceFlushKeysLocked(b []byte) []byte {
 	k := &s.keys
 	k.due = false
-	keys := k.fk.FlushKeys()
+	keys := k.fk.AppendFlushKeys(k.look[:0])
 	if len(keys) > maxFlushKeys || bytes.Equal(keys, k.sent) {
 		return b
 	}
@@ -113,7 +114,7 @@ func (s *serverSession) checkFlushKeysLocked() {
 	if k.due || s.cur == nil || s.ending || !s.flushKeysOnLocked() {
 		return
 	}
-	if keys := k.fk.FlushKeys(); len(keys) <= maxFlushKeys && !bytes.Equal(keys, k.sent) {
+	if keys := k.fk.AppendFlushKeys(k.look[:0]); len(keys) <= maxFlushKeys && !bytes.Equal(keys, k.sent) {
 		k.due = true
 		s.sendCond.Signal()
 	}

@@ -87,14 +87,16 @@ type OutputMarker interface {
 	OutputMark() (read, held int64, err error)
 }
 
-// FlushKeyer is an optional Terminal method. FlushKeys returns the characters that, typed now,
-// make the terminal discard its pending output (FlushPredictor's): VINTR, VQUIT and VSUSP while
-// ISIG is set and NOFLSH is not, without disabled ones and repeats; at most 3, none when it
-// cannot tell. Serve calls it, with its lock held, before each DATA frame to a client that
-// accepted capability flushkeys (docs/protocol.md, section 7.5), so it must be quick (one
-// system call): the client discards its own terminal's output at such a keystroke.
+// FlushKeyer is an optional Terminal method. AppendFlushKeys appends to keys the characters
+// that, typed now, make the terminal discard its pending output (FlushPredictor's), and returns
+// the extended slice: VINTR, VQUIT and VSUSP while ISIG is set and NOFLSH is not, without
+// disabled ones and repeats; at most 3, none when it cannot tell. Serve calls it, with its lock
+// held, before each DATA frame to a client that accepted capability flushkeys (docs/protocol.md,
+// section 7.5), and again a short time after, so it must be quick (one system call) and should
+// not allocate (keys has room for 3): the client discards its own terminal's output at such a
+// keystroke.
 type FlushKeyer interface {
-	FlushKeys() []byte
+	AppendFlushKeys(keys []byte) []byte
 }
 
 // TryWriter is an optional method of a Terminal (and of a Client's Stdout). TryWrite writes what

@@ -353,12 +353,12 @@ func (t *loginTerminal) FlushesOutput(b []byte) bool {
 	return false
 }
 
-// FlushKeys implements session.FlushKeyer: none during the prompt.
-func (t *loginTerminal) FlushKeys() []byte {
+// AppendFlushKeys implements session.FlushKeyer: none during the prompt.
+func (t *loginTerminal) AppendFlushKeys(keys []byte) []byte {
 	if term := t.attached(); term != nil {
-		return term.FlushKeys()
+		return term.AppendFlushKeys(keys)
 	}
-	return nil
+	return keys
 }
 
 // attached returns the pty, or nil before it is here.

@@ -314,14 +314,14 @@ func (g *loginGate) isOpen() bool {
 // watcher, not written now: it predicts nothing.
 func (g *loginGate) FlushesOutput(b []byte) bool { return g.isOpen() && g.p.FlushesOutput(b) }
 
-// FlushKeys is the PTY's once the session has started (session.FlushKeyer): the client then
-// discards its own terminal's pending output when the user types one of them. Before, a ^C is
-// held for login(1) like any input, and the client is told nothing.
-func (g *loginGate) FlushKeys() []byte {
+// AppendFlushKeys is the PTY's once the session has started (session.FlushKeyer): the client
+// then discards its own terminal's pending output when the user types one of them. Before, a ^C
+// is held for login(1) like any input, and the client is told nothing.
+func (g *loginGate) AppendFlushKeys(keys []byte) []byte {
 	if g.isOpen() {
-		return g.p.FlushKeys()
+		return g.p.AppendFlushKeys(keys)
 	}
-	return nil
+	return keys
 }
 
 // OutputMark is the PTY's (session.OutputMarker): output is not gated, and Serve takes the mark

@@ -261,8 +261,8 @@ func TestGateTryWrite(t *testing.T) {
 	if g.gate.FlushesOutput([]byte{3}) {
 		t.Error("FlushesOutput(^C) before the session: true; the gate holds that input, it flushes nothing now")
 	}
-	if k := g.gate.FlushKeys(); len(k) != 0 {
-		t.Errorf("FlushKeys before the session: %q; the gate holds ^C for login(1), so the client must not discard its output at one", k)
+	if k := g.gate.AppendFlushKeys(nil); len(k) != 0 {
+		t.Errorf("AppendFlushKeys before the session: %q; the gate holds ^C for login(1), so the client must not discard its output at one", k)
 	}
 	if err := g.write("good\r"); err != nil {
 		t.Fatal(err)
@@ -282,8 +282,8 @@ func TestGateTryWrite(t *testing.T) {
 		t.Error("FlushesOutput(^C) in the session: false, want the PTY's answer (true)")
 	}
 	// And the client is told so, to discard its own terminal's pending output at a ^C.
-	if k := g.gate.FlushKeys(); !bytes.Contains(k, []byte{3}) {
-		t.Errorf("FlushKeys in the session: %q, want the PTY's (with ^C)", k)
+	if k := g.gate.AppendFlushKeys(nil); !bytes.Contains(k, []byte{3}) {
+		t.Errorf("AppendFlushKeys in the session: %q, want the PTY's (with ^C)", k)
 	}
 }
 
