@@ -116,13 +116,7 @@ func TestFlushKeysWithoutOutput(t *testing.T) {
 	for _, after := range []string{"the last DATA", "a CREDIT"} {
 		t.Run(after, func(t *testing.T) {
 			term := &keyedTerminal{fakeTerminal: newFakeTerminal(t, "sleep", "3600"), keys: "\x03"}
-			var srv *ServerConn
-			req := bob
-			req.Capabilities = []string{capFlushKeys}
-			peer, _, ans := serveRaw(t, term, req, []string{capFlushKeys}, func(sc *ServerConn) { srv = sc })
-			if ans.typ != frameAccept {
-				t.Fatalf("answer %v, want ACCEPT", ans.typ)
-			}
+			peer, srv := serveFlushKeys(t, term)
 			off := ""
 			if after == "the last DATA" {
 				term.locked(func() { term.then = &off }) // signals off once the output is read
@@ -162,6 +156,20 @@ func TestFlushKeysWithoutOutput(t *testing.T) {
 			term.Hangup()
 		})
 	}
+}
+
+// serveFlushKeys serves term for a raw client that offers flushkeys, and returns the peer past
+// the ACCEPT, and the ServerConn.
+func serveFlushKeys(t *testing.T, term Terminal) (*rawPeer, *ServerConn) {
+	t.Helper()
+	var srv *ServerConn
+	req := bob
+	req.Capabilities = []string{capFlushKeys}
+	peer, _, ans := serveRaw(t, term, req, []string{capFlushKeys}, func(sc *ServerConn) { srv = sc })
+	if ans.typ != frameAccept {
+		t.Fatalf("answer %v, want ACCEPT", ans.typ)
+	}
+	return peer, srv
 }
 
 // waitSession returns the session that srv serves, once Serve has started it.
@@ -235,13 +243,7 @@ func (interruptOnly) AppendFlushKeys(keys []byte) []byte { return append(keys, 3
 // keystroke) allocates nothing once the session runs.
 func TestFlushKeysDoNotAllocate(t *testing.T) {
 	term := interruptOnly{newFakeTerminal(t, "sleep", "3600")}
-	var srv *ServerConn
-	req := bob
-	req.Capabilities = []string{capFlushKeys}
-	_, _, ans := serveRaw(t, term, req, []string{capFlushKeys}, func(sc *ServerConn) { srv = sc })
-	if ans.typ != frameAccept {
-		t.Fatalf("answer %v, want ACCEPT", ans.typ)
-	}
+	_, srv := serveFlushKeys(t, term)
 	s := waitSession(t, srv)
 	b := make([]byte, 0, 64)
 	if n := testing.AllocsPerRun(100, func() {
