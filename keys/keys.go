@@ -171,6 +171,33 @@ func Load(path string) (ed25519.PrivateKey, error) {
 // matching ErrWrongPassphrase. A nil passphrase function refuses encrypted
 // files as Load does.
 func LoadWithPassphrase(path string, passphrase func() ([]byte, error)) (ed25519.PrivateKey, error) {
+	key, err := loadUnchecked(path, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckKey(path, key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// LoadUnchecked is Load without its last step, the check that the public half the file stores
+// is its seed's (CheckKey), for a caller that checks later: that check is a process's first
+// ed25519 operation, for which Go builds its tables (about 0.7 ms), and rlogin makes it while
+// its first round trip is under way.
+func LoadUnchecked(path string) (ed25519.PrivateKey, error) { return loadUnchecked(path, nil) }
+
+// CheckKey reports, in Load's words, whether the public half of key, loaded from path, is not
+// its seed's.
+func CheckKey(path string, key ed25519.PrivateKey) error {
+	if subtle.ConstantTimeCompare(ed25519.NewKeyFromSeed(key.Seed()), key) != 1 {
+		return fmt.Errorf("keys: %s: inconsistent ed25519 key (public half does not match)", path)
+	}
+	return nil
+}
+
+// loadUnchecked is LoadWithPassphrase but CheckKey.
+func loadUnchecked(path string, passphrase func() ([]byte, error)) (ed25519.PrivateKey, error) {
 	data, err := readPrivateKeyFile(path)
 	if err != nil {
 		return nil, err
@@ -204,10 +231,6 @@ func LoadWithPassphrase(path string, passphrase func() ([]byte, error)) (ed25519
 	}
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("keys: %s: malformed ed25519 key", path)
-	}
-	// The file stores the public half next to the seed; make sure they agree.
-	if subtle.ConstantTimeCompare(ed25519.NewKeyFromSeed(key.Seed()), key) != 1 {
-		return nil, fmt.Errorf("keys: %s: inconsistent ed25519 key (public half does not match)", path)
 	}
 	return key, nil
 }

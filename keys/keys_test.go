@@ -385,6 +385,24 @@ func TestLoadRefuses(t *testing.T) {
 		})
 	}
 
+	// LoadUnchecked refuses what Load refuses but the halves, which CheckKey then refuses in
+	// Load's words.
+	t.Run("unchecked", func(t *testing.T) {
+		if _, err := LoadUnchecked(garbage); err == nil || !strings.Contains(err.Error(), "no key found") {
+			t.Errorf("LoadUnchecked(garbage) = %v, want Load's refusal", err)
+		}
+		key, err := LoadUnchecked(inconsistent)
+		if err != nil {
+			t.Fatalf("LoadUnchecked(inconsistent): %v; it leaves the halves to CheckKey", err)
+		}
+		_, loadErr := Load(inconsistent)
+		if err := CheckKey(inconsistent, key); err == nil || loadErr == nil || err.Error() != loadErr.Error() {
+			t.Errorf("CheckKey(inconsistent) = %v, want Load's error %v", err, loadErr)
+		}
+		if err := CheckKey(ours, a); err != nil {
+			t.Errorf("CheckKey of a sound key: %v", err)
+		}
+	})
 	t.Run("allowed modes", func(t *testing.T) {
 		for _, m := range []os.FileMode{0o600, 0o400} {
 			if err := os.Chmod(ours, m); err != nil {

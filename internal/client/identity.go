@@ -6,13 +6,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/crypto/ssh"
 
@@ -280,8 +278,9 @@ func (ids *identities) fromFile(path, shown string, read ed25519.PrivateKey) (*i
 		}
 	}
 	key, err := read, error(nil)
-	if key == nil || !key.Equal(ed25519.NewKeyFromSeed(key.Seed())) {
-		// Not read yet, or its halves do not match: keys.Load says why, in its words.
+	if key != nil {
+		err = keys.CheckKey(path, key) // what Load checks last: see quietKey
+	} else {
 		ask := func() ([]byte, error) { return ids.r.askPassphrase(shown) }
 		key, err = keys.LoadWithPassphrase(path, ask)
 	}
@@ -343,37 +342,14 @@ func (ids *identities) agentKey(pub ed25519.PublicKey) *keys.AgentKey {
 // regular file that only its owner may read, holding an ed25519 key that is not encrypted; else
 // nil. The key is loaded from what it read (fromFile), during the handshake's first round trip:
 // whether its halves match, which costs a new process the ed25519 tables (see above), is
-// checked then, and if they do not, keys.Load says so in its words, as for any key file.
+// checked then (keys.CheckKey), in keys.Load's words, as for any key file.
 func quietKey(path string) ed25519.PrivateKey {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	key, err := keys.LoadUnchecked(path)
 	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
-		return nil
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile))
-	if err != nil {
-		return nil
-	}
-	raw, err := ssh.ParseRawPrivateKey(data)
-	if err != nil {
-		return nil
-	}
-	if k, ok := raw.(*ed25519.PrivateKey); ok { // OpenSSH's format; PKCS#8 gives the value
-		raw = *k
-	}
-	key, _ := raw.(ed25519.PrivateKey)
-	if len(key) != ed25519.PrivateKeySize {
 		return nil
 	}
 	return key
 }
-
-// maxKeyFile bounds what quietKey reads: an ed25519 key file is well under 1 KiB.
-const maxKeyFile = 64 << 10
 
 // askPassphrase asks for the passphrase of the key file shown as shown, on Config.Passphrase.
 func (r *runner) askPassphrase(shown string) ([]byte, error) {
