@@ -603,14 +603,16 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 		c.inCond.Broadcast()
 	case frameSynced:
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		held, ok := c.tune.synced()
-		if !ok {
-			return false, protocolErrorf("SYNCED without a SYNC")
-		}
+		held, ok := c.tune.synced(time.Now())
+		grant := c.tune.takeGrant() // the first window, once the first round trip is measured
 		if held && c.tune.holds == 0 {
 			c.outCond.Signal() // writeOutput may write the held output now
 		}
+		c.mu.Unlock()
+		if !ok {
+			return false, protocolErrorf("SYNCED without a SYNC")
+		}
+		c.sendCredit(grant)
 	case frameFlushKeys:
 		c.mu.Lock()
 		c.flushKeys = announcedKeys(m.data)
@@ -875,8 +877,8 @@ func (c *Client) writeInput(p []byte, hold, flushKey bool, gen int) error {
 	if hold || flushKey {
 		c.mu.Lock()
 		if hold = hold && c.tune.canSync(); hold {
-			c.tune.syncSent(true) // the output is held from here on
-			c.cutWriteLocked()    // and the chunk under way stops at once
+			c.tune.syncSent(true, time.Now()) // the output is held from here on
+			c.cutWriteLocked()                // and the chunk under way stops at once
 		}
 		if flushKey && hold {
 			c.waitWriteStoppedLocked()

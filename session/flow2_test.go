@@ -63,9 +63,11 @@ func TestWindowTuner(t *testing.T) {
 		if i > 10 {
 			t.Fatalf("window %d after %d round trips, want %d", w.window, i, maxClientWindow)
 		}
-		// A window-limited link: one window per round trip.
+		// A window-limited link: one window per round trip, and the probe that shows no queue
+		// after the growth.
 		consumed += w.window
 		granted += consume(&w, &now, w.window, rtt, 0)
+		probe(&w, now, rtt)
 	}
 	consumed += w.window
 	granted += consume(&w, &now, w.window, rtt, 0)
@@ -151,6 +153,11 @@ func TestWindowShrinksToTheLink(t *testing.T) {
 		t.Errorf("window %d once the probes show no queue, want a sixteenth more, %d", w.window, grown)
 	}
 	before = w.window
+	consume(&w, &now, before/2, at(before/8), 0) // gated: no probe sent after the growth came back
+	if w.window != before {
+		t.Errorf("window %d before a probe sent after its growth came back, want %d", w.window, before)
+	}
+	probe(&w, now, rtt)
 	consume(&w, &now, before/2, at(before/8), 0) // an epoch at four times the rate
 	if w.window != 2*before {
 		t.Errorf("window %d once the rate doubled the link's, want %d", w.window, 2*before)
@@ -168,7 +175,7 @@ func TestWindowShrinksToTheLink(t *testing.T) {
 	// While output is held (a SYNC after ^C), no probe shrinks the window.
 	w = windowTuner{window: 4 << 20, minRTT: rtt}
 	consume(&w, &now, 3<<20, at(3<<20), 0)
-	w.syncSent(true)
+	w.syncSent(true, now)
 	w.probed(rtt + 300*time.Millisecond)
 	if w.debt != 0 {
 		t.Errorf("debt %d while the output is held, want none", w.debt)

@@ -29,18 +29,28 @@ const (
 	// probeGap is the shortest time between two probes: over loopback a credit goes every
 	// millisecond or so during a flood, and a probe each time would only cost the server.
 	probeGap = 5 * time.Millisecond
+	// firstWindowRTT is the round trip that the base window fills at the start: the window
+	// granted once the first round trip is measured lets the base's 2.6 MB/s through at any
+	// round trip (see windowTuner.firstWindow).
+	firstWindowRTT = 100 * time.Millisecond
 )
 
 // windowTuner is the client's side of capability flow2: the size of the output window it
 // grants the server, and its SYNCs. Its fields are under the Client's mu.
 //
-// The window grows as HTTP/2 and QUIC receivers auto-tune theirs: when the output of the last
-// half window was consumed faster than half a window per round trip, the window may be what
-// limits the rate, and it doubles (up to maxClientWindow), or grows at once to the window that
-// the epoch's rate needs (linkWindow) when that is more; settled, it is between two and four
-// times the bandwidth-delay product. It shrinks by half, never below the base of 256 KiB, when
-// more than half of it waits in the queue: then the writer (the terminal), not the link, sets the
-// pace, and a big window would only hold more output that is already late. It grows by credit
+// The first round trip measured (a SYNC at the start) sets the window to the base per 100 ms
+// of it, besides a credit batch and the server's flushReserve: OpenSSH's channel window of 2
+// MB fills a link from the first moment, where the base let a 20 Mbit/s link at 300 ms carry a
+// third of its rate in the first round trip. The window grows as HTTP/2 and QUIC receivers
+// auto-tune theirs: when the output of the last half window was consumed faster than half a
+// window per round trip, and a whole window or more per round trip, the window limits the
+// rate, and it doubles (up to maxClientWindow), or grows at once to the window that the
+// epoch's rate needs (linkWindow) when that is more. Consumed faster than half a window but
+// slower than a whole one per round trip, the link, not the window, set the pace: the window
+// grows only to what that rate needs, and that counts as the link's rate (below). It shrinks by
+// half, never below the base of 256 KiB, when more than half of it waits in the queue: then the
+// writer (the terminal), not the link, sets the pace, and a big window would only hold more
+// output that is already late. It grows by credit
 // granted in advance and shrinks by credit withheld, so the server needs nothing but the bound.
 //
 // A window bigger than the bandwidth-delay product fills the queue at the link's bottleneck
@@ -57,10 +67,12 @@ const (
 // (under the base when need be). That queue costs ^C nothing (the client drops it at the
 // FLUSH), but without it the window left the link idle while the terminal took its output:
 // 0.94x OpenSSH through 20 Mbit/s at 100 ms, where the client queued 40-50 KB at a credit. The window grows only while the last
-// probe showed less than growSlack of queue; once it shrank to the link, by a sixteenth an
-// epoch rather than twice, until the rate doubles what the link carried then (measured through
-// a 20 Mbit/s link at 100 ms, doubling swung the window between 330 and 660 KB and the queue up
-// to 130 ms). A link that queues nothing, or a window that a slow terminal limits, is tuned as
+// probe showed less than growSlack of queue, and only once a probe sent after its last growth
+// has come back (one sent before shows nothing of what the growth queued, and growth ran a
+// round trip ahead of the probes); once it shrank or grew to the link, by a sixteenth an epoch
+// rather than twice, until the rate doubles what the link carried then (measured through a 20
+// Mbit/s link at 100 ms, doubling swung the window between 330 and 660 KB and the queue up to
+// 130 ms). A link that queues nothing, or a window that a slow terminal limits, is tuned as
 // before.
 type windowTuner struct {
 	window int // the output window granted: base plus credit granted in advance, minus withheld
@@ -79,14 +91,18 @@ type windowTuner struct {
 	epochCredits  int           // how many credits since then
 	localQueue    int           // the output queued at a credit, on average over the last epoch
 
+	grant  int  // credit granted in advance that is not sent yet (the first window's)
+	unseen bool // the window grew since the last answer to a probe sent after its growth
+
 	syncs []pendingSync // SYNCs sent, not answered yet, oldest first
 	holds int           // how many of them hold the output
 }
 
 // pendingSync is a SYNC waiting for its SYNCED.
 type pendingSync struct {
-	sent time.Time
-	hold bool // sent after an interrupt: output is held until the answer
+	sent   time.Time
+	hold   bool // sent after an interrupt: output is held until the answer
+	before bool // sent before the window's last growth
 }
 
 // canSync reports whether another SYNC may be sent: the protocol bounds the unanswered ones.
@@ -102,21 +118,21 @@ func (w *windowTuner) takeProbe() bool {
 		return false
 	}
 	w.probeDue, w.lastProbe = false, now
-	w.syncSent(false)
+	w.syncSent(false, now)
 	return true
 }
 
-// syncSent notes a SYNC, sent now; if hold is set the output is held until its answer.
-func (w *windowTuner) syncSent(hold bool) {
-	w.syncs = append(w.syncs, pendingSync{sent: time.Now(), hold: hold})
+// syncSent notes a SYNC, sent at now; if hold is set the output is held until its answer.
+func (w *windowTuner) syncSent(hold bool, now time.Time) {
+	w.syncs = append(w.syncs, pendingSync{sent: now, hold: hold})
 	if hold {
 		w.holds++
 	}
 }
 
-// synced takes a SYNCED: it reports whether its SYNC held the output, and false ok for a SYNCED
-// without a SYNC. One that held nothing measures the round trip.
-func (w *windowTuner) synced() (held, ok bool) {
+// synced takes a SYNCED, received at now: it reports whether its SYNC held the output, and
+// false ok for a SYNCED without a SYNC. One that held nothing measures the round trip.
+func (w *windowTuner) synced(now time.Time) (held, ok bool) {
 	if len(w.syncs) == 0 {
 		return false, false
 	}
@@ -129,7 +145,13 @@ func (w *windowTuner) synced() (held, ok bool) {
 		w.holds--
 		return true, true
 	}
-	w.probed(time.Since(s.sent))
+	if !s.before && w.unseen {
+		// The growth's output starts to arrive: an epoch that began before it would mix the
+		// two rates.
+		w.unseen = false
+		w.epochStart, w.epochConsumed, w.epochQueued, w.epochCredits = now, 0, 0, 0
+	}
+	w.probed(now.Sub(s.sent))
 	return false, true
 }
 
@@ -138,11 +160,47 @@ func (w *windowTuner) synced() (held, ok bool) {
 // shrinks the window to what the link carries.
 func (w *windowTuner) probed(rtt time.Duration) {
 	rtt = max(rtt, time.Microsecond)
+	if w.minRTT == 0 {
+		w.firstWindow(rtt)
+	}
 	if w.minRTT == 0 || rtt < w.minRTT {
 		w.minRTT = rtt
 	}
 	w.queue = rtt - w.minRTT
 	w.shrinkToLink()
+}
+
+// firstWindow grows the window, at the first round trip measured, to the base per
+// firstWindowRTT of it, plus a credit batch and the server's flushReserve, which are not in
+// flight: credit granted in advance, before any output (see windowTuner). A link slower than
+// 2.6 MB/s queues the difference for the first round trips, until a probe shows it.
+func (w *windowTuner) firstWindow(rtt time.Duration) {
+	first := int(min(int64(window)*int64(rtt)/int64(firstWindowRTT), maxClientWindow-creditBatch-flushReserve))
+	if grow := first + creditBatch + flushReserve - w.window; grow > 0 {
+		// Not a growth that the next waits for (grew): nothing is in flight yet, and a first
+		// epoch of a window or more per round trip shows a link that a round trip's wait for a
+		// probe would leave idle (uncapped at 300 ms, 12.8 against 15.4 MB/s).
+		w.window += grow
+		w.grant += grow
+	}
+}
+
+// grew notes that the window grew by n: the probes under way measure the window before that.
+func (w *windowTuner) grew(n int) {
+	w.window += n
+	w.debt = 0
+	w.unseen = true
+	for i := range w.syncs {
+		w.syncs[i].before = true
+	}
+}
+
+// takeGrant returns the credit granted in advance to send now, outside a credit for consumed
+// output, and counts it as sent.
+func (w *windowTuner) takeGrant() int {
+	n := w.grant
+	w.grant = 0
+	return n
 }
 
 // shrinkToLink shrinks the window, when the last probe showed a standing queue, to what the
@@ -183,6 +241,8 @@ func (w *windowTuner) adjust(n, queued int, now time.Time) int {
 		// 2 * fraction round trips): the window may be the limit, unless the link queues.
 		elapsed := now.Sub(w.epochStart)
 		fast := w.minRTT > 0 && elapsed*time.Duration(w.window) < 2*time.Duration(w.epochConsumed)*w.minRTT
+		// A whole window or more per round trip: the window, not the link, set the pace.
+		full := elapsed*time.Duration(w.window) <= time.Duration(w.epochConsumed)*w.minRTT
 		if elapsed > 0 {
 			// The better of the last two epochs: one that began after a pause, or during a
 			// hold, underestimates the link.
@@ -192,12 +252,18 @@ func (w *windowTuner) adjust(n, queued int, now time.Time) int {
 		w.localQueue = w.epochQueued / max(w.epochCredits, 1)
 		w.epochStart, w.epochConsumed, w.epochQueued, w.epochCredits = now, 0, 0, 0
 		w.shrinkToLink() // at the new rate
-		if fast && w.queue <= growSlack && queued <= w.window/4 && w.window < maxClientWindow {
+		if fast && !w.unseen && w.queue <= growSlack && queued <= w.window/4 && w.window < maxClientWindow {
 			grow := min(w.window, maxClientWindow-w.window)
-			if w.linkRate > 0 && w.rate < 2*w.linkRate {
+			switch {
+			case w.linkRate > 0 && w.rate < 2*w.linkRate:
 				// Near the link's own window: doubling would fill its queue again.
 				grow = min(max(w.window/16, 16<<10), maxClientWindow-w.window)
-			} else {
+			case !full:
+				// The link set the pace: its window, no more, and its rate is the link's.
+				if grow = min(w.linkWindow()-w.window, maxClientWindow-w.window); grow > 0 {
+					w.linkRate = w.rate
+				}
+			default:
 				w.linkRate = 0 // the link carries more than it did: not the limit any more
 				// At once to the window the epoch's rate needs, when that is more than twice
 				// this one: a fast epoch's output came at the link's rate, so its rate shows
@@ -205,9 +271,10 @@ func (w *windowTuner) adjust(n, queued int, now time.Time) int {
 				// epoch after each step, which waits for the new credit, seldom counts as fast.
 				grow = min(max(grow, w.linkWindow()-w.window), maxClientWindow-w.window)
 			}
-			w.window += grow
-			w.debt = 0
-			return grow
+			if grow > 0 {
+				w.grew(grow)
+				return grow
+			}
 		}
 	}
 	if w.debt == 0 && w.holds == 0 && w.window > window && queued > w.window/2 {

@@ -5,10 +5,20 @@ import (
 	"time"
 )
 
-// TestWindowJumpsToTheLink: a fast epoch whose rate needs more than twice the window grows the
-// window at once to what that rate needs (linkWindow), not by doubling; one whose rate needs
-// less doubles it; and once the window was shrunk to the link, it grows by a sixteenth, as
-// before. All of it is credit granted in advance.
+// probe sends a probe at now and takes its answer a round trip later, as the client does.
+func probe(w *windowTuner, now time.Time, rtt time.Duration) {
+	w.syncSent(false, now)
+	if _, ok := w.synced(now.Add(rtt)); !ok {
+		panic("a probe's answer without the probe")
+	}
+}
+
+// TestWindowJumpsToTheLink: a fast epoch of a whole window per round trip or more, whose rate
+// needs more than twice the window, grows the window at once to what that rate needs
+// (linkWindow), not by doubling; a fast epoch of less than a whole window per round trip (the
+// link set the pace) grows it to what its rate needs too, and that counts as the link's rate:
+// after it, and once the window was shrunk to the link, it grows by a sixteenth. It grows again
+// only once a probe sent after the growth came back. All of it is credit granted in advance.
 func TestWindowJumpsToTheLink(t *testing.T) {
 	const (
 		rtt  = 300 * time.Millisecond
@@ -31,12 +41,27 @@ func TestWindowJumpsToTheLink(t *testing.T) {
 		t.Errorf("granted %d in advance, want the growth %d", granted-window/2, want-window)
 	}
 
-	// A slower link, whose window is less than twice this one: doubling.
-	w = windowTuner{window: window, minRTT: 100 * time.Millisecond}
+	// A slower link, which carries less than the window per round trip: to its window, not twice
+	// the base, and a sixteenth after that.
+	const slow = 100 * time.Millisecond
+	w = windowTuner{window: window, minRTT: slow}
+	link := int(rate*(slow+paceMargin).Seconds()) + creditBatch + flushReserve
+	if link >= 2*window || rate*slow.Seconds() >= window {
+		t.Fatalf("test setup: the link's window %d is not between the base and twice it", link)
+	}
 	consume(&w, &now, creditBatch, at(creditBatch), 0)
 	consume(&w, &now, window/2, at(window/2), 0)
-	if w.window != 2*window {
-		t.Errorf("a link that needs less than twice the window: window %d, want %d", w.window, 2*window)
+	if w.window != link {
+		t.Errorf("a link that carries less than the window per round trip: window %d, want its %d", w.window, link)
+	}
+	consume(&w, &now, link/2, at(link/2), 0)
+	if w.window != link {
+		t.Errorf("no probe sent after the growth came back: window %d, want %d", w.window, link)
+	}
+	probe(&w, now, slow)
+	consume(&w, &now, link/2, at(link/2), 0)
+	if want := link + link/16; w.window != want {
+		t.Errorf("after the growth to the link's window: window %d, want a sixteenth more, %d", w.window, want)
 	}
 
 	// Shrunk to the link once: a sixteenth per fast epoch, however fast.
@@ -45,6 +70,57 @@ func TestWindowJumpsToTheLink(t *testing.T) {
 	consume(&w, &now, window/2, at(window/2), 0)
 	if want := window + window/16; w.window != want {
 		t.Errorf("near the link's window: window %d, want %d", w.window, want)
+	}
+}
+
+// TestFirstWindow: the first round trip measured sets the window to the base per 100 ms of it,
+// besides a credit batch and flushReserve, and at most maxClientWindow; granted in advance at
+// once, and not a growth that the next waits for. A short round trip leaves the base; a later
+// round trip changes nothing.
+func TestFirstWindow(t *testing.T) {
+	for _, tc := range []struct {
+		rtt  time.Duration
+		want int
+	}{
+		{time.Millisecond, window},
+		{50 * time.Millisecond, window},
+		{100 * time.Millisecond, window + creditBatch + flushReserve},
+		{300 * time.Millisecond, 3*window + creditBatch + flushReserve},
+		{10 * time.Second, maxClientWindow},
+	} {
+		now := time.Unix(1000, 0)
+		w := windowTuner{window: window}
+		probe(&w, now, tc.rtt)
+		if w.window != tc.want {
+			t.Errorf("first round trip %v: window %d, want %d", tc.rtt, w.window, tc.want)
+		}
+		if grant := w.takeGrant(); grant != tc.want-window {
+			t.Errorf("first round trip %v: granted %d in advance, want %d", tc.rtt, grant, tc.want-window)
+		}
+		if grant := w.takeGrant(); grant != 0 {
+			t.Errorf("first round trip %v: granted %d again", tc.rtt, grant)
+		}
+		if w.unseen {
+			t.Errorf("first round trip %v: the next growth waits for a probe", tc.rtt)
+		}
+		probe(&w, now, 2*tc.rtt)
+		if w.window != tc.want || w.takeGrant() != 0 {
+			t.Errorf("a second round trip %v: window %d, want %d", 2*tc.rtt, w.window, tc.want)
+		}
+	}
+
+	// At 300 ms, an uncapped link: the first half window comes at 40 MB/s, a whole window and
+	// more per round trip, and the window grows at once to its bound, no probe waited for.
+	const rate = 40_000_000
+	now := time.Unix(1000, 0)
+	w := windowTuner{window: window}
+	probe(&w, now, 300*time.Millisecond)
+	first := w.window
+	at := func(n int) time.Duration { return time.Duration(n) * time.Second / rate }
+	consume(&w, &now, creditBatch, at(creditBatch), 0)
+	consume(&w, &now, first/2, at(first/2), 0)
+	if w.window != maxClientWindow {
+		t.Errorf("after the first window and an epoch at %d B/s: window %d, want %d", rate, w.window, maxClientWindow)
 	}
 }
 
