@@ -42,6 +42,9 @@ func (s *serverSession) readTerminal() error {
 		}
 
 		s.mu.Lock()
+		if s.flooding && r.big == nil {
+			s.floodOverLocked()
+		}
 		s.flooding = r.big != nil
 		if flushed && !s.ending {
 			s.flushOutputLocked()
@@ -65,6 +68,15 @@ func (s *serverSession) readTerminal() error {
 			return nil
 		}
 	}
+}
+
+// floodOverLocked drops the buffers the flood grew, once it is over: sendOutput's frame buffer
+// (it drops it when it has nothing to send) and the resume tail's array, if the client has
+// received all of it (else the RECEIVED that empties it drops it).
+func (s *serverSession) floodOverLocked() {
+	s.flooding = false
+	s.sendCond.Signal()
+	s.trimTailLocked(0)
 }
 
 // waitForRoom waits until out has room for a frame's worth of output, or the session ends. While
@@ -176,9 +188,19 @@ func newOutputReader(t Terminal) *outputReader {
 // gives, and during a flood also what else is queued already (collect).
 func (r *outputReader) read() (p []byte, flushed bool, err error) {
 	n := 0
-	if r.held {
+	switch {
+	case r.held:
 		flushed, err, r.held = r.heldFlushed, r.heldErr, false
-	} else {
+	case r.big != nil:
+		// During a flood, a read that would wait shows that the terminal has nothing more
+		// queued: the flood is over, and the session may idle from here on, without its
+		// buffers (the caller sees big gone, and reads again).
+		n, flushed, err = r.nr.ReadOutputNow(r.small)
+		if n == 0 && !flushed && err == nil {
+			r.big, r.frame = nil, nil
+			return r.small[:0], false, nil
+		}
+	default:
 		n, flushed, err = r.t.ReadOutput(r.small)
 	}
 	flood := n >= len(r.small)/2 // (a pty in packet mode fills all but one byte)
@@ -272,10 +294,10 @@ func (s *serverSession) sendOutput() error {
 	var b []byte
 	for {
 		s.mu.Lock()
-		if cap(b) > idleBuffer && !s.sendableLocked() && !s.flooding {
-			b = nil // the burst is over: an idle session keeps no frame buffer of its size
-		}
 		for s.sending || s.cur == nil && !s.connDead || !s.sendableLocked() {
+			if cap(b) > idleBuffer && !s.flooding {
+				b = nil // the burst is over: an idle session keeps no frame buffer of its size
+			}
 			if s.cur == nil && !s.connDead {
 				s.attachCond.Wait() // detached
 			} else {
