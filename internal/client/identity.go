@@ -34,10 +34,10 @@ import (
 // (and its passphrase asked for) only when its turn comes, and a key the agent holds is not
 // offered twice.
 //
-// The first key offered is loaded while the connection's first round trip is under way, when
-// loading it asks nothing (a key of the agent's, or a key file that is not encrypted): the
-// handshake's first message needs no key, and the server asks for it only in its answer
-// (transport.SecureConfig.GetKey). Loading a key costs about 0.7 ms in a new process (the
+// The first key offered is loaded while the TLS handshake's round trip (round trip 2 in
+// docs/protocol.md section 3) is under way, when loading it asks nothing (a key of the
+// agent's, or a key file that is not encrypted): the handshake's first message needs no key,
+// and the server asks for it only in its answer (transport.SecureConfig.GetKey). Loading a key costs about 0.7 ms in a new process (the
 // first ed25519 operation builds its tables), which so leaves the path to the shell. A key
 // whose passphrase must be asked for is loaded before the connection is made, as before: the
 // question must not keep a connection waiting, nor a wrong answer cost a failed login.
@@ -207,7 +207,7 @@ func (r *runner) createKey(dir rloginDir) (*identity, error) {
 // next returns the next key to offer, or nil when there is none left. A key file that is
 // passphrase-protected when there is no terminal to ask on is passed over, saying so, when
 // another key may follow. The first key, when it loads quietly, is returned before it is
-// loaded: the handshake loads it (identity.key) while the first round trip is under way. With
+// loaded: the handshake loads it (identity.key) while its round trip is under way. With
 // -d every key is loaded at once, so that the messages come in their order.
 func (ids *identities) next() (*identity, error) {
 	first := !ids.handedOut
@@ -340,7 +340,7 @@ func (ids *identities) agentKey(pub ed25519.PublicKey) *keys.AgentKey {
 
 // quietKey reads the key file at path, and returns its key if it loads without a question: a
 // regular file that only its owner may read, holding an ed25519 key that is not encrypted; else
-// nil. The key is loaded from what it read (fromFile), during the handshake's first round trip:
+// nil. The key is loaded from what it read (fromFile), during the handshake's round trip:
 // whether its halves match, which costs a new process the ed25519 tables (see above), is
 // checked then (keys.CheckKey), in keys.Load's words, as for any key file.
 func quietKey(path string) ed25519.PrivateKey {
