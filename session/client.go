@@ -603,16 +603,14 @@ func (c *Client) handleOutput(m *message) (last bool, err error) {
 		c.inCond.Broadcast()
 	case frameSynced:
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		held, ok := c.tune.synced(time.Now())
-		grant := c.tune.takeGrant() // the first window, once the first round trip is measured
-		if held && c.tune.holds == 0 {
-			c.outCond.Signal() // writeOutput may write the held output now
-		}
-		c.mu.Unlock()
 		if !ok {
 			return false, protocolErrorf("SYNCED without a SYNC")
 		}
-		c.sendCredit(grant)
+		if held && c.tune.holds == 0 {
+			c.outCond.Signal() // writeOutput may write the held output now
+		}
 	case frameFlushKeys:
 		c.mu.Lock()
 		c.flushKeys = announcedKeys(m.data)

@@ -29,20 +29,16 @@ const (
 	// probeGap is the shortest time between two probes: over loopback a credit goes every
 	// millisecond or so during a flood, and a probe each time would only cost the server.
 	probeGap = 5 * time.Millisecond
-	// firstWindowRTT is the round trip that the base window fills at the start: the window
-	// granted once the first round trip is measured lets the base's 2.6 MB/s through at any
-	// round trip (see windowTuner.firstWindow).
-	firstWindowRTT = 100 * time.Millisecond
 )
 
 // windowTuner is the client's side of capability flow2: the size of the output window it
 // grants the server, and its SYNCs. Its fields are under the Client's mu.
 //
-// The first round trip measured (a SYNC at the start) sets the window to the base per 100 ms
-// of it, besides a credit batch and the server's flushReserve: OpenSSH's channel window of 2
-// MB fills a link from the first moment, where the base let a 20 Mbit/s link at 300 ms carry a
-// third of its rate in the first round trip. The window grows as HTTP/2 and QUIC receivers
-// auto-tune theirs: when the output of the last half window was consumed faster than half a
+// The window starts at the base, whatever the round trip: a first window sized to the round
+// trip (OpenSSH's channel window of 2 MB fills a link from the first moment) would queue seconds
+// of a slow link's output before the first probe could show it, and a ^C in a session's first
+// output would wait for all of it (measured through 2 Mbit/s at 300 ms: 3 s, against 0.5 s
+// from the base). The window grows as HTTP/2 and QUIC receivers auto-tune theirs: when the output of the last half window was consumed faster than half a
 // window per round trip, and a whole window or more per round trip, the window limits the
 // rate, and it doubles (up to maxClientWindow), or grows at once to the window that the
 // epoch's rate needs (linkWindow) when that is more. Consumed faster than half a window but
@@ -91,7 +87,6 @@ type windowTuner struct {
 	epochCredits  int           // how many credits since then
 	localQueue    int           // the output queued at a credit, on average over the last epoch
 
-	grant  int  // credit granted in advance that is not sent yet (the first window's)
 	unseen bool // the window grew since the last answer to a probe sent after its growth
 
 	syncs []pendingSync // SYNCs sent, not answered yet, oldest first
@@ -160,29 +155,11 @@ func (w *windowTuner) synced(now time.Time) (held, ok bool) {
 // shrinks the window to what the link carries.
 func (w *windowTuner) probed(rtt time.Duration) {
 	rtt = max(rtt, time.Microsecond)
-	if w.minRTT == 0 {
-		w.firstWindow(rtt)
-	}
 	if w.minRTT == 0 || rtt < w.minRTT {
 		w.minRTT = rtt
 	}
 	w.queue = rtt - w.minRTT
 	w.shrinkToLink()
-}
-
-// firstWindow grows the window, at the first round trip measured, to the base per
-// firstWindowRTT of it, plus a credit batch and the server's flushReserve, which are not in
-// flight: credit granted in advance, before any output (see windowTuner). A link slower than
-// 2.6 MB/s queues the difference for the first round trips, until a probe shows it.
-func (w *windowTuner) firstWindow(rtt time.Duration) {
-	first := int(min(int64(window)*int64(rtt)/int64(firstWindowRTT), maxClientWindow-creditBatch-flushReserve))
-	if grow := first + creditBatch + flushReserve - w.window; grow > 0 {
-		// Not a growth that the next waits for (grew): nothing is in flight yet, and a first
-		// epoch of a window or more per round trip shows a link that a round trip's wait for a
-		// probe would leave idle (uncapped at 300 ms, 12.8 against 15.4 MB/s).
-		w.window += grow
-		w.grant += grow
-	}
 }
 
 // grew notes that the window grew by n: the probes under way measure the window before that.
@@ -193,14 +170,6 @@ func (w *windowTuner) grew(n int) {
 	for i := range w.syncs {
 		w.syncs[i].before = true
 	}
-}
-
-// takeGrant returns the credit granted in advance to send now, outside a credit for consumed
-// output, and counts it as sent.
-func (w *windowTuner) takeGrant() int {
-	n := w.grant
-	w.grant = 0
-	return n
 }
 
 // shrinkToLink shrinks the window, when the last probe showed a standing queue, to what the
