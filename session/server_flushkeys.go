@@ -40,7 +40,7 @@ type flushKeys struct {
 
 	due     bool        // the set changed since it was announced: sendOutput sends FLUSHKEYS
 	active  bool        // re-checking: DATA went out that the client may not have drawn yet
-	data    bool        // DATA went out since the timer was armed
+	data    bool        // DATA went out after the timer was armed
 	armed   bool        // the timer is pending
 	stopped bool        // the session ended: the timer is not armed again
 	timer   *time.Timer // runs flushKeysTick
@@ -70,8 +70,10 @@ func (s *serverSession) appendFlushKeysLocked(b []byte) []byte {
 		return b
 	}
 	k := &s.keys
-	k.active, k.data = true, true
-	if !k.armed && !k.stopped {
+	k.active = true
+	if k.armed {
+		k.data = true // the pending look comes too early for this DATA: it looks again after
+	} else if !k.stopped {
 		k.armed = true
 		if k.timer == nil {
 			k.timer = time.AfterFunc(flushKeysRecheck, s.flushKeysTick)
