@@ -88,12 +88,19 @@ func (s *serverSession) appendFlushKeysLocked(b []byte) []byte {
 func (s *serverSession) announceFlushKeysLocked(b []byte) []byte {
 	k := &s.keys
 	k.due = false
-	keys := k.fk.AppendFlushKeys(k.look[:0])
-	if len(keys) > maxFlushKeys || bytes.Equal(keys, k.sent) {
+	keys, changed := s.lookFlushKeysLocked()
+	if !changed {
 		return b
 	}
 	k.sent = append(k.sent[:0], keys...)
 	return appendFrame(b, frameFlushKeys, keys)
+}
+
+// lookFlushKeysLocked reads the set now, and reports whether it differs from the one announced.
+func (s *serverSession) lookFlushKeysLocked() (keys []byte, changed bool) {
+	k := &s.keys
+	keys = k.fk.AppendFlushKeys(k.look[:0])
+	return keys, len(keys) <= maxFlushKeys && !bytes.Equal(keys, k.sent)
 }
 
 // recheckFlushKeysLocked looks at the set again, while re-checking, and has sendOutput announce
@@ -116,7 +123,7 @@ func (s *serverSession) checkFlushKeysLocked() {
 	if k.due || s.cur == nil || s.ending || !s.flushKeysOnLocked() {
 		return
 	}
-	if keys := k.fk.AppendFlushKeys(k.look[:0]); len(keys) <= maxFlushKeys && !bytes.Equal(keys, k.sent) {
+	if _, changed := s.lookFlushKeysLocked(); changed {
 		k.due = true
 		s.sendCond.Signal()
 	}
