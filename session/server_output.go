@@ -16,7 +16,9 @@ import (
 // the client. But output that the terminal held already when flushing input was written (its
 // stale mark, OutputMarker) is older than that input: Linux's flush leaves the up to 4 KiB that
 // the master's line discipline holds, which reads return after the flush's report, and
-// readTerminal reads and drops them then, with the rest, before the FLUSH.
+// readTerminal reads and drops them then, with the rest, before the FLUSH. What the discipline
+// took in between (a flood goes on until the flush) is left too, and read after the FLUSH: it
+// counts as the newest of the output an expected flush keeps (lateAfterFlush).
 //
 // Output that finds nothing queued and the conn idle leaves from here, in a DATA frame written at
 // once, rather than through sendOutput: one goroutine hop less for an echoed keystroke, and no
@@ -33,12 +35,18 @@ func (s *serverSession) readTerminal() error {
 	for {
 		s.waitForRoom()
 		p, flushed, err := r.read()
-		var stale int64
+		var stale, late int64
 		if flushed {
 			s.mu.Lock()
 			left := s.staleMark - s.outRead
+			expected := s.expectFlush || s.flushDue.Load()
 			s.mu.Unlock()
 			stale = r.dropStale(left)
+			if expected {
+				var dropped int64
+				late, dropped = s.lateAfterFlush(r)
+				stale += dropped
+			}
 		}
 
 		s.mu.Lock()
@@ -47,7 +55,7 @@ func (s *serverSession) readTerminal() error {
 		}
 		s.flooding = r.big != nil
 		if flushed && !s.ending {
-			s.flushOutputLocked()
+			s.flushOutputLocked(late)
 		}
 		s.outRead += int64(len(p)) + stale
 		sent := false
@@ -112,9 +120,33 @@ const expectedFlushKeep = 4 << 10
 // late (its buffers hold about 64 KiB), read in small reads.
 const flushDueRoom = 4 * maxDataFrame
 
+// lateAfterFlush returns how much output the terminal still holds right after the report of an
+// expected flush, past the stale mark: output that a flood wrote between the input and the
+// flush, which Linux's flush leaves in the master's line discipline (up to 4 KiB), and the
+// echoed ^C after it. The reads after the FLUSH send it, so it is the newest of what the flush
+// keeps (expectedFlushKeep): without that, a flood sent a keep's worth read before the report,
+// and then this much more after the FLUSH. Beyond expectedFlushKeep, it drops the oldest and
+// returns how many (stale).
+func (s *serverSession) lateAfterFlush(r *outputReader) (late, stale int64) {
+	if s.om == nil {
+		return 0, 0
+	}
+	_, late, err := s.om.OutputMark()
+	if err != nil {
+		return 0, 0 // best effort: the flush then keeps what it always kept
+	}
+	if over := late - expectedFlushKeep; over > 0 {
+		stale = r.dropStale(over)
+		late -= stale
+	}
+	return late, stale
+}
+
 // flushOutputLocked drops the queued output that the terminal's flush discarded, but the fresh
-// bytes (see readTerminal), and asks for a FLUSH frame.
-func (s *serverSession) flushOutputLocked() {
+// bytes (see readTerminal), and asks for a FLUSH frame. late is what the terminal still holds
+// after an expected flush (lateAfterFlush): newer than any fresh byte, it takes its place in the
+// keep.
+func (s *serverSession) flushOutputLocked(late int64) {
 	// The fresh bytes are the newest read; none from before the stale mark.
 	fresh := int(min(int64(s.fresh), max(s.outRead-s.staleMark, 0)))
 	s.flushes++
@@ -123,7 +155,7 @@ func (s *serverSession) flushOutputLocked() {
 		// moment later: output read in between is mostly what the flush discards (a flood goes
 		// on until then; the kernel moves up to tens of KiB more past the mark meanwhile on a
 		// busy machine), and only its newest bytes may answer the input.
-		fresh = min(fresh, expectedFlushKeep)
+		fresh = min(fresh, expectedFlushKeep-int(min(late, expectedFlushKeep)))
 	}
 	keepOut := min(len(s.out), fresh) // the fresh bytes are the newest
 	s.out = s.out[:copy(s.out, s.out[len(s.out)-keepOut:])]
