@@ -12,8 +12,7 @@ import (
 // TestDetachedSessionMemory measures the heap a detached idle session holds on the server (its
 // Terminal here is a small fake, not counted: a pty's buffers are the kernel's), and bounds it.
 func TestDetachedSessionMemory(t *testing.T) {
-	t.Run("TCP", func(t *testing.T) { testDetachedSessionMemory(t, false) })
-	t.Run("TLS", func(t *testing.T) { testDetachedSessionMemory(t, true) })
+	overTCPAndTLS(t, testDetachedSessionMemory)
 }
 
 func testDetachedSessionMemory(t *testing.T, secure bool) {
@@ -31,10 +30,7 @@ func testDetachedSessionMemory(t *testing.T, secure bool) {
 	}
 	rigs := make([]*resumeRig, sessions)
 	for i := range rigs {
-		rigs[i] = newResumeRig(t, nowTerminal{terms[i]}, Detach{Timeout: time.Hour})
-		rigs[i].mu.Lock()
-		rigs[i].secure = secure
-		rigs[i].mu.Unlock()
+		rigs[i] = newResumeRigOver(t, secure, nowTerminal{terms[i]}, Detach{Timeout: time.Hour})
 	}
 	before := heap() // the listeners and fake terminals are not the sessions'
 	var conns []net.Conn
@@ -77,16 +73,12 @@ func testDetachedSessionMemory(t *testing.T, secure bool) {
 // TestResumeLatency measures the time from a new conn (secured, for TLS) to the first byte of
 // output that waited for the resume, on loopback.
 func TestResumeLatency(t *testing.T) {
-	t.Run("TCP", func(t *testing.T) { testResumeLatency(t, false) })
-	t.Run("TLS", func(t *testing.T) { testResumeLatency(t, true) })
+	overTCPAndTLS(t, testResumeLatency)
 }
 
 func testResumeLatency(t *testing.T, secure bool) {
 	term := newFakeTerminal(t, "sleep", "3600")
-	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
-	rig.mu.Lock()
-	rig.secure = secure
-	rig.mu.Unlock()
+	rig := newResumeRigOver(t, secure, term, Detach{Timeout: time.Minute})
 	gate := make(chan struct{})
 	dialed := make(chan time.Time, 1)
 	rc := startResumeClient(t, rig, nil, func(rc *resumeClient) {

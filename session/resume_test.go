@@ -69,6 +69,24 @@ func newResumeRig(t *testing.T, term Terminal, detach Detach, setup ...func(*Ser
 	return r
 }
 
+// newResumeRigOver is newResumeRig with each conn secured (TLS) if secure, for the tests run
+// over both (overTCPAndTLS).
+func newResumeRigOver(t *testing.T, secure bool, term Terminal, detach Detach) *resumeRig {
+	t.Helper()
+	r := newResumeRig(t, term, detach)
+	r.mu.Lock() // the accept loop runs already; no conn is dialed yet
+	r.secure = secure
+	r.mu.Unlock()
+	return r
+}
+
+// overTCPAndTLS runs test twice, as the subtests TCP and TLS: with the rig's conns plain, then
+// secured as rlogin and rlogind secure them.
+func overTCPAndTLS(t *testing.T, test func(t *testing.T, secure bool)) {
+	t.Run("TCP", func(t *testing.T) { test(t, false) })
+	t.Run("TLS", func(t *testing.T) { test(t, true) })
+}
+
 func (r *resumeRig) accept(ctx context.Context, detach Detach, setup []func(*ServerConn)) {
 	defer close(r.done)
 	first := true
@@ -190,17 +208,11 @@ func produce(term *fakeTerminal, prefix string, from, to int) []byte {
 
 // TestResumeCuts: numbered lines both ways survive cuts of the connection, every byte exactly
 // once and in order, with input in flight; the secret changes per connection.
-func TestResumeCuts(t *testing.T) {
-	t.Run("TCP", func(t *testing.T) { testResumeCuts(t, false) })
-	t.Run("TLS", func(t *testing.T) { testResumeCuts(t, true) })
-}
+func TestResumeCuts(t *testing.T) { overTCPAndTLS(t, testResumeCuts) }
 
 func testResumeCuts(t *testing.T, secure bool) {
 	term := newFakeTerminal(t, "sleep", "3600")
-	rig := newResumeRig(t, term, Detach{Timeout: time.Minute})
-	rig.mu.Lock()
-	rig.secure = secure
-	rig.mu.Unlock()
+	rig := newResumeRigOver(t, secure, term, Detach{Timeout: time.Minute})
 	conn, err := rig.dial()
 	if err != nil {
 		t.Fatal(err)
