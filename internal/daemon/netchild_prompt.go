@@ -73,6 +73,7 @@ type loginTerminal struct {
 	typeahead []byte        // input while no prompt waits for it
 	size      *pty.Size     // the last size asked for before the pty came
 	term      *pty.Attached // the session's pty, once the monitor accepted the login
+	outRead   int64         // output taken from out (the pty counts its own: OutputMark)
 	ended     bool          // refused, given up or cut off: no session; the output ends after out
 	closed    bool
 }
@@ -263,6 +264,7 @@ func (t *loginTerminal) output(b []byte, wait bool) (int, *pty.Attached, error) 
 		case len(t.out) > 0:
 			n := copy(b, t.out)
 			t.out = t.out[:copy(t.out, t.out[n:])]
+			t.outRead += int64(n)
 			return n, nil, nil
 		case t.term != nil:
 			return 0, t.term, nil
@@ -294,6 +296,25 @@ func (t *loginTerminal) ReadOutputNow(b []byte) (int, bool, error) {
 		return term.ReadOutputNow(b)
 	}
 	return n, false, err
+}
+
+// OutputMark implements session.OutputMarker, in one count for the whole session (Serve takes
+// its start before the pty is here): the output read is the prompts' text taken, then the pty's
+// (its count starts at its Attach); what is held is the text not taken yet, which ReadOutput
+// returns before any of the pty's, and the pty's. Nothing is added to out once the pty is here,
+// so while out is not empty the pty is not read, and the two counts taken under t.mu agree.
+func (t *loginTerminal) OutputMark() (read, held int64, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	read, held = t.outRead, int64(len(t.out))
+	if t.term == nil {
+		return read, held, nil
+	}
+	r, h, err := t.term.OutputMark()
+	if err != nil {
+		return 0, 0, err
+	}
+	return read + r, held + h, nil
 }
 
 // ReadPacket implements classic.Terminal.
