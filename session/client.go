@@ -781,7 +781,7 @@ func (c *Client) outputFailedLocked(err error) error {
 // takeCreditLocked returns the credit to grant now (0 until a batch is due) and counts it as
 // granted.
 func (c *Client) takeCreditLocked() int {
-	if c.consumed < creditBatch || c.readDone {
+	if c.consumed < c.tune.batch() || c.readDone {
 		return 0
 	}
 	n := c.consumed

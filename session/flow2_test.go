@@ -106,7 +106,7 @@ func TestWindowTuner(t *testing.T) {
 
 // TestWindowShrinksToTheLink: a probe that shows a standing queue shrinks the window, by
 // credit withheld, to the last epoch's rate times the shortest round trip (with paceMargin, a
-// credit batch and the server's flushReserve), even below the base, but not below minQueueWindow; the window grows again
+// credit batch of linkBatch and the server's flushReserve), even below the base, but not below minQueueWindow; the window grows again
 // only once the probes show no queue, by a sixteenth an epoch until the rate is twice the
 // link's; and it never shrinks while the output is held.
 func TestWindowShrinksToTheLink(t *testing.T) {
@@ -119,7 +119,7 @@ func TestWindowShrinksToTheLink(t *testing.T) {
 	w := windowTuner{window: 4 << 20, minRTT: rtt}
 	consume(&w, &now, 3<<20, at(3<<20), 0) // an epoch at the link's rate
 	w.probed(rtt + 300*time.Millisecond)
-	want := int(rate*(rtt+paceMargin).Seconds()) + creditBatch + flushReserve
+	want := int(rate*(rtt+paceMargin).Seconds()) + linkBatch + flushReserve // tuned to the link: small batches
 	consumed, granted, before := 0, 0, w.window
 	for range 8 {
 		consumed += 1 << 20
@@ -159,8 +159,12 @@ func TestWindowShrinksToTheLink(t *testing.T) {
 	}
 	probe(&w, now, rtt)
 	consume(&w, &now, before/2, at(before/8), 0) // an epoch at four times the rate
-	if w.window != 2*before {
-		t.Errorf("window %d once the rate doubled the link's, want %d", w.window, 2*before)
+	if got := w.rate / rate; got < 3.99 || got > 4.01 {
+		t.Fatalf("the epoch's rate is %.3f times the link's, want 4", got)
+	}
+	// Doubled, or at once to what that rate needs when that is more (as it is with paceMargin).
+	if want := max(2*before, w.linkWindow()); w.window != want {
+		t.Errorf("window %d once the rate doubled the link's, want %d (twice %d, or the rate's %d)", w.window, want, before, w.linkWindow())
 	}
 
 	// A slow link: not below minQueueWindow.

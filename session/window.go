@@ -20,8 +20,12 @@ const (
 	growSlack = queueSlack / 2
 	// paceMargin is the rate's worth above the bandwidth-delay product that a window shrunk to
 	// the link keeps, besides a credit batch and the server's flushReserve: room for the rate
-	// to vary. With 5 ms, 20 Mbit/s links carried 0.75-0.97 of their rate.
-	paceMargin = 10 * time.Millisecond
+	// to vary. With 5 ms, 20 Mbit/s links carried 0.75-0.97 of their rate; with 10 ms (and
+	// credit in 64 KiB batches) the bottleneck's queue still ran dry 11-20 times per 20 MB, for
+	// 4-12 ms each (docs/benchmarks.md).
+	paceMargin = 20 * time.Millisecond
+	// linkBatch is the credit batch once the window is tuned to the link (see batch).
+	linkBatch = 16 << 10
 	// minQueueWindow is the smallest window shrunk to the link: the server keeps flushReserve of
 	// its window for after a flush, and the client grants credit only a batch at a time, so
 	// below this the two could wait for each other.
@@ -68,7 +72,8 @@ const (
 // round trip ahead of the probes); once it shrank or grew to the link, by a sixteenth an epoch
 // rather than twice, until the rate doubles what the link carried then (measured through a 20
 // Mbit/s link at 100 ms, doubling swung the window between 330 and 660 KB and the queue up to
-// 130 ms). A link that queues nothing, or a window that a slow terminal limits, is tuned as
+// 130 ms). Once tuned to the link, it grants credit in smaller batches (batch), so that the
+// queue it keeps swings less and does not run dry. A link that queues nothing, or a window that a slow terminal limits, is tuned as
 // before.
 type windowTuner struct {
 	window int // the output window granted: base plus credit granted in advance, minus withheld
@@ -190,7 +195,20 @@ func (w *windowTuner) shrinkToLink() {
 // and the client's own queue, and at least minQueueWindow.
 func (w *windowTuner) linkWindow() int {
 	bdp := w.rate * (w.minRTT + paceMargin).Seconds()
-	return max(minQueueWindow, int(bdp)+creditBatch+flushReserve+w.localQueue)
+	return max(minQueueWindow, int(bdp)+w.batch()+flushReserve+w.localQueue)
+}
+
+// batch is how much consumed output the client gathers before it grants credit: creditBatch,
+// or linkBatch once the window is tuned to the link (shrunk or grown to its rate). The server
+// sends a batch's worth into the link at once when its credit comes, so the bottleneck's queue
+// swings by a batch: with 64 KiB (26 ms at 20 Mbit/s) and a window that keeps a short queue for
+// ^C's sake, the queue's low points left the link idle. Elsewhere big batches cost fewer
+// wake-ups per byte.
+func (w *windowTuner) batch() int {
+	if w.linkRate > 0 {
+		return linkBatch
+	}
+	return creditBatch
 }
 
 // adjust is called when n bytes of consumed output are credited, with queued bytes still

@@ -104,7 +104,7 @@ func TestWindowKeepsTheLocalQueue(t *testing.T) {
 	)
 	at := func(n int) time.Duration { return time.Duration(n) * time.Second / rate }
 	now := time.Unix(1000, 0)
-	link := int(rate*(rtt+paceMargin).Seconds()) + creditBatch + flushReserve
+	link := int(rate*(rtt+paceMargin).Seconds()) + linkBatch + flushReserve
 
 	for _, q := range []int{0, queued} {
 		w := windowTuner{window: 4 << 20, minRTT: rtt}
@@ -116,5 +116,49 @@ func TestWindowKeepsTheLocalQueue(t *testing.T) {
 		if want := link + q; w.window != want {
 			t.Errorf("%d bytes queued at each credit: window %d, want the link's %d and the queue, %d", q, w.window, link, want)
 		}
+	}
+}
+
+// TestCreditBatchAtTheLink: once the window is tuned to the link, the client grants credit in
+// batches of linkBatch, so that the queue the window keeps at the bottleneck swings by less than
+// it holds; before, and again once the rate doubles the link's, in batches of creditBatch.
+func TestCreditBatchAtTheLink(t *testing.T) {
+	now := time.Unix(1000, 0)
+	w := windowTuner{window: 4 << 20, minRTT: 300 * time.Millisecond}
+	if b := w.batch(); b != creditBatch {
+		t.Errorf("untuned: batch %d, want %d", b, creditBatch)
+	}
+	consume(&w, &now, 3<<20, time.Second, 0) // an epoch at 3 MiB/s
+	w.probed(time.Second)                    // 700 ms of queue: shrunk to the link
+	if b := w.batch(); b != linkBatch {
+		t.Errorf("shrunk to the link: batch %d, want %d", b, linkBatch)
+	}
+
+	c := &Client{flow2: true}
+	c.tune = w
+	c.consumed = linkBatch - 1
+	if n := c.takeCreditLocked(); n != 0 {
+		t.Errorf("credit %d for less than a batch consumed", n)
+	}
+	c.consumed = linkBatch
+	c.tune.debt = 0
+	if n := c.takeCreditLocked(); n != linkBatch {
+		t.Errorf("credit %d for a batch of %d consumed, want it all", n, linkBatch)
+	}
+
+	// The link carries four times what it did at the shrink (rate/4): doubling again.
+	const (
+		rtt  = 100 * time.Millisecond
+		rate = 2_500_000 // bytes per second: a 20 Mbit/s link
+	)
+	at := func(n int) time.Duration { return time.Duration(n) * time.Second / rate }
+	w = windowTuner{window: window, minRTT: rtt, linkRate: rate / 4, rate: rate / 4}
+	consume(&w, &now, creditBatch, at(creditBatch/4), 0)
+	consume(&w, &now, window/2, at(window/8), 0) // a whole window per round trip and more
+	if w.linkRate != 0 {
+		t.Fatalf("link rate %.0f after an epoch at four times it, want none", w.linkRate)
+	}
+	if b := w.batch(); b != creditBatch {
+		t.Errorf("no longer at the link: batch %d, want %d", b, creditBatch)
 	}
 }
