@@ -61,27 +61,47 @@ func (s *serverSession) flushKeysOnLocked() bool {
 }
 
 // appendFlushKeysLocked appends a FLUSHKEYS frame, before a DATA frame, when the characters that
-// make the terminal flush differ from those the client last heard of. It reads the terminal's
-// settings after the output in that DATA was read, so no output reaches the client that was
-// produced under settings newer than the last FLUSHKEYS before it: a program that turns signals
-// off and then draws is announced before its drawing. The DATA starts the re-checks.
+// make the terminal flush differ from those the client last heard of, and starts the re-checks
+// (see appendFlushKeysBeforeDataLocked).
 func (s *serverSession) appendFlushKeysLocked(b []byte) []byte {
+	b = s.appendFlushKeysBeforeDataLocked(b)
+	s.armFlushKeysLocked()
+	return b
+}
+
+// appendFlushKeysBeforeDataLocked is appendFlushKeysLocked without the re-checks' timer: the
+// caller arms it (armFlushKeysLocked) once its DATA is written. It reads the terminal's settings
+// after the output in that DATA was read, so no output reaches the client that was produced
+// under settings newer than the last FLUSHKEYS before it: a program that turns signals off and
+// then draws is announced before its drawing.
+func (s *serverSession) appendFlushKeysBeforeDataLocked(b []byte) []byte {
 	if !s.flushKeysOnLocked() {
 		return b
 	}
+	s.keys.active = true
+	return s.announceFlushKeysLocked(b)
+}
+
+// armFlushKeysLocked starts the re-checks after a DATA frame: the timer's look flushKeysRecheck
+// later, or, if one is pending, one more after it. Arming a timer that fires before all others
+// wakes another thread of the process (Go's runtime hands it the timer): an echo arms it after
+// its Write, so that wake-up does not delay the echo.
+func (s *serverSession) armFlushKeysLocked() {
 	k := &s.keys
-	k.active = true
+	if !k.on || k.gen != s.gen || k.stopped {
+		return // flushkeys is off for this conn: appendFlushKeysBeforeDataLocked looked at nothing
+	}
+	k.active = true // a CREDIT may have come while the DATA was written: the look still comes
 	if k.armed {
 		k.data = true // the pending look comes too early for this DATA: it looks again after
-	} else if !k.stopped {
-		k.armed = true
-		if k.timer == nil {
-			k.timer = time.AfterFunc(flushKeysRecheck, s.flushKeysTick)
-		} else {
-			k.timer.Reset(flushKeysRecheck)
-		}
+		return
 	}
-	return s.announceFlushKeysLocked(b)
+	k.armed = true
+	if k.timer == nil {
+		k.timer = time.AfterFunc(flushKeysRecheck, s.flushKeysTick)
+	} else {
+		k.timer.Reset(flushKeysRecheck)
+	}
 }
 
 // announceFlushKeysLocked appends a FLUSHKEYS frame if the set differs from the one announced.

@@ -300,7 +300,7 @@ func (s *serverSession) sendNowLocked(b, p []byte) []byte {
 		s.inUnacked -= s.inDone
 		s.inDone = 0
 	}
-	b = s.appendFlushKeysLocked(b)
+	b = s.appendFlushKeysBeforeDataLocked(b)
 	b = appendFrame(b, frameData, p)
 	s.unacked += len(p)
 	s.keepSentLocked(p)
@@ -311,6 +311,7 @@ func (s *serverSession) sendNowLocked(b, p []byte) []byte {
 		s.connLost(gen, err)
 	}
 	s.mu.Lock()
+	s.armFlushKeysLocked() // after the Write: arming wakes a thread (see armFlushKeysLocked)
 	s.sending = false
 	s.attachCond.Broadcast()
 	if s.sendableLocked() {
