@@ -148,7 +148,8 @@ type Client struct {
 	res      clientResume  // capability resume (client_resume.go)
 	sessions []SessionInfo // a LIST's answer
 
-	tryOut TryWriter // Stdout, if it is one (Start sees): asserted once, not per frame (see serverSession.tw)
+	tryOut  TryWriter          // Stdout, if it is one (Start sees): asserted once, not per frame (see serverSession.tw)
+	tryStop StoppableTryWriter // likewise
 
 	pumps     chan error // results of readOutput, writeOutput and writeErrorOutput
 	stdinDone chan error // result of copyStdin
@@ -222,6 +223,7 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	c.running = true
 	c.tryOut, _ = c.Stdout.(TryWriter)
+	c.tryStop, _ = c.Stdout.(StoppableTryWriter)
 	c.credit = window
 	c.flow2 = slices.Contains(c.accepted, capFlow2)
 	c.keepalive = slices.Contains(c.accepted, capKeepalive)
@@ -649,7 +651,7 @@ func (c *Client) queueOutput(p []byte) error {
 	if tw := c.tryOut; tw != nil && !c.writing && !c.flushed && c.qoff == len(c.q) && c.tune.holds == 0 {
 		c.writing = true
 		c.mu.Unlock()
-		n, err := tw.TryWrite(p)
+		n, err := c.tryWrite(tw, p)
 		c.mu.Lock()
 		c.writing = false
 		c.idle.Broadcast()

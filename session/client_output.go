@@ -13,13 +13,34 @@ import (
 type StoppableWriter interface {
 	// WriteUntil writes p as Write does, waiting for room as needed, but returns early, with
 	// n < len(p) and a nil error, when stop reports true. It calls stop before each try to
-	// write, so before the first and after each wait for room.
+	// write: before the first, after each wait for room, and between the writes that a
+	// terminal that keeps up takes one after the other (so a chunk stops within one write,
+	// not at its end, also while the terminal reads as fast as it is written).
 	WriteUntil(p []byte, stop func() bool) (n int, err error)
 	// Wake makes a WriteUntil under way that waits for room call its stop at once. The
 	// Client changes what stop reports before it calls Wake, so a Wake that finds no
 	// WriteUntil waiting may do nothing: the next try calls stop first. It may be called from
 	// any goroutine, with the Client's lock held: it must not wait for a write to end.
 	Wake()
+}
+
+// StoppableTryWriter is an optional interface of a Client's Stdout that is a TryWriter:
+// TryWriteUntil is TryWrite, but it returns early, with what it wrote, when stop reports true;
+// it calls stop before each try to write. The goroutine that reads the connection writes output
+// through it while nothing is queued, and a terminal that reads as fast as it is written takes a
+// whole frame (up to 64 KiB) that way: with it, an interrupt stops that write too, within one
+// write, rather than after the frame.
+type StoppableTryWriter interface {
+	TryWriteUntil(p []byte, stop func() bool) (n int, err error)
+}
+
+// tryWrite writes p through Stdout's TryWrite, stopping as writeChunk does when it can
+// (StoppableTryWriter).
+func (c *Client) tryWrite(tw TryWriter, p []byte) (int, error) {
+	if c.tryStop != nil {
+		return c.tryStop.TryWriteUntil(p, c.stopWriting)
+	}
+	return tw.TryWrite(p)
 }
 
 // writeChunk writes p, a chunk taken from the queue, to out, and returns how much of it it

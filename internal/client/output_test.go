@@ -339,19 +339,26 @@ func TestOutputWakeStopsWrite(t *testing.T) {
 		t.Fatalf("WriteUntil stopped = %d, %v; want part of %d bytes and no error", r.n, r.err, len(big))
 	}
 
-	read := make(chan []byte, 1)
-	go func() {
-		_ = master.SetReadDeadline(time.Now().Add(testTimeout)) // watchdog
-		got := make([]byte, len(big))
-		n, _ := io.ReadFull(master, got)
-		read <- got[:n]
-	}()
+	read := readShown(master, len(big))
 	if n, err := o.Write(big[r.n:]); err != nil || n != len(big)-r.n {
 		t.Fatalf("Write after the stop = %d, %v; want %d", n, err, len(big)-r.n)
 	}
 	if got := <-read; !bytes.Equal(got, big) {
 		t.Fatalf("the terminal got %d bytes, want the %d written, in order", len(got), len(big))
 	}
+}
+
+// readShown reads n bytes of what the terminal behind master shows, in a goroutine, and sends
+// them (fewer if the watchdog ends the read).
+func readShown(master *os.File, n int) <-chan []byte {
+	read := make(chan []byte, 1)
+	go func() {
+		_ = master.SetReadDeadline(time.Now().Add(testTimeout)) // watchdog
+		got := make([]byte, n)
+		m, _ := io.ReadFull(master, got)
+		read <- got[:m]
+	}()
+	return read
 }
 
 // TestOutputForSession: the session gets a StoppableWriter only when the terminal's writes wait in
@@ -383,5 +390,40 @@ func TestOutputForSession(t *testing.T) {
 	_ = master.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if n, err := master.Read(got); err != nil || !strings.Contains(string(got[:n]), "ok") {
 		t.Fatalf("the terminal got %q, %v", got[:n], err)
+	}
+}
+
+// TestOutputStopsBetweenWrites: a chunk that the terminal takes write after write (its reader
+// keeps up) stops within one write once stop reports true, not at the chunk's end: WriteUntil
+// and TryWriteUntil call stop between the writes too. Here stop turns true after the first
+// write; the rest, written after, reaches the terminal whole and in order.
+func TestOutputStopsBetweenWrites(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write func(o *outputWriter, p []byte, stop func() bool) (int, error)
+	}{
+		{"WriteUntil", (*outputWriter).WriteUntil},
+		{"TryWriteUntil", (*outputWriter).TryWriteUntil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			master, o := rawTerminalWriter(t)
+			defer o.closeNonblocking()
+			big := make([]byte, 1<<20) // far more than one write to the terminal takes
+			for i := range big {
+				big[i] = byte('a' + i%26)
+			}
+			read := readShown(master, len(big))
+			calls := 0
+			n, err := tc.write(o, big, func() bool { calls++; return calls > 1 })
+			if err != nil || n <= 0 || n >= len(big) || calls != 2 {
+				t.Fatalf("stopped after %d bytes, %v, with %d calls of stop; want one write's part of %d bytes, no error, 2 calls", n, err, calls, len(big))
+			}
+			if m, err := o.Write(big[n:]); err != nil || m != len(big)-n {
+				t.Fatalf("Write after the stop = %d, %v; want %d", m, err, len(big)-n)
+			}
+			if got := <-read; !bytes.Equal(got, big) {
+				t.Fatalf("the terminal got %d bytes, want the %d written, in order", len(got), len(big))
+			}
+		})
 	}
 }
