@@ -199,13 +199,13 @@ func (w *windowTuner) linkWindow() int {
 }
 
 // batch is how much consumed output the client gathers before it grants credit: creditBatch,
-// or linkBatch once the window is tuned to the link (shrunk or grown to its rate). The server
-// sends a batch's worth into the link at once when its credit comes, so the bottleneck's queue
-// swings by a batch: with 64 KiB (26 ms at 20 Mbit/s) and a window that keeps a short queue for
-// ^C's sake, the queue's low points left the link idle. Elsewhere big batches cost fewer
-// wake-ups per byte.
+// or linkBatch once the window is tuned to a link (shrunk or grown to its rate) on which a
+// creditBatch is more than paceMargin's worth. The server sends a batch's worth into the link
+// at once when its credit comes, so the bottleneck's queue swings by a batch: with 64 KiB (26
+// ms at 20 Mbit/s) and a window that keeps a short queue for ^C's sake, the queue's low points
+// left the link idle. Elsewhere big batches cost fewer wake-ups per byte.
 func (w *windowTuner) batch() int {
-	if w.linkRate > 0 {
+	if w.linkRate > 0 && w.linkRate*paceMargin.Seconds() < creditBatch {
 		return linkBatch
 	}
 	return creditBatch

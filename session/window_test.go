@@ -119,17 +119,18 @@ func TestWindowKeepsTheLocalQueue(t *testing.T) {
 	}
 }
 
-// TestCreditBatchAtTheLink: once the window is tuned to the link, the client grants credit in
+// TestCreditBatchAtTheLink: once the window is tuned to a slow link, the client grants credit in
 // batches of linkBatch, so that the queue the window keeps at the bottleneck swings by less than
-// it holds; before, and again once the rate doubles the link's, in batches of creditBatch.
+// it holds; before, on a fast link, and again once the rate doubles the link's, in batches of
+// creditBatch.
 func TestCreditBatchAtTheLink(t *testing.T) {
 	now := time.Unix(1000, 0)
 	w := windowTuner{window: 4 << 20, minRTT: 300 * time.Millisecond}
 	if b := w.batch(); b != creditBatch {
 		t.Errorf("untuned: batch %d, want %d", b, creditBatch)
 	}
-	consume(&w, &now, 3<<20, time.Second, 0) // an epoch at 3 MiB/s
-	w.probed(time.Second)                    // 700 ms of queue: shrunk to the link
+	consume(&w, &now, 3<<20, 2*time.Second, 0) // an epoch at 1.5 MiB/s
+	w.probed(time.Second)                      // 700 ms of queue: shrunk to the link
 	if b := w.batch(); b != linkBatch {
 		t.Errorf("shrunk to the link: batch %d, want %d", b, linkBatch)
 	}
@@ -144,6 +145,17 @@ func TestCreditBatchAtTheLink(t *testing.T) {
 	c.tune.debt = 0
 	if n := c.takeCreditLocked(); n != linkBatch {
 		t.Errorf("credit %d for a batch of %d consumed, want it all", n, linkBatch)
+	}
+
+	// A fast link, on which a creditBatch is less than paceMargin's worth: big batches.
+	fast := windowTuner{window: window, minRTT: 300 * time.Millisecond}
+	consume(&fast, &now, 3<<20, 200*time.Millisecond, 0) // an epoch at 15 MiB/s
+	fast.probed(time.Second)
+	if fast.linkRate == 0 {
+		t.Fatal("test setup: the fast link's window was not shrunk to it")
+	}
+	if b := fast.batch(); b != creditBatch {
+		t.Errorf("shrunk to a link of %.0f B/s: batch %d, want %d", fast.linkRate, b, creditBatch)
 	}
 
 	// The link carries four times what it did at the shrink (rate/4): doubling again.
