@@ -200,12 +200,14 @@ func (w *windowTuner) linkWindow() int {
 
 // batch is how much consumed output the client gathers before it grants credit: creditBatch,
 // or linkBatch once the window is tuned to a link (shrunk or grown to its rate) on which a
-// creditBatch is more than paceMargin's worth. The server sends a batch's worth into the link
+// creditBatch is more than paceMargin's worth and a linkBatch not (6.5-26 Mbit/s): on a
+// slower link, 2 Mbit/s at 300 ms, small batches cost a quarter of the rate and ^C's prompt
+// 0.1-0.2 s (docs/benchmarks.md). The server sends a batch's worth into the link
 // at once when its credit comes, so the bottleneck's queue swings by a batch: with 64 KiB (26
 // ms at 20 Mbit/s) and a window that keeps a short queue for ^C's sake, the queue's low points
 // left the link idle. Elsewhere big batches cost fewer wake-ups per byte.
 func (w *windowTuner) batch() int {
-	if w.linkRate > 0 && w.linkRate*paceMargin.Seconds() < creditBatch {
+	if r := w.linkRate * paceMargin.Seconds(); r < creditBatch && r >= linkBatch {
 		return linkBatch
 	}
 	return creditBatch

@@ -158,6 +158,12 @@ func TestCreditBatchAtTheLink(t *testing.T) {
 		t.Errorf("shrunk to a link of %.0f B/s: batch %d, want %d", fast.linkRate, b, creditBatch)
 	}
 
+	// A slow link (2 Mbit/s), on which a linkBatch is more than paceMargin's worth: big batches.
+	slow := windowTuner{window: window, minRTT: 300 * time.Millisecond, linkRate: 250_000}
+	if b := slow.batch(); b != creditBatch {
+		t.Errorf("tuned to a link of %.0f B/s: batch %d, want %d", slow.linkRate, b, creditBatch)
+	}
+
 	// The link carries four times what it did at the shrink (rate/4): doubling again.
 	const (
 		rtt  = 100 * time.Millisecond
