@@ -163,8 +163,8 @@ func TestWindowShrinksToTheLink(t *testing.T) {
 		t.Fatalf("the epoch's rate is %.3f times the link's, want 4", got)
 	}
 	// Doubled, or at once to what that rate needs when that is more (as it is with paceMargin).
-	if want := max(2*before, w.linkWindow()); w.window != want {
-		t.Errorf("window %d once the rate doubled the link's, want %d (twice %d, or the rate's %d)", w.window, want, before, w.linkWindow())
+	if want := max(2*before, w.linkWindow(creditBatch)); w.window != want {
+		t.Errorf("window %d once the rate doubled the link's, want %d (twice %d, or the rate's %d)", w.window, want, before, w.linkWindow(creditBatch))
 	}
 
 	// A slow link: not below minQueueWindow.

@@ -184,18 +184,18 @@ func (w *windowTuner) shrinkToLink() {
 	if w.queue <= queueSlack || w.holds > 0 || w.rate == 0 {
 		return
 	}
-	if target := w.linkWindow(); w.window-w.debt > target {
+	w.linkRate = w.rate // first: the window it shrinks to has the batch of that link
+	if target := w.linkWindow(w.batch()); w.window-w.debt > target {
 		w.debt = w.window - target
 	}
-	w.linkRate = w.rate
 }
 
 // linkWindow is the window that the last epoch's rate needs (see windowTuner): the rate times
-// the shortest round trip, plus paceMargin's worth, a credit batch, the server's flushReserve
-// and the client's own queue, and at least minQueueWindow.
-func (w *windowTuner) linkWindow() int {
+// the shortest round trip, plus paceMargin's worth, the credit batch the window will have, the
+// server's flushReserve and the client's own queue, and at least minQueueWindow.
+func (w *windowTuner) linkWindow(batch int) int {
 	bdp := w.rate * (w.minRTT + paceMargin).Seconds()
-	return max(minQueueWindow, int(bdp)+w.batch()+flushReserve+w.localQueue)
+	return max(minQueueWindow, int(bdp)+batch+flushReserve+w.localQueue)
 }
 
 // batch is how much consumed output the client gathers before it grants credit: creditBatch,
@@ -206,8 +206,12 @@ func (w *windowTuner) linkWindow() int {
 // at once when its credit comes, so the bottleneck's queue swings by a batch: with 64 KiB (26
 // ms at 20 Mbit/s) and a window that keeps a short queue for ^C's sake, the queue's low points
 // left the link idle. Elsewhere big batches cost fewer wake-ups per byte.
-func (w *windowTuner) batch() int {
-	if r := w.linkRate * paceMargin.Seconds(); r < creditBatch && r >= linkBatch {
+func (w *windowTuner) batch() int { return batchAt(w.linkRate) }
+
+// batchAt is the credit batch of a window tuned to a link of linkRate bytes per second (0: not
+// tuned to a link).
+func batchAt(linkRate float64) int {
+	if r := linkRate * paceMargin.Seconds(); r < creditBatch && r >= linkBatch {
 		return linkBatch
 	}
 	return creditBatch
@@ -249,7 +253,7 @@ func (w *windowTuner) adjust(n, queued int, now time.Time) int {
 				grow = min(max(w.window/16, 16<<10), maxClientWindow-w.window)
 			case !full:
 				// The link set the pace: its window, no more, and its rate is the link's.
-				if grow = min(w.linkWindow()-w.window, maxClientWindow-w.window); grow > 0 {
+				if grow = min(w.linkWindow(batchAt(w.rate))-w.window, maxClientWindow-w.window); grow > 0 {
 					w.linkRate = w.rate
 				}
 			default:
@@ -258,7 +262,7 @@ func (w *windowTuner) adjust(n, queued int, now time.Time) int {
 				// this one: a fast epoch's output came at the link's rate, so its rate shows
 				// what the link carries, where doubling takes a round trip per step, and the
 				// epoch after each step, which waits for the new credit, seldom counts as fast.
-				grow = min(max(grow, w.linkWindow()-w.window), maxClientWindow-w.window)
+				grow = min(max(grow, w.linkWindow(creditBatch)-w.window), maxClientWindow-w.window)
 			}
 			if grow > 0 {
 				w.grew(grow)

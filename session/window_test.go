@@ -45,7 +45,7 @@ func TestWindowJumpsToTheLink(t *testing.T) {
 	// the base, and a sixteenth after that.
 	const slow = 100 * time.Millisecond
 	w = windowTuner{window: window, minRTT: slow}
-	link := int(rate*(slow+paceMargin).Seconds()) + creditBatch + flushReserve
+	link := int(rate*(slow+paceMargin).Seconds()) + linkBatch + flushReserve // tuned to the link: its batch
 	if link >= 2*window || rate*slow.Seconds() >= window {
 		t.Fatalf("test setup: the link's window %d is not between the base and twice it", link)
 	}
@@ -95,7 +95,8 @@ func TestFirstEpochJumps(t *testing.T) {
 
 // TestWindowKeepsTheLocalQueue: the window shrunk to the link also holds the output that waited
 // in the client's own queue at a credit, on average over the epoch: it is not on the link, and
-// without it the link would run dry while the terminal takes its output.
+// without it the link would run dry while the terminal takes its output. The first shrink
+// goes to that window at once.
 func TestWindowKeepsTheLocalQueue(t *testing.T) {
 	const (
 		rtt    = 100 * time.Millisecond
@@ -110,6 +111,12 @@ func TestWindowKeepsTheLocalQueue(t *testing.T) {
 		w := windowTuner{window: 4 << 20, minRTT: rtt}
 		consume(&w, &now, 3<<20, at(3<<20), q) // an epoch at the link's rate
 		w.probed(rtt + 300*time.Millisecond)
+		// At once the link's window, with the batch of a window tuned to it: a window 48 KiB
+		// too big (a creditBatch in place of a linkBatch) was not shrunk again once the
+		// probes showed no queue.
+		if want := link + q; w.window-w.debt != want {
+			t.Errorf("%d bytes queued at each credit: after the first shrink, window %d less debt %d, want the link's %d and the queue, %d", q, w.window, w.debt, link, want)
+		}
 		for range 8 {
 			consume(&w, &now, 1<<20, at(1<<20), q)
 		}
