@@ -224,6 +224,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.running = true
 	c.tryOut, _ = c.Stdout.(TryWriter)
 	c.tryStop, _ = c.Stdout.(StoppableTryWriter)
+	c.restKeep = math.MaxInt // no FLUSH yet: nothing stops a write (stopWritingLocked)
 	c.credit = window
 	c.flow2 = slices.Contains(c.accepted, capFlow2)
 	c.keepalive = slices.Contains(c.accepted, capKeepalive)

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"io"
 	"sync/atomic"
 	"testing"
 )
@@ -116,23 +117,45 @@ func (b *tryBuffer) TryWrite(p []byte) (int, error) {
 	return b.syncBuffer.Write(p[:n])
 }
 
-// TestOutputTryWrite: output goes to a Stdout with TryWrite through it first, and what TryWrite
-// does not take goes through Write after it, in order.
+// stoppableTryBuffer is a tryBuffer that is also a StoppableTryWriter and a StoppableWriter, as
+// rlogin's terminal is: its TryWriteUntil takes nothing once stop reports true.
+type stoppableTryBuffer struct{ *tryBuffer }
+
+func (b stoppableTryBuffer) TryWriteUntil(p []byte, stop func() bool) (int, error) {
+	if stop() {
+		b.tries.Add(1)
+		return 0, nil
+	}
+	return b.TryWrite(p)
+}
+
+func (b stoppableTryBuffer) WriteUntil(p []byte, stop func() bool) (int, error) { return b.Write(p) }
+
+func (b stoppableTryBuffer) Wake() {}
+
+// TestOutputTryWrite: output goes to a Stdout with TryWrite (or TryWriteUntil) through it first,
+// from the first frame on, and what it does not take goes through Write after it, in order.
 func TestOutputTryWrite(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		take int
+		name      string
+		take      int
+		stoppable bool
 	}{
-		{"takes all", 1 << 20},
-		{"takes some", 3},
-		{"full", 0},
+		{"takes all", 1 << 20, false},
+		{"takes some", 3, false},
+		{"full", 0, false},
+		{"stoppable takes all", 1 << 20, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, s := tcpPair(t)
 			term := newFakeTerminal(t)
 			term.echo = true
 			out := &tryBuffer{syncBuffer: newSyncBuffer(), take: tc.take}
-			ts := startSession(t, c, s, term, func(c *Client) { c.Stdout = out })
+			var stdout io.Writer = out
+			if tc.stoppable {
+				stdout = stoppableTryBuffer{out}
+			}
+			ts := startSession(t, c, s, term, func(c *Client) { c.Stdout = stdout })
 			const want = "hello, world: and more"
 			for _, part := range []string{"hello", ", world", ": and more"} {
 				if _, err := ts.stdin.Write([]byte(part)); err != nil {
