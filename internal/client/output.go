@@ -246,27 +246,18 @@ func (o *outputWriter) closeNonblocking() {
 // goroutines. It returns n < len(p) and a nil error when the terminal's output buffer is full.
 // Standard output that is a pipe is treated as a terminal is; a regular file takes all of p.
 func (o *outputWriter) TryWrite(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.direct {
-		return o.writeLocked(o.w, p)
-	}
-	if o.nbfd == 0 || len(p) == 0 {
-		return 0, nil
-	}
-	n, _, err := o.writeNowLocked(p, nil)
-	return n, err
+	return o.TryWriteUntil(p, nil)
 }
 
 // TryWriteUntil is TryWrite, but it stops, with what it wrote, once stop reports true: it
-// calls stop before each write (session.StoppableTryWriter).
+// calls stop, unless nil, before each write (session.StoppableTryWriter).
 func (o *outputWriter) TryWriteUntil(p []byte, stop func() bool) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.direct {
 		return o.writeLocked(o.w, p)
 	}
-	if o.nbfd == 0 || len(p) == 0 || stop() {
+	if o.nbfd == 0 || len(p) == 0 || stop != nil && stop() {
 		return 0, nil
 	}
 	n, _, err := o.writeNowLocked(p, stop)
