@@ -168,10 +168,11 @@ type runner struct {
 	// sessions start their output before interact; see runClassic).
 	releaseOutput func()
 
-	disconnected atomic.Bool  // the user typed ~.
-	signaled     atomic.Int32 // the signal that ended the session, if one did
-	canceled     atomic.Bool  // ctx ended the session
-	hungUp       atomic.Bool  // the terminal hung up (or SIGHUP came) and the session stays detached
+	disconnected atomic.Bool    // the user typed ~.
+	signaled     atomic.Int32   // the signal that ended the session, if one did
+	canceled     atomic.Bool    // ctx ended the session
+	hungUp       atomic.Bool    // the terminal hung up (or SIGHUP came) and the session stays detached
+	hangUpSIGHUP chan os.Signal // after a hang-up, SIGHUP is caught here until interact returns (hangUp)
 
 	stopSignal func(chan<- os.Signal) // signal.Stop (tests watch it)
 	caught     *signalWatch           // the handlers the session's start installed, for interact

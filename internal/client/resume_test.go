@@ -3,12 +3,16 @@ package client
 import (
 	"bytes"
 	"crypto/ed25519"
+	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 
 	"github.com/rlogin-go/rlogin/internal/linkemu"
 	"github.com/rlogin-go/rlogin/keys"
+	"github.com/rlogin-go/rlogin/session"
 )
 
 // reattachRun runs rlogin -R (with args before the host) against s as a new client with its own
@@ -469,13 +474,60 @@ func TestHangupDetaches(t *testing.T) {
 	}
 }
 
+// keptSession is a remoteSession whose server keeps it when its connection goes (resume).
+type keptSession struct{}
+
+func (keptSession) Resize(session.WindowSize) error { return nil }
+func (keptSession) Wait() error                     { return nil }
+func (keptSession) Close() error                    { return nil }
+func (keptSession) Resumable() (session.SessionID, time.Duration, bool) {
+	return session.SessionID{}, time.Hour, true
+}
+
+// TestHangupSIGHUPAfterHandlers: the SIGHUP of a hang-up that leaves the session detached may
+// come after interact has removed its handlers (Linux wakes the terminal's readers, whose read
+// fails, before it signals the session leader); it must not kill rlogin, which exits 255. Here
+// the read's hang-up comes first, the handlers go as interact removes them, and then the
+// SIGHUP: rlogin runs in this process, which the SIGHUP killed before the fix (TestHangupDetaches
+// saw it as "rlogin was killed by hangup" on a loaded machine).
+func TestHangupSIGHUPAfterHandlers(t *testing.T) {
+	r := newRunner(&Config{}, Options{}, io.Discard)
+	r.sess = keptSession{}
+	w := r.watchSignals(t.Context())
+	if !r.hangUp() {
+		t.Fatal("hangUp: the session is not kept")
+	}
+	r.stopWatching(w)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.hangUpSIGHUP: // caught, and dropped
+	case <-time.After(testTimeout):
+		t.Fatal("the hang-up's SIGHUP was not caught")
+	}
+	r.stopSignal(r.hangUpSIGHUP) // as interact does once it returns
+}
+
 // TestHangupWithoutResume: without resume a hang-up ends the session as before: the shell is not
-// kept, so there is nothing to reattach.
+// kept, so there is nothing to reattach. As before, the hang-up's SIGHUP may also kill rlogin:
+// Linux sends it after the read that fails, and it may find rlogin past its handlers.
 func TestHangupWithoutResume(t *testing.T) {
 	s := startServer(t, func(s *testServer) { s.detach = time.Hour })
 	tt, _ := login(t, s, "-o", "Resume=no")
 	if err := tt.master.Close(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-tt.exited:
+	case <-time.After(testTimeout):
+		t.Fatalf("rlogin did not exit; output:\n%q", tt.out.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(tt.waitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGHUP {
+			return // killed the default way, as a hang-up kills a program that does not catch it
+		}
 	}
 	if code := tt.wait(); code == ExitFailure {
 		t.Errorf("without resume a hang-up exited %d, as a kept session does", code)
