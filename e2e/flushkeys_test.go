@@ -37,9 +37,14 @@ func newPausedReader() *pausedReader {
 	return p
 }
 
-// copyOut is the terminal's copyOut: it copies in small reads, each only while not paused.
+// copyOut is the terminal's copyOut: it copies in reads of all that the master's line discipline
+// holds (at most 4095 bytes), each only while not paused. Linux wakes a writer that waits for
+// room in the pty only when a read leaves at most 128 bytes there (n_tty_check_unthrottle):
+// a reader paused after a smaller read could leave 129-2047 bytes, with rlogin asleep behind them
+// though the pty had room again, and waitPending then waited for 2048 in vain (seen with 512-byte
+// reads, under load: the reader, slower than rlogin, kept it waiting for room).
 func (p *pausedReader) copyOut(w io.Writer, r io.Reader) {
-	buf := make([]byte, 512)
+	buf := make([]byte, 4096) // the line discipline's buffer holds at most 4095 bytes
 	for {
 		p.mu.Lock()
 		for p.paused {
@@ -71,14 +76,21 @@ func (p *pausedReader) waitPending(t *testing.T, master *os.File, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "output waiting in the stopped terminal", func() bool {
+	deadline := time.Now().Add(shortTimeout)
+	for {
 		p.mu.Lock()
 		parked := p.parked
 		p.mu.Unlock()
 		pending := 0
 		_ = rc.Control(func(fd uintptr) { pending, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
-		return parked && pending >= n
-	})
+		if parked && pending >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %d bytes of output in the stopped terminal: reader stopped %v, %d bytes waiting", n, parked, pending)
+		}
+		time.Sleep(10 * time.Millisecond) // the terminal tells nobody: poll it
+	}
 }
 
 func (p *pausedReader) resume() {
