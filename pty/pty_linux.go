@@ -38,7 +38,9 @@ type PTY struct {
 	hungUp   map[process]string // guarded by sigMu: the processes Hangup signalled, with their command names; nil before
 	hungUpAt time.Time          // guarded by sigMu: when Hangup signalled; zero before
 	sids     map[int]bool       // guarded by sigMu: sessions seen holding the terminal (without a cgroup)
+	peer     *os.File           // guarded by sigMu: the slave, held from Close until the reap (holdNumber)
 	hangup   sync.Once
+	holdOnce sync.Once
 
 	endOnce sync.Once
 	endErr  error
@@ -212,6 +214,42 @@ func (p *PTY) watchExit(exited chan<- struct{}) {
 	}
 	close(exited)
 	p.output.Stop()
+}
+
+// Close closes the master side of the terminal, as ptyMaster's Close does (the kernel hangs up
+// the slave side), but keeps the terminal's number taken until the child is reaped (Wait): see
+// holdNumber.
+func (p *PTY) Close() error {
+	p.holdNumber()
+	return p.ptyMaster.Close()
+}
+
+// holdNumber opens the slave (TIOCGPTPEER, never by name) before the master closes, unless the
+// child has been reaped, so that the terminal's number stays taken until Wait reaps the child.
+// Why: util-linux's login(1) closes its descriptors of the terminal, hangs it up (vhangup) and
+// opens it again by name (init_tty). If the master closed in between, nothing held the terminal,
+// a new pty could take its number, and login(1) opened that other session's terminal and
+// changed its owner: seen in CI, where an unprivileged rlogind's new pty became another user's
+// ("pty: open: open /dev/pts/0: permission denied") while the root tests' sessions ended. With
+// the number held, the name is gone once the master closes and such an open fails. Best
+// effort: a kernel before 4.13 has no TIOCGPTPEER.
+func (p *PTY) holdNumber() {
+	p.holdOnce.Do(func() {
+		p.sigMu.Lock() // against Wait's reap and release: a hold taken after them would leak
+		defer p.sigMu.Unlock()
+		if p.reaped {
+			return
+		}
+		var fd uintptr
+		var errno syscall.Errno
+		err := p.raw.Control(func(m uintptr) {
+			fd, _, errno = unix.Syscall(unix.SYS_IOCTL, m, unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
+		})
+		if err != nil || errno != 0 {
+			return // closed already, or an old kernel
+		}
+		p.peer = os.NewFile(fd, "pty slave (held)")
+	})
 }
 
 // Exited returns a channel that is closed once the child has exited; Wait then reaps it
@@ -503,6 +541,13 @@ func (p *PTY) Wait() (*os.ProcessState, error) {
 		p.sigMu.Unlock()
 		err := p.cmd.Wait()
 		p.state = p.cmd.ProcessState
+		p.sigMu.Lock()
+		peer := p.peer // the child can open nothing now: the number may go (holdNumber)
+		p.peer = nil
+		p.sigMu.Unlock()
+		if peer != nil {
+			_ = peer.Close()
+		}
 		var exitErr *exec.ExitError
 		if err != nil && !(errors.As(err, &exitErr) && p.state != nil) {
 			p.waitErr = fmt.Errorf("pty: wait: %w", err)
