@@ -1,8 +1,6 @@
 package pty_test
 
 import (
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,23 +9,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ttysOf returns the descriptors of process pid (0: this one) that are /dev/pts/n, whether the
-// name is still there or not.
-func ttysOf(t *testing.T, pid, n int) int {
+// ttysOf counts the descriptors of process proc ("self" or a pid) that are /dev/pts/n, whether
+// the name is still there or not.
+func ttysOf(t *testing.T, proc string, n int) int {
 	t.Helper()
-	dir := "/proc/self/fd"
-	if pid != 0 {
-		dir = "/proc/" + strconv.Itoa(pid) + "/fd"
-	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	name := "/dev/pts/" + strconv.Itoa(n)
 	count := 0
-	for _, e := range ents {
-		target, err := os.Readlink(filepath.Join(dir, e.Name()))
-		if err == nil && (target == name || strings.HasPrefix(target, name+" ")) {
+	for _, fd := range openFDsOf(t, proc) {
+		_, target, _ := strings.Cut(fd, "->")
+		if target == name || strings.HasPrefix(target, name+" ") {
 			count++
 		}
 	}
@@ -51,7 +41,7 @@ func TestCloseKeepsTheNumberUntilTheReap(t *testing.T) {
 	}
 	n := int(num)
 	deadline := time.Now().Add(watchdog)
-	for ttysOf(t, p.Pid(), n) != 0 { // sh has closed them and become sleep
+	for ttysOf(t, strconv.Itoa(p.Pid()), n) != 0 { // sh has closed them and become sleep
 		if time.Now().After(deadline) {
 			t.Fatalf("the child still holds /dev/pts/%d after %v", n, watchdog)
 		}
@@ -60,7 +50,7 @@ func TestCloseKeepsTheNumberUntilTheReap(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := ttysOf(t, 0, n); got != 1 {
+	if got := ttysOf(t, "self", n); got != 1 {
 		t.Fatalf("after Close, with the child running, this process holds %d descriptors of /dev/pts/%d, want 1", got, n)
 	}
 
@@ -87,7 +77,7 @@ func TestCloseKeepsTheNumberUntilTheReap(t *testing.T) {
 	if _, err := p.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if got := ttysOf(t, 0, n); got != 0 {
+	if got := ttysOf(t, "self", n); got != 0 {
 		t.Fatalf("after the reap this process still holds %d descriptors of /dev/pts/%d", got, n)
 	}
 }

@@ -778,13 +778,20 @@ func TestNoDescriptorLeakNoZombie(t *testing.T) {
 // openFDs lists this process's open descriptors with what they point to.
 func openFDs(t *testing.T) []string {
 	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
+	return openFDsOf(t, "self")
+}
+
+// openFDsOf lists the open descriptors of process proc ("self" or a pid) as "fd->target".
+func openFDsOf(t *testing.T, proc string) []string {
+	t.Helper()
+	dir := filepath.Join("/proc", proc, "fd")
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var fds []string
 	for _, e := range entries {
-		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		target, _ := os.Readlink(filepath.Join(dir, e.Name()))
 		fds = append(fds, e.Name()+"->"+target)
 	}
 	return fds
