@@ -121,7 +121,7 @@ func TestPAMPasswordLogin(t *testing.T) {
 	// neither is answered at once.
 	t.Logf("a wrong password's verdict: known user %v, unknown user %v", known, unknown)
 	for _, d := range append(known, unknown...) {
-		if d < 1400*time.Millisecond || d > 5*time.Second {
+		if d < logintest.PAMRefusalMin || d > logintest.PAMRefusalMax {
 			t.Errorf("a verdict after %v, want PAM's delay (1.5-4.5 s): known %v, unknown %v", d, known, unknown)
 		}
 	}

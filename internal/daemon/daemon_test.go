@@ -460,6 +460,17 @@ func TestLoginGraceTime(t *testing.T) {
 			start := time.Now()
 			c := p.dial(t, ts)
 			defer c.Close()
+			// The close is timed from now on: however long the login below takes.
+			type closed struct {
+				at  time.Time
+				ok  bool
+				got []byte
+			}
+			closes := make(chan closed, 1)
+			go func() {
+				at, ok, got := waitClosed(c, grace+shortTimeout)
+				closes <- closed{at, ok, got}
+			}()
 			// A real login meanwhile is not held up.
 			r := ts.login(t)
 			r.Send("exit 3\n")
@@ -467,7 +478,8 @@ func TestLoginGraceTime(t *testing.T) {
 			if err := r.Wait(); !errors.As(err, &ee) || ee.Status != 3 {
 				t.Fatalf("parallel login: %v, want exit status 3", err)
 			}
-			at, ok, got := waitClosed(c, grace+shortTimeout)
+			cl := <-closes // waitClosed returns by its deadline
+			at, ok, got := cl.at, cl.ok, cl.got
 			if !ok {
 				t.Fatalf("stalled conn still open %v after connecting", time.Since(start))
 			}

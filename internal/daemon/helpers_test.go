@@ -283,3 +283,15 @@ func (ts *testServer) waitLog(re string) []string {
 	}
 	return m
 }
+
+// waitLogAt waits for a log line that matches re, as waitLog does, and returns the time the line
+// says it was logged: what a test measures between two events, however late it polls the log.
+func (ts *testServer) waitLogAt(re string) time.Time {
+	ts.t.Helper()
+	m := ts.waitLog(`time=(\S+) [^\n]*` + re)
+	at, err := time.Parse(time.RFC3339Nano, m[1])
+	if err != nil {
+		ts.t.Fatalf("the time of the log line %q: %v", m[0], err)
+	}
+	return at
+}

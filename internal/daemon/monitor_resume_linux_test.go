@@ -350,10 +350,9 @@ func TestSeparatedDetachedExpiry(t *testing.T) {
 		t.Fatalf("alice's sessions: %+v, %v", list, err)
 	}
 	r.cut()
-	ts.waitLog(`msg="session detached" .*user=rlt-rsalice`)
-	detached := time.Now()
-	ts.waitLog(`msg="detached session expired" .*user=rlt-rsalice`)
-	if d := time.Since(detached); d < time.Second || d > 10*time.Second {
+	detached := ts.waitLogAt(`msg="session detached" .*user=rlt-rsalice`)
+	expired := ts.waitLogAt(`msg="detached session expired" .*user=rlt-rsalice`)
+	if d := expired.Sub(detached); d < time.Second || d > 10*time.Second {
 		t.Errorf("expired %v after the detach, want about 2s", d)
 	}
 	waitFor(t, "the shell and its job to end", func() bool { return gone(pid) && gone(job) })

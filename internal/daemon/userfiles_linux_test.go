@@ -25,7 +25,8 @@ func TestSystemUserFilesUnsafe(t *testing.T) {
 	alice := addUser(t, "rlt-alice")
 	alice.authorize(t, 0o600)
 	mallory.authorize(t, 0o600) // for its key and its 0700 ~/.rlogin; the file is replaced below
-	const grace = 3 * time.Second
+	// Long enough that no login of a loaded machine reaches it, unless a read blocks.
+	const grace = 10 * time.Second
 	const attempts = 5
 	ts := startSystem(t, func(c *Config) {
 		c.LoginGraceTime = grace
