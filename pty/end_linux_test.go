@@ -147,17 +147,16 @@ func TestEndKillsHangupProofJob(t *testing.T) {
 
 // TestEndHangsUpFirst: End sends SIGHUP before SIGKILL, so a job that obeys it ends at once,
 // long before the grace. The job is in a group of its own (set -m), so the shell's exit does
-// not hang it up already.
+// not hang it up already. The job writes its pid to a file once its trap is set: End runs once
+// that file is there.
 func TestEndHangsUpFirst(t *testing.T) {
 	for _, contained := range []bool{false, true} {
 		t.Run("contained="+strconv.FormatBool(contained), func(t *testing.T) {
 			dir := t.TempDir()
-			p, _ := startScript(t, contained, `set -m; sh -c 'trap "echo hup > `+filepath.Join(dir, "hup")+`; exit 0" HUP; echo JOB $$.; while :; do sleep 1; done' &
-sleep 0.2`)
-			out := readToEOF(t, p)
-			if !strings.Contains(out, "JOB ") {
-				t.Fatalf("no job: %q", out)
-			}
+			ready := filepath.Join(dir, "ready")
+			p, _ := startScript(t, contained, `set -m; sh -c 'trap "echo hup > `+filepath.Join(dir, "hup")+`; exit 0" HUP; echo $$ > `+ready+`.tmp; mv `+ready+`.tmp `+ready+`; while :; do sleep 1; done' &`)
+			job, _ := strconv.Atoi(strings.TrimSpace(string(waitForFile(t, ready))))
+			fd := pin(t, job)
 			if _, err := p.Wait(); err != nil {
 				t.Fatal(err)
 			}
@@ -168,10 +167,30 @@ sleep 0.2`)
 			if took := time.Since(start); took > watchdog/2 {
 				t.Errorf("End took %v: the job got no SIGHUP", took)
 			}
+			if alive(fd) {
+				t.Errorf("the job %d outlived End", job)
+			}
 			if b, _ := os.ReadFile(filepath.Join(dir, "hup")); string(b) != "hup\n" {
 				t.Errorf("the job's SIGHUP trap did not run: %q", b)
 			}
 		})
+	}
+}
+
+// waitForFile waits until the file at path exists and returns its contents; a script writes
+// it elsewhere and renames it there, so that it appears whole.
+func waitForFile(t *testing.T, path string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(watchdog)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			return b
+		}
+		if !errors.Is(err, fs.ErrNotExist) || time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: %v", path, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 	}
 }
 
@@ -193,19 +212,7 @@ while [ ! -e `+pidFile+` ]; do sleep 0.05; done`) // its exit would hang up a jo
 	if _, err := p.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	var b []byte
-	deadline := time.Now().Add(watchdog)
-	for {
-		var err error
-		if b, err = os.ReadFile(pidFile); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the escaped job never wrote its pid")
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(waitForFile(t, pidFile))))
 	fd := pin(t, pid)
 	if err := p.End(endGrace); err != nil {
 		t.Fatalf("End: %v", err)
