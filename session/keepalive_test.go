@@ -10,8 +10,10 @@ import (
 	"time"
 )
 
-// Short intervals: the tests wait for several of them, and the bounds they check are generous.
-var fastKeepalive = Keepalive{Interval: 40 * time.Millisecond, CountMax: 3}
+// Short intervals, so that the tests see many PINGs, and a timeout of twelve of them (600 ms), so
+// that a stall of this process, where both ends run, is not taken for a dead peer: a -race run on
+// a loaded machine stalls for 100 ms and more, which ended sessions under a 120 ms timeout.
+var fastKeepalive = Keepalive{Interval: 50 * time.Millisecond, CountMax: 12}
 
 // TestKeepaliveFrames: PING and PONG carry exactly a u32 cookie, and only with the capability.
 func TestKeepaliveFrames(t *testing.T) {
@@ -143,7 +145,8 @@ func TestServerProbesSilentClient(t *testing.T) {
 }
 
 // TestClientProbesSilentServer: a client PINGs a silent server and gives up on it with a
-// NoAnswerError; the server's PING is answered.
+// NoAnswerError, no sooner than the timeout after the server's last frame; the server's PING is
+// answered.
 func TestClientProbesSilentServer(t *testing.T) {
 	c, s := tcpPair(t)
 	srv := make(chan *rawPeer, 1)
@@ -165,15 +168,31 @@ func TestClientProbesSilentServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := <-srv
+	if m := p.read(); m.typ != framePing || m.cookie != 1 {
+		t.Fatalf("got %v %d, want PING 1", m.typ, m.cookie)
+	}
+	// An Interval after the ACCEPT at least: a client that counted the silence from the ACCEPT,
+	// not from the server's last frame, gives up before the timeout after lastSent.
 	lastSent := time.Now() // the server's last frame follows
 	p.write(appendCookie(nil, framePing, 5))
-	if m := p.read(); m.typ != framePong || m.cookie != 5 {
-		t.Fatalf("got %v %d, want PONG 5", m.typ, m.cookie)
-	}
-	for want := uint32(1); want <= 2; want++ {
-		if m := p.read(); m.typ != framePing || m.cookie != want {
-			t.Fatalf("got %v %d, want PING %d", m.typ, m.cookie, want)
+	// More PINGs may come before the PONG (another Interval passed before the PING 5 was
+	// written); they stay unanswered: the server is silent.
+	pings := uint32(1)
+	for {
+		m := p.read()
+		if m.typ == framePong && m.cookie == 5 {
+			break
 		}
+		if m.typ != framePing || m.cookie != pings+1 {
+			t.Fatalf("got %v %d, want PONG 5 or PING %d", m.typ, m.cookie, pings+1)
+		}
+		pings++
+	}
+	for range 2 { // the PING 5 began a new silence, which the client probes
+		if m := p.read(); m.typ != framePing || m.cookie != pings+1 {
+			t.Fatalf("got %v %d, want PING %d", m.typ, m.cookie, pings+1)
+		}
+		pings++
 	}
 	err := cl.Wait()
 	var noAnswer *NoAnswerError
@@ -183,13 +202,13 @@ func TestClientProbesSilentServer(t *testing.T) {
 	if d := time.Since(lastSent); d < fastKeepalive.Timeout() {
 		t.Errorf("gave up %v after the last frame, before the timeout %v", d, fastKeepalive.Timeout())
 	}
-	if want := "session: connection lost: no answer from the peer for 120ms"; err.Error() != want {
+	if want := "session: connection lost: no answer from the peer for 600ms"; err.Error() != want {
 		t.Errorf("Wait: %q, want %q", err, want)
 	}
 }
 
 // TestKeepaliveQuietSession: a healthy session without a byte of data outlives many intervals
-// on both ends, and then ends normally.
+// and three timeouts on both ends, and then ends normally.
 func TestKeepaliveQuietSession(t *testing.T) {
 	c, s := delayedPair(t, 10*time.Millisecond)
 	term := newFakeTerminal(t)
@@ -215,12 +234,34 @@ func TestKeepaliveQuietSession(t *testing.T) {
 	if err := cl.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Ten PINGs answered: the session lived through more than three timeouts without data. (The
-	// server hears the client's PINGs, so it seldom needs to PING itself.)
-	waitUntil(t, "ten PINGs answered", func() bool { return cl.alive.answered.Load() >= 10 })
+	start := time.Now()
+	waited := make(chan error, 1)
+	go func() { waited <- cl.Wait() }()
+	// Three timeouts without data, and ten of the client's PINGs answered meanwhile (the server
+	// PINGs too, when the client's PINGs leave it an Interval of silence). An end before that, on
+	// either side, fails at once.
+	live := 3 * fastKeepalive.Timeout()
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for time.Since(start) < live || cl.alive.answered.Load() < 10 {
+		select {
+		case err := <-waited:
+			t.Fatalf("Wait returned %v after %v of a quiet session (%d PINGs answered)", err, time.Since(start), cl.alive.answered.Load())
+		case r := <-res:
+			t.Fatalf("Serve returned %v after %v of a quiet session", r.err, time.Since(start))
+		case <-ctx.Done():
+			t.Fatalf("after %v, %d PINGs answered, want 10", time.Since(start), cl.alive.answered.Load())
+		case <-poll.C:
+		}
+	}
 	_ = stdin.Close() // the fake shell exits at the end of its input
-	if err := cl.Wait(); err != nil {
-		t.Fatalf("Wait: %v", err)
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Wait did not return after the end of the input")
 	}
 	if r := waitServed(t, res); r.err != nil {
 		t.Fatalf("Serve: %v", r.err)
@@ -232,7 +273,7 @@ func TestKeepaliveOldPeers(t *testing.T) {
 	t.Run("old client", func(t *testing.T) {
 		term := newFakeTerminal(t, "sleep", "3600")
 		p, _ := keepaliveServer(t, term, fastKeepalive, nil)
-		p.quiet(5 * fastKeepalive.Timeout())
+		p.quiet(fastKeepalive.Timeout()) // twelve PINGs' worth
 	})
 	t.Run("old server", func(t *testing.T) {
 		c, s := tcpPair(t)
@@ -244,7 +285,7 @@ func TestKeepaliveOldPeers(t *testing.T) {
 		}
 		defer cl.Close()
 		p := newRawPeer(t, s)
-		p.quiet(5 * fastKeepalive.Timeout())
+		p.quiet(fastKeepalive.Timeout()) // twelve PINGs' worth
 	})
 }
 
@@ -332,15 +373,16 @@ func TestServerWaitsForQuietClient(t *testing.T) {
 	term := newFakeTerminal(t, "sleep", "3600")
 	p, res := keepaliveServer(t, term, fastKeepalive, []string{capKeepalive})
 	p.write(appendHeader(nil, frameQuiet, 0))
-	// Ten times the timeout, and far more PINGs' worth than 16.
+	// Three times the timeout, and far more PINGs' worth (36) than 16.
 	select {
 	case srv := <-res:
 		res <- srv // for the cleanup, which waits for it
 		t.Fatalf("the session ended while the client was quiet: %v", srv.err)
-	case <-time.After(10 * fastKeepalive.Timeout()):
+	case <-time.After(3 * fastKeepalive.Timeout()):
 	}
-	p.write(appendCookie(nil, framePing, 1)) // the client runs again
+	// The client runs again. Its last frame: the server can hear it only after lastSent.
 	lastSent := time.Now()
+	p.write(appendCookie(nil, framePing, 1))
 	pings := 0
 	for {
 		m := p.read()
