@@ -92,6 +92,7 @@ type ServerConn struct {
 	req   *Request
 
 	requestDelay time.Duration // WindowRequestDelay; tests shorten it
+	holdTimeout  time.Duration // HoldTimeout; tests lengthen it
 
 	closeOnce sync.Once
 	closeErr  error
@@ -108,7 +109,7 @@ const (
 // NewServerConn returns the server side of a classic connection over conn. The ServerConn owns
 // conn.
 func NewServerConn(conn net.Conn) *ServerConn {
-	return &ServerConn{conn: conn, raw: rawConnOf(conn), requestDelay: WindowRequestDelay}
+	return &ServerConn{conn: conn, raw: rawConnOf(conn), requestDelay: WindowRequestDelay, holdTimeout: HoldTimeout}
 }
 
 // ReadRequest reads the client's handshake. It sets no deadline: the caller bounds it with one on
@@ -530,7 +531,7 @@ func (s *serverSession) setHold(hold bool) {
 	switch {
 	case hold:
 		s.holding = true
-		_ = s.sc.conn.SetReadDeadline(time.Now().Add(HoldTimeout))
+		_ = s.sc.conn.SetReadDeadline(time.Now().Add(s.sc.holdTimeout))
 	case s.holding:
 		s.holding = false
 		_ = s.sc.conn.SetReadDeadline(time.Time{})

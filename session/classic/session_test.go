@@ -341,22 +341,23 @@ func TestWindowRequestDelayed(t *testing.T) {
 	c.Window = WindowSize{Rows: 12, Cols: 34}
 	out := newSyncBuffer()
 	c.Stdout = out
+	start := time.Now() // before the confirmation, after which the server counts the delay
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	term.out <- packet{data: []byte("Password: ")}
 	out.waitFor(t, "Password: ")
-	if time.Since(start) < WindowRequestDelay {
-		time.Sleep(WindowRequestDelay / 2)
-		term.mu.Lock()
-		n := len(term.sizes)
-		term.mu.Unlock()
-		if n != 0 && time.Since(start) < WindowRequestDelay {
-			t.Errorf("window size sent %v after the confirmation, before the delay", time.Since(start))
-		}
+	shown := time.Now() // the server counted the delay from before it read the prompt
+	// The delay is over by shown + WindowRequestDelay, and a request that came with the prompt
+	// has been answered by then (on a machine that is not loaded). If the prompt was shown
+	// within the delay, it was sent within it: no size may come until the next output.
+	time.Sleep(time.Until(shown.Add(WindowRequestDelay)))
+	term.mu.Lock()
+	n := len(term.sizes)
+	term.mu.Unlock()
+	if early := shown.Sub(start); n != 0 && early < WindowRequestDelay {
+		t.Errorf("window size asked for with the prompt, which was shown %v after the confirmation, within the delay", early)
 	}
-	time.Sleep(time.Until(start.Add(WindowRequestDelay)))
 	term.out <- packet{data: []byte("motd\r\n")}
 	term.waitFor(t, "the window size", func() bool { return len(term.sizes) == 1 })
 	if term.sizes[0] != (WindowSize{Rows: 12, Cols: 34}) {
@@ -562,9 +563,14 @@ func rawHandshake(t *testing.T, c net.Conn, hs string) (answer []byte) {
 	return b
 }
 
-func TestServerWindowMessageSplit(t *testing.T) {
+// serveByHand runs a server on a fakeTerminal for a client that the test speaks for by hand, and
+// returns the client's conn once the server accepted its handshake. setup adjusts the server
+// before it reads the handshake.
+func serveByHand(t *testing.T, setup func(*ServerConn)) (*net.TCPConn, *fakeTerminal) {
+	t.Helper()
 	cc, sc := tcpPair(t)
 	srv := NewServerConn(sc)
+	setup(srv)
 	term := newFakeTerminal()
 	served := make(chan error, 1)
 	go func() {
@@ -575,23 +581,36 @@ func TestServerWindowMessageSplit(t *testing.T) {
 		_, err := srv.Serve(context.Background(), term)
 		served <- err
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		_ = cc.Close()
-		if err := <-served; err == nil {
-			t.Error("Serve = nil after the client dropped")
+		select {
+		case err := <-served:
+			if err == nil {
+				t.Error("Serve = nil after the client dropped")
+			}
+		case <-time.After(watchdog):
+			t.Error("Serve did not return")
 		}
-	}()
+	})
 	if a := rawHandshake(t, cc, "\x00bob\x00bob\x00xterm/9600\x00"); !bytes.Equal(a, []byte{0}) {
 		t.Fatalf("answer %q", a)
 	}
+	return cc, term
+}
+
+// TestServerWindowMessageSplit: a window message split across reads is recognised, however long
+// the pause between its parts; a near miss passes unchanged.
+func TestServerWindowMessageSplit(t *testing.T) {
+	// The hold outlasts any pause of this process: the test is of the split, not of the hold's
+	// end (TestServerHoldTimeout).
+	cc, term := serveByHand(t, func(s *ServerConn) { s.holdTimeout = time.Hour })
 	msg := AppendWindowMessage(nil, WindowSize{Rows: 30, Cols: 100})
-	// Split in two writes with a pause: two reads on the server (most likely; either way the
-	// message must be recognised).
+	// Split in two writes, the second after the input before the message was passed on: two
+	// reads on the server (most likely; either way the message must be recognised).
 	if _, err := cc.Write(append([]byte("a"), msg[:5]...)); err != nil {
 		t.Fatal(err)
 	}
 	term.waitFor(t, "the input before the message", func() bool { return term.input.String() == "a" })
-	time.Sleep(HoldTimeout / 4)
 	if _, err := cc.Write(append(msg[5:], 'b')); err != nil {
 		t.Fatal(err)
 	}
@@ -599,16 +618,25 @@ func TestServerWindowMessageSplit(t *testing.T) {
 	if term.sizes[0] != (WindowSize{Rows: 30, Cols: 100}) {
 		t.Errorf("size %v", term.sizes[0])
 	}
-	// A lone FF and silence: passed on after HoldTimeout.
-	if _, err := cc.Write([]byte("c\xff")); err != nil {
-		t.Fatal(err)
-	}
-	term.waitFor(t, "the held FF", func() bool { return term.input.String() == "abc\xff" })
 	// A near miss passes unchanged.
 	if _, err := cc.Write([]byte("\xff\xffst12345678")); err != nil {
 		t.Fatal(err)
 	}
-	term.waitFor(t, "the near miss", func() bool { return term.input.String() == "abc\xff\xff\xffst12345678" })
+	term.waitFor(t, "the near miss", func() bool { return term.input.String() == "ab\xff\xffst12345678" })
+}
+
+// TestServerHoldTimeout: a lone FF and silence: the FF, held as the possible start of a window
+// message, is passed on as input once HoldTimeout passed since the server read it, not before.
+func TestServerHoldTimeout(t *testing.T) {
+	cc, term := serveByHand(t, func(*ServerConn) {})
+	wrote := time.Now()
+	if _, err := cc.Write([]byte("c\xff")); err != nil {
+		t.Fatal(err)
+	}
+	term.waitFor(t, "the held FF", func() bool { return term.input.String() == "c\xff" })
+	if d := time.Since(wrote); d < HoldTimeout {
+		t.Errorf("the FF passed on %v after it was sent, before HoldTimeout (%v)", d, HoldTimeout)
+	}
 }
 
 func TestServerRefusesHostileHandshakes(t *testing.T) {
@@ -627,7 +655,15 @@ func TestServerRefusesHostileHandshakes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cc, sc := tcpPair(t)
 			srv := NewServerConn(sc)
-			_ = sc.SetDeadline(time.Now().Add(300 * time.Millisecond)) // the login deadline
+			// The login deadline. The server answers a handshake as soon as it has read it, so
+			// for those the deadline only bounds a server that does not (the answer is then
+			// none): it is long, and a stall of this process cannot pass it. Only a silent
+			// client meets it.
+			deadline := watchdog
+			if tc.hs == "" {
+				deadline = 300 * time.Millisecond
+			}
+			_ = sc.SetDeadline(time.Now().Add(deadline))
 			errC := make(chan error, 1)
 			go func() {
 				_, err := srv.ReadRequest()
