@@ -111,9 +111,12 @@ func TestFlushDropsHeldOutput(t *testing.T) {
 	if !bytes.Contains(after, []byte("^C")) {
 		t.Errorf("no echoed ^C after the FLUSH: %q", after)
 	}
-	for m := (message{}); !exited; exited = m.typ == frameExit {
-		if m = peer.read(); m.typ == frameClose {
+	for !exited { // the EXIT, when it did not come before the SYNCED
+		switch m := peer.read(); m.typ {
+		case frameClose:
 			t.Fatalf("CLOSE %q, want EXIT", m.text)
+		case frameExit:
+			exited = true
 		}
 	}
 	_ = peer.conn.Close()
