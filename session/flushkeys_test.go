@@ -130,12 +130,14 @@ func TestFlushKeysWithoutOutput(t *testing.T) {
 			}
 			if after == "a CREDIT" {
 				// The server's last look after the DATA has passed: only the client's frame
-				// makes it look again.
+				// makes it look again. The server arms that look after its Write of the DATA
+				// returns (sendNowLocked), which can be after the peer has read the DATA: until
+				// it is done sending, an unarmed timer means "not armed yet", not "fired".
 				s := waitSession(t, srv)
 				waitUntil(t, "the last look after the DATA", func() bool {
 					s.mu.Lock()
 					defer s.mu.Unlock()
-					return !s.keys.armed
+					return !s.sending && !s.keys.armed
 				})
 				term.locked(func() { term.keys = off })
 				peer.send(message{typ: frameCredit, credit: uint32(len(line))})
