@@ -181,22 +181,31 @@ func (s *serverSession) readErrorOutput(r ErrorOutputReader) error {
 	}
 }
 
-// sendErrorOutput sends p as a STDERR frame once the client's credit allows it (dropping it if
-// the session ends meanwhile), and returns the frame buffer for reuse.
+// sendErrorOutput sends p as STDERR frames as the client's credit allows (dropping the rest if
+// the session ends meanwhile), and returns the frame buffer for reuse. It sends what the credit
+// allows, not p whole, as sendOutput does with DATA: the client grants credit only a batch at a
+// time, so with its window shrunk to a link (down to minQueueWindow) the room left can be less
+// than one read of error output, and the credit that would make room comes only after more
+// output (docs/protocol.md, section 6.2).
 func (s *serverSession) sendErrorOutput(b, p []byte) []byte {
-	s.mu.Lock()
-	for !s.ending && s.unacked+len(p) > s.outputWindowLocked() {
-		s.errCond.Wait()
-	}
-	if s.ending {
+	for len(p) > 0 {
+		s.mu.Lock()
+		for !s.ending && s.unacked >= s.outputWindowLocked() {
+			s.errCond.Wait()
+		}
+		if s.ending {
+			s.mu.Unlock()
+			return b
+		}
+		n := min(len(p), s.outputWindowLocked()-s.unacked)
+		s.unacked += n
 		s.mu.Unlock()
-		return b
-	}
-	s.unacked += len(p)
-	s.mu.Unlock()
-	b = appendFrame(b, frameStderr, p)
-	if _, err := s.sc.conn.Write(b); err != nil {
-		s.stop("", fmt.Errorf("session: connection lost: %w", err))
+		b = appendFrame(b[:0], frameStderr, p[:n])
+		if _, err := s.sc.conn.Write(b); err != nil {
+			s.stop("", fmt.Errorf("session: connection lost: %w", err))
+			return b
+		}
+		p = p[n:]
 	}
 	return b
 }

@@ -308,3 +308,52 @@ func TestCommandStderrBlockedKeepsSession(t *testing.T) {
 		t.Errorf("Serve: %v", srv.err)
 	}
 }
+
+// TestErrorOutputFillsTheWindow: error output goes out as far as the client's credit allows,
+// not only in whole reads. The client grants credit a batch at a time, and a window shrunk to
+// a link leaves less room than one read of error output until its next credit, which comes
+// only after more output: a server that waited for room for a whole read waited forever (a
+// command writing only to stderr stalled, 1 run in 20 of TestCommandBulk on a loaded machine).
+// Here the client grants nothing at first: the error output must fill the window exactly.
+func TestErrorOutputFillsTheWindow(t *testing.T) {
+	const total = 300000
+	p, err := pipes.Start(exec.Command("/bin/sh", "-c", "dd if=/dev/zero bs="+strconv.Itoa(total)+" count=1 status=none >&2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.End(0) })
+	req := bob
+	req.Command = &Command{Line: "the dd above"}
+	req.Capabilities = []string{capFlow2, capExec}
+	peer, res, ans := serveRaw(t, p, req, []string{capFlow2, capExec}, func(sc *ServerConn) { sc.RunsCommands = true })
+	if ans.typ != frameAccept {
+		t.Fatalf("answer %v, want ACCEPT", ans.typ)
+	}
+	room := window - flushReserve // what flow2's server sends before the first credit
+	got := 0
+	for got < room {
+		m := peer.read() // the conn's watchdog ends a wait for output that does not come
+		if m.typ != frameStderr {
+			t.Fatalf("%v after %d bytes of error output, want STDERR", m.typ, got)
+		}
+		got += len(m.data)
+	}
+	if got != room {
+		t.Fatalf("%d bytes of error output before any credit, want the window's %d", got, room)
+	}
+	peer.send(message{typ: frameCredit, credit: uint32(got)})
+	for got < total {
+		m := peer.read()
+		if m.typ != frameStderr {
+			t.Fatalf("%v after %d bytes of error output, want STDERR", m.typ, got)
+		}
+		got += len(m.data)
+		peer.send(message{typ: frameCredit, credit: uint32(len(m.data))})
+	}
+	if m := peer.read(); m.typ != frameExit || m.exit.Status != 0 {
+		t.Fatalf("%v (exit %+v) after the error output, want EXIT 0", m.typ, m.exit)
+	}
+	if srv := waitServed(t, res); srv.err != nil {
+		t.Errorf("Serve: %v", srv.err)
+	}
+}

@@ -671,6 +671,9 @@ func (p *rawPeer) quiet(d time.Duration) {
 func (p *rawPeer) login(req Request) {
 	p.t.Helper()
 	b, err := appendMessage([]byte{version}, &message{typ: frameLogin, req: &req})
+	if err == nil && req.Command != nil {
+		b, err = appendCommand(b, req.Command) // it follows the request at once
+	}
 	if err != nil {
 		p.t.Fatal(err)
 	}
