@@ -57,16 +57,10 @@ type slowTerminal struct {
 	marker []byte
 	seen   time.Time
 	ended  bool // the session ended
-	paused bool // Write waits: the terminal is busy
+	paused bool // Write waits until resume: the terminal is busy
 }
 
-// pause makes Write wait until resume, as a terminal busy with something else.
-func (s *slowTerminal) pause() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.paused = true
-}
-
+// resume lets a paused terminal draw again.
 func (s *slowTerminal) resume() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
